@@ -1,0 +1,1 @@
+"""raidboard host package: boot, console and management of an emulated RAID board."""
