@@ -1,0 +1,254 @@
+"""Start and stop the board firmware (a `micropython` process) and remember where it listens.
+
+The firmware prints `RAIDBOARD READY {json}` once its endpoints are open. Its stdout and stderr go
+to STATE/firmware.log (so a detached board never writes into a closed pipe); the READY line is
+found there, or on the pty when the console is the firmware's stdio. A detached board leaves
+STATE/endpoints.json (pid, console URL, portals, iqn) so later commands find it with --state.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import tty
+from pathlib import Path
+
+READY = b"RAIDBOARD READY "
+ENDPOINTS = "endpoints.json"
+LOG = "firmware.log"
+REPO = Path(__file__).resolve().parents[2]
+
+
+class BootError(Exception):
+    """The firmware could not be started or did not become ready (exit code 4)."""
+
+
+def micropython():
+    exe = Path(sys.executable).with_name("micropython")
+    return str(exe) if exe.exists() else "micropython"
+
+
+def firmware_main():
+    env = os.environ.get("RAIDBOARD_FIRMWARE")
+    path = Path(env) if env else REPO / "firmware" / "main.py"
+    if not path.exists():
+        raise BootError("firmware not found at %s (set RAIDBOARD_FIRMWARE to firmware/main.py)" % path)
+    return path
+
+
+def read_board(path):
+    """The board definition as a dict; only what the host needs is checked here."""
+    p = Path(path)
+    if not p.is_file():
+        raise BootError("board definition %s: no such file (try boards/dac960sx.json)" % p)
+    try:
+        board = json.loads(p.read_text())
+    except ValueError as e:
+        raise BootError("board definition %s: not JSON: %s" % (p, e))
+    if not isinstance(board, dict):
+        raise BootError("board definition %s: must be a JSON object" % p)
+    heap = board.get("heap_kb")
+    if not isinstance(heap, int) or isinstance(heap, bool) or heap <= 0:
+        raise BootError("board definition %s: field heap_kb: must be a positive integer, got %r" % (p, heap))
+    return board
+
+
+class Board:
+    """A running firmware process and its endpoints."""
+
+    def __init__(self, proc, state, endpoints, pty_slave=None):
+        self.proc = proc
+        self.state = Path(state)
+        self.endpoints = endpoints
+        self._pty_slave = pty_slave
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    @property
+    def console_url(self):
+        return self.endpoints["console"]
+
+    def stop(self, grace=5.0):
+        return stop_pid(self.proc.pid, grace, proc=self.proc)
+
+    def close_fds(self):
+        if self._pty_slave is not None:
+            try:
+                os.close(self._pty_slave)
+            except OSError:
+                pass
+            self._pty_slave = None
+
+
+def start(board_path, state, console=None, iscsi=None, ready_timeout=60.0, detach=False, heap_kb=None):
+    """Boot the firmware; return a Board once it reported READY.
+
+    console: None (the board definition's), "tcp:HOST:PORT", or "pty".
+    """
+    board = read_board(board_path)
+    state = Path(state)
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BootError("state directory %s: %s" % (state, e.strerror or e))
+    old = read_endpoints(state)
+    if old and pid_alive(old.get("pid")):
+        raise BootError("a board already runs on %s (pid %s, console %s); stop it with "
+                        "`raidboard stop --state %s`" % (state, old["pid"], old.get("console"), state))
+    argv = [micropython(), "-X", "heapsize=%dK" % (heap_kb or board["heap_kb"]),
+            str(firmware_main()), str(Path(board_path).resolve()), str(state.resolve())]
+    master = slave = None
+    if console == "pty":
+        master, slave = os.openpty()
+        tty.setraw(slave)  # no echo, no line editing: the firmware sees bytes as typed
+        argv += ["--console", "stdio"]
+    elif console:
+        if not console.startswith("tcp:"):
+            raise BootError("--console %r: use tcp:HOST:PORT or pty" % console)
+        argv += ["--console", console]
+    if iscsi:
+        argv += ["--iscsi", iscsi]
+    logpath = state / LOG
+    log = open(logpath, "ab")
+    start_at = log.tell()
+    try:
+        proc = subprocess.Popen(
+            argv, cwd=str(REPO), stdin=master if master is not None else subprocess.DEVNULL,
+            stdout=master if master is not None else log, stderr=log,
+            # own session: Ctrl-C in the terminal reaches the host only, which stops the board in order;
+            # the pty slave stays open in the firmware so the master never sees a hang-up
+            start_new_session=True, pass_fds=(slave,) if slave is not None else ())
+    except OSError as e:
+        raise BootError("cannot start %s: %s" % (argv[0], e))
+    finally:
+        log.close()
+        if master is not None:
+            os.close(master)
+    try:
+        info = _wait_ready(proc, logpath, start_at, slave, ready_timeout)
+    except BaseException:
+        stop_pid(proc.pid, 2.0, proc=proc)
+        if slave is not None:
+            os.close(slave)
+        raise
+    endpoints = {"pid": proc.pid, "board": str(Path(board_path).resolve()), "state": str(state.resolve()),
+                 "portals": info.get("portals", []), "iqn": info.get("iqn"), "log": str(logpath.resolve())}
+    if slave is not None:
+        endpoints["console"] = os.ttyname(slave)
+    else:
+        c = info.get("console") or ""
+        endpoints["console"] = "socket://" + c[4:] if c.startswith("tcp:") else c
+    write_endpoints(state, endpoints)
+    return Board(proc, state, endpoints, pty_slave=slave)
+
+
+def _wait_ready(proc, logpath, offset, slave, timeout):
+    deadline = time.monotonic() + timeout
+    seen = b""
+    tty_buf = b""
+    import select
+    while True:
+        if slave is not None:
+            r, _, _ = select.select([slave], [], [], 0.05)
+            if r:
+                try:
+                    tty_buf = (tty_buf + os.read(slave, 65536))[-65536:]
+                except OSError:
+                    pass
+            info = _ready_in(tty_buf)
+            if info is not None:
+                return info
+        else:
+            time.sleep(0.05)
+        try:
+            with open(logpath, "rb") as f:
+                f.seek(offset)
+                seen = f.read()
+        except OSError:
+            pass
+        info = _ready_in(seen)
+        if info is not None:
+            return info
+        if proc.poll() is not None:
+            raise BootError("firmware exited with code %s before it was ready; its log (%s) ends:\n%s"
+                            % (proc.returncode, logpath, _tail(seen)))
+        if time.monotonic() > deadline:
+            raise BootError("firmware did not report READY within %.0fs; its log (%s) ends:\n%s"
+                            % (timeout, logpath, _tail(seen)))
+
+
+def _ready_in(data):
+    i = data.find(READY)
+    if i < 0:
+        return None
+    j = data.find(b"\n", i)
+    if j < 0:
+        return None
+    try:
+        info = json.loads(data[i + len(READY):j].decode("utf-8", "replace").strip())
+    except ValueError:
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def _tail(data, n=15):
+    lines = data.decode("utf-8", "replace").splitlines()[-n:]
+    return "\n".join("  | " + x for x in lines) or "  | (empty)"
+
+
+def read_endpoints(state):
+    p = Path(state) / ENDPOINTS
+    try:
+        d = json.loads(p.read_text())
+    except (OSError, ValueError):
+        return None
+    return d if isinstance(d, dict) else None
+
+
+def write_endpoints(state, endpoints):
+    p = Path(state) / ENDPOINTS
+    tmp = p.with_suffix(".tmp")
+    tmp.write_text(json.dumps(endpoints, indent=1) + "\n")
+    os.replace(tmp, p)
+
+
+def pid_alive(pid):
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie is not alive
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def stop_pid(pid, grace=5.0, proc=None):
+    """SIGINT (the firmware stops in order), then SIGTERM, then SIGKILL. True if it was running."""
+    if proc is not None and proc.poll() is not None:
+        return False
+    if proc is None and not pid_alive(pid):
+        return False
+    for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 2.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return True
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if proc is not None:
+                if proc.poll() is not None:
+                    return True
+            elif not pid_alive(pid):
+                return True
+            time.sleep(0.05)
+    return True

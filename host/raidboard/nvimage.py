@@ -1,0 +1,169 @@
+"""Offline decoder of NV memory images (format: nvram/README.md), for `raidboard nvram dump`.
+
+The host never imports firmware code: this is an independent CPython reading of the documented
+format, so a dump is also a check of the firmware's writer. An NV memory file holds two banks
+(bank A at offset 0, bank B at half the file); each bank is a header (magic "RBNV", version,
+generation, CRC32) and the payload: eight system drive entries (the seed's S_D_E plus an
+extension), the LUN map, the password, CHAP, LUN masks and the long-operation track. The bank
+with a valid CRC and the higher generation is the current image. A file of one bank (a factory
+image) decodes too.
+"""
+import struct
+import zlib
+
+MAGIC = b"RBNV"
+VERSION = 1
+HEADER = struct.Struct("<4sHHII")   # magic, version, reserved, generation, crc32
+MAX_SD = 8
+MAX_VDRIVES = 8
+PORTS, LUNS = 2, 8
+SDE = struct.Struct("<BBBB")        # status, raid, n_drvs, affinity
+VDRIVE = struct.Struct("<BBHII")    # channel, target, reserved, start block, blocks
+SDE_LEN = SDE.size + MAX_VDRIVES * VDRIVE.size
+SDX = struct.Struct("<IHHI")        # capacity blocks, stripe KiB, chunk KiB, reserved
+SD_SLOT = SDE_LEN + SDX.size
+LUNMAP_OFF = MAX_SD * SD_SLOT
+PW_OFF = LUNMAP_OFF + PORTS * LUNS  # u8 "set" + 20-byte SHA-1 digest
+CHAP_OFF = PW_OFF + 21              # user 64 + secret 32, NUL padded
+MASKS, IQN_LEN = 8, 224
+MASK_OFF = CHAP_OFF + 96            # MASKS x (initiator name, u16 bitmap of port*8+lun)
+TRACK_OFF = MASK_OFF + MASKS * (IQN_LEN + 2)
+TRACK_LEN = 64
+PAYLOAD_LEN = TRACK_OFF + TRACK_LEN
+BANK_MIN = HEADER.size + PAYLOAD_LEN
+UNMAPPED = 0xFF
+
+RAID_MASK, LOG, WB_MSK = 0x0F, 0x40, 0x80
+LEVELS = {0: "RAID0", 1: "RAID1", 3: "RAID3", 5: "RAID5", 6: "RAID0+1", 7: "JBOD"}
+STATUS = {0x03: "ONLINE", 0x04: "CRITICAL", 0xFF: "OFFLINE"}
+
+
+class BankError(Exception):
+    pass
+
+
+def _cstr(b):
+    return bytes(b).split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+def decode_bank(bank):
+    """One bank -> dict; raises BankError naming what is wrong."""
+    if len(bank) < BANK_MIN:
+        raise BankError("truncated: %d bytes, a bank needs %d" % (len(bank), BANK_MIN))
+    if not any(bank[:HEADER.size]):
+        raise BankError("blank (never written)")
+    magic, version, _, generation, crc = HEADER.unpack_from(bank, 0)
+    if magic != MAGIC:
+        raise BankError("foreign image: magic %r, expected %r" % (magic, MAGIC))
+    if version != VERSION:
+        raise BankError("unsupported version %d (this decoder reads version %d)" % (version, VERSION))
+    payload = bytes(bank[HEADER.size:HEADER.size + PAYLOAD_LEN])
+    calc = zlib.crc32(payload, zlib.crc32(bytes(bank[:12]))) & 0xFFFFFFFF
+    if calc != crc:
+        raise BankError("CRC mismatch: stored 0x%08X, computed 0x%08X (damaged)" % (crc, calc))
+    drives = []
+    for i in range(MAX_SD):
+        off = i * SD_SLOT
+        status, raid, n, affinity = SDE.unpack_from(payload, off)
+        if n == 0:
+            continue
+        if n > MAX_VDRIVES:
+            raise BankError("system drive %d: n_drvs %d exceeds %d" % (i, n, MAX_VDRIVES))
+        vd = []
+        for j in range(n):
+            ch, tg, _, start, blocks = VDRIVE.unpack_from(payload, off + SDE.size + j * VDRIVE.size)
+            vd.append({"channel": ch, "target": tg, "start": start, "blocks": blocks})
+        cap, stripe_kb, chunk_kb, _ = SDX.unpack_from(payload, off + SDE_LEN)
+        drives.append({"sd": i, "status": STATUS.get(status, "0x%02X" % status), "status_code": status,
+                       "raid": raid, "level": raid & RAID_MASK,
+                       "level_name": LEVELS.get(raid & RAID_MASK, "unknown %d" % (raid & RAID_MASK)),
+                       "log": bool(raid & LOG), "wb": bool(raid & WB_MSK), "n_drvs": n,
+                       "affinity": affinity, "blocks": cap, "stripe_kb": stripe_kb, "chunk_kb": chunk_kb,
+                       "vdrive": vd})
+    lunmap = [{"port": k // LUNS, "lun": k % LUNS, "sd": v}
+              for k, v in enumerate(payload[LUNMAP_OFF:LUNMAP_OFF + PORTS * LUNS]) if v != UNMAPPED]
+    masks = []
+    for k in range(MASKS):
+        off = MASK_OFF + k * (IQN_LEN + 2)
+        name = _cstr(payload[off:off + IQN_LEN])
+        if name:
+            bits = struct.unpack_from("<H", payload, off + IQN_LEN)[0]
+            masks.append({"initiator": name, "bitmap": bits,
+                          "luns": [[b // LUNS, b % LUNS] for b in range(16) if bits >> b & 1]})
+    track = payload[TRACK_OFF:TRACK_OFF + TRACK_LEN]
+    return {"magic": magic.decode("latin-1"), "version": version, "generation": generation,
+            "crc32": "0x%08X" % crc, "system_drives": drives, "lun_map": lunmap,
+            "password_set": bool(payload[PW_OFF]),
+            "chap_user": _cstr(payload[CHAP_OFF:CHAP_OFF + 64]),
+            "chap_secret_set": bool(payload[CHAP_OFF + 64]),
+            "masks": masks, "track": track.hex() if any(track) else ""}
+
+
+def dump(image):
+    """Whole NV memory file (or one bank) -> {size, banks:[{bank, offset, ok, error|image}], current}."""
+    n = len(image)
+    if n < BANK_MIN:
+        return {"size": n, "banks": [], "current": None,
+                "error": "truncated: %d bytes, an image needs at least %d" % (n, BANK_MIN)}
+    offsets = [0]
+    if n >= 2 * BANK_MIN:
+        offsets.append(n // 2)
+    banks = []
+    for k, off in enumerate(offsets):
+        end = off + n // 2 if len(offsets) == 2 else n
+        entry = {"bank": "AB"[k], "offset": off}
+        try:
+            entry["image"] = decode_bank(memoryview(image)[off:end])
+            entry["ok"] = True
+        except BankError as e:
+            entry["ok"] = False
+            entry["error"] = str(e)
+        banks.append(entry)
+    good = [b for b in banks if b["ok"]]
+    current = max(good, key=lambda b: b["image"]["generation"]) if good else None
+    d = {"size": n, "banks": banks, "current": current["bank"] if current else None}
+    if current is None:
+        d["error"] = "no valid bank: " + "; ".join("bank %s: %s" % (b["bank"], b["error"]) for b in banks)
+    return d
+
+
+def text(d):
+    lines = ["NV memory image %s: %d bytes" % (d.get("file", ""), d["size"])]
+    for b in d["banks"]:
+        cur = " (current)" if b["bank"] == d.get("current") else ""
+        if not b["ok"]:
+            lines.append("bank %s at 0x%X: %s" % (b["bank"], b["offset"], b["error"]))
+            continue
+        im = b["image"]
+        lines.append("bank %s at 0x%X%s: version %d, generation %d, CRC %s ok"
+                     % (b["bank"], b["offset"], cur, im["version"], im["generation"], im["crc32"]))
+    if d.get("current") is None:
+        lines.append(d.get("error", "no valid bank"))
+        return "\n".join(lines)
+    im = next(b for b in d["banks"] if b["bank"] == d["current"])["image"]
+    lines.append("")
+    lines.append("system drives (S_D_E):")
+    if not im["system_drives"]:
+        lines.append("  none")
+    for s in im["system_drives"]:
+        flags = [f for f, on in (("LOG", s["log"]), ("WB", s["wb"])) if on]
+        lines.append("  sd%d  raid=0x%02X %s%s  status %s  n_drvs %d  affinity %d  %d blocks (%d MB)  "
+                     "stripe %d KiB%s" % (s["sd"], s["raid"], s["level_name"], "".join("|" + f for f in flags),
+                                          s["status"], s["n_drvs"], s["affinity"], s["blocks"],
+                                          s["blocks"] * 512 // 1048576, s["stripe_kb"],
+                                          ("  chunk %d KiB" % s["chunk_kb"]) if s["chunk_kb"] else ""))
+        for j, v in enumerate(s["vdrive"]):
+            lines.append("      vdrive[%d] disk %d:%d  start %d  blocks %d"
+                         % (j, v["channel"], v["target"], v["start"], v["blocks"]))
+    lines.append("LUN map:")
+    if not im["lun_map"]:
+        lines.append("  none")
+    for m in im["lun_map"]:
+        lines.append("  port %d LUN %d -> sd%d" % (m["port"], m["lun"], m["sd"]))
+    lines.append("password: %s" % ("set" if im["password_set"] else "none"))
+    lines.append("CHAP: %s" % (("user %s" % im["chap_user"]) if im["chap_user"] else "none"))
+    for m in im["masks"]:
+        lines.append("mask: %s -> %s" % (m["initiator"], " ".join("%d/%d" % tuple(x) for x in m["luns"]) or "no LUNs"))
+    if im["track"]:
+        lines.append("long-operation track: %s" % im["track"])
+    return "\n".join(lines)

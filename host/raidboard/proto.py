@@ -1,0 +1,236 @@
+"""Client of the console line protocol (firmware/lineproto.md) over pyserial.
+
+One `Link` is one open serial console in line mode. It works the same over a TCP console
+(`socket://127.0.0.1:PORT`) and a pty (`/dev/pts/N`), because both go through
+`serial.serial_for_url`. The board answers one request at a time; asynchronous `* EVENT` lines
+may arrive between responses and are queued in `Link.events`.
+"""
+import collections
+import itertools
+import json
+import re
+import select
+import time
+
+import serial
+
+HELLO = b"#RB1"
+_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
+
+
+class LinkError(Exception):
+    """The board cannot be reached, or stopped answering (exit code 3)."""
+
+
+class ProtocolError(Exception):
+    """The board answered something that is not the line protocol (exit code 5)."""
+
+
+class BoardError(Exception):
+    """The board refused a request: `<id> ERR <CODE> {...}` (exit code 1)."""
+
+    def __init__(self, code, message, detail=None):
+        super().__init__("%s: %s" % (code, message))
+        self.code = code
+        self.message = message
+        self.detail = detail or {}
+
+
+def normalize_url(port):
+    """Accept socket://H:P, tcp:H:P, H:P or a device path; return a pyserial URL."""
+    port = port.strip()
+    if port.startswith("tcp:"):
+        return "socket://" + port[4:]
+    if "://" in port or port.startswith("/"):
+        return port
+    if re.match(r"^[\w.-]+:\d+$", port):
+        return "socket://" + port
+    return port
+
+
+class Link:
+    """An open serial console switched to line mode."""
+
+    def __init__(self, url, timeout=30.0, connect_timeout=5.0):
+        self.url = normalize_url(url)
+        self.timeout = timeout
+        self.events = collections.deque(maxlen=1000)
+        self.hello = {}
+        self._buf = bytearray()
+        self._ids = itertools.count(1)
+        try:
+            # pyserial's socket handler has no connect timeout of its own: it uses `timeout`
+            self.ser = serial.serial_for_url(self.url, timeout=connect_timeout, write_timeout=timeout)
+        except (serial.SerialException, OSError, ValueError) as e:
+            raise LinkError("cannot open console %s: %s" % (self.url, _why(e)))
+        self.ser.timeout = 0  # reads return what is there; waiting is done by select below
+        try:
+            self._enter(connect_timeout)
+        except BaseException:
+            self._close_port()
+            raise
+
+    # -- framing ---------------------------------------------------------------------------------
+    def _read_some(self, wait=0.2):
+        """Wait up to `wait` seconds for input and append what arrived to the buffer."""
+        try:
+            ready, _, _ = select.select([self.ser.fileno()], [], [], max(0.0, wait))
+            data = self.ser.read(65536) if ready else b""
+        except (serial.SerialException, OSError, ValueError) as e:
+            raise LinkError("console %s closed: %s" % (self.url, _why(e)))
+        self._buf += data
+        return data
+
+    def _readline(self, deadline):
+        """Next complete line (without the line end), or None at the deadline."""
+        while True:
+            i = self._buf.find(b"\n")
+            if i >= 0:
+                line = bytes(self._buf[:i])
+                del self._buf[: i + 1]
+                return line.rstrip(b"\r")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self._read_some(min(left, 1.0))
+
+    def _write(self, data):
+        try:
+            self.ser.write(data)
+            self.ser.flush()
+        except (serial.SerialException, OSError) as e:
+            raise LinkError("console %s: write failed: %s" % (self.url, _why(e)))
+
+    def _enter(self, wait):
+        """Switch the console to line mode; the VT-100 screen output before it is skipped."""
+        deadline = time.monotonic() + wait
+        next_hello = 0.0
+        while True:
+            now = time.monotonic()
+            if now >= next_hello:
+                # resend now and then: a pty may hold a half-typed line of an earlier client
+                self._write(HELLO + b"\n")
+                next_hello = now + 1.5
+            i = self._buf.find(HELLO + b" OK")
+            if i >= 0:
+                del self._buf[:i]
+                j = self._buf.find(b"\n")
+                if j >= 0:
+                    line = bytes(self._buf[:j]).rstrip(b"\r").decode("utf-8", "replace")
+                    del self._buf[: j + 1]
+                    self.hello = _json_tail(line[len("#RB1 OK"):]) or {}
+                    return
+            else:
+                # keep only a tail that could hold the start of the greeting
+                if len(self._buf) > 4096:
+                    del self._buf[:-16]
+            if now >= deadline:
+                raise LinkError(
+                    "console %s did not answer #RB1 within %.0fs (is this a raidboard console? "
+                    "is another client attached?)" % (self.url, wait))
+            self._read_some(min(0.2, max(0.0, deadline - now)))
+
+    # -- requests --------------------------------------------------------------------------------
+    def request(self, command, args=None, timeout=None):
+        """Send one request and return the result dict; raises BoardError on ERR."""
+        rid = "h%d" % next(self._ids)
+        if not re.match(r"^[a-z_][a-z0-9_]*$", command):
+            raise ValueError("bad command name %r" % command)
+        body = json.dumps(args if args is not None else {}, separators=(",", ":"))
+        self._write(("%s %s %s\n" % (rid, command, body)).encode())
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while True:
+            line = self._readline(deadline)
+            if line is None:
+                raise LinkError("board did not answer %r within %.0fs" % (command, timeout or self.timeout))
+            text = line.decode("utf-8", "replace")
+            if not text:
+                continue
+            if text.startswith("* EVENT"):
+                ev = _json_tail(text[len("* EVENT"):])
+                if isinstance(ev, dict):
+                    self.events.append(ev)
+                continue
+            head, _, rest = text.partition(" ")
+            if head == "-":
+                # the board could not even parse our request line
+                code, _, tail = rest.partition(" ")
+                if code == "OK":
+                    continue
+                d = _json_tail(tail) or {}
+                raise ProtocolError("board rejected the request line: %s %s" % (code, d.get("message", "")))
+            if head != rid:
+                continue  # stale answer of an earlier client, or screen noise
+            kind, _, tail = rest.partition(" ")
+            if kind == "OK":
+                d = _json_tail(tail)
+                if not isinstance(d, dict):
+                    raise ProtocolError("board answered %r with bad JSON: %r" % (command, tail[:200]))
+                return d
+            if kind == "ERR":
+                code, _, tail = tail.partition(" ")
+                d = _json_tail(tail)
+                d = d if isinstance(d, dict) else {}
+                raise BoardError(code or "ERROR", d.get("message", tail.strip() or "refused"), d)
+            raise ProtocolError("unexpected answer to %r: %r" % (command, text[:200]))
+
+    def wait_event(self, timeout):
+        """Return the next queued or arriving event, or None after `timeout` seconds."""
+        if self.events:
+            return self.events.popleft()
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self._readline(deadline)
+            if line is None:
+                return None
+            text = line.decode("utf-8", "replace")
+            if text.startswith("* EVENT"):
+                ev = _json_tail(text[len("* EVENT"):])
+                if isinstance(ev, dict):
+                    return ev
+
+    def close(self):
+        """Leave line mode (the VT-100 screen comes back) and close the port."""
+        if getattr(self, "ser", None) is None:
+            return
+        try:
+            rid = "h%d" % next(self._ids)
+            self._write(("%s bye {}\n" % rid).encode())
+            deadline = time.monotonic() + 2.0
+            while True:
+                line = self._readline(deadline)
+                if line is None or line.startswith(rid.encode() + b" "):
+                    break
+        except (LinkError, OSError):
+            pass
+        self._close_port()
+
+    def _close_port(self):
+        try:
+            self.ser.close()
+        except Exception:
+            pass
+        self.ser = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _json_tail(s):
+    s = s.strip()
+    if not s:
+        return {}
+    try:
+        return json.loads(s)
+    except ValueError:
+        return None
+
+
+def _why(e):
+    msg = str(e)
+    if "Connection refused" in msg or "ConnectionRefused" in msg or "[Errno 111]" in msg:
+        return "connection refused (is the board running? start it with `raidboard boot`)"
+    return msg

@@ -1,0 +1,209 @@
+"""Text output of the CLI: tables, SCSI status and sense in words, hexdumps, progress bars."""
+import sys
+
+LEVELS = {0: "RAID0", 1: "RAID1", 3: "RAID3", 5: "RAID5", 6: "RAID0+1", 7: "JBOD"}
+
+STATUS = {0x00: "GOOD", 0x02: "CHECK CONDITION", 0x04: "CONDITION MET", 0x08: "BUSY",
+          0x18: "RESERVATION CONFLICT", 0x28: "TASK SET FULL", 0x30: "ACA ACTIVE", 0x40: "TASK ABORTED"}
+
+SENSE_KEYS = ["NO SENSE", "RECOVERED ERROR", "NOT READY", "MEDIUM ERROR", "HARDWARE ERROR",
+              "ILLEGAL REQUEST", "UNIT ATTENTION", "DATA PROTECT", "BLANK CHECK", "VENDOR SPECIFIC",
+              "COPY ABORTED", "ABORTED COMMAND", "EQUAL", "VOLUME OVERFLOW", "MISCOMPARE", "RESERVED"]
+
+# the additional sense codes this board is likely to return (SPC-4 annex); others print as hex
+ASC = {
+    (0x00, 0x00): "no additional sense information",
+    (0x04, 0x00): "logical unit not ready, cause not reportable",
+    (0x04, 0x01): "logical unit is in process of becoming ready",
+    (0x04, 0x03): "logical unit not ready, manual intervention required",
+    (0x04, 0x07): "logical unit not ready, operation in progress",
+    (0x08, 0x00): "logical unit communication failure",
+    (0x0C, 0x00): "write error",
+    (0x11, 0x00): "unrecovered read error",
+    (0x1A, 0x00): "parameter list length error",
+    (0x20, 0x00): "invalid command operation code",
+    (0x21, 0x00): "logical block address out of range",
+    (0x24, 0x00): "invalid field in cdb",
+    (0x25, 0x00): "logical unit not supported",
+    (0x26, 0x00): "invalid field in parameter list",
+    (0x27, 0x00): "write protected",
+    (0x29, 0x00): "power on, reset, or bus device reset occurred",
+    (0x2A, 0x01): "mode parameters changed",
+    (0x3A, 0x00): "medium not present",
+    (0x3F, 0x0E): "reported luns data has changed",
+    (0x44, 0x00): "internal target failure",
+    (0x55, 0x03): "insufficient resources",
+}
+
+
+def table(rows, headers):
+    """Left-aligned columns; rows are lists of values."""
+    rows = [["" if v is None else str(v) for v in r] for r in rows]
+    widths = [len(h) for h in headers]
+    for r in rows:
+        for i, v in enumerate(r):
+            widths[i] = max(widths[i], len(v))
+    out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    for r in rows:
+        out.append("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+    return "\n".join(out)
+
+
+def level_name(d):
+    lv = d.get("level", d.get("raid"))
+    if isinstance(lv, int):
+        return LEVELS.get(lv & 0x0F, "RAID?%d" % lv)
+    return str(lv)
+
+
+def size_mb(d):
+    if d.get("mb") is not None:
+        return "%s MB" % d["mb"]
+    if d.get("blocks") is not None:
+        return "%d MB" % (d["blocks"] * 512 // 1048576)
+    return "?"
+
+
+def drives_table(drives):
+    rows = []
+    for d in drives:
+        members = ",".join(str(m.get("name", m.get("slot"))) for m in d.get("members", []))
+        luns = ",".join("%s/%s" % tuple(x) for x in d.get("luns", []))
+        rows.append(["sd%s" % d.get("sd"), level_name(d), d.get("status", "?"), size_mb(d),
+                     "LOG" if d.get("log") else "", "WB" if d.get("wb") else "WT",
+                     d.get("stripe_kb", ""), members, luns or "-"])
+    if not rows:
+        return "no system drives (create one: raidboard sd create --raid 5 --slots 0,1,2,3)"
+    return table(rows, ["DRIVE", "LEVEL", "STATUS", "SIZE", "LOG", "CACHE", "STRIPE_KB", "MEMBERS", "LUNS"])
+
+
+def luns_table(entries):
+    if not entries:
+        return "no LUNs mapped (map one: raidboard lun map 0/0 sd0)"
+    rows = [["%s/%s" % (e.get("port"), e.get("lun")), "sd%s" % e.get("sd")]
+            for e in sorted(entries, key=lambda e: (e.get("port", 0), e.get("lun", 0)))]
+    return table(rows, ["PORT/LUN", "DRIVE"])
+
+
+def disks_table(disks):
+    rows = [[d.get("slot"), d.get("name"), d.get("state"), "%s MB" % d.get("mb")] for d in disks]
+    return table(rows, ["SLOT", "NAME", "STATE", "SIZE"])
+
+
+def event_line(e):
+    return "#%-5s %-10s %-5s %s" % (e.get("seq", "?"), _time(e.get("time")), e.get("level", ""), e.get("text", ""))
+
+
+def _time(t):
+    if isinstance(t, (int, float)):
+        import time as _t
+        try:
+            return _t.strftime("%H:%M:%S", _t.localtime(t))
+        except (OverflowError, OSError, ValueError):
+            return str(t)
+    return str(t if t is not None else "")
+
+
+def snapshot_text(s):
+    state = s.get("state", "?")
+    if state in ("IDLE", None):
+        return "snapshot: %s" % state
+    parts = ["snapshot: %s" % state]
+    if s.get("primary") is not None:
+        parts.append("primary sd%s" % s["primary"])
+    if s.get("log") is not None:
+        parts.append("log sd%s" % s["log"])
+    if s.get("usage_pct") is not None:
+        parts.append("log %s%% used" % _pct(s["usage_pct"]))
+    if s.get("exceptions") is not None:
+        parts.append("%s of %s chunks copied" % (s["exceptions"], s.get("capacity", "?")))
+    if s.get("generation") is not None:
+        parts.append("generation %s" % s["generation"])
+    return ", ".join(parts)
+
+
+def _pct(v):
+    return ("%.1f" % v).rstrip("0").rstrip(".") if isinstance(v, float) else str(v)
+
+
+def lop_line(op):
+    pct = op.get("percent", op.get("pct"))
+    label = " ".join(str(op[k]) for k in ("op", "kind", "name") if op.get(k) is not None) or "operation"
+    where = " ".join("%s=%s" % (k, op[k]) for k in ("sd", "source", "target", "to") if op.get(k) is not None)
+    state = op.get("state", op.get("status", ""))
+    return "%s %s %s%s" % (label, where, state, (" %s%%" % _pct(pct)) if pct is not None else "")
+
+
+def sense_text(status, sense_hex):
+    lines = ["status: 0x%02X %s" % (status, STATUS.get(status, "unknown status"))]
+    if sense_hex:
+        s = bytes.fromhex(sense_hex)
+        lines.append("sense: " + describe_sense(s))
+    return "\n".join(lines)
+
+
+def describe_sense(s):
+    if len(s) < 14 or (s[0] & 0x7F) not in (0x70, 0x71):
+        return "%d bytes, not fixed format: %s" % (len(s), s.hex())
+    key = s[2] & 0x0F
+    asc, ascq = s[12], s[13]
+    text = ASC.get((asc, ascq)) or ("vendor specific" if asc >= 0x80 else "")
+    info = ""
+    if s[0] & 0x80:
+        info = " information 0x%08X" % int.from_bytes(s[3:7], "big")
+    return "%s (key 0x%X), ASC/ASCQ 0x%02X/0x%02X%s%s%s" % (
+        SENSE_KEYS[key], key, asc, ascq, (" " + text) if text else "", info,
+        " [deferred]" if (s[0] & 0x7F) == 0x71 else "")
+
+
+def sense_dict(sense_hex):
+    if not sense_hex:
+        return None
+    s = bytes.fromhex(sense_hex)
+    if len(s) < 14:
+        return {"raw": sense_hex}
+    key = s[2] & 0x0F
+    return {"raw": sense_hex, "response_code": s[0] & 0x7F, "key": key, "key_name": SENSE_KEYS[key],
+            "asc": s[12], "ascq": s[13], "text": ASC.get((s[12], s[13]), "")}
+
+
+def hexdump(data, limit=None):
+    out = []
+    n = len(data) if limit is None else min(len(data), limit)
+    for off in range(0, n, 16):
+        chunk = data[off:off + 16]
+        hx = " ".join("%02x" % b for b in chunk)
+        asc = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+        out.append("%08x  %-47s  |%s|" % (off, hx, asc))
+    if limit is not None and len(data) > limit:
+        out.append("... %d more bytes (use --out FILE for all)" % (len(data) - limit))
+    return "\n".join(out)
+
+
+class Progress:
+    """One-line progress bar on stderr when it is a terminal, else a line per whole-percent step."""
+
+    def __init__(self, label, stream=None):
+        self.label = label
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.last = None
+
+    def update(self, pct, note=""):
+        pct = max(0.0, min(100.0, float(pct)))
+        if self.tty:
+            width = 40
+            fill = int(width * pct / 100)
+            self.stream.write("\r%s [%s%s] %5.1f%% %s\x1b[K" % (self.label, "#" * fill, "." * (width - fill), pct, note))
+            self.stream.flush()
+        elif self.last is None or int(pct) != int(self.last):
+            self.stream.write("%s %.1f%% %s\n" % (self.label, pct, note))
+            self.stream.flush()
+        self.last = pct
+
+    def done(self, note=""):
+        if self.tty and self.last is not None:
+            self.stream.write("\n")
+        if note:
+            self.stream.write(note + "\n")
+        self.stream.flush()
