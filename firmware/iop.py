@@ -1,0 +1,229 @@
+# I/O processor (FIG. 3): the physical disks behind the drive channels.
+# Each slot is a sparse file "disk-<channel>-<target>.img" of disk_blocks * 512 bytes in the
+# board's state directory. The unix port's binary files are unbuffered (every write is a write(2)),
+# so data written here survives a killed firmware process without any flush.
+import os
+from micropython import const
+
+SECTOR = const(512)
+STATE_FILE = "slots.state"
+STATES = ("online", "failed", "removed", "rebuild")
+
+
+class DiskError(Exception):
+    # .slot: the slot; .reason: 'failed' | 'removed' (state refuses I/O) | 'io' (the file failed)
+    def __init__(self, slot, reason, detail=""):
+        super().__init__("disk %d: %s%s" % (slot, reason, (" (" + detail + ")") if detail else ""))
+        self.slot = slot
+        self.reason = reason
+        self.detail = detail
+
+
+def _exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def _size(path):
+    return os.stat(path)[6]
+
+
+def _blank(path, nbytes):
+    # a sparse file of nbytes: only the last byte is written
+    f = open(path, "wb")
+    if nbytes:
+        f.seek(nbytes - 1)
+        f.write(b"\0")
+    f.close()
+
+
+class IOP:
+    def __init__(self, state_dir, n_slots, disk_blocks, names):
+        if n_slots < 1 or len(names) != n_slots:
+            raise ValueError("iop: %d names for %d slots" % (len(names), n_slots))
+        if disk_blocks < 1:
+            raise ValueError("iop: disk_blocks must be >= 1, got %r" % (disk_blocks,))
+        self.state_dir = state_dir
+        self.n_slots = n_slots
+        self.disk_blocks = disk_blocks
+        self.names = list(names)
+        self.paths = []
+        for nm in self.names:
+            p = nm.split(":")
+            if len(p) != 2 or not p[0].isdigit() or not p[1].isdigit():
+                raise ValueError("iop: slot name %r is not 'channel:target'" % (nm,))
+            self.paths.append("%s/disk-%s-%s.img" % (state_dir, p[0], p[1]))
+        # problems found at boot, one (slot, text) per disk the board could not bring online;
+        # the controller logs them as events
+        self.problems = []
+        self._files = [None] * n_slots
+        self._state = ["online"] * n_slots
+        first_boot = not self._load_states()
+        for s in range(n_slots):
+            self._open(s, first_boot)
+        self._save_states()
+        self.reset_counters()
+
+    # ---- slot states, kept in a small text file written as temp + rename
+    def _load_states(self):
+        path = self.state_dir + "/" + STATE_FILE
+        try:
+            f = open(path)
+        except OSError:
+            return False
+        try:
+            text = f.read()
+        finally:
+            f.close()
+        for ln in text.split("\n"):
+            ln = ln.strip()
+            if not ln or ln[0] == "#":
+                continue
+            w = ln.split()
+            if len(w) != 2 or w[1] not in STATES:
+                self.problems.append((-1, "%s: bad line %r ignored" % (STATE_FILE, ln)))
+                continue
+            if w[0] in self.names:
+                self._state[self.names.index(w[0])] = w[1]
+            else:
+                self.problems.append((-1, "%s: no slot %s on this board, ignored" % (STATE_FILE, w[0])))
+        return True
+
+    def _save_states(self):
+        path = self.state_dir + "/" + STATE_FILE
+        tmp = path + ".tmp"
+        f = open(tmp, "w")
+        f.write("# slot state (online|failed|removed|rebuild)\n")
+        for s in range(self.n_slots):
+            f.write("%s %s\n" % (self.names[s], self._state[s]))
+        f.close()
+        os.rename(tmp, path)
+
+    def _open(self, s, first_boot):
+        path = self.paths[s]
+        want = self.disk_blocks * SECTOR
+        if self._state[s] == "removed":
+            return
+        if not _exists(path):
+            if first_boot:
+                _blank(path, want)
+            else:
+                # the disk was pulled while the board was off
+                self._state[s] = "removed"
+                self.problems.append((s, "%s missing: slot %s marked removed" % (path, self.names[s])))
+                return
+        try:
+            size = _size(path)
+            if size < want:
+                self._state[s] = "failed"
+                self.problems.append((s, "%s is %d bytes, a disk of this board has %d: slot %s marked failed"
+                                      % (path, size, want, self.names[s])))
+                return
+            self._files[s] = open(path, "r+b")
+        except OSError as e:
+            self._state[s] = "failed"
+            self.problems.append((s, "%s cannot be opened (%s): slot %s marked failed" % (path, e, self.names[s])))
+
+    def _check(self, slot, lba, mv):
+        if not 0 <= slot < self.n_slots:
+            raise ValueError("iop: no slot %r" % (slot,))
+        n = len(mv)
+        if n % SECTOR:
+            raise ValueError("iop: length %d is not whole sectors" % n)
+        if lba < 0 or lba + n // SECTOR > self.disk_blocks:
+            raise ValueError("iop: slot %d lba %d+%d beyond %d blocks" % (slot, lba, n // SECTOR, self.disk_blocks))
+        st = self._state[slot]
+        if st == "failed" or st == "removed":
+            raise DiskError(slot, st)
+        return self._files[slot]
+
+    def _io_failed(self, slot, e):
+        # a disk whose file errors drops out, as a real drive the controller gives up on
+        self._set(slot, "failed")
+        return DiskError(slot, "io", str(e))
+
+    # ---- data path (lba in sectors; len(mv) whole sectors)
+    def read(self, slot, lba, mv):
+        f = self._check(slot, lba, mv)
+        n = len(mv)
+        try:
+            f.seek(lba * SECTOR)
+            got = f.readinto(mv)
+            while got < n:
+                # a short read means the file shrank under us
+                k = f.readinto(mv[got:])
+                if not k:
+                    raise OSError("short read at byte %d" % (lba * SECTOR + got))
+                got += k
+        except OSError as e:
+            raise self._io_failed(slot, e)
+        self.reads += 1
+        self.read_bytes += n
+
+    def write(self, slot, lba, mv):
+        f = self._check(slot, lba, mv)
+        n = len(mv)
+        try:
+            f.seek(lba * SECTOR)
+            done = f.write(mv)
+            while done < n:
+                k = f.write(mv[done:])
+                if not k:
+                    raise OSError("short write at byte %d" % (lba * SECTOR + done))
+                done += k
+        except OSError as e:
+            raise self._io_failed(slot, e)
+        self.writes += 1
+        self.write_bytes += n
+
+    # ---- slot states
+    def state(self, slot):
+        if not 0 <= slot < self.n_slots:
+            raise ValueError("iop: no slot %r" % (slot,))
+        return self._state[slot]
+
+    def _set(self, slot, st):
+        self.state(slot)
+        self._state[slot] = st
+        self._save_states()
+
+    def fail(self, slot):
+        self._set(slot, "failed")
+
+    def remove(self, slot):
+        self._set(slot, "removed")
+        f = self._files[slot]
+        if f:
+            f.close()
+            self._files[slot] = None
+
+    def replace(self, slot):
+        # a new, blank disk in the slot: writes go to it, RAID does not trust it until rebuilt
+        self.state(slot)
+        f = self._files[slot]
+        if f:
+            f.close()
+            self._files[slot] = None
+        _blank(self.paths[slot], self.disk_blocks * SECTOR)
+        self._files[slot] = open(self.paths[slot], "r+b")
+        self._set(slot, "rebuild")
+
+    def set_online(self, slot):
+        if self._files[slot] is None:
+            raise DiskError(slot, self._state[slot], "no disk in the slot")
+        self._set(slot, "online")
+
+    def reset_counters(self):
+        self.reads = 0
+        self.writes = 0
+        self.read_bytes = 0
+        self.write_bytes = 0
+
+    def close(self):
+        for s in range(self.n_slots):
+            if self._files[s]:
+                self._files[s].close()
+                self._files[s] = None
