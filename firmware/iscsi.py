@@ -1,0 +1,1068 @@
+# Host ports as iSCSI targets (RFC 7143): one portal per host port, one target name per board.
+# The transport maps PDU fields to ctl.execute(nexus, cdb, data_out) and never interprets CDBs.
+# One connection per session, ErrorRecoveryLevel 0: any protocol breach closes the connection
+# (the initiator logs in again); commands run only once all their data-out has arrived, so a
+# vanished client can never leave a write half-applied. See iscsi.md.
+import asyncio
+import errno
+import os
+import socket
+import sys
+from micropython import const
+
+import iscsi_pdu as P
+from iscsi_pdu import get32, put32, put24, get24
+
+_ioq = asyncio.core._io_queue
+
+WINDOW = const(64)           # commands the initiator may queue (MaxCmdSN - ExpCmdSN + 1)
+MAX_XFER = const(8388608)    # largest data-out we buffer for one command
+MAX_LOGIN_TEXT = const(65536)
+_POOL_KEEP = const(3)        # idle data-out buffers kept per connection
+_SINK = const(65536)
+_SMALL = const(4096)         # data segments up to this size go out in one write with the header
+
+_EAGAIN = (errno.EAGAIN, getattr(errno, "EWOULDBLOCK", errno.EAGAIN))
+
+
+class Closed(Exception):
+    pass
+
+
+def _wait_r(s):
+    yield _ioq.queue_read(s)
+
+
+def _wait_w(s):
+    yield _ioq.queue_write(s)
+
+
+def _sense(key, asc, ascq):
+    s = bytearray(18)
+    s[0] = 0x70
+    s[2] = key
+    s[7] = 10
+    s[12] = asc
+    s[13] = ascq
+    return s
+
+
+class Target:
+    """Per-board state shared by its portals: the portal list (for SendTargets) and sessions."""
+
+    def __init__(self, ctl):
+        self.ctl = ctl
+        self.portals = []       # (host, tcp_port, port_no)
+        self.sessions = {}      # (initiator, isid, port_no) -> Conn
+        self.tsih = 0
+        self.listeners = []
+        self.conns = set()
+
+    def next_tsih(self):
+        self.tsih = (self.tsih % 0xFFFF) + 1
+        return self.tsih
+
+    def log(self, level, text):
+        try:
+            self.ctl.events.log(level, text)
+        except Exception as e:   # logging must never take a connection down
+            print("iscsi: event log failed: %r" % e, file=sys.stderr)
+
+
+_targets = {}
+
+
+def _bound_port(sock):
+    # the unix port has no getsockname(): find our socket's inode in /proc/net/tcp
+    ino = str(os.stat("/proc/self/fd/%d" % sock.fileno())[1])
+    for fn in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(fn) as f:
+                for line in f:
+                    p = line.split()
+                    if len(p) > 9 and p[9] == ino:
+                        return int(p[1].rsplit(":", 1)[1], 16)
+        except OSError:
+            pass
+    raise OSError("cannot find bound port")
+
+
+async def start(ctl, port_no, host="127.0.0.1", tcp_port=3260):
+    """Open the portal of host port `port_no`; returns the TCP port actually bound."""
+    tgt = _targets.get(id(ctl))
+    if tgt is None:
+        tgt = _targets[id(ctl)] = Target(ctl)
+    ai = socket.getaddrinfo(host, tcp_port)[0]
+    s = socket.socket(ai[0], socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(ai[-1])
+    s.listen(16)
+    s.setblocking(False)
+    actual = _bound_port(s) if tcp_port == 0 else tcp_port
+    tgt.portals.append((host, actual, port_no))
+    tgt.listeners.append((s, asyncio.create_task(_accept(tgt, s, port_no))))
+    tgt.log("info", "iSCSI portal %s:%d up (host port %d)" % (host, actual, port_no))
+    return actual
+
+
+async def stop(ctl):
+    """Close the portals and every connection of this board (used by tests and shutdown)."""
+    tgt = _targets.pop(id(ctl), None)
+    if tgt is None:
+        return
+    for s, task in tgt.listeners:
+        task.cancel()
+        s.close()
+    for c in list(tgt.conns):
+        c.kill()
+    await asyncio.sleep_ms(0)
+
+
+async def _accept(tgt, ls, port_no):
+    while True:
+        await _wait_r(ls)
+        try:
+            s, addr = ls.accept()
+        except OSError:
+            continue
+        s.setblocking(False)
+        try:
+            s.setsockopt(6, 1, 1)   # IPPROTO_TCP, TCP_NODELAY: header and data go out at once
+        except OSError:
+            pass
+        c = Conn(tgt, s, port_no)
+        tgt.conns.add(c)
+        c.task = asyncio.create_task(c.run())
+
+
+class Task:
+    """A write waiting for its data-out (the only kind of task that is ever pending)."""
+
+    def __init__(self, itt, lun, cdb, edtl, need, buf, cmdsn):
+        self.itt = itt
+        self.lun = lun
+        self.cdb = cdb
+        self.edtl = edtl          # what the initiator will send
+        self.need = need          # what goes to the controller (min of EDTL and the CDB's length)
+        self.buf = buf            # None: data is discarded (no memory) and the command fails
+        self.got = 0              # bytes received, in order
+        self.cmdsn = cmdsn
+        self.unsol_end = 0        # end of the unsolicited burst
+        self.ttt = P.ALL_ONES     # of the outstanding R2T
+        self.burst_end = 0
+        self.r2tsn = 0
+        self.datasn = 0           # next DataSN expected in the current sequence
+
+
+class Conn:
+    def __init__(self, tgt, sock, port_no):
+        self.tgt = tgt
+        self.ctl = tgt.ctl
+        self.s = sock
+        self.port = port_no
+        self.task = None
+        self.p = P.Params()
+        self.hdr = bytearray(P.BHS)
+        self.hmv = memoryview(self.hdr)
+        self.ahs = bytearray(1020)
+        self.tx = bytearray(P.BHS + 4 + _SMALL + 8)   # outgoing header, small data, digests
+        self.txmv = memoryview(self.tx)
+        self.dig = bytearray(4)
+        self.sbuf = bytearray(254)
+        self.text_more = None
+        self.text_ttt = P.ALL_ONES
+        self.cid = 0
+        self.itt = 0
+        self.chap_c = None
+        self.chap_id = 0
+        self.pad = bytearray(4)
+        self.sink = None
+        self.rx = None               # small data segments (text, NOP pings)
+        self.pool = []
+        self.pending = {}            # itt -> Task
+        self.ttt = 0
+        self.statsn = 0
+        self.expcmdsn = 0
+        self.isid = b""
+        self.tsih = 0
+        self.key = None
+        self.iname = "?"
+        self.discovery = False
+        self.full = False
+        self.nexus = {}
+        self.hd = False              # digests become active after login
+        self.dd = False
+        self.closing = False
+
+    # ---------- socket I/O ----------
+    async def recv(self, mv):
+        s = self.s
+        n = len(mv)
+        got = 0
+        while got < n:
+            try:
+                r = s.readinto(mv[got:] if got else mv)
+            except OSError as e:
+                if e.errno in _EAGAIN:
+                    r = None
+                else:
+                    raise Closed()
+            if r is None:
+                await _wait_r(s)
+                continue
+            if not r:
+                raise Closed()
+            got += r
+
+    async def send(self, mv):
+        s = self.s
+        n = len(mv)
+        off = 0
+        while off < n:
+            try:
+                r = s.write(mv[off:] if off else mv)
+            except OSError as e:
+                if e.errno in _EAGAIN:
+                    r = None
+                else:
+                    raise Closed()
+            if r is None:
+                await _wait_w(s)
+                continue
+            off += r
+
+    def kill(self):
+        self.closing = True
+        if self.task is not None and self.task is not asyncio.current_task():
+            self.task.cancel()
+        self._cleanup()
+
+    def _cleanup(self):
+        if self.s is not None:
+            try:
+                self.s.close()
+            except OSError:
+                pass
+            self.s = None
+        self.pending = {}
+        self.tgt.conns.discard(self)
+        if self.key is not None and self.tgt.sessions.get(self.key) is self:
+            del self.tgt.sessions[self.key]
+
+    async def run(self):
+        why = "closed"
+        try:
+            await self.login()
+            if self.full:
+                await self.serve()
+        except Closed:
+            why = "connection lost" if not self.closing else "closed"
+        except asyncio.CancelledError:
+            why = "reinstated"
+        except MemoryError:
+            why = "out of memory"
+        except Exception as e:   # a bug must cost one connection, never the firmware
+            why = "internal error %r" % e
+            sys.print_exception(e)
+        if self.full:
+            self.tgt.log("warn" if why not in ("closed", "reinstated") else "info",
+                         "iSCSI port %d: session %s %s" % (self.port, self.iname, why))
+        self._cleanup()
+
+    # ---------- reading PDUs ----------
+    async def read_header(self):
+        await self.recv(self.hmv)
+        h = self.hdr
+        ahs = h[4] * 4
+        if ahs:
+            await self.recv(memoryview(self.ahs)[:ahs])
+        if self.hd:
+            await self.recv(self.dig)
+            c = P.crc32c(self.hdr)
+            if ahs:
+                c = P.crc32c(memoryview(self.ahs)[:ahs], c)
+            if c != P.get_le32(self.dig, 0):
+                self.tgt.log("warn", "iSCSI port %d: header digest error from %s" % (self.port, self.iname))
+                raise Closed()   # the framing cannot be trusted any more
+        return get24(h, 5)
+
+    async def read_data(self, dst, n, extra=0):
+        """Read an n-byte data segment: into dst (a memoryview of at least n bytes) or, when
+        dst is None, discard it; `extra` further bytes (n excluded) are discarded too.
+        Returns False on a data digest error (the data must not be used)."""
+        total = n + extra
+        crc = 0
+        if dst is not None and n:
+            await self.recv(dst[:n] if len(dst) != n else dst)
+            if self.dd:
+                crc = P.crc32c(dst[:n] if len(dst) != n else dst)
+            left = extra
+        else:
+            left = total
+        if left:
+            if self.sink is None:
+                self.sink = bytearray(_SINK)
+            sm = memoryview(self.sink)
+            while left:
+                k = min(left, _SINK)
+                await self.recv(sm[:k])
+                if self.dd:
+                    crc = P.crc32c(sm[:k], crc)
+                left -= k
+        padn = -total & 3
+        if padn:
+            pm = memoryview(self.pad)[:padn]
+            await self.recv(pm)
+            if self.dd:
+                crc = P.crc32c(pm, crc)
+        if self.dd and total:
+            await self.recv(self.dig)
+            return crc == P.get_le32(self.dig, 0)
+        return True
+
+    async def read_small(self, n, limit):
+        """Data segment of a text-like PDU into self.rx; returns bytes or None if too long/bad."""
+        if n > limit:
+            await self.read_data(None, 0, n)
+            return None
+        if self.rx is None or len(self.rx) < n:
+            self.rx = bytearray(max(n, 8192))
+        mv = memoryview(self.rx)[:n]
+        ok = await self.read_data(mv, n)
+        return bytes(mv) if ok else None
+
+    # ---------- writing PDUs ----------
+    def begin(self, op, flags=0):
+        t = self.tx
+        for i in range(P.BHS):
+            t[i] = 0
+        t[0] = op
+        t[1] = flags
+        return t
+
+    def seqs(self, t, statsn=True):
+        # StatSN / ExpCmdSN / MaxCmdSN in bytes 24..35 of every target PDU that has them
+        if statsn:
+            put32(t, 24, self.statsn)
+        put32(t, 28, self.expcmdsn)
+        put32(t, 32, (self.expcmdsn + WINDOW - 1) & 0xFFFFFFFF)
+
+    async def emit(self, data=None, n=0):
+        """Send the PDU whose header is in self.tx with n bytes of data (bytes-like)."""
+        t = self.tx
+        put24(t, 5, n)
+        hl = P.BHS
+        if self.hd:
+            P.put_le32(t, hl, P.crc32c(self.txmv[:P.BHS]))
+            hl += 4
+        padn = -n & 3
+        if n <= _SMALL:
+            # small PDU: one write (header + data + pad + digest) from the preallocated buffer
+            if n:
+                t[hl:hl + n] = data[:n] if len(data) != n else data
+            end = hl + n
+            for i in range(padn):
+                t[end + i] = 0
+            end += padn
+            if self.dd and n:
+                P.put_le32(t, end, P.crc32c(self.txmv[hl:end]))
+                end += 4
+            await self.send(self.txmv[:end])
+            return
+        await self.send(self.txmv[:hl])
+        if n:
+            dm = memoryview(data)
+            if len(dm) != n:
+                dm = dm[:n]
+            await self.send(dm)
+            if padn:
+                await self.send(memoryview(self.pad)[:padn])
+            if self.dd:
+                c = P.crc32c(dm)
+                if padn:
+                    c = P.crc32c(memoryview(self.pad)[:padn], c)
+                P.put_le32(self.dig, 0, c)
+                await self.send(self.dig)
+
+    async def reject(self, reason):
+        bad = bytes(self.hdr)
+        t = self.begin(P.OP_REJECT, 0x80)
+        t[2] = reason
+        put32(t, 16, P.ALL_ONES)
+        self.seqs(t)
+        self.statsn = (self.statsn + 1) & 0xFFFFFFFF
+        self.tgt.log("warn", "iSCSI port %d: reject reason 0x%02x opcode 0x%02x from %s"
+                     % (self.port, reason, bad[0] & 0x3F, self.iname))
+        await self.emit(bad, P.BHS)
+
+    # ---------- login phase ----------
+    async def login(self):
+        p = self.p
+        text = b""
+        stage = -1
+        started = False
+        chap = None
+        authed = False
+        answered = set()
+        first_sent = False
+        mrdsl_sent = False
+        while True:
+            dlen = await self.read_header()
+            h = self.hdr
+            if h[0] & 0x3F != P.OP_LOGIN:
+                raise Closed()   # anything but a login request before login completes
+            b1 = h[1]
+            tbit = b1 & 0x80
+            cbit = b1 & 0x40
+            csg = (b1 >> 2) & 3
+            nsg = b1 & 3
+            data = await self.read_small(dlen, 8192)
+            if data is None or len(text) + len(data) > MAX_LOGIN_TEXT:
+                await self.login_fail(0x0200, "login data too long or digest error")
+                return
+            if not started:
+                started = True
+                self.isid = bytes(h[8:14])
+                self.tsih = (h[14] << 8) | h[15]
+                self.itt = get32(h, 16)
+                self.cid = (h[20] << 8) | h[21]
+                self.expcmdsn = get32(h, 24)
+                self.statsn = get32(h, 28)
+                if h[3] > 0:   # Version-min: we speak version 0 only
+                    await self.login_fail(0x0205, "unsupported version")
+                    return
+            if csg == 2 or (tbit and (nsg == 2 or nsg <= csg or cbit)) or csg < stage:
+                await self.login_fail(0x0200, "bad stage transition")
+                return
+            stage = csg
+            text += data
+            if cbit:   # more text follows: acknowledge with an empty response
+                await self.login_rsp(0, csg, 0, b"")
+                continue
+            try:
+                pairs = P.parse_text(text)
+            except P.TextError as e:
+                await self.login_fail(0x0200, "login text: %s" % e)
+                return
+            text = b""
+            reply = []
+            if not first_sent:   # RFC 7143 13.9: in the first login response
+                first_sent = True
+                reply.append(("TargetPortalGroupTag", str(self.port + 1)))
+            for k, v in pairs:
+                if k == "AuthMethod":
+                    if csg != 0:
+                        reply.append((k, "Reject"))
+                        continue
+                    chap = self.creds()
+                    offered = v.split(",")
+                    want = "CHAP" if chap else "None"
+                    if want not in offered:
+                        await self.login_fail(0x0201, "no acceptable AuthMethod in %r" % v)
+                        return
+                    p.auth_methods = want
+                    reply.append((k, want))
+                    answered.add(k)
+                    authed = want == "None"
+                    continue
+                if k.startswith("CHAP_"):
+                    if csg != 0 or p.auth_methods != "CHAP":
+                        await self.login_fail(0x0201, "CHAP keys out of place")
+                        return
+                    continue   # handled below, as a set
+                if k in answered:
+                    await self.login_fail(0x0200, "key %s negotiated twice" % k)
+                    return
+                try:
+                    r = P.negotiate(p, k, v)
+                except P.TextError as e:
+                    await self.login_fail(0x0200, str(e))
+                    return
+                answered.add(k)
+                if r is not None:
+                    reply.append((k, r))
+            if p.auth_methods == "CHAP" and not authed:
+                ck = dict(pairs)
+                res = self.chap_step(chap, ck, reply)
+                if res is False:
+                    await self.login_fail(0x0201, "CHAP authentication failed")
+                    return
+                authed = res
+            # who is logging in, and to what
+            if p.initiator_name is None:
+                await self.login_fail(0x0207, "InitiatorName missing")
+                return
+            self.iname = p.initiator_name
+            st = p.session_type or "Normal"
+            self.discovery = st == "Discovery"
+            if not self.discovery:
+                if p.target_name is None:
+                    await self.login_fail(0x0207, "TargetName missing")
+                    return
+                if p.target_name != self.ctl.iqn:
+                    await self.login_fail(0x0203, "no target %s" % p.target_name)
+                    return
+            if "TargetAlias" not in answered and not self.discovery and csg == 1:
+                answered.add("TargetAlias")
+                reply.append(("TargetAlias", "raidboard-port%d" % self.port))
+            transit = False
+            if tbit:
+                if p.auth_methods is None and not authed:
+                    # no security stage (or no AuthMethod in it): only allowed without CHAP
+                    if self.creds():
+                        await self.login_fail(0x0201, "authentication required")
+                        return
+                    authed = True
+                transit = authed or csg != 0
+                if csg != 0 and not authed:
+                    await self.login_fail(0x0201, "authentication not completed")
+                    return
+            if not mrdsl_sent and (csg == 1 or (transit and nsg == 3)):
+                # ours is declarative: say it once, or the initiator assumes 8 KiB
+                mrdsl_sent = True
+                reply.append(("MaxRecvDataSegmentLength", str(P.TARGET_MRDSL)))
+            if transit and nsg == 3:
+                if not await self.open_session():
+                    return
+            await self.login_rsp(0x80 if transit else 0, csg, nsg if transit else 0,
+                                 P.format_text(reply))
+            if transit and nsg == 3:
+                self.full = True
+                self.hd = p.header_digest
+                self.dd = p.data_digest
+                self.tgt.log("info", "iSCSI port %d: %s session from %s (TSIH %d)" % (
+                    self.port, "discovery" if self.discovery else "normal", self.iname, self.tsih))
+                return
+
+    def creds(self):
+        try:
+            c = self.ctl.command("chap_get", {})
+        except Exception:
+            return None
+        if c and c.get("user") and c.get("secret"):
+            return c
+        return None
+
+    def chap_step(self, chap, ck, reply):
+        """One CHAP exchange step: True = authenticated, None = continue, False = failed."""
+        import hashlib
+        if "CHAP_A" in ck:
+            if "5" not in ck["CHAP_A"].split(","):
+                reply.append(("CHAP_A", "Reject"))
+                return False
+            self.chap_id = os.urandom(1)[0]
+            self.chap_c = os.urandom(16)
+            reply.append(("CHAP_A", "5"))
+            reply.append(("CHAP_I", str(self.chap_id)))
+            reply.append(("CHAP_C", "0x" + self.chap_c.hex()))
+            return None
+        if "CHAP_N" in ck or "CHAP_R" in ck:
+            if self.chap_c is None or "CHAP_I" in ck or "CHAP_C" in ck:
+                return False   # no challenge issued yet, or mutual CHAP (no target secret here)
+            r = ck.get("CHAP_R", "")
+            try:
+                if r[:2] in ("0x", "0X"):
+                    resp = bytes.fromhex(r[2:])
+                elif r[:2] in ("0b", "0B"):
+                    import binascii
+                    resp = binascii.a2b_base64(r[2:])
+                else:
+                    return False
+            except Exception:
+                return False
+            want = hashlib.md5(bytes([self.chap_id]) + chap["secret"].encode() + self.chap_c).digest()
+            self.chap_c = None
+            return ck.get("CHAP_N") == chap["user"] and resp == want
+        return None
+
+    async def open_session(self):
+        if self.discovery:
+            self.tsih = self.tgt.next_tsih()
+            return True
+        key = (self.iname, self.isid, self.port)
+        if self.tsih:
+            # adding a connection to an existing session: we allow one per session (ERL 0)
+            await self.login_fail(0x020A if key not in self.tgt.sessions else 0x0206,
+                                  "session %d cannot take another connection" % self.tsih)
+            return False
+        old = self.tgt.sessions.get(key)
+        if old is not None:   # session reinstatement: the old one goes, its tasks with it
+            old.kill()
+            self.tgt.log("info", "iSCSI port %d: session of %s reinstated" % (self.port, self.iname))
+        self.tsih = self.tgt.next_tsih()
+        self.key = key
+        self.tgt.sessions[key] = self
+        return True
+
+    async def login_rsp(self, flags, csg, nsg, data):
+        t = self.begin(P.OP_LOGIN_RSP, flags | (csg << 2) | nsg)
+        t[8:14] = self.isid
+        t[14] = self.tsih >> 8
+        t[15] = self.tsih & 0xFF
+        put32(t, 16, self.itt)
+        self.seqs(t)
+        self.statsn = (self.statsn + 1) & 0xFFFFFFFF
+        await self.emit(data, len(data))
+
+    async def login_fail(self, code, why):
+        self.tgt.log("warn", "iSCSI port %d: login from %s refused (0x%04x %s)" % (
+            self.port, self.iname if self.iname != "?" else self.p.initiator_name, code, why))
+        t = self.begin(P.OP_LOGIN_RSP, 0)
+        t[8:14] = self.isid
+        put32(t, 16, self.itt)
+        self.seqs(t)
+        t[36] = code >> 8
+        t[37] = code & 0xFF
+        try:
+            await self.emit(b"", 0)
+        except Closed:
+            pass
+        self.full = False
+
+    # ---------- full feature phase ----------
+    def cmdsn_ok(self, cmdsn, immediate):
+        """Ordering check for a command PDU; advances ExpCmdSN. False: silently ignore it."""
+        if immediate:
+            return True
+        if cmdsn == self.expcmdsn:
+            self.expcmdsn = (self.expcmdsn + 1) & 0xFFFFFFFF
+            return True
+        return False   # below the window (duplicate) or beyond MaxCmdSN: RFC 7143 4.2.2.1
+
+    async def serve(self):
+        mrdsl = P.TARGET_MRDSL
+        while True:
+            dlen = await self.read_header()
+            h = self.hdr
+            op = h[0] & 0x3F
+            if dlen > mrdsl:
+                await self.reject(P.REJ_PROTOCOL)
+                raise Closed()
+            if op == P.OP_SCSI_CMD:
+                await self.scsi_cmd(dlen)
+            elif op == P.OP_DATA_OUT:
+                await self.data_out(dlen)
+            elif op == P.OP_NOP_OUT:
+                await self.nop_out(dlen)
+            elif op == P.OP_TMF:
+                await self.read_data(None, 0, dlen)
+                await self.tmf()
+            elif op == P.OP_TEXT:
+                await self.text(dlen)
+            elif op == P.OP_LOGOUT:
+                await self.read_data(None, 0, dlen)
+                await self.logout()
+                return
+            else:
+                await self.read_data(None, 0, dlen)
+                await self.reject(P.REJ_PROTOCOL if op in (P.OP_LOGIN, P.OP_SNACK)
+                                  else P.REJ_NOT_SUPPORTED)
+
+    def nexus_for(self, lun):
+        n = self.nexus.get(lun)
+        if n is None:
+            n = self.nexus[lun] = (self.iname, self.port, lun)
+        return n
+
+    def get_buf(self, n):
+        for i, b in enumerate(self.pool):
+            if len(b) >= n:
+                return self.pool.pop(i)
+        try:
+            return bytearray((n + 65535) & ~65535)
+        except MemoryError:
+            return None
+
+    def put_buf(self, b):
+        if b is not None and len(self.pool) < _POOL_KEEP:
+            self.pool.append(b)
+
+    async def scsi_cmd(self, dlen):
+        h = self.hdr
+        b1 = h[1]
+        immediate = h[0] & 0x40
+        itt = get32(h, 16)
+        edtl = get32(h, 20)
+        cmdsn = get32(h, 24)
+        if self.discovery:
+            await self.read_data(None, 0, dlen)
+            await self.reject(P.REJ_PROTOCOL)
+            raise Closed()
+        if not self.cmdsn_ok(cmdsn, immediate):
+            await self.read_data(None, 0, dlen)
+            return
+        lun = P.lun_number(h)
+        cdb = bytes(h[32:48])
+        ahs = h[4] * 4
+        if ahs >= 4 and self.ahs[2] == 1:   # extended CDB AHS
+            alen = (self.ahs[0] << 8) | self.ahs[1]
+            if alen < 1 or alen + 3 > ahs:
+                await self.read_data(None, 0, dlen)
+                await self.reject(P.REJ_INVALID_FIELD)
+                return
+            cdb += bytes(self.ahs[4:3 + alen])
+        if itt in self.pending:
+            await self.read_data(None, 0, dlen)
+            await self.reject(P.REJ_TASK_IN_PROGRESS)
+            return
+        wbit = b1 & 0x20
+        if not wbit:
+            if dlen:   # data with a command that sends none: a protocol error
+                await self.read_data(None, 0, dlen)
+                await self.reject(P.REJ_PROTOCOL)
+                return
+            try:
+                want_out = self.ctl.expected_out(cdb)
+            except Exception:
+                want_out = 0
+            if want_out and edtl:
+                # the CDB sends data but the initiator did not flag a write: refuse it unexecuted
+                await self.scsi_rsp(itt, 2, _sense(0x05, 0x24, 0), 0x04, want_out, 0)
+                return
+            if want_out:   # EDTL 0: a write of nothing, the whole length is residual overflow
+                await self.run_cmd(itt, lun, cdb, b1 | 0x20, 0, b"", want_out, 0)
+                return
+            await self.run_cmd(itt, lun, cdb, b1, edtl, None, 0, 0)
+            return
+        # a write: collect everything first
+        if dlen > edtl or (dlen and not self.p.immediate_data) or dlen > self.p.first_burst:
+            await self.read_data(None, 0, dlen)
+            await self.reject(P.REJ_PROTOCOL)
+            raise Closed()
+        try:
+            want_out = self.ctl.expected_out(cdb)
+        except Exception:
+            want_out = 0
+        need = min(edtl, want_out)
+        buf = None
+        if need <= MAX_XFER:
+            buf = self.get_buf(need) if need else bytearray(0)
+        t = Task(itt, lun, cdb, edtl, need, buf, cmdsn)
+        t.want_out = want_out
+        t.flags = b1
+        if dlen:
+            if not await self.recv_into(t, dlen):
+                self.put_buf(t.buf)
+                await self.reject(P.REJ_DIGEST)
+                raise Closed()
+        if b1 & 0x80 or self.p.initial_r2t:
+            t.unsol_end = t.got      # F bit: no unsolicited Data-Out follows
+        else:
+            t.unsol_end = min(edtl, self.p.first_burst)
+        self.pending[itt] = t
+        await self.progress(t)
+
+    async def recv_into(self, t, n):
+        """Data segment of n bytes for task t at offset t.got (in order)."""
+        off = t.got
+        if t.buf is not None and off < t.need:
+            k = min(n, t.need - off)
+            ok = await self.read_data(memoryview(t.buf)[off:off + k], k, n - k)
+        else:
+            ok = await self.read_data(None, 0, n)
+        t.got += n
+        return ok
+
+    async def progress(self, t):
+        if t.got >= t.edtl:
+            del self.pending[t.itt]
+            if t.buf is None:
+                await self.scsi_rsp(t.itt, 2, _sense(0x05, 0x55, 0x03), 0, 0, 0)   # insufficient resources
+            else:
+                await self.run_cmd(t.itt, t.lun, t.cdb, t.flags, t.edtl,
+                                   memoryview(t.buf)[:t.need], t.want_out, t.r2tsn)
+                self.put_buf(t.buf)
+            return
+        if t.got < t.unsol_end or t.got < t.burst_end:
+            return   # more of the current burst is on its way
+        # solicit the next burst
+        self.ttt = (self.ttt + 1) & 0x7FFFFFFF
+        t.ttt = self.ttt
+        t.datasn = 0
+        n = min(self.p.max_burst, t.edtl - t.got)
+        t.burst_end = t.got + n
+        r = self.begin(P.OP_R2T, 0x80)
+        P.put_lun(r, t.lun)
+        put32(r, 16, t.itt)
+        put32(r, 20, t.ttt)
+        self.seqs(r)
+        put32(r, 36, t.r2tsn)
+        put32(r, 40, t.got)
+        put32(r, 44, n)
+        t.r2tsn += 1
+        await self.emit(None, 0)
+
+    async def data_out(self, dlen):
+        h = self.hdr
+        itt = get32(h, 16)
+        ttt = get32(h, 20)
+        datasn = get32(h, 36)
+        off = get32(h, 40)
+        t = self.pending.get(itt)
+        if t is None:
+            await self.read_data(None, 0, dlen)
+            if ttt == P.ALL_ONES:
+                return   # unsolicited data of a command we ignored or aborted
+            await self.reject(P.REJ_INVALID_FIELD)
+            return
+        solicited = ttt != P.ALL_ONES
+        if (solicited and ttt != t.ttt) or off != t.got or datasn != t.datasn \
+                or off + dlen > (t.burst_end if solicited else t.unsol_end) \
+                or (not solicited and t.burst_end):
+            # DataPDUInOrder/DataSequenceInOrder are Yes: anything out of place is a protocol
+            # error, and at ERL 0 that ends the connection (the command never runs)
+            await self.read_data(None, 0, dlen)
+            self.tgt.log("warn", "iSCSI port %d: Data-Out out of sequence from %s (ITT 0x%x)"
+                         % (self.port, self.iname, itt))
+            raise Closed()
+        if not await self.recv_into(t, dlen):
+            raise Closed()
+        t.datasn += 1
+        if h[1] & 0x80:   # end of this sequence
+            if solicited and t.got != t.burst_end:
+                raise Closed()   # F bit before the burst we asked for was complete
+            if not solicited:
+                t.unsol_end = t.got
+            await self.progress(t)
+        elif t.got >= (t.burst_end if solicited else t.unsol_end):
+            raise Closed()   # burst complete without the F bit
+
+    async def run_cmd(self, itt, lun, cdb, flags, edtl, data_out, want_out, r2ts):
+        try:
+            status, sense, data_in = self.ctl.execute(self.nexus_for(lun), cdb, data_out)
+        except Exception as e:
+            sys.print_exception(e)
+            self.tgt.log("error", "iSCSI port %d: command 0x%02x failed inside the controller: %r"
+                         % (self.port, cdb[0], e))
+            status, sense, data_in = 2, _sense(0x04, 0x44, 0), b""
+        if data_in is None:
+            data_in = b""
+        # residuals (RFC 7143 11.4.5.1): relative to what the command wanted to move
+        rflags = 0
+        resid = 0
+        if flags & 0x20:   # write: compare EDTL with the CDB's data-out length
+            if want_out > edtl:
+                rflags, resid = 0x04, want_out - edtl
+            elif want_out < edtl:
+                rflags, resid = 0x02, edtl - want_out
+            if len(data_in) and edtl:
+                # data for the initiator on a command it sent as a write: refuse the mismatch
+                await self.scsi_rsp(itt, 2, _sense(0x05, 0x24, 0), rflags, resid, r2ts)
+                return
+            await self.scsi_rsp(itt, status, sense, rflags, resid, r2ts)
+            return
+        n = len(data_in)
+        xfer = n if (flags & 0x40) else 0
+        if xfer > edtl:
+            xfer = edtl
+        if n > edtl or (n and not flags & 0x40):
+            rflags, resid = 0x04, n - xfer
+        elif n < edtl:
+            rflags, resid = 0x02, edtl - n
+        if not xfer:
+            await self.scsi_rsp(itt, status, sense, rflags, resid, 0)
+            return
+        collapse = not sense
+        seg = min(self.p.mrdsl_out, P.TARGET_MRDSL * 4)
+        burst = self.p.max_burst
+        off = 0
+        datasn = 0
+        mv = memoryview(data_in)
+        while off < xfer:
+            k = min(seg, xfer - off, burst - off % burst)
+            last = off + k == xfer
+            fl = 0x80 if (last or (off + k) % burst == 0) else 0
+            t = self.begin(P.OP_DATA_IN, fl)
+            if last and collapse:
+                t[1] = 0x81 | rflags
+                t[3] = status
+                put32(t, 24, self.statsn)
+                put32(t, 44, resid)
+                self.statsn = (self.statsn + 1) & 0xFFFFFFFF
+            put32(t, 16, itt)
+            put32(t, 20, P.ALL_ONES)
+            self.seqs(t, False)
+            put32(t, 36, datasn)
+            put32(t, 40, off)
+            await self.emit(mv[off:off + k], k)
+            datasn += 1
+            off += k
+        if not collapse:
+            await self.scsi_rsp(itt, status, sense, rflags, resid, datasn)
+
+    async def scsi_rsp(self, itt, status, sense, rflags, resid, expdatasn):
+        t = self.begin(P.OP_SCSI_RSP, 0x80 | rflags)
+        t[3] = status
+        put32(t, 16, itt)
+        self.seqs(t)
+        put32(t, 36, expdatasn)
+        put32(t, 44, resid)
+        self.statsn = (self.statsn + 1) & 0xFFFFFFFF
+        if sense:
+            n = min(len(sense), 252)
+            d = self.sbuf
+            d[0] = 0
+            d[1] = n
+            d[2:2 + n] = sense[:n] if len(sense) != n else sense
+            await self.emit(d, 2 + n)
+        else:
+            await self.emit(None, 0)
+
+    async def nop_out(self, dlen):
+        h = self.hdr
+        itt = get32(h, 16)
+        data = await self.read_small(dlen, P.TARGET_MRDSL)
+        if data is None and dlen:
+            await self.reject(P.REJ_DIGEST)
+            return
+        if not self.cmdsn_ok(get32(h, 24), h[0] & 0x40):
+            return
+        if itt == P.ALL_ONES:
+            return   # an answer to a NOP-In of ours, or a bare CmdSN update
+        t = self.begin(P.OP_NOP_IN, 0x80)
+        P.put_lun(t, P.lun_number(h) if P.lun_number(h) >= 0 else 0)
+        put32(t, 16, itt)
+        put32(t, 20, P.ALL_ONES)
+        self.seqs(t)
+        self.statsn = (self.statsn + 1) & 0xFFFFFFFF
+        d = data or b""
+        await self.emit(d, len(d))
+
+    async def tmf(self):
+        h = self.hdr
+        fn = h[1] & 0x7F
+        itt = get32(h, 16)
+        rtt = get32(h, 20)
+        cmdsn = get32(h, 24)
+        refcmdsn = get32(h, 32)
+        lun = P.lun_number(h)
+        if not self.cmdsn_ok(cmdsn, h[0] & 0x40):
+            return
+        resp = 0
+        close_after = False
+        if self.discovery:
+            resp = 255
+        elif fn == 1:   # ABORT TASK
+            t = self.pending.get(rtt)
+            if t is not None:
+                del self.pending[rtt]
+                self.put_buf(t.buf)
+            elif not (P.sn_lt(refcmdsn, cmdsn) and not P.sn_lt(refcmdsn, (self.expcmdsn - WINDOW) & 0xFFFFFFFF)):
+                resp = 1   # never seen: "task does not exist"; otherwise it already completed
+        elif fn in (2, 4, 5, 6, 7):   # task sets, LUN reset, target resets
+            if fn in (2, 4, 5) and lun not in self.visible():
+                resp = 2
+            else:
+                for k in list(self.pending):
+                    if fn >= 6 or self.pending[k].lun == lun:
+                        self.put_buf(self.pending.pop(k).buf)
+                resp = self.reset_hook(fn, lun)
+                close_after = fn == 7
+        elif fn == 3:   # CLEAR ACA: no ACA is ever established here
+            resp = 0
+        elif fn == 8:   # TASK REASSIGN needs ERL 2
+            resp = 4
+        else:
+            resp = 5
+        self.tgt.log("info", "iSCSI port %d: task management %d LUN %d from %s -> %d"
+                     % (self.port, fn, lun, self.iname, resp))
+        t = self.begin(P.OP_TMF_RSP, 0x80)
+        t[2] = resp
+        put32(t, 16, itt)
+        self.seqs(t)
+        self.statsn = (self.statsn + 1) & 0xFFFFFFFF
+        await self.emit(None, 0)
+        if close_after:
+            raise Closed()
+
+    def visible(self):
+        try:
+            return self.ctl.luns(self.port, self.iname)
+        except Exception:
+            return []
+
+    def reset_hook(self, fn, lun):
+        # the SCSI core may clear reservations / set unit attentions; optional in the interface
+        hook = getattr(self.ctl, "task_mgmt", None)
+        if hook is None:
+            return 0
+        try:
+            hook(self.nexus_for(lun), {2: "abort_task_set", 4: "clear_task_set", 5: "lun_reset",
+                                       6: "target_warm_reset", 7: "target_cold_reset"}[fn])
+            return 0
+        except Exception as e:
+            self.tgt.log("error", "iSCSI: task management hook failed: %r" % e)
+            return 255
+
+    async def text(self, dlen):
+        h = self.hdr
+        itt = get32(h, 16)
+        ttt = get32(h, 20)
+        data = await self.read_small(dlen, P.TARGET_MRDSL)
+        if data is None and dlen:
+            await self.reject(P.REJ_DIGEST)
+            return
+        if not self.cmdsn_ok(get32(h, 24), h[0] & 0x40):
+            return
+        if ttt != P.ALL_ONES and self.text_more is not None and ttt == self.text_ttt:
+            out = self.text_more   # continuation of a long answer
+        else:
+            try:
+                pairs = P.parse_text(data or b"")
+            except P.TextError:
+                await self.reject(P.REJ_PROTOCOL)
+                return
+            reply = []
+            for k, v in pairs:
+                if k == "SendTargets":
+                    reply.extend(self.send_targets(v))
+                else:
+                    reply.append((k, "NotUnderstood" if k not in P._NEG else "Reject"))
+            out = P.format_text(reply)
+        n = min(len(out), self.p.mrdsl_out)
+        more = n < len(out)
+        if more:
+            n = out.rfind(b"\x00", 0, n) + 1 or n   # split at a pair boundary when possible
+        self.text_more = out[n:] if more else None
+        self.ttt = (self.ttt + 1) & 0x7FFFFFFF
+        self.text_ttt = self.ttt if more else P.ALL_ONES
+        t = self.begin(P.OP_TEXT_RSP, 0x40 if more else 0x80)
+        put32(t, 16, itt)
+        put32(t, 20, self.text_ttt)
+        self.seqs(t)
+        self.statsn = (self.statsn + 1) & 0xFFFFFFFF
+        await self.emit(out, n)
+
+    def send_targets(self, v):
+        iqn = self.ctl.iqn
+        if v == "All" and not self.discovery:
+            return [("SendTargets", "Reject")]
+        if v not in ("All", "", iqn):
+            return []
+        out = [("TargetName", iqn)]
+        for host, port, port_no in self.tgt.portals:
+            if v == "" and port_no != self.port:
+                continue
+            out.append(("TargetAddress", "%s:%d,%d" % (host, port, port_no + 1)))
+        return out
+
+    async def logout(self):
+        h = self.hdr
+        reason = h[1] & 0x7F
+        itt = get32(h, 16)
+        cid = (h[20] << 8) | h[21]
+        self.cmdsn_ok(get32(h, 24), h[0] & 0x40)
+        resp = 0
+        if reason == 2:
+            resp = 2   # connection recovery needs ERL 2
+        elif reason == 1 and cid != self.cid:
+            resp = 1
+        t = self.begin(P.OP_LOGOUT_RSP, 0x80)
+        t[2] = resp
+        put32(t, 16, itt)
+        self.seqs(t)
+        self.statsn = (self.statsn + 1) & 0xFFFFFFFF
+        self.tgt.log("info", "iSCSI port %d: logout of %s" % (self.port, self.iname))
+        self.closing = True
+        await self.emit(None, 0)
+        self.full = False
