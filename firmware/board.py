@@ -1,0 +1,95 @@
+# Board definition (boards/*.json): what hardware the firmware runs on.
+# A bad file is refused with the file, the field and the problem named, before anything else starts.
+import json
+
+
+class BoardError(Exception):
+    pass
+
+
+# field: (type, low, high, required)
+_INTS = {
+    "drive_channels": (1, 8),
+    "targets_per_channel": (1, 16),
+    "populated_slots": (1, 128),
+    "disk_mb": (1, 1 << 24),       # up to 16 TiB per disk (sparse files)
+    "buffer_kb": (256, 1 << 20),
+    "nvram_kb": (16, 1024),
+    "heap_kb": (1024, 1 << 21),
+}
+_PORT_TYPES = ("SCSI", "FC")
+
+
+def _fail(path, field, problem):
+    raise BoardError("%s: field '%s': %s" % (path, field, problem))
+
+
+def _endpoint(path, field, value):
+    # "HOST:PORT" with PORT 0..65535 (0 = ephemeral)
+    if not isinstance(value, str) or value.count(":") != 1:
+        _fail(path, field, "must be \"HOST:PORT\", got %r" % (value,))
+    host, port = value.split(":")
+    try:
+        p = int(port)
+    except ValueError:
+        p = -1
+    if not host or not 0 <= p <= 65535:
+        _fail(path, field, "must be \"HOST:PORT\" with PORT 0..65535, got %r" % (value,))
+    return host, p
+
+
+def validate(d, path="board"):
+    if not isinstance(d, dict):
+        raise BoardError("%s: the file must hold one JSON object" % path)
+    for f in ("model", "iqn", "console", "factory_nvram"):
+        if not isinstance(d.get(f), str) or not d.get(f):
+            _fail(path, f, "missing or not a non-empty string")
+    for f, (lo, hi) in _INTS.items():
+        v = d.get(f)
+        if type(v) is not int:
+            _fail(path, f, "missing or not an integer")
+        if not lo <= v <= hi:
+            _fail(path, f, "must be %d..%d, got %d" % (lo, hi, v))
+    if d["populated_slots"] > d["drive_channels"] * d["targets_per_channel"]:
+        _fail(path, "populated_slots", "%d slots populated but only %d exist (channels x targets)"
+              % (d["populated_slots"], d["drive_channels"] * d["targets_per_channel"]))
+    if not d["iqn"].startswith("iqn.") or len(d["iqn"]) > 223:
+        _fail(path, "iqn", "must be an iSCSI qualified name (iqn.…, at most 223 characters)")
+    if not (d["console"] == "stdio" or d["console"].startswith("tcp:")):
+        _fail(path, "console", "must be \"tcp:HOST:PORT\" or \"stdio\"")
+    if d["console"].startswith("tcp:"):
+        _endpoint(path, "console", d["console"][4:])
+    ports = d.get("host_ports")
+    if not isinstance(ports, list) or len(ports) != 2:
+        _fail(path, "host_ports", "must be a list of exactly two host ports")
+    for i, p in enumerate(ports):
+        f = "host_ports[%d]" % i
+        if not isinstance(p, dict):
+            _fail(path, f, "must be an object {type, portal}")
+        if p.get("type") not in _PORT_TYPES:
+            _fail(path, f + ".type", "must be one of %s, got %r" % (", ".join(_PORT_TYPES), p.get("type")))
+        _endpoint(path, f + ".portal", p.get("portal"))
+    # the buffer holds at least a few chunks of the largest size the firmware uses (1 MiB)
+    if d["buffer_kb"] * 1024 > d["heap_kb"] * 1024 // 2:
+        _fail(path, "buffer_kb", "the buffer (%d KiB) must fit in half the heap (%d KiB)"
+              % (d["buffer_kb"], d["heap_kb"]))
+    return d
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError as e:
+        raise BoardError("%s: cannot read the board file (%s)" % (path, e))
+    try:
+        d = json.loads(text)
+    except ValueError as e:
+        raise BoardError("%s: not valid JSON (%s)" % (path, e))
+    return validate(d, path)
+
+
+def slot_names(d):
+    # slots are numbered channel-major; a slot's name is "channel:target" as on the real board
+    t = d["targets_per_channel"]
+    return ["%d:%d" % (i // t, i % t) for i in range(d["populated_slots"])]

@@ -1,0 +1,314 @@
+# The controller (FIG. 3): owns the I/O processor, buffer, NV memory, system drives, snapshot engine
+# and long-operation registry, and offers the endpoints two things: the SCSI core (execute) and the
+# firmware command table (command). Configuration operations live in config.py.
+import os
+import struct
+import binascii
+import hashlib
+import board as boardmod
+import nvram
+import iop as iopmod
+import raid
+import buffer as buffermod
+import events as eventsmod
+import lop
+import snapshot
+import scsi
+import sense
+import vendor
+from sense import ScsiError
+
+
+class CmdError(Exception):
+    def __init__(self, code, message):
+        Exception.__init__(self, message)
+        self.code = code
+        self.message = message
+
+
+# a chunk of the largest size plus its trailer block fits a buffer slot
+BUFFER_SLOT = snapshot.MAX_CHUNK_KB * 1024 + 512
+NVRAM_FILE = "nvram.bin"
+
+
+def _exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+class Controller:
+    def __init__(self, board, state_dir, root="."):
+        self.board = board
+        self.state_dir = state_dir
+        self.root = root
+        self.iqn = board["iqn"]
+        self.events = eventsmod.EventLog()
+        self.lops = lop.Registry()
+        self.names = boardmod.slot_names(board)
+        self.tpc = board["targets_per_channel"]
+        self.iop = iopmod.IOP(state_dir, len(self.names), board["disk_mb"] * 2048, self.names)
+        for slot, text in self.iop.problems:
+            self.events.log("error", "DISK %s: %s" % (self.names[slot], text))
+        self.buffer = buffermod.Buffer(board["buffer_kb"] * 1024, BUFFER_SLOT)
+        self.nv = nvram.Nvram(state_dir + "/" + NVRAM_FILE, board["nvram_kb"] * 1024)
+        self.cfg = self._load_config()
+        self.engine = snapshot.Engine(self.buffer, self.events)
+        self.core = scsi.Core(self)
+        self.drives = {}          # sd -> raid.SystemDrive (only drives that could be built)
+        self._lus = [None] * (nvram.PORTS * nvram.LUNS)
+        self._build_drives()
+        self._refresh_status(quiet=True)
+
+    # ---- boot ----------------------------------------------------------------------------
+    def _load_config(self):
+        path = self.nv.path
+        if _exists(path):
+            try:
+                cfg = self.nv.load()
+                for note in self.nv.notes:
+                    self.events.log("info", "NV MEMORY: " + note + " (previous image used)")
+                return cfg
+            except (nvram.NvramError, OSError) as e:
+                aside = self._set_aside(path)
+                self.events.log("error", "NV MEMORY UNUSABLE: %s; kept as %s; board unconfigured" % (e, aside))
+                return self._blank_config()
+        factory = self.root + "/" + self.board["factory_nvram"]
+        try:
+            with open(factory, "rb") as f:
+                image = f.read()
+            cfg = self.nv.create(image)
+            self.events.log("info", "NV MEMORY: factory default from %s" % self.board["factory_nvram"])
+            return cfg
+        except (nvram.NvramError, OSError) as e:
+            self.events.log("error", "FACTORY NV IMAGE %s UNUSABLE: %s; board unconfigured"
+                            % (self.board["factory_nvram"], e))
+            return self._blank_config()
+
+    def _set_aside(self, path):
+        n = 0
+        while _exists("%s.bad%d" % (path, n)):
+            n += 1
+        os.rename(path, "%s.bad%d" % (path, n))
+        return "%s.bad%d" % (NVRAM_FILE, n)
+
+    def _blank_config(self):
+        cfg = nvram.Config()
+        self.nv.bank = -1
+        self.nv.create(nvram.encode(cfg, 0))
+        return cfg
+
+    def slot_of(self, channel, target):
+        return channel * self.tpc + target
+
+    def _build_drives(self, only=None):
+        for sd in range(nvram.MAX_SD):
+            if only is not None and sd != only:
+                continue
+            self.drives.pop(sd, None)
+            e = self.cfg.sd[sd]
+            if e is None:
+                continue
+            try:
+                members = [(self.slot_of(v[0], v[1]), v[2], v[3]) for v in e.vdrive]
+                self.drives[sd] = raid.SystemDrive(sd, e.level(), members, e.stripe_kb * 2, self.iop, e.blocks)
+            except ValueError as err:
+                self.events.log("error", "SD%d CANNOT BE BUILT: %s" % (sd, err))
+        self._attach_log()
+        self._map_luns()
+
+    def _attach_log(self):
+        for sd, e in enumerate(self.cfg.sd):
+            if e is not None and e.is_log() and sd in self.drives:
+                if self.engine.log is not self.drives[sd]:
+                    self.engine.attach_log(sd, self.drives[sd], e.chunk_kb, self.drives)
+                return
+        if self.engine.log is not None:
+            self.engine.detach_log()
+
+    def _map_luns(self):
+        for i in range(nvram.PORTS * nvram.LUNS):
+            sd = self.cfg.lunmap[i]
+            if sd == nvram.UNMAPPED or self.cfg.sd[sd] is None:
+                self._lus[i] = None
+            else:
+                kind = scsi.BACKUP if self.cfg.sd[sd].is_log() else scsi.NORMAL
+                self._lus[i] = scsi.LogicalUnit(kind, sd, i // nvram.LUNS, i % nvram.LUNS)
+
+    def _refresh_status(self, quiet=False):
+        # recompute system drive states from the disks; record changes in NV memory and the log
+        changed = False
+        for sd, e in enumerate(self.cfg.sd):
+            if e is None:
+                continue
+            d = self.drives.get(sd)
+            st = nvram.OFFLINE if d is None else {"ONLINE": nvram.ONLINE, "CRITICAL": nvram.CRITICAL}.get(d.status(), nvram.OFFLINE)
+            if st != e.status:
+                e.status = st
+                changed = True
+                self.events.log("info" if st == nvram.ONLINE else "error",
+                                "SD%d %s" % (sd, nvram.STATUS_NAMES[st]))
+        if changed:
+            self.save()
+
+    def save(self):
+        self.nv.store(self.cfg)
+
+    # ---- SCSI core interface ------------------------------------------------------------
+    def execute(self, nexus, cdb, data_out=None, buf=None):
+        return self.core.execute(nexus, cdb, data_out, buf)
+
+    def expected_out(self, cdb):
+        return self.core.expected_out(cdb)
+
+    def luns(self, port, initiator):
+        out = []
+        for lun in range(nvram.LUNS):
+            if self.logical_unit((initiator, port, lun)) is not None:
+                out.append(lun)
+        return out
+
+    def luns_for(self, lu):
+        n = self.core.nexus
+        return self.luns(n[1], n[0])
+
+    def logical_unit(self, nexus):
+        initiator, port, lun = nexus
+        if not (0 <= port < nvram.PORTS and 0 <= lun < nvram.LUNS):
+            return None
+        lu = self._lus[port * nvram.LUNS + lun]
+        if lu is None or not self.cfg.masks:
+            return lu
+        bit = 1 << (port * nvram.LUNS + lun)
+        for name, bits in self.cfg.masks:
+            if name == initiator and bits & bit:
+                return lu
+        return None
+
+    def busy(self, lu):
+        # FIG. 8: LUNs of the backup system drive answer BUSY while the copy runs
+        op = self.lops.running(lop.COPY)
+        return op is not None and lu.kind == scsi.NORMAL and lu.sd == op.dst
+
+    def check_ready(self, lu):
+        if lu.kind == scsi.BACKUP:
+            if self.engine.take_overflow():
+                raise vendor.log_overflow()
+            if not self.engine.active():
+                raise ScsiError(sense.NOT_READY, 0x04, 0x03)   # not ready, manual intervention
+            return
+        d = self.drives.get(lu.sd)
+        if d is None or d.status() == raid.OFFLINE:
+            raise ScsiError(sense.NOT_READY, 0x04, 0x03)
+
+    def geometry(self, lu):
+        # the backup LUN presents the primary's geometry during a snapshot
+        if lu.kind == scsi.BACKUP and self.engine.active():
+            return self.engine.primary.blocks
+        d = self.drives.get(lu.sd)
+        return d.blocks if d is not None else 0
+
+    def optimal_blocks(self, lu):
+        e = self.cfg.sd[lu.sd]
+        return e.stripe_kb * 2 if e is not None else 128
+
+    def write_back(self, lu):
+        e = self.cfg.sd[lu.sd]
+        return e is not None and e.write_back()
+
+    def read_blocks(self, lu, lba, mv):
+        try:
+            if lu.kind == scsi.BACKUP:
+                self.engine.read_backup(lba, mv)
+            else:
+                self.drives[lu.sd].read(lba, mv)
+        except (raid.DriveError, iopmod.DiskError) as e:
+            raise self._io_error(e, lba)
+
+    def write_blocks(self, lu, lba, mv, fua=False):
+        try:
+            self.engine.write(self.drives[lu.sd], lba, mv)
+        except (raid.DriveError, iopmod.DiskError) as e:
+            raise self._io_error(e, lba)
+        except snapshot.SnapshotError:
+            raise ScsiError(sense.HARDWARE_ERROR, 0x55, 0x03)   # insufficient resources: buffer
+
+    def _io_error(self, e, lba):
+        self._refresh_status()
+        if isinstance(e, raid.DriveError) and e.kind == "offline":
+            return ScsiError(sense.NOT_READY, 0x04, 0x03)
+        return ScsiError(sense.MEDIUM_ERROR, 0x11, 0x00, info=lba)
+
+    def flush(self, lu):
+        return None
+
+    def serial(self, lu):
+        e = self.cfg.sd[lu.sd]
+        h = binascii.crc32(self.iqn.encode())
+        return ("%08X%02d%s" % (h, lu.sd, "B" if lu.kind == scsi.BACKUP else "P")).encode()
+
+    def naa(self, lu):
+        # NAA 6 (IEEE registered extended): stable for a system drive's life, distinct per LU kind
+        e = self.cfg.sd[lu.sd]
+        seed = "%s/%d/%d/%r" % (self.iqn, lu.sd, lu.kind, e.vdrive if e is not None else None)
+        d = bytearray(hashlib.sha1(seed.encode()).digest()[:16])
+        d[0] = 0x60 | (d[0] & 0x0F)
+        return bytes(d)
+
+    # ---- snapshot direct commands (Tables 1-4) ------------------------------------------
+    def snapshot_refusal(self, sd):
+        # the Table 2 row that refuses an initiate on system drive `sd`, as (ascq, code, text)
+        e = self.cfg.sd[sd]
+        if e is not None and e.is_log():
+            return vendor.ISSUED_TO_BACKUP, "IS_LOG_DRIVE", "SD%d is the log drive" % sd
+        if self.engine.state == snapshot.ACTIVE:
+            return vendor.ALREADY_IN_PROGRESS, "SNAPSHOT_ACTIVE", "a snapshot of SD%d is already active" % self.engine.primary_sd
+        if self.engine.log is None:
+            return vendor.NO_LOG_DEFINED, "NO_LOG_DEFINED", "no system drive is set to LOG"
+        for kind, ascq, code in ((lop.REBUILD, vendor.REBUILD_IN_PROGRESS, "REBUILD_IN_PROGRESS"),
+                                 (lop.INIT, vendor.INIT_IN_PROGRESS, "INIT_IN_PROGRESS"),
+                                 (lop.CHECK, vendor.CHECK_IN_PROGRESS, "CHECK_IN_PROGRESS")):
+            if self.lops.running(kind, sd) or self.lops.running(kind, self.engine.log_sd):
+                return ascq, code, "a %s is in progress" % lop.NAMES[kind]
+        return None
+
+    def snapshot_initiate(self, lu):
+        if lu.kind == scsi.BACKUP:
+            raise vendor.refused(vendor.ISSUED_TO_BACKUP)
+        r = self.snapshot_refusal(lu.sd)
+        if r is not None:
+            raise vendor.refused(r[0])
+        self._initiate(lu.sd)
+
+    def _initiate(self, sd):
+        d = self.drives.get(sd)
+        if d is None or d.status() == raid.OFFLINE or self.engine.log.status() == raid.OFFLINE:
+            raise ScsiError(sense.NOT_READY, 0x04, 0x03)
+        self.flush_drive(sd)       # the snapshot point includes every acknowledged write
+        self.engine.initiate(sd, d)
+
+    def snapshot_terminate(self, lu):
+        e = self.engine
+        if e.state != snapshot.ACTIVE or (lu.kind == scsi.NORMAL and lu.sd != e.primary_sd):
+            raise vendor.refused(vendor.NOT_IN_PROGRESS)
+        e.terminate()
+
+    def flush_drive(self, sd):
+        return None
+
+    def long_operation(self, cdb, buf):
+        raise sense.invalid_field(2)
+
+    # ---- firmware command table ---------------------------------------------------------
+    def command(self, name, args=None):
+        import config
+        fn = config.COMMANDS.get(name)
+        if fn is None:
+            raise CmdError("UNKNOWN_COMMAND", "no command %r; try: %s" % (name, ", ".join(sorted(config.COMMANDS))))
+        if args is None:
+            args = {}
+        if not isinstance(args, dict):
+            raise CmdError("BAD_ARGUMENT", "arguments must be an object")
+        return fn(self, args)

@@ -1,0 +1,29 @@
+# Long-operation registry: which background operation (rebuild, initialization, consistency check,
+# system drive copy) runs on which system drive. The snapshot initiate consults it (Table 2 rows);
+# the operations themselves register here.
+from micropython import const
+
+REBUILD = const(1)
+INIT = const(2)
+CHECK = const(3)
+COPY = const(4)
+NAMES = {REBUILD: "rebuild", INIT: "initialization", CHECK: "consistency check", COPY: "copy"}
+
+
+class Registry:
+    def __init__(self):
+        self.ops = []        # objects with .kind, .drives (tuple of sd numbers), .progress()
+
+    def add(self, op):
+        self.ops.append(op)
+
+    def remove(self, op):
+        if op in self.ops:
+            self.ops.remove(op)
+
+    def running(self, kind, sd=None):
+        # the running operation of `kind` (on system drive `sd` if given), or None
+        for op in self.ops:
+            if op.kind == kind and (sd is None or sd in op.drives):
+                return op
+        return None

@@ -1,0 +1,86 @@
+# The CPU (FIG. 3): boots the controller from a board definition and runs the asyncio loop that
+# serves the console and the host ports.
+#   micropython -X heapsize=<board heap> firmware/main.py BOARD.json STATE_DIR
+#       [--console tcp:HOST:PORT|stdio] [--iscsi HOST:PORT,HOST:PORT]
+# Prints "RAIDBOARD READY {json}" on stdout once every endpoint listens; logs go to stderr.
+import sys
+
+HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
+sys.path.insert(0, HERE)
+
+import os
+import json
+import asyncio
+import board as boardmod
+
+
+def usage(msg):
+    print("raidboard firmware: " + msg, file=sys.stderr)
+    print("usage: main.py BOARD.json STATE_DIR [--console tcp:HOST:PORT|stdio] "
+          "[--iscsi HOST:PORT,HOST:PORT]", file=sys.stderr)
+    sys.exit(2)
+
+
+def parse(argv):
+    if len(argv) < 3:
+        usage("a board file and a state directory are needed")
+    opts = {"board": argv[1], "state": argv[2], "console": None, "iscsi": None}
+    i = 3
+    while i < len(argv):
+        k = argv[i]
+        if k not in ("--console", "--iscsi") or i + 1 >= len(argv):
+            usage("unknown or incomplete option %r" % k)
+        opts[k[2:]] = argv[i + 1]
+        i += 2
+    return opts
+
+
+def endpoint(text):
+    host, port = text.rsplit(":", 1)
+    return host, int(port)
+
+
+async def boot(opts, b):
+    import controller
+    try:
+        os.mkdir(opts["state"])
+    except OSError:
+        pass
+    root = HERE + "/.."
+    ctl = controller.Controller(b, opts["state"], root)
+    ready = {"model": b["model"], "iqn": ctl.iqn, "console": None, "portals": []}
+    try:
+        import console
+    except ImportError:
+        console = None
+    if console is not None:
+        ready["console"] = await console.start(ctl, opts["console"] or b["console"])
+    try:
+        import iscsi
+    except ImportError:
+        iscsi = None
+    if iscsi is not None:
+        portals = opts["iscsi"].split(",") if opts["iscsi"] else [p["portal"] for p in b["host_ports"]]
+        if len(portals) != 2:
+            usage("--iscsi takes two portals, HOST:PORT,HOST:PORT")
+        for n, p in enumerate(portals):
+            host, port = endpoint(p)
+            ready["portals"].append("%s:%d" % (host, await iscsi.start(ctl, n, host, port)))
+    ctl.events.log("info", "BOARD READY")
+    print("RAIDBOARD READY " + json.dumps(ready))
+    sys.stdout.flush() if hasattr(sys.stdout, "flush") else None
+    while True:
+        await asyncio.sleep(3600)
+
+
+def main():
+    opts = parse(sys.argv)
+    try:
+        b = boardmod.load(opts["board"])
+    except boardmod.BoardError as e:
+        print("raidboard firmware: bad board definition: %s" % e, file=sys.stderr)
+        sys.exit(3)
+    asyncio.run(boot(opts, b))
+
+
+main()

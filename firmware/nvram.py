@@ -1,0 +1,239 @@
+# NV memory (FIG. 4): the configuration structure 135 and the board's settings, in a binary image
+# with two banks. An update writes the bank that does NOT hold the current image, with the next
+# generation number and a CRC32; a process killed mid-write leaves at worst that bank torn, and the
+# other bank still holds the previous image. Format: nvram/README.md.
+import struct
+import binascii
+from micropython import const
+
+MAGIC = b"RBNV"
+VERSION = const(1)
+HDR = "<4sHHII"                # magic, version, reserved, generation, crc32
+HDR_LEN = const(16)
+MAX_SD = const(8)
+MAX_VDRIVES = const(8)
+PORTS = const(2)
+LUNS = const(8)
+MASKS = const(8)
+IQN_LEN = const(224)
+UNMAPPED = const(0xFF)
+
+# S_D_E->raid (the seed's defines)
+NORAID = const(7)
+RAID0 = const(0)
+RAID1 = const(1)
+RAID3 = const(3)
+RAID5 = const(5)
+RAID6 = const(6)               # RAID 0+1 in this family
+WB_MSK = const(0x80)
+LOG = const(0x40)
+RAID_MASK = const(0x0F)
+
+# S_D_E->status (values of the DAC960 family)
+ONLINE = const(0x03)
+CRITICAL = const(0x04)
+OFFLINE = const(0xFF)
+STATUS_NAMES = {ONLINE: "ONLINE", CRITICAL: "CRITICAL", OFFLINE: "OFFLINE"}
+
+SDE = "<BBBB"                  # status, raid, n_drvs, affinity
+VDRIVE = "<BBHII"              # channel, target, reserved, start block, blocks
+SDE_LEN = const(4 + MAX_VDRIVES * 12)
+SDX = "<IHHI"                  # extension: capacity blocks, stripe KiB, chunk KiB (log), reserved
+SDX_LEN = const(12)
+LUNMAP_OFF = const(MAX_SD * (SDE_LEN + SDX_LEN))
+PW_OFF = const(LUNMAP_OFF + PORTS * LUNS)       # u8 set + sha1 digest (20)
+CHAP_OFF = const(PW_OFF + 21)                    # user (64) + secret (32), NUL padded
+MASK_OFF = const(CHAP_OFF + 96)                  # MASKS x (initiator 224 + u16 bitmap)
+TRACK_OFF = const(MASK_OFF + MASKS * (IQN_LEN + 2))  # 64 bytes for the long-operation/track state
+PAYLOAD_LEN = const(TRACK_OFF + 64)
+
+
+class NvramError(Exception):
+    pass
+
+
+class SystemDriveEntry:
+    # one S_D_E plus the fields the seed's structure leaves to the firmware (capacity, stripe, chunk)
+    def __init__(self, raid, vdrives, blocks, stripe_kb=64, chunk_kb=0, status=ONLINE, affinity=0):
+        self.status = status
+        self.raid = raid
+        self.affinity = affinity
+        self.vdrive = list(vdrives)    # [(channel, target, start, blocks)]
+        self.blocks = blocks
+        self.stripe_kb = stripe_kb
+        self.chunk_kb = chunk_kb
+
+    @property
+    def n_drvs(self):
+        return len(self.vdrive)
+
+    def level(self):
+        return self.raid & RAID_MASK
+
+    def is_log(self):
+        return bool(self.raid & LOG)
+
+    def write_back(self):
+        return bool(self.raid & WB_MSK)
+
+    def to_dict(self):
+        return {"status": STATUS_NAMES.get(self.status, "0x%02X" % self.status), "raid": self.raid,
+                "level": self.level(), "log": self.is_log(), "wb": self.write_back(),
+                "n_drvs": self.n_drvs, "affinity": self.affinity, "blocks": self.blocks,
+                "stripe_kb": self.stripe_kb, "chunk_kb": self.chunk_kb,
+                "vdrive": [list(v) for v in self.vdrive]}
+
+
+class Config:
+    # the decoded NV memory
+    def __init__(self):
+        self.sd = [None] * MAX_SD
+        self.lunmap = bytearray(b"\xff" * (PORTS * LUNS))   # [port*8 + lun] -> system drive
+        self.password = None                                 # sha1 digest or None
+        self.chap_user = ""
+        self.chap_secret = ""
+        self.masks = []                                      # [(initiator, bitmap of port*8+lun)]
+        self.track = bytearray(64)                           # owned by the long-operation layer
+        self.generation = 0
+
+    def lun(self, port, lun):
+        sd = self.lunmap[port * LUNS + lun]
+        return None if sd == UNMAPPED else sd
+
+    def to_dict(self):
+        return {"generation": self.generation,
+                "system_drives": [None if e is None else e.to_dict() for e in self.sd],
+                "lun_map": [{"port": i // LUNS, "lun": i % LUNS, "sd": v}
+                            for i, v in enumerate(self.lunmap) if v != UNMAPPED],
+                "password_set": self.password is not None, "chap_user": self.chap_user,
+                "masks": [{"initiator": m[0], "bitmap": m[1]} for m in self.masks]}
+
+
+def _str(b):
+    b = bytes(b)
+    n = b.find(b"\0")
+    return (b if n < 0 else b[:n]).decode()
+
+
+def encode(cfg, generation):
+    p = bytearray(PAYLOAD_LEN)
+    for i, e in enumerate(cfg.sd):
+        off = i * (SDE_LEN + SDX_LEN)
+        if e is None:
+            continue
+        struct.pack_into(SDE, p, off, e.status, e.raid, e.n_drvs, e.affinity)
+        for j, v in enumerate(e.vdrive):
+            struct.pack_into(VDRIVE, p, off + 4 + j * 12, v[0], v[1], 0, v[2], v[3])
+        struct.pack_into(SDX, p, off + SDE_LEN, e.blocks, e.stripe_kb, e.chunk_kb, 0)
+    p[LUNMAP_OFF:PW_OFF] = cfg.lunmap
+    if cfg.password is not None:
+        p[PW_OFF] = 1
+        p[PW_OFF + 1:PW_OFF + 21] = cfg.password
+    u = cfg.chap_user.encode()
+    s = cfg.chap_secret.encode()
+    p[CHAP_OFF:CHAP_OFF + len(u)] = u
+    p[CHAP_OFF + 64:CHAP_OFF + 64 + len(s)] = s
+    for i, (name, bits) in enumerate(cfg.masks):
+        off = MASK_OFF + i * (IQN_LEN + 2)
+        n = name.encode()
+        p[off:off + len(n)] = n
+        struct.pack_into("<H", p, off + IQN_LEN, bits)
+    p[TRACK_OFF:TRACK_OFF + 64] = cfg.track
+    hdr = bytearray(HDR_LEN)
+    struct.pack_into(HDR, hdr, 0, MAGIC, VERSION, 0, generation, 0)
+    crc = binascii.crc32(p, binascii.crc32(hdr[:12]))
+    struct.pack_into("<I", hdr, 12, crc)
+    return hdr + p
+
+
+def decode(image):
+    # -> Config; raises NvramError naming what is wrong with the bank
+    if len(image) < HDR_LEN + PAYLOAD_LEN:
+        raise NvramError("truncated: %d bytes, a bank needs %d" % (len(image), HDR_LEN + PAYLOAD_LEN))
+    magic, version, _, gen, crc = struct.unpack_from(HDR, image, 0)
+    if magic != MAGIC:
+        raise NvramError("foreign image: magic %r, expected %r" % (bytes(magic), MAGIC))
+    if version != VERSION:
+        raise NvramError("unsupported version %d (this firmware reads version %d)" % (version, VERSION))
+    p = memoryview(image)[HDR_LEN:HDR_LEN + PAYLOAD_LEN]
+    if binascii.crc32(p, binascii.crc32(memoryview(image)[:12])) != crc:
+        raise NvramError("CRC mismatch: the image is damaged")
+    cfg = Config()
+    cfg.generation = gen
+    for i in range(MAX_SD):
+        off = i * (SDE_LEN + SDX_LEN)
+        status, raid, n, aff = struct.unpack_from(SDE, p, off)
+        if n == 0:
+            continue
+        if n > MAX_VDRIVES:
+            raise NvramError("system drive %d: n_drvs %d exceeds %d" % (i, n, MAX_VDRIVES))
+        vd = []
+        for j in range(n):
+            ch, tg, _, start, blocks = struct.unpack_from(VDRIVE, p, off + 4 + j * 12)
+            vd.append((ch, tg, start, blocks))
+        blocks, stripe_kb, chunk_kb, _ = struct.unpack_from(SDX, p, off + SDE_LEN)
+        cfg.sd[i] = SystemDriveEntry(raid, vd, blocks, stripe_kb, chunk_kb, status, aff)
+    cfg.lunmap[:] = p[LUNMAP_OFF:PW_OFF]
+    if p[PW_OFF]:
+        cfg.password = bytes(p[PW_OFF + 1:PW_OFF + 21])
+    cfg.chap_user = _str(p[CHAP_OFF:CHAP_OFF + 64])
+    cfg.chap_secret = _str(p[CHAP_OFF + 64:CHAP_OFF + 96])
+    for i in range(MASKS):
+        off = MASK_OFF + i * (IQN_LEN + 2)
+        name = _str(p[off:off + IQN_LEN])
+        if name:
+            cfg.masks.append((name, struct.unpack_from("<H", p, off + IQN_LEN)[0]))
+    cfg.track[:] = p[TRACK_OFF:TRACK_OFF + 64]
+    return cfg
+
+
+class Nvram:
+    # the NV memory device: a file of `size` bytes holding bank A at 0 and bank B at size/2
+    def __init__(self, path, size):
+        if size // 2 < HDR_LEN + PAYLOAD_LEN:
+            raise NvramError("NV memory of %d bytes is too small (needs %d)" % (size, 2 * (HDR_LEN + PAYLOAD_LEN)))
+        self.path = path
+        self.size = size
+        self.bank_size = size // 2
+        self.bank = -1          # which bank holds the current image
+
+    def load(self):
+        # -> Config. Raises NvramError (whole image unusable) with the reason of each bank.
+        with open(self.path, "rb") as f:
+            image = f.read()
+        if len(image) != self.size:
+            raise NvramError("truncated or resized: %d bytes, expected %d" % (len(image), self.size))
+        best = None
+        errors = []
+        for b in (0, 1):
+            try:
+                cfg = decode(memoryview(image)[b * self.bank_size:(b + 1) * self.bank_size])
+            except NvramError as e:
+                errors.append("bank %s: %s" % ("AB"[b], e))
+                continue
+            if best is None or cfg.generation > best.generation:
+                best, self.bank = cfg, b
+        if best is None:
+            raise NvramError("; ".join(errors))
+        self.notes = errors     # a torn bank next to a good one is normal after a crash
+        return best
+
+    def store(self, cfg):
+        # write the next generation into the other bank; the current bank stays untouched
+        gen = cfg.generation + 1
+        data = encode(cfg, gen)
+        target = 1 - self.bank if self.bank >= 0 else 0
+        with open(self.path, "r+b") as f:
+            f.seek(target * self.bank_size)
+            f.write(data)
+        cfg.generation = gen
+        self.bank = target
+
+    def create(self, image):
+        # a fresh NV memory holding `image` (a factory bank) in bank A; bank B blank
+        cfg = decode(image)
+        with open(self.path, "wb") as f:
+            f.write(image)
+            f.write(bytes(self.size - len(image)))
+        self.bank = 0
+        return cfg

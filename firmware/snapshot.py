@@ -1,0 +1,374 @@
+# Snapshot engine (FIG. 5/6): one backup pair at a time (claim 14). During a snapshot the first write
+# to each chunk of the primary copies the chunk's old data to the log system drive; the backup LUN
+# reads a chunk from the log when it was copied, else from the primary.
+#
+# Log drive layout (blocks of 512 bytes; see snapshot.md):
+#   block 0                 header: magic, state, primary, chunk size, generation, snapshot id, CRC
+#   block 8 + i*(C+1) ...   slot i: C blocks of old data, then one trailer block
+#                           (magic, snapshot id, primary chunk number, slot number, CRC)
+# Ordering (the emulator's battery-backed-buffer promise, see snapshot.md): old data and its trailer
+# go to the log in ONE write, before the primary is overwritten; the trailer sits after the data, so
+# a write cut short by a kill never leaves a valid trailer over missing data. Slots fill in order, so
+# the index is rebuilt at boot by reading trailers until the first one that is not valid.
+import struct
+import binascii
+import os
+import array
+import micropython
+from micropython import const
+
+IDLE = const(0)
+ACTIVE = const(1)
+OVERFLOWED = const(2)      # terminated by overflow; the backup LUN has not yet reported it
+STATE_NAMES = ("IDLE", "ACTIVE", "OVERFLOWED")
+
+HDR_MAGIC = b"RBSNAPv1"
+HDR = "<8sIIIII"           # magic, state, primary sd, chunk blocks, generation, snapshot id
+HDR_BLOCKS = const(8)      # the data area starts at 4 KiB
+TRL_MAGIC = b"RBX1"
+TRL = "<4sIII"             # magic, snapshot id, chunk, slot; then CRC32 of these 16 bytes
+DEFAULT_CHUNK_KB = const(64)
+MAX_CHUNK_KB = const(256)
+CHUNK_KB_CHOICES = (4, 8, 16, 32, 64, 128, 256)
+LOAD_PCT = const(90)       # hash table fill at a full log
+USAGE_EVENTS = (75, 90, 98)
+
+
+@micropython.viper
+def _probe(table: ptr32, keys: ptr32, cap: int, key: int) -> int:
+    # linear probing over `table` (slot+1 per cell, 0 = empty); keys[slot] is the chunk it holds.
+    # Returns the slot holding `key`, or -1 - (empty cell where it would go).
+    i = (((key * 0x9E3779B1) & 0xFFFFFFFF) * cap) >> 32
+    while True:
+        v = int(table[i])
+        if v == 0:
+            return -1 - i
+        if int(keys[v - 1]) == key:
+            return v - 1
+        i += 1
+        if i == cap:
+            i = 0
+
+
+class ExceptionIndex:
+    # primary chunk -> log slot, in 4 + 4/0.9 ≈ 8.4 bytes of RAM per exception at a full log:
+    # a dense slot->chunk array plus an open-addressing table of slot numbers (O(1) average).
+    def __init__(self, max_slots):
+        self.max_slots = max_slots
+        self.cap = max_slots * 100 // LOAD_PCT + 1
+        self.keys = _zeros(max_slots)
+        self.table = _zeros(self.cap)
+        self.count = 0
+
+    def clear(self):
+        _clear(self.table)
+        self.count = 0
+
+    def find(self, chunk):
+        r = _probe(self.table, self.keys, self.cap, chunk)
+        return r if r >= 0 else -1
+
+    def insert(self, chunk, slot):
+        r = _probe(self.table, self.keys, self.cap, chunk)
+        if r >= 0:
+            return
+        self.keys[slot] = chunk
+        self.table[-1 - r] = slot + 1
+        self.count += 1
+
+
+def _zeros(n):
+    return array.array("I", bytes(4 * n))
+
+
+@micropython.viper
+def _fill32(a: ptr32, n: int):
+    i = 0
+    while i < n:
+        a[i] = 0
+        i += 1
+
+
+def _clear(a):
+    _fill32(a, len(a))
+
+
+class SnapshotError(Exception):
+    pass
+
+
+class Engine:
+    """The backup pair of the board: log drive, primary, state and exception index."""
+
+    def __init__(self, buffer, events):
+        self.buffer = buffer
+        self.events = events
+        self.log = None            # log SystemDrive (or None when no drive has LOG)
+        self.log_sd = -1
+        self.primary = None
+        self.primary_sd = -1
+        self.state = IDLE
+        self.generation = 0
+        self.snap_id = 0
+        self.chunk_blocks = DEFAULT_CHUNK_KB * 2
+        self.max_slots = 0
+        self.next_slot = 0
+        self.index = None
+        self._warned = 0
+        self._hdr = bytearray(512)
+        self.copies = 0           # chunks copied to the log since boot (for tests and the map)
+
+    # ---- configuration -------------------------------------------------------------------
+    def attach_log(self, sd, drive, chunk_kb, drives):
+        # called at boot and when LOG is set; `drives` maps sd -> SystemDrive (to find the primary)
+        self.log, self.log_sd = drive, sd
+        self.chunk_blocks = (chunk_kb or DEFAULT_CHUNK_KB) * 2
+        slot_blocks = self.chunk_blocks + 1
+        self.max_slots = max(0, (drive.blocks - HDR_BLOCKS) // slot_blocks)
+        if self.index is None or self.index.max_slots != self.max_slots:
+            self.index = None
+            self.index = ExceptionIndex(self.max_slots)
+        else:
+            self.index.clear()
+        self.state, self.primary, self.primary_sd, self.next_slot = IDLE, None, -1, 0
+        self._read_header()
+        if self.state == ACTIVE:
+            p = drives.get(self.primary_sd)
+            if p is None:
+                self.events.log("error", "SNAPSHOT LOST: PRIMARY SD%d GONE" % self.primary_sd)
+                self.state = IDLE
+                self._write_header()
+            else:
+                self.primary = p
+                self._rebuild_index()
+
+    def detach_log(self):
+        if self.state == ACTIVE:
+            raise SnapshotError("SNAPSHOT_ACTIVE")
+        self.log, self.log_sd, self.index, self.max_slots = None, -1, None, 0
+        self.state = IDLE
+
+    def _read_header(self):
+        try:
+            self.log.read(0, memoryview(self._hdr))
+        except Exception as e:
+            self.events.log("error", "LOG SD%d HEADER UNREADABLE: %s" % (self.log_sd, e))
+            return
+        h = self._hdr
+        if bytes(h[:8]) != HDR_MAGIC or binascii.crc32(memoryview(h)[:32]) != struct.unpack_from("<I", h, 32)[0]:
+            return            # a drive that never was a log drive (or a torn header: no snapshot)
+        _, state, prim, cb, gen, sid = struct.unpack_from(HDR, h, 0)
+        self.generation, self.snap_id = gen, sid
+        if state in (ACTIVE, OVERFLOWED) and cb == self.chunk_blocks:
+            self.state, self.primary_sd = state, prim
+        elif state == ACTIVE:
+            self.events.log("error", "SNAPSHOT DROPPED: LOG CHUNK SIZE CHANGED")
+
+    def _write_header(self):
+        h = self._hdr
+        zero(h)
+        struct.pack_into(HDR, h, 0, HDR_MAGIC, self.state, max(self.primary_sd, 0),
+                         self.chunk_blocks, self.generation, self.snap_id)
+        struct.pack_into("<I", h, 32, binascii.crc32(memoryview(h)[:32]))
+        self.log.write(0, memoryview(h))
+
+    def _rebuild_index(self):
+        # read trailers in slot order until the first invalid one
+        t = memoryview(self._hdr)
+        cb = self.chunk_blocks
+        n = 0
+        while n < self.max_slots:
+            self.log.read(HDR_BLOCKS + n * (cb + 1) + cb, t)
+            if bytes(t[:4]) != TRL_MAGIC or binascii.crc32(t[:16]) != struct.unpack_from("<I", t, 16)[0]:
+                break
+            _, sid, chunk, slot = struct.unpack_from(TRL, t, 0)
+            if sid != self.snap_id or slot != n:
+                break
+            self.index.insert(chunk, n)
+            n += 1
+        self.next_slot = n
+        self._warned = self._usage_level()
+
+    # ---- direct commands -----------------------------------------------------------------
+    def initiate(self, sd, drive):
+        # O(1) in the primary's size: a header write and a clear of the RAM index
+        self.primary, self.primary_sd = drive, sd
+        self.generation += 1
+        self.snap_id = struct.unpack("<I", os.urandom(4))[0] | 1
+        self.state = ACTIVE
+        self.next_slot = 0
+        self._warned = 0
+        self.index.clear()
+        self._write_header()
+        self.events.log("info", "SNAPSHOT STARTED SD%d -> LOG SD%d" % (sd, self.log_sd))
+
+    def terminate(self, reason="command"):
+        self.state = IDLE
+        self._write_header()
+        self.index.clear()
+        self.primary, self.primary_sd = None, -1
+        self.events.log("info", "SNAPSHOT ENDED (%s)" % reason)
+
+    def active(self):
+        return self.state == ACTIVE
+
+    def take_overflow(self):
+        # the backup LUN's first command after an overflow: report it once, then plain NOT READY
+        if self.state != OVERFLOWED:
+            return False
+        self.state = IDLE
+        self._write_header()
+        return True
+
+    # ---- write path (FIG. 6) -------------------------------------------------------------
+    def write(self, drive, lba, mv):
+        # every write to a system drive comes here; only the active primary is copied-on-write
+        if self.state != ACTIVE or drive is not self.primary:
+            drive.write(lba, mv)
+            return
+        cb = self.chunk_blocks
+        n = len(mv) >> 9
+        end = lba + n
+        pos = lba
+        while pos < end:
+            c = pos // cb
+            seg_end = min(end, (c + 1) * cb)
+            seg = mv[(pos - lba) << 9:(seg_end - lba) << 9]
+            if self.state == ACTIVE and self.index.find(c) < 0:
+                self._copy_and_write(drive, c, pos, seg)
+            else:
+                drive.write(pos, seg)
+            pos = seg_end
+
+    def _copy_and_write(self, drive, c, pos, seg):
+        slot = self.next_slot
+        if slot >= self.max_slots:
+            self._overflow("LOG OVERFLOW")
+            drive.write(pos, seg)
+            return
+        cb = self.chunk_blocks
+        b = self.buffer.take()
+        if b < 0:
+            raise SnapshotError("BUFFER_FULL")
+        try:
+            buf = self.buffer.view(b)[:(cb + 1) << 9]
+            first = c * cb
+            nb = min(cb, drive.blocks - first)
+            drive.read(first, buf[:nb << 9])
+            if nb < cb:
+                zero(buf[nb << 9:cb << 9])
+            t = buf[cb << 9:]
+            zero(t)
+            struct.pack_into(TRL, t, 0, TRL_MAGIC, self.snap_id, c, slot)
+            struct.pack_into("<I", t, 16, binascii.crc32(t[:16]))
+            try:
+                self.log.write(HDR_BLOCKS + slot * (cb + 1), buf)
+            except Exception as e:
+                # the snapshot can no longer be kept; the primary carries on, the backup LUN
+                # reports the vendor-unique error once, as for an overflow
+                self._overflow("LOG DRIVE FAILED: %s" % e)
+                drive.write(pos, seg)
+                return
+            self.index.insert(c, slot)
+            self.next_slot = slot + 1
+            self.copies += 1
+            off = (pos - first) << 9
+            drive.write(pos, seg, buf[off:off + len(seg)])
+        finally:
+            self.buffer.give(b)
+        if self._usage_level() > self._warned:
+            self._warned = self._usage_level()
+            self.events.log("warn", "LOG DRIVE %d%% FULL" % USAGE_EVENTS[self._warned - 1])
+
+    def _usage_level(self):
+        pct = self.usage_pct()
+        lvl = 0
+        for i, t in enumerate(USAGE_EVENTS):
+            if pct >= t:
+                lvl = i + 1
+        return lvl
+
+    def _overflow(self, why):
+        self.state = OVERFLOWED
+        self.index.clear()
+        self.primary, self.primary_sd = None, -1
+        self.events.log("error", why + ": SNAPSHOT TERMINATED")
+        try:
+            self._write_header()
+        except Exception as e:
+            self.events.log("error", "LOG HEADER WRITE FAILED: %s" % e)
+
+    # ---- backup LUN read path ------------------------------------------------------------
+    def read_backup(self, lba, mv):
+        # the primary as it was at initiate: log where the chunk was copied, else the primary
+        cb = self.chunk_blocks
+        n = len(mv) >> 9
+        end = lba + n
+        pos = lba
+        run = lba              # start of a run of chunks read from the primary in one go
+        find = self.index.find
+        while pos < end:
+            c = pos // cb
+            seg_end = min(end, (c + 1) * cb)
+            slot = find(c)
+            if slot >= 0:
+                if run < pos:
+                    self.primary.read(run, mv[(run - lba) << 9:(pos - lba) << 9])
+                self.log.read(HDR_BLOCKS + slot * (cb + 1) + (pos - c * cb),
+                              mv[(pos - lba) << 9:(seg_end - lba) << 9])
+                run = seg_end
+            pos = seg_end
+        if run < end:
+            self.primary.read(run, mv[(run - lba) << 9:])
+
+    # ---- status --------------------------------------------------------------------------
+    def usage_pct(self):
+        return 100 * self.next_slot // self.max_slots if self.max_slots else 0
+
+    def status(self):
+        return {"state": STATE_NAMES[self.state], "primary": self.primary_sd if self.primary else None,
+                "log": self.log_sd if self.log else None, "chunk_kb": self.chunk_blocks // 2,
+                "exceptions": self.next_slot if self.state == ACTIVE else 0,
+                "capacity": self.max_slots, "usage_pct": self.usage_pct() if self.state == ACTIVE else 0,
+                "generation": self.generation}
+
+    def copied_map(self, cells):
+        # percent of each of `cells` regions of the primary already copied to the log
+        if self.state != ACTIVE or cells <= 0:
+            return [0] * max(cells, 0)
+        nchunks = (self.primary.blocks + self.chunk_blocks - 1) // self.chunk_blocks
+        counts = [0] * cells
+        keys = self.index.keys
+        for s in range(self.next_slot):
+            counts[keys[s] * cells // nchunks] += 1
+        out = []
+        for i in range(cells):
+            size = (i + 1) * nchunks // cells - i * nchunks // cells
+            out.append(100 * counts[i] // size if size else 0)
+        return out
+
+
+@micropython.viper
+def _fill8(p: ptr8, n: int):
+    i = 0
+    while i < n:
+        p[i] = 0
+        i += 1
+
+
+def zero(mv):
+    _fill8(mv, len(mv))
+
+
+@micropython.viper
+def _nonzero(p: ptr8, n: int) -> int:
+    i = 0
+    while i < n:
+        if p[i]:
+            return 1
+        i += 1
+    return 0
+
+
+def is_zero(mv):
+    return not _nonzero(mv, len(mv))
