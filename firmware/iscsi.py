@@ -152,6 +152,7 @@ class Task:
         self.burst_end = 0
         self.r2tsn = 0
         self.datasn = 0           # next DataSN expected in the current sequence
+        self.bad = False          # data arrived out of order: the command fails unexecuted
 
 
 class Conn:
@@ -766,8 +767,10 @@ class Conn:
     async def progress(self, t):
         if t.got >= t.edtl:
             del self.pending[t.itt]
-            if t.buf is None:
-                await self.scsi_rsp(t.itt, 2, _sense(0x05, 0x55, 0x03), 0, 0, 0)   # insufficient resources
+            if t.bad:   # ABORTED COMMAND, DATA PHASE ERROR
+                await self.scsi_rsp(t.itt, 2, _sense(0x0B, 0x4B, 0), 0, 0, t.r2tsn)
+            elif t.buf is None:   # ILLEGAL REQUEST, INSUFFICIENT RESOURCES
+                await self.scsi_rsp(t.itt, 2, _sense(0x05, 0x55, 0x03), 0, 0, t.r2tsn)
             else:
                 await self.run_cmd(t.itt, t.lun, t.cdb, t.flags, t.edtl,
                                    memoryview(t.buf)[:t.need], t.want_out, t.r2tsn)
@@ -806,15 +809,22 @@ class Conn:
             await self.reject(P.REJ_INVALID_FIELD)
             return
         solicited = ttt != P.ALL_ONES
-        if (solicited and ttt != t.ttt) or off != t.got or datasn != t.datasn \
-                or off + dlen > (t.burst_end if solicited else t.unsol_end) \
+        if (solicited and ttt != t.ttt) or t.got + dlen > (t.burst_end if solicited else t.unsol_end) \
                 or (not solicited and t.burst_end):
-            # DataPDUInOrder/DataSequenceInOrder are Yes: anything out of place is a protocol
-            # error, and at ERL 0 that ends the connection (the command never runs)
+            # more data than solicited, or for a transfer tag we never gave: at ERL 0 the
+            # connection ends (the command never runs)
             await self.read_data(None, 0, dlen)
-            self.tgt.log("warn", "iSCSI port %d: Data-Out out of sequence from %s (ITT 0x%x)"
+            self.tgt.log("warn", "iSCSI port %d: unexpected Data-Out from %s (ITT 0x%x)"
                          % (self.port, self.iname, itt))
             raise Closed()
+        if (off != t.got or datasn != t.datasn) and not t.bad:
+            # DataPDUInOrder/DataSequenceInOrder are Yes: data out of place fails the command
+            # (CHECK CONDITION once all its data is in), the session carries on
+            t.bad = True
+            self.put_buf(t.buf)
+            t.buf = None
+            self.tgt.log("warn", "iSCSI port %d: Data-Out out of order from %s (ITT 0x%x DataSN %d offset %d)"
+                         % (self.port, self.iname, itt, datasn, off))
         if not await self.recv_into(t, dlen):
             raise Closed()
         t.datasn += 1
@@ -845,10 +855,6 @@ class Conn:
                 rflags, resid = 0x04, want_out - edtl
             elif want_out < edtl:
                 rflags, resid = 0x02, edtl - want_out
-            if len(data_in) and edtl:
-                # data for the initiator on a command it sent as a write: refuse the mismatch
-                await self.scsi_rsp(itt, 2, _sense(0x05, 0x24, 0), rflags, resid, r2ts)
-                return
             await self.scsi_rsp(itt, status, sense, rflags, resid, r2ts)
             return
         n = len(data_in)
@@ -947,8 +953,10 @@ class Conn:
             if t is not None:
                 del self.pending[rtt]
                 self.put_buf(t.buf)
-            elif not (P.sn_lt(refcmdsn, cmdsn) and not P.sn_lt(refcmdsn, (self.expcmdsn - WINDOW) & 0xFFFFFFFF)):
-                resp = 1   # never seen: "task does not exist"; otherwise it already completed
+            elif not (P.sn_lt(refcmdsn, cmdsn) and not P.sn_lt(refcmdsn, self.expcmdsn)):
+                # completed already (or never sent): "task does not exist". A RefCmdSN still
+                # ahead of ExpCmdSN would be "function complete" (RFC 7143 11.5.1)
+                resp = 1
         elif fn in (2, 4, 5, 6, 7):   # task sets, LUN reset, target resets
             if fn in (2, 4, 5) and lun not in self.visible():
                 resp = 2
