@@ -1,0 +1,496 @@
+# The board's serial console (UART endpoint): a TCP listener or the pty master on fd 0/1.
+# One client at a time drives it; it starts in VT-100 mode (menus + LCD, menu.py/vt100.py/lcd.py)
+# and switches to the line protocol (lineproto.py) when the client sends "#RB1" at the start of a
+# line. A second TCP client gets one "console in use" line and is disconnected.
+#
+#   desc = await console.start(ctl, "tcp:127.0.0.1:0")   # -> "tcp:127.0.0.1:40123"
+#   desc = await console.start(ctl, "stdio")             # -> "stdio"
+import sys
+import os
+import json
+import socket
+import select
+import asyncio
+from asyncio import core
+from micropython import const
+
+import menu
+import lcd
+import vt100
+import lineproto
+
+IN_SIZE = const(4096)
+EVQ = const(64)             # events kept for the line-mode client between two flushes
+ESC_WAIT_MS = const(80)     # a lone Esc is a key when nothing follows it this soon
+FIRST_DRAW_MS = const(150)  # a program that sends "#RB1" at once never sees the menus
+PTY_CHUNK = const(64)       # bytes per write once the pty says it has room
+IN_USE = b'- ERR CONSOLE_IN_USE {"message": "console in use by another client; try again when it disconnects"}\r\n'
+_MAGIC = b"#RB1"
+
+
+class Disconnected(Exception):
+    pass
+
+
+def log(*a):
+    print("console:", *a, file=sys.stderr)
+
+
+# ---- ports: where the bytes go ---------------------------------------------------------------
+
+class TcpPort:
+    # a client socket; telnet IAC negotiation is removed from the input and answered (we will
+    # echo and suppress go-ahead when asked, refuse the rest) so telnet can run in character mode
+    def __init__(self, s):
+        self.s = s
+        self.iac = 0            # 0 data, 1 after IAC, 2 after IAC WILL/WONT/DO/DONT, 3 in SB, 4 SB+IAC
+        self.verb = 0
+        self.agreed = bytearray(3)   # agreed: WILL ECHO, WILL SGA, DO SGA
+        self.reply = bytearray(3)
+
+    async def read(self, mv):
+        while True:
+            yield core._io_queue.queue_read(self.s)
+            try:
+                n = self.s.readinto(mv)
+            except OSError:
+                raise Disconnected()
+            if n is None:
+                continue
+            if n == 0:
+                raise Disconnected()
+            n = await self._strip(mv, n)
+            if n:
+                return n
+
+    async def _strip(self, mv, n):
+        if self.iac == 0 and 255 not in bytes(mv[:n]):
+            return n
+        w = 0
+        for i in range(n):
+            b = mv[i]
+            st = self.iac
+            if st == 0:
+                if b == 255:
+                    self.iac = 1
+                else:
+                    mv[w] = b
+                    w += 1
+            elif st == 1:
+                if b == 255:
+                    mv[w] = 255
+                    w += 1
+                    self.iac = 0
+                elif 251 <= b <= 254:
+                    self.verb = b
+                    self.iac = 2
+                elif b == 250:
+                    self.iac = 3
+                else:
+                    self.iac = 0
+            elif st == 2:
+                self.iac = 0
+                await self._negotiate(self.verb, b)
+            elif st == 3:
+                if b == 255:
+                    self.iac = 4
+            else:
+                self.iac = 0 if b == 240 else 3
+        return w
+
+    async def _negotiate(self, verb, opt):
+        # agree once to WILL ECHO / WILL SGA / DO SGA (character mode), refuse every other option;
+        # an option already agreed is not answered again, so negotiation cannot loop
+        r = self.reply
+        r[0] = 255
+        r[2] = opt
+        a = self.agreed
+        if verb == 253:             # DO opt
+            k = 0 if opt == 1 else (1 if opt == 3 else -1)
+            if k >= 0 and a[k]:
+                return
+            if k >= 0:
+                a[k] = 1
+            r[1] = 251 if k >= 0 else 252       # WILL / WONT
+        elif verb == 251:           # WILL opt
+            if opt == 3:
+                if a[2]:
+                    return
+                a[2] = 1
+            r[1] = 253 if opt == 3 else 254     # DO / DONT
+        else:                       # WONT / DONT: nothing to answer
+            return
+        await self.write(r)
+
+    async def write(self, b):
+        mv = memoryview(b)
+        i, n = 0, len(mv)
+        while i < n:
+            yield core._io_queue.queue_write(self.s)
+            try:
+                k = self.s.write(mv[i:])
+            except OSError:
+                raise Disconnected()
+            if k:
+                i += k
+
+    def close(self):
+        try:
+            self.s.close()
+        except OSError:
+            pass
+
+
+class PtyPort:
+    # fd 0/1 are the master side of a pty made by the host. MicroPython can only do blocking
+    # reads and writes on them, so reads take one byte at a time while poll says more is
+    # waiting, and writes go in small pieces once poll says there is room.
+    def __init__(self):
+        self.i = sys.stdin.buffer
+        self.o = sys.stdout.buffer
+        self.pin = select.poll()
+        self.pin.register(self.i, select.POLLIN)
+        self.pout = select.poll()
+        self.pout.register(self.o, select.POLLOUT)
+        self.one = bytearray(1)
+        self.up = False
+        try:
+            import termios
+            termios.setraw(0)   # on a pty master this sets the slave: no echo of our output
+        except Exception as e:
+            log("stdio is not a tty (%r); using it as is" % (e,))
+
+    def _hup(self):
+        for _, ev in self.pin.poll(0):
+            if ev & (select.POLLHUP | select.POLLERR):
+                return True
+        return False
+
+    async def read(self, mv):
+        while True:
+            yield core._io_queue.queue_read(self.i)
+            n = 0
+            cap = len(mv)
+            try:
+                while n < cap:
+                    ev = self.pin.poll(0)
+                    if not ev or not (ev[0][1] & select.POLLIN):
+                        break
+                    if self.i.readinto(self.one) != 1:
+                        break
+                    mv[n] = self.one[0]
+                    n += 1
+            except OSError:
+                n = -1      # EIO: nobody has the slave side open
+            if n > 0:
+                self.up = True
+                return n
+            if self.up:
+                self.up = False
+                raise Disconnected()
+            await asyncio.sleep_ms(250)
+
+    async def write(self, b):
+        mv = memoryview(b)
+        i, n = 0, len(mv)
+        while i < n:
+            yield core._io_queue.queue_write(self.o)
+            for _, ev in self.pout.poll(0):
+                if ev & (select.POLLHUP | select.POLLERR):
+                    raise Disconnected()
+            k = min(PTY_CHUNK, n - i)
+            try:
+                self.o.write(mv[i:i + k])
+            except OSError:
+                raise Disconnected()
+            i += k
+
+    def close(self):
+        pass
+
+
+# ---- the console ----------------------------------------------------------------------------
+
+class Console:
+    def __init__(self, ctl):
+        self.ctl = ctl
+        self.model = menu.Model(ctl)
+        self.screen = vt100.Screen()
+        self.keys = vt100.KeyDecoder(self._key)
+        self.proto = lineproto.LineProto(ctl, {"bye": self._bye, "lcd": self._lcd, "button": self._button,
+                                               "screen": self._screen})
+        self.inbuf = bytearray(IN_SIZE)
+        self.inmv = memoryview(self.inbuf)
+        self.evq = [None] * EVQ
+        self.evn = 0
+        self.lost = 0
+        self.wake = asyncio.Event()
+        self.lock = asyncio.Lock()
+        self.busy = False
+        self.alive = False
+        self.line = False           # line protocol mode
+        self.clients = 0
+        ctl.events.subscribe(self._on_event)
+
+    # -- events: called by the controller, synchronously, from whatever task logged them --
+    def _on_event(self, ev):
+        if not self.alive:
+            return
+        if self.line:
+            if self.evn < EVQ:
+                self.evq[self.evn] = ev
+                self.evn += 1
+            else:
+                self.lost += 1
+        self.wake.set()
+
+    # -- commands the console answers itself in line mode --
+    def _bye(self, args):
+        self.proto.left = True
+        return {}
+
+    def _lcd(self, args):
+        l1, l2 = lcd.render(self.model)
+        return {"lines": [l1, l2], "mode": self.model.mode}
+
+    def _button(self, args):
+        k = lcd.BUTTONS.get(args.get("key"))
+        if k is None:
+            raise _Err("BAD_ARGUMENT", "key must be one of up, down, enter, esc")
+        self.model.key(k)
+        return self._lcd(args)
+
+    def _screen(self, args):
+        lines, attrs, cur = vt100.compose(self.model)
+        return {"lines": lines}
+
+    # -- a session: one client from connect to disconnect --
+    async def session(self, port):
+        self.clients += 1
+        self.model.reset()
+        self.screen.invalidate()
+        self.proto.reset()
+        self.keys.state = 0
+        self.line = False
+        self.bol = True
+        self.magic = 0
+        self.evn = 0
+        self.lost = 0
+        self.alive = True
+        self.port = port
+        ticker = asyncio.create_task(self._ticker(port))
+        try:
+            while True:
+                n = await port.read(self.inmv)
+                await self.lock.acquire()
+                try:
+                    await self._input(port, n)
+                finally:
+                    self.lock.release()
+        except Disconnected:
+            pass
+        except Exception as e:
+            log("session ended by a fault:")
+            sys.print_exception(e, sys.stderr)
+        finally:
+            self.alive = False
+            self.line = False
+            self.wake.set()
+            try:
+                ticker.cancel()
+            except Exception:
+                pass
+
+    async def _input(self, port, n):
+        i = 0
+        while i < n:
+            if self.line:
+                i = await self.proto.feed(port, self.inbuf, i, n)
+                if self.proto.left:
+                    self.proto.reset()
+                    self.line = False
+                    self.bol = True
+                    self.model.reset()
+                    self.screen.invalidate()
+            else:
+                i = self._keys_in(i, n)
+                if self.line:
+                    self.evn = 0
+                    self.lost = 0
+                    await port.write(lineproto.hello(self.ctl).encode())
+        if not self.line:
+            await self._draw(port)
+        if self.keys.state == 1:
+            self.wake.set()     # the ticker decides whether this Esc stands alone
+
+    def _keys_in(self, i, n):
+        # VT-100 mode: each byte is a keystroke byte, and "#RB1" + newline at the start of a
+        # line switches to line mode; returns where line-mode input starts, or n
+        buf = self.inbuf
+        while i < n:
+            b = buf[i]
+            i += 1
+            m = self.magic
+            if m == 4 and (b == 10 or b == 13):
+                self.magic = 0
+                self.line = True
+                self.proto.reset()
+                if b == 13 and i < n and buf[i] == 10:
+                    i += 1
+                return i
+            if m < 4 and b == _MAGIC[m] and (m > 0 or self.bol):
+                self.magic = m + 1
+            else:
+                self.magic = 0
+            self.bol = b == 10 or b == 13
+            self.keys.feed(b)
+        return n
+
+    def _key(self, k, b):
+        m = self.model
+        if k == vt100.CHAR:
+            m.char(chr(b))
+        elif k == vt100.BACKSPACE:
+            m.backspace()
+        elif k == vt100.REDRAW:
+            self.screen.invalidate()
+        else:
+            m.key(k)
+
+    async def _draw(self, port):
+        lines, attrs, cur = vt100.compose(self.model)
+        out = self.screen.frame(lines, attrs, cur)
+        if len(out):
+            await port.write(out)
+
+    async def _ticker(self, port):
+        # redraws live screens, sends events in line mode, times out a lone Esc
+        first = True
+        while self.alive:
+            if first:
+                ms = FIRST_DRAW_MS
+            elif not self.line and self.keys.state == 1:
+                ms = ESC_WAIT_MS
+            elif self.line:
+                ms = 10000
+            else:
+                ms = self.model.refresh_interval_ms() or 10000
+            timed_out = False
+            try:
+                await asyncio.wait_for_ms(self.wake.wait(), ms)
+            except asyncio.TimeoutError:
+                timed_out = True
+            self.wake.clear()
+            if not self.alive:
+                return
+            await self.lock.acquire()
+            try:
+                if self.line:
+                    await self._flush_events(port)
+                elif timed_out and self.keys.state == 1:
+                    self.keys.flush()
+                    await self._draw(port)
+                else:
+                    self.model.refresh()
+                    await self._draw(port)
+            except Disconnected:
+                self.screen.invalidate()    # the reader ends the session; a pty may come back
+            except Exception as e:
+                log("ticker fault:")
+                sys.print_exception(e, sys.stderr)
+            finally:
+                self.lock.release()
+            if not timed_out and not self.line:
+                await asyncio.sleep_ms(50)  # a burst of events costs one redraw
+            first = False
+
+    async def _flush_events(self, port):
+        n = self.evn
+        for k in range(n):
+            ev = self.evq[k]
+            self.evq[k] = None
+            await port.write(lineproto.event_line(ev).encode())
+        self.evn = 0
+        if self.lost:
+            lost, self.lost = self.lost, 0
+            await port.write(("* EVENTS_LOST %s\n" % json.dumps({"count": lost})).encode())
+
+    # -- endpoints --
+    async def serve_tcp(self, ls):
+        while True:
+            yield core._io_queue.queue_read(ls)
+            try:
+                s, addr = ls.accept()
+            except OSError:
+                continue
+            s.setblocking(False)
+            if self.busy:
+                asyncio.create_task(self._refuse(TcpPort(s)))
+                continue
+            self.busy = True
+            asyncio.create_task(self._tcp_client(TcpPort(s)))
+
+    async def _tcp_client(self, port):
+        try:
+            await self.session(port)
+        finally:
+            port.close()
+            self.busy = False
+
+    async def _refuse(self, port):
+        try:
+            await asyncio.wait_for_ms(port.write(IN_USE), 1000)
+        except Exception:
+            pass
+        port.close()
+
+    async def serve_pty(self, port):
+        # the pty never goes away: a closed terminal program is a disconnect, the next one a new session
+        while True:
+            self.busy = True
+            await self.session(port)
+            await asyncio.sleep_ms(100)
+
+
+class _Err(Exception):
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _listen_port(s):
+    # MicroPython has no getsockname(): find our socket's inode in /proc/net/tcp
+    ino = str(os.stat("/proc/self/fd/%d" % s.fileno())[1])
+    with open("/proc/net/tcp") as f:
+        for line in f:
+            p = line.split()
+            if len(p) > 9 and p[9] == ino:
+                return int(p[1].split(":")[1], 16)
+    raise OSError("cannot find the port the console listens on")
+
+
+async def start(ctl, spec):
+    """Start the console endpoint; returns its description ("tcp:HOST:PORT" with the real port,
+    or "stdio"). Raises ValueError for a bad spec and OSError when it cannot listen."""
+    c = Console(ctl)
+    if spec == "stdio":
+        asyncio.create_task(c.serve_pty(PtyPort()))
+        return "stdio"
+    p = spec.split(":")
+    if len(p) != 3 or p[0] != "tcp" or not p[2].isdigit() or int(p[2]) > 65535:
+        raise ValueError("console must be 'tcp:HOST:PORT' or 'stdio', not %r" % (spec,))
+    host, port = p[1], int(p[2])
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(socket.getaddrinfo(host, port)[0][-1])
+        s.listen(2)
+    except OSError as e:
+        s.close()
+        raise OSError("console cannot listen on %s:%d (%s)" % (host, port, e))
+    s.setblocking(False)
+    if port == 0:
+        port = _listen_port(s)
+    asyncio.create_task(c.serve_tcp(s))
+    return "tcp:%s:%d" % (host, port)

@@ -1,0 +1,486 @@
+# The console menu model: one tree, one state machine, two views (vt100.py draws it full-screen,
+# lcd.py draws it on the 2x20 front panel). Views never call the controller; the model does,
+# through ctl.command(), and keeps what it fetched in `rows` so both views show the same data.
+from micropython import const
+
+# buttons of the front panel (the VT-100 view maps arrow keys, Enter and Esc onto them)
+UP = const(1)
+DOWN = const(2)
+ENTER = const(3)
+ESC = const(4)
+
+# frame kinds
+MONITOR = const(0)
+MENU = const(1)
+VIEW = const(2)
+PICK = const(3)
+PASSWORD = const(4)
+
+# characters the LCD password entry cycles through with up/down (index -1 is "<OK>")
+PW_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+PW_MAX = const(32)
+MAP_COLS = const(64)
+MAP_ROWS = const(8)
+EVENTS_SHOWN = const(60)
+
+
+class CmdFailed(Exception):
+    pass
+
+
+# ---- the tree --------------------------------------------------------------------------------
+
+class Node:
+    def __init__(self, label, guard=False):
+        self.label = label      # at most 20 characters: it is shown on the LCD as is
+        self.guard = guard      # needs the NV-memory password (configuration, administration)
+
+
+class Menu(Node):
+    def __init__(self, label, children, guard=False):
+        Node.__init__(self, label, guard)
+        self.children = children
+
+
+class View(Node):
+    def __init__(self, label, kind):
+        Node.__init__(self, label)
+        self.kind = kind        # 'status', 'snapmap', 'events', 'disks', 'lops'
+
+
+class Step:
+    # one choice an action needs; `source(model, args)` lists (label, value) where value is a
+    # dict merged into the command arguments, or None to cancel. multi: the key that collects
+    # the values of several toggled choices into a list (ends with the "DONE" choice).
+    def __init__(self, title, source, multi=None):
+        self.title = title
+        self.source = source
+        self.multi = multi
+
+
+class Action(Node):
+    def __init__(self, label, cmd, steps, done, guard=False):
+        Node.__init__(self, label, guard)
+        self.cmd = cmd
+        self.steps = steps
+        self.done = done        # what the LCD says when the command succeeded
+
+
+class Password(Node):
+    # sets the NV-memory password (typed on the keyboard or entered with the buttons)
+    pass
+
+
+def _drives(m, args):
+    return [("SD%d %s %s" % (d["sd"], level_name(d), "LOG" if d.get("log") else d.get("status", "")),
+             {"sd": d["sd"]}) for d in m.fetch("sd_list").get("drives", [])]
+
+
+def _log_drives(m, args):
+    return [c for c in _drives(m, args) if c[0].endswith("LOG")]
+
+
+def _free_sd(m, args):
+    used = [d["sd"] for d in m.fetch("sd_list").get("drives", [])]
+    return [("SD%d" % i, {"sd": i}) for i in range(8) if i not in used]
+
+
+def _levels(m, args):
+    return [("RAID 5", {"raid": 5}), ("RAID 1", {"raid": 1}), ("RAID 0", {"raid": 0}),
+            ("RAID 0+1", {"raid": 6}), ("RAID 3", {"raid": 3}), ("JBOD", {"raid": 7})]
+
+
+def _slots(m, args):
+    return [("%s %s %dMB" % (d.get("name", d["slot"]), d.get("state", ""), d.get("mb", 0)), d["slot"])
+            for d in m.fetch("disk_list").get("disks", [])]
+
+
+def _slot_one(m, args):
+    return [(c[0], {"slot": c[1]}) for c in _slots(m, args)]
+
+
+def _policy(m, args):
+    return [("WRITE THROUGH", {"wb": False}), ("WRITE BACK", {"wb": True})]
+
+
+def _ports(m, args):
+    n = len(m.ctl.board.get("host_ports", [0, 0])) or 2
+    return [("PORT %d" % p, {"port": p}) for p in range(n)]
+
+
+def _luns(m, args):
+    used = {}
+    for e in m.fetch("lun_list").get("map", []):
+        if e["port"] == args.get("port"):
+            used[e["lun"]] = e["sd"]
+    return [("LUN %d%s" % (l, (" -> SD%d" % used[l]) if l in used else " FREE"), {"lun": l})
+            for l in range(8)]
+
+
+def _mapped(m, args):
+    return [("P%d LUN %d -> SD%d" % (e["port"], e["lun"], e["sd"]), {"port": e["port"], "lun": e["lun"]})
+            for e in m.fetch("lun_list").get("map", [])]
+
+
+def _confirm(m, args):
+    return [("NO", None), ("YES", {})]
+
+
+def _lop_kinds(m, args):
+    # lop.py kinds; the firmware answers UNKNOWN_COMMAND until lop_start exists
+    return [("INITIALIZE", {"op": "init"}), ("REBUILD", {"op": "rebuild"}),
+            ("CONSISTENCY CHECK", {"op": "check"}), ("COPY DRIVE", {"op": "copy"}),
+            ("RESYNC", {"op": "resync"})]
+
+
+def _lop_targets(m, args):
+    if args.get("op") not in ("copy", "resync"):
+        return [("NO TARGET", {})]
+    return [("TO " + c[0], {"target": c[1]["sd"]}) for c in _drives(m, args) if c[1]["sd"] != args.get("sd")]
+
+
+def _lops_running(m, args):
+    return [("%s SD%s %s%%" % (str(o.get("op", "?")).upper(), o.get("sd", "?"), o.get("pct", o.get("progress", "?"))),
+             {"id": o["id"]} if "id" in o else {"sd": o.get("sd")})
+            for o in m.fetch("status").get("lops", [])]
+
+
+TREE = Menu("MAIN MENU", [
+    View("STATUS", "status"),
+    View("SNAPSHOT MAP", "snapmap"),
+    View("EVENT LOG", "events"),
+    Menu("CONFIGURATION", [
+        Action("CREATE DRIVE", "sd_create",
+               [Step("RAID LEVEL", _levels), Step("SELECT DISKS", _slots, multi="slots"),
+                Step("WRITE POLICY", _policy), Step("CREATE?", _confirm)], "DRIVE CREATED"),
+        Action("DELETE DRIVE", "sd_delete", [Step("DELETE DRIVE", _drives), Step("DELETE?", _confirm)],
+               "DRIVE DELETED"),
+        Action("SET LOG DRIVE", "log_set", [Step("SET LOG ON", _drives)], "LOG SET"),
+        Action("CLEAR LOG DRIVE", "log_clear", [Step("CLEAR LOG ON", _log_drives)], "LOG CLEARED"),
+        Action("MAP LUN", "lun_map", [Step("HOST PORT", _ports), Step("LUN", _luns),
+                                      Step("TO DRIVE", _drives)], "LUN MAPPED"),
+        Action("UNMAP LUN", "lun_unmap", [Step("UNMAP", _mapped)], "LUN UNMAPPED"),
+        Action("WRITE POLICY", "sd_policy", [Step("DRIVE", _drives), Step("POLICY", _policy)],
+               "POLICY SET"),
+    ], guard=True),
+    Menu("ADMINISTRATION", [
+        Action("START SNAPSHOT", "snapshot_start", [Step("PRIMARY DRIVE", _drives)], "SNAPSHOT STARTED"),
+        Action("END SNAPSHOT", "snapshot_stop", [Step("END SNAPSHOT?", _confirm)], "SNAPSHOT ENDED"),
+        View("SNAPSHOT MAP", "snapmap"),
+        Menu("LONG OPERATIONS", [
+            Action("START OPERATION", "lop_start", [Step("OPERATION", _lop_kinds), Step("DRIVE", _drives),
+                                                    Step("TARGET", _lop_targets)], "OPERATION STARTED"),
+            View("OPERATION STATUS", "lops"),
+            Action("STOP OPERATION", "lop_stop", [Step("STOP", _lops_running)], "OPERATION STOPPED"),
+        ]),
+        Password("SET PASSWORD"),
+    ], guard=True),
+    Menu("DISKS", [
+        View("DISK LIST", "disks"),
+        Action("FAIL DISK", "disk_fail", [Step("FAIL SLOT", _slot_one)], "DISK FAILED"),
+        Action("REMOVE DISK", "disk_remove", [Step("REMOVE SLOT", _slot_one)], "DISK REMOVED"),
+        Action("REPLACE DISK", "disk_replace", [Step("REPLACE SLOT", _slot_one)], "DISK REPLACED"),
+    ], guard=True),
+])
+
+
+def level_name(d):
+    lv = d.get("level")
+    if isinstance(lv, str):
+        return lv.replace(" ", "")
+    r = d.get("raid", lv)
+    if isinstance(r, int):
+        r &= 0x0F
+        return "JBOD" if r == 7 else ("RAID0+1" if r == 6 else "RAID%d" % r)
+    return "?"
+
+
+def refusal(code, message):
+    # what the LCD and the screen say when the controller refuses: the code spelled out as the
+    # headline ("NO LOG DEFINED") and the controller's message as the detail
+    return code.replace("_", " ").upper(), str(message or "")
+
+
+# ---- the state machine -----------------------------------------------------------------------
+
+class Frame:
+    def __init__(self, kind, node, title):
+        self.kind = kind
+        self.node = node
+        self.title = title
+        self.cursor = 0
+        self.items = []         # (label, value) for MENU and PICK
+        self.picked = []        # toggled indexes of a multi PICK
+        self.step = 0           # PICK: which step of node.steps
+        self.args = None        # PICK: arguments collected so far
+
+
+class Model:
+    def __init__(self, ctl):
+        self.ctl = ctl
+        self.reset()
+
+    def reset(self):
+        # back to monitor mode, locked: after a disconnect, on leaving the line protocol, on Esc
+        self.stack = [Frame(MONITOR, None, "MONITOR")]
+        self.unlocked = False
+        self.message = None     # (ok, headline, detail): outcome of the last action, until the next key
+        self.pw = ""            # password being entered
+        self.pw_ch = -1         # LCD entry: index in PW_CHARS, -1 = "<OK>"
+        self.rows = []
+        self.status = {}
+        self.map = []
+        self.refresh()
+
+    @property
+    def frame(self):
+        return self.stack[-1]
+
+    @property
+    def mode(self):
+        return "monitor" if len(self.stack) == 1 else "menu"
+
+    def fetch(self, name, args=None):
+        # a read-only command for a screen: errors become empty data plus a message, never raise
+        try:
+            return self.ctl.command(name, args or {})
+        except Exception as e:
+            if self.message is None:
+                t = _err_text(e)
+                self.message = (False, t[0], "%s: %s" % (name, t[1]))
+            return {}
+
+    # ---- data for the current frame (both views read rows/status/map) ----
+
+    def refresh(self):
+        f = self.frame
+        kind = f.node.kind if f.kind == VIEW else ("status" if f.kind == MONITOR else None)
+        self.status = self.fetch("status") if kind in ("status", "snapmap") or f.kind == MONITOR else self.status
+        rows = []
+        if kind == "status":
+            st = self.status
+            for d in st.get("drives", []):
+                rows.append(("sd", d))
+            ports = {}
+            for e in st.get("luns", []):
+                ports.setdefault(e.get("port", 0), []).append(e)
+            for p in sorted(ports):
+                rows.append(("luns", p, ports[p]))
+            rows.append(("snap", st.get("snapshot") or {}))
+            for o in st.get("lops", []):
+                rows.append(("lop", o))
+            for e in st.get("events", []):
+                rows.append(("event", e))
+        elif kind == "snapmap":
+            rows.append(("snap", self.status.get("snapshot") or {}))
+            self.map = self.fetch("snapshot_map", {"cells": MAP_COLS * MAP_ROWS}).get("cells", [])
+            rows.append(("map", self.map))
+        elif kind == "events":
+            try:
+                evs = self.ctl.events.recent(EVENTS_SHOWN)
+            except Exception:
+                evs = []
+            for e in evs:
+                rows.append(("event", e))
+        elif kind == "disks":
+            for d in self.fetch("disk_list").get("disks", []):
+                rows.append(("disk", d))
+        elif kind == "lops":
+            for o in self.fetch("status").get("lops", []):
+                rows.append(("lop", o))
+        if kind is not None:
+            if not rows:
+                rows.append(("text", "(nothing to show)"))
+            self.rows = rows
+            if f.kind == VIEW:
+                f.cursor = min(f.cursor, len(rows) - 1)
+            else:
+                f.cursor = min(f.cursor, max(0, self.drive_count() - 1))
+
+    def drive_count(self):
+        return len(self.status.get("drives", []))
+
+    def refresh_interval_ms(self):
+        f = self.frame
+        if f.kind == MONITOR:
+            return 1000
+        if f.kind == VIEW:
+            return 500 if f.node.kind == "snapmap" else 1000
+        return 0    # menus and choices do not change by themselves
+
+    # ---- input ----
+
+    def key(self, k):
+        self.message = None
+        f = self.frame
+        if f.kind == PASSWORD:
+            self._pw_key(k)
+        elif k == UP or k == DOWN:
+            n = self._count(f)
+            if n:
+                f.cursor = (f.cursor + (1 if k == DOWN else -1)) % n if f.kind != VIEW else \
+                    max(0, min(n - 1, f.cursor + (1 if k == DOWN else -1)))
+        elif k == ENTER:
+            self._enter(f)
+        elif k == ESC:
+            self._back()
+        self.refresh()
+
+    def char(self, c):
+        # a printable character typed on the keyboard: only the password entry takes text
+        f = self.frame
+        if f.kind == PASSWORD and len(self.pw) < PW_MAX:
+            self.message = None
+            self.pw += c
+
+    def backspace(self):
+        if self.frame.kind == PASSWORD:
+            self.pw = self.pw[:-1]
+
+    def _count(self, f):
+        if f.kind == MONITOR:
+            return self.drive_count()
+        if f.kind == VIEW:
+            return len(self.rows)
+        return len(f.items)
+
+    def _back(self):
+        if len(self.stack) > 1:
+            self.stack.pop()
+            if len(self.stack) == 1:
+                self.unlocked = False   # leaving menu mode locks configuration again
+            else:
+                self._reload(self.frame)
+
+    def _push_node(self, node):
+        if isinstance(node, Menu):
+            f = Frame(MENU, node, node.label)
+            f.items = [(c.label, c) for c in node.children]
+        elif isinstance(node, View):
+            f = Frame(VIEW, node, node.label)
+        elif isinstance(node, Action):
+            f = Frame(PICK, node, node.label)
+            f.args = {}
+        elif isinstance(node, Password):
+            self._start_pw(node, None)
+            return
+        else:
+            return
+        self.stack.append(f)
+        if f.kind == PICK:
+            self._reload(f)
+
+    def _reload(self, f):
+        # choices are listed from the controller each time a step is shown
+        if f.kind != PICK:
+            return
+        st = f.node.steps[f.step]
+        f.title = st.title
+        f.items = list(st.source(self, f.args))
+        if st.multi:
+            f.items.append(("DONE", "done"))
+        if not f.items:
+            f.items = [("(NONE AVAILABLE)", None)]
+        f.cursor = min(f.cursor, len(f.items) - 1)
+
+    def _enter(self, f):
+        if f.kind == MONITOR:
+            self._push_node(TREE)
+        elif f.kind == MENU:
+            node = f.items[f.cursor][1]
+            if node.guard and not self.unlocked:
+                if self.fetch("password_check", {"password": ""}).get("ok"):
+                    self.unlocked = True
+                else:
+                    self._start_pw(None, node)
+                    return
+            self._push_node(node)
+        elif f.kind == PICK:
+            self._pick(f)
+
+    def _pick(self, f):
+        st = f.node.steps[f.step]
+        label, value = f.items[f.cursor]
+        if st.multi and value != "done":
+            if f.cursor in f.picked:
+                f.picked.remove(f.cursor)
+            else:
+                f.picked.append(f.cursor)
+            return
+        if st.multi:
+            f.args[st.multi] = [f.items[i][1] for i in sorted(f.picked)]
+        elif value is None:
+            self.stack.pop()
+            self.message = (False, "CANCELLED", "")
+            return
+        else:
+            f.args.update(value)
+        if f.step + 1 < len(f.node.steps):
+            f.step += 1
+            f.cursor = 0
+            f.picked = []
+            self._reload(f)
+            return
+        self.stack.pop()
+        self.run(f.node.cmd, f.args, f.node.done)
+
+    def run(self, cmd, args, done):
+        # every refusal is shown with the controller's reason, on the screen and on the LCD
+        try:
+            self.ctl.command(cmd, args)
+            self.message = (True, done, "")
+        except Exception as e:
+            t = _err_text(e)
+            self.message = (False, t[0], t[1])
+        self._reload(self.frame)
+
+    # ---- password entry: keyboard text or LCD buttons ----
+
+    def _start_pw(self, setter, target):
+        f = Frame(PASSWORD, setter or target, "NEW PASSWORD" if setter else "PASSWORD")
+        f.args = target      # None: setting a new password; a node: unlock, then enter it
+        self.pw = ""
+        self.pw_ch = -1
+        self.stack.append(f)
+
+    def _pw_key(self, k):
+        n = len(PW_CHARS)
+        if k == UP:
+            self.pw_ch = (self.pw_ch + 2) % (n + 1) - 1
+        elif k == DOWN:
+            self.pw_ch = (self.pw_ch + n + 1) % (n + 1) - 1
+        elif k == ESC:
+            self.stack.pop()
+            self.pw = ""
+            self.message = (False, "CANCELLED", "")
+        elif k == ENTER and self.pw_ch >= 0:
+            if len(self.pw) < PW_MAX:
+                self.pw += PW_CHARS[self.pw_ch]
+            self.pw_ch = -1
+        elif k == ENTER:
+            self.submit_pw()
+
+    def submit_pw(self):
+        f = self.stack.pop()
+        pw, self.pw = self.pw, ""
+        if f.args is None:
+            self.run("password_set", {"password": pw}, "PASSWORD SET" if pw else "PASSWORD CLEARED")
+            return
+        try:
+            ok = self.ctl.command("password_check", {"password": pw}).get("ok")
+        except Exception as e:
+            t = _err_text(e)
+            self.message = (False, t[0], t[1])
+            return
+        if not ok:
+            self.message = (False, "WRONG PASSWORD", "the password in NV memory does not match")
+            return
+        self.unlocked = True
+        self._push_node(f.args)
+
+
+def _err_text(e):
+    code = getattr(e, "code", None)
+    if isinstance(code, str):
+        return refusal(code, getattr(e, "message", "") or "")
+    return "FIRMWARE ERROR", repr(e)
