@@ -5,6 +5,7 @@
 # vanished client can never leave a write half-applied. See iscsi.md.
 import asyncio
 import errno
+import gc
 import os
 import socket
 import sys
@@ -16,9 +17,15 @@ from iscsi_pdu import get32, put32, put24, get24
 _ioq = asyncio.core._io_queue
 
 WINDOW = const(64)           # commands the initiator may queue (MaxCmdSN - ExpCmdSN + 1)
-MAX_XFER = const(8388608)    # largest data-out we buffer for one command
+try:
+    from scsi import MAX_XFER_BLOCKS as _MXB   # the core's limit (VPD B0), one transfer buffer
+    XFER = _MXB * 512
+except ImportError:
+    XFER = 1048576
 MAX_LOGIN_TEXT = const(65536)
-_POOL_KEEP = const(3)        # idle data-out buffers kept per connection
+POOL_MAX = const(8)          # transfer buffers in use at once, over all connections
+POOL_IDLE = const(4)         # idle transfer buffers kept for reuse
+COPY_MAX = const(65536)      # reads up to this EDTL use the core's buffer and a per-connection copy
 _SINK = const(65536)
 _SMALL = const(4096)         # data segments up to this size go out in one write with the header
 
@@ -57,6 +64,33 @@ class Target:
         self.tsih = 0
         self.listeners = []
         self.conns = set()
+        self.free = []          # idle transfer buffers (XFER bytes each)
+        self.out = 0            # transfer buffers handed out
+
+    def take(self):
+        """A transfer buffer, or None when POOL_MAX are in use or memory is short (-> BUSY)."""
+        if self.free:
+            self.out += 1
+            return self.free.pop()
+        if self.out >= POOL_MAX:
+            return None
+        try:
+            b = bytearray(XFER)
+        except MemoryError:
+            gc.collect()
+            try:
+                b = bytearray(XFER)
+            except MemoryError:
+                return None
+        self.out += 1
+        return b
+
+    def give(self, b):
+        if b is None or len(b) != XFER:
+            return
+        self.out -= 1
+        if len(self.free) < POOL_IDLE:
+            self.free.append(b)
 
     def next_tsih(self):
         self.tsih = (self.tsih % 0xFFFF) + 1
@@ -179,7 +213,7 @@ class Conn:
         self.pad = bytearray(4)
         self.sink = None
         self.rx = None               # small data segments (text, NOP pings)
-        self.pool = []
+        self.small = None            # copy of small read data (COPY_MAX), allocated on first use
         self.pending = {}            # itt -> Task
         self.ttt = 0
         self.statsn = 0
@@ -245,6 +279,8 @@ class Conn:
             except OSError:
                 pass
             self.s = None
+        for t in self.pending.values():
+            self.tgt.give(t.buf)
         self.pending = {}
         self.tgt.conns.discard(self)
         if self.key is not None and self.tgt.sessions.get(self.key) is self:
@@ -665,19 +701,6 @@ class Conn:
             n = self.nexus[lun] = (self.iname, self.port, lun)
         return n
 
-    def get_buf(self, n):
-        for i, b in enumerate(self.pool):
-            if len(b) >= n:
-                return self.pool.pop(i)
-        try:
-            return bytearray((n + 65535) & ~65535)
-        except MemoryError:
-            return None
-
-    def put_buf(self, b):
-        if b is not None and len(self.pool) < _POOL_KEEP:
-            self.pool.append(b)
-
     async def scsi_cmd(self, dlen):
         h = self.hdr
         b1 = h[1]
@@ -736,14 +759,14 @@ class Conn:
             want_out = 0
         need = min(edtl, want_out)
         buf = None
-        if need <= MAX_XFER:
-            buf = self.get_buf(need) if need else bytearray(0)
+        if need <= XFER:
+            buf = self.tgt.take() if need else bytearray(0)
         t = Task(itt, lun, cdb, edtl, need, buf, cmdsn)
         t.want_out = want_out
         t.flags = b1
         if dlen:
             if not await self.recv_into(t, dlen):
-                self.put_buf(t.buf)
+                self.tgt.give(t.buf)
                 await self.reject(P.REJ_DIGEST)
                 raise Closed()
         if b1 & 0x80 or self.p.initial_r2t:
@@ -769,12 +792,15 @@ class Conn:
             del self.pending[t.itt]
             if t.bad:   # ABORTED COMMAND, DATA PHASE ERROR
                 await self.scsi_rsp(t.itt, 2, _sense(0x0B, 0x4B, 0), 0, 0, t.r2tsn)
-            elif t.buf is None:   # ILLEGAL REQUEST, INSUFFICIENT RESOURCES
-                await self.scsi_rsp(t.itt, 2, _sense(0x05, 0x55, 0x03), 0, 0, t.r2tsn)
+            elif t.buf is None:
+                if t.need > XFER:   # ILLEGAL REQUEST, INVALID FIELD IN CDB (transfer length)
+                    await self.scsi_rsp(t.itt, 2, _sense(0x05, 0x24, 0), 0, 0, t.r2tsn)
+                else:               # no transfer buffer free: BUSY, the initiator retries
+                    await self.scsi_rsp(t.itt, 8, None, 0, 0, t.r2tsn)
             else:
                 await self.run_cmd(t.itt, t.lun, t.cdb, t.flags, t.edtl,
                                    memoryview(t.buf)[:t.need], t.want_out, t.r2tsn)
-                self.put_buf(t.buf)
+                self.tgt.give(t.buf)
             return
         if t.got < t.unsol_end or t.got < t.burst_end:
             return   # more of the current burst is on its way
@@ -821,7 +847,7 @@ class Conn:
             # DataPDUInOrder/DataSequenceInOrder are Yes: data out of place fails the command
             # (CHECK CONDITION once all its data is in), the session carries on
             t.bad = True
-            self.put_buf(t.buf)
+            self.tgt.give(t.buf)
             t.buf = None
             self.tgt.log("warn", "iSCSI port %d: Data-Out out of order from %s (ITT 0x%x DataSN %d offset %d)"
                          % (self.port, self.iname, itt, datasn, off))
@@ -838,8 +864,20 @@ class Conn:
             raise Closed()   # burst complete without the F bit
 
     async def run_cmd(self, itt, lun, cdb, flags, edtl, data_out, want_out, r2ts):
+        big = None
+        if flags & 0x40 and edtl > COPY_MAX:
+            big = self.tgt.take()   # data-in straight into a buffer of ours, sent from there
+            if big is None:
+                await self.scsi_rsp(itt, 8, None, 0, 0, 0)
+                return
         try:
-            status, sense, data_in = self.ctl.execute(self.nexus_for(lun), cdb, data_out)
+            await self.finish_cmd(itt, lun, cdb, flags, edtl, data_out, want_out, r2ts, big)
+        finally:
+            self.tgt.give(big)
+
+    async def finish_cmd(self, itt, lun, cdb, flags, edtl, data_out, want_out, r2ts, big):
+        try:
+            status, sense, data_in = self.ctl.execute(self.nexus_for(lun), cdb, data_out, big)
         except Exception as e:
             sys.print_exception(e)
             self.tgt.log("error", "iSCSI port %d: command 0x%02x failed inside the controller: %r"
@@ -868,6 +906,14 @@ class Conn:
         if not xfer:
             await self.scsi_rsp(itt, status, sense, rflags, resid, 0)
             return
+        if big is None:
+            # the core's own buffer is reused by the next execute (any connection): copy now
+            if self.small is None:
+                self.small = bytearray(COPY_MAX)
+            self.small[:xfer] = data_in[:xfer]
+            data_in = self.small
+        if sense:
+            sense = bytes(sense)
         collapse = not sense
         seg = min(self.p.mrdsl_out, P.TARGET_MRDSL * 4)
         burst = self.p.max_burst
@@ -952,7 +998,7 @@ class Conn:
             t = self.pending.get(rtt)
             if t is not None:
                 del self.pending[rtt]
-                self.put_buf(t.buf)
+                self.tgt.give(t.buf)
             elif not (P.sn_lt(refcmdsn, cmdsn) and not P.sn_lt(refcmdsn, self.expcmdsn)):
                 # completed already (or never sent): "task does not exist". A RefCmdSN still
                 # ahead of ExpCmdSN would be "function complete" (RFC 7143 11.5.1)
@@ -963,7 +1009,7 @@ class Conn:
             else:
                 for k in list(self.pending):
                     if fn >= 6 or self.pending[k].lun == lun:
-                        self.put_buf(self.pending.pop(k).buf)
+                        self.tgt.give(self.pending.pop(k).buf)
                 resp = self.reset_hook(fn, lun)
                 close_after = fn == 7
         elif fn == 3:   # CLEAR ACA: no ACA is ever established here
