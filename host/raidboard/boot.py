@@ -25,6 +25,8 @@ class BootError(Exception):
 
 
 def micropython():
+    if os.environ.get("RAIDBOARD_MICROPYTHON"):
+        return os.environ["RAIDBOARD_MICROPYTHON"]
     exe = Path(sys.executable).with_name("micropython")
     return str(exe) if exe.exists() else "micropython"
 

@@ -230,7 +230,10 @@ def cmd_sd_policy(sess, args):
 
 def cmd_log(sess, args):
     sd = parse_sd(args.drive)
-    r = sess.call("log_" + args.action, {"sd": sd})
+    p = {"sd": sd}
+    if getattr(args, "chunk_kb", None) is not None:
+        p["chunk_kb"] = args.chunk_kb
+    r = sess.call("log_" + args.action, p)
     out(args, r, "sd%d %s" % (sd, "is the log system drive (LOG bit set)" if args.action == "set"
                               else "is no longer a log system drive"))
 
@@ -290,6 +293,21 @@ def cmd_snapshot_watch(sess, args):
         time.sleep(args.interval)
     if bar is not None:
         bar.done("snapshot " + str(last.get("state")))
+
+
+SHADES = " .:-=+*#%@"
+
+
+def cmd_snapshot_map(sess, args):
+    """One cell per region of the primary, shaded by how much of it was copied to the log."""
+    r = sess.call("snapshot_map", {"cells": args.cells})
+    cells = r.get("cells", [])
+
+    def text():
+        row = "".join(SHADES[min(9, (int(c) + 9) // 10)] for c in cells)
+        lines = [row[i:i + 64] for i in range(0, len(row), 64)]
+        return "\n".join("|%s|" % x for x in lines) + "\nscale: ' ' none, '.' up to 10%, ... '@' all of the region copied to the log"
+    out(args, r, text)
 
 
 def cmd_disk_list(sess, args):
@@ -693,6 +711,9 @@ examples:
     for act in ("set", "clear"):
         c = P(lg, act, "%s the LOG bit" % act, func=cmd_log)
         c.add_argument("drive", help="sd0..sd7")
+        if act == "set":
+            c.add_argument("--chunk-kb", type=int, metavar="KB",
+                           help="copy-on-write chunk size (default: the firmware's)")
         c.set_defaults(action=act)
 
     ln = _group(sub, "lun", "LUN map of the host ports",
@@ -706,11 +727,14 @@ examples:
 
     sn = _group(sub, "snapshot", "snapshot backup (WO 99/63441)",
                 "examples:\n  raidboard snapshot start sd0\n  raidboard snapshot status\n"
-                "  raidboard snapshot watch --interval 0.5\n  raidboard snapshot stop\n")
+                "  raidboard snapshot watch --interval 0.5\n  raidboard snapshot map --cells 128\n"
+                "  raidboard snapshot stop\n")
     c = P(sn, "start", "initiate a snapshot of a primary system drive", func=cmd_snapshot_start)
     c.add_argument("drive", help="the primary, sd0..sd7")
     P(sn, "stop", "terminate the snapshot", func=cmd_snapshot_stop)
     P(sn, "status", "state, log usage, exceptions", func=cmd_snapshot_status)
+    c = P(sn, "map", "which regions of the primary were copied to the log", func=cmd_snapshot_map)
+    c.add_argument("--cells", type=int, default=64, metavar="N", help="number of regions (default 64)")
     c = P(sn, "watch", "progress bar of the log usage until the snapshot ends or Ctrl-C", func=cmd_snapshot_watch)
     c.add_argument("--interval", type=float, default=1.0, metavar="S")
     c.add_argument("--count", type=int, default=0, metavar="N", help="stop after N samples")

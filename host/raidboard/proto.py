@@ -10,6 +10,7 @@ import itertools
 import json
 import re
 import select
+import socket
 import time
 
 import serial
@@ -207,6 +208,17 @@ class Link:
 
     def _close_port(self):
         try:
+            sock = getattr(self.ser, "_socket", None)
+            if sock is not None:
+                # pyserial's socket close sleeps 0.3 s "for quick reconnects"; the board needs no such pause
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                sock.close()
+                self.ser._socket = None
+                self.ser.is_open = False
+                return
             self.ser.close()
         except Exception:
             pass

@@ -1,0 +1,271 @@
+"""The `raidboard` command against a booted board (fixture `board` of tests/conftest.py).
+
+Every query runs with --json and its output is parsed; every change is read back from the board.
+The CLI runs as its own process (the installed console script), as a user would run it.
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+RAIDBOARD = str(Path(sys.executable).with_name("raidboard"))
+
+
+def rb(board, *argv, rc=0, timeout=60):
+    """Run `raidboard --port <board console> argv...`; assert the exit code; return (stdout, stderr)."""
+    url = "socket://%s:%d" % tuple(board.console)
+    p = subprocess.run([RAIDBOARD, "--port", url] + [str(a) for a in argv], capture_output=True, text=True,
+                       timeout=timeout, env=dict(os.environ, RAIDBOARD_PORT=""))
+    assert p.returncode == rc, "raidboard %s -> %d (want %d)\nstdout:\n%s\nstderr:\n%s" % (
+        " ".join(map(str, argv)), p.returncode, rc, p.stdout, p.stderr)
+    return p.stdout, p.stderr
+
+
+def rbj(board, *argv, rc=0):
+    out, _ = rb(board, "--json", *argv, rc=rc)
+    return json.loads(out)
+
+
+def drives(board):
+    return {d["sd"]: d for d in rbj(board, "sd", "list")["drives"]}
+
+
+def lunmap(board):
+    return {(m["port"], m["lun"]): m["sd"] for m in rbj(board, "lun", "list")["map"]}
+
+
+def test_status_json_and_text(board):
+    st = rbj(board, "status")
+    assert st["model"].startswith("DAC960")
+    assert isinstance(st["drives"], list) and st["drives"]
+    assert {"state"} <= set(st["snapshot"])
+    text, _ = rb(board, "status")
+    assert "sd%d" % st["drives"][0]["sd"] in text
+    assert "snapshot:" in text
+
+
+def test_sd_list_and_show(board):
+    ds = drives(board)
+    assert ds, "the factory board has system drives"
+    for sd, d in ds.items():
+        assert d["status"] in ("ONLINE", "CRITICAL", "OFFLINE")
+        assert d["members"]
+    sd = min(ds)
+    one = rbj(board, "sd", "show", "sd%d" % sd)
+    assert one["sd"] == sd and one["members"] == ds[sd]["members"]
+    text, _ = rb(board, "sd", "list")
+    assert "sd%d" % sd in text and "STATUS" in text
+    # StorCLI-style addressing reaches the same data
+    assert rbj(board, "/c0/v%d" % sd, "show")["sd"] == sd
+    assert [d["sd"] for d in rbj(board, "/c0/vall", "show")["drives"]] == sorted(ds)
+
+
+def test_disk_list(board):
+    disks = rbj(board, "disk", "list")["disks"]
+    assert len(disks) >= 6
+    assert all({"slot", "name", "state"} <= set(d) for d in disks)
+    assert rbj(board, "/c0/eall/sall", "show")["disks"] == disks
+
+
+def test_lun_map_and_unmap(board):
+    before = lunmap(board)
+    free = next((p, l) for p in (1, 0) for l in range(7, -1, -1) if (p, l) not in before)
+    sd = min(drives(board))
+    out = rbj(board, "lun", "map", "%d/%d" % free, "sd%d" % sd)
+    assert out == {}
+    assert lunmap(board)[free] == sd
+    rbj(board, "lun", "unmap", "%d/%d" % free)
+    assert lunmap(board) == before
+    # unmapping it again is refused by the board: exit 1, the code and a hint on stderr
+    _, err = rb(board, "lun", "unmap", "%d/%d" % free, rc=1)
+    assert "refused" in err
+
+
+def test_sd_create_policy_delete(board):
+    before = drives(board)
+    disks = rbj(board, "disk", "list")["disks"]
+    # a small JBOD on the last slot: the factory drives leave room on their members
+    slot = disks[-1]["slot"]
+    r = rbj(board, "sd", "create", "--raid", "jbod", "--slots", str(slot), "--mb", "8")
+    sd = r["sd"]
+    assert sd not in before
+    d = drives(board)[sd]
+    assert d["level"] == 7 and [m["slot"] for m in d["members"]] == [slot] and not d["wb"]
+    rbj(board, "sd", "policy", "sd%d" % sd, "wb")
+    assert drives(board)[sd]["wb"] is True
+    rbj(board, "sd", "policy", "sd%d" % sd, "wt")
+    assert drives(board)[sd]["wb"] is False
+    rbj(board, "sd", "delete", "sd%d" % sd)
+    assert set(drives(board)) == set(before)
+    # by channel:target name too
+    name = disks[-1]["name"]
+    sd = rbj(board, "sd", "create", "--raid", "jbod", "--slots", name, "--mb", "8")["sd"]
+    assert [m["slot"] for m in drives(board)[sd]["members"]] == [slot]
+    rbj(board, "/c0/v%d" % sd, "del")
+    assert sd not in drives(board)
+
+
+def test_log_set_and_clear(board):
+    ds = drives(board)
+    log = [sd for sd, d in ds.items() if d["log"]]
+    if log:
+        sd = log[0]
+        mapped = lunmap(board)
+        rbj(board, "log", "clear", "sd%d" % sd)
+        assert drives(board)[sd]["log"] is False
+        rbj(board, "log", "set", "sd%d" % sd)
+        assert drives(board)[sd]["log"] is True
+        assert lunmap(board) == mapped
+    else:
+        pytest.fail("the factory board has a log system drive (ARCHITECTURE.md, factory default)")
+
+
+def test_snapshot_start_status_watch_stop(board):
+    ds = drives(board)
+    log = [sd for sd, d in ds.items() if d["log"]]
+    primary = [sd for sd, d in ds.items() if not d["log"]][0]
+    assert log
+    assert rbj(board, "snapshot", "status")["state"] == "IDLE"
+    r = rbj(board, "snapshot", "start", "sd%d" % primary)
+    assert "generation" in r
+    st = rbj(board, "snapshot", "status")
+    assert st["state"] == "ACTIVE" and st["primary"] == primary and st["log"] in log
+    # a second initiate is refused with its code
+    _, err = rb(board, "snapshot", "start", "sd%d" % primary, rc=1)
+    assert "SNAPSHOT_ACTIVE" in err
+    # watch prints one JSON sample per line
+    out, _ = rb(board, "--json", "snapshot", "watch", "--count", "2", "--interval", "0.1")
+    samples = [json.loads(x) for x in out.splitlines()]
+    assert len(samples) == 2 and all(s["state"] == "ACTIVE" for s in samples)
+    _, err = rb(board, "snapshot", "watch", "--count", "1")
+    assert "log usage" in err
+    text, _ = rb(board, "snapshot", "status")
+    assert "ACTIVE" in text and "sd%d" % primary in text
+    assert rbj(board, "snapshot", "stop") == {}
+    assert rbj(board, "snapshot", "status")["state"] == "IDLE"
+    _, err = rb(board, "snapshot", "stop", rc=1)
+    assert "NO_SNAPSHOT" in err
+
+
+def test_cdb_pass_through(board):
+    port, lun = sorted(lunmap(board))[0]
+    pl = "%d/%d" % (port, lun)
+    inq = rbj(board, "cdb", pl, "12 00 00 00 24 00")
+    assert inq["status"] == 0 and inq["sense"] is None
+    data = bytes.fromhex(inq["data"])
+    assert len(data) == 36 and data[0] & 0x1F == 0  # direct-access block device
+    cap = rbj(board, "cdb", pl, "25000000000000000000")
+    last_lba = int.from_bytes(bytes.fromhex(cap["data"])[:4], "big")
+    assert cap["status"] == 0 and last_lba > 0
+    text, _ = rb(board, "cdb", pl, "120000002400")
+    assert "GOOD" in text and "00000000  " in text
+    # READ(10) one block beyond the end: CHECK CONDITION, decoded sense, exit 6
+    lba = (last_lba + 1).to_bytes(4, "big").hex()
+    bad = rbj(board, "cdb", pl, "28 00 %s 00 00 01 00" % lba, rc=6)
+    assert bad["status"] == 2 and bad["sense"]["key_name"] == "ILLEGAL REQUEST"
+    text, _ = rb(board, "cdb", pl, "2800%s00000100" % lba, rc=6)
+    assert "CHECK CONDITION" in text and "ILLEGAL REQUEST" in text
+
+
+def test_cdb_write_read_round_trip(board, tmp_path):
+    port, lun = sorted(lunmap(board))[0]
+    pl = "%d/%d" % (port, lun)
+    block = bytes(range(256)) * 2
+    f = tmp_path / "blk.bin"
+    f.write_bytes(block)
+    rbj(board, "cdb", pl, "2a000000001000000100", "--data-file", f)  # WRITE(10) LBA 0x1000
+    got = tmp_path / "got.bin"
+    r = rbj(board, "cdb", pl, "28000000001000000100", "--out", got)
+    assert got.read_bytes() == block and bytes.fromhex(r["data"]) == block
+    rbj(board, "cdb", pl, "2a000000001000000100", "--data", "00" * 512)
+    assert bytes.fromhex(rbj(board, "cdb", pl, "28000000001000000100")["data"]) == bytes(512)
+
+
+def test_cdb_usage_errors(board):
+    _, err = rb(board, "cdb", "0/0", "zz", rc=2)
+    assert "not hex" in err
+    _, err = rb(board, "cdb", "0/0", "0000", rc=2)
+    assert "6 to 16 bytes" in err
+    _, err = rb(board, "cdb", "9/0", "000000000000", rc=2)
+    assert "port" in err
+    _, err = rb(board, "cdb", "0/0", "2a000000000000000100", "--data-file", "/nonexistent/x", rc=2)
+    assert "--data-file" in err
+
+
+def test_events(board):
+    sd = min(drives(board))
+    port_lun = next((p, l) for p in (1, 0) for l in range(7, -1, -1) if (p, l) not in lunmap(board))
+    rbj(board, "lun", "map", "%d/%d" % port_lun, "sd%d" % sd)  # configuration changes are events
+    rbj(board, "lun", "unmap", "%d/%d" % port_lun)
+    evs = rbj(board, "events", "-n", "5")["events"]
+    assert 1 <= len(evs) <= 5
+    assert all({"seq", "level", "text"} <= set(e) for e in evs)
+    seqs = [e["seq"] for e in evs]
+    assert seqs == sorted(seqs)
+    text, _ = rb(board, "events", "-n", "2")
+    assert evs[-1]["text"] in text
+    # --follow prints the recent ones, then whatever arrives, one JSON object per line
+    out, _ = rb(board, "--json", "events", "--follow", "--seconds", "1", "-n", "3")
+    followed = [json.loads(x) for x in out.splitlines()]
+    assert followed and followed[-1]["seq"] >= evs[-1]["seq"]
+
+
+def test_disk_fail_and_replace(board):
+    ds = drives(board)
+    # a member of a redundant drive
+    d = next(d for d in ds.values() if d["level"] in (1, 5, 6, 3))
+    slot = d["members"][-1]["slot"]
+    rbj(board, "disk", "fail", slot)
+    disks = {x["slot"]: x for x in rbj(board, "disk", "list")["disks"]}
+    assert disks[slot]["state"] != "ONLINE"
+    assert drives(board)[d["sd"]]["status"] == "CRITICAL"
+    rbj(board, "disk", "replace", slot)
+    disks = {x["slot"]: x for x in rbj(board, "disk", "list")["disks"]}
+    assert disks[slot]["state"] != "FAILED"
+    _, err = rb(board, "disk", "fail", "99", rc=1)
+    assert "NO_SUCH_SLOT" in err
+
+
+def test_call_raw_command(board):
+    assert rbj(board, "call", "lun_list")["map"] == rbj(board, "lun", "list")["map"]
+    _, err = rb(board, "call", "no_such_command", rc=1)
+    assert "UNKNOWN_COMMAND" in err
+    _, err = rb(board, "call", "lun_list", "[1]", rc=2)
+    assert "JSON object" in err
+
+
+def test_refusals_and_usage_errors(board):
+    _, err = rb(board, "sd", "delete", "sd7", rc=1)
+    assert "NO_SUCH_DRIVE" in err and "what to do" in err
+    _, err = rb(board, "sd", "delete", "sd9", rc=2)
+    assert "sd0..sd7" in err
+    _, err = rb(board, "lun", "map", "0-1", "sd0", rc=2)
+    assert "PORT/LUN" in err
+    _, err = rb(board, "sd", "create", "--raid", "4", "--slots", "0", rc=2)
+    assert "RAID level" in err
+    _, err = rb(board, "no-such-command", rc=2)
+    assert "--help" in err
+    rb(board, "/c0/v0", "explode", rc=2)
+
+
+def test_cannot_reach_board(tmp_path):
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens here now
+    p = subprocess.run([RAIDBOARD, "--port", "socket://127.0.0.1:%d" % port, "status"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 3 and "raidboard boot" in p.stderr
+    p = subprocess.run([RAIDBOARD, "--state", str(tmp_path), "status"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 3 and "no board recorded" in p.stderr
+
+
+def test_help_teaches():
+    p = subprocess.run([RAIDBOARD, "--help"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0 and "examples:" in p.stdout and "exit codes" in p.stdout
+    p = subprocess.run([RAIDBOARD, "cdb", "--help"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0 and "READ CAPACITY" in p.stdout
