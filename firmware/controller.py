@@ -21,7 +21,7 @@ from sense import ScsiError
 
 class CmdError(Exception):
     def __init__(self, code, message):
-        Exception.__init__(self, message)
+        super().__init__(message)
         self.code = code
         self.message = message
 
@@ -75,7 +75,9 @@ class Controller:
                 aside = self._set_aside(path)
                 self.events.log("error", "NV MEMORY UNUSABLE: %s; kept as %s; board unconfigured" % (e, aside))
                 return self._blank_config()
-        factory = self.root + "/" + self.board["factory_nvram"]
+        factory = self.board["factory_nvram"]
+        if not factory.startswith("/"):
+            factory = self.root + "/" + factory
         try:
             with open(factory, "rb") as f:
                 image = f.read()
@@ -239,7 +241,7 @@ class Controller:
         self._refresh_status()
         if isinstance(e, raid.DriveError) and e.kind == "offline":
             return ScsiError(sense.NOT_READY, 0x04, 0x03)
-        return ScsiError(sense.MEDIUM_ERROR, 0x11, 0x00, info=lba)
+        return ScsiError(sense.MEDIUM_ERROR, 0x11, 0x00, lba)
 
     def flush(self, lu):
         return None

@@ -41,11 +41,11 @@ def fixed(key, asc, ascq, info=None, field=None):
 
 # the errors the SCSI core raises most
 def invalid_opcode():
-    return ScsiError(ILLEGAL_REQUEST, 0x20, 0x00, field=0)
+    return ScsiError(ILLEGAL_REQUEST, 0x20, 0x00, None, 0)
 
 
 def invalid_field(byte):
-    return ScsiError(ILLEGAL_REQUEST, 0x24, 0x00, field=byte)
+    return ScsiError(ILLEGAL_REQUEST, 0x24, 0x00, None, byte)
 
 
 def lba_out_of_range():

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).parent
-HEAP = "8M"  # a generous board; tests that need a bound set it themselves
+HEAP = "24M"  # a generous board; tests that need a bound set it themselves
 
 
 def micropython():

@@ -1,0 +1,221 @@
+# FIG. 5 and FIG. 6: what the primary and backup LUNs do without and with a snapshot, copy-on-write
+# to the log drive, overflow, and a restart in the middle of a snapshot.
+import fw
+import snapshot
+
+PRIMARY, BACKUP = 0, 1
+INITIATE = fw.cdb(0x20, 0, 0x60, 0, 0, 0, 0, 0, 0, 0)
+TERMINATE = fw.cdb(0x20, 0, 0x61, 0, 0, 0, 0, 0, 0, 0)
+CHUNK = 128                      # blocks in the default 64 KiB chunk
+
+
+def write(ctl, lba, data, lun=PRIMARY):
+    st, sn, _ = fw.run(ctl, lun, fw.write10(lba, len(data) >> 9), data)
+    return st, sn
+
+
+def read(ctl, lba, n, lun=PRIMARY):
+    st, sn, d = fw.run(ctl, lun, fw.read10(lba, n))
+    assert st == 0, (st, sn)
+    return d
+
+
+def test_fig5_backup_lun_not_ready_without_snapshot():
+    ctl = fw.boot()
+    for c in (fw.read10(0, 1), fw.cdb(0, 0, 0, 0, 0, 0), fw.cdb(0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0)):
+        st, sn, _ = fw.run(ctl, BACKUP, c)
+        assert st == 2 and fw.sense3(sn) == (0x02, 0x04, 0x03)
+    # INQUIRY and REPORT LUNS still answer
+    st, _, d = fw.run(ctl, BACKUP, fw.cdb(0x12, 0, 0, 0, 96, 0))
+    assert st == 0 and d[0] == 0 and b"BACKUP" in d[16:32]
+
+
+def test_fig5_primary_reads_and_writes_leave_the_log_idle():
+    ctl = fw.boot()
+    before = ctl.engine.next_slot
+    data = fw.pattern(1, 8192)
+    assert write(ctl, 100, data) == (0, None)
+    assert read(ctl, 100, 16) == data
+    assert ctl.engine.next_slot == before and ctl.engine.copies == 0
+
+
+def test_fig6_first_write_copies_old_chunk_then_backup_shows_initiate_image():
+    ctl = fw.boot()
+    old = fw.pattern(2, CHUNK * 512 * 2)
+    write(ctl, 0, old)
+    fw.run(ctl, PRIMARY, INITIATE)
+    new = fw.pattern(3, 4096)
+    assert write(ctl, CHUNK + 10, new) == (0, None)          # inside chunk 1
+    assert ctl.engine.next_slot == 1
+    # the old chunk sits in log slot 0, right after the header
+    logd = ctl.drives[1]
+    slot = bytearray(CHUNK * 512)
+    logd.read(snapshot.HDR_BLOCKS, memoryview(slot))
+    assert slot == old[CHUNK * 512:]
+    assert read(ctl, 0, 2 * CHUNK, BACKUP) == old
+    expect_new = bytearray(old)
+    expect_new[(CHUNK + 10) * 512:(CHUNK + 18) * 512] = new
+    assert read(ctl, 0, 2 * CHUNK, PRIMARY) == expect_new
+
+
+def test_fig6_later_writes_to_a_copied_chunk_leave_the_log_alone():
+    ctl = fw.boot()
+    fw.run(ctl, PRIMARY, INITIATE)
+    write(ctl, 5, fw.pattern(4, 512))
+    io = ctl.iop.writes
+    for i in range(5):
+        write(ctl, 7 + i, fw.pattern(5 + i, 512))
+    assert ctl.engine.next_slot == 1
+    # RAID 5 small write: data + parity, nothing on the log
+    assert ctl.iop.writes - io == 5 * 2
+
+
+def test_fig6_partial_chunk_write_preserves_the_whole_chunk():
+    ctl = fw.boot()
+    old = fw.pattern(6, CHUNK * 512)
+    write(ctl, 0, old)
+    fw.run(ctl, PRIMARY, INITIATE)
+    write(ctl, 64, fw.pattern(7, 512))
+    assert read(ctl, 0, CHUNK, BACKUP) == old
+
+
+def test_fig6_write_spanning_chunks_copies_each():
+    ctl = fw.boot()
+    old = fw.pattern(8, 4 * CHUNK * 512)
+    write(ctl, 0, old)
+    fw.run(ctl, PRIMARY, INITIATE)
+    write(ctl, CHUNK - 4, fw.pattern(9, (2 * CHUNK + 8) * 512))    # touches chunks 0..3
+    assert ctl.engine.next_slot == 4
+    assert read(ctl, 0, 4 * CHUNK, BACKUP) == old
+
+
+def test_fig6_backup_lun_rejects_writes_with_data_protect():
+    ctl = fw.boot()
+    fw.run(ctl, PRIMARY, INITIATE)
+    st, sn = write(ctl, 0, bytes(512), BACKUP)
+    assert st == 2 and fw.sense3(sn) == (0x07, 0x27, 0x00)
+
+
+def test_fig6_backup_lun_has_primary_geometry_and_write_protect_bit():
+    ctl = fw.boot()
+    fw.run(ctl, PRIMARY, INITIATE)
+    rc = fw.cdb(0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    assert fw.run(ctl, BACKUP, rc)[2] == fw.run(ctl, PRIMARY, rc)[2]
+    ms = fw.cdb(0x1A, 0, 0x3F, 0, 255, 0)
+    assert fw.run(ctl, BACKUP, ms)[2][2] & 0x80
+    assert not fw.run(ctl, PRIMARY, ms)[2][2] & 0x80
+
+
+def small_log(ctl, mb=1, chunk_kb=64):
+    # replace the factory log drive by a small one
+    for port in (0, 1):
+        ctl.command("lun_unmap", {"port": port, "lun": 1})
+    ctl.command("log_clear", {"sd": 1})
+    ctl.command("sd_delete", {"sd": 1})
+    ctl.command("sd_create", {"raid": 1, "slots": [4, 5], "mb": mb, "sd": 1})
+    ctl.command("log_set", {"sd": 1, "chunk_kb": chunk_kb})
+    ctl.command("lun_map", {"port": 0, "lun": 1, "sd": 1})
+
+
+def test_overflow_vendor_sense_once_then_not_ready_primary_unaffected():
+    ctl = fw.boot()
+    small_log(ctl)
+    cap = ctl.engine.max_slots
+    assert cap == (2048 - snapshot.HDR_BLOCKS) // (CHUNK + 1)
+    fw.run(ctl, PRIMARY, INITIATE)
+    data = fw.pattern(10, 512)
+    for c in range(cap + 3):
+        assert write(ctl, c * CHUNK, data) == (0, None)
+    # terminated by the overflow; the state shows it until the backup LUN has reported it
+    assert ctl.command("snapshot_status")["state"] == "OVERFLOWED"
+    st, sn, _ = fw.run(ctl, BACKUP, fw.read10(0, 1))
+    assert st == 2 and fw.sense3(sn) == (0x09, 0x82, 0x00)
+    assert ctl.command("snapshot_status")["state"] == "IDLE"
+    for _ in range(2):
+        st, sn, _ = fw.run(ctl, BACKUP, fw.read10(0, 1))
+        assert st == 2 and fw.sense3(sn) == (0x02, 0x04, 0x03)
+    assert read(ctl, (cap + 2) * CHUNK, 1) == data
+    texts = [e["text"] for e in ctl.events.recent(20)]
+    for pct in (75, 90, 98):
+        assert "LOG DRIVE %d%% FULL" % pct in texts, texts
+    assert any("LOG OVERFLOW" in t for t in texts)
+    # the next initiate starts a fresh snapshot
+    assert fw.run(ctl, PRIMARY, INITIATE)[0] == 0
+    assert read(ctl, 0, 1, BACKUP) == data
+
+
+def test_overflow_is_reported_after_a_restart_too():
+    ctl = fw.boot()
+    small_log(ctl)
+    fw.run(ctl, PRIMARY, INITIATE)
+    for c in range(ctl.engine.max_slots + 1):
+        write(ctl, c * CHUNK, bytes(512))
+    ctl = fw.reboot(ctl)
+    st, sn, _ = fw.run(ctl, BACKUP, fw.cdb(0, 0, 0, 0, 0, 0))
+    assert fw.sense3(sn) == (0x09, 0x82, 0x00)
+
+
+def test_restart_mid_snapshot_keeps_it_active_and_exact():
+    ctl = fw.boot()
+    old = fw.pattern(11, 8 * CHUNK * 512)
+    write(ctl, 0, old)
+    fw.run(ctl, PRIMARY, INITIATE)
+    for c in (1, 3, 5):
+        write(ctl, c * CHUNK + 3, fw.pattern(20 + c, 1024))
+    ctl = fw.reboot(ctl)
+    assert ctl.command("snapshot_status")["state"] == "ACTIVE"
+    assert ctl.engine.next_slot == 3
+    assert read(ctl, 0, 8 * CHUNK, BACKUP) == old
+    write(ctl, 7 * CHUNK, fw.pattern(30, 512))          # a new first write after the restart
+    write(ctl, 3 * CHUNK, fw.pattern(31, 512))          # a rewrite: no new copy
+    assert ctl.engine.next_slot == 4
+    assert read(ctl, 0, 8 * CHUNK, BACKUP) == old
+
+
+def test_terminate_then_initiate_forgets_the_old_exceptions():
+    ctl = fw.boot()
+    write(ctl, 0, fw.pattern(12, 512))
+    fw.run(ctl, PRIMARY, INITIATE)
+    write(ctl, 0, fw.pattern(13, 512))
+    fw.run(ctl, PRIMARY, TERMINATE)
+    fw.run(ctl, PRIMARY, INITIATE)
+    assert read(ctl, 0, 1, BACKUP) == fw.pattern(13, 512)
+    ctl = fw.reboot(ctl)
+    assert read(ctl, 0, 1, BACKUP) == fw.pattern(13, 512)
+
+
+def test_one_snapshot_board_wide_and_log_shared_by_primaries():
+    b = fw.small_board(slots=8)
+    ctl = fw.boot(b=b)
+    ctl.command("sd_create", {"raid": 1, "slots": [6, 7], "sd": 2})
+    ctl.command("lun_map", {"port": 0, "lun": 2, "sd": 2})
+    fw.run(ctl, PRIMARY, INITIATE)
+    st, sn, _ = fw.run(ctl, 2, INITIATE)
+    assert fw.sense3(sn) == (0x09, 0x81, 0x10)
+    # terminate through a LUN of an unrelated drive: not its snapshot
+    assert fw.sense3(fw.run(ctl, 2, TERMINATE)[1]) == (0x09, 0x81, 0x0C)
+    fw.run(ctl, PRIMARY, TERMINATE)
+    old = fw.pattern(14, 1024)
+    write(ctl, 0, old, lun=2)
+    assert fw.run(ctl, 2, INITIATE)[0] == 0         # the same log drive serves the other primary
+    write(ctl, 0, fw.pattern(15, 1024), lun=2)
+    assert read(ctl, 0, 2, BACKUP) == old
+
+
+def test_log_cannot_change_during_a_snapshot():
+    ctl = fw.boot()
+    fw.run(ctl, PRIMARY, INITIATE)
+    for cmd in ("log_clear", "log_set"):
+        try:
+            ctl.command(cmd, {"sd": 1})
+            assert False, cmd
+        except Exception as e:
+            assert e.code == "SNAPSHOT_ACTIVE", e.code
+
+
+def test_initiate_is_constant_time_in_primary_size():
+    # a header write and an index clear: the physical I/O does not depend on the primary's size
+    ctl = fw.boot()
+    ctl.iop.reset_counters()
+    fw.run(ctl, PRIMARY, INITIATE)
+    assert (ctl.iop.reads, ctl.iop.writes) == (0, 2)      # one header block on each log mirror
