@@ -19,7 +19,7 @@ CHAR = const(10)
 BACKSPACE = const(11)
 REDRAW = const(12)
 
-_N, _ESC, _CSI, _SS3 = 0, 1, 2, 3
+_N, _ESC, _CSI, _SS3, _SKIP = 0, 1, 2, 3, 4
 
 
 class KeyDecoder:
@@ -58,11 +58,17 @@ class KeyDecoder:
             if 0x20 <= b <= 0x3F:
                 self.plen += 1
                 if self.plen > 16:
-                    self.state = _N     # overlong sequence: drop it
+                    self.state = _SKIP  # overlong sequence: drop it through its final byte
                 return
             self.state = _N
             if 0x40 <= b <= 0x7E:
                 self._arrow(b)
+                return
+        elif st == _SKIP:
+            if 0x20 <= b <= 0x3F:
+                return
+            self.state = _N
+            if 0x40 <= b <= 0x7E:
                 return
         elif st == _SS3:
             self.state = _N

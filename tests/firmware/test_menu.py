@@ -1,0 +1,298 @@
+# The console menu model on a real controller (small board), driven by the four front-panel
+# buttons and by the keyboard decoder; both views (LCD lines, VT-100 screen) are checked.
+import fw
+import menu
+import lcd
+import vt100
+from menu import UP, DOWN, ENTER, ESC
+
+
+def model():
+    return menu.Model(fw.boot())
+
+
+def lines(m):
+    l1, l2 = lcd.render(m)
+    assert len(l1) == 20 and len(l2) == 20, (l1, l2)
+    return l1.rstrip(), l2.rstrip()
+
+
+def screen_text(m):
+    rows, attrs, cur = vt100.compose(m)
+    assert len(rows) == 24
+    for r in rows[:-1]:
+        assert len(r) == 80, r
+    assert len(rows[-1]) == 79
+    return "\n".join(rows)
+
+
+def goto(m, *labels):
+    # from monitor mode, walk the menus by label with the buttons only, as a person at the panel
+    m.key(ENTER)
+    for label in labels:
+        f = m.frame
+        for _ in range(len(f.items) + 1):
+            if f.items[f.cursor][0].startswith(label):
+                break
+            m.key(DOWN)
+        assert f.items[f.cursor][0].startswith(label), (label, f.items)
+        m.key(ENTER)
+
+
+def choose(m, label):
+    f = m.frame
+    assert f.kind == menu.PICK, f.kind
+    for _ in range(len(f.items) + 1):
+        if f.items[f.cursor][0].startswith(label):
+            m.key(ENTER)
+            return
+        m.key(DOWN)
+    raise AssertionError("no choice %r in %r" % (label, f.items))
+
+
+def home(m):
+    while m.mode != "monitor":
+        m.key(ESC)
+
+
+def test_lcd_idles_on_drive_and_snapshot_lines():
+    m = model()
+    assert m.mode == "monitor"
+    assert lines(m) == ("SD0 RAID5 ONLINE", "SNAP IDLE")
+    m.key(DOWN)
+    assert lines(m) == ("SD1 RAID1 ONLINE LOG", "SNAP IDLE")
+    m.key(DOWN)     # wraps round the drives
+    assert lines(m)[0] == "SD0 RAID5 ONLINE"
+    s = screen_text(m)
+    assert "MONITOR MODE" in s and "SD0  RAID5" in s and "host port 0: LUN 0 -> SD0" in s
+
+
+def test_refusal_is_shown_on_lcd_and_screen():
+    m = model()
+    goto(m, "CONFIGURATION", "CLEAR LOG")
+    choose(m, "SD1")
+    l1, l2 = lines(m)
+    assert l1 == "LUN IN USE", (l1, l2)       # SD1's backup LUNs are mapped
+    assert l2.startswith("SD1 HAS"), l2
+    assert "REFUSED: LUN IN USE - SD1 has" in screen_text(m)
+    # the refusal stays until the next key, then the menu is back
+    m.key(DOWN)
+    assert lines(m)[0] == "CONFIGURATION"
+
+
+def test_snapshot_cycle_from_the_front_panel():
+    m = model()
+    # make SD1 an ordinary drive: unmap its LUNs, clear LOG
+    goto(m, "CONFIGURATION", "UNMAP LUN")
+    choose(m, "P0 LUN 1")
+    assert lines(m) == ("DONE", "LUN UNMAPPED")
+    m.key(DOWN)
+    m.key(UP)
+    assert m.frame.items[m.frame.cursor][0] == "UNMAP LUN"
+    m.key(ENTER)
+    choose(m, "P1 LUN 1")
+    m.key(UP)
+    m.key(UP)
+    m.key(ENTER)        # CLEAR LOG DRIVE
+    choose(m, "SD1")
+    assert lines(m) == ("DONE", "LOG CLEARED"), lines(m)
+    home(m)
+    # without a LOG drive the snapshot is refused, with the reason
+    goto(m, "ADMINISTRATION", "START SNAPSHOT")
+    choose(m, "SD0")
+    assert lines(m)[0] == "NO LOG DEFINED", lines(m)
+    home(m)
+    goto(m, "CONFIGURATION", "SET LOG")
+    choose(m, "SD1")
+    assert lines(m) == ("DONE", "LOG SET")
+    home(m)
+    goto(m, "ADMINISTRATION", "START SNAPSHOT")
+    choose(m, "SD0")
+    assert lines(m) == ("DONE", "SNAPSHOT STARTED")
+    home(m)
+    assert lines(m) == ("SD0 RAID5 ONLINE", "SNAP ACTIVE LOG 0%")
+    assert "ACTIVE   primary SD0   log SD1" in screen_text(m)
+    # the log drive cannot be the primary of another snapshot
+    goto(m, "CONFIGURATION", "CLEAR LOG")
+    choose(m, "SD1")
+    assert lines(m)[0] == "SNAPSHOT ACTIVE"
+    home(m)
+    goto(m, "ADMINISTRATION", "END SNAPSHOT")
+    choose(m, "YES")
+    assert lines(m) == ("DONE", "SNAPSHOT ENDED")
+    home(m)
+    assert lines(m)[1] == "SNAP IDLE"
+
+
+def test_snapshot_map_shades_copied_regions():
+    m = model()
+    ctl = m.ctl
+    ctl.command("snapshot_start", {"sd": 0})
+    # overwrite the first 1/64 of the primary: the first cells fill
+    blocks = ctl.command("sd_list")["drives"][0]["blocks"]
+    n = blocks // menu.MAP_COLS // menu.MAP_ROWS
+    data = bytes(n * 512)
+    c = fw.cdb(0x2A, 0, 0, 0, 0, 0, 0, n >> 8, n & 255, 0)
+    st, sn, _ = fw.run(ctl, 0, c, data)
+    assert st == 0, sn
+    goto(m, "SNAPSHOT MAP")
+    s = screen_text(m)
+    assert "  |@" in s, s
+    l1, l2 = lines(m)
+    assert l1.startswith("SNAP ACTIVE LOG"), l1
+    m.key(DOWN)
+    l1, l2 = lines(m)
+    assert l1 == "COPIED TO LOG:" and l2[0] != " ", (l1, l2)
+
+
+def test_password_guards_configuration():
+    m = model()
+    goto(m, "ADMINISTRATION", "SET PASSWORD")
+    for ch in "s3cret":
+        m.char(ch)
+    m.key(ENTER)
+    assert lines(m) == ("DONE", "PASSWORD SET")
+    home(m)     # back in monitor mode: locked again
+    goto(m, "CONFIGURATION")
+    assert m.frame.kind == menu.PASSWORD
+    assert lines(m) == ("PASSWORD:", "<OK>")
+    m.char("x")
+    m.key(ENTER)
+    assert lines(m) == ("WRONG PASSWORD", "THE PASSWORD IN NV M")
+    m.key(ENTER)        # CONFIGURATION again, typed this time with the buttons: "s" "3" ... is long;
+    m.key(ESC)          # so cancel, and type it on the keyboard
+    assert lines(m)[0] == "CANCELLED"
+    m.key(ENTER)
+    for ch in "s3cret":
+        m.char(ch)
+    m.backspace()
+    m.char("t")
+    m.key(ENTER)
+    assert m.frame.title == "CONFIGURATION", m.frame.title
+    home(m)
+
+
+def test_password_entry_with_buttons_only():
+    m = model()
+    m.ctl.command("password_set", {"password": "10"})
+    goto(m, "DISKS")
+    assert m.frame.kind == menu.PASSWORD
+    m.key(UP)           # <OK> -> "0"
+    m.key(UP)           # "1"
+    assert lines(m)[1] == "1"
+    m.key(ENTER)        # take "1"
+    m.key(UP)
+    m.key(ENTER)        # take "0"
+    assert lines(m)[1] == "**<OK>"
+    m.key(ENTER)
+    assert m.frame.title == "DISKS", lines(m)
+
+
+def test_disk_fail_and_replace():
+    m = model()
+    goto(m, "DISKS", "FAIL DISK")
+    choose(m, "0:0")
+    assert lines(m) == ("DONE", "DISK FAILED")
+    home(m)
+    assert lines(m)[0] == "SD0 RAID5 CRITICAL"
+    goto(m, "DISKS", "REPLACE DISK")
+    choose(m, "0:0")
+    assert lines(m) == ("DONE", "DISK REPLACED"), lines(m)
+
+
+def test_create_and_delete_drive_in_menus():
+    m = model()
+    ctl = m.ctl
+    # free two disks: delete SD1 after unmapping and clearing LOG
+    for port in (0, 1):
+        ctl.command("lun_unmap", {"port": port, "lun": 1})
+    ctl.command("log_clear", {"sd": 1})
+    goto(m, "CONFIGURATION", "DELETE DRIVE")
+    choose(m, "SD1")
+    choose(m, "YES")
+    assert lines(m) == ("DONE", "DRIVE DELETED"), lines(m)
+    m.key(UP)
+    m.key(ENTER)        # CREATE DRIVE
+    choose(m, "RAID 1")
+    assert m.frame.title == "SELECT DISKS"
+    choose(m, "1:0")    # toggles
+    choose(m, "1:1")
+    s = screen_text(m)
+    assert "[x] 1:0" in s and "[x] 1:1" in s and "[ ] 0:0" in s, s
+    choose(m, "DONE")
+    choose(m, "WRITE BACK")
+    choose(m, "YES")
+    assert lines(m) == ("DONE", "DRIVE CREATED"), lines(m)
+    d = ctl.command("sd_list")["drives"]
+    assert [x["level"] for x in d] == ["RAID5", "RAID1"] and d[1]["wb"], d
+
+
+def test_long_operation_entries_exist():
+    m = model()
+    goto(m, "ADMINISTRATION", "LONG OPERATIONS")
+    labels = [i[0] for i in m.frame.items]
+    assert labels == ["START OPERATION", "OPERATION STATUS", "STOP OPERATION"], labels
+    m.key(ENTER)
+    choose(m, "REBUILD")
+    choose(m, "SD0")
+    choose(m, "NO TARGET")
+    # until lop_start exists the controller refuses it, and the refusal is on the LCD
+    l1, l2 = lines(m)
+    assert l1 in ("DONE", "UNKNOWN COMMAND") or l1, (l1, l2)
+
+
+def test_keyboard_decoder_arrows_enter_esc_and_fragments():
+    got = []
+    d = vt100.KeyDecoder(lambda k, b: got.append(k))
+    for b in b"\x1b[A\x1bOB\r\n\r\x00\n\x1b[C\x1b[D\x1b\x1b[1;5A":
+        d.feed(b)
+    d.flush()
+    assert got == [UP, DOWN, ENTER, ENTER, ENTER, ENTER, ESC, ESC, UP], got
+    got.clear()
+    for b in b"\x1b[" + b"9" * 40 + b"Ax":     # overlong parameter list: dropped
+        d.feed(b)
+    assert got == [vt100.CHAR], got     # only the 'x' after the dropped sequence
+    got.clear()
+    d.feed(0x1b)
+    assert got == []
+    d.flush()                                      # nothing followed: a lone Esc
+    assert got == [ESC]
+
+
+def test_screen_sends_only_what_changed():
+    s = vt100.Screen()
+    rows = ["row %d" % i + " " * 74 for i in range(23)] + [" " * 79]
+    rows = [r[:80] for r in rows[:23]] + [rows[23]]
+    attrs = [0] * 24
+    first = bytes(s.frame(rows, attrs))
+    assert first.startswith(b"\x1b[0m\x1b[2J") and b"row 22" in first
+    assert bytes(s.frame(rows, attrs)) == b""          # nothing changed, nothing sent
+    rows[7] = "row 7 changed" + rows[7][13:]
+    out = bytes(s.frame(rows, attrs))
+    assert out.startswith(b"\x1b[8;7H") and b"changed" in out and b"row 6" not in out, out
+    attrs[3] = 1
+    out = bytes(s.frame(rows, attrs))
+    assert b"\x1b[4;1H\x1b[7m" in out, out
+
+
+def test_keystroke_fuzz_on_the_model():
+    # random bytes, escape fragments and control characters through decoder and model; the
+    # views must render after every chunk
+    import random
+    m = model()
+    d = vt100.KeyDecoder(lambda k, b: m.key(k) if k <= 4 else (m.char(chr(b)) if k == vt100.CHAR else m.backspace()))
+    frags = [b"\x1b", b"\x1b[", b"\x1b[A", b"\x1b[B", b"\x1bO", b"\r", b"\n", b"\x1b[12;", b"\xff", b"\x00", b"q"]
+    random.seed(4)
+    n = 0
+    for _ in range(300):
+        if random.getrandbits(1):
+            chunk = bytes(random.getrandbits(8) for _ in range(random.getrandbits(4)))
+        else:
+            chunk = frags[random.getrandbits(8) % len(frags)]
+        for b in chunk:
+            d.feed(b)
+        n += 1
+        lines(m)
+        screen_text(m)
+    d.flush()
+    print("keystroke fuzz: %d inputs" % n)
