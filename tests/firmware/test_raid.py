@@ -133,7 +133,7 @@ def members_for(n, odd_extents=True):
     return [(i, 8 + 4 * i, DISK - 16 - 5 * i) for i in range(n)]
 
 
-def property_run(name, level, n, blocks=None):
+def property_run(name, level, n, blocks=None, victim_i=-1):
     d, iop = fresh(name)
     mem = members_for(n)
     sd = SystemDrive(1, level, mem, S, iop, blocks)
@@ -142,7 +142,7 @@ def property_run(name, level, n, blocks=None):
     exercise(sd, ref, 1, 250)
     files_check(d, iop, sd, ref)
     redundant = level in (raid.RAID1, raid.RAID3, raid.RAID5, raid.RAID6)
-    victim = mem[-1][0]
+    victim = mem[victim_i][0]
     if redundant:
         # one failed member: reads and writes stay right, the drive is CRITICAL
         iop.fail(victim)
@@ -204,6 +204,14 @@ def test_raid1():
 
 def test_raid3():
     property_run("raid3", raid.RAID3, 4)
+
+
+def test_raid3_data_member_fails():
+    property_run("raid3d", raid.RAID3, 3, victim_i=0)
+
+
+def test_raid01_first_member_fails():
+    property_run("raid01f", raid.RAID6, 4, victim_i=0)
 
 
 def test_raid5():
