@@ -3,8 +3,8 @@
 # record per cache line it touches) before it is acknowledged, so it survives a killed firmware
 # process, and replay() puts the journal onto the drives at boot.
 #
-# Dirty data lives in Buffer slots, one cache line per slot (line = slot size, aligned on the
-# drive). The cache never holds more than max_lines slots: a write that needs a new line when the
+# Dirty data lives in Buffer slots, one cache line per slot (line_blocks, by default the largest
+# power of two of sectors a slot holds, aligned on the drive). The cache never holds more than max_lines slots: a write that needs a new line when the
 # cache is full destages the least recently written line first. A line only holds dirty sectors
 # (one byte per sector says which), so reads merge it over what the drive has.
 #
@@ -33,10 +33,18 @@ def _exists(path):
 
 
 class WriteBackCache:
-    def __init__(self, journal_path, buffer, max_lines=None, journal_limit=None):
+    def __init__(self, journal_path, buffer, max_lines=None, journal_limit=None, line_blocks=None):
         self.path = journal_path
         self.buf = buffer
-        self.spl = buffer.slot_bytes // SECTOR  # sectors per line
+        per_slot = buffer.slot_bytes // SECTOR
+        if line_blocks is None:
+            # a power of two, so lines stay aligned with stripe units
+            line_blocks = 1
+            while line_blocks * 2 <= per_slot:
+                line_blocks *= 2
+        if not 1 <= line_blocks <= per_slot:
+            raise ValueError("cache: line of %r blocks, a buffer slot holds %d" % (line_blocks, per_slot))
+        self.spl = line_blocks  # sectors per line
         if max_lines is None:
             max_lines = buffer.slots
         if not 1 <= max_lines <= buffer.slots:

@@ -74,8 +74,10 @@ def test_reads_see_dirty_data_and_flush_destages():
 
 
 def test_bounded_by_its_buffer_slots():
-    d, iop, sd0, sd1, buf = board("bounded", slots=8)
+    # slots of 4 KiB + 512 (like the controller's chunk + header slots): lines of 8 blocks
+    d, iop, sd0, sd1, buf = board("bounded", slots=8, slot_bytes=4096 + 512)
     c = WriteBackCache(d + "/wb.journal", buf, max_lines=5)
+    assert c.spl == 8
     c.replay({0: sd0, 1: sd1})
     ref0 = bytearray(sd0.blocks * 512)
     ref1 = bytearray(sd1.blocks * 512)
