@@ -84,43 +84,51 @@ def test_lun_map_and_unmap(board):
     assert "refused" in err
 
 
-def test_sd_create_policy_delete(board):
-    before = drives(board)
-    disks = rbj(board, "disk", "list")["disks"]
-    # a small JBOD on the last slot: the factory drives leave room on their members
-    slot = disks[-1]["slot"]
-    r = rbj(board, "sd", "create", "--raid", "jbod", "--slots", str(slot), "--mb", "8")
-    sd = r["sd"]
-    assert sd not in before
-    d = drives(board)[sd]
-    assert d["level"] == 7 and [m["slot"] for m in d["members"]] == [slot] and not d["wb"]
-    rbj(board, "sd", "policy", "sd%d" % sd, "wb")
-    assert drives(board)[sd]["wb"] is True
-    rbj(board, "sd", "policy", "sd%d" % sd, "wt")
-    assert drives(board)[sd]["wb"] is False
-    rbj(board, "sd", "delete", "sd%d" % sd)
-    assert set(drives(board)) == set(before)
-    # by channel:target name too
-    name = disks[-1]["name"]
-    sd = rbj(board, "sd", "create", "--raid", "jbod", "--slots", name, "--mb", "8")["sd"]
-    assert [m["slot"] for m in drives(board)[sd]["members"]] == [slot]
-    rbj(board, "/c0/v%d" % sd, "del")
-    assert sd not in drives(board)
-
-
-def test_log_set_and_clear(board):
+def test_reconfigure_log_drive_and_create_drives(board):
+    """Factory board: sd1 is the RAID 1 log drive over slots 4,5 with backup LUNs 0/1 and 1/1.
+    Take it apart and build it again smaller, with a JBOD next to it, all through the CLI."""
     ds = drives(board)
-    log = [sd for sd, d in ds.items() if d["log"]]
-    if log:
-        sd = log[0]
-        mapped = lunmap(board)
-        rbj(board, "log", "clear", "sd%d" % sd)
-        assert drives(board)[sd]["log"] is False
-        rbj(board, "log", "set", "sd%d" % sd)
-        assert drives(board)[sd]["log"] is True
-        assert lunmap(board) == mapped
-    else:
-        pytest.fail("the factory board has a log system drive (ARCHITECTURE.md, factory default)")
+    log_sd = next(sd for sd, d in ds.items() if d["log"])
+    members = [m["slot"] for m in ds[log_sd]["members"]]
+    names = [m["name"] for m in ds[log_sd]["members"]]
+    backup_luns = sorted(pl for pl, sd in lunmap(board).items() if sd == log_sd)
+    assert backup_luns
+    # the board refuses to clear LOG while backup LUNs are mapped, and says why
+    _, err = rb(board, "log", "clear", "sd%d" % log_sd, rc=1)
+    assert "LUN_IN_USE" in err and "what to do" in err
+    for pl in backup_luns:
+        rbj(board, "lun", "unmap", "%d/%d" % pl)
+    assert rbj(board, "log", "clear", "sd%d" % log_sd) == {}
+    assert drives(board)[log_sd]["log"] is False
+    rbj(board, "sd", "delete", "sd%d" % log_sd)
+    assert log_sd not in drives(board)
+
+    # RAID 1 of 256 MB on the same disks, named by channel:target, at the same drive number
+    r = rbj(board, "sd", "create", "--raid", "1", "--slots", ",".join(names), "--mb", "256",
+            "--sd", "sd%d" % log_sd)
+    assert r["sd"] == log_sd
+    d = drives(board)[log_sd]
+    assert d["raid"] & 0x0F == 1 and d["mb"] == 256 and [m["slot"] for m in d["members"]] == members
+    # a JBOD in the space left on the last disk; write policy both ways; then delete it
+    jb = rbj(board, "sd", "create", "--raid", "jbod", "--slots", str(members[-1]), "--mb", "8")["sd"]
+    d = drives(board)[jb]
+    assert d["raid"] & 0x0F == 7 and d["mb"] == 8 and d["wb"] is False
+    rbj(board, "sd", "policy", "sd%d" % jb, "wb")
+    assert drives(board)[jb]["wb"] is True
+    rbj(board, "sd", "policy", "sd%d" % jb, "write-through")
+    assert drives(board)[jb]["wb"] is False
+    rbj(board, "/c0/v%d" % jb, "del")
+    assert jb not in drives(board)
+
+    # LOG again, with its chunk size, and the backup LUNs back
+    rbj(board, "log", "set", "sd%d" % log_sd, "--chunk-kb", "64")
+    d = drives(board)[log_sd]
+    assert d["log"] is True and d["chunk_kb"] == 64
+    for pl in backup_luns:
+        rbj(board, "lun", "map", "%d/%d" % pl, "sd%d" % log_sd)
+    assert sorted(pl for pl, sd in lunmap(board).items() if sd == log_sd) == backup_luns
+    text, _ = rb(board, "sd", "list")
+    assert "LOG" in text and "256 MB" in text
 
 
 def test_snapshot_start_status_watch_stop(board):
@@ -216,17 +224,17 @@ def test_events(board):
 def test_disk_fail_and_replace(board):
     ds = drives(board)
     # a member of a redundant drive
-    d = next(d for d in ds.values() if d["level"] in (1, 5, 6, 3))
+    d = next(d for d in ds.values() if d["raid"] & 0x0F in (1, 3, 5, 6))
     slot = d["members"][-1]["slot"]
     rbj(board, "disk", "fail", slot)
     disks = {x["slot"]: x for x in rbj(board, "disk", "list")["disks"]}
-    assert disks[slot]["state"] != "ONLINE"
+    assert disks[slot]["state"] == "failed"
     assert drives(board)[d["sd"]]["status"] == "CRITICAL"
     rbj(board, "disk", "replace", slot)
     disks = {x["slot"]: x for x in rbj(board, "disk", "list")["disks"]}
-    assert disks[slot]["state"] != "FAILED"
+    assert disks[slot]["state"] != "failed"
     _, err = rb(board, "disk", "fail", "99", rc=1)
-    assert "NO_SUCH_SLOT" in err
+    assert "slot" in err
 
 
 def test_call_raw_command(board):

@@ -481,6 +481,11 @@ def cmd_nvram_dump(sess, args):
         raise Exit(EXIT_NVRAM)
 
 
+def cmd_nvram_show(sess, args):
+    r = sess.call("nvram_dump")
+    out(args, r, lambda: json.dumps(r, indent=1, sort_keys=True))
+
+
 # -- boot, stop, console, shell ------------------------------------------------------------------
 
 def cmd_boot(sess, args):
@@ -774,6 +779,7 @@ exit code 6 when the SCSI status is not GOOD.
                 "examples:\n  raidboard nvram dump state/nvram.bin\n  raidboard nvram dump --json nvram/dac960sx-factory.bin\n")
     c = P(nv, "dump", "decode an NV memory image file as text or JSON", func=cmd_nvram_dump, link=False)
     c.add_argument("file")
+    P(nv, "show", "the NV memory as the running board decodes it", func=cmd_nvram_show)
 
     lp = _group(sub, "lop", "long operations (copy, rebuild, initialize, check)",
                 "examples:\n  raidboard lop start copy sd0 --to sd2 --wait\n  raidboard lop status\n"

@@ -80,9 +80,10 @@ def drives_table(drives):
 def luns_table(entries):
     if not entries:
         return "no LUNs mapped (map one: raidboard lun map 0/0 sd0)"
-    rows = [["%s/%s" % (e.get("port"), e.get("lun")), "sd%s" % e.get("sd")]
+    rows = [["%s/%s" % (e.get("port"), e.get("lun")), "sd%s" % e.get("sd"),
+             "backup LUN (snapshot view)" if e.get("backup") else ""]
             for e in sorted(entries, key=lambda e: (e.get("port", 0), e.get("lun", 0)))]
-    return table(rows, ["PORT/LUN", "DRIVE"])
+    return table(rows, ["PORT/LUN", "DRIVE", ""])
 
 
 def disks_table(disks):
