@@ -210,6 +210,7 @@ def sd_delete(ctl, args):
     if ctl.lops.ops and any(sd in op.drives for op in ctl.lops.ops):
         raise CmdError("LOP_ACTIVE", "a long operation runs on SD%d" % sd)
     was_log = ctl.cfg.sd[sd].is_log()
+    ctl.cache.discard(sd)
     ctl.cfg.sd[sd] = None
     ctl.save()
     if was_log:

@@ -13,6 +13,7 @@ import buffer as buffermod
 import events as eventsmod
 import lop
 import snapshot
+import cache as cachemod
 import scsi
 import sense
 import vendor
@@ -29,6 +30,24 @@ class CmdError(Exception):
 # a chunk of the largest size plus its trailer block fits a buffer slot
 BUFFER_SLOT = snapshot.MAX_CHUNK_KB * 1024 + 512
 NVRAM_FILE = "nvram.bin"
+CACHE_FILE = "cache.journal"
+RESERVED_SLOTS = 2        # buffer slots the write-back cache leaves for copy-on-write and config
+
+
+class CachedDrive:
+    # a system drive with write-back caching (WB_MSK): the same interface, through the cache
+    def __init__(self, drive, cache):
+        self.drive, self.cache = drive, cache
+        self.number, self.blocks = drive.number, drive.blocks
+
+    def status(self):
+        return self.drive.status()
+
+    def read(self, lba, mv):
+        self.cache.read(self.drive, lba, mv)
+
+    def write(self, lba, mv, old=None):
+        self.cache.write(self.drive, lba, mv)
 
 
 def _exists(path):
@@ -57,9 +76,16 @@ class Controller:
         self.cfg = self._load_config()
         self.engine = snapshot.Engine(self.buffer, self.events)
         self.core = scsi.Core(self)
-        self.drives = {}          # sd -> raid.SystemDrive (only drives that could be built)
+        self.cache = cachemod.WriteBackCache(state_dir + "/" + CACHE_FILE, self.buffer,
+                                             max(1, self.buffer.slots - RESERVED_SLOTS))
+        self.drives = {}          # sd -> SystemDrive, or CachedDrive when write-back (built ones)
         self._lus = [None] * (nvram.PORTS * nvram.LUNS)
         self._build_drives()
+        rep = self.cache.replay({sd: getattr(d, "drive", d) for sd, d in self.drives.items()})
+        if rep["records"] or rep["errors"]:
+            self.events.log("warn" if rep["errors"] else "info",
+                            "WRITE-BACK CACHE REPLAYED: %d records, %d blocks%s" % (
+                                rep["records"], rep["blocks"], "; " + "; ".join(rep["errors"]) if rep["errors"] else ""))
         self._refresh_status(quiet=True)
 
     # ---- boot ----------------------------------------------------------------------------
@@ -115,7 +141,8 @@ class Controller:
                 continue
             try:
                 members = [(self.slot_of(v[0], v[1]), v[2], v[3]) for v in e.vdrive]
-                self.drives[sd] = raid.SystemDrive(sd, e.level(), members, e.stripe_kb * 2, self.iop, e.blocks)
+                d = raid.SystemDrive(sd, e.level(), members, e.stripe_kb * 2, self.iop, e.blocks)
+                self.drives[sd] = CachedDrive(d, self.cache) if e.write_back() else d
             except ValueError as err:
                 self.events.log("error", "SD%d CANNOT BE BUILT: %s" % (sd, err))
         self._attach_log()
@@ -231,7 +258,10 @@ class Controller:
 
     def write_blocks(self, lu, lba, mv, fua=False):
         try:
-            self.engine.write(self.drives[lu.sd], lba, mv)
+            d = self.drives[lu.sd]
+            self.engine.write(d, lba, mv)
+            if fua and isinstance(d, CachedDrive):
+                self.cache.flush(d.drive)
         except (raid.DriveError, iopmod.DiskError) as e:
             raise self._io_error(e, lba)
         except snapshot.SnapshotError:
@@ -244,7 +274,8 @@ class Controller:
         return ScsiError(sense.MEDIUM_ERROR, 0x11, 0x00, lba)
 
     def flush(self, lu):
-        return None
+        if lu.kind == scsi.NORMAL:
+            self.flush_drive(lu.sd)
 
     def serial(self, lu):
         e = self.cfg.sd[lu.sd]
@@ -298,7 +329,13 @@ class Controller:
         e.terminate()
 
     def flush_drive(self, sd):
-        return None
+        # destage the write-back cache of a system drive (SYNCHRONIZE CACHE, initiate, policy change)
+        d = self.drives.get(sd)
+        if isinstance(d, CachedDrive):
+            try:
+                self.cache.flush(d.drive)
+            except (raid.DriveError, iopmod.DiskError) as e:
+                raise self._io_error(e, 0)
 
     def long_operation(self, cdb, buf):
         raise sense.invalid_field(2)

@@ -219,3 +219,29 @@ def test_initiate_is_constant_time_in_primary_size():
     ctl.iop.reset_counters()
     fw.run(ctl, PRIMARY, INITIATE)
     assert (ctl.iop.reads, ctl.iop.writes) == (0, 2)      # one header block on each log mirror
+
+
+def test_write_back_primary_initiate_flushes_cache_and_snapshot_is_exact():
+    ctl = fw.boot()
+    ctl.command("sd_policy", {"sd": 0, "wb": True})
+    ms = fw.run(ctl, PRIMARY, fw.cdb(0x1A, 0, 0x08, 0, 255, 0))[2]
+    assert ms[4 + 8 + 2] & 0x04                          # caching page: WCE reflects WB_MSK
+    old = fw.pattern(40, 2 * CHUNK * 512)
+    write(ctl, 0, old)
+    assert ctl.cache.dirty(0) > 0
+    fw.run(ctl, PRIMARY, INITIATE)
+    assert ctl.cache.dirty(0) == 0                       # claim 4: the snapshot point is on disk
+    write(ctl, 10, fw.pattern(41, 4096))
+    assert read(ctl, 0, 2 * CHUNK, BACKUP) == old
+    ctl = fw.reboot(ctl)                                 # killed with dirty lines: journal replay
+    assert read(ctl, 0, 2 * CHUNK, BACKUP) == old
+    assert read(ctl, 10, 8) == fw.pattern(41, 4096)
+
+
+def test_synchronize_cache_destages_a_write_back_drive():
+    ctl = fw.boot()
+    ctl.command("sd_policy", {"sd": 0, "wb": True})
+    write(ctl, 0, fw.pattern(42, 4096))
+    assert ctl.cache.dirty(0) > 0
+    st, sn, _ = fw.run(ctl, PRIMARY, fw.cdb(0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0))
+    assert st == 0 and ctl.cache.dirty(0) == 0
