@@ -23,6 +23,7 @@ try:
 except ImportError:
     XFER = 1048576
 MAX_LOGIN_TEXT = const(65536)
+LOGIN_TIMEOUT = const(30)    # seconds a connection may take to reach full feature phase
 POOL_MAX = const(8)          # transfer buffers in use at once, over all connections
 POOL_IDLE = const(4)         # idle transfer buffers kept for reuse
 COPY_MAX = const(65536)      # reads up to this EDTL use the core's buffer and a per-connection copy
@@ -289,11 +290,13 @@ class Conn:
     async def run(self):
         why = "closed"
         try:
-            await self.login()
+            await asyncio.wait_for(self.login(), LOGIN_TIMEOUT)
             if self.full:
                 await self.serve()
         except Closed:
             why = "connection lost" if not self.closing else "closed"
+        except asyncio.TimeoutError:
+            why = "login timed out"
         except asyncio.CancelledError:
             why = "reinstated"
         except MemoryError:
@@ -310,6 +313,8 @@ class Conn:
     async def read_header(self):
         await self.recv(self.hmv)
         h = self.hdr
+        if not self.full and h[0] & 0x3F != P.OP_LOGIN:
+            raise Closed()   # anything but a login request before login completes: not iSCSI
         ahs = h[4] * 4
         if ahs:
             await self.recv(memoryview(self.ahs)[:ahs])
