@@ -76,11 +76,29 @@ class Link:
         """Wait up to `wait` seconds for input and append what arrived to the buffer."""
         try:
             ready, _, _ = select.select([self.ser.fileno()], [], [], max(0.0, wait))
-            data = self.ser.read(65536) if ready else b""
+            data = read_available(self.ser) if ready else None
         except (serial.SerialException, OSError, ValueError) as e:
+            busy = self._busy_message()
+            if busy:
+                raise LinkError("console %s: %s (close the other client, e.g. a `raidboard console`, "
+                                "and try again)" % (self.url, busy))
             raise LinkError("console %s closed: %s" % (self.url, _why(e)))
+        if data is None:
+            return b""
+        if not data:
+            busy = self._busy_message()
+            raise LinkError("console %s: %s" % (self.url, busy + " (close the other client, e.g. a "
+                            "`raidboard console`, and try again)" if busy else "closed by the board"))
         self._buf += data
         return data
+
+    def _busy_message(self):
+        """The board's `- ERR CONSOLE_IN_USE {...}` line, if that is why it hung up."""
+        i = self._buf.find(b"ERR CONSOLE_IN_USE")
+        if i < 0:
+            return None
+        d = _json_tail(bytes(self._buf[i + 18:]).split(b"\n")[0].decode("utf-8", "replace")) or {}
+        return d.get("message", "console in use by another client")
 
     def _readline(self, deadline):
         """Next complete line (without the line end), or None at the deadline."""
@@ -112,6 +130,10 @@ class Link:
                 # resend now and then: a pty may hold a half-typed line of an earlier client
                 self._write(HELLO + b"\n")
                 next_hello = now + 1.5
+            busy = self._busy_message()
+            if busy and b"\n" in self._buf[self._buf.find(b"CONSOLE_IN_USE"):]:
+                raise LinkError("console %s: %s (close the other client, e.g. a `raidboard console`, "
+                                "and try again)" % (self.url, busy))
             i = self._buf.find(HELLO + b" OK")
             if i >= 0:
                 del self._buf[:i]
@@ -229,6 +251,21 @@ class Link:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def read_available(ser):
+    """What the port has now, without waiting: bytes, b"" at end of connection, None for nothing yet.
+
+    pyserial's socket read drops the bytes it already has when the peer closes within the same
+    call, and the board's last words ("console in use") matter, so sockets are read directly."""
+    sock = getattr(ser, "_socket", None)
+    if sock is not None:
+        try:
+            return sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return None
+    n = ser.in_waiting
+    return ser.read(n) if n else b""
 
 
 def _json_tail(s):

@@ -10,7 +10,7 @@ import sys
 
 import serial
 
-from .proto import LinkError, _why, normalize_url
+from .proto import LinkError, _why, normalize_url, read_available
 
 DETACH = 0x1D  # Ctrl-]
 REDRAW = b"\x0c"  # Ctrl-L: ask the menus to redraw the screen we join in the middle of
@@ -30,6 +30,9 @@ def attach(url, stop_note="the board keeps running", stdin=None, stdout=None):
         note += " Your terminal is %dx%d; the console needs 80x24." % (cols, rows)
     sys.stderr.write(note + "\r\n")
     sys.stderr.flush()
+    if os.isatty(fout):
+        # the board clears the screen at once, so the detach key also goes into the window title
+        os.write(fout, ("\x1b]0;raidboard console %s - Ctrl-] detaches\x07" % url).encode())
     old = None
     if os.isatty(fin):
         import termios
@@ -62,9 +65,12 @@ def _pump(ser, fin, fout):
         r, _, _ = select.select([fin, sfd], [], [])
         if sfd in r:
             try:
-                data = ser.read(65536)
+                data = read_available(ser)
             except (serial.SerialException, OSError) as e:
                 sys.stderr.write("\r\nconsole closed by the board: %s\r\n" % _why(e))
+                return
+            if data == b"":
+                sys.stderr.write("\r\nthe board closed the console\r\n")
                 return
             if data:
                 os.write(fout, data)
