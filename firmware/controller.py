@@ -70,7 +70,7 @@ class Controller:
         self.tpc = board["targets_per_channel"]
         self.iop = iopmod.IOP(state_dir, len(self.names), board["disk_mb"] * 2048, self.names)
         for slot, text in self.iop.problems:
-            self.events.log("error", "DISK %s: %s" % (self.names[slot], text))
+            self.events.log("error", ("DISK %s: %s" % (self.names[slot], text)) if slot >= 0 else text)
         self.buffer = buffermod.Buffer(board["buffer_kb"] * 1024, BUFFER_SLOT)
         self.nv = nvram.Nvram(state_dir + "/" + NVRAM_FILE, board["nvram_kb"] * 1024)
         self.cfg = self._load_config()

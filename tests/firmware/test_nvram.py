@@ -1,0 +1,178 @@
+# NV memory: every field survives a round trip, a torn update never loses the previous image, and
+# each kind of damage is detected with its own message; at boot a bad image is kept aside untouched.
+import os
+import random
+import fw
+import nvram
+
+
+def full_config():
+    cfg = nvram.Config()
+    cfg.sd[0] = nvram.SystemDriveEntry(nvram.RAID5 | nvram.WB_MSK, [(0, i, 8, 1000 + i) for i in range(4)],
+                                       2976, 32, status=nvram.CRITICAL, affinity=1)
+    cfg.sd[3] = nvram.SystemDriveEntry(nvram.RAID1 | nvram.LOG, [(1, 0, 0, 512), (2, 3, 16, 512)],
+                                       512, 64, chunk_kb=16, status=nvram.OFFLINE)
+    cfg.sd[7] = nvram.SystemDriveEntry(nvram.RAID6, [(c, t, 0, 64) for c in range(2) for t in range(4)],
+                                       256, 8)
+    cfg.lunmap[0] = 0
+    cfg.lunmap[9] = 3
+    cfg.lunmap[15] = 7
+    cfg.password = bytes(range(20))
+    cfg.chap_user = "backup-host"
+    cfg.chap_secret = "s3cret-s3cret"
+    cfg.masks = [("iqn.2026-11.org.example:a", 0x0003), ("iqn.2026-11.org.example:b", 0x8001)]
+    cfg.track[:4] = b"\x01\x02\x03\x04"
+    return cfg
+
+
+def test_round_trip_of_every_field():
+    cfg = full_config()
+    back = nvram.decode(nvram.encode(cfg, 41))
+    assert back.generation == 41
+    assert back.to_dict()["system_drives"] == cfg.to_dict()["system_drives"]
+    for i in (0, 3, 7):
+        a, b = cfg.sd[i], back.sd[i]
+        assert (a.status, a.raid, a.n_drvs, a.affinity, a.vdrive, a.blocks, a.stripe_kb, a.chunk_kb) == \
+               (b.status, b.raid, b.n_drvs, b.affinity, b.vdrive, b.blocks, b.stripe_kb, b.chunk_kb)
+    assert back.sd[1] is None and back.sd[3].is_log() and back.sd[0].write_back()
+    assert back.sd[0].level() == nvram.RAID5 and back.sd[3].raid & nvram.RAID_MASK == nvram.RAID1
+    assert back.lunmap == cfg.lunmap
+    assert back.password == cfg.password
+    assert (back.chap_user, back.chap_secret) == (cfg.chap_user, cfg.chap_secret)
+    assert back.masks == cfg.masks
+    assert back.track == cfg.track
+
+
+def test_seed_defines_are_exact():
+    assert (nvram.NORAID, nvram.RAID0, nvram.RAID1, nvram.RAID3, nvram.RAID5, nvram.RAID6) == (7, 0, 1, 3, 5, 6)
+    assert (nvram.WB_MSK, nvram.LOG, nvram.RAID_MASK) == (0x80, 0x40, 0x0F)
+
+
+def nv_with_generations(n):
+    path = fw.tmpdir("nv") + "/nvram.bin"
+    nv = nvram.Nvram(path, 16384)
+    cfg = full_config()
+    nv.create(nvram.encode(cfg, 1))
+    cfg.generation = 1
+    for i in range(n):
+        cfg.lunmap[1] = i
+        nv.store(cfg)
+    return nv, cfg
+
+
+def test_torn_update_at_any_byte_keeps_the_previous_image():
+    random.seed(7)
+    nv, cfg = nv_with_generations(3)
+    with open(nv.path, "rb") as f:
+        good = f.read()
+    cfg.lunmap[1] = 99                      # the update being written
+    nxt = nvram.encode(cfg, cfg.generation + 1)
+    target = 1 - nv.bank
+    points = [0, 1, 15, 16, len(nxt) - 1] + [random.randint(0, len(nxt) - 1) for _ in range(200)]
+    for k in points:
+        img = bytearray(good)
+        off = target * nv.bank_size
+        img[off:off + k] = nxt[:k]          # the write stopped after k bytes
+        with open(nv.path, "wb") as f:
+            f.write(img)
+        got = nvram.Nvram(nv.path, 16384).load()
+        # the previous image, or the new one when the bytes that did not land equal the old ones
+        assert (got.generation, got.lunmap[1]) in ((cfg.generation, 2), (cfg.generation + 1, 99)), k
+        if got.generation > cfg.generation:
+            assert nvram.encode(got, got.generation) == nxt
+
+
+def test_an_update_becomes_the_new_image_once_complete():
+    nv, cfg = nv_with_generations(5)
+    again = nvram.Nvram(nv.path, 16384)
+    got = again.load()
+    assert got.generation == cfg.generation == 6 and got.lunmap[1] == 4
+
+
+def expect_error(image, size, words):
+    path = fw.tmpdir("bad") + "/nvram.bin"
+    with open(path, "wb") as f:
+        f.write(image)
+    try:
+        nvram.Nvram(path, size).load()
+    except nvram.NvramError as e:
+        for w in words:
+            assert w in str(e), (w, str(e))
+        return
+    assert False, "damage not detected"
+
+
+def good_image():
+    nv, _ = nv_with_generations(1)
+    with open(nv.path, "rb") as f:
+        return bytearray(f.read())
+
+
+def test_truncated_image():
+    expect_error(good_image()[:5000], 16384, ["truncated", "5000", "16384"])
+
+
+def test_flipped_bits_in_both_banks():
+    img = good_image()
+    img[100] ^= 0x10
+    img[8192 + 333] ^= 0x01
+    expect_error(img, 16384, ["bank A: CRC mismatch", "bank B: CRC mismatch"])
+
+
+def test_wrong_magic():
+    img = good_image()
+    for b in (0, 8192):
+        img[b:b + 4] = b"XXXX"
+    expect_error(img, 16384, ["foreign image", "bank A", "bank B"])
+
+
+def test_wrong_version():
+    img = good_image()
+    for b in (0, 8192):
+        img[b + 4] = 9
+    expect_error(img, 16384, ["unsupported version 9"])
+
+
+def test_one_damaged_bank_is_survivable():
+    img = good_image()
+    nv = nvram.Nvram("/dev/null", 16384)
+    path = fw.tmpdir("one") + "/nvram.bin"
+    img[8192 + 50] ^= 0xFF
+    with open(path, "wb") as f:
+        f.write(img)
+    nv = nvram.Nvram(path, 16384)
+    assert nv.load().generation >= 1 and "bank B: CRC mismatch" in nv.notes[0]
+
+
+def test_boot_with_corrupt_nvram_comes_up_unconfigured_and_keeps_the_image_aside():
+    ctl = fw.boot()
+    state = ctl.state_dir
+    ctl.iop.close()
+    with open(state + "/nvram.bin", "r+b") as f:
+        f.seek(20)
+        f.write(b"\xde\xad")
+        f.seek(ctl.nv.bank_size + 20)
+        f.write(b"\xbe\xef")
+    with open(state + "/nvram.bin", "rb") as f:
+        bad = f.read()
+    ctl = fw.reboot(ctl)
+    assert ctl.command("sd_list")["drives"] == []
+    with open(state + "/nvram.bin.bad0", "rb") as f:
+        assert f.read() == bad
+    texts = [e["text"] for e in ctl.events.recent(10)]
+    assert any("NV MEMORY UNUSABLE" in t and "CRC mismatch" in t and "nvram.bin.bad0" in t for t in texts), texts
+    # the unconfigured board can be configured again and keeps it
+    ctl.command("sd_create", {"raid": 0, "slots": [0, 1], "mb": 4})
+    ctl = fw.reboot(ctl)
+    assert len(ctl.command("sd_list")["drives"]) == 1
+
+
+def test_factory_images_match_the_factory_layout():
+    import board
+    import factory
+    root = os.getenv("RB_ROOT", "../..")
+    for model in ("dac960sx", "dac960sf"):
+        b = board.load("%s/boards/%s.json" % (root, model))
+        with open("%s/%s" % (root, b["factory_nvram"]), "rb") as f:
+            committed = f.read()
+        assert committed == nvram.encode(factory.default_config(b), 1), model
