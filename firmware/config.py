@@ -2,6 +2,7 @@
 # each command validates its arguments, changes the configuration, writes NV memory and answers a
 # dict, or raises CmdError with a stable code and a message that says what to do.
 import hashlib
+import lop
 import nvram
 import raid
 import snapshot
@@ -456,4 +457,7 @@ COMMANDS = {
     "password_set": password_set, "password_check": password_check, "chap_set": chap_set,
     "chap_get": chap_get, "mask_list": mask_list, "mask_set": mask_set, "mask_clear": mask_clear,
     "nvram_dump": nvram_dump,
+    "lop_start": lambda ctl, args: lop.command(ctl, "start", args),
+    "lop_status": lambda ctl, args: lop.command(ctl, "status", args),
+    "lop_stop": lambda ctl, args: lop.command(ctl, "stop", args),
 }

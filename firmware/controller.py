@@ -338,7 +338,8 @@ class Controller:
                 raise self._io_error(e, 0)
 
     def long_operation(self, cdb, buf):
-        raise sense.invalid_field(2)
+        # Start Long Operation / Get Long Operation Status (Tables 5-10): lop.py owns them
+        return lop.direct(self, cdb, buf)
 
     # ---- firmware command table ---------------------------------------------------------
     def command(self, name, args=None):

@@ -27,3 +27,14 @@ class Registry:
             if op.kind == kind and (sd is None or sd in op.drives):
                 return op
         return None
+
+
+def direct(ctl, cdb, buf):
+    # LOP Start (0x44) / LOP Status (0x43): not implemented yet; see issue "Long operations"
+    import sense
+    raise sense.invalid_field(2)
+
+
+def command(ctl, name, args):
+    from controller import CmdError
+    raise CmdError("NOT_SUPPORTED", "long operations are not available yet")

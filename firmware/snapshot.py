@@ -117,6 +117,7 @@ class Engine:
         self._warned = 0
         self._hdr = bytearray(512)
         self.copies = 0           # chunks copied to the log since boot (for tests and the map)
+        self.tracker = None       # long operations: told of every write (incremental re-sync)
 
     # ---- configuration -------------------------------------------------------------------
     def attach_log(self, sd, drive, chunk_kb, drives):
@@ -223,6 +224,8 @@ class Engine:
     # ---- write path (FIG. 6) -------------------------------------------------------------
     def write(self, drive, lba, mv):
         # every write to a system drive comes here; only the active primary is copied-on-write
+        if self.tracker is not None:
+            self.tracker.mark(drive, lba, len(mv) >> 9)
         if self.state != ACTIVE or drive is not self.primary:
             drive.write(lba, mv)
             return
