@@ -103,12 +103,14 @@ def test_reconfigure_log_drive_and_create_drives(board):
     rbj(board, "sd", "delete", "sd%d" % log_sd)
     assert log_sd not in drives(board)
 
-    # RAID 1 of 256 MB on the same disks, named by channel:target, at the same drive number
-    r = rbj(board, "sd", "create", "--raid", "1", "--slots", ",".join(names), "--mb", "256",
+    # RAID 1 over half of the same disks, named by channel:target, at the same drive number
+    disk_mb = {d["slot"]: d["mb"] for d in rbj(board, "disk", "list")["disks"]}
+    half = disk_mb[members[0]] // 2
+    r = rbj(board, "sd", "create", "--raid", "1", "--slots", ",".join(names), "--mb", half,
             "--sd", "sd%d" % log_sd)
     assert r["sd"] == log_sd
     d = drives(board)[log_sd]
-    assert d["raid"] & 0x0F == 1 and d["mb"] == 256 and [m["slot"] for m in d["members"]] == members
+    assert d["raid"] & 0x0F == 1 and d["mb"] == half and [m["slot"] for m in d["members"]] == members
     # a JBOD in the space left on the last disk; write policy both ways; then delete it
     jb = rbj(board, "sd", "create", "--raid", "jbod", "--slots", str(members[-1]), "--mb", "8")["sd"]
     d = drives(board)[jb]
@@ -128,7 +130,7 @@ def test_reconfigure_log_drive_and_create_drives(board):
         rbj(board, "lun", "map", "%d/%d" % pl, "sd%d" % log_sd)
     assert sorted(pl for pl, sd in lunmap(board).items() if sd == log_sd) == backup_luns
     text, _ = rb(board, "sd", "list")
-    assert "LOG" in text and "256 MB" in text
+    assert "LOG" in text and "%d MB" % half in text
 
 
 def test_snapshot_start_status_watch_stop(board):

@@ -38,7 +38,7 @@ class Tmux:
                               timeout=20, check=True).stdout
 
     def keys(self, *keys):
-        self.run("send-keys", "-t", "t", *keys)
+        self.run("send-keys", "-t", "t", "--", *keys)
 
     def screen(self):
         return self.run("capture-pane", "-p", "-t", "t")

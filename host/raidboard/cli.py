@@ -886,8 +886,9 @@ def run(argv, sess=None):
         if sess is None:
             sess = Session(args)
         else:
-            sess.args = _merge(sess.args, args)
-            args = sess.args
+            if not hasattr(sess, "base_args"):
+                sess.base_args = sess.args
+            sess.args = args = _merge(sess.base_args, args)
         rc = args.func(sess, args)
         return rc or EXIT_OK
     except UsageError as e:
@@ -923,10 +924,13 @@ def run(argv, sess=None):
 
 
 def _merge(base, args):
-    # shell: options given on a shell line override the shell's, the rest come from the shell
-    for k in ("port", "state", "json", "timeout"):
-        if not hasattr(args, k) or getattr(args, k) in (None,):
+    """Shell: a line's own options win; the rest come from the options the shell was started with."""
+    for k in ("port", "state"):
+        if getattr(args, k, None) is None:
             setattr(args, k, getattr(base, k, None))
+    args.json = bool(getattr(args, "json", False) or getattr(base, "json", False))
+    if getattr(args, "timeout", 30.0) == 30.0:
+        args.timeout = getattr(base, "timeout", 30.0)
     return args
 
 

@@ -1,0 +1,105 @@
+"""`raidboard shell`: commands from stdin, completion from the board's own names, and the
+interactive prompt_toolkit shell in a real terminal (tmux) with Tab completion and history."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from raidboard import cli, shell
+from test_cli_console import Tmux
+
+RAIDBOARD = str(Path(sys.executable).with_name("raidboard"))
+
+
+def url(board):
+    return "socket://%s:%d" % tuple(board.console)
+
+
+def test_shell_reads_commands_from_stdin(board):
+    script = "\n".join([
+        "# comments and blank lines are skipped",
+        "",
+        "lun map 1/6 sd0",
+        "--json lun list",
+        "sd delete sd7",           # refused: the shell goes on
+        "bogus",                   # usage error: the shell goes on
+        "snapshot status --json",
+        "exit",
+        "status",                  # after exit: not run
+    ]) + "\n"
+    p = subprocess.run([RAIDBOARD, "--port", url(board), "shell"], input=script, capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert "port 1 LUN 6 -> sd0" in p.stdout
+    # the two JSON documents in the output parse
+    dec = json.JSONDecoder()
+    docs, text = [], p.stdout
+    i = text.index("{")
+    while i >= 0:
+        obj, end = dec.raw_decode(text, i)
+        docs.append(obj)
+        i = text.find("{", end)
+    lm = docs[0]["map"]
+    assert [m["sd"] for m in lm if (m["port"], m["lun"]) == (1, 6)] == [0]
+    assert docs[1]["state"] == "IDLE"
+    assert "NO_SUCH_DRIVE" in p.stderr and "bogus" in p.stderr
+    assert "board:" not in p.stdout  # `status` after exit did not run
+
+
+def test_completion_uses_board_names(board):
+    args = cli.build_parser().parse_args(["--port", url(board), "shell"])
+    sess = cli.Session(args)
+    try:
+        tree = shell.command_tree(cli.build_parser())
+        names = shell.BoardNames(sess)
+        c = lambda line: shell.complete(tree, names, line)  # noqa: E731
+        assert "snapshot" in c("sn") and "status" in c("st")
+        assert c("snapshot s") == ["start", "status", "stop"]
+        assert c("sd delete ") == ["sd0", "sd1"]          # the factory board's drives
+        assert c("log set sd") == ["sd0", "sd1"]
+        assert c("lun unmap 0") == ["0/0", "0/1"] + ["0/%d" % n for n in range(2, 8)]
+        assert c("lun map 1/0 s") == ["sd0", "sd1"]
+        assert c("disk fail ")[:6] == ["0", "1", "2", "3", "4", "5"] and "1:1" in c("disk fail 1:")
+        assert c("sd policy sd0 w") == ["wb", "wt", "write-back", "write-through"]
+        assert c("sd create --r") == ["--raid"]
+        assert c("cdb 0/0 12000000240000 --d") == ["--data", "--data-file"]
+        assert "shell" not in c("")
+        # names follow the board: a new drive appears after the next refresh
+        sess.call("lun_unmap", {"port": 0, "lun": 1})
+        sess.call("lun_unmap", {"port": 1, "lun": 1})
+        names.stale = True
+        assert c("lun unmap ")[:2] == ["0/0", "1/0"]
+    finally:
+        sess.close()
+
+
+def test_interactive_shell_in_a_terminal(board, tmp_path):
+    hist = tmp_path / "history"
+    t = Tmux(tmp_path, "RAIDBOARD_HISTORY=%s %s --port %s shell" % (hist, RAIDBOARD, url(board)))
+    try:
+        t.wait_for("raidboard>")
+        assert "connected to DAC960SX" in t.screen()
+        t.keys("sn", "Tab")
+        t.wait_for("raidboard> snapshot")
+        t.keys(" sta", "Tab")              # start / status: Tab lists both
+        t.wait_for("status")
+        t.keys("C-u", "lun unm", "Tab")
+        t.wait_for("raidboard> lun unmap")
+        t.keys("C-u", "lun map 1/4 s", "Tab")
+        t.wait_for("sd1")                  # the board's drives are offered
+        t.keys("C-u", "lun map 1/4 sd1", "Enter")
+        t.wait_for("port 1 LUN 4 -> sd1")
+        t.keys("--json snapshot status", "Enter")
+        t.wait_for('"state": "IDLE"')
+        # history: Up brings back the last command
+        t.keys("Up")
+        t.wait_for("raidboard> --json snapshot status")
+        t.keys("C-u", "exit", "Enter")
+        t.wait_for("EXIT=0")
+        assert "lun map 1/4 sd1" in hist.read_text()
+    finally:
+        t.close()
+    lm = json.loads(subprocess.run([RAIDBOARD, "--port", url(board), "--json", "lun", "list"],
+                                   capture_output=True, text=True, timeout=30).stdout)["map"]
+    assert [m["sd"] for m in lm if (m["port"], m["lun"]) == (1, 4)] == [1]
