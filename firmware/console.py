@@ -23,6 +23,7 @@ IN_SIZE = const(4096)
 EVQ = const(64)             # events kept for the line-mode client between two flushes
 ESC_WAIT_MS = const(80)     # a lone Esc is a key when nothing follows it this soon
 FIRST_DRAW_MS = const(150)  # a program that sends "#RB1" at once never sees the menus
+IN_USE_GRACE_MS = const(500)   # how long a new client waits for the previous one to be gone
 PTY_CHUNK = const(64)       # bytes per write once the pty says it has room
 IN_USE = b'- ERR CONSOLE_IN_USE {"message": "console in use by another client; try again when it disconnects"}\r\n'
 _MAGIC = b"#RB1"
@@ -342,11 +343,12 @@ class Console:
                 self.magic = m + 1
             else:
                 self.magic = 0
-            self.bol = b == 10 or b == 13
-            self.keys.feed(b)
+            self.keys.feed(b)   # _key() tells whether a line may start here
         return n
 
     def _key(self, k, b):
+        # "#RB1" counts at the start of a line: after connecting or after any key but a character
+        self.bol = k != vt100.CHAR
         m = self.model
         if k == vt100.CHAR:
             m.char(chr(b))
@@ -424,25 +426,28 @@ class Console:
             except OSError:
                 continue
             s.setblocking(False)
-            if self.busy:
-                asyncio.create_task(self._refuse(TcpPort(s)))
-                continue
-            self.busy = True
             asyncio.create_task(self._tcp_client(TcpPort(s)))
 
     async def _tcp_client(self, port):
+        # a client that closed a moment ago may not be noticed yet (its EOF is still queued):
+        # give it IN_USE_GRACE_MS to go before telling the newcomer the console is in use
+        waited = 0
+        while self.busy and waited < IN_USE_GRACE_MS:
+            await asyncio.sleep_ms(20)
+            waited += 20
+        if self.busy:
+            try:
+                await asyncio.wait_for_ms(port.write(IN_USE), 1000)
+            except Exception:
+                pass
+            port.close()
+            return
+        self.busy = True
         try:
             await self.session(port)
         finally:
             port.close()
             self.busy = False
-
-    async def _refuse(self, port):
-        try:
-            await asyncio.wait_for_ms(port.write(IN_USE), 1000)
-        except Exception:
-            pass
-        port.close()
 
     async def serve_pty(self, port):
         # the pty never goes away: a closed terminal program is a disconnect, the next one a new session
