@@ -1,0 +1,121 @@
+"""A real terminal program (picocom, else screen) under tmux on the console pty: the host side makes
+the pty, the firmware gets its master as stdio (`--console stdio`), picocom opens /dev/pts/N, and
+the test reads what a person would see with `tmux capture-pane`."""
+import os
+import shutil
+import subprocess
+import sys
+import time
+import tty
+from pathlib import Path
+
+import pytest
+
+from conftest import MICROPYTHON, ROOT, in_ci, need_tool, write_board
+
+
+def terminal_program():
+    if shutil.which("picocom"):
+        return "picocom"
+    if shutil.which("screen"):
+        return "screen"
+    if in_ci():
+        pytest.fail("neither picocom nor screen is installed; .ci/run must install picocom")
+    pytest.skip("neither picocom nor screen installed (apt-get install picocom)")
+
+
+@pytest.fixture
+def pty_board(tmp_path):
+    path, d = write_board(tmp_path)
+    state = tmp_path / "state"
+    state.mkdir()
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    log = open(state / "firmware.log", "ab")
+    proc = subprocess.Popen(
+        [MICROPYTHON, "-X", "heapsize=%dK" % d["heap_kb"], str(ROOT / "firmware" / "main.py"), str(path),
+         str(state), "--console", "stdio", "--iscsi", "127.0.0.1:0,127.0.0.1:0"],
+        stdin=master, stdout=master, stderr=log, start_new_session=True)
+    os.close(master)
+    log.close()
+    # the READY line comes out of the UART like everything the firmware prints on stdout
+    seen = b""
+    deadline = time.time() + 60
+    import select
+    while b"RAIDBOARD READY" not in seen or not seen.split(b"RAIDBOARD READY", 1)[1].count(b"\n"):
+        assert time.time() < deadline and proc.poll() is None, (state / "firmware.log").read_text()[-2000:]
+        if select.select([slave], [], [], 0.1)[0]:
+            seen += os.read(slave, 65536)
+    yield proc, os.ttyname(slave), state
+    proc.kill()
+    proc.wait()
+    os.close(slave)
+
+
+class Tmux:
+    def __init__(self, name, cmd):
+        self.name = name
+        subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "80", "-y", "24", cmd], check=True)
+        subprocess.run(["tmux", "set-option", "-t", name, "status", "off"], check=True)
+
+    def screen(self):
+        return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name], capture_output=True,
+                              text=True).stdout
+
+    def keys(self, *k):
+        subprocess.run(["tmux", "send-keys", "-t", self.name] + list(k), check=True)
+
+    def wait(self, text, timeout=15):
+        end = time.time() + timeout
+        while time.time() < end:
+            s = self.screen()
+            if text in s:
+                return s
+            time.sleep(0.1)
+        raise AssertionError("%r not in the tmux pane:\n%s" % (text, self.screen()))
+
+    def kill(self):
+        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+
+
+def test_terminal_program_on_the_console_pty(pty_board):
+    need_tool("tmux", "tmux")
+    prog = terminal_program()
+    proc, dev, state = pty_board
+    # --nolock: the lock of a picocom still exiting must not stop the next one
+    cmd = ("picocom -q --nolock -b 115200 %s" if prog == "picocom" else "screen %s 115200") % dev
+    t = Tmux("rbpty%d" % os.getpid(), cmd)
+    try:
+        time.sleep(0.5)
+        t.keys("C-l")                       # redraw: whatever came before the program opened the pty
+        s = t.wait("MONITOR MODE")
+        assert "|SD0 RAID5 ONLINE    |" in s and "|SNAP IDLE           |" in s, s
+        t.keys("Enter")
+        t.wait("== MAIN MENU")
+        for _ in range(4):
+            t.keys("Down")
+        t.wait("|>ADMINISTRATION     |")
+        t.keys("Enter")
+        t.wait("== MAIN MENU > ADMINISTRATION")
+        t.keys("Enter")
+        t.wait("PRIMARY DRIVE")
+        t.keys("Enter")                     # SD0
+        s = t.wait("DONE: SNAPSHOT STARTED")
+        assert "|SNAPSHOT STARTED    |" in s, s
+        for _ in range(3):
+            t.keys("Escape")
+            time.sleep(0.3)
+        s = t.wait("MONITOR MODE")
+        t.wait("|SNAP ACTIVE LOG 0%  |")
+        assert "ACTIVE   primary SD0   log SD1" in t.screen()
+    finally:
+        t.kill()
+    # the terminal program is gone; the next one finds the console working
+    t = Tmux("rbpty2%d" % os.getpid(), cmd)
+    try:
+        time.sleep(0.5)
+        t.keys("C-l")
+        t.wait("|SNAP ACTIVE LOG 0%  |")
+    finally:
+        t.kill()
+    assert proc.poll() is None
