@@ -83,7 +83,11 @@ def main():
     except boardmod.BoardError as e:
         print("raidboard firmware: bad board definition: %s" % e, file=sys.stderr)
         sys.exit(3)
-    asyncio.run(boot(opts, b))
+    try:
+        asyncio.run(boot(opts, b))
+    except KeyboardInterrupt:
+        # SIGINT is how the host stops a board: every acknowledged write is already on disk
+        print("raidboard firmware: stopped", file=sys.stderr)
 
 
 main()
