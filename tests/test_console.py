@@ -277,6 +277,15 @@ def test_real_telnet_and_nc(board):
         while "MAIN MENU" not in screen() and time.time() < end:
             time.sleep(0.2)
         assert "== MAIN MENU" in screen(), screen()
+        # character mode (telnet negotiates SGA/ECHO with the board): arrow keys go through at once
+        subprocess.run(["tmux", "send-keys", "-t", sess, "C-]"], check=True)
+        time.sleep(0.3)
+        subprocess.run(["tmux", "send-keys", "-t", sess, "mode character", "Enter"], check=True)
+        time.sleep(0.5)
+        subprocess.run(["tmux", "send-keys", "-t", sess, "Down"], check=True)
+        while "|>SNAPSHOT MAP" not in screen() and time.time() < end + 5:
+            time.sleep(0.2)
+        assert "|>SNAPSHOT MAP" in screen(), screen()
     finally:
         subprocess.run(["tmux", "kill-session", "-t", sess])
 
