@@ -286,6 +286,21 @@ class Conn:
         self.tgt.conns.discard(self)
         if self.key is not None and self.tgt.sessions.get(self.key) is self:
             del self.tgt.sessions[self.key]
+            self.nexus_gone()
+
+    def nexus_gone(self):
+        # the I_T nexus ends with the initiator's last session on this port: let the core drop
+        # its state for it (reservations); optional in the controller interface
+        hook = getattr(self.ctl, "nexus_lost", None)
+        if hook is None:
+            return
+        for (name, _, port) in self.tgt.sessions:
+            if name == self.iname and port == self.port:
+                return
+        try:
+            hook(self.iname, self.port)
+        except Exception as e:
+            self.tgt.log("error", "iSCSI: nexus_lost hook failed: %r" % e)
 
     async def run(self):
         why = "closed"
