@@ -1,0 +1,109 @@
+# The console's input path on MicroPython with a real controller: keystrokes and line-protocol
+# bytes go through Console._input as the UART delivers them; what the console sends is collected.
+# Checks the framing and that neither keystrokes nor requests make the heap grow.
+import gc
+import json
+import asyncio
+import fw
+import console
+import lineproto
+
+
+class Collect:
+    # the far end of the UART: keeps what the console sent (the last 64 KB)
+    def __init__(self):
+        self.data = bytearray()
+        self.total = 0
+
+    async def write(self, b):
+        self.total += len(b)
+        self.data += bytes(b)
+        if len(self.data) > 65536:
+            self.data = self.data[-32768:]
+
+    def lines(self):
+        return bytes(self.data).decode().split("\n")
+
+
+def setup():
+    c = console.Console(fw.boot())
+    port = Collect()
+    c.model.reset()
+    c.line = False
+    c.bol = True
+    c.magic = 0
+    c.alive = True
+    return c, port
+
+
+def feed(c, port, data):
+    async def go():
+        i = 0
+        while i < len(data):
+            k = min(console.IN_SIZE, len(data) - i)
+            c.inbuf[:k] = data[i:i + k]
+            await c._input(port, k)
+            i += k
+    asyncio.run(go())
+
+
+def test_hello_requests_and_bye_in_one_chunk():
+    c, port = setup()
+    feed(c, port, b'#RB1\n1 lun_list\n2 lcd\n3 bye\n\x1b[B')
+    out = bytes(port.data)
+    i = out.index(b"#RB1 OK ")
+    rest = out[i:].split(b"\n")
+    assert json.loads(rest[0][8:])["model"] == "DAC960SX"
+    assert rest[1].startswith(b"1 OK ") and json.loads(rest[1][5:])["map"]
+    assert rest[2].startswith(b"2 OK ") and json.loads(rest[2][5:])["lines"][0].startswith("SD0 RAID5")
+    assert rest[3] == b"3 OK {}"
+    assert not c.line
+    # the Down arrow after bye went to the menus: the LCD in the redrawn screen shows SD1
+    assert b"SD1 RAID1 ONLINE LOG" in rest[4], rest[4]
+
+
+def test_partial_and_overlong_lines():
+    c, port = setup()
+    feed(c, port, b"#RB1\n")
+    for part in (b"a", b"b sta", b"tus", b" {}", b"\r\n"):
+        feed(c, port, part)
+    assert port.lines()[-2].startswith("ab OK {"), port.lines()[-2][:40]
+    big = b"x status " + b"0" * (lineproto.LINE_MAX + 10) + b"\n"
+    feed(c, port, big + b"y snapshot_status\n")
+    ls = port.lines()
+    assert ls[-3].startswith("- ERR LINE_TOO_LONG "), ls[-3][:80]
+    assert ls[-2].startswith("y OK "), ls[-2][:80]
+    # exactly at the limit (with its newline) is accepted as a line
+    n = lineproto.LINE_MAX - 1 - len(b"z status ")
+    feed(c, port, b"z status " + b" " * n + b"\n")
+    assert port.lines()[-2].startswith("z OK "), port.lines()[-2][:80]
+
+
+def test_keystrokes_do_not_grow_the_heap():
+    c, port = setup()
+    keys = b"\r\x1b[B\x1b[B\x1b[A\x1b\x1b[D" * 4
+    feed(c, port, keys)            # warm: every screen built once
+    gc.collect()
+    before = gc.mem_alloc()
+    for _ in range(150):
+        feed(c, port, keys)
+    port.data = bytearray()
+    gc.collect()
+    grown = gc.mem_alloc() - before
+    assert grown < 16384, grown
+    print("keystrokes: %d bytes in, heap grew %d bytes" % (150 * len(keys), grown))
+
+
+def test_requests_do_not_grow_the_heap():
+    c, port = setup()
+    feed(c, port, b"#RB1\n")
+    reqs = b"1 status\n2 bad json {\n\xff\xfe\n3 lcd\n" + b"4 status " + b"x" * 300000 + b"\n"
+    feed(c, port, reqs)
+    gc.collect()
+    before = gc.mem_alloc()
+    for _ in range(20):
+        feed(c, port, reqs)
+    port.data = bytearray()
+    gc.collect()
+    grown = gc.mem_alloc() - before
+    assert grown < 16384, grown
