@@ -11,20 +11,22 @@ import time
 import pytest
 
 import test_iscsi_initiator as I
+from harness import need_tool as conftest_need_tool
+
+
+PACKAGES = {"iscsi-ls": "libiscsi-bin", "iscsi-inq": "libiscsi-bin", "iscsi-readcapacity16": "libiscsi-bin",
+            "iscsi-test-cu": "libiscsi-bin", "iscsi-perf": "libiscsi-bin", "qemu-img": "qemu-utils"}
 
 
 def need_tool(name):
     """Skip locally when a Debian tool is missing; in CI (CI=true) a missing tool is a failure."""
-    if shutil.which(name) is None:
-        msg = "%s not installed (Debian package libiscsi-bin / qemu-utils / tgt)" % name
-        if os.environ.get("CI") == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
+    conftest_need_tool(name, PACKAGES.get(name, "?"))
 
 
 @pytest.fixture(scope="module")
 def board(tmp_path_factory):
-    b = I.BootedBoard(tmp_path_factory.mktemp("iscsi"))
+    # one board for the whole module (the tests leave it as they found it): conftest's Board
+    b = I.BootedBoard.boot(tmp_path_factory.mktemp("iscsi"))
     yield b
     b.stop()
 

@@ -53,7 +53,7 @@ def parse(out):
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     need_tool("iscsi-test-cu")
-    b = I.BootedBoard(tmp_path_factory.mktemp("cu"), disk_mb=128)
+    b = I.BootedBoard.boot(tmp_path_factory.mktemp("cu"), disk_mb=128)
     try:
         p = subprocess.run(["iscsi-test-cu", "--dataloss", "--test=ALL", b.url(0), b.url(0, port=1)],
                            capture_output=True, text=True, timeout=600)

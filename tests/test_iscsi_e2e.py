@@ -20,10 +20,9 @@ MIB = 1 << 20
 
 
 @pytest.fixture
-def board(tmp_path):
-    b = I.BootedBoard(tmp_path)
-    yield b
-    b.stop()
+def iboard(board):
+    # conftest's default board (64 MiB disks, factory layout) with iSCSI helpers
+    return I.BootedBoard(board)
 
 
 def blocks(c, lun):
@@ -47,7 +46,8 @@ def write_all(c, lun, off, data, step=MIB):
         assert r["status"] == 0, (o, I.sense_key(r["sense"]))
 
 
-def test_snapshot_over_iscsi_only(board):
+def test_snapshot_over_iscsi_only(iboard):
+    board = iboard
     rnd = random.Random(5)
     c = I.Initiator(*board.portals[0])
     c.login()
@@ -89,7 +89,8 @@ def test_snapshot_over_iscsi_only(board):
     c.logout()
 
 
-def test_qemu_img_copies_onto_primary_and_reads_backup(board, tmp_path):
+def test_qemu_img_copies_onto_primary_and_reads_backup(iboard, tmp_path):
+    board = iboard
     need_tool("qemu-img")
     out = subprocess.run(["qemu-img", "--help"], capture_output=True, text=True).stdout
     if "iscsi" not in out:

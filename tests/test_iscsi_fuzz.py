@@ -15,7 +15,7 @@ ROUNDS = int(os.environ.get("RB_FUZZ_ROUNDS", "300"))
 
 @pytest.fixture(scope="module")
 def board(tmp_path_factory):
-    b = I.BootedBoard(tmp_path_factory.mktemp("fuzz"))
+    b = I.BootedBoard.boot(tmp_path_factory.mktemp("fuzz"))
     yield b
     b.stop()
 

@@ -359,64 +359,47 @@ def sense_key(sense):
     return (sense[2] & 0x0F, sense[12], sense[13]) if sense else None
 
 
-# ---------------- booting a board for the iSCSI tests ----------------
+# ---------------- a booted board, as the iSCSI tests see it ----------------
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def small_board(tmp, disk_mb=64, name="board"):
-    """A DAC960SX definition with small disks (primary RAID 5 = 3 x disk_mb, log RAID 1 = disk_mb)
-    and its factory NV image, written into tmp. Returns the board file path."""
-    import json
-    import subprocess
-    import sys
-    tmp = str(tmp)
-    with open(os.path.join(REPO, "boards", "dac960sx.json")) as f:
-        b = json.load(f)
-    b["disk_mb"] = disk_mb
-    path = os.path.join(tmp, name + ".json")
-    img = os.path.join(tmp, name + "-factory.bin")
-    b["factory_nvram"] = img
-    with open(path, "w") as f:
-        json.dump(b, f)
-    mp = os.path.join(os.path.dirname(sys.executable), "micropython")
-    subprocess.run([mp if os.path.exists(mp) else "micropython", os.path.join(REPO, "firmware", "factory.py"),
-                    path, img], check=True, cwd=os.path.join(REPO, "firmware"), timeout=60)
-    return path
-
-
 class BootedBoard:
-    """A real firmware process on ephemeral loopback ports."""
+    """The real firmware process of tests/conftest.py (`Board`), plus what iSCSI tests need: URLs
+    for libiscsi/qemu and the console's command table (line protocol)."""
 
-    def __init__(self, tmp, disk_mb=64):
+    def __init__(self, board):
+        self.b = board
+        self.portals = board.portals
+
+    @classmethod
+    def boot(cls, tmp, **overrides):
+        """A board of our own (for module-scoped fixtures and the bench), same boot path as
+        conftest's `make_board`."""
         import sys
-        sys.path.insert(0, os.path.join(REPO, "host"))
-        from raidboard import boot
-        self.board_path = small_board(tmp, disk_mb)
-        self.state = os.path.join(str(tmp), "state")
-        self._boot = boot
-        self.start()
-
-    def start(self):
-        self.b = self._boot.start(self.board_path, self.state, console="tcp:127.0.0.1:0",
-                                  iscsi="127.0.0.1:0,127.0.0.1:0")
-        self.portals = [(h, int(p)) for h, p in (x.rsplit(":", 1) for x in self.b.endpoints["portals"])]
-        self.console = self.b.console_url
+        sys.path.insert(0, os.path.join(REPO, "tests"))
+        import conftest
+        tmp = str(tmp)
+        state = os.path.join(tmp, "state")
+        os.makedirs(state, exist_ok=True)
+        path, d = conftest.write_board(tmp, **overrides)
+        return cls(conftest.Board(path, state, d["heap_kb"]))
 
     def alive(self):
-        return self.b.proc.poll() is None
-
-    def command(self, name, args=None):
-        from raidboard import proto
-        with proto.Link(self.console) as link:
-            return link.request(name, args or {})
+        return self.b.alive()
 
     def log(self):
-        with open(os.path.join(self.state, self._boot.LOG), errors="replace") as f:
-            return f.read()
+        return self.b.log()
+
+    def stop(self):
+        self.b.stop()
+
+    def command(self, name, args=None):
+        import sys
+        sys.path.insert(0, os.path.join(REPO, "host"))
+        from raidboard import proto
+        with proto.Link("socket://%s:%d" % tuple(self.b.console)) as link:
+            return link.request(name, args or {})
 
     def url(self, lun, port=0, auth=""):
         h, p = self.portals[port]
         return "iscsi://%s%s:%d/%s/%d" % (auth, h, p, IQN, lun)
-
-    def stop(self):
-        self.b.stop()

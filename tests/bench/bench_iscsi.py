@@ -104,7 +104,7 @@ def run(emit, argv):
     board = tgt = None
     try:
         (tmp / "board").mkdir()
-        board = I.BootedBoard(tmp / "board", disk_mb=DISK_MB)
+        board = I.BootedBoard.boot(tmp / "board", disk_mb=DISK_MB, buffer_kb=16384)
         c = I.Initiator(*board.portals[0])
         c.login()
         r = c.command(0, bytes([0x25]) + bytes(9), read_len=8)
