@@ -192,6 +192,18 @@ class Controller:
     def expected_out(self, cdb):
         return self.core.expected_out(cdb)
 
+    def task_mgmt(self, nexus, kind):
+        # task management from a transport (ABORT TASK SET, LOGICAL UNIT RESET, ...): the SCSI
+        # core keeps the per-nexus state it affects (unit attentions, reservations)
+        f = getattr(self.core, "task_mgmt", None)
+        if f is not None:
+            f(nexus, kind)
+
+    def nexus_lost(self, initiator, port):
+        f = getattr(self.core, "nexus_lost", None)
+        if f is not None:
+            f(initiator, port)
+
     def luns(self, port, initiator):
         out = []
         for lun in range(nvram.LUNS):

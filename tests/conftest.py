@@ -1,108 +1,13 @@
-"""Boots real boards for end-to-end tests.
+"""Fixtures that boot real boards for end-to-end tests (the machinery is in harness.py).
 
 `board` is a DAC960SX with small (64 MiB) sparse disks and the factory layout, booted into a fresh
 state directory with its console and both iSCSI portals on ephemeral loopback ports. `make_board`
-boots others (`make_board(disk_mb=..., model="dac960sf")`). A Board can be killed (-9), stopped and
-restarted on the same state directory.
+boots others (`make_board(disk_mb=..., model="dac960sf")`). Tests import helpers from `harness`,
+not from `conftest`: tests/firmware has a conftest of its own.
 """
-import json
-import os
-import shutil
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-MICROPYTHON = str(Path(sys.executable).with_name("micropython"))
-
-
-def in_ci():
-    return os.environ.get("CI") == "true"
-
-
-def need_tool(name, package):
-    """Skip when a Debian tool is missing locally; in CI (CI=true) its absence is a failure."""
-    if shutil.which(name):
-        return
-    if in_ci():
-        pytest.fail("%s (Debian package %s) is missing; .ci/run must install it" % (name, package))
-    pytest.skip("%s not installed (apt-get install %s)" % (name, package))
-
-
-class Board:
-    def __init__(self, board_file, state, heap_kb):
-        self.board_file = Path(board_file)
-        self.state = Path(state)
-        self.heap_kb = heap_kb
-        self.proc = None
-        self.boot()
-
-    def boot(self, timeout=60):
-        log = open(self.state / "firmware.log", "ab")
-        self.proc = subprocess.Popen(
-            [MICROPYTHON, "-X", "heapsize=%dK" % self.heap_kb, str(ROOT / "firmware" / "main.py"),
-             str(self.board_file), str(self.state), "--console", "tcp:127.0.0.1:0",
-             "--iscsi", "127.0.0.1:0,127.0.0.1:0"],
-            stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL)
-        log.close()
-        deadline = time.time() + timeout
-        while True:
-            line = self.proc.stdout.readline()
-            if line.startswith(b"RAIDBOARD READY "):
-                break
-            if not line or time.time() > deadline:
-                self.proc.kill()
-                raise RuntimeError("board did not boot:\n" + (self.state / "firmware.log").read_text()[-3000:])
-        self.ready = json.loads(line[len(b"RAIDBOARD READY "):])
-        host, port = self.ready["console"][4:].rsplit(":", 1)
-        self.console = (host, int(port))
-        self.portals = [(p.rsplit(":", 1)[0], int(p.rsplit(":", 1)[1])) for p in self.ready["portals"]]
-        self.iqn = self.ready["iqn"]
-        return self
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill(self):
-        """kill -9: what a crash or power cut does to the firmware process."""
-        if self.alive():
-            self.proc.send_signal(signal.SIGKILL)
-        if self.proc is not None:
-            self.proc.wait()
-            self.proc.stdout.close()
-
-    def stop(self):
-        if self.alive():
-            self.proc.terminate()
-        if self.proc is not None:
-            self.proc.wait()
-            self.proc.stdout.close()
-
-    def restart(self):
-        self.stop()
-        return self.boot()
-
-    def log(self):
-        return (self.state / "firmware.log").read_text()
-
-
-def write_board(dir, model="dac960sx", **overrides):
-    """A board file in `dir` derived from boards/<model>.json, with its own factory NV image."""
-    d = json.loads((ROOT / "boards" / (model + ".json")).read_text())
-    d.update({"disk_mb": 64, "buffer_kb": 4096, "heap_kb": 32768})
-    d.update(overrides)
-    path = Path(dir) / ("%s.json" % model)
-    factory = Path(dir) / ("%s-factory.bin" % model)
-    d["factory_nvram"] = str(factory)
-    path.write_text(json.dumps(d))
-    if d["populated_slots"] >= 6:
-        subprocess.run([MICROPYTHON, str(ROOT / "firmware" / "factory.py"), str(path), str(factory)],
-                       check=True, capture_output=True)
-    return path, d
+from harness import Board, write_board
 
 
 @pytest.fixture

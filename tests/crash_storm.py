@@ -8,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import MICROPYTHON, ROOT, write_board
+from harness import MICROPYTHON, ROOT, write_board
 
 STORM = str(ROOT / "tests" / "firmware" / "storm.py")
 
@@ -33,9 +33,12 @@ def run_storm(tmp, kills, rnd, write_back=False, log=None):
     for k in range(kills):
         p = subprocess.Popen([MICROPYTHON, "-X", "heapsize=32M", STORM, str(state), str(board_file),
                               "write", str(seed)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        time.sleep(rnd.uniform(0.02, 0.25) + (0.6 if k == 0 else 0))
+        if k == 0:
+            while p.stdout.readline() not in (b"SNAP\n", b""):   # the snapshot is taken before any kill
+                pass
+        time.sleep(rnd.uniform(0.02, 0.25))
         p.kill()
-        out = p.stdout.read().decode(errors="replace").split("\n")
+        out = p.stdout.read().decode(errors="replace").split("\n")    # what the firmware acknowledged
         p.wait()
         inflight = None
         for line in out:

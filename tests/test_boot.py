@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from conftest import MICROPYTHON, ROOT, write_board
+from harness import MICROPYTHON, ROOT, write_board
 
 
 def boot_fails(board_file, tmp_path):

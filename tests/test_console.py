@@ -8,7 +8,7 @@ import time
 
 import serial
 
-from conftest import need_tool
+from harness import need_tool
 from console_term import DOWN, ENTER, ESC, UP, Line, Term
 
 

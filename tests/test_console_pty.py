@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MICROPYTHON, ROOT, in_ci, need_tool, write_board
+from harness import MICROPYTHON, ROOT, in_ci, need_tool, write_board
 
 
 def terminal_program():

@@ -5,7 +5,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import MICROPYTHON, ROOT
+from harness import MICROPYTHON, ROOT
 
 WRITER = r"""
 import sys

@@ -8,7 +8,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
-from conftest import MICROPYTHON, ROOT
+from harness import MICROPYTHON, ROOT
 
 CHUNK = 8                         # blocks: the 4 KiB chunk the driver configures
 REGION = 512 * CHUNK              # blocks of the primary the test uses
