@@ -229,26 +229,32 @@ class Engine:
         if self.state != ACTIVE or drive is not self.primary:
             drive.write(lba, mv)
             return
+        # every chunk the write touches that has no exception yet goes to the log first (old data
+        # and trailer in one write); only then is the primary overwritten, in one write
         cb = self.chunk_blocks
-        n = len(mv) >> 9
-        end = lba + n
-        pos = lba
-        while pos < end:
-            c = pos // cb
-            seg_end = min(end, (c + 1) * cb)
-            seg = mv[(pos - lba) << 9:(seg_end - lba) << 9]
+        first = lba // cb
+        last = (lba + (len(mv) >> 9) - 1) // cb
+        keep = -1
+        for c in range(first, last + 1):
             if self.state == ACTIVE and self.index.find(c) < 0:
-                self._copy_and_write(drive, c, pos, seg)
-            else:
-                drive.write(pos, seg)
-            pos = seg_end
+                keep = self._copy(drive, c, first == last)
+        if keep < 0:
+            drive.write(lba, mv)
+            return
+        # a write inside one chunk just copied: its old data is in the buffer, and RAID 3/5 reuse
+        # it for the read-modify-write instead of reading it again
+        try:
+            off = (lba - first * cb) << 9
+            drive.write(lba, mv, self.buffer.view(keep)[off:off + len(mv)])
+        finally:
+            self.buffer.give(keep)
 
-    def _copy_and_write(self, drive, c, pos, seg):
+    def _copy(self, drive, c, keep):
+        # copy chunk c to the next log slot; -> the buffer slot holding it if `keep`, else -1
         slot = self.next_slot
         if slot >= self.max_slots:
             self._overflow("LOG OVERFLOW")
-            drive.write(pos, seg)
-            return
+            return -1
         cb = self.chunk_blocks
         b = self.buffer.take()
         if b < 0:
@@ -270,18 +276,21 @@ class Engine:
                 # the snapshot can no longer be kept; the primary carries on, the backup LUN
                 # reports the vendor-unique error once, as for an overflow
                 self._overflow("LOG DRIVE FAILED: %s" % e)
-                drive.write(pos, seg)
-                return
+                self.buffer.give(b)
+                return -1
             self.index.insert(c, slot)
             self.next_slot = slot + 1
             self.copies += 1
-            off = (pos - first) << 9
-            drive.write(pos, seg, buf[off:off + len(seg)])
-        finally:
+        except:
             self.buffer.give(b)
+            raise
         if self._usage_level() > self._warned:
             self._warned = self._usage_level()
             self.events.log("warn", "LOG DRIVE %d%% FULL" % USAGE_EVENTS[self._warned - 1])
+        if keep:
+            return b
+        self.buffer.give(b)
+        return -1
 
     def _usage_level(self):
         pct = self.usage_pct()
