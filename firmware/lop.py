@@ -276,7 +276,10 @@ class Copy(Op):
         eng = ctl.engine
         import snapshot
         if eng.state != snapshot.ACTIVE or eng.snap_id != self.snap:
-            return m.finish(self, "FAILED", W_NOT_READY, "the snapshot ended before the copy completed")
+            if eng.state == snapshot.IDLE:
+                # the snapshot terminate direct command (or the menu) ended it under the copy
+                return m.finish(self, "TERMINATED", W_TERMINATED, "the snapshot was terminated by command")
+            return m.finish(self, "FAILED", W_NOT_READY, "the snapshot ended (log overflow) before the copy completed")
         D = ctl.drives.get(self.dst)
         if D is None:
             return m.finish(self, "FAILED", W_NOT_READY, "SD%d is gone" % self.dst)
