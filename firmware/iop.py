@@ -3,10 +3,19 @@
 # board's state directory. The unix port's binary files are unbuffered (every write is a write(2)),
 # so data written here survives a killed firmware process without any flush.
 import os
+import struct
+import binascii
 from micropython import const
 
 SECTOR = const(512)
 STATE_FILE = "slots.state"
+# intent record of the multi-member write in flight (raid.md "Crash consistency"): one record,
+# rewritten in place before each write; header then payload, CRC over both
+INTENT_FILE = "intent.log"
+INTENT_MAGIC = b"RBIX"
+INTENT_FMT = "<4sBBHIIIIIiI"  # magic, kind, 0, drive, geometry, seq, a, b, c, member, payload length
+_IHDR = const(40)              # the fields (36 bytes) and their CRC
+INTENT_MAX_PAYLOAD = const(1048576)
 STATES = ("online", "failed", "removed", "rebuild")
 
 
@@ -41,7 +50,7 @@ def _blank(path, nbytes):
 
 
 class IOP:
-    def __init__(self, state_dir, n_slots, disk_blocks, names):
+    def __init__(self, state_dir, n_slots, disk_blocks, names, intent=True):
         if n_slots < 1 or len(names) != n_slots:
             raise ValueError("iop: %d names for %d slots" % (len(names), n_slots))
         if disk_blocks < 1:
@@ -66,6 +75,17 @@ class IOP:
             self._open(s, first_boot)
         self._save_states()
         self.reset_counters()
+        # the intent record: off (intent=False) only for measurements and demonstrations
+        self._ih = bytearray(_IHDR)
+        self._ihv = memoryview(self._ih)
+        self._ifields = self._ihv[0:_IHDR - 4]
+        self._if = None
+        self._iseq = 0
+        self.intent_pending = None   # the record found at boot: (kind, drive, geometry, a, b, c, member, payload)
+        self.intent_error = None     # why records cannot be written (the state directory failed)
+        self.intent_writes = 0
+        if intent:
+            self._intent_open()
 
     # ---- slot states, kept in a small text file written as temp + rename
     def _load_states(self):
@@ -191,9 +211,11 @@ class IOP:
         self._save_states()
 
     def fail(self, slot):
+        self.intent_clear()
         self._set(slot, "failed")
 
     def remove(self, slot):
+        self.intent_clear()
         self._set(slot, "removed")
         f = self._files[slot]
         if f:
@@ -203,6 +225,7 @@ class IOP:
     def replace(self, slot):
         # a new, blank disk in the slot: writes go to it, RAID does not trust it until rebuilt
         self.state(slot)
+        self.intent_clear()
         f = self._files[slot]
         if f:
             f.close()
@@ -214,7 +237,78 @@ class IOP:
     def set_online(self, slot):
         if self._files[slot] is None:
             raise DiskError(slot, self._state[slot], "no disk in the slot")
+        self.intent_clear()
         self._set(slot, "online")
+
+    # ---- intent record (raid.md "Crash consistency"): which multi-member write may be torn
+    def _intent_open(self):
+        path = self.state_dir + "/" + INTENT_FILE
+        try:
+            if not _exists(path):
+                open(path, "wb").close()
+            f = open(path, "r+b")
+        except OSError as e:
+            self.intent_error = "%s cannot be opened (%s): writes are not crash-consistent" % (path, e)
+            self.problems.append((-1, self.intent_error))
+            return
+        self._if = f
+        h = f.read(_IHDR)
+        if len(h) != _IHDR or h[0:4] != INTENT_MAGIC:
+            return  # empty, cleared, or torn while first written: nothing in flight
+        magic, kind, _, drive, geo, seq, a, b, c, member, plen = struct.unpack_from(INTENT_FMT, h, 0)
+        self._iseq = seq
+        if plen > INTENT_MAX_PAYLOAD:
+            return
+        pay = f.read(plen) if plen else b""
+        crc = binascii.crc32(pay, binascii.crc32(memoryview(h)[0:_IHDR - 4]))
+        if len(pay) != plen or crc != struct.unpack_from("<I", h, _IHDR - 4)[0]:
+            return  # torn while rewritten: its write had not begun, the one before it had ended
+        self.intent_pending = (kind, drive, geo, a, b, c, member, pay if plen else None)
+
+    @property
+    def intent_on(self):
+        return self._if is not None
+
+    def intent(self, kind, drive, geo, a, b, c=0, member=-1, payload=None):
+        # record the write about to start; one write(2) (two with a payload), no allocation
+        f = self._if
+        if f is None:
+            return
+        self.intent_pending = None  # any older record is now overwritten
+        plen = 0 if payload is None else len(payload)
+        seq = (self._iseq + 1) & 0xFFFFFFFF
+        self._iseq = seq
+        h = self._ih
+        struct.pack_into(INTENT_FMT, h, 0, INTENT_MAGIC, kind, 0, drive, geo, seq, a, b, c, member, plen)
+        crc = binascii.crc32(self._ifields)
+        if plen:
+            crc = binascii.crc32(payload, crc)
+        struct.pack_into("<I", h, _IHDR - 4, crc)
+        try:
+            f.seek(0)
+            n = f.write(self._ihv)
+            if plen:
+                n += f.write(payload)
+            if n != _IHDR + plen:
+                raise OSError("short write")
+        except OSError as e:
+            # the data path carries on; crash consistency is lost until the directory works again
+            self.intent_error = "%s/%s: %s" % (self.state_dir, INTENT_FILE, e)
+            return
+        self.intent_writes += 1
+
+    def intent_clear(self):
+        # nothing in flight (slot state changes run between writes): a record of a completed write
+        # must not be resynced against the new member states
+        self.intent_pending = None
+        f = self._if
+        if f is None:
+            return
+        try:
+            f.seek(0)
+            f.write(b"\0\0\0\0")
+        except OSError as e:
+            self.intent_error = "%s/%s: %s" % (self.state_dir, INTENT_FILE, e)
 
     def reset_counters(self):
         self.reads = 0
@@ -223,6 +317,9 @@ class IOP:
         self.write_bytes = 0
 
     def close(self):
+        if self._if is not None:
+            self._if.close()
+            self._if = None
         for s in range(self.n_slots):
             if self._files[s]:
                 self._files[s].close()

@@ -1,6 +1,7 @@
 # System drives: a RAID level over extents ("virtual drives") of physical disks. Layouts are in
 # raid.md. All addresses are 512-byte sectors. A member is trusted only when its slot is 'online';
 # a 'rebuild' member (a replacement disk) receives every write but is never read for data.
+import binascii
 from micropython import const
 from iop import DiskError
 import xor
@@ -15,6 +16,9 @@ RAID01 = RAID6
 LEVEL_NAMES = {RAID0: "RAID0", RAID1: "RAID1", RAID3: "RAID3", RAID5: "RAID5", RAID6: "RAID0+1", NORAID: "JBOD"}
 
 SECTOR = const(512)
+# intent record kinds (raid.md "Crash consistency")
+INTENT_RANGE = const(1)  # a = lba, b = count: drive blocks a whole write touches
+INTENT_ROW = const(2)    # a = row, b..c = sectors of the unit, member = lost member, payload = its content
 ONLINE = "ONLINE"
 CRITICAL = "CRITICAL"
 OFFLINE = "OFFLINE"
@@ -132,6 +136,16 @@ class SystemDrive:
         if self.parity or self.mirror:
             self._t = bytearray(ub if self.parity else 2 * ub)  # mirrors compare two units
             self._tv = memoryview(self._t)
+        # identity of the layout in intent records: a record of another drive is never applied
+        self.geo = binascii.crc32(("%d %d %d %r" % (level, stripe_blocks, blocks, self.members)).encode())
+        # a multi-member write cut short by a killed firmware: make the members agree before use
+        self.resync_note = None   # what the boot resync did, for the event log
+        self.resync_ok = True
+        rec = iop.intent_pending
+        if rec is not None and rec[1] == number and rec[2] == self.geo:
+            iop.intent_pending = None
+            if self.parity or self.mirror:
+                self._resync(rec)
 
     # ---- layout
     def _pm(self, row):
@@ -284,6 +298,9 @@ class SystemDrive:
         if old is not None and len(old) != len(mv):
             raise ValueError("system drive %d: old data is %d bytes, new %d" % (self.number, len(old), len(mv)))
         self._need()
+        if self.mirror or (self.parity and self._bad < 0):
+            # degraded parity drives record each row instead (_row_intent)
+            self.iop.intent(INTENT_RANGE, self.number, self.geo, lba, cnt)
         U = self.unit
         RB = self.row_blocks
         pos = lba
@@ -355,6 +372,14 @@ class SystemDrive:
         base = row * U
         bad = self._bad
         P = self._pv
+        if k0 == k1:
+            lo = off0
+            hi = e1
+        else:
+            lo = 0
+            hi = U
+        if bad >= 0:
+            self._row_intent(row, k0, off0, k1, e1, src, lo, hi, pm, bad)
         if nblk == nd * U:
             # full stripe: parity from the new data alone, no reads
             ub = U * SECTOR
@@ -364,12 +389,6 @@ class SystemDrive:
             self._put_data(row, k0, off0, k1, e1, src)
             self._put(pm, base, P[0:ub])
             return
-        if k0 == k1:
-            lo = off0
-            hi = e1
-        else:
-            lo = 0
-            hi = U
         if bad == pm:
             if st[pm] == "rebuild":
                 self._rcw(row, k0, off0, k1, e1, src, lo, hi, pm)
@@ -419,6 +438,46 @@ class SystemDrive:
         self._put_data(row, k0, off0, k1, e1, src)
         self._put(pm, base + lo, Pw)
 
+    def _row_intent(self, row, k0, off0, k1, e1, src, lo, hi, pm, bad):
+        # A degraded row: a torn write here would change what the lost member's sectors reconstruct
+        # to (the write hole). Record the lost member's content after this write over [lo, hi), so
+        # the boot resync can make the parity match it whatever reached the disks.
+        iop = self.iop
+        if not iop.intent_on:
+            return
+        if bad == pm:
+            iop.intent(INTENT_ROW, self.number, self.geo, row, lo, hi, pm)
+            return
+        U = self.unit
+        kb = 0
+        while self._dm(row, kb) != bad:
+            kb += 1
+        o = e = 0
+        if k0 <= kb <= k1:
+            o = off0 if kb == k0 else 0
+            e = e1 if kb == k1 else U
+            so = 0 if kb == k0 else ((U - off0) + (kb - k0 - 1) * U) * SECTOR
+            if o <= lo and e >= hi:
+                # the write replaces all of it: the new data is the record
+                iop.intent(INTENT_ROW, self.number, self.geo, row, lo, hi, bad,
+                           src[so + (lo - o) * SECTOR:so + (hi - o) * SECTOR])
+                return
+        span = (hi - lo) * SECTOR
+        O = self._ov[0:span]
+        T = self._tv[0:span]
+        first = True
+        for x in range(self.n):
+            if x != bad:
+                if first:
+                    self._get(x, row * U + lo, O)
+                    first = False
+                else:
+                    self._get(x, row * U + lo, T)
+                    xor.xor_into(O, T, span)
+        if e > o:
+            O[(o - lo) * SECTOR:(e - lo) * SECTOR] = src[so:so + (e - o) * SECTOR]
+        iop.intent(INTENT_ROW, self.number, self.geo, row, lo, hi, bad, O)
+
     def _rcw(self, row, k0, off0, k1, e1, src, lo, hi, pm):
         # reconstruct-write: P' over [lo, hi) = XOR of every data unit's new content there
         U = self.unit
@@ -450,6 +509,100 @@ class SystemDrive:
                 xor.xor_into(Pw, T, span)
         self._put_data(row, k0, off0, k1, e1, src)
         self._put(pm, base + lo, Pw)
+
+    # ---- boot resync of the write a killed firmware left unfinished (raid.md "Crash consistency")
+    def _resync(self, rec):
+        kind, _, _, a, b, c, member, payload = rec
+        self._refresh()
+        U = self.unit
+        try:
+            if kind == INTENT_RANGE and b >= 1 and a + b <= self.blocks:
+                what = "blocks %d+%d" % (a, b)
+                if self.mirror:
+                    why = self._mirror_sync(a, b)
+                else:
+                    why = None
+                    for row in range(a // self.row_blocks, (a + b - 1) // self.row_blocks + 1):
+                        why = self._parity_sync(row, 0, U, -1, None) or why
+            elif (kind == INTENT_ROW and self.parity and a * self.row_blocks < self.blocks and b < c <= U
+                  and 0 <= member < self.n and (payload is None or len(payload) == (c - b) * SECTOR)):
+                what = "row %d" % a
+                why = self._parity_sync(a, b, c, member, payload)
+            else:
+                self.resync_ok = False
+                self.resync_note = "intent record (kind %d: %d %d %d) does not fit the drive: ignored" % (
+                    kind, a, b, c)
+                return
+        except DiskError as e:
+            self._refresh()
+            why = "a member failed during the resync (%s)" % e
+        if why:
+            self.resync_ok = False
+            self.resync_note = "%s, written when the firmware stopped, not resynced: %s" % (what, why)
+        else:
+            self.resync_note = "%s, written when the firmware stopped, resynced" % what
+
+    def _parity_sync(self, row, lo, hi, lost, payload):
+        # parity of [lo, hi) of a row from the data members; with a payload, the lost data member's
+        # content stands in for it (and is written to it if it can take writes)
+        st = self._st
+        pm = self._pm(row)
+        base = row * self.unit + lo
+        span = (hi - lo) * SECTOR
+        O = self._ov[0:span]
+        T = self._tv[0:span]
+        skip = -1
+        if payload is not None and lost != pm:
+            skip = lost
+            O[0:span] = payload
+        else:
+            xor.zero(O, span)
+        for x in range(self.n):
+            if x == pm or x == skip:
+                continue
+            if st[x] != "online":
+                return "slot %d is %s" % (self.slots[x], st[x])
+            self._get(x, base, T)
+            xor.xor_into(O, T, span)
+        self._put(pm, base, O)  # _put skips a parity member that takes no writes
+        if skip >= 0:
+            self._put(skip, base, payload)
+        return None
+
+    def _mirror_sync(self, lba, count):
+        # copy the first online member of each pair over the other one (if it takes writes)
+        st = self._st
+        U = self.unit
+        RB = self.row_blocks
+        S = 2 * self.stripe_blocks
+        why = None
+        pos = lba
+        end = lba + count
+        while pos < end:
+            row = pos // RB
+            w = pos - row * RB
+            k = w // U
+            off = w - k * U
+            L = U - off
+            if L > end - pos:
+                L = end - pos
+            m = self._dm(row, k)
+            src = m if st[m] == "online" else m + 1
+            dst = m + 1 if src == m else m
+            if st[src] != "online":
+                why = "no online copy of blocks %d+%d" % (pos, L)
+            elif st[dst] == "online" or st[dst] == "rebuild":
+                a = row * U + off
+                left = L
+                while left:
+                    c = S if left > S else left
+                    T = self._tv[0:c * SECTOR]
+                    self._get(src, a, T)
+                    self._put(dst, a, T)
+                    a += c
+                    left -= c
+            pos += L
+        return why
 
     # ---- long-operation building blocks (ranges in drive LBAs; whole rows are processed)
     def _rows(self, lba, count):
