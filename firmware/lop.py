@@ -517,13 +517,13 @@ class Manager:
         for x, what in ((src, "source"), (dst, "destination")):
             if not 0 <= x <= 7 or ctl.cfg.sd[x] is None or ctl.drives.get(x) is None:
                 raise Refused(W_INVALID, "INVALID_DRIVE", "%s system drive %d is not defined" % (what, x))
-        if eng.log is None or not (src == eng.log_sd or (eng.state == snapshot.ACTIVE and src == eng.primary_sd)):
+        if dst == src or ctl.cfg.sd[dst].is_log():
+            raise Refused(W_INVALID, "INVALID_DRIVE", "SD%d cannot be the destination" % dst)
+        if eng.log is None or eng.state != snapshot.ACTIVE:
+            raise Refused(W_NOT_READY, "NO_SNAPSHOT", "no snapshot is active: initiate one first")
+        if src != eng.log_sd and src != eng.primary_sd:
             raise Refused(W_INVALID, "INVALID_DRIVE",
                           "the source must be the log system drive (or the primary of the active snapshot)")
-        if dst == eng.log_sd or dst == src or ctl.cfg.sd[dst].is_log():
-            raise Refused(W_INVALID, "INVALID_DRIVE", "SD%d cannot be the destination" % dst)
-        if eng.state != snapshot.ACTIVE:
-            raise Refused(W_NOT_READY, "NO_SNAPSHOT", "no snapshot is active: initiate one first")
         p = eng.primary_sd
         if dst == p:
             raise Refused(W_INVALID, "INVALID_DRIVE", "SD%d is the primary" % dst)
