@@ -74,7 +74,8 @@ class Controller:
         self.buffer = buffermod.Buffer(board["buffer_kb"] * 1024, BUFFER_SLOT)
         self.nv = nvram.Nvram(state_dir + "/" + NVRAM_FILE, board["nvram_kb"] * 1024)
         self.cfg = self._load_config()
-        self.engine = snapshot.Engine(self.buffer, self.events)
+        # the exception index may take a quarter of the firmware's heap
+        self.engine = snapshot.Engine(self.buffer, self.events, board["heap_kb"] * 256)
         self.core = scsi.Core(self)
         self.cache = cachemod.WriteBackCache(state_dir + "/" + CACHE_FILE, self.buffer,
                                              max(1, self.buffer.slots - RESERVED_SLOTS))

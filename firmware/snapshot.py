@@ -4,8 +4,9 @@
 #
 # Log drive layout (blocks of 512 bytes; see snapshot.md):
 #   block 0                 header: magic, state, primary, chunk size, generation, snapshot id, CRC
-#   block 8 + i*(C+1) ...   slot i: C blocks of old data, then one trailer block
-#                           (magic, snapshot id, primary chunk number, slot number, CRC)
+#   block 8 + i*(C+8) ...   slot i: C blocks of old data, then one trailer block
+#                           (magic, snapshot id, primary chunk number, slot number, CRC), then
+#                           7 unused blocks so every slot starts on a 4 KiB page
 # Ordering (the emulator's battery-backed-buffer promise, see snapshot.md): old data and its trailer
 # go to the log in ONE write, before the primary is overwritten; the trailer sits after the data, so
 # a write cut short by a kill never leaves a valid trailer over missing data. Slots fill in order, so
@@ -25,6 +26,7 @@ STATE_NAMES = ("IDLE", "ACTIVE", "OVERFLOWED")
 HDR_MAGIC = b"RBSNAPv1"
 HDR = "<8sIIIII"           # magic, state, primary sd, chunk blocks, generation, snapshot id
 HDR_BLOCKS = const(8)      # the data area starts at 4 KiB
+SLOT_PAD = const(8)        # trailer block + padding to the next 4 KiB page
 TRL_MAGIC = b"RBX1"
 TRL = "<4sIII"             # magic, snapshot id, chunk, slot; then CRC32 of these 16 bytes
 DEFAULT_CHUNK_KB = const(64)
@@ -100,9 +102,10 @@ class SnapshotError(Exception):
 class Engine:
     """The backup pair of the board: log drive, primary, state and exception index."""
 
-    def __init__(self, buffer, events):
+    def __init__(self, buffer, events, index_budget):
         self.buffer = buffer
         self.events = events
+        self.index_budget = index_budget   # RAM bytes the exception index may take
         self.log = None            # log SystemDrive (or None when no drive has LOG)
         self.log_sd = -1
         self.primary = None
@@ -114,7 +117,8 @@ class Engine:
         self.max_slots = 0
         self.next_slot = 0
         self.index = None
-        self._warned = 0
+        self._warned = 0           # usage events already logged
+        self._warn_at = 1 << 62    # next_slot at which the next one is due
         self._hdr = bytearray(512)
         self.copies = 0           # chunks copied to the log since boot (for tests and the map)
         self.tracker = None       # long operations: told of every write (incremental re-sync)
@@ -124,8 +128,14 @@ class Engine:
         # called at boot and when LOG is set; `drives` maps sd -> SystemDrive (to find the primary)
         self.log, self.log_sd = drive, sd
         self.chunk_blocks = (chunk_kb or DEFAULT_CHUNK_KB) * 2
-        slot_blocks = self.chunk_blocks + 1
+        slot_blocks = self.chunk_blocks + SLOT_PAD
         self.max_slots = max(0, (drive.blocks - HDR_BLOCKS) // slot_blocks)
+        ram_slots = self.index_budget * LOAD_PCT // (4 * LOAD_PCT + 400)
+        if self.max_slots > ram_slots:
+            # the board's memory bounds the index, and so how much of the log a snapshot can use
+            self.events.log("warn", "LOG SD%d: MEMORY LIMITS THE LOG TO %d OF %d CHUNKS"
+                            % (sd, ram_slots, self.max_slots))
+            self.max_slots = ram_slots
         if self.index is None or self.index.max_slots != self.max_slots:
             self.index = None
             self.index = ExceptionIndex(self.max_slots)
@@ -179,7 +189,7 @@ class Engine:
         cb = self.chunk_blocks
         n = 0
         while n < self.max_slots:
-            self.log.read(HDR_BLOCKS + n * (cb + 1) + cb, t)
+            self.log.read(HDR_BLOCKS + n * (cb + SLOT_PAD) + cb, t)
             if bytes(t[:4]) != TRL_MAGIC or binascii.crc32(t[:16]) != struct.unpack_from("<I", t, 16)[0]:
                 break
             _, sid, chunk, slot = struct.unpack_from(TRL, t, 0)
@@ -188,7 +198,7 @@ class Engine:
             self.index.insert(chunk, n)
             n += 1
         self.next_slot = n
-        self._warned = self._usage_level()
+        self._next_warning()
 
     # ---- direct commands -----------------------------------------------------------------
     def initiate(self, sd, drive):
@@ -198,7 +208,7 @@ class Engine:
         self.snap_id = struct.unpack("<I", os.urandom(4))[0] | 1
         self.state = ACTIVE
         self.next_slot = 0
-        self._warned = 0
+        self._next_warning()
         self.index.clear()
         self._write_header()
         self.events.log("info", "SNAPSHOT STARTED SD%d -> LOG SD%d" % (sd, self.log_sd))
@@ -271,7 +281,7 @@ class Engine:
             struct.pack_into(TRL, t, 0, TRL_MAGIC, self.snap_id, c, slot)
             struct.pack_into("<I", t, 16, binascii.crc32(t[:16]))
             try:
-                self.log.write(HDR_BLOCKS + slot * (cb + 1), buf)
+                self.log.write(HDR_BLOCKS + slot * (cb + SLOT_PAD), buf)
             except Exception as e:
                 # the snapshot can no longer be kept; the primary carries on, the backup LUN
                 # reports the vendor-unique error once, as for an overflow
@@ -284,21 +294,22 @@ class Engine:
         except:
             self.buffer.give(b)
             raise
-        if self._usage_level() > self._warned:
-            self._warned = self._usage_level()
+        if self.next_slot >= self._warn_at:
+            self._next_warning()
             self.events.log("warn", "LOG DRIVE %d%% FULL" % USAGE_EVENTS[self._warned - 1])
         if keep:
             return b
         self.buffer.give(b)
         return -1
 
-    def _usage_level(self):
-        pct = self.usage_pct()
-        lvl = 0
-        for i, t in enumerate(USAGE_EVENTS):
-            if pct >= t:
-                lvl = i + 1
-        return lvl
+    def _next_warning(self):
+        # the usage events (75/90/98 %) as slot counts, so the write path compares two integers
+        self._warned = 0
+        for t in USAGE_EVENTS:
+            if self.max_slots and 100 * self.next_slot // self.max_slots >= t:
+                self._warned += 1
+        self._warn_at = (self.max_slots * USAGE_EVENTS[self._warned] + 99) // 100 \
+            if self._warned < len(USAGE_EVENTS) else 1 << 62
 
     def _overflow(self, why):
         self.state = OVERFLOWED
@@ -326,7 +337,7 @@ class Engine:
             if slot >= 0:
                 if run < pos:
                     self.primary.read(run, mv[(run - lba) << 9:(pos - lba) << 9])
-                self.log.read(HDR_BLOCKS + slot * (cb + 1) + (pos - c * cb),
+                self.log.read(HDR_BLOCKS + slot * (cb + SLOT_PAD) + (pos - c * cb),
                               mv[(pos - lba) << 9:(seg_end - lba) << 9])
                 run = seg_end
             pos = seg_end

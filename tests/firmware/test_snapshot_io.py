@@ -121,7 +121,7 @@ def test_overflow_vendor_sense_once_then_not_ready_primary_unaffected():
     ctl = fw.boot()
     small_log(ctl)
     cap = ctl.engine.max_slots
-    assert cap == (2048 - snapshot.HDR_BLOCKS) // (CHUNK + 1)
+    assert cap == (2048 - snapshot.HDR_BLOCKS) // (CHUNK + snapshot.SLOT_PAD)
     fw.run(ctl, PRIMARY, INITIATE)
     data = fw.pattern(10, 512)
     for c in range(cap + 3):
