@@ -1,0 +1,124 @@
+"""Long operations: the snapshot copy of FIG. 8 against the ceiling of the same bytes copied
+file-to-file by the same micropython interpreter (ratio, same run), and an incremental re-sync
+(claim 22) after 1 % of the primary's chunks changed against the full copy's time (goal <= 0.05).
+
+One micropython process boots a controller (firmware code: controller, snapshot, lop) on a board
+of `--lop-disk-mib` (default 64) MiB disks: primary SD0 = RAID 5 of 4 disks, log SD1 = RAID 1,
+backup SD2 = RAID 0 of 3 disks; it prints `FIG name value` lines.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SCRIPT = r"""
+import sys, os, time
+sys.path.insert(0, %(fw)r)
+sys.path.insert(0, %(tfw)r)
+import fw, lop, snapshot
+D = %(dir)r
+b = fw.small_board(disk_mb=%(disk)d, buffer_kb=4096, slots=10)
+ctl = fw.boot(state=D + "/state", b=b)
+lop.boot(ctl)
+ctl.command("sd_create", {"raid": 0, "slots": [6, 7, 8]})
+P = ctl.drives[0]
+blocks = P.blocks
+IO = 512
+buf = bytearray(IO * 512)
+mv = memoryview(buf)
+for lba in range(0, blocks, IO):
+    mv[0:16] = lba.to_bytes(16, "little")
+    P.write(lba, mv[:min(IO, blocks - lba) << 9])
+total = blocks * 512
+
+def ms(t0):
+    return time.ticks_diff(time.ticks_ms(), t0)
+
+ctl.execute(("b", 0, 0), fw.cdb(0x20, 0, 0x60, 0, 0, 0, 0, 0, 0, 0))
+ctl.command("lop_start", {"op": "copy", "sd": 1, "to": 2})
+t0 = time.ticks_ms()
+lop.finish_all(ctl)
+full = ms(t0)
+r = ctl.command("lop_status", {})["lops"][0]
+assert r["state"] == "COMPLETED" and r["mode"] == "full", r
+print("FIG lop_full_copy_mbps", total / 1048576 / (full / 1000))
+
+# the ceiling: the same bytes, file to file, same interpreter and I/O size, into a sparse
+# pre-sized file as the disks are
+src = D + "/plain-src.bin"
+f = open(src, "wb")
+for i in range(0, total, len(buf)):
+    f.write(buf)
+f.close()
+f = open(D + "/plain-dst.bin", "wb")
+f.seek(total - 1)
+f.write(b"\0")
+f.close()
+t0 = time.ticks_ms()
+fi = open(src, "rb")
+fo = open(D + "/plain-dst.bin", "r+b")
+while True:
+    n = fi.readinto(buf)
+    if not n:
+        break
+    fo.write(mv[:n])
+fi.close()
+fo.close()
+plain = ms(t0)
+print("FIG lop_plain_file_copy_mbps", total / 1048576 / (plain / 1000))
+print("FIG lop_full_copy_vs_file_copy_ratio", plain / full)
+
+# 1 %% of the tracker's chunks change, then snapshot + copy to the same backup drive
+t = ctl.lop_mgr.tracker
+nchunks = t.nchunks
+k = max(1, nchunks // 100)
+small = memoryview(bytearray(4096))
+for i in range(k):
+    c = (i * 7919) %% nchunks
+    ctl.engine.write(P, c * t.cb, small)
+ctl.execute(("b", 0, 0), fw.cdb(0x20, 0, 0x60, 0, 0, 0, 0, 0, 0, 0))
+ctl.command("lop_start", {"op": "copy", "sd": 1, "to": 2})
+t0 = time.ticks_ms()
+lop.finish_all(ctl)
+inc = ms(t0)
+r = ctl.command("lop_status", {})["lops"][0]
+assert r["mode"] == "incremental" and r["chunks_copied"] == k, r
+print("FIG lop_incremental_chunks", k)
+print("FIG lop_incremental_ms", inc)
+print("FIG lop_full_copy_ms", full)
+print("FIG lop_incremental_vs_full_ratio", inc / full)
+"""
+
+
+def run(emit, argv):
+    disk = 64
+    if "--lop-disk-mib" in argv:
+        disk = int(argv[argv.index("--lop-disk-mib") + 1])
+    mp = str(Path(sys.executable).with_name("micropython"))
+    d = tempfile.mkdtemp(prefix="bench-lop-")
+    try:
+        os.mkdir(d + "/state")
+        script = SCRIPT % {"fw": str(ROOT / "firmware"), "tfw": str(ROOT / "tests" / "firmware"), "dir": d,
+                           "disk": disk}
+        env = dict(os.environ, RB_ROOT=str(ROOT), RB_TMP=d)
+        p = subprocess.run([mp, "-X", "heapsize=32M", "-c", script], capture_output=True, text=True,
+                           timeout=1200, env=env, cwd=str(ROOT / "tests" / "firmware"))
+        if p.returncode != 0:
+            raise RuntimeError("bench_lop failed:\n" + p.stdout[-2000:] + p.stderr[-3000:])
+        units = {"mbps": "MB/s", "ratio": "x", "ms": "ms", "chunks": "chunks"}
+        for line in p.stdout.splitlines():
+            if line.startswith("FIG "):
+                _, name, value = line.split()
+                emit(name, float(value), units[name.rsplit("_", 1)[1]])
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    def _emit(name, value, unit):
+        print("BENCH %s %s %s" % (name, ("%.4g" % value) if isinstance(value, float) else value, unit))
+    run(_emit, sys.argv[1:])
