@@ -169,10 +169,9 @@ class Rebuild(RowOp):
 
     def done(self, d):
         ctl = self.m.ctl
-        d._refresh()
-        for i in range(d.n):
-            if d._st[i] == "rebuild":
-                ctl.iop.set_online(d.slots[i])
+        for s in d.slots:
+            if ctl.iop.state(s) == "rebuild":
+                ctl.iop.set_online(s)
         ctl._refresh_status()
         return self.m.finish(self, "COMPLETED", W_COMPLETED, "redundancy restored")
 
@@ -690,6 +689,15 @@ def _mgr(ctl):
         m = Manager(ctl)
         ctl.lop_mgr = m
     return m
+
+
+def drive_changed(ctl, sd):
+    # a system drive was deleted or (re)created: if it is half of the tracked pair, forget the pair
+    # so the next copy is full (config's sd_create/sd_delete call this)
+    t = _mgr(ctl).tracker
+    if sd in (t.p, t.d):
+        ctl.events.log("info", "CHANGE TRACKING OF SD%d -> SD%d DROPPED: SD%d CHANGED" % (t.p, t.d, sd))
+        t.drop()
 
 
 def boot(ctl):

@@ -300,6 +300,21 @@ def test_incremental_tracking_survives_a_restart():
     assert ctl.command("lop_status", {})["lops"][0]["mode"] == "full"
 
 
+def test_a_changed_drive_drops_tracking_so_the_next_copy_is_full():
+    ctl = setup()
+    fw.run(ctl, PRIMARY, INITIATE)
+    word(ctl, start())
+    lop.finish_all(ctl)
+    lop.drive_changed(ctl, 5)                        # not part of the pair: nothing happens
+    assert ctl.command("lop_status", {})["tracking"]["backup"] == 2
+    lop.drive_changed(ctl, 2)
+    assert ctl.command("lop_status", {})["tracking"] is None
+    fw.run(ctl, PRIMARY, INITIATE)
+    word(ctl, start())
+    lop.finish_all(ctl)
+    assert ctl.command("lop_status", {})["lops"][0]["mode"] == "full"
+
+
 def test_restart_mid_copy_resumes_and_ends_with_the_image():
     ctl = setup()
     fill(ctl, 10)
