@@ -12,6 +12,7 @@ import time
 import asyncio
 from micropython import const
 import sense
+import xor
 from sense import ScsiError
 
 REBUILD = const(1)
@@ -56,6 +57,11 @@ class Registry:
             if op.kind == kind and (sd is None or sd in op.drives):
                 return op
         return None
+
+
+class Retry(Exception):
+    # no buffer slot free this slice: try again at the next one
+    pass
 
 
 class Refused(Exception):
@@ -148,6 +154,8 @@ class RowOp(Op):
         n = min(self.step_blocks, self.end - self.pos)
         try:
             self.work(d, self.pos, n)
+        except Retry:
+            return False
         except _drive_errors() as e:
             return self.failed(e)
         self.pos += n
@@ -182,11 +190,22 @@ class Init(RowOp):
     def __init__(self, m, sd, rate):
         RowOp.__init__(self, m, sd, rate)
         self.safe = 0           # host writes are accepted below this (persisted) boundary
+        if self.step_blocks > SLICE_BLOCKS:
+            self.step_blocks = SLICE_BLOCKS   # rows wider than a buffer slot: partial-row writes
 
     def work(self, d, lba, n):
-        b = self.m.zero_slot()
-        self.m.track_sd(self.sd, lba, n)
-        d.write(lba, b[:n << 9])
+        # a buffer slot of zeros for this slice only (the buffer is shared with copy-on-write)
+        buf = self.m.ctl.buffer
+        b = buf.take()
+        if b < 0:
+            raise Retry()
+        try:
+            z = buf.view(b)[:n << 9]
+            xor.zero(z, n << 9)
+            self.m.track_sd(self.sd, lba, n)
+            d.write(lba, z)
+        finally:
+            buf.give(b)
 
     def failed(self, e):
         self.m.ctl._refresh_status()
@@ -356,7 +375,6 @@ class Manager:
         self.copy_word = W_INVALID      # Table 10 when no copy runs: the last copy's outcome
         self.history = []
         self.last_save = time.ticks_ms()
-        self._zero = -1
         self.tracker = lop_track.Tracker(ctl.state_dir + "/" + TRACK_FILE)
         if self.tracker.problem:
             ctl.events.log("warn", "CHANGE TRACKING RESET (%s): next copy is full" % self.tracker.problem)
@@ -487,17 +505,6 @@ class Manager:
             t.mark(1, lba, n)
         if t.d == sd:
             t.mark(2, lba, n)
-
-    def zero_slot(self):
-        # one buffer slot of zeros, kept while an initialization runs
-        if self._zero < 0:
-            b = self.ctl.buffer.take()
-            if b < 0:
-                raise Refused(W_NOT_READY, "BUSY", "the controller buffer is full")
-            import xor
-            xor.zero(self.ctl.buffer.view(b), len(self.ctl.buffer.view(b)) & ~15)
-            self._zero = b
-        return self.ctl.buffer.view(self._zero)
 
     # ---- start / stop -------------------------------------------------------------------------
     def _rate(self, args):
@@ -636,9 +643,6 @@ class Manager:
             info["snap"] = op.snap
             self.copy_word = word
         self._remember(info)
-        if self._zero >= 0 and not any(o.kind == INIT for o in self.ops):
-            self.ctl.buffer.give(self._zero)
-            self._zero = -1
         self.save()
         if level is None:
             level = "info" if state == "COMPLETED" else ("warn" if state == "TERMINATED" else "error")
