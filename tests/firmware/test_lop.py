@@ -532,3 +532,52 @@ def test_unreadable_state_file_is_reported_not_fatal():
     lop.boot(ctl)
     assert any("LONG OPERATION STATE UNREADABLE" in e["text"] for e in ctl.events.recent(10))
     assert word(ctl, status()) == 0x0105
+
+
+def test_initialization_of_a_raid5_with_rows_wider_than_a_buffer_slot():
+    ctl = setup(dst_raid=None)
+    ctl.command("sd_create", {"raid": 5, "slots": [6, 7, 8, 9], "stripe_kb": 256})
+    ctl.command("lun_map", {"port": 0, "lun": DEST, "sd": 2})
+    d = lop._raw(ctl.drives[2])
+    assert d.row_blocks > lop.SLICE_BLOCKS
+    fill(ctl, 17, lun=DEST)
+    ctl.command("lop_start", {"op": "init", "sd": 2})
+    lop.finish_all(ctl)
+    st, sn, got = fw.run(ctl, DEST, fw.read10(0, 2048))
+    assert st == 0 and got == bytes(len(got))
+    ctl.command("lop_start", {"op": "check", "sd": 2})
+    lop.finish_all(ctl)
+    r = ctl.command("lop_status", {"sd": 2})["lops"][0]
+    assert r["op"] == "check" and r["state"] == "COMPLETED" and r["found"] == 0
+
+
+def test_scheduler_task_runs_operations_at_their_rate_and_leaves_the_loop_free():
+    import asyncio
+    import time
+    ctl = setup(dst_raid=None)
+    ticks = [0]
+
+    async def other():
+        # stands for the console and the host ports: must keep running during the operation
+        while True:
+            ticks[0] += 1
+            await asyncio.sleep_ms(1)
+
+    async def main(rate):
+        ctl.command("lop_start", {"op": "check", "sd": 0, "rate": rate})
+        task = asyncio.create_task(lop.run(ctl))
+        o = asyncio.create_task(other())
+        t0 = time.ticks_ms()
+        ticks[0] = 0
+        while ctl.lops.ops:
+            await asyncio.sleep_ms(5)
+        ms = time.ticks_diff(time.ticks_ms(), t0)
+        task.cancel()
+        o.cancel()
+        return ms, ticks[0]
+
+    fast, t_fast = asyncio.run(main(100))
+    slow, t_slow = asyncio.run(main(20))
+    assert ctl.command("lop_status", {"sd": 0})["lops"][0]["state"] == "COMPLETED"
+    assert slow > 2 * fast, (fast, slow)
+    assert t_fast > 0 and t_slow > t_fast, (t_fast, t_slow)
