@@ -377,7 +377,7 @@ class BootedBoard:
         conftest's `make_board`."""
         import sys
         sys.path.insert(0, os.path.join(REPO, "tests"))
-        import conftest
+        import harness as conftest
         tmp = str(tmp)
         state = os.path.join(tmp, "state")
         os.makedirs(state, exist_ok=True)
