@@ -438,3 +438,32 @@ def test_snapshot_log_slot_on_a_raid1_log_drive():
                 t.append(f.read(4))
         assert t[0] == t[1], (cut, t)
         iop.close()
+
+
+def test_the_controller_resyncs_at_boot():
+    # the real boot path: Controller builds its drives, the cut write is resynced before use
+    import fw
+    ctl = fw.boot()
+    sd = getattr(ctl.drives[1], "drive", ctl.drives[1])  # factory: SD1 = RAID 1 (the log drive)
+    assert sd.level == raid.RAID1
+    real = ctl.iop.write
+    done = []
+
+    def dies_after_one(slot, lba, mv):
+        if done:
+            raise Crash()
+        done.append(slot)
+        real(slot, lba, mv)
+    ctl.iop.write = dies_after_one
+    try:
+        sd.write(40, memoryview(rnd(8192)))
+        raise AssertionError("no crash")
+    except Crash:
+        pass
+    ctl.iop.write = real
+    assert sd.check(0, sd.blocks) == 16  # the torn state the restart must repair
+    ctl = fw.reboot(ctl)
+    sd = getattr(ctl.drives[1], "drive", ctl.drives[1])
+    assert sd.resync_ok and sd.resync_note == "blocks 40+16, written when the firmware stopped, resynced"
+    assert sd.check(0, sd.blocks) == 0
+    ctl.iop.close()
