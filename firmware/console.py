@@ -24,6 +24,7 @@ EVQ = const(64)             # events kept for the line-mode client between two f
 ESC_WAIT_MS = const(80)     # a lone Esc is a key when nothing follows it this soon
 FIRST_DRAW_MS = const(150)  # a program that sends "#RB1" at once never sees the menus
 IN_USE_GRACE_MS = const(500)   # how long a new client waits for the previous one to be gone
+SB_MAX = const(64)          # longest telnet subnegotiation we wait out
 PTY_CHUNK = const(64)       # bytes per write once the pty says it has room
 IN_USE = b'- ERR CONSOLE_IN_USE {"message": "console in use by another client; try again when it disconnects"}\r\n'
 _MAGIC = b"#RB1"
@@ -46,6 +47,7 @@ class TcpPort:
         self.s = s
         self.iac = 0            # 0 data, 1 after IAC, 2 after IAC WILL/WONT/DO/DONT, 3 in SB, 4 SB+IAC
         self.verb = 0
+        self.sb = 0             # bytes in the current subnegotiation
         self.agreed = bytearray(3)   # agreed: WILL ECHO, WILL SGA, DO SGA
         self.reply = bytearray(3)
 
@@ -87,14 +89,18 @@ class TcpPort:
                     self.iac = 2
                 elif b == 250:
                     self.iac = 3
+                    self.sb = 0
                 else:
                     self.iac = 0
             elif st == 2:
                 self.iac = 0
                 await self._negotiate(self.verb, b)
             elif st == 3:
+                self.sb += 1
                 if b == 255:
                     self.iac = 4
+                elif self.sb > SB_MAX:
+                    self.iac = 0    # not telnet after all: stop swallowing input
             else:
                 self.iac = 0 if b == 240 else 3
         return w
@@ -279,6 +285,7 @@ class Console:
         self.lost = 0
         self.alive = True
         self.port = port
+        self.wake.clear()       # set by the previous session's end: the first draw must wait
         ticker = asyncio.create_task(self._ticker(port))
         try:
             while True:

@@ -120,8 +120,8 @@ class Line:
         self.s.sendall(b"#RB1\n")
         while True:
             line = self.readline()
-            if line.startswith("#RB1 OK "):
-                return json.loads(line[8:])
+            if "#RB1 OK " in line:      # screen output before it has no newlines: skip it
+                return json.loads(line[line.index("#RB1 OK ") + 8:])
 
     def response(self, rid):
         while True:

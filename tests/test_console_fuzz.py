@@ -69,7 +69,7 @@ def test_fuzz_line_protocol(board):
     c = Line(board.console, timeout=30)
     c.hello()
     tried = 0
-    end = time.time() + 12
+    end = time.time() + 8
     batch = 0
     while time.time() < end:
         for _ in range(r.randrange(1, 12)):
@@ -97,7 +97,7 @@ def test_fuzz_keystrokes(board):
     t = Term(board.console)
     t.wait("MONITOR MODE")
     tried = 0
-    end = time.time() + 10
+    end = time.time() + 6
     while time.time() < end:
         for _ in range(r.randrange(1, 20)):
             if r.random() < 0.5:
