@@ -127,7 +127,7 @@ def _confirm(m, args):
 
 
 def _lop_kinds(m, args):
-    # lop.py kinds; the firmware answers UNKNOWN_COMMAND until lop_start exists
+    # lop.py kinds (lop_start {op, sd[, target]})
     return [("INITIALIZE", {"op": "init"}), ("REBUILD", {"op": "rebuild"}),
             ("CONSISTENCY CHECK", {"op": "check"}), ("COPY DRIVE", {"op": "copy"}),
             ("RESYNC", {"op": "resync"})]
@@ -286,7 +286,7 @@ class Model:
             for d in self.fetch("disk_list").get("disks", []):
                 rows.append(("disk", d))
         elif kind == "lops":
-            for o in self.fetch("status").get("lops", []):
+            for o in self.fetch("lop_status").get("lops", []):
                 rows.append(("lop", o))
         if kind is not None:
             if not rows:

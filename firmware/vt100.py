@@ -208,8 +208,10 @@ def _event_text(e):
 
 
 def _lop_text(o):
-    return "  %-12s SD%-2s %4s%%  %s" % (str(o.get("op", "?")).upper(), o.get("sd", "?"),
-                                       o.get("pct", o.get("progress", "?")), o.get("state", ""))
+    to = (" -> SD%s" % o["target"]) if o.get("target") is not None else ""
+    return "  %-18s SD%s%-7s %5s%%  %-10s word %s %s" % (
+        str(o.get("name", o.get("op", "?"))).upper(), o.get("sd", "?"), to, o.get("percent", o.get("pct", "?")),
+        str(o.get("state", "")).upper(), o.get("words", ""), o.get("detail") or "")
 
 
 def body(m):

@@ -227,18 +227,32 @@ def test_create_and_delete_drive_in_menus():
     assert [x["level"] for x in d] == ["RAID5", "RAID1"] and d[1]["wb"], d
 
 
-def test_long_operation_entries_exist():
+def test_long_operations_start_show_stop():
     m = model()
     goto(m, "ADMINISTRATION", "LONG OPERATIONS")
     labels = [i[0] for i in m.frame.items]
     assert labels == ["START OPERATION", "OPERATION STATUS", "STOP OPERATION"], labels
     m.key(ENTER)
+    choose(m, "CONSISTENCY CHECK")
+    choose(m, "SD0")
+    choose(m, "NO TARGET")
+    assert lines(m) == ("DONE", "OPERATION STARTED"), lines(m)
+    # a second one on the same drive is refused, with the reason
+    m.key(ENTER)
     choose(m, "REBUILD")
     choose(m, "SD0")
     choose(m, "NO TARGET")
-    # until lop_start exists the controller refuses it, and the refusal is on the LCD
-    l1, l2 = lines(m)
-    assert l1 in ("DONE", "UNKNOWN COMMAND") or l1, (l1, l2)
+    assert lines(m)[0] == "LOP ACTIVE", lines(m)
+    m.key(DOWN)
+    m.key(ENTER)        # OPERATION STATUS
+    assert lines(m)[0] == "CHECK SD0", lines(m)
+    assert "CONSISTENCY CHECK  SD0" in screen_text(m), screen_text(m)
+    m.key(ESC)
+    home(m)
+    assert "Long operations" in screen_text(m) and "CONSISTENCY CHECK" in screen_text(m)
+    goto(m, "ADMINISTRATION", "LONG OPERATIONS", "STOP OPERATION")
+    choose(m, "CHECK SD0")
+    assert lines(m) == ("DONE", "OPERATION STOPPED"), lines(m)
 
 
 def test_keyboard_decoder_arrows_enter_esc_and_fragments():
