@@ -7,11 +7,13 @@
 #   desc = await console.start(ctl, "stdio")             # -> "stdio"
 import sys
 import os
+import time
 import json
 import socket
 import select
 import asyncio
 from asyncio import core
+import micropython
 from micropython import const
 
 import menu
@@ -23,11 +25,23 @@ IN_SIZE = const(4096)
 EVQ = const(64)             # events kept for the line-mode client between two flushes
 ESC_WAIT_MS = const(80)     # a lone Esc is a key when nothing follows it this soon
 FIRST_DRAW_MS = const(150)  # a program that sends "#RB1" at once never sees the menus
+MENU_IDLE_MS = const(300000)   # menus fall back to (locked) monitor mode after 5 min without a key
 IN_USE_GRACE_MS = const(500)   # how long a new client waits for the previous one to be gone
 SB_MAX = const(64)          # longest telnet subnegotiation we wait out
 PTY_CHUNK = const(64)       # bytes per write once the pty says it has room
 IN_USE = b'- ERR CONSOLE_IN_USE {"message": "console in use by another client; try again when it disconnects"}\r\n'
 _MAGIC = b"#RB1"
+
+
+@micropython.viper
+def _find_iac(buf: ptr8, n: int) -> int:
+    # index of the first telnet IAC (255) in buf[:n], or -1: most reads have none
+    i = 0
+    while i < n:
+        if buf[i] == 255:
+            return i
+        i += 1
+    return -1
 
 
 class Disconnected(Exception):
@@ -67,7 +81,7 @@ class TcpPort:
                 return n
 
     async def _strip(self, mv, n):
-        if self.iac == 0 and 255 not in bytes(mv[:n]):
+        if self.iac == 0 and _find_iac(mv, n) < 0:
             return n
         w = 0
         for i in range(n):
@@ -284,6 +298,7 @@ class Console:
         self.evn = 0
         self.lost = 0
         self.alive = True
+        self.last_key = time.ticks_ms()
         self.port = port
         self.wake.clear()       # set by the previous session's end: the first draw must wait
         ticker = asyncio.create_task(self._ticker(port))
@@ -356,6 +371,7 @@ class Console:
     def _key(self, k, b):
         # "#RB1" counts at the start of a line: after connecting or after any key but a character
         self.bol = k != vt100.CHAR
+        self.last_key = time.ticks_ms()
         m = self.model
         if k == vt100.CHAR:
             m.char(chr(b))
@@ -400,6 +416,8 @@ class Console:
                     self.keys.flush()
                     await self._draw(port)
                 else:
+                    if self.model.mode == "menu" and time.ticks_diff(time.ticks_ms(), self.last_key) > MENU_IDLE_MS:
+                        self.model.reset()  # a pty outlives its users: do not leave the menus unlocked
                     self.model.refresh()
                     await self._draw(port)
             except Disconnected:
