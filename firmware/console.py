@@ -250,7 +250,6 @@ class Console:
         self.busy = False
         self.alive = False
         self.line = False           # line protocol mode
-        self.clients = 0
         ctl.events.subscribe(self._on_event)
 
     # -- events: called by the controller, synchronously, from whatever task logged them --
@@ -287,7 +286,6 @@ class Console:
 
     # -- a session: one client from connect to disconnect --
     async def session(self, port):
-        self.clients += 1
         self.model.reset()
         self.screen.invalidate()
         self.proto.reset()
@@ -299,7 +297,6 @@ class Console:
         self.lost = 0
         self.alive = True
         self.last_key = time.ticks_ms()
-        self.port = port
         self.wake.clear()       # set by the previous session's end: the first draw must wait
         ticker = asyncio.create_task(self._ticker(port))
         try:
@@ -308,6 +305,14 @@ class Console:
                 await self.lock.acquire()
                 try:
                     await self._input(port, n)
+                except Disconnected:
+                    raise
+                except Exception as e:
+                    # a fault while handling this input (a bug, MemoryError): say so, carry on
+                    log("input fault, session continues:")
+                    sys.print_exception(e, sys.stderr)
+                    self.proto.reset()
+                    self.screen.invalidate()
                 finally:
                     self.lock.release()
         except Disconnected:
