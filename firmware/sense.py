@@ -3,7 +3,9 @@ from micropython import const
 
 GOOD = const(0x00)
 CHECK_CONDITION = const(0x02)
+CONDITION_MET = const(0x04)
 BUSY = const(0x08)
+RESERVATION_CONFLICT = const(0x18)
 
 NO_SENSE = const(0x0)
 RECOVERED_ERROR = const(0x1)
@@ -15,6 +17,7 @@ UNIT_ATTENTION = const(0x6)
 DATA_PROTECT = const(0x7)
 VENDOR_SPECIFIC = const(0x9)
 ABORTED_COMMAND = const(0xB)
+MISCOMPARE = const(0xE)
 
 
 class ScsiError(Exception):
@@ -33,8 +36,10 @@ def fixed(key, asc, ascq, info=None, field=None):
     if info is not None:   # e.g. the failing LBA of a medium error
         s[0] |= 0x80
         s[3:7] = (info & 0xFFFFFFFF).to_bytes(4, "big")
-    if field is not None:  # sense-key specific: invalid field in CDB, byte `field`
+    if field is not None:  # sense-key specific: invalid field, byte `field` (+ bit, see below)
         s[15] = 0xC0       # SKSV | C/D (the error is in the CDB)
+        if field < 0:      # in the parameter list (data-out): C/D = 0; field = ~byte
+            s[15], field = 0x80, ~field
         s[16:18] = field.to_bytes(2, "big")
     return bytes(s)
 
@@ -46,6 +51,15 @@ def invalid_opcode():
 
 def invalid_field(byte):
     return ScsiError(ILLEGAL_REQUEST, 0x24, 0x00, None, byte)
+
+
+def invalid_param(byte):
+    # INVALID FIELD IN PARAMETER LIST, pointing at byte `byte` of the data-out
+    return ScsiError(ILLEGAL_REQUEST, 0x26, 0x00, None, ~byte)
+
+
+def param_length():
+    return ScsiError(ILLEGAL_REQUEST, 0x1A, 0x00)           # PARAMETER LIST LENGTH ERROR
 
 
 def lba_out_of_range():

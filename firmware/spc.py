@@ -1,8 +1,13 @@
-# Primary commands (SPC): INQUIRY with VPD pages, TEST UNIT READY, REQUEST SENSE, REPORT LUNS,
-# MODE SENSE 6/10. Handlers take (core, lu, cdb, data_out, buf) and return data-in.
+# Primary commands (SPC-4): INQUIRY with VPD pages, TEST UNIT READY, REQUEST SENSE, REPORT LUNS,
+# MODE SENSE 6/10, START STOP UNIT, PREVENT ALLOW MEDIUM REMOVAL, REPORT SUPPORTED OPERATION CODES,
+# and the reservation commands (state in pr.py). Handlers take (core, lu, cdb, data_out, buf) and
+# return data-in.
 import struct
+import binascii
 import sense
+import pr
 from sense import ScsiError
+from sbc import MAX_XFER_BLOCKS, MAX_WRITE_SAME, MAX_CAW
 
 VENDOR = b"MYLEX   "
 REVISION = b"RB01"
@@ -44,8 +49,8 @@ def inquiry(core, lu, cdb, data_out, buf):
         d[16:32] = (product.encode() + b" " * 16)[:16]
         d[32:36] = REVISION
         d[36:44] = core.ctl.serial(lu)[:8] if lu is not None else b" " * 8
-        d[58:60] = b"\x04\x60"     # version descriptors: SBC-3, SPC-4
-        d[60:62] = b"\x00\xA0"
+        # version descriptors: SAM-5, iSCSI, SPC-4, SBC-3
+        d[58:66] = b"\x00\xA0\x09\x60\x04\x60\x04\xC0"
         return _out(buf, d, alloc)
     if lu is None:
         raise sense.lun_not_supported()
@@ -60,11 +65,15 @@ def inquiry(core, lu, cdb, data_out, buf):
         desc = bytes((0x01, 0x03, 0x00, 16)) + naa + tpg
         d = bytes((pq, 0x83)) + struct.pack(">H", len(desc)) + desc
     elif page == 0xB0:
-        from scsi import MAX_XFER_BLOCKS
+        # Block Limits (SBC-3 length): WSNZ, COMPARE AND WRITE and transfer limits, no UNMAP
         opt = core.ctl.optimal_blocks(lu)
         d = bytearray(64)
         d[0], d[1], d[3] = pq, 0xB0, 60
+        d[4] = 0x01                # WSNZ: WRITE SAME of zero blocks is refused
+        d[5] = MAX_CAW
         struct.pack_into(">HII", d, 6, opt, MAX_XFER_BLOCKS, opt)
+        struct.pack_into(">I", d, 16, MAX_XFER_BLOCKS)       # maximum prefetch length
+        struct.pack_into(">Q", d, 36, MAX_WRITE_SAME)
         return _out(buf, d, alloc)
     elif page == 0xB1:
         d = bytearray(64)
@@ -83,8 +92,11 @@ def request_sense(core, lu, cdb, data_out, buf):
     if cdb[1] & 0x01:
         raise sense.invalid_field(1)     # descriptor format sense is not supported
     alloc = cdb[4]
+    code = core.take_ua(core.nexus) if lu is not None else None
     if lu is None:
         d = sense.fixed(sense.ILLEGAL_REQUEST, 0x25, 0x00)
+    elif code is not None:         # a pending unit attention is reported here, and cleared
+        d = sense.fixed(sense.UNIT_ATTENTION, code >> 8, code & 0xFF)
     else:
         try:
             core.ctl.check_ready(lu)
@@ -147,7 +159,8 @@ def _mode_sense(core, lu, cdb, buf, ten):
     if subpage not in (0, 0xFF):
         raise sense.invalid_field(3)
     pages = _pages(core, lu, page, pc)
-    wp = 0x80 if lu.kind == 1 else 0x00          # the backup LUN is write protected
+    # device-specific parameter: WP on the backup LUN; DPOFUA: DPO and FUA are accepted
+    wp = (0x80 if lu.kind == 1 else 0x00) | 0x10
     blocks = core.ctl.geometry(lu)
     bd = b""
     if not dbd:
@@ -169,7 +182,129 @@ def start_stop_unit(core, lu, cdb, data_out, buf):
 
 
 def prevent_allow(core, lu, cdb, data_out, buf):
+    # the medium is not removable (RMB=0): nothing to prevent
     return None
+
+
+def _it(core):
+    return pr.it_of(core.nexus)
+
+
+def reserve(core, lu, cdb, data_out, buf):
+    core.pr.reserve(lu, _it(core), cdb)
+
+
+def release(core, lu, cdb, data_out, buf):
+    core.pr.release(lu, _it(core), cdb)
+
+
+def pr_in(core, lu, cdb, data_out, buf):
+    return core.pr.pr_in(lu, _it(core), cdb, buf)
+
+
+def pr_out(core, lu, cdb, data_out, buf):
+    return core.pr.pr_out(lu, _it(core), cdb, data_out)
+
+
+# REPORT SUPPORTED OPERATION CODES: (opcode, service action or -1, CDB usage data in hex; byte 0
+# is the opcode, each following byte the bits of that CDB byte the device server looks at)
+_USAGE = (
+    (0x00, -1, "000000000000"),                              # TEST UNIT READY
+    (0x03, -1, "03010000ff00"),                              # REQUEST SENSE
+    (0x08, -1, "081fffffff00"),                              # READ(6)
+    (0x0A, -1, "0a1fffffff00"),                              # WRITE(6)
+    (0x12, -1, "1201ffffff00"),                              # INQUIRY
+    (0x16, -1, "160000000000"),                              # RESERVE(6)
+    (0x17, -1, "170000000000"),                              # RELEASE(6)
+    (0x1A, -1, "1a08ffffff00"),                              # MODE SENSE(6)
+    (0x1B, -1, "1b0000000300"),                              # START STOP UNIT
+    (0x1E, -1, "1e0000000300"),                              # PREVENT ALLOW MEDIUM REMOVAL
+    (0x20, -1, "2000ffffffffffffff00"),                      # direct commands (vendor.md)
+    (0x25, -1, "25000000000000000000"),                      # READ CAPACITY(10)
+    (0x28, -1, "2818ffffffff00ffff00"),                      # READ(10)
+    (0x2A, -1, "2a18ffffffff00ffff00"),                      # WRITE(10)
+    (0x2E, -1, "2e12ffffffff00ffff00"),                      # WRITE AND VERIFY(10)
+    (0x2F, -1, "2f16ffffffff00ffff00"),                      # VERIFY(10)
+    (0x34, -1, "3402ffffffff00ffff00"),                      # PRE-FETCH(10)
+    (0x35, -1, "3500ffffffff00ffff00"),                      # SYNCHRONIZE CACHE(10)
+    (0x37, -1, "37001f00000000ffff00"),                      # READ DEFECT DATA(10)
+    (0x41, -1, "4108ffffffff00ffff00"),                      # WRITE SAME(10)
+    (0x56, -1, "56000000000000000000"),                      # RESERVE(10)
+    (0x57, -1, "57000000000000000000"),                      # RELEASE(10)
+    (0x5A, -1, "5a08ffff000000ffff00"),                      # MODE SENSE(10)
+    (0x5E, 0, "5e1f0000000000ffff00"),                       # PERSISTENT RESERVE IN
+    (0x5E, 1, "5e1f0000000000ffff00"),
+    (0x5E, 2, "5e1f0000000000ffff00"),
+    (0x5E, 3, "5e1f0000000000ffff00"),
+    (0x5F, 0, "5f1fff0000ffffffff00"),                       # PERSISTENT RESERVE OUT
+    (0x5F, 1, "5f1fff0000ffffffff00"),
+    (0x5F, 2, "5f1fff0000ffffffff00"),
+    (0x5F, 3, "5f1fff0000ffffffff00"),
+    (0x5F, 4, "5f1fff0000ffffffff00"),
+    (0x5F, 5, "5f1fff0000ffffffff00"),
+    (0x5F, 6, "5f1fff0000ffffffff00"),
+    (0x88, -1, "8818ffffffffffffffffffffffff0000"),          # READ(16)
+    (0x89, -1, "8918ffffffffffffffff000000ff0000"),          # COMPARE AND WRITE
+    (0x8A, -1, "8a18ffffffffffffffffffffffff0000"),          # WRITE(16)
+    (0x8B, -1, "8b18ffffffffffffffffffffffff0000"),          # ORWRITE(16)
+    (0x8E, -1, "8e12ffffffffffffffffffffffff0000"),          # WRITE AND VERIFY(16)
+    (0x8F, -1, "8f16ffffffffffffffffffffffff0000"),          # VERIFY(16)
+    (0x90, -1, "9002ffffffffffffffffffffffff0000"),          # PRE-FETCH(16)
+    (0x91, -1, "9100ffffffffffffffffffffffff0000"),          # SYNCHRONIZE CACHE(16)
+    (0x93, -1, "9309ffffffffffffffffffffffff0000"),          # WRITE SAME(16)
+    (0x9E, 0x10, "9e1f0000000000000000ffffffff0000"),        # READ CAPACITY(16)
+    (0x9E, 0x12, "9e1fffffffffffffffffffffffff0000"),        # GET LBA STATUS
+    (0xA0, -1, "a000ff000000ffffffff0000"),                  # REPORT LUNS
+    (0xA3, 0x0C, "a31f87ffffffffffffff0000"),                # REPORT SUPPORTED OPERATION CODES
+    (0xA8, -1, "a818ffffffffffffffff0000"),                  # READ(12)
+    (0xAA, -1, "aa18ffffffffffffffff0000"),                  # WRITE(12)
+    (0xAE, -1, "ae12ffffffffffffffff0000"),                  # WRITE AND VERIFY(12)
+    (0xAF, -1, "af16ffffffffffffffff0000"),                  # VERIFY(12)
+    (0xB7, -1, "b71f00000000ffffffff0000"),                  # READ DEFECT DATA(12)
+)
+_TIMEOUTS = b"\x00\x0a\x00\x00\x00\x00\x00\x00\x00\x00\x00\x1e"   # nominal: unspecified, 30 s recommended
+
+
+def maintenance_in(core, lu, cdb, data_out, buf):
+    if cdb[1] & 0x1F != 0x0C:
+        raise sense.invalid_field(1)
+    rctd = cdb[2] & 0x80
+    opt = cdb[2] & 0x07
+    op, sa = cdb[3], (cdb[4] << 8) | cdb[5]
+    alloc = (cdb[6] << 24) | (cdb[7] << 16) | (cdb[8] << 8) | cdb[9]
+    if cdb[2] & 0x78 or opt > 3:
+        raise sense.invalid_field(2)
+    if opt == 0:                           # all commands
+        d = bytearray(4)
+        for o, s, usage in _USAGE:
+            e = bytearray(8)
+            e[0] = o
+            struct.pack_into(">H", e, 2, max(s, 0))
+            e[5] = (0x02 if rctd else 0) | (0x01 if s >= 0 else 0)
+            struct.pack_into(">H", e, 6, len(usage) // 2)
+            d += e
+            if rctd:
+                d += _TIMEOUTS
+        struct.pack_into(">I", d, 0, len(d) - 4)
+        return _out(buf, d, alloc)
+    has_sa = any(o == op and s >= 0 for o, s, _ in _USAGE)
+    if opt == 1 and has_sa or opt == 2 and not has_sa:
+        raise sense.invalid_field(2)
+    want = sa if has_sa else -1
+    usage = None
+    for o, s, u in _USAGE:
+        if o == op and s == want:
+            usage = binascii.unhexlify(u)
+    d = bytearray(4)
+    if usage is None:
+        d[1] = 0x01                        # not supported
+    else:
+        d[1] = (0x80 if rctd else 0) | 0x03   # supported as the standard says
+        struct.pack_into(">H", d, 2, len(usage))
+        d += usage
+        if rctd:
+            d += _TIMEOUTS
+    return _out(buf, d, alloc)
 
 
 HANDLERS = {
@@ -181,4 +316,8 @@ HANDLERS = {
     0x5A: mode_sense10,
     0x1B: start_stop_unit,
     0x1E: prevent_allow,
+    0x16: reserve, 0x56: reserve,
+    0x17: release, 0x57: release,
+    0x5E: pr_in, 0x5F: pr_out,
+    0xA3: maintenance_in,
 }
