@@ -28,7 +28,7 @@ FIRST_DRAW_MS = const(150)  # a program that sends "#RB1" at once never sees the
 MENU_IDLE_MS = const(300000)   # menus fall back to (locked) monitor mode after 5 min without a key
 IN_USE_GRACE_MS = const(500)   # how long a new client waits for the previous one to be gone
 SB_MAX = const(64)          # longest telnet subnegotiation we wait out
-PTY_CHUNK = const(64)       # bytes per write once the pty says it has room
+PTY_CHUNK = const(512)      # bytes per write once the pty says it has room
 IN_USE = b'- ERR CONSOLE_IN_USE {"message": "console in use by another client; try again when it disconnects"}\r\n'
 _MAGIC = b"#RB1"
 
