@@ -84,9 +84,9 @@ def test_lcd_buttons_over_the_line_protocol(board):
     for _ in range(4):
         c.call("button", {"key": "down"})
     assert c.call("button", {"key": "enter"})["lines"][0].rstrip() == "ADMINISTRATION"
-    assert c.call("button", {"key": "enter"})["lines"][1].rstrip() == ">PRIMARY DRIVE" or True
-    lines = c.call("lcd")["lines"]
-    assert lines[0].rstrip() == "PRIMARY DRIVE", lines
+    lines = c.call("button", {"key": "enter"})["lines"]      # START SNAPSHOT: choose the primary
+    assert [x.rstrip() for x in lines] == ["PRIMARY DRIVE", ">SD0 RAID5 ONLINE"], lines
+    assert c.call("lcd")["lines"] == lines
     assert c.call("button", {"key": "enter"})["lines"] == ["DONE                ", "SNAPSHOT STARTED    "]
     for _ in range(3):
         c.call("button", {"key": "esc"})
