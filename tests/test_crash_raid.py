@@ -173,12 +173,12 @@ def script(d):
 def storm(tmp_path, intent, rng, kills, max_kills, want_torn=0, stop_when_bad=False):
     """Kill/boot/check cycles: at least `kills`, more (up to `max_kills`) until `want_torn` kills
     have left members disagreeing. Answers (those torn states, problems after a boot, writes
-    acknowledged)."""
+    acknowledged); with the record on, some restarts must have resynced."""
     d = tmp_path
     r = run_child(d, "init", intent)
     assert r.returncode == 0, r.stderr
     model = {num: [0] * geometry(num)[4] for num in DRIVES}
-    torn, problems, wid, total = 0, [], 0, 0
+    torn, problems, wid, total, resyncs = 0, [], 0, 0, 0
     for cycle in range(max_kills):
         if cycle >= kills and torn >= want_torn:
             break
@@ -208,6 +208,7 @@ def storm(tmp_path, intent, rng, kills, max_kills, want_torn=0, stop_when_bad=Fa
         assert r.returncode == 0, r.stderr
         for line in r.stdout.splitlines():
             assert line.startswith("R ") and line.split()[2] == "1", "resync failed: " + line
+            resyncs += 1
         disks = Disks(d)
         for num in DRIVES:
             if disagreements(disks, num):
@@ -225,6 +226,8 @@ def storm(tmp_path, intent, rng, kills, max_kills, want_torn=0, stop_when_bad=Fa
                 break
         if stop_when_bad and problems:
             break
+    if intent:
+        assert resyncs, "no restart found a record to resync"
     return torn, problems, total
 
 
