@@ -8,6 +8,8 @@ import time
 HERE = __file__.rsplit("/", 1)[0]
 sys.path.insert(0, HERE + "/../firmware")
 sys.path.insert(0, HERE + "/../../firmware")
+if os.getenv("RB_FW"):                         # another firmware tree (an A/B comparison by hand)
+    sys.path.insert(0, os.getenv("RB_FW"))
 import fw
 
 NEX = ("iqn.bench", 0, 0)
