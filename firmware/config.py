@@ -175,6 +175,7 @@ def sd_create(ctl, args):
     ctl.cfg.sd[sd] = nvram.SystemDriveEntry(level | (nvram.WB_MSK if wb else 0), vd, blocks, stripe_kb)
     ctl.save()
     ctl._build_drives(sd)
+    lop.drive_changed(ctl, sd)
     ctl._refresh_status()
     ctl.events.log("info", "SD%d CREATED %s %d MB" % (sd, raid.LEVEL_NAMES[level], blocks // 2048))
     return {"sd": sd, "blocks": blocks}
@@ -217,6 +218,7 @@ def sd_delete(ctl, args):
     if was_log:
         ctl.engine.detach_log()
     ctl._build_drives(sd)
+    lop.drive_changed(ctl, sd)
     ctl.events.log("info", "SD%d DELETED" % sd)
     return {}
 

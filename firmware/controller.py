@@ -27,8 +27,9 @@ class CmdError(Exception):
         self.message = message
 
 
-# a chunk of the largest size plus its trailer block fits a buffer slot
-BUFFER_SLOT = snapshot.MAX_CHUNK_KB * 1024 + 512
+# a buffer slot holds a run of chunks as they lie on the log: four 64 KiB chunks with their
+# trailer pages, or one of the largest (256 KiB) chunks
+BUFFER_SLOT = 4 * (64 + 4) * 1024
 NVRAM_FILE = "nvram.bin"
 CACHE_FILE = "cache.journal"
 RESERVED_SLOTS = 2        # buffer slots the write-back cache leaves for copy-on-write and config
@@ -88,6 +89,7 @@ class Controller:
                             "WRITE-BACK CACHE REPLAYED: %d records, %d blocks%s" % (
                                 rep["records"], rep["blocks"], "; " + "; ".join(rep["errors"]) if rep["errors"] else ""))
         self._refresh_status(quiet=True)
+        lop.boot(self)            # change tracking and interrupted long operations
 
     # ---- boot ----------------------------------------------------------------------------
     def _load_config(self):
@@ -143,6 +145,8 @@ class Controller:
             try:
                 members = [(self.slot_of(v[0], v[1]), v[2], v[3]) for v in e.vdrive]
                 d = raid.SystemDrive(sd, e.level(), members, e.stripe_kb * 2, self.iop, e.blocks)
+                if d.resync_note:
+                    self.events.log("info" if d.resync_ok else "error", "SD%d %s" % (sd, d.resync_note))
                 self.drives[sd] = CachedDrive(d, self.cache) if e.write_back() else d
             except ValueError as err:
                 self.events.log("error", "SD%d CANNOT BE BUILT: %s" % (sd, err))

@@ -3,14 +3,13 @@
 # reads a chunk from the log when it was copied, else from the primary.
 #
 # Log drive layout (blocks of 512 bytes; see snapshot.md):
-#   block 0                 header: magic, state, primary, chunk size, generation, snapshot id, CRC
-#   block 8 + i*(C+8) ...   slot i: C blocks of old data, then one trailer block
-#                           (magic, snapshot id, primary chunk number, slot number, CRC), then
-#                           7 unused blocks so every slot starts on a 4 KiB page
-# Ordering (the emulator's battery-backed-buffer promise, see snapshot.md): old data and its trailer
-# go to the log in ONE write, before the primary is overwritten; the trailer sits after the data, so
-# a write cut short by a kill never leaves a valid trailer over missing data. Slots fill in order, so
-# the index is rebuilt at boot by reading trailers until the first one that is not valid.
+#   block 0          header: magic, state, primary, chunk size, generation, snapshot id, CRC
+#   blocks 8 ..      index records, 32 a block: (snapshot id, primary chunk, slot, CRC), slot order
+#   data area ..     slot i: C blocks of old data at DATA + i*C (4 KiB aligned, contiguous)
+# Ordering (the emulator's battery-backed-buffer promise, see snapshot.md): the old data of a run of
+# chunks goes to the log, then their index records, then the primary is overwritten. A kill before
+# the records land leaves the chunks unrecorded while the primary still holds them. Slots fill in
+# order, so the index is rebuilt at boot by reading records until the first one that is not valid.
 import struct
 import binascii
 import os
@@ -25,10 +24,11 @@ STATE_NAMES = ("IDLE", "ACTIVE", "OVERFLOWED")
 
 HDR_MAGIC = b"RBSNAPv1"
 HDR = "<8sIIIII"           # magic, state, primary sd, chunk blocks, generation, snapshot id
-HDR_BLOCKS = const(8)      # the data area starts at 4 KiB
-SLOT_PAD = const(8)        # trailer block + padding to the next 4 KiB page
-TRL_MAGIC = b"RBX1"
-TRL = "<4sIII"             # magic, snapshot id, chunk, slot; then CRC32 of these 16 bytes
+HDR_BLOCKS = const(8)      # the index records start at 4 KiB
+REC = "<IIII"              # snapshot id, chunk, slot, CRC32 of the first 12 bytes
+REC_LEN = const(16)
+RECS_PER_BLOCK = const(32)
+READ_RECS = const(64)      # record blocks read at a time when rebuilding the index
 DEFAULT_CHUNK_KB = const(64)
 MAX_CHUNK_KB = const(256)
 CHUNK_KB_CHOICES = (4, 8, 16, 32, 64, 128, 256)
@@ -120,6 +120,7 @@ class Engine:
         self._warned = 0           # usage events already logged
         self._warn_at = 1 << 62    # next_slot at which the next one is due
         self._hdr = bytearray(512)
+        self._rec = bytearray(512)  # the index record block being filled
         self.copies = 0           # chunks copied to the log since boot (for tests and the map)
         self.tracker = None       # long operations: told of every write (incremental re-sync)
 
@@ -128,14 +129,20 @@ class Engine:
         # called at boot and when LOG is set; `drives` maps sd -> SystemDrive (to find the primary)
         self.log, self.log_sd = drive, sd
         self.chunk_blocks = (chunk_kb or DEFAULT_CHUNK_KB) * 2
-        slot_blocks = self.chunk_blocks + SLOT_PAD
-        self.max_slots = max(0, (drive.blocks - HDR_BLOCKS) // slot_blocks)
+        cb = self.chunk_blocks
+        self.run_max = max(1, self.buffer.slot_bytes // (cb << 9))     # chunks a buffer slot holds
+        # slots m with HDR + records(m) rounded to 4 KiB + m chunks <= the drive
+        m = max(0, (drive.blocks - HDR_BLOCKS - 8) * RECS_PER_BLOCK // (RECS_PER_BLOCK * cb + 1))
+        while m and self._data_start(m) + m * cb > drive.blocks:
+            m -= 1
+        self.max_slots = m
         ram_slots = self.index_budget * LOAD_PCT // (4 * LOAD_PCT + 400)
         if self.max_slots > ram_slots:
             # the board's memory bounds the index, and so how much of the log a snapshot can use
             self.events.log("warn", "LOG SD%d: MEMORY LIMITS THE LOG TO %d OF %d CHUNKS"
                             % (sd, ram_slots, self.max_slots))
             self.max_slots = ram_slots
+        self.data = self._data_start(self.max_slots)
         if self.index is None or self.index.max_slots != self.max_slots:
             self.index = None
             self.index = ExceptionIndex(self.max_slots)
@@ -183,21 +190,39 @@ class Engine:
         struct.pack_into("<I", h, 32, binascii.crc32(memoryview(h)[:32]))
         self.log.write(0, memoryview(h))
 
+    @staticmethod
+    def _data_start(m):
+        return HDR_BLOCKS + ((m + RECS_PER_BLOCK - 1) // RECS_PER_BLOCK + 7) // 8 * 8
+
     def _rebuild_index(self):
-        # read trailers in slot order until the first invalid one
-        t = memoryview(self._hdr)
-        cb = self.chunk_blocks
+        # read records in slot order until the first one not valid for this snapshot
         n = 0
-        while n < self.max_slots:
-            self.log.read(HDR_BLOCKS + n * (cb + SLOT_PAD) + cb, t)
-            if bytes(t[:4]) != TRL_MAGIC or binascii.crc32(t[:16]) != struct.unpack_from("<I", t, 16)[0]:
+        b = self.buffer.take()
+        try:
+            buf = self.buffer.view(b)[:READ_RECS * 512]
+            blk = 0
+            nblk = (self.max_slots + RECS_PER_BLOCK - 1) // RECS_PER_BLOCK
+            while n < self.max_slots and blk < nblk:
+                k = min(READ_RECS, nblk - blk)
+                self.log.read(HDR_BLOCKS + blk, buf[:k * 512])
+                for off in range(0, k * 512, REC_LEN):
+                    sid, chunk, slot, crc = struct.unpack_from(REC, buf, off)
+                    if sid != self.snap_id or slot != n or crc != binascii.crc32(buf[off:off + 12]):
+                        break
+                    self.index.insert(chunk, n)
+                    n += 1
+                else:
+                    blk += k
+                    continue
                 break
-            _, sid, chunk, slot = struct.unpack_from(TRL, t, 0)
-            if sid != self.snap_id or slot != n:
-                break
-            self.index.insert(chunk, n)
-            n += 1
+        finally:
+            self.buffer.give(b)
         self.next_slot = n
+        # the record block being filled, as on the log, its unused records cleared
+        zero(self._rec)
+        if n % RECS_PER_BLOCK:
+            self.log.read(HDR_BLOCKS + n // RECS_PER_BLOCK, memoryview(self._rec))
+            zero(memoryview(self._rec)[(n % RECS_PER_BLOCK) * REC_LEN:])
         self._next_warning()
 
     # ---- direct commands -----------------------------------------------------------------
@@ -209,6 +234,7 @@ class Engine:
         self.state = ACTIVE
         self.next_slot = 0
         self._next_warning()
+        zero(self._rec)
         self.index.clear()
         self._write_header()
         self.events.log("info", "SNAPSHOT STARTED SD%d -> LOG SD%d" % (sd, self.log_sd))
@@ -240,14 +266,23 @@ class Engine:
             drive.write(lba, mv)
             return
         # every chunk the write touches that has no exception yet goes to the log first (old data
-        # and trailer in one write); only then is the primary overwritten, in one write
+        # and trailers), a run of neighbouring chunks in one read and one log write; only then is
+        # the primary overwritten, in one write
         cb = self.chunk_blocks
         first = lba // cb
         last = (lba + (len(mv) >> 9) - 1) // cb
+        find = self.index.find
         keep = -1
-        for c in range(first, last + 1):
-            if self.state == ACTIVE and self.index.find(c) < 0:
-                keep = self._copy(drive, c, first == last)
+        c = first
+        while c <= last and self.state == ACTIVE:
+            if find(c) >= 0:
+                c += 1
+                continue
+            e = c + 1
+            while e <= last and e - c < self.run_max and find(e) < 0:
+                e += 1
+            keep = self._copy_run(drive, c, e - c, first == last)
+            c = e
         if keep < 0:
             drive.write(lba, mv)
             return
@@ -259,48 +294,63 @@ class Engine:
         finally:
             self.buffer.give(keep)
 
-    def _copy(self, drive, c, keep):
-        # copy chunk c to the next log slot; -> the buffer slot holding it if `keep`, else -1
+    def _copy_run(self, drive, c, k, keep):
+        # copy chunks c..c+k-1 to the next k log slots (contiguous on the log): one read of their
+        # old data, one log write, then their index records. -> the buffer slot holding the data
+        # if `keep` and k == 1, else -1
         slot = self.next_slot
-        if slot >= self.max_slots:
-            self._overflow("LOG OVERFLOW")
-            return -1
+        if slot + k > self.max_slots:
+            k = self.max_slots - slot
+            if k <= 0:
+                self._overflow("LOG OVERFLOW")
+                return -1
         cb = self.chunk_blocks
         b = self.buffer.take()
         if b < 0:
             raise SnapshotError("BUFFER_FULL")
         try:
-            buf = self.buffer.view(b)[:(cb + 1) << 9]
-            first = c * cb
-            nb = min(cb, drive.blocks - first)
-            drive.read(first, buf[:nb << 9])
-            if nb < cb:
-                zero(buf[nb << 9:cb << 9])
-            t = buf[cb << 9:]
-            zero(t)
-            struct.pack_into(TRL, t, 0, TRL_MAGIC, self.snap_id, c, slot)
-            struct.pack_into("<I", t, 16, binascii.crc32(t[:16]))
+            buf = self.buffer.view(b)[:k * cb << 9]
+            start = c * cb
+            nb = min(k * cb, drive.blocks - start)
+            drive.read(start, buf[:nb << 9])
+            if nb < k * cb:
+                zero(buf[nb << 9:])
             try:
-                self.log.write(HDR_BLOCKS + slot * (cb + SLOT_PAD), buf)
+                self.log.write(self.data + slot * cb, buf)
+                self._records(c, slot, k)
             except Exception as e:
                 # the snapshot can no longer be kept; the primary carries on, the backup LUN
                 # reports the vendor-unique error once, as for an overflow
                 self._overflow("LOG DRIVE FAILED: %s" % e)
                 self.buffer.give(b)
                 return -1
-            self.index.insert(c, slot)
-            self.next_slot = slot + 1
-            self.copies += 1
+            for i in range(k):
+                self.index.insert(c + i, slot + i)
+            self.next_slot = slot + k
+            self.copies += k
         except:
             self.buffer.give(b)
             raise
         if self.next_slot >= self._warn_at:
             self._next_warning()
             self.events.log("warn", "LOG DRIVE %d%% FULL" % USAGE_EVENTS[self._warned - 1])
-        if keep:
+        if keep and k == 1:
             return b
         self.buffer.give(b)
         return -1
+
+    def _records(self, c, slot, k):
+        # append the index records of slots slot..slot+k-1, one write per record block touched
+        r = self._rec
+        for i in range(k):
+            s = slot + i
+            off = (s % RECS_PER_BLOCK) * REC_LEN
+            struct.pack_into("<III", r, off, self.snap_id, c + i, s)
+            struct.pack_into("<I", r, off + 12, binascii.crc32(memoryview(r)[off:off + 12]))
+            if s % RECS_PER_BLOCK == RECS_PER_BLOCK - 1 or i == k - 1:
+                self.log.write(HDR_BLOCKS + s // RECS_PER_BLOCK, memoryview(r))
+                if s % RECS_PER_BLOCK == RECS_PER_BLOCK - 1:
+                    zero(r)
 
     def _next_warning(self):
         # the usage events (75/90/98 %) as slot counts, so the write path compares two integers
@@ -323,26 +373,36 @@ class Engine:
 
     # ---- backup LUN read path ------------------------------------------------------------
     def read_backup(self, lba, mv):
-        # the primary as it was at initiate: log where the chunk was copied, else the primary
+        # the primary as it was at initiate: log where the chunk was copied, else the primary.
+        # Neighbouring chunks from the same place are read in one go: a run of uncopied chunks from
+        # the primary, a run of chunks in consecutive log slots from the log.
         cb = self.chunk_blocks
-        n = len(mv) >> 9
-        end = lba + n
-        pos = lba
-        run = lba              # start of a run of chunks read from the primary in one go
+        end = lba + (len(mv) >> 9)
+        if self.index.count == 0:
+            self.primary.read(lba, mv)
+            return
         find = self.index.find
+        pos = lba
+        run = lba              # start of the pending run
+        rslot = -2             # its log position (block), or -2 for a primary run
         while pos < end:
             c = pos // cb
             seg_end = min(end, (c + 1) * cb)
             slot = find(c)
-            if slot >= 0:
-                if run < pos:
-                    self.primary.read(run, mv[(run - lba) << 9:(pos - lba) << 9])
-                self.log.read(HDR_BLOCKS + slot * (cb + SLOT_PAD) + (pos - c * cb),
-                              mv[(pos - lba) << 9:(seg_end - lba) << 9])
-                run = seg_end
+            at = -2 if slot < 0 else self.data + slot * cb + (pos - c * cb)
+            if at != rslot and not (rslot >= 0 and at == rslot + (pos - run)):
+                self._read_run(run, pos, rslot, lba, mv)
+                run, rslot = pos, at
             pos = seg_end
-        if run < end:
-            self.primary.read(run, mv[(run - lba) << 9:])
+        self._read_run(run, end, rslot, lba, mv)
+
+    def _read_run(self, a, b, at, lba, mv):
+        if a < b:
+            seg = mv[(a - lba) << 9:(b - lba) << 9]
+            if at < 0:
+                self.primary.read(a, seg)
+            else:
+                self.log.read(at, seg)
 
     # ---- status --------------------------------------------------------------------------
     def usage_pct(self):

@@ -1,7 +1,6 @@
 # Tables 1-4: the initiate and terminate direct commands, every row, byte for byte, through the
 # SCSI core as a transport calls it.
 import fw
-import lop
 import vendor
 
 PRIMARY, BACKUP = 0, 1
@@ -52,20 +51,8 @@ def test_table2_illegal_cdb_for_each_reserved_byte_and_control():
     expect(ctl, PRIMARY, bytes(c), 0x00)
 
 
-class FakeOp:
-    # a registry entry as the long operations make them (their own tests run the real ones)
-    def __init__(self, kind, sd):
-        self.kind, self.drives = kind, (sd,)
-
-
-def test_table2_long_operations_in_progress_refuse_initiate():
-    ctl = fw.boot()
-    for kind, ascq in ((lop.REBUILD, 0x06), (lop.INIT, 0x0C), (lop.CHECK, 0x0D)):
-        op = FakeOp(kind, 0)
-        ctl.lops.add(op)
-        expect(ctl, PRIMARY, INITIATE, 0x02, 0x09, 0x81, ascq)
-        ctl.lops.remove(op)
-    expect(ctl, PRIMARY, INITIATE, 0x00)
+# rows 0x06, 0x0C, 0x0D (rebuild, initialization, consistency check in progress) are produced by
+# the real long operations in test_lop.py
 
 
 def test_table2_snapshot_already_in_progress():

@@ -25,6 +25,9 @@ def test_fig5_backup_lun_not_ready_without_snapshot():
     for c in (fw.read10(0, 1), fw.cdb(0, 0, 0, 0, 0, 0), fw.cdb(0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0)):
         st, sn, _ = fw.run(ctl, BACKUP, c)
         assert st == 2 and fw.sense3(sn) == (0x02, 0x04, 0x03)
+    # a write too: the LUN is not ready before it is write protected
+    st, sn = write(ctl, 0, bytes(512), BACKUP)
+    assert st == 2 and fw.sense3(sn) == (0x02, 0x04, 0x03)
     # INQUIRY and REPORT LUNS still answer
     st, _, d = fw.run(ctl, BACKUP, fw.cdb(0x12, 0, 0, 0, 96, 0))
     assert st == 0 and d[0] == 0 and b"BACKUP" in d[16:32]
@@ -47,10 +50,10 @@ def test_fig6_first_write_copies_old_chunk_then_backup_shows_initiate_image():
     new = fw.pattern(3, 4096)
     assert write(ctl, CHUNK + 10, new) == (0, None)          # inside chunk 1
     assert ctl.engine.next_slot == 1
-    # the old chunk sits in log slot 0, right after the header
+    # the old chunk sits in log slot 0, at the start of the data area
     logd = ctl.drives[1]
     slot = bytearray(CHUNK * 512)
-    logd.read(snapshot.HDR_BLOCKS, memoryview(slot))
+    logd.read(ctl.engine.data, memoryview(slot))
     assert slot == old[CHUNK * 512:]
     assert read(ctl, 0, 2 * CHUNK, BACKUP) == old
     expect_new = bytearray(old)
@@ -121,7 +124,7 @@ def test_overflow_vendor_sense_once_then_not_ready_primary_unaffected():
     ctl = fw.boot()
     small_log(ctl)
     cap = ctl.engine.max_slots
-    assert cap == (2048 - snapshot.HDR_BLOCKS) // (CHUNK + snapshot.SLOT_PAD)
+    assert cap == (2048 - 8 - 8) // CHUNK         # 1 MiB less the header and the index records
     fw.run(ctl, PRIMARY, INITIATE)
     data = fw.pattern(10, 512)
     for c in range(cap + 3):
