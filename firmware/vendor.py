@@ -46,19 +46,33 @@ def _reserved_clear(cdb):
     return True
 
 
+def _initiate(ctl, lu, cdb, buf):
+    if not _reserved_clear(cdb):
+        raise illegal_cdb()
+    ctl.snapshot_initiate(lu)
+
+
+def _terminate(ctl, lu, cdb, buf):
+    if not _reserved_clear(cdb):
+        raise illegal_cdb()
+    ctl.snapshot_terminate(lu)
+
+
+def _long_operation(ctl, lu, cdb, buf):
+    return ctl.long_operation(cdb, buf)
+
+
+# the stored commands of FIG. 4 (142): DCMD op code -> (name, handler)
+COMMANDS = {
+    DCMD_SNAPSHOT_INITIATE: ("SNAPSHOT INITIATE", _initiate),            # 144
+    DCMD_SNAPSHOT_TERMINATE: ("SNAPSHOT TERMINATE", _terminate),         # 145
+    DCMD_LOP_START: ("START LONG OPERATION", _long_operation),           # 146
+    DCMD_LOP_STATUS: ("GET LONG OPERATION STATUS", _long_operation),     # 147
+}
+
+
 def direct(core, lu, cdb, data_out, buf):
-    dcmd = cdb[2]
-    ctl = core.ctl
-    if dcmd == DCMD_SNAPSHOT_INITIATE:
-        if not _reserved_clear(cdb):
-            raise illegal_cdb()
-        ctl.snapshot_initiate(lu)
-        return None
-    if dcmd == DCMD_SNAPSHOT_TERMINATE:
-        if not _reserved_clear(cdb):
-            raise illegal_cdb()
-        ctl.snapshot_terminate(lu)
-        return None
-    if dcmd in (DCMD_LOP_START, DCMD_LOP_STATUS):
-        return ctl.long_operation(cdb, buf)
-    raise sense.invalid_field(2)
+    cmd = COMMANDS.get(cdb[2])
+    if cmd is None:
+        raise sense.invalid_field(2)
+    return cmd[1](core.ctl, lu, cdb, buf)

@@ -114,3 +114,9 @@ def test_unknown_dcmd_is_invalid_field_in_cdb():
     ctl = fw.boot()
     st, sn, _ = fw.run(ctl, PRIMARY, fw.cdb(0x20, 0, 0x7F, 0, 0, 0, 0, 0, 0, 0))
     assert st == 2 and fw.sense3(sn) == (0x05, 0x24, 0x00) and sn[15] == 0xC0 and sn[17] == 2
+
+
+def test_fig4_command_table_names_the_four_direct_commands():
+    names = sorted(v[0] for v in vendor.COMMANDS.values())
+    assert names == ["GET LONG OPERATION STATUS", "SNAPSHOT INITIATE", "SNAPSHOT TERMINATE",
+                     "START LONG OPERATION"]
