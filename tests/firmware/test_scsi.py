@@ -424,3 +424,46 @@ def test_persistent_registrations_survive_reset():
     d = prin(ctl, 1)
     assert d[21] == 3
     assert run(ctl, c10(0x28, 0, 1), ini=B)[0] == 0x18
+
+
+# ---- bad input ---------------------------------------------------------------------------------
+def test_random_cdbs_never_fault():
+    # every opcode the core knows (and some it does not) with random fields and data-out: each
+    # answer is a SCSI status, never a firmware fault; the core keeps answering afterwards
+    import scsi
+    ctl = fw.boot()
+    faults = []
+    ctl.events.subscribe(lambda e: faults.append(e) if "FAULT" in e["text"] else None)
+    ops = sorted(scsi.HANDLERS) + [0x7E, 0xFF, 0x15, 0x55, 0x42]
+    x = 12345
+    counts = {}
+    for i in range(3000):
+        if i % 50 == 0:
+            ctl.core.pr.__init__(ctl.core)     # as a restart would: reservations do not pile up
+        x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+        op = ops[x % len(ops)]
+        if op == 0x20:
+            continue                     # direct commands: vendor.md, tested on their own
+        n = (6, 10, 10, 0, 16, 12, 0, 0)[op >> 5] or 16
+        c = bytearray(n)
+        c[0] = op
+        for j in range(1, n):
+            x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+            c[j] = (x >> 8) & 0xFF if x & 3 == 0 else 0     # mostly zero: reach deeper checks
+        if x & 16:                         # a small range inside the LU now and then
+            if op in (0x28, 0x2A, 0x2F, 0x2E, 0x41, 0x34, 0x35):
+                c[2:6] = bytes(4)
+                c[7:9] = bytes([0, x & 7])
+            elif n == 16:
+                c[2:10] = bytes(8)
+                c[10:14] = bytes([0, 0, 0, x & 7])
+        dlen = ((x >> 5) & 7) * 256
+        st, sn, d = ctl.execute(("iqn.fuzz:%d" % (x & 3), x & 1, 0), bytes(c), bytes(dlen))
+        assert st in (0, 2, 8, 0x18), (bytes(c).hex(), st)
+        assert st != 2 or (sn[0] & 0x7F == 0x70 and len(sn) == 18)
+        counts[st] = counts.get(st, 0) + 1
+    assert not faults, faults[:3]
+    print("random CDBs:", counts)
+    assert counts.get(0, 0) > 500 and counts.get(2, 0) > 500
+    ctl.core.pr.__init__(ctl.core)
+    assert ctl.execute((A, 0, 0), fw.cdb(0, 0, 0, 0, 0, 0))[0] == 0
