@@ -281,8 +281,10 @@ class Engine:
             e = c + 1
             while e <= last and e - c < self.run_max and find(e) < 0:
                 e += 1
+            slot = self.next_slot
             keep = self._copy_run(drive, c, e - c, first == last)
-            c = e
+            # a run cut short by a full log: the next chunk finds the log full and overflows
+            c += max(1, self.next_slot - slot)
         if keep < 0:
             drive.write(lba, mv)
             return

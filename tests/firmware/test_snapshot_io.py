@@ -248,3 +248,17 @@ def test_synchronize_cache_destages_a_write_back_drive():
     assert ctl.cache.dirty(0) > 0
     st, sn, _ = fw.run(ctl, PRIMARY, fw.cdb(0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0))
     assert st == 0 and ctl.cache.dirty(0) == 0
+
+
+def test_a_run_of_chunks_that_does_not_fit_the_log_overflows():
+    # a multi-chunk write when the log has room for only part of it: the part is copied, then the
+    # log overflows — the chunks that did not fit are never left unprotected with the snapshot on
+    ctl = fw.boot()
+    small_log(ctl)
+    cap = ctl.engine.max_slots
+    fw.run(ctl, PRIMARY, INITIATE)
+    for c in range(cap - 2):
+        write(ctl, c * CHUNK, bytes(512))
+    assert write(ctl, 100 * CHUNK, fw.pattern(50, 4 * CHUNK * 512)) == (0, None)
+    assert ctl.command("snapshot_status")["state"] == "OVERFLOWED"
+    assert fw.sense3(fw.run(ctl, BACKUP, fw.read10(100 * CHUNK, 1))[1]) == (0x09, 0x82, 0x00)
