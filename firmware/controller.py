@@ -204,10 +204,10 @@ class Controller:
         if f is not None:
             f(nexus, kind)
 
-    def nexus_lost(self, initiator, port):
+    def nexus_lost(self, initiator, port, isid=None):
         f = getattr(self.core, "nexus_lost", None)
         if f is not None:
-            f(initiator, port)
+            f(initiator, port, isid)
 
     def luns(self, port, initiator):
         out = []
@@ -221,7 +221,8 @@ class Controller:
         return self.luns(n[1], n[0])
 
     def logical_unit(self, nexus):
-        initiator, port, lun = nexus
+        # nexus: (initiator name, port, lun) or, from iSCSI, (initiator name, port, lun, ISID)
+        initiator, port, lun = nexus[0], nexus[1], nexus[2]
         if not (0 <= port < nvram.PORTS and 0 <= lun < nvram.LUNS):
             return None
         lu = self._lus[port * nvram.LUNS + lun]

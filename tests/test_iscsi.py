@@ -234,6 +234,8 @@ def test_abort_task_of_write_waiting_for_data(board):
     assert c.tmf(1, 0, 0x7777, c.cmdsn - 1) == 1   # never existed
     assert c.tmf(5, 0) == 0                         # LOGICAL UNIT RESET
     assert c.tmf(5, 7) == 2                         # no such LUN
+    r = c.command(0, tur())                         # the LUN reset's unit attention comes first
+    assert r["status"] == 2 and (r["sense"][2] & 0x0F, r["sense"][12], r["sense"][13]) == (6, 0x29, 0x03)
     assert c.read(0, 100, 8)["data"] == before      # nothing of the aborted write landed
     c.logout()
 
