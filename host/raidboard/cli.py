@@ -256,6 +256,38 @@ def cmd_lun_unmap(sess, args):
     out(args, r, "port %d LUN %d unmapped" % (port, lun))
 
 
+def cmd_mask_list(sess, args):
+    r = sess.call("mask_list")
+
+    def text():
+        if not r["masks"]:
+            return "no masks: every initiator sees every mapped LUN"
+        return "\n".join("%s  %s" % (m["initiator"], " ".join("%d/%d" % tuple(x) for x in m["luns"]) or "(none)")
+                         for m in r["masks"])
+    out(args, r, text)
+
+
+def cmd_mask_set(sess, args):
+    luns = [list(parse_portlun(x)) for x in args.luns]
+    r = sess.call("mask_set", {"initiator": args.initiator, "luns": luns})
+    out(args, r, "%s sees %s (and only those, while any mask is set)" % (
+        args.initiator, " ".join(args.luns) or "no LUN"))
+
+
+def cmd_mask_clear(sess, args):
+    r = sess.call("mask_clear", {"initiator": args.initiator})
+    out(args, r, "mask of %s removed" % args.initiator)
+
+
+def cmd_chap(sess, args):
+    if args.action == "set":
+        r = sess.call("chap_set", {"user": args.user, "secret": args.secret})
+        out(args, r, "CHAP required for user %s" % args.user)
+    else:
+        r = sess.call("chap_set", {"user": "", "secret": ""})
+        out(args, r, "CHAP off: initiators log in without authentication")
+
+
 def cmd_snapshot_start(sess, args):
     sd = parse_sd(args.drive)
     r = sess.call("snapshot_start", {"sd": sd})
@@ -720,6 +752,27 @@ examples:
             c.add_argument("--chunk-kb", type=int, metavar="KB",
                            help="copy-on-write chunk size (default: the firmware's)")
         c.set_defaults(action=act)
+
+    mk = _group(sub, "mask", "LUN masking: which initiators see which LUNs (kept in NV memory)",
+                "examples:\n  raidboard mask set iqn.1994-05.com.redhat:host1 0/0 1/0\n"
+                "  raidboard mask list\n  raidboard mask clear iqn.1994-05.com.redhat:host1\n\n"
+                "With no mask set every initiator sees every mapped LUN; once one is set, an initiator\n"
+                "sees only the LUNs of its own mask (none if it has no mask).\n")
+    P(mk, "list", "list the masks", func=cmd_mask_list)
+    c = P(mk, "set", "let INITIATOR see exactly these PORT/LUNs", func=cmd_mask_set)
+    c.add_argument("initiator", help="the initiator's iSCSI name")
+    c.add_argument("luns", nargs="*", metavar="PORT/LUN")
+    c = P(mk, "clear", "remove an initiator's mask", func=cmd_mask_clear)
+    c.add_argument("initiator")
+
+    ch = _group(sub, "chap", "CHAP authentication of the iSCSI host ports (kept in NV memory)",
+                "examples:\n  raidboard chap set backup s3cret-secret12\n  raidboard chap clear\n")
+    c = P(ch, "set", "require CHAP with this user and secret (12 to 32 characters)", func=cmd_chap)
+    c.add_argument("user")
+    c.add_argument("secret")
+    c.set_defaults(action="set")
+    c = P(ch, "clear", "log in without authentication", func=cmd_chap)
+    c.set_defaults(action="clear")
 
     ln = _group(sub, "lun", "LUN map of the host ports",
                 "examples:\n  raidboard lun list\n  raidboard lun map 0/2 sd1\n  raidboard lun unmap 1/2\n")
