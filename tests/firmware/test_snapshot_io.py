@@ -262,3 +262,17 @@ def test_a_run_of_chunks_that_does_not_fit_the_log_overflows():
     assert write(ctl, 100 * CHUNK, fw.pattern(50, 4 * CHUNK * 512)) == (0, None)
     assert ctl.command("snapshot_status")["state"] == "OVERFLOWED"
     assert fw.sense3(fw.run(ctl, BACKUP, fw.read10(100 * CHUNK, 1))[1]) == (0x09, 0x82, 0x00)
+
+
+def test_device_identifiers_are_stable_and_distinct():
+    def vpd83(ctl, lun, port=0):
+        st, sn, d = fw.run(ctl, lun, fw.cdb(0x12, 1, 0x83, 0, 255, 0), port=port)
+        assert st == 0 and d[1] == 0x83
+        return d[4:]
+    ctl = fw.boot()
+    p, b, p1 = vpd83(ctl, PRIMARY), vpd83(ctl, BACKUP), vpd83(ctl, PRIMARY, port=1)
+    assert p[4] >> 4 == 6                       # NAA 6 designator
+    assert p[:20] != b[:20]                     # the backup LUN is a different logical unit
+    assert p[:20] == p1[:20]                    # the same drive through the other host port
+    ctl = fw.reboot(ctl)
+    assert vpd83(ctl, PRIMARY) == p and vpd83(ctl, BACKUP) == b
