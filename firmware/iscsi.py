@@ -8,7 +8,9 @@ import errno
 import gc
 import os
 import socket
+import struct
 import sys
+import uctypes
 from micropython import const
 
 import iscsi_pdu as P
@@ -29,6 +31,14 @@ POOL_IDLE = const(4)         # idle transfer buffers kept for reuse
 COPY_MAX = const(65536)      # reads up to this EDTL use the core's buffer and a per-connection copy
 _SINK = const(65536)
 _SMALL = const(4096)         # data segments up to this size go out in one write with the header
+# Data-In is sent as one write of header + data (one syscall per PDU, each costs as much as a
+# 64 KiB copy on loopback): data buffers keep _HEAD bytes before the data for the header and its
+# digest, and _TAIL after it for pad and data digest
+_HEAD = const(52)
+_TAIL = const(8)
+_DIN = ">BBBBI8xIIIIIIII"    # Data-In BHS: op, flags, 0, status, DSL, LUN 0, ITT, TTT, StatSN,
+                             # ExpCmdSN, MaxCmdSN, DataSN, buffer offset, residual
+_ZERO = bytes(48)
 
 _EAGAIN = (errno.EAGAIN, getattr(errno, "EWOULDBLOCK", errno.EAGAIN))
 
@@ -65,7 +75,7 @@ class Target:
         self.tsih = 0
         self.listeners = []
         self.conns = set()
-        self.free = []          # idle transfer buffers (XFER bytes each)
+        self.free = []          # idle transfer buffers (XFER bytes, with _HEAD/_TAIL room)
         self.out = 0            # transfer buffers handed out
 
     def take(self):
@@ -76,18 +86,18 @@ class Target:
         if self.out >= POOL_MAX:
             return None
         try:
-            b = bytearray(XFER)
+            b = bytearray(XFER + _HEAD + _TAIL)
         except MemoryError:
             gc.collect()
             try:
-                b = bytearray(XFER)
+                b = bytearray(XFER + _HEAD + _TAIL)
             except MemoryError:
                 return None
         self.out += 1
         return b
 
     def give(self, b):
-        if b is None or len(b) != XFER:
+        if b is None or len(b) != XFER + _HEAD + _TAIL:
             return
         self.out -= 1
         if len(self.free) < POOL_IDLE:
@@ -214,7 +224,8 @@ class Conn:
         self.pad = bytearray(4)
         self.sink = None
         self.rx = None               # small data segments (text, NOP pings)
-        self.small = None            # copy of small read data (COPY_MAX), allocated on first use
+        self.small = None            # copy of small read data (COPY_MAX + room), allocated on first use
+        self.save = bytearray(_TAIL)
         self.pending = {}            # itt -> Task
         self.ttt = 0
         self.statsn = 0
@@ -391,18 +402,18 @@ class Conn:
     # ---------- writing PDUs ----------
     def begin(self, op, flags=0):
         t = self.tx
-        for i in range(P.BHS):
-            t[i] = 0
+        t[0:48] = _ZERO
         t[0] = op
         t[1] = flags
         return t
 
     def seqs(self, t, statsn=True):
         # StatSN / ExpCmdSN / MaxCmdSN in bytes 24..35 of every target PDU that has them
+        e = self.expcmdsn
         if statsn:
-            put32(t, 24, self.statsn)
-        put32(t, 28, self.expcmdsn)
-        put32(t, 32, (self.expcmdsn + WINDOW - 1) & 0xFFFFFFFF)
+            struct.pack_into(">III", t, 24, self.statsn, e, (e + WINDOW - 1) & 0xFFFFFFFF)
+        else:
+            struct.pack_into(">II", t, 28, e, (e + WINDOW - 1) & 0xFFFFFFFF)
 
     async def emit(self, data=None, n=0):
         """Send the PDU whose header is in self.tx with n bytes of data (bytes-like)."""
@@ -440,6 +451,27 @@ class Conn:
                     c = P.crc32c(memoryview(self.pad)[:padn], c)
                 P.put_le32(self.dig, 0, c)
                 await self.send(self.dig)
+
+    async def send_at(self, mv, hs, at, n):
+        """One write of the PDU whose header is at mv[hs:at] and whose n (> 0) data bytes follow:
+        header digest, pad and data digest are filled in around them; the bytes the pad and digest
+        cover (the next PDU's data) are put back after."""
+        if self.hd:
+            P.put_le32(mv, at - 4, P.crc32c(mv[hs:hs + P.BHS]))
+        end = at + n
+        padn = -n & 3
+        tl = padn + 4 if self.dd else padn
+        if not tl:
+            await self.send(mv[hs:end])
+            return
+        sv = memoryview(self.save)[:tl]
+        sv[:] = mv[end:end + tl]
+        for i in range(padn):
+            mv[end + i] = 0
+        if self.dd:
+            P.put_le32(mv, end + padn, P.crc32c(mv[at:end + padn]))
+        await self.send(mv[hs:end + tl])
+        mv[end:end + tl] = sv
 
     async def reject(self, reason):
         bad = bytes(self.hdr)
@@ -897,7 +929,9 @@ class Conn:
 
     async def finish_cmd(self, itt, lun, cdb, flags, edtl, data_out, want_out, r2ts, big):
         try:
-            status, sense, data_in = self.ctl.execute(self.nexus_for(lun), cdb, data_out, big)
+            status, sense, data_in = self.ctl.execute(
+                self.nexus_for(lun), cdb, data_out,
+                None if big is None else memoryview(big)[_HEAD:_HEAD + XFER])
         except Exception as e:
             sys.print_exception(e)
             self.tgt.log("error", "iSCSI port %d: command 0x%02x failed inside the controller: %r"
@@ -929,34 +963,41 @@ class Conn:
         if big is None:
             # the core's own buffer is reused by the next execute (any connection): copy now
             if self.small is None:
-                self.small = bytearray(COPY_MAX)
-            self.small[:xfer] = data_in[:xfer]
-            data_in = self.small
+                self.small = bytearray(_HEAD + COPY_MAX + _TAIL)
+            buf = self.small
+            buf[_HEAD:_HEAD + xfer] = data_in[:xfer]
+        else:
+            buf = big
+            if uctypes.addressof(data_in) != uctypes.addressof(big) + _HEAD:
+                # not read into our buffer (a short answer of the core): copy it there
+                if xfer > XFER:
+                    buf = bytearray(_HEAD + xfer + _TAIL)
+                buf[_HEAD:_HEAD + xfer] = data_in[:xfer]
         if sense:
             sense = bytes(sense)
         collapse = not sense
         seg = min(self.p.mrdsl_out, P.TARGET_MRDSL * 4)
         burst = self.p.max_burst
+        hl = P.BHS + 4 if self.hd else P.BHS
         off = 0
         datasn = 0
-        mv = memoryview(data_in)
+        mv = memoryview(buf)
         while off < xfer:
             k = min(seg, xfer - off, burst - off % burst)
-            last = off + k == xfer
-            fl = 0x80 if (last or (off + k) % burst == 0) else 0
-            t = self.begin(P.OP_DATA_IN, fl)
-            if last and collapse:
-                t[1] = 0x81 | rflags
-                t[3] = status
-                put32(t, 24, self.statsn)
-                put32(t, 44, resid)
-                self.statsn = (self.statsn + 1) & 0xFFFFFFFF
-            put32(t, 16, itt)
-            put32(t, 20, P.ALL_ONES)
-            self.seqs(t, False)
-            put32(t, 36, datasn)
-            put32(t, 40, off)
-            await self.emit(mv[off:off + k], k)
+            fl = 0x80 if (off + k == xfer or (off + k) % burst == 0) else 0
+            st = sn = rs = 0
+            if off + k == xfer and collapse:
+                fl = 0x81 | rflags
+                st = status
+                sn = self.statsn
+                rs = resid
+                self.statsn = (sn + 1) & 0xFFFFFFFF
+            at = _HEAD + off
+            e = self.expcmdsn
+            # the header goes right before its data (over data of the PDU already sent)
+            struct.pack_into(_DIN, mv, at - hl, P.OP_DATA_IN, fl, 0, st, k, itt, P.ALL_ONES,
+                             sn, e, (e + WINDOW - 1) & 0xFFFFFFFF, datasn, off, rs)
+            await self.send_at(mv, at - hl, at, k)
             datasn += 1
             off += k
         if not collapse:
