@@ -6,7 +6,6 @@ import lop
 import nvram
 import raid
 import snapshot
-import scsi
 from controller import CmdError
 
 STRIPE_KB = (8, 16, 32, 64, 128, 256)

@@ -2,7 +2,6 @@
 # and long-operation registry, and offers the endpoints two things: the SCSI core (execute) and the
 # firmware command table (command). Configuration operations live in config.py.
 import os
-import struct
 import binascii
 import hashlib
 import board as boardmod
@@ -296,7 +295,6 @@ class Controller:
             self.flush_drive(lu.sd)
 
     def serial(self, lu):
-        e = self.cfg.sd[lu.sd]
         h = binascii.crc32(self.iqn.encode())
         return ("%08X%02d%s" % (h, lu.sd, "B" if lu.kind == scsi.BACKUP else "P")).encode()
 

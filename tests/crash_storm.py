@@ -2,8 +2,6 @@
 `make torture`). After every kill the board reboots and two promises are checked block by block:
 the backup LUN shows exactly the image at initiate, and every acknowledged write is on the primary
 (a block of the one write in flight at the kill may hold its old or its new data, nothing else)."""
-import json
-import random
 import subprocess
 import time
 from pathlib import Path

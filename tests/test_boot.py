@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from harness import MICROPYTHON, ROOT, write_board
+from harness import MICROPYTHON, ROOT
 
 
 def boot_fails(board_file, tmp_path):

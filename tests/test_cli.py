@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 RAIDBOARD = str(Path(sys.executable).with_name("raidboard"))
 

@@ -2,7 +2,6 @@
 factory images, against the NV memory of a running board (and the board's own decode of it), and
 against damaged images. Also `lop`, which needs the firmware's long operations."""
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path

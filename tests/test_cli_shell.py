@@ -1,7 +1,6 @@
 """`raidboard shell`: commands from stdin, completion from the board's own names, and the
 interactive prompt_toolkit shell in a real terminal (tmux) with Tab completion and history."""
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path

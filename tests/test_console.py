@@ -1,7 +1,6 @@
 """The serial console of a booted board over TCP: VT-100 menus read through pyte, the LCD drawn at
 the top of the screen, the line protocol, one client at a time, telnet negotiation, reconnects."""
 import json
-import shutil
 import socket
 import subprocess
 import time

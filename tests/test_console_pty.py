@@ -4,10 +4,8 @@ the test reads what a person would see with `tmux capture-pane`."""
 import os
 import shutil
 import subprocess
-import sys
 import time
 import tty
-from pathlib import Path
 
 import pytest
 

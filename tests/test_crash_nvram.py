@@ -3,7 +3,6 @@ random instants; every time, the image that remains loads, and holds one of the 
 import random
 import subprocess
 import time
-from pathlib import Path
 
 from harness import MICROPYTHON, ROOT
 

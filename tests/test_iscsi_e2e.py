@@ -5,7 +5,6 @@ drive (about 63 MiB of chunks). Everything here goes through the host ports: dat
 direct commands (opcode 0x20) that initiate and terminate the snapshot, and the sense data."""
 import os
 import random
-import shutil
 import struct
 import subprocess
 

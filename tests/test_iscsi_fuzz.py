@@ -3,7 +3,6 @@ full feature phase. After every batch the board must still be running and a clea
 still work. The number of PDUs tried is printed (pytest -s shows it; it is also in the report)."""
 import os
 import random
-import socket
 import struct
 
 import pytest

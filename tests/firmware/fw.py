@@ -1,6 +1,5 @@
 # Helpers for firmware tests: a small board (16 MiB disks) booted into a fresh state directory.
 import os
-import json
 import board
 import nvram
 import factory

@@ -1,7 +1,6 @@
 # iSCSI target pieces on MicroPython: CRC32C, text parsing, negotiation, and a login plus a SCSI
 # command against a real controller inside one asyncio loop.
 import asyncio
-import socket
 import struct
 import time
 import fw

@@ -463,7 +463,6 @@ def test_initialization_zeroes_and_guards_host_writes_ahead_of_it():
         lop.step(ctl)
     write(ctl, 0, fw.pattern(16, 512), DEST)                      # behind the zeroing: accepted
     lop.finish_all(ctl)
-    d = bytearray(2048 * 512)
     lba = 0
     while lba < blocks:
         st, sn, got = fw.run(ctl, DEST, fw.read10(lba, 2048))

@@ -4,7 +4,7 @@
 # against an independent model of the documented layout (raid.md), parity XORed from the files.
 import os
 import random
-from iop import IOP, DiskError
+from iop import IOP
 import raid
 from raid import SystemDrive, DriveError
 

@@ -77,7 +77,7 @@ def newdir(name):
 
 def shape(sd, rng):
     # a write of one of the shapes the RAID code treats differently
-    U, RB = sd.unit, sd.row_blocks
+    RB = sd.row_blocks
     kind = rng.randint(0, 5)
     if kind == 0:
         cnt = 1

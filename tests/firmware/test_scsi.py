@@ -149,7 +149,6 @@ def test_compare_and_write():
     ok(ctl, c10(0x2A, 60, 2), a)
     ok(ctl, caw, a + b)
     assert read(ctl, 60, 2) == b
-    bad = bytearray(a)
     sn = check(ctl, caw, 0x0E, 0x1D, 0, a + b)              # the medium holds B now
     assert struct.unpack(">I", sn[3:7])[0] == 0
     assert read(ctl, 60, 2) == b

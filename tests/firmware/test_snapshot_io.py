@@ -1,7 +1,6 @@
 # FIG. 5 and FIG. 6: what the primary and backup LUNs do without and with a snapshot, copy-on-write
 # to the log drive, overflow, and a restart in the middle of a snapshot.
 import fw
-import snapshot
 
 PRIMARY, BACKUP = 0, 1
 INITIATE = fw.cdb(0x20, 0, 0x60, 0, 0, 0, 0, 0, 0, 0)
