@@ -6,6 +6,7 @@ import lop
 import nvram
 import raid
 import snapshot
+import xor
 from controller import CmdError
 
 STRIPE_KB = (8, 16, 32, 64, 128, 256)
@@ -195,8 +196,8 @@ def _zero_extents(ctl, members):
                 k = min(n, a + cnt - pos)
                 mv = buf[:k << 9]
                 ctl.iop.read(s, pos, mv)
-                if not snapshot.is_zero(mv):
-                    snapshot.zero(mv)
+                if xor.nonzero_sectors(mv, len(mv)):
+                    xor.zero(mv, len(mv))
                     ctl.iop.write(s, pos, mv)
                 pos += k
     finally:

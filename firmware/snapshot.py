@@ -16,6 +16,7 @@ import os
 import array
 import micropython
 from micropython import const
+from xor import zero
 
 IDLE = const(0)
 ACTIVE = const(1)
@@ -57,7 +58,7 @@ class ExceptionIndex:
     # a dense slot->chunk array plus an open-addressing table of slot numbers (O(1) average).
     def __init__(self, max_slots):
         self.max_slots = max_slots
-        self.cap = max_slots * 100 // LOAD_PCT + 1
+        self.cap = (max_slots * 100 // LOAD_PCT + 4) & ~3      # whole 16-byte groups for xor.zero
         self.keys = _zeros(max_slots)
         self.table = _zeros(self.cap)
         self.count = 0
@@ -83,16 +84,8 @@ def _zeros(n):
     return array.array("I", bytes(4 * n))
 
 
-@micropython.viper
-def _fill32(a: ptr32, n: int):
-    i = 0
-    while i < n:
-        a[i] = 0
-        i += 1
-
-
 def _clear(a):
-    _fill32(a, len(a))
+    zero(a, 4 * len(a))
 
 
 class SnapshotError(Exception):
@@ -184,7 +177,7 @@ class Engine:
 
     def _write_header(self):
         h = self._hdr
-        zero(h)
+        zero(h, len(h))
         struct.pack_into(HDR, h, 0, HDR_MAGIC, self.state, max(self.primary_sd, 0),
                          self.chunk_blocks, self.generation, self.snap_id)
         struct.pack_into("<I", h, 32, binascii.crc32(memoryview(h)[:32]))
@@ -219,10 +212,11 @@ class Engine:
             self.buffer.give(b)
         self.next_slot = n
         # the record block being filled, as on the log, its unused records cleared
-        zero(self._rec)
+        zero(self._rec, len(self._rec))
         if n % RECS_PER_BLOCK:
             self.log.read(HDR_BLOCKS + n // RECS_PER_BLOCK, memoryview(self._rec))
-            zero(memoryview(self._rec)[(n % RECS_PER_BLOCK) * REC_LEN:])
+            used = (n % RECS_PER_BLOCK) * REC_LEN
+            zero(memoryview(self._rec)[used:], 512 - used)
         self._next_warning()
 
     # ---- direct commands -----------------------------------------------------------------
@@ -234,7 +228,7 @@ class Engine:
         self.state = ACTIVE
         self.next_slot = 0
         self._next_warning()
-        zero(self._rec)
+        zero(self._rec, len(self._rec))
         self.index.clear()
         self._write_header()
         self.events.log("info", "SNAPSHOT STARTED SD%d -> LOG SD%d" % (sd, self.log_sd))
@@ -316,7 +310,7 @@ class Engine:
             nb = min(k * cb, drive.blocks - start)
             drive.read(start, buf[:nb << 9])
             if nb < k * cb:
-                zero(buf[nb << 9:])
+                zero(buf[nb << 9:], (k * cb - nb) << 9)
             try:
                 self.log.write(self.data + slot * cb, buf)
                 self._records(c, slot, k)
@@ -352,7 +346,7 @@ class Engine:
             if s % RECS_PER_BLOCK == RECS_PER_BLOCK - 1 or i == k - 1:
                 self.log.write(HDR_BLOCKS + s // RECS_PER_BLOCK, memoryview(r))
                 if s % RECS_PER_BLOCK == RECS_PER_BLOCK - 1:
-                    zero(r)
+                    zero(r, 512)
 
     def _next_warning(self):
         # the usage events (75/90/98 %) as slot counts, so the write path compares two integers
@@ -431,29 +425,3 @@ class Engine:
             size = (i + 1) * nchunks // cells - i * nchunks // cells
             out.append(100 * counts[i] // size if size else 0)
         return out
-
-
-@micropython.viper
-def _fill8(p: ptr8, n: int):
-    i = 0
-    while i < n:
-        p[i] = 0
-        i += 1
-
-
-def zero(mv):
-    _fill8(mv, len(mv))
-
-
-@micropython.viper
-def _nonzero(p: ptr8, n: int) -> int:
-    i = 0
-    while i < n:
-        if p[i]:
-            return 1
-        i += 1
-    return 0
-
-
-def is_zero(mv):
-    return not _nonzero(mv, len(mv))
