@@ -70,6 +70,7 @@ class IOP:
         self.problems = []
         self._files = [None] * n_slots
         self._state = ["online"] * n_slots
+        self.gen = 0    # bumped on every slot state change: system drives cache their status by it
         first_boot = not self._load_states()
         for s in range(n_slots):
             self._open(s, first_boot)
@@ -167,8 +168,11 @@ class IOP:
 
     # ---- data path (lba in sectors; len(mv) whole sectors)
     def read(self, slot, lba, mv):
-        f = self._check(slot, lba, mv)
         n = len(mv)
+        if not 0 <= slot < self.n_slots or n & 511 or lba < 0 or lba + (n >> 9) > self.disk_blocks \
+                or self._state[slot] in ("failed", "removed"):
+            self._check(slot, lba, mv)   # one test on the hot path; the precise error from here
+        f = self._files[slot]
         try:
             f.seek(lba * SECTOR)
             got = f.readinto(mv)
@@ -208,6 +212,7 @@ class IOP:
     def _set(self, slot, st):
         self.state(slot)
         self._state[slot] = st
+        self.gen += 1
         self._save_states()
 
     def fail(self, slot):

@@ -126,6 +126,8 @@ class SystemDrive:
         self._st = [""] * n
         self._bad = -1
         self._nbad = 0
+        self._sgen = -1         # IOP state generation the cached status was computed at
+        self._status = None
         # scratch, sized by the stripe unit, allocated once: parity P, temporary T, old data O
         ub = stripe_blocks * SECTOR
         if self.parity:
@@ -178,7 +180,15 @@ class SystemDrive:
         self._nbad = nbad
 
     def status(self):
-        self._refresh()
+        # every I/O asks (twice per host read): recomputed only when a slot state changed
+        g = self.iop.gen
+        if g != self._sgen:
+            self._refresh()
+            self._status = self._compute()
+            self._sgen = g
+        return self._status
+
+    def _compute(self):
         nbad = self._nbad
         if not nbad:
             return ONLINE
@@ -230,6 +240,13 @@ class SystemDrive:
         self._need()
         U = self.unit
         RB = self.row_blocks
+        row = lba // RB
+        w = lba - row * RB
+        k = w // U
+        off = w - k * U
+        if off + cnt <= U:   # inside one stripe unit (stripe-aligned host reads): one member read
+            self._read_unit(row, k, off, mv)
+            return
         pos = lba
         end = lba + cnt
         mo = 0
@@ -260,7 +277,7 @@ class SystemDrive:
             raise self._offline()
         if st[m] == "online":
             try:
-                self._get(m, lba, seg)
+                self.iop.read(self.slots[m], self.starts[m] + lba, seg)
                 return
             except DiskError:
                 self._refresh()
