@@ -242,41 +242,51 @@ class Conn:
         self.closing = False
 
     # ---------- socket I/O ----------
+    # _rx/_tx are plain calls: when the socket is ready (the usual case under load) a PDU costs no
+    # coroutine of its own; recv/send wait for readiness when it is not
+    def _rx(self, s, mv):
+        """Bytes of mv filled from the socket now (0: none waiting); Closed when the peer is gone."""
+        try:
+            r = s.readinto(mv)
+        except OSError as e:
+            if e.errno in _EAGAIN:
+                return 0
+            raise Closed()
+        if r is None:
+            return 0
+        if not r:
+            raise Closed()
+        return r
+
+    def _tx(self, s, mv):
+        """Bytes of mv the socket took now (0: its buffer is full)."""
+        try:
+            r = s.write(mv)
+        except OSError as e:
+            if e.errno in _EAGAIN:
+                return 0
+            raise Closed()
+        return r or 0
+
     async def recv(self, mv):
+        got = self._rx(self.s, mv)
+        if got < len(mv):
+            await self.recv_rest(mv, got)
+
+    async def recv_rest(self, mv, got):
         s = self.s
         n = len(mv)
-        got = 0
         while got < n:
-            try:
-                r = s.readinto(mv[got:] if got else mv)
-            except OSError as e:
-                if e.errno in _EAGAIN:
-                    r = None
-                else:
-                    raise Closed()
-            if r is None:
-                await _wait_r(s)
-                continue
-            if not r:
-                raise Closed()
-            got += r
+            await _wait_r(s)
+            got += self._rx(s, mv[got:] if got else mv)
 
     async def send(self, mv):
         s = self.s
         n = len(mv)
-        off = 0
+        off = self._tx(s, mv)
         while off < n:
-            try:
-                r = s.write(mv[off:] if off else mv)
-            except OSError as e:
-                if e.errno in _EAGAIN:
-                    r = None
-                else:
-                    raise Closed()
-            if r is None:
-                await _wait_w(s)
-                continue
-            off += r
+            await _wait_w(s)
+            off += self._tx(s, mv[off:])
 
     def kill(self):
         self.closing = True
@@ -341,6 +351,13 @@ class Conn:
         h = self.hdr
         if not self.full and h[0] & 0x3F != P.OP_LOGIN:
             raise Closed()   # anything but a login request before login completes: not iSCSI
+        if h[4] or self.hd:
+            return await self.header_ext()
+        return get24(h, 5)
+
+    async def header_ext(self):
+        """The AHS and header digest of the BHS in self.hdr; returns the data segment length."""
+        h = self.hdr
         ahs = h[4] * 4
         if ahs:
             await self.recv(memoryview(self.ahs)[:ahs])
@@ -452,26 +469,22 @@ class Conn:
                 P.put_le32(self.dig, 0, c)
                 await self.send(self.dig)
 
-    async def send_at(self, mv, hs, at, n):
-        """One write of the PDU whose header is at mv[hs:at] and whose n (> 0) data bytes follow:
-        header digest, pad and data digest are filled in around them; the bytes the pad and digest
-        cover (the next PDU's data) are put back after."""
+    def frame(self, mv, hs, at, n):
+        """Complete the PDU whose header is at mv[hs:at] and whose n (> 0) data bytes follow, for
+        one write: header digest, pad and data digest go around them. Returns the trailer length;
+        the bytes it covers (the next PDU's data) are kept in self.save to be put back."""
         if self.hd:
             P.put_le32(mv, at - 4, P.crc32c(mv[hs:hs + P.BHS]))
         end = at + n
         padn = -n & 3
         tl = padn + 4 if self.dd else padn
-        if not tl:
-            await self.send(mv[hs:end])
-            return
-        sv = memoryview(self.save)[:tl]
-        sv[:] = mv[end:end + tl]
-        for i in range(padn):
-            mv[end + i] = 0
-        if self.dd:
-            P.put_le32(mv, end + padn, P.crc32c(mv[at:end + padn]))
-        await self.send(mv[hs:end + tl])
-        mv[end:end + tl] = sv
+        if tl:
+            memoryview(self.save)[:tl] = mv[end:end + tl]
+            for i in range(padn):
+                mv[end + i] = 0
+            if self.dd:
+                P.put_le32(mv, end + padn, P.crc32c(mv[at:end + padn]))
+        return tl
 
     async def reject(self, reason):
         bad = bytes(self.hdr)
@@ -720,9 +733,13 @@ class Conn:
 
     async def serve(self):
         mrdsl = P.TARGET_MRDSL
+        h = self.hdr
+        hmv = self.hmv
         while True:
-            dlen = await self.read_header()
-            h = self.hdr
+            got = self._rx(self.s, hmv)
+            if got < P.BHS:
+                await self.recv_rest(hmv, got)
+            dlen = await self.header_ext() if h[4] or self.hd else get24(h, 5)
             op = h[0] & 0x3F
             if dlen > mrdsl:
                 await self.reject(P.REJ_PROTOCOL)
@@ -768,7 +785,7 @@ class Conn:
             await self.read_data(None, 0, dlen)
             return
         lun = P.lun_number(h)
-        cdb = bytes(h[32:48])
+        cdb = bytes(self.hmv[32:48])
         ahs = h[4] * 4
         if ahs >= 4 and self.ahs[2] == 1:   # extended CDB AHS
             alen = (self.ahs[0] << 8) | self.ahs[1]
@@ -915,13 +932,17 @@ class Conn:
         elif t.got >= (t.burst_end if solicited else t.unsol_end):
             raise Closed()   # burst complete without the F bit
 
-    async def run_cmd(self, itt, lun, cdb, flags, edtl, data_out, want_out, r2ts):
-        big = None
+    def run_cmd(self, itt, lun, cdb, flags, edtl, data_out, want_out, r2ts):
+        # returns the awaitable that runs the command: one coroutine less for the usual command
         if flags & 0x40 and edtl > COPY_MAX:
-            big = self.tgt.take()   # data-in straight into a buffer of ours, sent from there
-            if big is None:
-                await self.scsi_rsp(itt, 8, None, 0, 0, 0)
-                return
+            return self.run_big(itt, lun, cdb, flags, edtl, data_out, want_out, r2ts)
+        return self.finish_cmd(itt, lun, cdb, flags, edtl, data_out, want_out, r2ts, None)
+
+    async def run_big(self, itt, lun, cdb, flags, edtl, data_out, want_out, r2ts):
+        big = self.tgt.take()   # data-in straight into a buffer of ours, sent from there
+        if big is None:
+            await self.scsi_rsp(itt, 8, None, 0, 0, 0)
+            return
         try:
             await self.finish_cmd(itt, lun, cdb, flags, edtl, data_out, want_out, r2ts, big)
         finally:
@@ -997,7 +1018,13 @@ class Conn:
             # the header goes right before its data (over data of the PDU already sent)
             struct.pack_into(_DIN, mv, at - hl, P.OP_DATA_IN, fl, 0, st, k, itt, P.ALL_ONES,
                              sn, e, (e + WINDOW - 1) & 0xFFFFFFFF, datasn, off, rs)
-            await self.send_at(mv, at - hl, at, k)
+            tl = self.frame(mv, at - hl, at, k)
+            out = mv[at - hl:at + k + tl]
+            w = self._tx(self.s, out)
+            if w < len(out):
+                await self.send(out[w:])
+            if tl:   # put back the next PDU's data under this one's pad/digest
+                mv[at + k:at + k + tl] = memoryview(self.save)[:tl]
             datasn += 1
             off += k
         if not collapse:
