@@ -828,16 +828,23 @@ def finish_all(ctl, limit=1 << 30):
 
 async def run(ctl):
     # the background task: a slice, then a pause that leaves (100 - rate)% of the time to the host
+    # (measured in microseconds: a slice often takes less than a millisecond, and the pause it
+    # owes is carried over until it amounts to a whole millisecond)
     m = _mgr(ctl)
+    owed = 0
     while True:
         if not m.ops:
+            owed = 0
             await asyncio.sleep_ms(20)
             continue
-        t0 = time.ticks_ms()
+        t0 = time.ticks_us()
         try:
             m.step()
         except Exception as e:
             sys.print_exception(e)
-        dt = time.ticks_diff(time.ticks_ms(), t0)
+        dt = time.ticks_diff(time.ticks_us(), t0)
         rate = min([op.rate for op in m.ops] or [m.rate])
-        await asyncio.sleep_ms(dt * (100 - rate) // rate if rate < 100 else 0)
+        if rate < 100:
+            owed += dt * (100 - rate) // rate
+        await asyncio.sleep_ms(owed // 1000)
+        owed %= 1000
