@@ -71,6 +71,10 @@ class IOP:
         self._files = [None] * n_slots
         self._state = ["online"] * n_slots
         self.gen = 0    # bumped on every slot state change: system drives cache their status by it
+        # where each disk file's offset is after our last transfer on it (None: not known), so a
+        # sequential transfer saves its lseek; kept with the file object it belongs to
+        self._pf = [None] * n_slots
+        self._pp = [0] * n_slots
         first_boot = not self._load_states()
         for s in range(n_slots):
             self._open(s, first_boot)
@@ -173,33 +177,45 @@ class IOP:
                 or self._state[slot] in ("failed", "removed"):
             self._check(slot, lba, mv)   # one test on the hot path; the precise error from here
         f = self._files[slot]
+        p = lba * SECTOR
+        pf = self._pf
         try:
-            f.seek(lba * SECTOR)
+            if pf[slot] is not f or self._pp[slot] != p:
+                f.seek(p)
+            pf[slot] = None
             got = f.readinto(mv)
             while got < n:
                 # a short read means the file shrank under us
                 k = f.readinto(mv[got:])
                 if not k:
-                    raise OSError("short read at byte %d" % (lba * SECTOR + got))
+                    raise OSError("short read at byte %d" % (p + got))
                 got += k
         except OSError as e:
             raise self._io_failed(slot, e)
+        pf[slot] = f
+        self._pp[slot] = p + n
         self.reads += 1
         self.read_bytes += n
 
     def write(self, slot, lba, mv):
         f = self._check(slot, lba, mv)
         n = len(mv)
+        p = lba * SECTOR
+        pf = self._pf
         try:
-            f.seek(lba * SECTOR)
+            if pf[slot] is not f or self._pp[slot] != p:
+                f.seek(p)
+            pf[slot] = None
             done = f.write(mv)
             while done < n:
                 k = f.write(mv[done:])
                 if not k:
-                    raise OSError("short write at byte %d" % (lba * SECTOR + done))
+                    raise OSError("short write at byte %d" % (p + done))
                 done += k
         except OSError as e:
             raise self._io_failed(slot, e)
+        pf[slot] = f
+        self._pp[slot] = p + n
         self.writes += 1
         self.write_bytes += n
 

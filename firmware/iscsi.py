@@ -39,6 +39,9 @@ _TAIL = const(8)
 _DIN = ">BBBBI8xIIIIIIII"    # Data-In BHS: op, flags, 0, status, DSL, LUN 0, ITT, TTT, StatSN,
                              # ExpCmdSN, MaxCmdSN, DataSN, buffer offset, residual
 _ZERO = bytes(48)
+# received bytes are taken from the socket up to _RB at a time: the headers of commands queued by
+# the initiator then cost one read together instead of one each
+_RB = const(8192)
 
 _EAGAIN = (errno.EAGAIN, getattr(errno, "EWOULDBLOCK", errno.EAGAIN))
 
@@ -226,6 +229,10 @@ class Conn:
         self.rx = None               # small data segments (text, NOP pings)
         self.small = None            # copy of small read data (COPY_MAX + room), allocated on first use
         self.save = bytearray(_TAIL)
+        self.rb = bytearray(_RB)
+        self.rbv = memoryview(self.rb)
+        self.rp = 0                  # unread bytes of rb: rp..re
+        self.re = 0
         self.pending = {}            # itt -> Task
         self.ttt = 0
         self.statsn = 0
@@ -245,7 +252,26 @@ class Conn:
     # _rx/_tx are plain calls: when the socket is ready (the usual case under load) a PDU costs no
     # coroutine of its own; recv/send wait for readiness when it is not
     def _rx(self, s, mv):
-        """Bytes of mv filled from the socket now (0: none waiting); Closed when the peer is gone."""
+        """Bytes of mv filled now from what was received (0: none waiting); Closed when the peer is
+        gone."""
+        n = len(mv)
+        k = self.re - self.rp
+        if not k:
+            if n >= _RB:
+                return self._read(s, mv)   # a large segment: straight into place
+            k = self._read(s, self.rb)
+            if not k:
+                return 0
+            self.rp = 0
+            self.re = k
+        if k > n:
+            k = n
+        p = self.rp
+        mv[0:k] = self.rbv[p:p + k]
+        self.rp = p + k
+        return k
+
+    def _read(self, s, mv):
         try:
             r = s.readinto(mv)
         except OSError as e:
@@ -277,8 +303,11 @@ class Conn:
         s = self.s
         n = len(mv)
         while got < n:
-            await _wait_r(s)
-            got += self._rx(s, mv[got:] if got else mv)
+            r = self._rx(s, mv[got:] if got else mv)
+            if r:
+                got += r
+            else:
+                await _wait_r(s)
 
     async def send(self, mv):
         s = self.s

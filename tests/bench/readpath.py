@@ -42,7 +42,7 @@ def main():
     buf = memoryview(bytearray(2048 * 512))
     mv = buf[:BLK * 512]
     iop = ctl.iop
-    f = iop._files[d.slots[0]]
+    f = open(iop.paths[d.slots[0]], "rb")   # its own descriptor: the IOP tracks its files' offsets
     cdbs = [bytes((0x28, 0)) + (i * BLK).to_bytes(4, "big") + b"\0" + BLK.to_bytes(2, "big") + b"\0"
             for i in range(span)]
     for c in cdbs:   # touch every block once, so each layer reads cached pages
