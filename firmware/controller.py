@@ -235,6 +235,8 @@ class Controller:
 
     def busy(self, lu):
         # FIG. 8: LUNs of the backup system drive answer BUSY while the copy runs
+        if not self.lops.ops:
+            return False
         op = self.lops.running(lop.COPY)
         return op is not None and lu.kind == scsi.NORMAL and lu.sd == op.dst
 

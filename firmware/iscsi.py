@@ -339,16 +339,13 @@ class Conn:
             self.nexus_gone()
 
     def nexus_gone(self):
-        # the I_T nexus ends with the initiator's last session on this port: let the core drop
-        # its state for it (reservations); optional in the controller interface
+        # a session is an I_T nexus of its own (initiator name + ISID, RFC 7143): when it ends
+        # the core drops its state for it (reservations, unit attentions)
         hook = getattr(self.ctl, "nexus_lost", None)
         if hook is None:
             return
-        for (name, _, port) in self.tgt.sessions:
-            if name == self.iname and port == self.port:
-                return
         try:
-            hook(self.iname, self.port)
+            hook(self.iname, self.port, self.isid)
         except Exception as e:
             self.tgt.log("error", "iSCSI: nexus_lost hook failed: %r" % e)
 
@@ -796,7 +793,7 @@ class Conn:
     def nexus_for(self, lun):
         n = self.nexus.get(lun)
         if n is None:
-            n = self.nexus[lun] = (self.iname, self.port, lun)
+            n = self.nexus[lun] = (self.iname, self.port, lun, self.isid)
         return n
 
     async def scsi_cmd(self, dlen):

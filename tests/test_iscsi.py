@@ -340,3 +340,34 @@ def test_logout_response(board):
     c = session(board)
     assert c.logout() == 0
     assert "logout of %s" % I.INITIATOR in board.log()
+
+
+def test_read_split_in_odd_pdus_with_digests(board):
+    # Data-In cut into PDUs of a length that is not a multiple of 4, with header and data digests
+    c = I.Initiator(*board.portals[0])
+    c.login(digests=True, ops={"MaxRecvDataSegmentLength": "1002"})
+    data = os.urandom(256 * 512)
+    assert c.write(0, 300, data)["status"] == 0
+    r = c.read(0, 300, 256)
+    assert r["status"] == 0 and r["data"] == data and r["pdus"] == -(-len(data) // 1002)
+    r = c.command(0, bytes([0x12, 0, 0, 0, 37, 0]), read_len=37)   # one PDU, 3 bytes of pad
+    assert r["status"] == 0 and len(r["data"]) == 37
+    c.logout()
+
+
+def test_two_sessions_of_one_initiator_are_two_nexuses(board):
+    # RFC 7143: the ISID tells sessions of one initiator name apart; a LUN reset's unit attention
+    # is reported once to each of them
+    a = I.Initiator(*board.portals[0], name="iqn.2026-11.org.example:twin")
+    b = I.Initiator(*board.portals[0], name="iqn.2026-11.org.example:twin")
+    a.login()
+    b.login()
+    for c in (a, b):
+        c.command(0, tur())                        # each nexus known to the LU
+    assert a.tmf(5, 0) == 0
+    for c in (a, b):
+        r = c.command(0, tur())
+        assert r["status"] == 2 and (r["sense"][12], r["sense"][13]) == (0x29, 0x03)
+        assert c.command(0, tur())["status"] == 0
+    a.logout()
+    b.logout()
