@@ -17,19 +17,12 @@ import os
 import struct
 import binascii
 from micropython import const
+from iop import exists
 
 MAGIC = const(0x4A575252)  # "RRWJ"
 HDR = const(24)
 SECTOR = const(512)
 MAX_DRIVES = const(16)
-
-
-def _exists(path):
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
 
 
 class WriteBackCache:
@@ -76,7 +69,7 @@ class WriteBackCache:
     def _open_journal(self, truncate):
         if self._jf:
             self._jf.close()
-        if truncate or not _exists(self.path):
+        if truncate or not exists(self.path):
             self._jf = open(self.path, "wb")
             self.journal_bytes = 0
         else:
@@ -142,9 +135,9 @@ class WriteBackCache:
         rep = {"records": 0, "blocks": 0, "torn_bytes": 0, "errors": []}
         if self.lines:
             raise ValueError("cache: replay() is for boot, the cache already holds dirty lines")
-        if _exists(self.path + ".tmp"):
+        if exists(self.path + ".tmp"):
             os.remove(self.path + ".tmp")  # a rewrite that did not finish: the journal is intact
-        if not _exists(self.path):
+        if not exists(self.path):
             self._open_journal(True)
             return rep
         f = open(self.path, "rb")

@@ -17,6 +17,7 @@ import scsi
 import sense
 import vendor
 from sense import ScsiError
+from iop import exists
 
 
 class CmdError(Exception):
@@ -48,14 +49,6 @@ class CachedDrive:
 
     def write(self, lba, mv, old=None):
         self.cache.write(self.drive, lba, mv)
-
-
-def _exists(path):
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
 
 
 class Controller:
@@ -93,7 +86,7 @@ class Controller:
     # ---- boot ----------------------------------------------------------------------------
     def _load_config(self):
         path = self.nv.path
-        if _exists(path):
+        if exists(path):
             try:
                 cfg = self.nv.load()
                 for note in self.nv.notes:
@@ -119,7 +112,7 @@ class Controller:
 
     def _set_aside(self, path):
         n = 0
-        while _exists("%s.bad%d" % (path, n)):
+        while exists("%s.bad%d" % (path, n)):
             n += 1
         os.rename(path, "%s.bad%d" % (path, n))
         return "%s.bad%d" % (NVRAM_FILE, n)

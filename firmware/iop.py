@@ -28,7 +28,7 @@ class DiskError(Exception):
         self.detail = detail
 
 
-def _exists(path):
+def exists(path):
     try:
         os.stat(path)
         return True
@@ -132,7 +132,7 @@ class IOP:
         want = self.disk_blocks * SECTOR
         if self._state[s] == "removed":
             return
-        if not _exists(path):
+        if not exists(path):
             if first_boot:
                 _blank(path, want)
             else:
@@ -265,7 +265,7 @@ class IOP:
     def _intent_open(self):
         path = self.state_dir + "/" + INTENT_FILE
         try:
-            if not _exists(path):
+            if not exists(path):
                 open(path, "wb").close()
             f = open(path, "r+b")
         except OSError as e:
