@@ -166,6 +166,15 @@ class SystemDrive:
         return k
 
     # ---- member states
+    def _unit_at(self, pos, end):
+        # the stripe unit holding block pos: (row, unit in the row, offset in it, blocks of it up
+        # to end). The hot read and write paths inline this to avoid the tuple.
+        row = pos // self.row_blocks
+        w = pos - row * self.row_blocks
+        k = w // self.unit
+        off = w - k * self.unit
+        return row, k, off, min(self.unit - off, end - pos)
+
     def _refresh(self):
         st = self._st
         bad = -1
@@ -596,13 +605,7 @@ class SystemDrive:
         pos = lba
         end = lba + count
         while pos < end:
-            row = pos // RB
-            w = pos - row * RB
-            k = w // U
-            off = w - k * U
-            L = U - off
-            if L > end - pos:
-                L = end - pos
+            row, k, off, L = self._unit_at(pos, end)
             m = self._dm(row, k)
             src = m if st[m] == "online" else m + 1
             dst = m + 1 if src == m else m
@@ -653,13 +656,7 @@ class SystemDrive:
         pos = lba
         end = lba + count
         while pos < end:
-            row = pos // self.row_blocks
-            w = pos - row * self.row_blocks
-            k = w // U
-            off = w - k * U
-            L = U - off
-            if L > end - pos:
-                L = end - pos
+            row, k, off, L = self._unit_at(pos, end)
             m = self._dm(row, k)
             for x in (m, m + 1):
                 if st[x] == "rebuild":
@@ -722,13 +719,7 @@ class SystemDrive:
             pos = lba
             end = lba + count
             while pos < end:
-                row = pos // self.row_blocks
-                w = pos - row * self.row_blocks
-                k = w // U
-                off = w - k * U
-                L = U - off
-                if L > end - pos:
-                    L = end - pos
+                row, k, off, L = self._unit_at(pos, end)
                 m = self._dm(row, k)
                 a = row * U + off
                 left = L
