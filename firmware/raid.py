@@ -599,7 +599,6 @@ class SystemDrive:
         # copy the first online member of each pair over the other one (if it takes writes)
         st = self._st
         U = self.unit
-        RB = self.row_blocks
         S = 2 * self.stripe_blocks
         why = None
         pos = lba
