@@ -53,6 +53,33 @@ def _probe(table: ptr32, keys: ptr32, cap: int, key: int) -> int:
             i = 0
 
 
+@micropython.viper
+def _run(table: ptr32, keys: ptr32, cap: int, c: int, last: int) -> int:
+    # the end (exclusive) of the run of chunks from c (at most last + 1) that lie in one place:
+    # all without an exception, or all in consecutive log slots from c's slot on
+    slot0 = -2
+    x = c
+    while x <= last:
+        i = (((x * 0x9E3779B1) & 0xFFFFFFFF) * cap) >> 32
+        slot = -1
+        while True:
+            v = int(table[i])
+            if v == 0:
+                break
+            if int(keys[v - 1]) == x:
+                slot = v - 1
+                break
+            i += 1
+            if i == cap:
+                i = 0
+        if x == c:
+            slot0 = slot
+        elif (slot0 < 0 and slot >= 0) or (slot0 >= 0 and slot != slot0 + (x - c)):
+            return x
+        x += 1
+    return x
+
+
 class ExceptionIndex:
     # primary chunk -> log slot, in 4 + 4/0.9 ≈ 8.4 bytes of RAM per exception at a full log:
     # a dense slot->chunk array plus an open-addressing table of slot numbers (O(1) average).
@@ -70,6 +97,9 @@ class ExceptionIndex:
     def find(self, chunk):
         r = _probe(self.table, self.keys, self.cap, chunk)
         return r if r >= 0 else -1
+
+    def run(self, c, last):
+        return _run(self.table, self.keys, self.cap, c, last)
 
     def insert(self, chunk, slot):
         r = _probe(self.table, self.keys, self.cap, chunk)
@@ -265,16 +295,15 @@ class Engine:
         cb = self.chunk_blocks
         first = lba // cb
         last = (lba + (len(mv) >> 9) - 1) // cb
-        find = self.index.find
+        index = self.index
         keep = -1
         c = first
         while c <= last and self.state == ACTIVE:
-            if find(c) >= 0:
-                c += 1
+            e = index.run(c, last)
+            if index.find(c) >= 0:
+                c = e                        # already copied: the log keeps what it has
                 continue
-            e = c + 1
-            while e <= last and e - c < self.run_max and find(e) < 0:
-                e += 1
+            e = min(e, c + self.run_max)
             slot = self.next_slot
             keep = self._copy_run(drive, c, e - c, first == last)
             # a run cut short by a full log: the next chunk finds the log full and overflows
@@ -370,35 +399,26 @@ class Engine:
     # ---- backup LUN read path ------------------------------------------------------------
     def read_backup(self, lba, mv):
         # the primary as it was at initiate: log where the chunk was copied, else the primary.
-        # Neighbouring chunks from the same place are read in one go: a run of uncopied chunks from
-        # the primary, a run of chunks in consecutive log slots from the log.
+        # Neighbouring chunks from the same place are read in one go (index.run): a run of
+        # uncopied chunks from the primary, a run of chunks in consecutive log slots from the log.
         cb = self.chunk_blocks
         end = lba + (len(mv) >> 9)
         if self.index.count == 0:
             self.primary.read(lba, mv)
             return
-        find = self.index.find
+        index = self.index
+        last = (end - 1) // cb
         pos = lba
-        run = lba              # start of the pending run
-        rslot = -2             # its log position (block), or -2 for a primary run
         while pos < end:
             c = pos // cb
-            seg_end = min(end, (c + 1) * cb)
-            slot = find(c)
-            at = -2 if slot < 0 else self.data + slot * cb + (pos - c * cb)
-            if at != rslot and not (rslot >= 0 and at == rslot + (pos - run)):
-                self._read_run(run, pos, rslot, lba, mv)
-                run, rslot = pos, at
-            pos = seg_end
-        self._read_run(run, end, rslot, lba, mv)
-
-    def _read_run(self, a, b, at, lba, mv):
-        if a < b:
-            seg = mv[(a - lba) << 9:(b - lba) << 9]
-            if at < 0:
-                self.primary.read(a, seg)
+            seg_end = min(end, index.run(c, last) * cb)
+            slot = index.find(c)
+            seg = mv[(pos - lba) << 9:(seg_end - lba) << 9]
+            if slot < 0:
+                self.primary.read(pos, seg)
             else:
-                self.log.read(at, seg)
+                self.log.read(self.data + slot * cb + (pos - c * cb), seg)
+            pos = seg_end
 
     # ---- status --------------------------------------------------------------------------
     def usage_pct(self):
