@@ -19,6 +19,7 @@ INITIATE = bytes((0x20, 0, 0x60, 0, 0, 0, 0, 0, 0, 0))
 TERMINATE = bytes((0x20, 0, 0x61, 0, 0, 0, 0, 0, 0, 0))
 NEX = ("iqn.bench", 0, 0)
 n_boards = [0]
+ROUNDS = 5          # each figure is the best of this many interleaved rounds (the machine is noisy)
 
 
 def emit(name, value, unit):
@@ -82,7 +83,7 @@ def bare_ceiling(total, chunk, buf):
     io = len(buf)
     old = bytearray(chunk)
     best = 0
-    for _ in range(3):
+    for _ in range(ROUNDS):
         t = time.ticks_us()
         for i in range(total // io):
             fp.seek(i * io)
@@ -108,14 +109,14 @@ def bare_ceiling(total, chunk, buf):
 
 def core_ratios(total, io_blocks, buf, chunk_kb=64):
     # JBOD primary (slot 0) and JBOD log (slot 1): one file each, like the bare loop. Each figure
-    # is the best of 3 rounds, the rounds interleaved, every write an overwrite of written pages.
+    # is the best of ROUNDS rounds, the rounds interleaved, every write an overwrite of written pages.
     ctl = make([(0, 7, [0], False, None), (1, 7, [1], True, None)], chunk_kb=chunk_kb)
     seq(ctl, 0x2A, 0, total, io_blocks, buf)
     mv = memoryview(buf)
     for lba in range(0, (total + total // 64) // 512, len(buf) // 512):
         ctl.engine.log.write(lba, mv)
     r = {"plain": 0, "first": 0, "rewrite": 0, "plain2": 0}
-    for _ in range(3):
+    for _ in range(ROUNDS):
         r["plain"] = max(r["plain"], seq(ctl, 0x2A, 0, total, io_blocks, buf))
         ctl.execute(NEX, INITIATE)
         r["first"] = max(r["first"], seq(ctl, 0x2A, 0, total, io_blocks, buf))
@@ -126,9 +127,9 @@ def core_ratios(total, io_blocks, buf, chunk_kb=64):
 
 
 def read_ratio(ctl, total, io, buf):
-    # backup LUN vs primary reads, best of 3 interleaved rounds
+    # backup LUN vs primary reads, best of ROUNDS interleaved rounds
     p = b = 0
-    for _ in range(3):
+    for _ in range(ROUNDS):
         p = max(p, seq(ctl, 0x28, 0, total, io, buf))
         b = max(b, seq(ctl, 0x28, 1, total, io, buf))
     return b / p, p
