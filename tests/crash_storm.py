@@ -43,10 +43,11 @@ def run_storm(tmp, kills, rnd, write_back=False, log=None):
             w = line.split()
             if not w:
                 continue
-            if w[0] == "GO":
+            if w[0] == "GO" and len(w) == 4:    # (the kill may cut the last line short: the
+                                                # write it announces had not started)
                 inflight = (int(w[1]), int(w[2]), int(w[3]))
                 seed = max(seed, int(w[1]))
-            elif w[0] == "ACK":
+            elif w[0] == "ACK" and len(w) == 2 and inflight:
                 s, lba, n = inflight
                 for b in range(lba, lba + n):
                     model[b] = s
