@@ -37,6 +37,50 @@ class Buffer:
         self.free += 1
         self._event.set()
 
+    def take_span(self, n):
+        # up to n adjacent free slots (at least one), for work that wants one long buffer (the
+        # snapshot copies a run of chunks with one read and one write): -> (first, count), or
+        # (-1, 0) when every slot is in use
+        used = self._used
+        best, size = -1, 0
+        i = 0
+        while i < self.slots and size < n:
+            if used[i]:
+                i += 1
+                continue
+            j = i
+            while j < self.slots and not used[j] and j - i < n:
+                j += 1
+            if j - i > size:
+                best, size = i, j - i
+            i = j
+        if best < 0:
+            return -1, 0
+        for k in range(best, best + size):
+            used[k] = 1
+        self._restack()
+        return best, size
+
+    def give_span(self, first, count):
+        for k in range(first, first + count):
+            if not self._used[k]:
+                raise ValueError("buffer: slot %r is not taken" % (k,))
+            self._used[k] = 0
+        self._restack()
+        self._event.set()
+
+    def span(self, first, count):
+        return self._mv[first * self.slot_bytes:(first + count) * self.slot_bytes]
+
+    def _restack(self):
+        # the free stack again from the used flags (spans take slots out of its middle)
+        n = 0
+        for k in range(self.slots - 1, -1, -1):
+            if not self._used[k]:
+                self._stack[n] = k
+                n += 1
+        self.free = n
+
     def view(self, i):
         if not 0 <= i < self.slots or not self._used[i]:
             raise ValueError("buffer: slot %r is not taken" % (i,))

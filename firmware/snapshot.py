@@ -31,6 +31,7 @@ REC_LEN = const(16)
 RECS_PER_BLOCK = const(32)
 READ_RECS = const(64)      # record blocks read at a time when rebuilding the index
 DEFAULT_CHUNK_KB = const(64)
+MAX_RUN_KB = const(1024)   # neighbouring chunks copied with one read and one log write (buffer span)
 MAX_CHUNK_KB = const(256)
 CHUNK_KB_CHOICES = (4, 8, 16, 32, 64, 128, 256)
 LOAD_PCT = const(90)       # hash table fill at a full log
@@ -144,6 +145,7 @@ class Engine:
         self._warn_at = 1 << 62    # next_slot at which the next one is due
         self._hdr = bytearray(512)
         self._rec = bytearray(512)  # the index record block being filled
+        self._kept = 0            # buffer slots of the span the write path holds on to
         self.copies = 0           # chunks copied to the log since boot (for tests and the map)
         self.tracker = None       # long operations: told of every write (incremental re-sync)
 
@@ -153,7 +155,7 @@ class Engine:
         self.log, self.log_sd = drive, sd
         self.chunk_blocks = (chunk_kb or DEFAULT_CHUNK_KB) * 2
         cb = self.chunk_blocks
-        self.run_max = max(1, self.buffer.slot_bytes // (cb << 9))     # chunks a buffer slot holds
+        self.run_max = max(1, MAX_RUN_KB * 2 // cb)                   # chunks copied in one go
         # slots m with HDR + records(m) rounded to 4 KiB + m chunks <= the drive
         m = max(0, (drive.blocks - HDR_BLOCKS - 8) * RECS_PER_BLOCK // (RECS_PER_BLOCK * cb + 1))
         while m and self._data_start(m) + m * cb > drive.blocks:
@@ -315,14 +317,15 @@ class Engine:
         # it for the read-modify-write instead of reading it again
         try:
             off = (lba - first * cb) << 9
-            drive.write(lba, mv, self.buffer.view(keep)[off:off + len(mv)])
+            drive.write(lba, mv, self.buffer.span(keep, self._kept)[off:off + len(mv)])
         finally:
-            self.buffer.give(keep)
+            self.buffer.give_span(keep, self._kept)
 
     def _copy_run(self, drive, c, k, keep):
         # copy chunks c..c+k-1 to the next k log slots (contiguous on the log): one read of their
-        # old data, one log write, then their index records. -> the buffer slot holding the data
-        # if `keep` and k == 1, else -1
+        # old data, one log write, then their index records, through a span of adjacent buffer
+        # slots (a shorter run when the buffer has no span long enough). -> the first buffer slot
+        # holding the data if `keep` and k == 1 (self._kept slots), else -1
         slot = self.next_slot
         if slot + k > self.max_slots:
             k = self.max_slots - slot
@@ -330,11 +333,13 @@ class Engine:
                 self._overflow("LOG OVERFLOW")
                 return -1
         cb = self.chunk_blocks
-        b = self.buffer.take()
+        sb = self.buffer.slot_bytes
+        b, n = self.buffer.take_span((k * cb * 512 + sb - 1) // sb)
         if b < 0:
             raise SnapshotError("BUFFER_FULL")
+        k = min(k, n * sb // (cb << 9))
         try:
-            buf = self.buffer.view(b)[:k * cb << 9]
+            buf = self.buffer.span(b, n)[:k * cb << 9]
             start = c * cb
             nb = min(k * cb, drive.blocks - start)
             drive.read(start, buf[:nb << 9])
@@ -347,21 +352,22 @@ class Engine:
                 # the snapshot can no longer be kept; the primary carries on, the backup LUN
                 # reports the vendor-unique error once, as for an overflow
                 self._overflow("LOG DRIVE FAILED: %s" % e)
-                self.buffer.give(b)
+                self.buffer.give_span(b, n)
                 return -1
             for i in range(k):
                 self.index.insert(c + i, slot + i)
             self.next_slot = slot + k
             self.copies += k
         except:
-            self.buffer.give(b)
+            self.buffer.give_span(b, n)
             raise
         if self.next_slot >= self._warn_at:
             self._next_warning()
             self.events.log("warn", "LOG DRIVE %d%% FULL" % USAGE_EVENTS[self._warned - 1])
         if keep and k == 1:
+            self._kept = n
             return b
-        self.buffer.give(b)
+        self.buffer.give_span(b, n)
         return -1
 
     def _records(self, c, slot, k):

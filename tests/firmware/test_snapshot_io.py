@@ -275,3 +275,35 @@ def test_device_identifiers_are_stable_and_distinct():
     assert p[:20] == p1[:20]                    # the same drive through the other host port
     ctl = fw.reboot(ctl)
     assert vpd83(ctl, PRIMARY) == p and vpd83(ctl, BACKUP) == b
+
+
+def test_a_long_first_write_is_copied_with_one_read_and_one_log_write():
+    ctl = fw.boot(b=fw.small_board(slots=8))
+    ctl.command("sd_create", {"raid": 7, "slots": [6], "sd": 2})      # a JBOD primary
+    ctl.command("lun_map", {"port": 0, "lun": 2, "sd": 2})
+    old = fw.pattern(60, 16 * CHUNK * 512)
+    write(ctl, 0, old, lun=2)
+    fw.run(ctl, 2, INITIATE)
+    ctl.iop.reset_counters()
+    write(ctl, 0, fw.pattern(61, 16 * CHUNK * 512), lun=2)           # 1 MiB: 16 chunks
+    assert ctl.engine.next_slot == 16
+    # one read of the old megabyte; on the RAID 1 log the data and its record block on each
+    # mirror; then the new megabyte
+    assert (ctl.iop.reads, ctl.iop.writes) == (1, 2 + 2 + 1)
+    assert read(ctl, 0, 16 * CHUNK, BACKUP) == old
+    assert ctl.buffer.free == ctl.buffer.slots - ctl.cache.dirty()  # every span given back
+
+
+def test_buffer_spans_are_adjacent_and_fall_back_to_what_is_free():
+    import buffer
+    b = buffer.Buffer(8 * 1024, 1024)
+    one = b.take()
+    first, n = b.take_span(4)
+    assert n == 4 and one not in range(first, first + 4)
+    b.span(first, n)[:] = bytes(4096)
+    x = [b.take() for _ in range(b.free)]
+    assert b.take_span(2) == (-1, 0)
+    b.give(x[0])
+    assert b.take_span(2)[1] == 1                                 # only one slot is free
+    b.give_span(first, n)
+    assert b.free == 4
