@@ -102,19 +102,24 @@ class WriteBackCache:
             ln = key // MAX_DRIVES
             no = key - ln * MAX_DRIVES
             v = self.buf.view(slot)
-            d0 = slot * self.spl
-            o = 0
-            while o < self.spl:
-                a, b = self._run(d0, o)
-                if a < 0:
-                    break
+            for a, b in self._dirty_runs(slot):
                 size += self._record(f, no, ln * self.spl + a, v[a * SECTOR:b * SECTOR])
-                o = b
         f.close()
         self._jf.close()
         self._jf = None
         os.rename(tmp, self.path)
         self._open_journal(False)
+
+    def _dirty_runs(self, slot):
+        # the runs (first, end) of dirty sectors of a cache line
+        d0 = slot * self.spl
+        o = 0
+        while o < self.spl:
+            a, b = self._run(d0, o)
+            if a < 0:
+                return
+            yield a, b
+            o = b
 
     def _run(self, d0, o):
         # next run [a, b) of dirty sectors of the line whose flags start at d0, from sector o
@@ -228,14 +233,8 @@ class WriteBackCache:
         no = key - ln * MAX_DRIVES
         drv = self.drives[no]
         v = self.buf.view(slot)
-        d0 = slot * self.spl
-        o = 0
-        while o < self.spl:
-            a, b = self._run(d0, o)
-            if a < 0:
-                break
+        for a, b in self._dirty_runs(slot):
             drv.write(ln * self.spl + a, v[a * SECTOR:b * SECTOR])
-            o = b
         self.destaged += 1
 
     def _drop(self, slot):
