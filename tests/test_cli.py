@@ -278,3 +278,13 @@ def test_help_teaches():
     assert p.returncode == 0 and "examples:" in p.stdout and "exit codes" in p.stdout
     p = subprocess.run([RAIDBOARD, "cdb", "--help"], capture_output=True, text=True, timeout=30)
     assert p.returncode == 0 and "READ CAPACITY" in p.stdout
+
+
+def test_controller_paths_are_told_apart_from_file_paths(tmp_path):
+    """Only a whole /cN[/vN|/eN/sN...] argument is a controller path; /check/board.json is a file."""
+    from raidboard.cli import storcli
+    assert storcli(["/c0/v1", "show"]) == ["sd", "show", "1"]
+    for path in ("/check/work/boards/dac960sx.json", "/c0x", "/cache", "/c0/v1/../x"):
+        assert storcli(["boot", path, "state"]) == ["boot", path, "state"]
+    p = subprocess.run([RAIDBOARD, "/c1", "show"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "this board is controller /c0" in p.stderr

@@ -14,6 +14,7 @@ Exit codes (also in host/README.md):
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -878,9 +879,13 @@ def _group(sub, name, help, epilog):
 
 # -- StorCLI-style addressing ----------------------------------------------------------------------
 
+# only a whole controller path counts, so a file such as /cache/board.json is never taken for one
+_STORCLI_PATH = re.compile(r"/c(\d+|all)(/(v|e|s|p|l)(\d+|all))*/?$", re.I)
+
+
 def storcli(argv):
     """Translate `/c0 show`, `/c0/v1 show|del`, `/c0/e0/s2 show|fail|remove|replace`, `/c0/p0/l1 show`."""
-    i = next((k for k, a in enumerate(argv) if a.startswith("/c")), None)
+    i = next((k for k, a in enumerate(argv) if _STORCLI_PATH.match(a)), None)
     if i is None:
         return argv
     path, rest, pre = argv[i], argv[i + 1:], argv[:i]
