@@ -34,17 +34,19 @@ DEFAULT_CHUNK_KB = const(64)
 MAX_RUN_KB = const(1024)   # neighbouring chunks copied with one read and one log write (buffer span)
 MAX_CHUNK_KB = const(256)
 CHUNK_KB_CHOICES = (4, 8, 16, 32, 64, 128, 256)
-LOAD_PCT = const(90)       # hash table fill at a full log
+LOAD_PCT = const(80)       # hash table fill at a full log
+MAX_SLOTS = const(0xFFFFFE)  # a table cell holds slot + 1 in 24 bits
 USAGE_EVENTS = (75, 90, 98)
 
 
 @micropython.viper
-def _probe(table: ptr32, keys: ptr32, cap: int, key: int) -> int:
-    # linear probing over `table` (slot+1 per cell, 0 = empty); keys[slot] is the chunk it holds.
-    # Returns the slot holding `key`, or -1 - (empty cell where it would go).
+def _probe(table: ptr8, keys: ptr32, cap: int, key: int) -> int:
+    # linear probing over `table` (slot+1 per 3-byte cell, 0 = empty); keys[slot] is the chunk it
+    # holds. Returns the slot holding `key`, or -1 - (empty cell where it would go).
     i = (((key * 0x9E3779B1) & 0xFFFFFFFF) * cap) >> 32
     while True:
-        v = int(table[i])
+        j = i * 3
+        v = int(table[j]) | (int(table[j + 1]) << 8) | (int(table[j + 2]) << 16)
         if v == 0:
             return -1 - i
         if int(keys[v - 1]) == key:
@@ -55,7 +57,7 @@ def _probe(table: ptr32, keys: ptr32, cap: int, key: int) -> int:
 
 
 @micropython.viper
-def _run(table: ptr32, keys: ptr32, cap: int, c: int, last: int) -> int:
+def _run(table: ptr8, keys: ptr32, cap: int, c: int, last: int) -> int:
     # the end (exclusive) of the run of chunks from c (at most last + 1) that lie in one place:
     # all without an exception, or all in consecutive log slots from c's slot on
     slot0 = -2
@@ -64,7 +66,8 @@ def _run(table: ptr32, keys: ptr32, cap: int, c: int, last: int) -> int:
         i = (((x * 0x9E3779B1) & 0xFFFFFFFF) * cap) >> 32
         slot = -1
         while True:
-            v = int(table[i])
+            j = i * 3
+            v = int(table[j]) | (int(table[j + 1]) << 8) | (int(table[j + 2]) << 16)
             if v == 0:
                 break
             if int(keys[v - 1]) == x:
@@ -81,18 +84,29 @@ def _run(table: ptr32, keys: ptr32, cap: int, c: int, last: int) -> int:
     return x
 
 
+@micropython.viper
+def _put(table: ptr8, i: int, v: int):
+    j = i * 3
+    table[j] = v & 0xFF
+    table[j + 1] = (v >> 8) & 0xFF
+    table[j + 2] = (v >> 16) & 0xFF
+
+
 class ExceptionIndex:
-    # primary chunk -> log slot, in 4 + 4/0.9 ≈ 8.4 bytes of RAM per exception at a full log:
-    # a dense slot->chunk array plus an open-addressing table of slot numbers (O(1) average).
+    # primary chunk -> log slot in 4 + 3/0.8 = 7.75 bytes of RAM per exception at a full log: a
+    # dense slot->chunk array plus an open-addressing table of 3-byte slot numbers (O(1) average;
+    # linear probing at most 80 % full keeps a miss, the common case on the write path, short)
     def __init__(self, max_slots):
+        if max_slots > MAX_SLOTS:
+            raise ValueError("index of %d slots: at most %d" % (max_slots, MAX_SLOTS))
         self.max_slots = max_slots
-        self.cap = (max_slots * 100 // LOAD_PCT + 4) & ~3      # whole 16-byte groups for xor.zero
-        self.keys = _zeros(max_slots)
-        self.table = _zeros(self.cap)
+        self.cap = (max_slots * 100 // LOAD_PCT + 16) & ~15     # whole 16-byte groups for xor.zero
+        self.keys = array.array("I", bytes(4 * max_slots))
+        self.table = bytearray(3 * self.cap)
         self.count = 0
 
     def clear(self):
-        _clear(self.table)
+        zero(self.table, len(self.table))
         self.count = 0
 
     def find(self, chunk):
@@ -107,16 +121,8 @@ class ExceptionIndex:
         if r >= 0:
             return
         self.keys[slot] = chunk
-        self.table[-1 - r] = slot + 1
+        _put(self.table, -1 - r, slot + 1)
         self.count += 1
-
-
-def _zeros(n):
-    return array.array("I", bytes(4 * n))
-
-
-def _clear(a):
-    zero(a, 4 * len(a))
 
 
 class SnapshotError(Exception):
@@ -138,7 +144,8 @@ class Engine:
         self.generation = 0
         self.snap_id = 0
         self.chunk_blocks = DEFAULT_CHUNK_KB * 2
-        self.max_slots = 0
+        self.max_slots = 0         # slots a snapshot may use (the log's, bounded by the heap)
+        self.log_slots = 0         # slots the log drive's layout has
         self.next_slot = 0
         self.index = None
         self._warned = 0           # usage events already logged
@@ -160,14 +167,15 @@ class Engine:
         m = max(0, (drive.blocks - HDR_BLOCKS - 8) * RECS_PER_BLOCK // (RECS_PER_BLOCK * cb + 1))
         while m and self._data_start(m) + m * cb > drive.blocks:
             m -= 1
-        self.max_slots = m
-        ram_slots = self.index_budget * LOAD_PCT // (4 * LOAD_PCT + 400)
-        if self.max_slots > ram_slots:
+        # the layout depends on the drive only, so a board given another heap finds its log intact
+        self.data = self._data_start(m)
+        self.log_slots = m
+        ram_slots = min(MAX_SLOTS, self.index_budget * LOAD_PCT // (4 * LOAD_PCT + 300))
+        if m > ram_slots:
             # the board's memory bounds the index, and so how much of the log a snapshot can use
-            self.events.log("warn", "LOG SD%d: MEMORY LIMITS THE LOG TO %d OF %d CHUNKS"
-                            % (sd, ram_slots, self.max_slots))
-            self.max_slots = ram_slots
-        self.data = self._data_start(self.max_slots)
+            self.events.log("warn", "LOG SD%d: MEMORY LIMITS THE LOG TO %d OF %d CHUNKS" % (sd, ram_slots, m))
+            m = ram_slots
+        self.max_slots = m
         if self.index is None or self.index.max_slots != self.max_slots:
             self.index = None
             self.index = ExceptionIndex(self.max_slots)
@@ -232,7 +240,7 @@ class Engine:
                 self.log.read(HDR_BLOCKS + blk, buf[:k * 512])
                 for off in range(0, k * 512, REC_LEN):
                     sid, chunk, slot, crc = struct.unpack_from(REC, buf, off)
-                    if sid != self.snap_id or slot != n or crc != binascii.crc32(buf[off:off + 12]):
+                    if n == self.max_slots or sid != self.snap_id or slot != n or crc != binascii.crc32(buf[off:off + 12]):
                         break
                     self.index.insert(chunk, n)
                     n += 1
@@ -243,6 +251,11 @@ class Engine:
         finally:
             self.buffer.give(b)
         self.next_slot = n
+        if n == self.max_slots < self.log_slots and self._record_valid(n):
+            # more exceptions on the log than this board's memory can index: without all of them
+            # the backup LUN would show new data, so the snapshot ends as by an overflow
+            self._overflow("LOG INDEX DOES NOT FIT IN MEMORY")
+            return
         # the record block being filled, as on the log, its unused records cleared
         zero(self._rec, len(self._rec))
         if n % RECS_PER_BLOCK:
@@ -250,6 +263,13 @@ class Engine:
             used = (n % RECS_PER_BLOCK) * REC_LEN
             zero(memoryview(self._rec)[used:], 512 - used)
         self._next_warning()
+
+    def _record_valid(self, n):
+        r = self._rec
+        self.log.read(HDR_BLOCKS + n // RECS_PER_BLOCK, memoryview(r))
+        off = (n % RECS_PER_BLOCK) * REC_LEN
+        sid, _, slot, crc = struct.unpack_from(REC, r, off)
+        return sid == self.snap_id and slot == n and crc == binascii.crc32(memoryview(r)[off:off + 12])
 
     # ---- direct commands -----------------------------------------------------------------
     def initiate(self, sd, drive):
