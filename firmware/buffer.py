@@ -1,7 +1,43 @@
 # Controller buffer (FIG. 3): the board's fixed memory, cut into equal slots at boot. It never
 # grows: take() answers -1 when every slot is in use and the caller must wait (wait_take) or make
-# room (the write-back cache destages). One bytearray backs all slots.
+# room (the write-back cache destages). One bytearray backs all slots; a byte per slot says
+# whether it is taken, scanned by viper code so a take or a span costs about a microsecond.
 import asyncio
+import micropython
+
+
+@micropython.viper
+def _find(used: ptr8, slots: int, n: int) -> int:
+    # the first longest run of free slots, at most n long: first << 24 | length (0: none free)
+    best = 0
+    size = 0
+    i = 0
+    while i < slots and size < n:
+        if used[i]:
+            i += 1
+            continue
+        j = i
+        while j < slots and not used[j] and j - i < n:
+            j += 1
+        if j - i > size:
+            best = i
+            size = j - i
+        i = j
+    return (best << 24) | size
+
+
+@micropython.viper
+def _taken(used: ptr8, first: int, count: int) -> int:
+    n = 0
+    for k in range(first, first + count):
+        n += used[k]
+    return n
+
+
+@micropython.viper
+def _fill(used: ptr8, first: int, count: int, v: int):
+    for k in range(first, first + count):
+        used[k] = v
 
 
 class Buffer:
@@ -10,30 +46,28 @@ class Buffer:
             raise ValueError("buffer: slot size %r is not a positive multiple of 512" % (slot_bytes,))
         if total_bytes < slot_bytes:
             raise ValueError("buffer: %r bytes cannot hold one slot of %d" % (total_bytes, slot_bytes))
-        self.slots = total_bytes // slot_bytes
+        self.slots = min(total_bytes // slot_bytes, 1 << 24)
         self.slot_bytes = slot_bytes
         self._mem = bytearray(self.slots * slot_bytes)
         self._mv = memoryview(self._mem)
         self._views = [self._mv[i * slot_bytes:(i + 1) * slot_bytes] for i in range(self.slots)]
         self._used = bytearray(self.slots)
-        # free slots as a stack of fixed length (entries [0, free) are free)
-        self._stack = [self.slots - 1 - i for i in range(self.slots)]
         self.free = self.slots
         self._event = asyncio.Event()
 
     def take(self):
+        # the lowest free slot: the one most recently given back is reused first when it is lowest
         if not self.free:
             return -1
-        self.free -= 1
-        i = self._stack[self.free]
+        i = _find(self._used, self.slots, 1) >> 24
         self._used[i] = 1
+        self.free -= 1
         return i
 
     def give(self, i):
         if not 0 <= i < self.slots or not self._used[i]:
             raise ValueError("buffer: slot %r is not taken" % (i,))
         self._used[i] = 0
-        self._stack[self.free] = i
         self.free += 1
         self._event.set()
 
@@ -41,45 +75,24 @@ class Buffer:
         # up to n adjacent free slots (at least one), for work that wants one long buffer (the
         # snapshot copies a run of chunks with one read and one write): -> (first, count), or
         # (-1, 0) when every slot is in use
-        used = self._used
-        best, size = -1, 0
-        i = 0
-        while i < self.slots and size < n:
-            if used[i]:
-                i += 1
-                continue
-            j = i
-            while j < self.slots and not used[j] and j - i < n:
-                j += 1
-            if j - i > size:
-                best, size = i, j - i
-            i = j
-        if best < 0:
+        if not self.free:
             return -1, 0
-        for k in range(best, best + size):
-            used[k] = 1
-        self._restack()
-        return best, size
+        r = _find(self._used, self.slots, n)
+        first, size = r >> 24, r & 0xFFFFFF
+        _fill(self._used, first, size, 1)
+        self.free -= size
+        return first, size
 
     def give_span(self, first, count):
-        for k in range(first, first + count):
-            if not self._used[k]:
-                raise ValueError("buffer: slot %r is not taken" % (k,))
-            self._used[k] = 0
-        self._restack()
+        if first < 0 or count < 0 or first + count > self.slots \
+                or _taken(self._used, first, count) != count:
+            raise ValueError("buffer: slots %r+%r are not all taken" % (first, count))
+        _fill(self._used, first, count, 0)
+        self.free += count
         self._event.set()
 
     def span(self, first, count):
         return self._mv[first * self.slot_bytes:(first + count) * self.slot_bytes]
-
-    def _restack(self):
-        # the free stack again from the used flags (spans take slots out of its middle)
-        n = 0
-        for k in range(self.slots - 1, -1, -1):
-            if not self._used[k]:
-                self._stack[n] = k
-                n += 1
-        self.free = n
 
     def view(self, i):
         if not 0 <= i < self.slots or not self._used[i]:

@@ -198,8 +198,11 @@ class IOP:
         self.read_bytes += n
 
     def write(self, slot, lba, mv):
-        f = self._check(slot, lba, mv)
         n = len(mv)
+        if not 0 <= slot < self.n_slots or n & 511 or lba < 0 or lba + (n >> 9) > self.disk_blocks \
+                or self._state[slot] in ("failed", "removed"):
+            self._check(slot, lba, mv)
+        f = self._files[slot]
         p = lba * SECTOR
         pf = self._pf
         try:

@@ -107,8 +107,9 @@ class SystemDrive:
         self.parity = level == RAID3 or level == RAID5
         self.mirror = level == RAID1 or level == RAID6
         self.nd = _ndata(level, n)
-        if level == NORAID or level == RAID1:
-            self.unit = ext  # not striped: one unit covers the member
+        self.striped = not (level == NORAID or level == RAID1)
+        if not self.striped:
+            self.unit = ext  # one unit covers the member
             self.member_blocks = ext
         else:
             self.unit = stripe_blocks
@@ -245,8 +246,14 @@ class SystemDrive:
 
     # ---- read
     def read(self, lba, mv):
-        cnt = self._range(lba, mv)
-        self._need()
+        cnt = len(mv) >> 9
+        if len(mv) & 511 or lba < 0 or lba + cnt > self.blocks:
+            self._range(lba, mv)
+        if self._sgen != self.iop.gen or self._status == OFFLINE:
+            self._need()
+        if not self.striped:
+            self._read_unit(0, 0, lba, mv)
+            return
         U = self.unit
         RB = self.row_blocks
         row = lba // RB
@@ -320,13 +327,24 @@ class SystemDrive:
 
     # ---- write
     def write(self, lba, mv, old=None):
-        cnt = self._range(lba, mv)
+        cnt = len(mv) >> 9
+        if len(mv) & 511 or lba < 0 or lba + cnt > self.blocks:
+            self._range(lba, mv)             # raises, naming the problem
         if old is not None and len(old) != len(mv):
             raise ValueError("system drive %d: old data is %d bytes, new %d" % (self.number, len(old), len(mv)))
-        self._need()
+        if self._sgen != self.iop.gen or self._status == OFFLINE:
+            self._need()                     # (the status is recomputed only when a slot changed)
         if self.mirror or (self.parity and self._bad < 0):
             # degraded parity drives record each row instead (_row_intent)
             self.iop.intent(INTENT_RANGE, self.number, self.geo, lba, cnt)
+        if not self.striped:
+            # JBOD and RAID 1: block lba of the drive is block lba of each member's extent
+            self._put(0, lba, mv)
+            if self.mirror:
+                self._put(1, lba, mv)
+            if self._sgen != self.iop.gen:
+                self._need()
+            return
         U = self.unit
         RB = self.row_blocks
         pos = lba
@@ -352,14 +370,15 @@ class SystemDrive:
                 L = U - off
                 if L > end - pos:
                     L = end - pos
-                seg = mv[mo:mo + L * SECTOR]
+                seg = mv if L == cnt else mv[mo:mo + L * SECTOR]
                 m = self._dm(row, k)
                 self._put(m, row * U + off, seg)
                 if self.mirror:
                     self._put(m + 1, row * U + off, seg)
                 pos += L
                 mo += L * SECTOR
-        self._need()
+        if self._sgen != self.iop.gen:
+            self._need()                     # a member failed under the write
 
     def _write_row(self, row, w0, nblk, src, old):
         U = self.unit

@@ -92,6 +92,58 @@ def _put(table: ptr8, i: int, v: int):
     table[j + 2] = (v >> 16) & 0xFF
 
 
+@micropython.viper
+def _insert_run(table: ptr8, keys: ptr32, cap: int, c: int, slot: int, k: int):
+    # chunks c..c+k-1 (none of them in the index yet) -> slots slot..slot+k-1
+    for x in range(k):
+        key = c + x
+        i = (((key * 0x9E3779B1) & 0xFFFFFFFF) * cap) >> 32
+        while True:
+            j = i * 3
+            if (int(table[j]) | int(table[j + 1]) | int(table[j + 2])) == 0:
+                break
+            i += 1
+            if i == cap:
+                i = 0
+        keys[slot + x] = key
+        v = slot + x + 1
+        table[j] = v & 0xFF
+        table[j + 1] = (v >> 8) & 0xFF
+        table[j + 2] = (v >> 16) & 0xFF
+
+
+def _crc_table():
+    t = array.array("I", bytes(1024))
+    for n in range(256):
+        c = n
+        for _ in range(8):
+            c = (c >> 1) ^ 0xEDB88320 if c & 1 else c >> 1
+        t[n] = c
+    return t
+
+
+_CRC = _crc_table()
+
+
+@micropython.viper
+def _pack_records(r: ptr8, crc: ptr32, sid: int, c: int, slot: int, k: int):
+    # the index records of slots slot..slot+k-1 (one record block) into r, each with the CRC32
+    # of its first 12 bytes (binascii.crc32's, checked that way at boot)
+    for x in range(k):
+        off = ((slot + x) & 31) << 4
+        for j in range(4):
+            sh = j << 3
+            r[off + j] = (sid >> sh) & 0xFF
+            r[off + 4 + j] = ((c + x) >> sh) & 0xFF
+            r[off + 8 + j] = ((slot + x) >> sh) & 0xFF
+        v = 0xFFFFFFFF
+        for j in range(12):
+            v = int(crc[(v ^ int(r[off + j])) & 0xFF]) ^ (v >> 8)
+        v ^= 0xFFFFFFFF
+        for j in range(4):
+            r[off + 12 + j] = (v >> (j << 3)) & 0xFF
+
+
 class ExceptionIndex:
     # primary chunk -> log slot in 4 + 3/0.8 = 7.75 bytes of RAM per exception at a full log: a
     # dense slot->chunk array plus an open-addressing table of 3-byte slot numbers (O(1) average;
@@ -115,6 +167,11 @@ class ExceptionIndex:
 
     def run(self, c, last):
         return _run(self.table, self.keys, self.cap, c, last)
+
+    def insert_run(self, c, slot, k):
+        # a run just copied: its chunks had no exception (the write path looked them up)
+        _insert_run(self.table, self.keys, self.cap, c, slot, k)
+        self.count += k
 
     def insert(self, chunk, slot):
         r = _probe(self.table, self.keys, self.cap, chunk)
@@ -152,6 +209,7 @@ class Engine:
         self._warn_at = 1 << 62    # next_slot at which the next one is due
         self._hdr = bytearray(512)
         self._rec = bytearray(512)  # the index record block being filled
+        self._recv = memoryview(self._rec)
         self._kept = 0            # buffer slots of the span the write path holds on to
         self.copies = 0           # chunks copied to the log since boot (for tests and the map)
         self.tracker = None       # long operations: told of every write (incremental re-sync)
@@ -374,8 +432,7 @@ class Engine:
                 self._overflow("LOG DRIVE FAILED: %s" % e)
                 self.buffer.give_span(b, n)
                 return -1
-            for i in range(k):
-                self.index.insert(c + i, slot + i)
+            self.index.insert_run(c, slot, k)
             self.next_slot = slot + k
             self.copies += k
         except:
@@ -393,15 +450,15 @@ class Engine:
     def _records(self, c, slot, k):
         # append the index records of slots slot..slot+k-1, one write per record block touched
         r = self._rec
-        for i in range(k):
-            s = slot + i
-            off = (s % RECS_PER_BLOCK) * REC_LEN
-            struct.pack_into("<III", r, off, self.snap_id, c + i, s)
-            struct.pack_into("<I", r, off + 12, binascii.crc32(memoryview(r)[off:off + 12]))
-            if s % RECS_PER_BLOCK == RECS_PER_BLOCK - 1 or i == k - 1:
-                self.log.write(HDR_BLOCKS + s // RECS_PER_BLOCK, memoryview(r))
-                if s % RECS_PER_BLOCK == RECS_PER_BLOCK - 1:
-                    zero(r, 512)
+        while k:
+            n = min(k, RECS_PER_BLOCK - slot % RECS_PER_BLOCK)
+            _pack_records(r, _CRC, self.snap_id, c, slot, n)
+            self.log.write(HDR_BLOCKS + slot // RECS_PER_BLOCK, self._recv)
+            slot += n
+            c += n
+            k -= n
+            if not slot % RECS_PER_BLOCK:
+                zero(r, 512)
 
     def _next_warning(self):
         # the usage events (75/90/98 %) as slot counts, so the write path compares two integers

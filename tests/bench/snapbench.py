@@ -69,19 +69,19 @@ def seq(ctl, op, lun, total, io_blocks, buf, lba0=0):
     return total / MB / dt
 
 
-def bare_ceiling(total, chunk, buf):
-    # a bare loop doing just the three file operations of a first write — read the old chunk,
-    # write it to the log, write the new data — against plain writes of the same host requests
-    # (len(buf) bytes each), on pre-filled files
+def bare_ceiling(total, buf):
+    # a bare loop doing just the three file operations of a first write — read the old data, write
+    # it to the log, write the new data — against plain writes of the same host requests (len(buf)
+    # bytes each), on pre-filled files
     p, l = TMP + "/bare-p", TMP + "/bare-l"
+    io = len(buf)
     for path in (p, l):
         with open(path, "wb") as f:
-            for i in range(total // chunk):
-                f.write(memoryview(buf)[:chunk])
+            for i in range(total // io):
+                f.write(buf)
     fp, fl = open(p, "r+b"), open(l, "r+b")
     mv = memoryview(buf)
-    io = len(buf)
-    old = bytearray(chunk)
+    old = bytearray(io)
     best = 0
     for _ in range(ROUNDS):
         t = time.ticks_us()
@@ -91,11 +91,10 @@ def bare_ceiling(total, chunk, buf):
         plain = time.ticks_diff(time.ticks_us(), t)
         t = time.ticks_us()
         for i in range(total // io):
-            for c in range(io // chunk):
-                fp.seek(i * io + c * chunk)
-                fp.readinto(old)
-                fl.seek(i * io + c * chunk)
-                fl.write(old)
+            fp.seek(i * io)
+            fp.readinto(old)
+            fl.seek(i * io)
+            fl.write(old)
             fp.seek(i * io)
             fp.write(mv)
         cow = time.ticks_diff(time.ticks_us(), t)
@@ -141,7 +140,7 @@ def main():
     buf = bytearray(io * 512)
     for i in range(0, len(buf), 512):
         buf[i] = i >> 9 & 0xFF
-    ceiling = bare_ceiling(total, 64 * 1024, buf)
+    ceiling = bare_ceiling(total, buf)
     emit("snap_bare_loop_ceiling_ratio", ceiling, "ratio")
     ctl, r = core_ratios(total, io, buf)
     emit("snap_core_write_plain_mbps", r["plain"], "MB/s")
