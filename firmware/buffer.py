@@ -91,8 +91,10 @@ class Buffer:
         self.free += count
         self._event.set()
 
-    def span(self, first, count):
-        return self._mv[first * self.slot_bytes:(first + count) * self.slot_bytes]
+    def span(self, first, count, nbytes=-1):
+        # the memory of slots first..first+count-1, or its first nbytes
+        o = first * self.slot_bytes
+        return self._mv[o:o + (count * self.slot_bytes if nbytes < 0 else nbytes)]
 
     def view(self, i):
         if not 0 <= i < self.slots or not self._used[i]:

@@ -235,9 +235,9 @@ class Controller:
 
     def check_ready(self, lu):
         if lu.kind == scsi.BACKUP:
-            if self.engine.take_overflow():
-                raise vendor.log_overflow()
-            if not self.engine.active():
+            if self.engine.state != snapshot.ACTIVE:
+                if self.engine.take_overflow():
+                    raise vendor.log_overflow()
                 raise ScsiError(sense.NOT_READY, 0x04, 0x03)   # not ready, manual intervention
             return
         d = self.drives.get(lu.sd)
@@ -246,7 +246,7 @@ class Controller:
 
     def geometry(self, lu):
         # the backup LUN presents the primary's geometry during a snapshot
-        if lu.kind == scsi.BACKUP and self.engine.active():
+        if lu.kind == scsi.BACKUP and self.engine.state == snapshot.ACTIVE:
             return self.engine.primary.blocks
         d = self.drives.get(lu.sd)
         return d.blocks if d is not None else 0

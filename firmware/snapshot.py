@@ -58,8 +58,8 @@ def _probe(table: ptr8, keys: ptr32, cap: int, key: int) -> int:
 
 @micropython.viper
 def _run(table: ptr8, keys: ptr32, cap: int, c: int, last: int) -> int:
-    # the end (exclusive) of the run of chunks from c (at most last + 1) that lie in one place:
-    # all without an exception, or all in consecutive log slots from c's slot on
+    # the run of chunks from c (up to last) that lie in one place: all without an exception, or
+    # all in consecutive log slots from c's slot on. -> end (exclusive) << 25 | c's slot + 1
     slot0 = -2
     x = c
     while x <= last:
@@ -79,9 +79,9 @@ def _run(table: ptr8, keys: ptr32, cap: int, c: int, last: int) -> int:
         if x == c:
             slot0 = slot
         elif (slot0 < 0 and slot >= 0) or (slot0 >= 0 and slot != slot0 + (x - c)):
-            return x
+            return (x << 25) | (slot0 + 1)
         x += 1
-    return x
+    return (x << 25) | (slot0 + 1)
 
 
 @micropython.viper
@@ -166,7 +166,9 @@ class ExceptionIndex:
         return r if r >= 0 else -1
 
     def run(self, c, last):
-        return _run(self.table, self.keys, self.cap, c, last)
+        # (end of the run of chunks from c that lie in one place, c's slot or -1); see _run
+        r = _run(self.table, self.keys, self.cap, c, last)
+        return r >> 25, (r & 0x1FFFFFF) - 1
 
     def insert_run(self, c, slot, k):
         # a run just copied: its chunks had no exception (the write path looked them up)
@@ -369,9 +371,9 @@ class Engine:
         if self.state != ACTIVE or drive is not self.primary:
             drive.write(lba, mv)
             return
-        # every chunk the write touches that has no exception yet goes to the log first (old data
-        # and trailers), a run of neighbouring chunks in one read and one log write; only then is
-        # the primary overwritten, in one write
+        # every chunk the write touches that has no exception yet goes to the log first (old data,
+        # then index records), a run of neighbouring chunks in one read and one log write; only
+        # then is the primary overwritten, in one write
         cb = self.chunk_blocks
         first = lba // cb
         last = (lba + (len(mv) >> 9) - 1) // cb
@@ -379,8 +381,8 @@ class Engine:
         keep = -1
         c = first
         while c <= last and self.state == ACTIVE:
-            e = index.run(c, last)
-            if index.find(c) >= 0:
+            e, slot = index.run(c, last)
+            if slot >= 0:
                 c = e                        # already copied: the log keeps what it has
                 continue
             e = min(e, c + self.run_max)
@@ -417,11 +419,13 @@ class Engine:
             raise SnapshotError("BUFFER_FULL")
         k = min(k, n * sb // (cb << 9))
         try:
-            buf = self.buffer.span(b, n)[:k * cb << 9]
+            buf = self.buffer.span(b, n, k * cb << 9)
             start = c * cb
-            nb = min(k * cb, drive.blocks - start)
-            drive.read(start, buf[:nb << 9])
-            if nb < k * cb:
+            nb = drive.blocks - start
+            if nb >= k * cb:
+                drive.read(start, buf)
+            else:
+                drive.read(start, buf[:nb << 9])      # the drive's last chunk is short
                 zero(buf[nb << 9:], (k * cb - nb) << 9)
             try:
                 self.log.write(self.data + slot * cb, buf)
@@ -484,19 +488,25 @@ class Engine:
         # the primary as it was at initiate: log where the chunk was copied, else the primary.
         # Neighbouring chunks from the same place are read in one go (index.run): a run of
         # uncopied chunks from the primary, a run of chunks in consecutive log slots from the log.
-        cb = self.chunk_blocks
-        end = lba + (len(mv) >> 9)
-        if self.index.count == 0:
+        index = self.index
+        if index.count == 0:
             self.primary.read(lba, mv)
             return
-        index = self.index
+        cb = self.chunk_blocks
+        end = lba + (len(mv) >> 9)
         last = (end - 1) // cb
         pos = lba
+        table, keys, cap = index.table, index.keys, index.cap
         while pos < end:
             c = pos // cb
-            seg_end = min(end, index.run(c, last) * cb)
-            slot = index.find(c)
-            seg = mv[(pos - lba) << 9:(seg_end - lba) << 9]
+            r = _run(table, keys, cap, c, last)      # (index.run without its tuple)
+            slot = (r & 0x1FFFFFF) - 1
+            seg_end = (r >> 25) * cb
+            if seg_end >= end:
+                seg_end = end
+                seg = mv if pos == lba else mv[(pos - lba) << 9:]
+            else:
+                seg = mv[(pos - lba) << 9:(seg_end - lba) << 9]
             if slot < 0:
                 self.primary.read(pos, seg)
             else:
