@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+from shlex import quote
 from pathlib import Path
 
 import pytest
@@ -68,7 +69,7 @@ def rb(*argv, rc=0):
 
 def test_console_attach_over_tcp(board, tmp_path):
     url = "socket://%s:%d" % tuple(board.console)
-    t = Tmux(tmp_path, "%s console --port %s" % (RAIDBOARD, url))
+    t = Tmux(tmp_path, "%s console --port %s" % (quote(RAIDBOARD), url))
     try:
         s = t.wait_for("MONITOR")
         assert "System drives" in s or "STATUS" in s
@@ -96,7 +97,7 @@ def test_console_attach_over_pty(tmp_path):
     try:
         # the CLI leaves line mode when it is done, so the person finds the menus, not protocol text
         rb("--state", state, "lun", "map", "1/5", "sd0")
-        t = Tmux(tmp_path, "%s console --state %s" % (RAIDBOARD, state))
+        t = Tmux(tmp_path, "%s console --state %s" % (quote(RAIDBOARD), quote(str(state))))
         t.wait_for("MONITOR")
         assert ep["console"] in t.title()
         t.wait_for("P1L5")             # the status screen shows the map the CLI made
@@ -111,7 +112,7 @@ def test_console_attach_over_pty(tmp_path):
 def test_boot_attach_then_detach_stops_the_board(tmp_path):
     state = tmp_path / "state"
     t = Tmux(tmp_path, "%s boot %s %s --console tcp:127.0.0.1:0 --iscsi 127.0.0.1:0,127.0.0.1:0 --attach"
-             % (RAIDBOARD, BOARD, state))
+             % (quote(RAIDBOARD), quote(BOARD), quote(str(state))))
     try:
         t.wait_for("MONITOR")
         assert "socket://127.0.0.1:" in t.title()

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from raidboard import cli, shell
-from test_cli_console import Tmux
+from test_cli_console import Tmux, quote
 
 RAIDBOARD = str(Path(sys.executable).with_name("raidboard"))
 
@@ -75,7 +75,7 @@ def test_completion_uses_board_names(board):
 
 def test_interactive_shell_in_a_terminal(board, tmp_path):
     hist = tmp_path / "history"
-    t = Tmux(tmp_path, "RAIDBOARD_HISTORY=%s %s --port %s shell" % (hist, RAIDBOARD, url(board)))
+    t = Tmux(tmp_path, "RAIDBOARD_HISTORY=%s %s --port %s shell" % (quote(str(hist)), quote(RAIDBOARD), url(board)))
     try:
         t.wait_for("raidboard>")
         assert "connected to DAC960SX" in t.screen()

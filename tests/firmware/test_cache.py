@@ -198,7 +198,7 @@ print("still alive")
 """ % (fw, d, DISK, NAMES, DISK))
     f.close()
     n = 300
-    os.system("%s %s %d > %s/out 2>&1" % (sys.executable, child, n, d))
+    os.system("'%s' '%s' %d > '%s/out' 2>&1" % (sys.executable, child, n, d))
     out = open(d + "/out").read()
     assert "still alive" not in out, out
     acked = open(d + "/acked").read().split()
