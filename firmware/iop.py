@@ -96,13 +96,21 @@ class IOP:
     def _load_states(self):
         path = self.state_dir + "/" + STATE_FILE
         try:
-            f = open(path)
+            f = open(path, "rb")
         except OSError:
             return False
         try:
-            text = f.read()
+            raw = f.read()
         finally:
             f.close()
+        try:
+            text = raw.decode()
+        except UnicodeError:
+            # not the file we write: every slot counts as online (the bad file is kept aside)
+            os.rename(path, path + ".bad")
+            self.problems.append((-1, "%s is not a slot state file (kept as %s.bad): every slot taken as online"
+                                  % (STATE_FILE, STATE_FILE)))
+            return True
         for ln in text.split("\n"):
             ln = ln.strip()
             if not ln or ln[0] == "#":

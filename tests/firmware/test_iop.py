@@ -106,6 +106,23 @@ def test_bad_disk_files_are_reported_not_fatal():
     assert os.stat(d + "/disk-0-1.img")[6] == BLOCKS * 512
 
 
+def test_a_slot_state_file_of_binary_garbage_is_set_aside_not_fatal():
+    d = fresh("garbage")
+    iop = IOP(d, 4, BLOCKS, NAMES)
+    iop.close()
+    os.remove(d + "/disk-1-0.img")
+    junk = bytes([0xFF, 0xFE, 0x00, 0x80]) * 50
+    f = open(d + "/slots.state", "wb")
+    f.write(junk)
+    f.close()
+    iop = IOP(d, 4, BLOCKS, NAMES)
+    assert [iop.state(s) for s in range(4)] == ["online", "online", "removed", "online"]
+    text = "\n".join([p[1] for p in iop.problems])
+    assert "not a slot state file" in text, text
+    assert open(d + "/slots.state.bad", "rb").read() == junk
+    assert "disk-1-0.img" not in os.listdir(d)      # a missing disk is not re-created as blank
+
+
 def test_bad_arguments_are_clear_errors():
     d = fresh("badargs")
     for args in ((4, BLOCKS, ["0:0"]), (1, 0, ["0:0"]), (1, BLOCKS, ["zero"])):
