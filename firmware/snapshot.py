@@ -266,8 +266,13 @@ class Engine:
             self.events.log("error", "LOG SD%d HEADER UNREADABLE: %s" % (self.log_sd, e))
             return
         h = self._hdr
-        if bytes(h[:8]) != HDR_MAGIC or binascii.crc32(memoryview(h)[:32]) != struct.unpack_from("<I", h, 32)[0]:
-            return            # a drive that never was a log drive (or a torn header: no snapshot)
+        if bytes(h[:8]) != HDR_MAGIC:
+            return            # a drive that never was a log drive
+        if binascii.crc32(memoryview(h)[:32]) != struct.unpack_from("<I", h, 32)[0]:
+            # damaged from outside (the header is one sector, written whole): whatever snapshot it
+            # described cannot be trusted, so the backup LUN stays not ready
+            self.events.log("error", "LOG SD%d HEADER DAMAGED: NO SNAPSHOT" % self.log_sd)
+            return
         _, state, prim, cb, gen, sid = struct.unpack_from(HDR, h, 0)
         self.generation, self.snap_id = gen, sid
         if state in (ACTIVE, OVERFLOWED) and cb == self.chunk_blocks:

@@ -197,6 +197,24 @@ def test_a_board_rebooted_with_another_heap_keeps_its_snapshot_or_reports_it_los
     assert read(ctl, 0, 1) == fw.pattern(15, 512)
 
 
+def test_a_damaged_log_header_means_no_snapshot_and_says_so():
+    ctl = fw.boot()
+    write(ctl, 0, fw.pattern(16, 512))
+    fw.run(ctl, PRIMARY, INITIATE)
+    write(ctl, 0, fw.pattern(17, 512))
+    hdr = bytearray(512)
+    ctl.engine.log.read(0, memoryview(hdr))
+    hdr[20] ^= 0x01                                     # the chunk size field, CRC now wrong
+    ctl.engine.log.write(0, memoryview(hdr))
+    ctl = fw.reboot(ctl)
+    assert ctl.command("snapshot_status")["state"] == "IDLE"
+    st, sn, _ = fw.run(ctl, BACKUP, fw.read10(0, 1))
+    assert st == 2 and fw.sense3(sn) == (0x02, 0x04, 0x03)
+    assert any("HEADER DAMAGED" in e["text"] for e in ctl.events.recent(20))
+    assert fw.run(ctl, PRIMARY, INITIATE)[0] == 0       # a new snapshot starts over it
+    assert read(ctl, 0, 1, BACKUP) == fw.pattern(17, 512)
+
+
 def test_terminate_then_initiate_forgets_the_old_exceptions():
     ctl = fw.boot()
     write(ctl, 0, fw.pattern(12, 512))
