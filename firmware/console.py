@@ -4,7 +4,8 @@
 # line. A second TCP client gets one "console in use" line and is disconnected.
 #
 #   desc = await console.start(ctl, "tcp:127.0.0.1:0")   # -> "tcp:127.0.0.1:40123"
-#   desc = await console.start(ctl, "stdio")             # -> "stdio"
+#   desc = await console.start(ctl, "stdio")             # -> "stdio" (fd 0/1, blocking)
+#   desc = await console.start(ctl, "pty")               # -> "pty" (fd 0/1: a non-blocking pty master)
 import sys
 import os
 import time
@@ -163,10 +164,13 @@ class TcpPort:
 
 
 class PtyPort:
-    # fd 0/1 are the master side of a pty made by the host. MicroPython can only do blocking
-    # reads and writes on them, so reads take one byte at a time while poll says more is
-    # waiting, and writes go in small pieces once poll says there is room.
-    def __init__(self):
+    # fd 0/1 are the master side of a pty. The host's `raidboard boot --console pty` hands them
+    # over non-blocking (spec "pty"): a read then takes whatever is waiting, up to the buffer,
+    # and a write what fits. On blocking descriptors (spec "stdio", e.g. a terminal started by
+    # hand) MicroPython's reads wait for the whole count, so reads take one byte at a time while
+    # poll says more is waiting.
+    def __init__(self, nonblocking=False):
+        self.nb = nonblocking
         self.i = sys.stdin.buffer
         self.o = sys.stdout.buffer
         self.pin = select.poll()
@@ -191,16 +195,11 @@ class PtyPort:
         while True:
             yield core._io_queue.queue_read(self.i)
             n = 0
-            cap = len(mv)
             try:
-                while n < cap:
-                    ev = self.pin.poll(0)
-                    if not ev or not (ev[0][1] & select.POLLIN):
-                        break
-                    if self.i.readinto(self.one) != 1:
-                        break
-                    mv[n] = self.one[0]
-                    n += 1
+                if self.nb:
+                    n = self.i.readinto(mv) or 0      # None: nothing waiting after all
+                else:
+                    n = self._read_bytes(mv)
             except OSError:
                 n = -1      # EIO: nobody has the slave side open
             if n > 0:
@@ -211,6 +210,18 @@ class PtyPort:
                 raise Disconnected()
             await asyncio.sleep_ms(250)
 
+    def _read_bytes(self, mv):
+        n = 0
+        while n < len(mv):
+            ev = self.pin.poll(0)
+            if not ev or not (ev[0][1] & select.POLLIN):
+                break
+            if self.i.readinto(self.one) != 1:
+                break
+            mv[n] = self.one[0]
+            n += 1
+        return n
+
     async def write(self, b):
         mv = memoryview(b)
         i, n = 0, len(mv)
@@ -219,12 +230,12 @@ class PtyPort:
             for _, ev in self.pout.poll(0):
                 if ev & (select.POLLHUP | select.POLLERR):
                     raise Disconnected()
-            k = min(PTY_CHUNK, n - i)
             try:
-                self.o.write(mv[i:i + k])
+                k = self.o.write(mv[i:i + min(PTY_CHUNK, n - i)])
             except OSError:
                 raise Disconnected()
-            i += k
+            if k:
+                i += k          # (None: a non-blocking pty had no room after all)
 
     def close(self):
         pass
@@ -507,14 +518,14 @@ def _listen_port(s):
 
 async def start(ctl, spec):
     """Start the console endpoint; returns its description ("tcp:HOST:PORT" with the real port,
-    or "stdio"). Raises ValueError for a bad spec and OSError when it cannot listen."""
+    "stdio" or "pty"). Raises ValueError for a bad spec and OSError when it cannot listen."""
     c = Console(ctl)
-    if spec == "stdio":
-        asyncio.create_task(c.serve_pty(PtyPort()))
-        return "stdio"
+    if spec == "stdio" or spec == "pty":
+        asyncio.create_task(c.serve_pty(PtyPort(nonblocking=spec == "pty")))
+        return spec
     p = spec.split(":")
     if len(p) != 3 or p[0] != "tcp" or not p[2].isdigit() or int(p[2]) > 65535:
-        raise ValueError("console must be 'tcp:HOST:PORT' or 'stdio', not %r" % (spec,))
+        raise ValueError("console must be 'tcp:HOST:PORT', 'stdio' or 'pty', not %r" % (spec,))
     host, port = p[1], int(p[2])
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -365,7 +365,7 @@ class Conn:
             why = "out of memory"
         except Exception as e:   # a bug must cost one connection, never the firmware
             why = "internal error %r" % e
-            sys.print_exception(e)
+            sys.print_exception(e, sys.stderr)
         if self.full:
             self.tgt.log("warn" if why not in ("closed", "reinstated") else "info",
                          "iSCSI port %d: session %s %s" % (self.port, self.iname, why))
@@ -980,7 +980,7 @@ class Conn:
                 self.nexus_for(lun), cdb, data_out,
                 None if big is None else memoryview(big)[_HEAD:_HEAD + XFER])
         except Exception as e:
-            sys.print_exception(e)
+            sys.print_exception(e, sys.stderr)
             self.tgt.log("error", "iSCSI port %d: command 0x%02x failed inside the controller: %r"
                          % (self.port, cdb[0], e))
             status, sense, data_in = 2, _sense(0x04, 0x44, 0), b""

@@ -662,7 +662,7 @@ class Manager:
             except Refused as e:
                 self.finish(op, "FAILED", e.word, e.msg)
             except Exception as e:      # a fault must not stop the scheduler or hide the op
-                sys.print_exception(e)
+                sys.print_exception(e, sys.stderr)
                 self.finish(op, "FAILED", W_NOT_READY, "firmware fault: %r" % e)
         if self.ops and time.ticks_diff(time.ticks_ms(), self.last_save) >= SAVE_MS:
             self.save()
@@ -841,7 +841,7 @@ async def run(ctl):
         try:
             m.step()
         except Exception as e:
-            sys.print_exception(e)
+            sys.print_exception(e, sys.stderr)
         dt = time.ticks_diff(time.ticks_us(), t0)
         rate = min([op.rate for op in m.ops] or [m.rate])
         if rate < 100:

@@ -1,7 +1,8 @@
 # The CPU (FIG. 3): boots the controller from a board definition and runs the asyncio loop that
 # serves the console and the host ports.
 #   micropython -X heapsize=<board heap> firmware/main.py BOARD.json STATE_DIR
-#       [--console tcp:HOST:PORT|stdio] [--iscsi HOST:PORT,HOST:PORT]
+#       [--console tcp:HOST:PORT|stdio|pty] [--iscsi HOST:PORT,HOST:PORT]
+# (pty: fd 0/1 are a pty master the host made non-blocking; stdio: any blocking stdin/stdout)
 # Prints "RAIDBOARD READY {json}" on stdout once every endpoint listens; logs go to stderr.
 import sys
 
@@ -16,7 +17,7 @@ import board as boardmod
 
 def usage(msg):
     print("raidboard firmware: " + msg, file=sys.stderr)
-    print("usage: main.py BOARD.json STATE_DIR [--console tcp:HOST:PORT|stdio] "
+    print("usage: main.py BOARD.json STATE_DIR [--console tcp:HOST:PORT|stdio|pty] "
           "[--iscsi HOST:PORT,HOST:PORT]", file=sys.stderr)
     sys.exit(2)
 

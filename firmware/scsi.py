@@ -104,7 +104,7 @@ class Core:
             return CHECK_CONDITION, sense.fixed(e.key, e.asc, e.ascq, e.info, e.field), b""
         except Exception as e:
             # a firmware fault must not take the board down: report it as a hardware error
-            sys.print_exception(e)
+            sys.print_exception(e, sys.stderr)
             self.ctl.events.log("error", "FIRMWARE FAULT %s: %r" % (bytes(cdb[:1]).hex(), e))
             return CHECK_CONDITION, sense.fixed(sense.HARDWARE_ERROR, 0x44, 0x00), b""
 

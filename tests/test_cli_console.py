@@ -109,6 +109,23 @@ def test_console_attach_over_pty(tmp_path):
         rb("stop", "--state", state)
 
 
+def test_128_kib_each_way_through_the_pty_console(tmp_path):
+    # the line protocol's CDB pass-through carries 128 KiB each way over the pty (hex: 256 KiB of
+    # text), read by the firmware as it arrives rather than a byte at a time
+    state = tmp_path / "state"
+    rb("--json", "boot", BOARD, state, "--console", "pty", "--iscsi", "127.0.0.1:0,127.0.0.1:0", "--detach")
+    try:
+        data = os.urandom(128 * 1024)
+        (tmp_path / "in.bin").write_bytes(data)
+        out = json.loads(rb("--state", state, "--json", "cdb", "0/0", "2A000000001000010000",
+                            "--data-file", tmp_path / "in.bin")[0])
+        assert out["status"] == 0, out
+        rb("--state", state, "cdb", "0/0", "28000000001000010000", "--out", tmp_path / "out.bin")
+        assert (tmp_path / "out.bin").read_bytes() == data
+    finally:
+        rb("stop", "--state", state)
+
+
 def test_boot_attach_then_detach_stops_the_board(tmp_path):
     state = tmp_path / "state"
     t = Tmux(tmp_path, "%s boot %s %s --console tcp:127.0.0.1:0 --iscsi 127.0.0.1:0,127.0.0.1:0 --attach"

@@ -106,7 +106,8 @@ def start(board_path, state, console=None, iscsi=None, ready_timeout=60.0, detac
     if console == "pty":
         master, slave = os.openpty()
         tty.setraw(slave)  # no echo, no line editing: the firmware sees bytes as typed
-        argv += ["--console", "stdio"]
+        os.set_blocking(master, False)    # the firmware reads what is waiting, not a byte at a time
+        argv += ["--console", "pty"]
     elif console:
         if not console.startswith("tcp:"):
             raise BootError("--console %r: use tcp:HOST:PORT or pty" % console)
