@@ -85,9 +85,14 @@ def test_boot_pty_console(tmp_path):
         # several clients one after the other on the same pty
         for _ in range(3):
             rb("--port", ep["console"], "lun", "list")
-        out, _ = rb("boot", BOARD, tmp_path / "s2", "--console", "pty", "--iscsi", "127.0.0.1:0,127.0.0.1:0",
+        # a board definition whose UART is "stdio" gets a pty without being told
+        d = json.loads(Path(BOARD).read_text())
+        d["console"] = "stdio"
+        (tmp_path / "stdio.json").write_text(json.dumps(d))
+        out, _ = rb("boot", tmp_path / "stdio.json", tmp_path / "s2", "--iscsi", "127.0.0.1:0,127.0.0.1:0",
                     "--detach")
         assert "console: /dev/pts/" in out
+        rb("--port", out.split("console: ")[1].split()[0], "lun", "list")
         rb("stop", "-s", tmp_path / "s2")
     finally:
         rb("stop", "--state", state)

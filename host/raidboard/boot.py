@@ -103,6 +103,8 @@ def start(board_path, state, console=None, iscsi=None, ready_timeout=60.0, detac
     argv = [micropython(), "-X", "heapsize=%dK" % (heap_kb or board["heap_kb"]),
             str(firmware_main()), str(Path(board_path).resolve()), str(state.resolve())]
     master = slave = None
+    if console is None and board.get("console") == "stdio":
+        console = "pty"          # a board whose UART is its stdio gets a pty people can open
     if console == "pty":
         master, slave = os.openpty()
         tty.setraw(slave)  # no echo, no line editing: the firmware sees bytes as typed
