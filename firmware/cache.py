@@ -187,12 +187,25 @@ class WriteBackCache:
                     rep["blocks"] += nb
                 except Exception as e:  # DriveError (OFFLINE) or a range that no longer fits
                     rep["errors"].append("journal: system drive %d lba %d+%d not written back: %s" % (no, lba, nb, e))
+            # a kill can cut short the one record being appended, which begins with its magic;
+            # anything else left over is damage
+            torn = size - pos
+            if torn and (torn > HDR + self.spl * SECTOR or not self._starts_a_record(f, pos, torn)):
+                rep["errors"].append("journal: %d bytes from byte %d do not parse (damaged); what they held is lost"
+                                     % (torn, pos))
         finally:
             f.close()
             self.buf.give(slot)
         rep["torn_bytes"] = size - pos
         self._open_journal(True)
         return rep
+
+    def _starts_a_record(self, f, pos, n):
+        # whether the n bytes at pos begin as a record does (its magic, or as much of it as there is)
+        h = self._hdr
+        f.seek(pos)
+        k = f.readinto(memoryview(h)[:min(n, 4)])
+        return bytes(h[:k]) == struct.pack("<I", MAGIC)[:k]
 
     # ---- cache lines
     def _check(self, drive, lba, mv):

@@ -76,10 +76,13 @@ class Controller:
         self._lus = [None] * (nvram.PORTS * nvram.LUNS)
         self._build_drives()
         rep = self.cache.replay({sd: getattr(d, "drive", d) for sd, d in self.drives.items()})
-        if rep["records"] or rep["errors"]:
+        if rep["records"] or rep["errors"] or rep["torn_bytes"]:
             self.events.log("warn" if rep["errors"] else "info",
-                            "WRITE-BACK CACHE REPLAYED: %d records, %d blocks%s" % (
-                                rep["records"], rep["blocks"], "; " + "; ".join(rep["errors"]) if rep["errors"] else ""))
+                            "WRITE-BACK CACHE REPLAYED: %d records, %d blocks%s%s" % (
+                                rep["records"], rep["blocks"],
+                                "; a last record cut short by the stop (never acknowledged) ignored"
+                                if rep["torn_bytes"] and not rep["errors"] else "",
+                                "; " + "; ".join(rep["errors"]) if rep["errors"] else ""))
         self._refresh_status(quiet=True)
         lop.boot(self)            # change tracking and interrupted long operations
 

@@ -286,7 +286,11 @@ class IOP:
         self._if = f
         h = f.read(_IHDR)
         if len(h) != _IHDR or h[0:4] != INTENT_MAGIC:
-            return  # empty, cleared, or torn while first written: nothing in flight
+            if h and h[0:4] not in (INTENT_MAGIC, b"\0\0\0\0"):
+                # neither a record nor cleared (each is one write(2) a kill cannot tear): damage
+                self.problems.append((-1, "%s is damaged: a write the last stop cut short may have left "
+                                      "mirrors or parity disagreeing; run a consistency check" % INTENT_FILE))
+            return  # empty or cleared: nothing in flight
         magic, kind, _, drive, geo, seq, a, b, c, member, plen = struct.unpack_from(INTENT_FMT, h, 0)
         self._iseq = seq
         if plen > INTENT_MAX_PAYLOAD:

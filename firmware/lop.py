@@ -389,12 +389,17 @@ class Manager:
     def _read_state(self):
         try:
             with open(self.path) as f:
-                return json.loads(f.read())
+                st = json.loads(f.read())
         except OSError:
             return None
-        except ValueError as e:
-            self.ctl.events.log("error", "LONG OPERATION STATE UNREADABLE (%s): treated as none" % e)
+        except ValueError as e:            # (UnicodeError too: not text at all)
+            st = e
+        if not (isinstance(st, dict) and isinstance(st.get("ops", []), list)
+                and isinstance(st.get("history", []), list)):
+            self.ctl.events.log("error", "LONG OPERATION STATE UNREADABLE (%s): treated as none"
+                                % (st if isinstance(st, Exception) else "not the file this board writes"))
             return None
+        return st
 
     def save(self):
         st = {"v": 1, "rate": self.rate, "copy_word": self.copy_word, "history": self.history,
@@ -413,9 +418,10 @@ class Manager:
         if not st:
             return
         ctl = self.ctl
-        self.rate = st.get("rate", 100)
-        self.copy_word = st.get("copy_word", W_INVALID)
-        self.history = st.get("history", [])[-HISTORY:]
+        r, w = st.get("rate"), st.get("copy_word")
+        self.rate = r if type(r) is int and 1 <= r <= 100 else 100
+        self.copy_word = w if type(w) is int and 0 <= w <= 0xFFFF else W_INVALID
+        self.history = [h for h in st.get("history", []) if isinstance(h, dict)][-HISTORY:]
         import snapshot
         eng = ctl.engine
         # a copy completed just before the kill, whose snapshot was not yet ended: end it now
@@ -424,6 +430,8 @@ class Manager:
                     and h.get("snap") == eng.snap_id):
                 eng.terminate("copied to SD%d (completed before restart)" % h.get("to", -1))
         for s in st.get("ops", []):
+            if not isinstance(s, dict):
+                continue
             try:
                 op = self._revive(s)
             except Exception as e:     # a drive changed under it: report, never guess

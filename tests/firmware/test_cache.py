@@ -153,7 +153,18 @@ def test_torn_journal_tail_is_ignored():
     assert whole(sd0) == base
     c = WriteBackCache(d + "/wb.journal", buf)
     rep = c.replay([sd0, sd1])
-    assert rep["records"] == 17 and rep["torn_bytes"] == 100, rep
+    assert rep["records"] == 17 and rep["torn_bytes"] == 100 and rep["errors"] == [], rep
+    assert whole(sd0) == image16
+    # garbage after the records is more than a kill can leave: replayed up to it, and reported
+    c.close()
+    f = open(d + "/wb.journal", "wb")
+    f.write(journal[:sizes[16]])
+    f.write(bytes(range(256)) * 256)
+    f.close()
+    c = WriteBackCache(d + "/wb.journal", buf)
+    rep = c.replay([sd0, sd1])
+    assert rep["records"] == 17 and rep["torn_bytes"] == 65536, rep
+    assert len(rep["errors"]) == 1 and "damaged" in rep["errors"][0], rep
     assert whole(sd0) == image16
     # a flipped bit in a record stops the replay there as well
     c.close()

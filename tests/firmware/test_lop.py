@@ -525,12 +525,20 @@ def test_command_table_bad_input_rate_and_progress():
 
 def test_unreadable_state_file_is_reported_not_fatal():
     ctl = setup()
-    with open(ctl.state_dir + "/lop.state", "w") as f:
-        f.write("{not json")
-    ctl = fw.reboot(ctl)
-    lop.boot(ctl)
-    assert any("LONG OPERATION STATE UNREADABLE" in e["text"] for e in ctl.events.recent(10))
-    assert word(ctl, status()) == 0x0105
+    # not JSON, not text, JSON of another shape, and the right shape with nonsense inside
+    for junk in (b"{not json", bytes([0xFF, 0xFE, 0x80]) * 40, b"[1, 2]", b'{"ops": 7}',
+                 b'{"v": 1, "rate": "fast", "copy_word": [], "history": [3, {"op": 1}], "ops": [5, {}]}'):
+        with open(ctl.state_dir + "/lop.state", "wb") as f:
+            f.write(junk)
+        ctl = fw.reboot(ctl)
+        lop.boot(ctl)
+        m = lop._mgr(ctl)
+        assert m.rate == 100, junk
+        if junk.startswith(b'{"v"'):
+            assert any("NOT RESUMED" in e["text"] for e in ctl.events.recent(10)), junk
+        else:
+            assert any("LONG OPERATION STATE UNREADABLE" in e["text"] for e in ctl.events.recent(10)), junk
+            assert word(ctl, status()) == 0x0105
 
 
 def test_initialization_of_a_raid5_with_rows_wider_than_a_buffer_slot():

@@ -343,6 +343,8 @@ def test_record_torn_foreign_or_garbage_is_ignored():
             assert not sd.resync_ok and "does not fit" in sd.resync_note, sd.resync_note
         else:
             assert sd.resync_note is None, sd.resync_note
+        damaged = [p for p in iop.problems if "damaged" in p[1]]
+        assert bool(damaged) == (junk[:4] not in (b"RBIX", bytes(4))), (junk[:4], iop.problems)
         sd.write(0, memoryview(rnd(512)))  # and the drive works on
         iop.close()
 
