@@ -7,7 +7,6 @@ Runs one micropython process (the board's code: iop, raid) that prints `FIG name
 Options (argv): --raid-mib N (bytes moved per figure, default 128), --io-kib N (I/O size, default
 1024), --stripe-kib N (stripe unit, default 64), --small-ops N (small writes per figure, default 6000).
 """
-import os
 import shutil
 import subprocess
 import sys
