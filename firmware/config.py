@@ -347,8 +347,27 @@ def _disk_op(op):
         getattr(ctl.iop, op)(s)
         ctl.events.log("warn", "DISK %s %s" % (ctl.names[s], op.upper() + ("D" if op.endswith("e") else "ED")))
         ctl._refresh_status()
+        if op == "replace":
+            return {"rebuild": lop.auto_rebuild(ctl, s)}     # the drives whose rebuild started
         return {}
     return run
+
+
+def params_get(ctl, args):
+    return {"auto_rebuild": ctl.cfg.auto_rebuild()}
+
+
+def params_set(ctl, args):
+    # controller parameters in NV memory; only those named change
+    for k in args:
+        if k != "auto_rebuild":
+            raise CmdError("BAD_ARGUMENT", "no controller parameter %r (there is: auto_rebuild)" % (k,))
+    if "auto_rebuild" in args:
+        if not isinstance(args["auto_rebuild"], bool):
+            raise CmdError("BAD_ARGUMENT", "auto_rebuild must be true or false")
+        ctl.cfg.set_auto_rebuild(args["auto_rebuild"])
+        ctl.save()
+    return params_get(ctl, args)
 
 
 def events(ctl, args):
@@ -446,7 +465,8 @@ def nvram_dump(ctl, args):
 def status(ctl, args):
     return {"model": ctl.board["model"], "iqn": ctl.iqn, "drives": sd_list(ctl, args)["drives"],
             "luns": lun_list(ctl, args)["map"], "snapshot": ctl.engine.status(),
-            "lops": [op.info() for op in ctl.lops.ops], "events": ctl.events.recent(5)}
+            "lops": [op.info() for op in ctl.lops.ops], "events": ctl.events.recent(5),
+            "params": params_get(ctl, args)}
 
 
 COMMANDS = {
@@ -458,7 +478,7 @@ COMMANDS = {
     "disk_replace": _disk_op("replace"), "events": events, "cdb": cdb,
     "password_set": password_set, "password_check": password_check, "chap_set": chap_set,
     "chap_get": chap_get, "mask_list": mask_list, "mask_set": mask_set, "mask_clear": mask_clear,
-    "nvram_dump": nvram_dump,
+    "nvram_dump": nvram_dump, "params_get": params_get, "params_set": params_set,
     "lop_start": lambda ctl, args: lop.command(ctl, "start", args),
     "lop_status": lambda ctl, args: lop.command(ctl, "status", args),
     "lop_stop": lambda ctl, args: lop.command(ctl, "stop", args),

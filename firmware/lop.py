@@ -712,6 +712,25 @@ def drive_changed(ctl, sd):
         t.drop()
 
 
+def auto_rebuild(ctl, slot):
+    # a disk just replaced in `slot`: the rebuild of each drive it is a member of starts at once
+    # when the controller parameter says so (the DAC960's automatic rebuild; on by default).
+    # -> the system drives whose rebuild started; a drive that cannot rebuild now gets an event
+    if not ctl.cfg.auto_rebuild():
+        return []
+    m = _mgr(ctl)
+    started = []
+    for sd in sorted(ctl.drives):
+        if slot not in _raw(ctl.drives[sd]).slots:
+            continue
+        try:
+            m.start_row(REBUILD, sd, m.rate)
+            started.append(sd)
+        except Refused as e:
+            ctl.events.log("warn", "SD%d: AUTOMATIC REBUILD NOT STARTED: %s" % (sd, e.msg))
+    return started
+
+
 def boot(ctl):
     # install the write hook and resume persisted operations (the controller's boot calls this)
     return _mgr(ctl)

@@ -122,6 +122,10 @@ def _mapped(m, args):
             for e in m.fetch("lun_list").get("map", [])]
 
 
+def _on_off(m, args):
+    return [("ON", {"auto_rebuild": True}), ("OFF", {"auto_rebuild": False})]
+
+
 def _confirm(m, args):
     return [("NO", None), ("YES", {})]
 
@@ -162,6 +166,7 @@ TREE = Menu("MAIN MENU", [
         Action("UNMAP LUN", "lun_unmap", [Step("UNMAP", _mapped)], "LUN UNMAPPED"),
         Action("WRITE POLICY", "sd_policy", [Step("DRIVE", _drives), Step("POLICY", _policy)],
                "POLICY SET"),
+        Action("AUTO REBUILD", "params_set", [Step("AUTO REBUILD", _on_off)], "SETTING SAVED"),
     ], guard=True),
     Menu("ADMINISTRATION", [
         Action("START SNAPSHOT", "snapshot_start", [Step("PRIMARY DRIVE", _drives)], "SNAPSHOT STARTED"),
@@ -285,6 +290,8 @@ class Model:
         elif kind == "disks":
             for d in self.fetch("disk_list").get("disks", []):
                 rows.append(("disk", d))
+            on = self.fetch("params_get").get("auto_rebuild")
+            rows.append(("text", "automatic rebuild of a replaced disk: %s" % ("ON" if on else "OFF")))
         elif kind == "lops":
             for o in self.fetch("lop_status").get("lops", []):
                 rows.append(("lop", o))

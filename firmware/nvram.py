@@ -44,8 +44,9 @@ LUNMAP_OFF = const(MAX_SD * (SDE_LEN + SDX_LEN))
 PW_OFF = const(LUNMAP_OFF + PORTS * LUNS)       # u8 set + sha1 digest (20)
 CHAP_OFF = const(PW_OFF + 21)                    # user (64) + secret (32), NUL padded
 MASK_OFF = const(CHAP_OFF + 96)                  # MASKS x (initiator 224 + u16 bitmap)
-TRACK_OFF = const(MASK_OFF + MASKS * (IQN_LEN + 2))  # 64 bytes for the long-operation/track state
-PAYLOAD_LEN = const(TRACK_OFF + 64)
+PARAMS_OFF = const(MASK_OFF + MASKS * (IQN_LEN + 2))  # 64 bytes of controller parameters
+PAYLOAD_LEN = const(PARAMS_OFF + 64)
+NO_AUTO_REBUILD = const(0x01)   # params byte 0: a replaced disk is not rebuilt by itself
 
 
 class NvramError(Exception):
@@ -93,8 +94,14 @@ class Config:
         self.chap_user = ""
         self.chap_secret = ""
         self.masks = []                                      # [(initiator, bitmap of port*8+lun)]
-        self.track = bytearray(64)                           # owned by the long-operation layer
+        self.params = bytearray(64)                          # controller parameters (zero: defaults)
         self.generation = 0
+
+    def auto_rebuild(self):
+        return not self.params[0] & NO_AUTO_REBUILD
+
+    def set_auto_rebuild(self, on):
+        self.params[0] = (self.params[0] & ~NO_AUTO_REBUILD) | (0 if on else NO_AUTO_REBUILD)
 
     def lun(self, port, lun):
         sd = self.lunmap[port * LUNS + lun]
@@ -106,7 +113,8 @@ class Config:
                 "lun_map": [{"port": i // LUNS, "lun": i % LUNS, "sd": v}
                             for i, v in enumerate(self.lunmap) if v != UNMAPPED],
                 "password_set": self.password is not None, "chap_user": self.chap_user,
-                "masks": [{"initiator": m[0], "bitmap": m[1]} for m in self.masks]}
+                "masks": [{"initiator": m[0], "bitmap": m[1]} for m in self.masks],
+                "auto_rebuild": self.auto_rebuild()}
 
 
 def _str(b):
@@ -138,7 +146,7 @@ def encode(cfg, generation):
         n = name.encode()
         p[off:off + len(n)] = n
         struct.pack_into("<H", p, off + IQN_LEN, bits)
-    p[TRACK_OFF:TRACK_OFF + 64] = cfg.track
+    p[PARAMS_OFF:PARAMS_OFF + 64] = cfg.params
     hdr = bytearray(HDR_LEN)
     struct.pack_into(HDR, hdr, 0, MAGIC, VERSION, 0, generation, 0)
     crc = binascii.crc32(p, binascii.crc32(hdr[:12]))
@@ -183,7 +191,7 @@ def decode(image):
         name = _str(p[off:off + IQN_LEN])
         if name:
             cfg.masks.append((name, struct.unpack_from("<H", p, off + IQN_LEN)[0]))
-    cfg.track[:] = p[TRACK_OFF:TRACK_OFF + 64]
+    cfg.params[:] = p[PARAMS_OFF:PARAMS_OFF + 64]
     return cfg
 
 

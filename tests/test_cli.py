@@ -231,11 +231,22 @@ def test_disk_fail_and_replace(board):
     disks = {x["slot"]: x for x in rbj(board, "disk", "list")["disks"]}
     assert disks[slot]["state"] == "failed"
     assert drives(board)[d["sd"]]["status"] == "CRITICAL"
-    rbj(board, "disk", "replace", slot)
+    out, _ = rb(board, "disk", "replace", slot)
+    assert "automatic rebuild of sd%d started" % d["sd"] in out, out
     disks = {x["slot"]: x for x in rbj(board, "disk", "list")["disks"]}
     assert disks[slot]["state"] != "failed"
     _, err = rb(board, "disk", "fail", "99", rc=1)
     assert "slot" in err
+
+
+def test_automatic_rebuild_setting(board):
+    assert rbj(board, "disk", "autorebuild") == {"auto_rebuild": True}
+    assert "off" in rb(board, "/c0", "set", "autorebuild=off")[0]
+    assert rbj(board, "/c0", "show", "autorebuild") == {"auto_rebuild": False}
+    assert rbj(board, "nvram", "show")["auto_rebuild"] is False
+    rb(board, "disk", "autorebuild", "on")
+    assert rbj(board, "status")["params"] == {"auto_rebuild": True}
+    rb(board, "disk", "autorebuild", "maybe", rc=2)
 
 
 def test_call_raw_command(board):

@@ -158,10 +158,9 @@ def test_rebuild_killed_midway_resumes_and_restores_redundancy(lboard):
     fill(c, 5, size)
     image = digest(c, 0, size)
     b.command("disk_fail", {"slot": 2})
-    b.command("disk_replace", {"slot": 2})
     b.command("lop_start", {"op": "rate", "rate": 5})
-    r = b.command("lop_start", {"op": "rebuild", "sd": 0})
-    assert r["state"] == "RUNNING"
+    assert b.command("disk_replace", {"slot": 2})["rebuild"] == [0]     # automatic rebuild
+    assert b.command("lop_status", {"sd": 0})["lops"][0]["state"] == "RUNNING"
     end = _kill_and_finish(b, "rebuild", 0)
     assert end["state"] == "COMPLETED", end
     assert {d["slot"]: d["state"] for d in b.command("disk_list")["disks"]}[2] == "online"

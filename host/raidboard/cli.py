@@ -351,8 +351,20 @@ def cmd_disk_list(sess, args):
 def cmd_disk_action(sess, args):
     slot = resolve_slot(sess, args.slot)
     r = sess.call("disk_" + args.action, {"slot": slot})
-    out(args, r, "disk slot %d: %s" % (slot, {"fail": "failed", "remove": "removed",
-                                              "replace": "replaced with a new disk"}[args.action]))
+    text = "disk slot %d: %s" % (slot, {"fail": "failed", "remove": "removed",
+                                        "replace": "replaced with a new disk"}[args.action])
+    if r.get("rebuild"):
+        text += "; automatic rebuild of %s started (raidboard lop status --wait)" % \
+            ", ".join("sd%d" % sd for sd in r["rebuild"])
+    out(args, r, text)
+
+
+def cmd_disk_autorebuild(sess, args):
+    if args.setting is None:
+        r = sess.call("params_get")
+    else:
+        r = sess.call("params_set", {"auto_rebuild": args.setting == "on"})
+    out(args, r, "automatic rebuild of a replaced disk: %s" % ("on" if r.get("auto_rebuild") else "off"))
 
 
 def cmd_cdb(sess, args):
@@ -799,12 +811,17 @@ examples:
     c.add_argument("--count", type=int, default=0, metavar="N", help="stop after N samples")
 
     dk = _group(sub, "disk", "physical disks (slots)",
-                "examples:\n  raidboard disk list\n  raidboard disk fail 2\n  raidboard disk replace 0:2\n")
+                "examples:\n  raidboard disk list\n  raidboard disk fail 2\n  raidboard disk replace 0:2\n"
+                "  raidboard disk autorebuild off\n")
     P(dk, "list", "list disk slots", func=cmd_disk_list)
-    for act, h in (("fail", "fail a disk"), ("remove", "remove a disk"), ("replace", "put in a new disk")):
+    for act, h in (("fail", "fail a disk"), ("remove", "remove a disk"),
+                   ("replace", "put in a new disk (its drive rebuilds onto it when automatic rebuild is on)")):
         c = P(dk, act, h, func=cmd_disk_action)
         c.add_argument("slot", help="slot index or channel:target")
         c.set_defaults(action=act)
+    c = P(dk, "autorebuild", "show or set whether a replaced disk is rebuilt at once (NV memory; default on)",
+          func=cmd_disk_autorebuild)
+    c.add_argument("setting", nargs="?", choices=("on", "off"))
 
     c = P(sub, "cdb", "send a raw SCSI CDB to PORT/LUN", func=cmd_cdb, epilog="""\
 examples:
@@ -895,8 +912,12 @@ def storcli(argv):
     verb = rest[0].lower() if rest else "show"
     tail = rest[1:]
     if len(parts) == 1:
+        if verb == "show" and tail[:1] == ["autorebuild"]:
+            return pre + ["disk", "autorebuild"] + tail[1:]
         if verb == "show":
             return pre + ["status"] + tail
+        if verb == "set" and tail and tail[0].lower() in ("autorebuild=on", "autorebuild=off"):
+            return pre + ["disk", "autorebuild", tail[0].split("=")[1].lower()] + tail[1:]
     elif parts[1] in ("vall",) and verb == "show":
         return pre + ["sd", "list"] + tail
     elif parts[1].startswith("v") and parts[1][1:].isdigit():
@@ -926,6 +947,7 @@ def storcli(argv):
         if verb in ("unmap", "del", "delete"):
             return pre + ["lun", "unmap", pl] + tail
     raise UsageError("%s %s: not understood; StorCLI-style paths are /c0 show, /c0/vall show, "
+                     "/c0 show autorebuild, /c0 set autorebuild=on|off, "
                      "/c0/vN show|del|set wrcache=wb|wt, /c0/eall/sall show, /c0/eC/sT fail|remove|replace, "
                      "/c0/pP/lL map sdN|unmap" % (path, verb))
 

@@ -4,7 +4,7 @@ The host never imports firmware code: this is an independent CPython reading of 
 format, so a dump is also a check of the firmware's writer. An NV memory file holds two banks
 (bank A at offset 0, bank B at half the file); each bank is a header (magic "RBNV", version,
 generation, CRC32) and the payload: eight system drive entries (the seed's S_D_E plus an
-extension), the LUN map, the password, CHAP, LUN masks and the long-operation track. The bank
+extension), the LUN map, the password, CHAP, LUN masks and the controller parameters. The bank
 with a valid CRC and the higher generation is the current image. A file of one bank (a factory
 image) decodes too.
 """
@@ -27,9 +27,10 @@ PW_OFF = LUNMAP_OFF + PORTS * LUNS  # u8 "set" + 20-byte SHA-1 digest
 CHAP_OFF = PW_OFF + 21              # user 64 + secret 32, NUL padded
 MASKS, IQN_LEN = 8, 224
 MASK_OFF = CHAP_OFF + 96            # MASKS x (initiator name, u16 bitmap of port*8+lun)
-TRACK_OFF = MASK_OFF + MASKS * (IQN_LEN + 2)
-TRACK_LEN = 64
-PAYLOAD_LEN = TRACK_OFF + TRACK_LEN
+PARAMS_OFF = MASK_OFF + MASKS * (IQN_LEN + 2)
+PARAMS_LEN = 64
+PAYLOAD_LEN = PARAMS_OFF + PARAMS_LEN
+NO_AUTO_REBUILD = 0x01             # params byte 0
 BANK_MIN = HEADER.size + PAYLOAD_LEN
 UNMAPPED = 0xFF
 
@@ -90,13 +91,13 @@ def decode_bank(bank):
             bits = struct.unpack_from("<H", payload, off + IQN_LEN)[0]
             masks.append({"initiator": name, "bitmap": bits,
                           "luns": [[b // LUNS, b % LUNS] for b in range(16) if bits >> b & 1]})
-    track = payload[TRACK_OFF:TRACK_OFF + TRACK_LEN]
+    params = payload[PARAMS_OFF:PARAMS_OFF + PARAMS_LEN]
     return {"magic": magic.decode("latin-1"), "version": version, "generation": generation,
             "crc32": "0x%08X" % crc, "system_drives": drives, "lun_map": lunmap,
             "password_set": bool(payload[PW_OFF]),
             "chap_user": _cstr(payload[CHAP_OFF:CHAP_OFF + 64]),
             "chap_secret_set": bool(payload[CHAP_OFF + 64]),
-            "masks": masks, "track": track.hex() if any(track) else ""}
+            "masks": masks, "auto_rebuild": not params[0] & NO_AUTO_REBUILD}
 
 
 def dump(image):
@@ -164,6 +165,5 @@ def text(d):
     lines.append("CHAP: %s" % (("user %s" % im["chap_user"]) if im["chap_user"] else "none"))
     for m in im["masks"]:
         lines.append("mask: %s -> %s" % (m["initiator"], " ".join("%d/%d" % tuple(x) for x in m["luns"]) or "no LUNs"))
-    if im["track"]:
-        lines.append("long-operation track: %s" % im["track"])
+    lines.append("automatic rebuild: %s" % ("on" if im["auto_rebuild"] else "off"))
     return "\n".join(lines)

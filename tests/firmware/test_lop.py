@@ -362,8 +362,9 @@ def test_rebuild_after_replacement_restores_redundancy():
     fill(ctl, 11)
     blocks = ctl.drives[0].blocks
     ctl.command("disk_fail", {"slot": 1})
-    ctl.command("disk_replace", {"slot": 1})
-    assert ctl.drives[0].status() == raid.CRITICAL
+    ctl.command("params_set", {"auto_rebuild": False})
+    assert ctl.command("disk_replace", {"slot": 1})["rebuild"] == []
+    assert ctl.drives[0].status() == raid.CRITICAL and not ctl.lops.ops
     r = ctl.command("lop_start", {"op": "rebuild", "sd": 0})
     assert r["state"] == "RUNNING"
     n = 0
@@ -474,11 +475,40 @@ def test_initialization_zeroes_and_guards_host_writes_ahead_of_it():
     assert ctl.command("lop_status", {"sd": 2})["lops"][0]["state"] == "COMPLETED"
 
 
+def test_a_replaced_disk_is_rebuilt_automatically_unless_turned_off():
+    ctl = setup(dst_raid=None)
+    fill(ctl, 12)
+    blocks = ctl.drives[0].blocks
+    expect = digest(ctl, PRIMARY, blocks)
+    assert ctl.command("params_get", {}) == {"auto_rebuild": True}       # the default
+    ctl.command("disk_fail", {"slot": 2})
+    assert ctl.command("disk_replace", {"slot": 2})["rebuild"] == [0]
+    assert ctl.command("lop_status", {"sd": 0})["lops"][0]["op"] == "rebuild"
+    lop.finish_all(ctl)
+    assert ctl.iop.state(2) == "online" and ctl.drives[0].status() == raid.ONLINE
+    ctl.command("disk_fail", {"slot": 0})                                 # a different member
+    assert digest(ctl, PRIMARY, blocks) == expect
+    # off (kept in NV memory across a restart): the replaced disk waits for a rebuild by hand
+    assert ctl.command("params_set", {"auto_rebuild": False}) == {"auto_rebuild": False}
+    ctl = fw.reboot(ctl)
+    lop.boot(ctl)
+    assert ctl.command("params_get", {}) == {"auto_rebuild": False}
+    assert ctl.command("disk_replace", {"slot": 0})["rebuild"] == []
+    assert not ctl.lops.ops and ctl.iop.state(0) == "rebuild"
+    # on, but the drive is busy with another operation: the event log says why it did not start
+    ctl.command("params_set", {"auto_rebuild": True})
+    ctl.command("lop_start", {"op": "rebuild", "sd": 0})
+    ctl.command("disk_fail", {"slot": 3})
+    ctl.command("disk_replace", {"slot": 3})
+    assert any("AUTOMATIC REBUILD NOT STARTED" in e["text"] for e in ctl.events.recent(10))
+    for bad in ({"auto_rebuild": 1}, {"autorebuild": True}):
+        assert refusal(ctl, "params_set", bad) == "BAD_ARGUMENT"
+
+
 def test_table2_rows_with_the_real_operations():
     ctl = setup(dst_raid=None)
     ctl.command("disk_fail", {"slot": 0})
-    ctl.command("disk_replace", {"slot": 0})
-    ctl.command("lop_start", {"op": "rebuild", "sd": 0})
+    ctl.command("disk_replace", {"slot": 0})            # the rebuild starts by itself
     lop.step(ctl)
     st, sn, _ = fw.run(ctl, PRIMARY, INITIATE)
     assert st == 2 and fw.sense3(sn) == (0x09, 0x81, 0x06)

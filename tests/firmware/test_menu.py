@@ -200,6 +200,17 @@ def test_disk_fail_and_replace():
     assert lines(m) == ("DONE", "DISK REPLACED"), lines(m)
 
 
+def test_automatic_rebuild_setting_in_menus():
+    m = model()
+    goto(m, "CONFIGURATION", "AUTO REBUILD")
+    choose(m, "OFF")
+    assert lines(m) == ("DONE", "SETTING SAVED"), lines(m)
+    assert not m.ctl.cfg.auto_rebuild()
+    home(m)
+    goto(m, "DISKS", "DISK LIST")
+    assert any("automatic rebuild of a replaced disk: OFF" in str(r[1]) for r in m.rows), m.rows
+
+
 def test_create_and_delete_drive_in_menus():
     m = model()
     ctl = m.ctl
