@@ -266,6 +266,9 @@ class SystemDrive:
         pos = lba
         end = lba + cnt
         mo = 0
+        # every member online and no mirror to choose from: each unit is one IOP read
+        direct = self._bad < 0 and not self.mirror
+        iop, slots, starts = self.iop, self.slots, self.starts
         while pos < end:
             row = pos // RB
             w = pos - row * RB
@@ -274,7 +277,15 @@ class SystemDrive:
             L = U - off
             if L > end - pos:
                 L = end - pos
-            self._read_unit(row, k, off, mv[mo:mo + L * SECTOR])
+            seg = mv[mo:mo + L * SECTOR]
+            if direct:
+                m = self._dm(row, k)
+                try:
+                    iop.read(slots[m], starts[m] + row * U + off, seg)
+                except DiskError:
+                    self._read_unit(row, k, off, seg)     # reconstructs, or says OFFLINE
+            else:
+                self._read_unit(row, k, off, seg)
             pos += L
             mo += L * SECTOR
 

@@ -359,3 +359,35 @@ def test_disk_io_error_drops_the_member_and_raid1_carries_on():
     read_all(sd, ref)
     assert iop.state(0) == "failed"
     assert sd.status() == "CRITICAL"
+
+
+def test_a_member_whose_file_fails_during_a_long_read():
+    # a member disk file that shrinks under the board: the read in progress drops it and goes on
+    # (RAID 5: the unit is reconstructed from the others; RAID 0: the drive is OFFLINE, an error)
+    for level, n, name in ((raid.RAID5, 4, "shrink5"), (raid.RAID0, 3, "shrink0")):
+        d, iop = fresh(name)
+        sd = SystemDrive(0, level, [(i, 0, DISK) for i in range(n)], S, iop)
+        ref = rnd(sd.blocks * 512)
+        sd.write(0, memoryview(ref))
+        _truncate(iop.paths[1], 4096)     # member 1 keeps only its first unit
+        got = bytearray(sd.blocks * 512)
+        if level == raid.RAID5:
+            sd.read(0, memoryview(got))
+            assert got == ref and iop.state(1) == "failed" and sd.status() == raid.CRITICAL
+        else:
+            try:
+                sd.read(0, memoryview(got))
+                raise AssertionError("a RAID 0 read past a failed member returned data")
+            except DriveError as e:
+                assert e.kind == "offline" and iop.state(1) == "failed"
+        iop.close()
+
+
+def _truncate(path, size):
+    # MicroPython's os has no truncate: rewrite the file with its first `size` bytes
+    f = open(path, "rb")
+    head = f.read(size)
+    f.close()
+    f = open(path, "wb")
+    f.write(head)
+    f.close()
