@@ -392,14 +392,15 @@ class Engine:
                 continue
             e = min(e, c + self.run_max)
             slot = self.next_slot
-            keep = self._copy_run(drive, c, e - c, first == last)
+            # a run that is the whole write keeps its old data for the write below
+            keep = self._copy_run(drive, c, e - c, c == first and e == last + 1)
             # a run cut short by a full log: the next chunk finds the log full and overflows
             c += max(1, self.next_slot - slot)
         if keep < 0:
             drive.write(lba, mv)
             return
-        # a write inside one chunk just copied: its old data is in the buffer, and RAID 3/5 reuse
-        # it for the read-modify-write instead of reading it again
+        # a write whose chunks were just copied in one run: its old data is in the buffer, and
+        # RAID 3/5 reuse it for the read-modify-write instead of reading it again
         try:
             off = (lba - first * cb) << 9
             drive.write(lba, mv, self.buffer.span(keep, self._kept)[off:off + len(mv)])
@@ -410,7 +411,8 @@ class Engine:
         # copy chunks c..c+k-1 to the next k log slots (contiguous on the log): one read of their
         # old data, one log write, then their index records, through a span of adjacent buffer
         # slots (a shorter run when the buffer has no span long enough). -> the first buffer slot
-        # holding the data if `keep` and k == 1 (self._kept slots), else -1
+        # holding the data if `keep` and all k chunks were copied (self._kept slots), else -1
+        want = k
         slot = self.next_slot
         if slot + k > self.max_slots:
             k = self.max_slots - slot
@@ -450,7 +452,7 @@ class Engine:
         if self.next_slot >= self._warn_at:
             self._next_warning()
             self.events.log("warn", "LOG DRIVE %d%% FULL" % USAGE_EVENTS[self._warned - 1])
-        if keep and k == 1:
+        if keep and k == want:
             self._kept = n
             return b
         self.buffer.give_span(b, n)
