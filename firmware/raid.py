@@ -439,8 +439,12 @@ class SystemDrive:
         if nblk == nd * U:
             # full stripe: parity from the new data alone, no reads
             ub = U * SECTOR
-            P[0:ub] = src[0:ub]
-            for k in range(1, nd):
+            xor.xor_of(P, src[0:ub], src[ub:2 * ub], ub)        # nd >= 2 for RAID 3/5
+            k = 2
+            while k + 1 < nd:                                   # the rest two at a time
+                xor.xor_into2(P, src[k * ub:(k + 1) * ub], src[(k + 1) * ub:(k + 2) * ub], ub)
+                k += 2
+            if k < nd:
                 xor.xor_into(P, src[k * ub:(k + 1) * ub], ub)
             self._put_data(row, k0, off0, k1, e1, src)
             self._put(pm, base, P[0:ub])

@@ -5,6 +5,32 @@ import micropython
 
 
 @micropython.viper
+def xor_of(dst: ptr32, a: ptr32, b: ptr32, nbytes: int):
+    # dst = a ^ b over nbytes (one pass: no copy of a first)
+    n = nbytes >> 2
+    i = 0
+    while i < n:
+        dst[i] = a[i] ^ b[i]
+        dst[i + 1] = a[i + 1] ^ b[i + 1]
+        dst[i + 2] = a[i + 2] ^ b[i + 2]
+        dst[i + 3] = a[i + 3] ^ b[i + 3]
+        i += 4
+
+
+@micropython.viper
+def xor_into2(dst: ptr32, a: ptr32, b: ptr32, nbytes: int):
+    # dst ^= a ^ b over nbytes: two sources in one pass over dst
+    n = nbytes >> 2
+    i = 0
+    while i < n:
+        dst[i] ^= a[i] ^ b[i]
+        dst[i + 1] ^= a[i + 1] ^ b[i + 1]
+        dst[i + 2] ^= a[i + 2] ^ b[i + 2]
+        dst[i + 3] ^= a[i + 3] ^ b[i + 3]
+        i += 4
+
+
+@micropython.viper
 def xor_into(dst: ptr32, src: ptr32, nbytes: int):
     # dst ^= src over nbytes
     n = nbytes >> 2

@@ -226,6 +226,11 @@ def test_raid5_five_disks():
     property_run("raid5w", raid.RAID5, 5)
 
 
+def test_raid3_six_disks():
+    # five data units a row: full-stripe parity folds sources two at a time and then the last one
+    property_run("raid3x", raid.RAID3, 6)
+
+
 def test_raid01():
     property_run("raid01", raid.RAID6, 4)
 
