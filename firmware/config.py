@@ -7,7 +7,12 @@ import nvram
 import raid
 import snapshot
 import xor
+from micropython import const
 from controller import CmdError
+
+SEEK_DATA = const(3)      # lseek(2) whence values on Linux
+SEEK_HOLE = const(4)
+ENXIO = const(6)
 
 STRIPE_KB = (8, 16, 32, 64, 128, 256)
 LEVELS = {"0": 0, "1": 1, "3": 3, "5": 5, "6": 6, "7": 7, "JBOD": 7, "RAID0": 0, "RAID1": 1,
@@ -182,8 +187,10 @@ def sd_create(ctl, args):
 
 
 def _zero_extents(ctl, members):
-    # a new drive starts zeroed, so parity and mirrors agree from the first read; blocks that read
-    # as zeros already (never written: sparse) are left alone, so disk files stay sparse
+    # a new drive starts zeroed, so parity and mirrors agree from the first read. Only what the
+    # disk files hold data for is read (holes read as zeros: never written), and of that only
+    # blocks that are not zero already are written, so disk files stay sparse and creating a drive
+    # on new disks takes no time
     b = ctl.buffer.take()
     if b < 0:
         raise CmdError("BUSY", "the controller buffer is full; try again")
@@ -191,17 +198,45 @@ def _zero_extents(ctl, members):
         buf = ctl.buffer.view(b)
         n = len(buf) >> 9
         for s, a, cnt in members:
-            pos = a
-            while pos < a + cnt:
-                k = min(n, a + cnt - pos)
-                mv = buf[:k << 9]
-                ctl.iop.read(s, pos, mv)
-                if xor.nonzero_sectors(mv, len(mv)):
-                    xor.zero(mv, len(mv))
-                    ctl.iop.write(s, pos, mv)
-                pos += k
+            for pos, end in _data_regions(ctl.iop.paths[s], a, a + cnt):
+                while pos < end:
+                    k = min(n, end - pos)
+                    mv = buf[:k << 9]
+                    ctl.iop.read(s, pos, mv)
+                    if xor.nonzero_sectors(mv, len(mv)):
+                        xor.zero(mv, len(mv))
+                        ctl.iop.write(s, pos, mv)
+                    pos += k
     finally:
         ctl.buffer.give(b)
+
+
+def _data_regions(path, a, end):
+    # [(first, end)] block ranges within a..end that the file holds data for (lseek SEEK_DATA and
+    # SEEK_HOLE, on a handle of our own: the IOP's file positions stay as they are); the whole
+    # range where the file system cannot tell
+    out = []
+    try:
+        f = open(path, "rb")
+    except OSError:
+        return [(a, end)]
+    try:
+        pos = a << 9
+        while pos < end << 9:
+            try:
+                d = f.seek(pos, SEEK_DATA)
+            except OSError as e:
+                if e.errno == ENXIO:
+                    break                    # no data after pos
+                return [(a, end)]
+            if d >= end << 9:
+                break
+            h = f.seek(d, SEEK_HOLE)
+            out.append((d >> 9, min((h + 511) >> 9, end)))
+            pos = h
+    finally:
+        f.close()
+    return out
 
 
 def sd_delete(ctl, args):

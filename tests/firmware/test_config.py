@@ -32,6 +32,34 @@ def test_create_at_every_level_and_survive_reboot():
     assert d[4]["members"][0]["start"] >= d[2]["members"][0]["start"] + d[2]["members"][0]["blocks"]
 
 
+def test_a_new_drive_reads_zeros_over_old_data_and_leaves_holes_alone():
+    import os
+    ctl = fw.boot(b=fw.small_board(slots=10))
+    ctl.command("sd_create", {"raid": 5, "slots": [6, 7, 8], "mb": 8, "sd": 2})
+    ctl.command("lun_map", {"port": 0, "lun": 2, "sd": 2})
+    # old data where the next drive will be: a whole region, a lone block, a page's tail
+    ctl.command("lun_unmap", {"port": 0, "lun": 2})
+    ctl.command("sd_delete", {"sd": 2})
+    for slot, lba, n in ((6, 0, 64), (6, 3000, 1), (7, 4095, 1), (8, 777, 9)):
+        f = open(ctl.iop.paths[slot], "r+b")
+        f.seek(lba * 512)
+        f.write(b"\xa5" * (n * 512))
+        f.close()
+    ctl.command("sd_create", {"raid": 5, "slots": [6, 7, 8], "mb": 8, "sd": 2})
+    ctl.command("lun_map", {"port": 0, "lun": 2, "sd": 2})
+    blocks = ctl.drives[2].blocks
+    for lba in range(0, blocks, 2048):
+        st, sn, d = fw.run(ctl, 2, fw.read10(lba, min(2048, blocks - lba)))
+        assert st == 0 and d == bytes(len(d)), lba
+    # parity agrees: with a member gone the drive still reads zeros
+    ctl.command("disk_fail", {"slot": 6})
+    st, sn, d = fw.run(ctl, 2, fw.read10(0, 2048))
+    assert st == 0 and d == bytes(len(d))
+    # the disks stayed sparse: only the blocks that held data were written
+    assert os.stat(ctl.iop.paths[7])[6] == ctl.iop.disk_blocks * 512
+    assert os.system("test $(du -k '%s' | cut -f1) -lt 64" % ctl.iop.paths[7]) == 0
+
+
 def test_create_refusals():
     ctl = board8()
     refused(ctl, "sd_create", {"raid": 5, "slots": [6, 7]}, "BAD_LEVEL", ["RAID5 needs at least 3 disks"])
