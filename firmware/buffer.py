@@ -56,7 +56,7 @@ class Buffer:
         self._event = asyncio.Event()
 
     def take(self):
-        # the lowest free slot: the one most recently given back is reused first when it is lowest
+        # the lowest free slot (a few low slots, reused, stay warm in the CPU's cache)
         if not self.free:
             return -1
         i = _find(self._used, self.slots, 1) >> 24

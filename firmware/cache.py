@@ -155,6 +155,7 @@ class WriteBackCache:
         v = self.buf.view(slot)
         h = self._hdr
         pos = 0
+        told = False              # the reason the replay stopped is already in the report
         try:
             while pos + HDR <= size:
                 if f.readinto(h) != HDR:
@@ -166,6 +167,7 @@ class WriteBackCache:
                 if nb > self.spl:
                     rep["errors"].append("journal: record of %d blocks at byte %d is larger than a buffer slot "
                                          "(was the board's buffer changed?): replay stops there" % (nb, pos))
+                    told = True
                     break
                 seg = v[0:nb * SECTOR]
                 if f.readinto(seg) != nb * SECTOR:
@@ -190,7 +192,7 @@ class WriteBackCache:
             # a kill can cut short the one record being appended, which begins with its magic;
             # anything else left over is damage
             torn = size - pos
-            if torn and (torn > HDR + self.spl * SECTOR or not self._starts_a_record(f, pos, torn)):
+            if torn and not told and (torn > HDR + self.spl * SECTOR or not self._starts_a_record(f, pos, torn)):
                 rep["errors"].append("journal: %d bytes from byte %d do not parse (damaged); what they held is lost"
                                      % (torn, pos))
         finally:
