@@ -178,6 +178,19 @@ def test_torn_journal_tail_is_ignored():
     assert rep["records"] == 4 and rep["torn_bytes"] == sizes[5] - sizes[3], rep
 
 
+def test_a_board_with_smaller_buffer_slots_stops_the_replay_and_says_why_once():
+    d, iop, sd0, sd1, buf = board("shrunk", slots=8, slot_bytes=4096)
+    c = WriteBackCache(d + "/wb.journal", buf)
+    c.replay([sd0, sd1])
+    c.write(sd0, 0, memoryview(rnd(512)))
+    c.write(sd0, 64, memoryview(rnd(4096)))          # a record of 8 blocks
+    c.close()
+    d, iop, sd0, sd1, buf = board("shrunk", slots=8, slot_bytes=1024)
+    rep = WriteBackCache(d + "/wb.journal", buf).replay([sd0, sd1])
+    assert rep["records"] == 1 and len(rep["errors"]) == 1, rep
+    assert "larger than a buffer slot" in rep["errors"][0], rep
+
+
 def test_acknowledged_writes_survive_kill_9():
     d = TMP + "/kill9"
     os.mkdir(d)
