@@ -267,6 +267,8 @@ class Controller:
             if lu.kind == scsi.BACKUP:
                 self.engine.read_backup(lba, mv)
             else:
+                if self.lops.ops:
+                    lop.check_read(self, lu.sd, lba, len(mv) >> 9)
                 self.drives[lu.sd].read(lba, mv)
         except (raid.DriveError, iopmod.DiskError) as e:
             raise self._io_error(e, lba)

@@ -712,6 +712,14 @@ def drive_changed(ctl, sd):
         t.drop()
 
 
+def check_read(ctl, sd, lba, n):
+    # a host read of blocks a running initialization has not zeroed yet: not ready (format in
+    # progress), never the old data it is about to erase
+    for op in ctl.lops.ops:
+        if op.kind == INIT and op.sd == sd and lba + n > op.pos:
+            raise ScsiError(sense.NOT_READY, 0x04, 0x04)
+
+
 def auto_rebuild(ctl, slot):
     # a disk just replaced in `slot`: the rebuild of each drive it is a member of starts at once
     # when the controller parameter says so (the DAC960's automatic rebuild; on by default).

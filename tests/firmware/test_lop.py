@@ -453,16 +453,20 @@ def test_check_of_a_critical_drive_is_refused_and_a_member_lost_midway_fails_it(
     assert ctl.command("lop_status", {"sd": 0})["lops"][0]["state"] == "FAILED"
 
 
-def test_initialization_zeroes_and_guards_host_writes_ahead_of_it():
+def test_initialization_zeroes_and_guards_host_io_ahead_of_it():
     ctl = setup()
     fill(ctl, 15, lun=DEST)
     blocks = ctl.drives[2].blocks
     ctl.command("lop_start", {"op": "init", "sd": 2})
-    st, sn, _ = fw.run(ctl, DEST, fw.write10(blocks - 8, 1), bytes(512))
-    assert st == 2 and fw.sense3(sn) == (0x02, 0x04, 0x04)       # not ready, format in progress
+    # ahead of the zeroing, reads and writes: not ready, format in progress (never the old data)
+    for c, data in ((fw.write10(blocks - 8, 1), bytes(512)), (fw.read10(blocks - 8, 1), None)):
+        st, sn, _ = fw.run(ctl, DEST, c, data)
+        assert st == 2 and fw.sense3(sn) == (0x02, 0x04, 0x04), c
     for i in range(4):
         lop.step(ctl)
     write(ctl, 0, fw.pattern(16, 512), DEST)                      # behind the zeroing: accepted
+    st, sn, got = fw.run(ctl, DEST, fw.read10(0, 1))
+    assert st == 0 and got == fw.pattern(16, 512)
     lop.finish_all(ctl)
     lba = 0
     while lba < blocks:
