@@ -386,8 +386,9 @@ class Engine:
         keep = -1
         c = first
         while c <= last and self.state == ACTIVE:
-            e, slot = index.run(c, last)
-            if slot >= 0:
+            r = _run(index.table, index.keys, index.cap, c, last)     # (index.run without its tuple)
+            e = r >> 25
+            if r & 0x1FFFFFF:
                 c = e                        # already copied: the log keeps what it has
                 continue
             e = min(e, c + self.run_max)

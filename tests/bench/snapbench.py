@@ -19,7 +19,7 @@ INITIATE = bytes((0x20, 0, 0x60, 0, 0, 0, 0, 0, 0, 0))
 TERMINATE = bytes((0x20, 0, 0x61, 0, 0, 0, 0, 0, 0, 0))
 NEX = ("iqn.bench", 0, 0)
 n_boards = [0]
-ROUNDS = 9          # each figure is the best of this many interleaved rounds (the machine is noisy)
+ROUNDS = 15         # each figure is the best of this many interleaved rounds (the machine is noisy)
 
 
 def emit(name, value, unit):
