@@ -14,7 +14,7 @@ SEEK_DATA = const(3)      # lseek(2) whence values on Linux
 SEEK_HOLE = const(4)
 ENXIO = const(6)
 
-STRIPE_KB = (8, 16, 32, 64, 128, 256)
+STRIPE_KB = nvram.STRIPE_KB
 LEVELS = {"0": 0, "1": 1, "3": 3, "5": 5, "6": 6, "7": 7, "JBOD": 7, "RAID0": 0, "RAID1": 1,
           "RAID3": 3, "RAID5": 5, "RAID6": 6, "RAID0+1": 6, "RAID10": 6}
 

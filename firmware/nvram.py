@@ -117,10 +117,36 @@ class Config:
                 "auto_rebuild": self.auto_rebuild()}
 
 
-def _str(b):
+STRIPE_KB = (8, 16, 32, 64, 128, 256)
+CHUNK_KB = (0, 4, 8, 16, 32, 64, 128, 256)        # 0: the default chunk size
+LEVELS = (RAID0, RAID1, RAID3, RAID5, RAID6, NORAID)
+
+
+def _str(b, what):
     b = bytes(b)
     n = b.find(b"\0")
-    return (b if n < 0 else b[:n]).decode()
+    try:
+        return (b if n < 0 else b[:n]).decode()
+    except UnicodeError:
+        raise NvramError("%s is not text" % what)
+
+
+def _check_sd(i, e):
+    # a bank with a valid CRC can still hold fields this firmware never writes (another writer,
+    # tampering): each is named rather than trusted
+    why = None
+    if e.raid & RAID_MASK not in LEVELS or e.raid & 0x30:
+        why = "raid byte 0x%02X (a level of 0, 1, 3, 5, 6, 7 plus LOG 0x40 / WB_MSK 0x80)" % e.raid
+    elif e.status not in STATUS_NAMES:
+        why = "status 0x%02X" % e.status
+    elif e.stripe_kb not in STRIPE_KB:
+        why = "stripe of %d KiB (one of %s)" % (e.stripe_kb, STRIPE_KB)
+    elif e.chunk_kb not in CHUNK_KB:
+        why = "chunk of %d KiB (one of %s)" % (e.chunk_kb, CHUNK_KB)
+    elif not e.blocks:
+        why = "capacity of 0 blocks"
+    if why:
+        raise NvramError("system drive %d: %s" % (i, why))
 
 
 def encode(cfg, generation):
@@ -181,14 +207,19 @@ def decode(image):
             vd.append((ch, tg, start, blocks))
         blocks, stripe_kb, chunk_kb, _ = struct.unpack_from(SDX, p, off + SDE_LEN)
         cfg.sd[i] = SystemDriveEntry(raid, vd, blocks, stripe_kb, chunk_kb, status, aff)
+        _check_sd(i, cfg.sd[i])
     cfg.lunmap[:] = p[LUNMAP_OFF:PW_OFF]
+    for i, sd in enumerate(cfg.lunmap):
+        if sd != UNMAPPED and sd >= MAX_SD:      # (a drive not defined: the LUN is not presented)
+            raise NvramError("LUN map: port %d LUN %d names system drive %d (there are 0..%d)"
+                             % (i // LUNS, i % LUNS, sd, MAX_SD - 1))
     if p[PW_OFF]:
         cfg.password = bytes(p[PW_OFF + 1:PW_OFF + 21])
-    cfg.chap_user = _str(p[CHAP_OFF:CHAP_OFF + 64])
-    cfg.chap_secret = _str(p[CHAP_OFF + 64:CHAP_OFF + 96])
+    cfg.chap_user = _str(p[CHAP_OFF:CHAP_OFF + 64], "the CHAP user")
+    cfg.chap_secret = _str(p[CHAP_OFF + 64:CHAP_OFF + 96], "the CHAP secret")
     for i in range(MASKS):
         off = MASK_OFF + i * (IQN_LEN + 2)
-        name = _str(p[off:off + IQN_LEN])
+        name = _str(p[off:off + IQN_LEN], "LUN mask %d's initiator name" % i)
         if name:
             cfg.masks.append((name, struct.unpack_from("<H", p, off + IQN_LEN)[0]))
     cfg.params[:] = p[PARAMS_OFF:PARAMS_OFF + 64]

@@ -119,3 +119,46 @@ def test_lop_commands(board):
     out, err = rb(board, "lop", "start", "check", "sd0", "--wait", "--interval", "0.2", timeout=300)
     assert "%" in err
     _, err = rb(board, "lop", "stop", "sd7", rc=1)
+
+
+def test_host_and_firmware_agree_on_which_images_are_valid(tmp_path):
+    # mutated factory images, resealed with a right CRC (what another writer could leave): the
+    # host's decoder and the firmware's accept and refuse the same ones, each naming a reason
+    import random
+    import struct
+    import zlib
+    from harness import MICROPYTHON
+    from raidboard import nvimage
+    good = bytearray((REPO / "nvram" / "dac960sx-factory.bin").read_bytes())
+    rnd = random.Random(4)
+    paths = []
+    for i in range(200):
+        m = bytearray(good)
+        for _ in range(rnd.choice((1, 2, 6, 24))):
+            k = rnd.randrange(16, len(m))
+            m[k] = rnd.choice((0, 0xFF, rnd.getrandbits(8)))
+        struct.pack_into("<I", m, 12, zlib.crc32(bytes(m[16:]), zlib.crc32(bytes(m[:12]))))
+        p = tmp_path / ("m%03d.bin" % i)
+        p.write_bytes(m)
+        paths.append(p)
+    script = tmp_path / "verdicts.py"
+    script.write_text(
+        "import sys\nsys.path.insert(0, %r)\nimport nvram\n" % str(REPO / "firmware") +
+        "for p in sys.argv[1:]:\n"
+        "    try:\n        nvram.decode(open(p, 'rb').read()); print('OK')\n"
+        "    except nvram.NvramError as e:\n        print('ERR', e)\n")
+    out = subprocess.run([MICROPYTHON, str(script)] + [str(p) for p in paths], capture_output=True, text=True,
+                         timeout=120)
+    fw = out.stdout.splitlines()
+    assert len(fw) == len(paths), out.stderr[-2000:]
+    refused = 0
+    for p, verdict in zip(paths, fw):
+        try:
+            nvimage.decode_bank(p.read_bytes())
+            host = "OK"
+        except nvimage.BankError as e:
+            host = "ERR " + str(e)
+        assert (host == "OK") == (verdict == "OK"), (p.name, host, verdict)
+        refused += verdict != "OK"
+    assert 0 < refused < len(paths)
+    print("mutated NV images: %d, refused by both: %d" % (len(paths), refused))

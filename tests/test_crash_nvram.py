@@ -20,7 +20,7 @@ print("go")
 while True:
     i += 1
     # content derived from the generation, so a reader can check the image is one we wrote
-    cfg.lunmap[0] = i %% 200
+    cfg.lunmap[0] = i %% 8
     cfg.chap_user = "user%%d" %% i
     nv.store(cfg)
 """
@@ -30,7 +30,7 @@ import sys
 sys.path.insert(0, %r)
 import nvram
 cfg = nvram.Nvram(%r, 16384).load()
-ok = cfg.lunmap[0] == cfg.generation %% 200 and cfg.chap_user == "user%%d" %% cfg.generation
+ok = cfg.lunmap[0] == cfg.generation %% 8 and cfg.chap_user == "user%%d" %% cfg.generation
 print(cfg.generation, ok)
 """
 

@@ -43,8 +43,32 @@ class BankError(Exception):
     pass
 
 
-def _cstr(b):
-    return bytes(b).split(b"\0", 1)[0].decode("utf-8", "replace")
+STRIPE_KB = (8, 16, 32, 64, 128, 256)
+CHUNK_KB = (0, 4, 8, 16, 32, 64, 128, 256)
+
+
+def _cstr(b, what):
+    try:
+        return bytes(b).split(b"\0", 1)[0].decode("utf-8")
+    except UnicodeDecodeError:
+        raise BankError("%s is not text" % what)
+
+
+def _check_drive(i, raid, status, stripe_kb, chunk_kb, cap):
+    # the field rules of nvram/README.md ("Valid values"): a bank breaking one is not used
+    why = None
+    if raid & RAID_MASK not in LEVELS or raid & 0x30:
+        why = "raid byte 0x%02X (a level of 0, 1, 3, 5, 6, 7 plus LOG 0x40 / WB_MSK 0x80)" % raid
+    elif status not in STATUS:
+        why = "status 0x%02X" % status
+    elif stripe_kb not in STRIPE_KB:
+        why = "stripe of %d KiB (one of %s)" % (stripe_kb, STRIPE_KB)
+    elif chunk_kb not in CHUNK_KB:
+        why = "chunk of %d KiB (one of %s)" % (chunk_kb, CHUNK_KB)
+    elif not cap:
+        why = "capacity of 0 blocks"
+    if why:
+        raise BankError("system drive %d: %s" % (i, why))
 
 
 def decode_bank(bank):
@@ -75,6 +99,7 @@ def decode_bank(bank):
             ch, tg, _, start, blocks = VDRIVE.unpack_from(payload, off + SDE.size + j * VDRIVE.size)
             vd.append({"channel": ch, "target": tg, "start": start, "blocks": blocks})
         cap, stripe_kb, chunk_kb, _ = SDX.unpack_from(payload, off + SDE_LEN)
+        _check_drive(i, raid, status, stripe_kb, chunk_kb, cap)
         drives.append({"sd": i, "status": STATUS.get(status, "0x%02X" % status), "status_code": status,
                        "raid": raid, "level": raid & RAID_MASK,
                        "level_name": LEVELS.get(raid & RAID_MASK, "unknown %d" % (raid & RAID_MASK)),
@@ -83,10 +108,14 @@ def decode_bank(bank):
                        "vdrive": vd})
     lunmap = [{"port": k // LUNS, "lun": k % LUNS, "sd": v}
               for k, v in enumerate(payload[LUNMAP_OFF:LUNMAP_OFF + PORTS * LUNS]) if v != UNMAPPED]
+    for m in lunmap:
+        if m["sd"] >= MAX_SD:
+            raise BankError("LUN map: port %d LUN %d names system drive %d (there are 0..%d)"
+                            % (m["port"], m["lun"], m["sd"], MAX_SD - 1))
     masks = []
     for k in range(MASKS):
         off = MASK_OFF + k * (IQN_LEN + 2)
-        name = _cstr(payload[off:off + IQN_LEN])
+        name = _cstr(payload[off:off + IQN_LEN], "LUN mask %d's initiator name" % k)
         if name:
             bits = struct.unpack_from("<H", payload, off + IQN_LEN)[0]
             masks.append({"initiator": name, "bitmap": bits,
@@ -95,8 +124,8 @@ def decode_bank(bank):
     return {"magic": magic.decode("latin-1"), "version": version, "generation": generation,
             "crc32": "0x%08X" % crc, "system_drives": drives, "lun_map": lunmap,
             "password_set": bool(payload[PW_OFF]),
-            "chap_user": _cstr(payload[CHAP_OFF:CHAP_OFF + 64]),
-            "chap_secret_set": bool(payload[CHAP_OFF + 64]),
+            "chap_user": _cstr(payload[CHAP_OFF:CHAP_OFF + 64], "the CHAP user"),
+            "chap_secret_set": bool(_cstr(payload[CHAP_OFF + 64:CHAP_OFF + 96], "the CHAP secret")),
             "masks": masks, "auto_rebuild": not params[0] & NO_AUTO_REBUILD}
 
 

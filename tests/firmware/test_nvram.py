@@ -169,6 +169,63 @@ def test_boot_with_corrupt_nvram_comes_up_unconfigured_and_keeps_the_image_aside
     assert len(ctl.command("sd_list")["drives"]) == 1
 
 
+def _resealed(img, bank=0):
+    # the bank's CRC made right again after editing its payload (what another writer could leave)
+    import binascii
+    import struct
+    o = bank
+    crc = binascii.crc32(bytes(img[o + 16:o + 16 + nvram.PAYLOAD_LEN]), binascii.crc32(bytes(img[o:o + 12])))
+    struct.pack_into("<I", img, o + 12, crc)
+    return img
+
+
+def test_fields_this_firmware_never_writes_are_named_even_under_a_valid_crc():
+    sde = nvram.SDE_LEN + nvram.SDX_LEN
+    cases = (
+        (16 + 1, 0x34, "system drive 0: raid byte 0x34"),                 # reserved bits, level 4
+        (16 + 0, 0x07, "system drive 0: status 0x07"),
+        (16 + nvram.SDE_LEN + 4, 0xFF, "system drive 0: stripe of"),      # stripe KiB (low byte)
+        (16 + 3 * sde + nvram.SDE_LEN + 6, 3, "system drive 3: chunk of"),  # the log's chunk KiB
+        (16 + nvram.LUNMAP_OFF + 2, 9, "LUN map: port 0 LUN 2 names system drive 9"),
+        (16 + nvram.CHAP_OFF, 0xFF, "the CHAP user is not text"),
+        (16 + nvram.MASK_OFF, 0xC3, "LUN mask 0's initiator name is not text"),
+    )
+    for off, value, words in cases:
+        img = good_image()
+        for bank in (0, 8192):
+            img[bank + off] = value
+            _resealed(img, bank)
+        expect_error(img, 16384, ["bank A: " + words, "bank B: "])
+
+
+def test_random_fields_under_a_valid_crc_never_stop_the_board():
+    # mutated images, resealed, as the factory image of a new board: each one boots (configured,
+    # or unconfigured with the reason) and answers its LUNs
+    import controller
+    import factory
+    random.seed(11)
+    good = bytearray(nvram.encode(factory.default_config(fw.small_board()), 1))
+    configured = 0
+    for i in range(60):
+        img = bytearray(good)
+        for _ in range(random.choice((1, 3, 12))):
+            k = random.randrange(16, len(img))
+            img[k] = random.choice((0, 0xFF, random.getrandbits(8)))
+        d = fw.tmpdir("nvfuzz")
+        with open(d + "/factory.bin", "wb") as f:
+            f.write(_resealed(img))
+        b = fw.small_board()
+        b["factory_nvram"] = d + "/factory.bin"
+        ctl = controller.Controller(b, d, os.getenv("RB_ROOT", "../.."))
+        configured += bool(ctl.command("sd_list")["drives"])
+        for port in (0, 1):
+            for lun in range(8):
+                st, sn, _ = ctl.execute(("iqn.fuzz", port, lun), bytes((0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0)))
+                assert st in (0, 2), st
+        ctl.iop.close()
+    print("mutated NV images booted:", 60, "configured:", configured)
+
+
 def test_factory_images_match_the_factory_layout():
     import board
     import factory
