@@ -3,7 +3,9 @@
 Boots the default board layout on small disks (one firmware process per link), enters line mode and
 times N requests one after the other: `status` (the controller's whole state, ~2 KB answer) and, in
 the same run, `lcd` (answered by the console itself: the framing cost alone). Both links are
-measured: the TCP listener (pyserial socket://) and the pty a terminal program would open.
+measured: the TCP listener (pyserial socket://) and the pty a terminal program would open; on the
+pty also a 128 KiB WRITE through the CDB pass-through, with the master handed over non-blocking
+(`--console pty`, as `raidboard boot` does) and blocking (`--console stdio`), side by side.
 Options (argv): --console-requests N (default 200).
 """
 import json
@@ -110,11 +112,29 @@ def _tcp(n):
         shutil.rmtree(d, ignore_errors=True)
 
 
-def _pty(n):
+def _cdb_write(link, n):
+    # a 128 KiB WRITE(10) through the line protocol's CDB pass-through (256 KiB of hex): ms, median
+    data = os.urandom(128 * 1024).hex()
+    cdb = "2a000000000000010000"
+    times = []
+    for i in range(n):
+        rid = b"c%d" % i
+        t0 = time.perf_counter()
+        link.request(rid, rid + b' cdb {"port": 0, "lun": 0, "cdb": "%s", "data": "%s"}\n'
+                     % (cdb.encode(), data.encode()))
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def _pty(n, mode):
+    # mode "pty": the master handed over non-blocking, as `raidboard boot --console pty` does;
+    # "stdio": a blocking master (the firmware then reads it a byte at a time)
     d = Path(tempfile.mkdtemp(prefix="bench_console"))
     master, slave = os.openpty()
     tty.setraw(slave)
-    proc = _boot(d, "stdio", stdio=master)
+    if mode == "pty":
+        os.set_blocking(master, False)
+    proc = _boot(d, mode, stdio=master)
     os.close(master)
 
     def recv():
@@ -129,7 +149,9 @@ def _pty(n):
         link = _Link(send, recv)
         while not link.line(60).startswith(b"RAIDBOARD READY "):
             pass
-        return _measure(link, n)
+        r = _measure(link, n)
+        r["cdb128k"] = _cdb_write(link, 5)
+        return r
     finally:
         proc.kill()
         proc.wait()
@@ -144,9 +166,13 @@ def run(emit, argv):
     t = _tcp(n)
     emit("console_status_rtt_ms", t["status"], "ms")
     emit("console_lcd_rtt_ms", t["lcd"], "ms")
-    p = _pty(max(20, n // 4))
+    p = _pty(max(20, n // 4), "pty")
     emit("console_status_rtt_pty_ms", p["status"], "ms")
     emit("console_lcd_rtt_pty_ms", p["lcd"], "ms")
+    emit("console_cdb_write_128k_pty_ms", p["cdb128k"], "ms")
+    b = _pty(20, "stdio")
+    emit("console_cdb_write_128k_blocking_stdio_ms", b["cdb128k"], "ms")
+    emit("console_cdb_write_128k_pty_speedup", b["cdb128k"] / p["cdb128k"], "x")
 
 
 if __name__ == "__main__":
