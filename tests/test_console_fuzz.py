@@ -12,8 +12,10 @@ from console_term import Line, Term
 COMMANDS = ["status", "sd_list", "sd_delete", "sd_policy", "log_set", "log_clear", "lun_list", "lun_map",
             "lun_unmap", "snapshot_start", "snapshot_stop", "snapshot_status", "snapshot_map", "disk_list",
             "disk_fail", "disk_replace", "events", "cdb", "password_check", "mask_list", "nvram_dump",
-            "lcd", "button", "screen", "no_such", "BYE", "sd_create"]
-KEYS = ["sd", "port", "lun", "slot", "cells", "n", "cdb", "data", "key", "raid", "slots", "wb", "password"]
+            "lcd", "button", "screen", "no_such", "BYE", "sd_create", "params_get", "params_set", "lop_start",
+            "lop_status", "lop_stop"]
+KEYS = ["sd", "port", "lun", "slot", "cells", "n", "cdb", "data", "key", "raid", "slots", "wb", "password",
+        "auto_rebuild", "op", "rate", "id", "standby", "fix"]
 
 
 def rand_value(r, depth=0):
@@ -53,8 +55,9 @@ def rand_input(r):
 
 
 def sync(c, n):
-    """End any partial line, then one request whose answer must come."""
-    c.s.sendall(b"\nsync%d lun_list\n" % n)
+    """End any partial line (and a telnet subnegotiation the noise may have opened, which swallows
+    up to 64 bytes: lineproto.md), then one request whose answer must come."""
+    c.s.sendall(b"\n" + b" " * 65 + b"\nsync%d lun_list\n" % n)
     while True:
         line = c.readline()
         if line.startswith("sync%d " % n):
