@@ -7,7 +7,7 @@ import sys
 import os
 import time
 
-HERE = __file__.rsplit("/", 1)[0]
+HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
 sys.path.insert(0, HERE + "/../firmware")
 sys.path.insert(0, HERE + "/../../firmware")
 if os.getenv("RB_FW"):
