@@ -36,6 +36,8 @@ MAX_CHUNK_KB = const(256)
 CHUNK_KB_CHOICES = (4, 8, 16, 32, 64, 128, 256)
 LOAD_PCT = const(80)       # hash table fill at a full log
 MAX_SLOTS = const(0xFFFFFE)  # a table cell holds slot + 1 in 24 bits
+RUN_SHIFT = const(25)      # _run's answer: run end << RUN_SHIFT | (first chunk's slot + 1) ...
+RUN_SLOT = const(0x1FFFFFF)  # ... in the low bits (0: the run is not copied)
 USAGE_EVENTS = (75, 90, 98)
 
 
@@ -59,7 +61,7 @@ def _probe(table: ptr8, keys: ptr32, cap: int, key: int) -> int:
 @micropython.viper
 def _run(table: ptr8, keys: ptr32, cap: int, c: int, last: int) -> int:
     # the run of chunks from c (up to last) that lie in one place: all without an exception, or
-    # all in consecutive log slots from c's slot on. -> end (exclusive) << 25 | c's slot + 1
+    # all in consecutive log slots from c's slot on. -> end (exclusive) << RUN_SHIFT | c's slot + 1
     slot0 = -2
     x = c
     while x <= last:
@@ -79,9 +81,9 @@ def _run(table: ptr8, keys: ptr32, cap: int, c: int, last: int) -> int:
         if x == c:
             slot0 = slot
         elif (slot0 < 0 and slot >= 0) or (slot0 >= 0 and slot != slot0 + (x - c)):
-            return (x << 25) | (slot0 + 1)
+            return (x << RUN_SHIFT) | (slot0 + 1)
         x += 1
-    return (x << 25) | (slot0 + 1)
+    return (x << RUN_SHIFT) | (slot0 + 1)
 
 
 @micropython.viper
@@ -168,7 +170,7 @@ class ExceptionIndex:
     def run(self, c, last):
         # (end of the run of chunks from c that lie in one place, c's slot or -1); see _run
         r = _run(self.table, self.keys, self.cap, c, last)
-        return r >> 25, (r & 0x1FFFFFF) - 1
+        return r >> RUN_SHIFT, (r & RUN_SLOT) - 1
 
     def insert_run(self, c, slot, k):
         # a run just copied: its chunks had no exception (the write path looked them up)
@@ -387,8 +389,8 @@ class Engine:
         c = first
         while c <= last and self.state == ACTIVE:
             r = _run(index.table, index.keys, index.cap, c, last)     # (index.run without its tuple)
-            e = r >> 25
-            if r & 0x1FFFFFF:
+            e = r >> RUN_SHIFT
+            if r & RUN_SLOT:
                 c = e                        # already copied: the log keeps what it has
                 continue
             e = min(e, c + self.run_max)
@@ -508,8 +510,8 @@ class Engine:
         while pos < end:
             c = pos // cb
             r = _run(table, keys, cap, c, last)      # (index.run without its tuple)
-            slot = (r & 0x1FFFFFF) - 1
-            seg_end = (r >> 25) * cb
+            slot = (r & RUN_SLOT) - 1
+            seg_end = (r >> RUN_SHIFT) * cb
             if seg_end >= end:
                 seg_end = end
                 seg = mv if pos == lba else mv[(pos - lba) << 9:]
