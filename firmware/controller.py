@@ -14,6 +14,7 @@ import lop
 import snapshot
 import cache as cachemod
 import scsi
+import pr
 import sense
 import vendor
 from sense import ScsiError
@@ -33,6 +34,7 @@ BUFFER_SLOT = 4 * (64 + 4) * 1024
 NVRAM_FILE = "nvram.bin"
 CACHE_FILE = "cache.journal"
 RESERVED_SLOTS = 2        # buffer slots the write-back cache leaves for copy-on-write and config
+ALL_LUNS = (1 << (nvram.PORTS * nvram.LUNS)) - 1
 
 
 class CachedDrive:
@@ -223,11 +225,40 @@ class Controller:
         lu = self._lus[port * nvram.LUNS + lun]
         if lu is None or not self.cfg.masks:
             return lu
-        bit = 1 << (port * nvram.LUNS + lun)
-        for name, bits in self.cfg.masks:
-            if name == initiator and bits & bit:
+        return lu if self._mask_bits(initiator) >> (port * nvram.LUNS + lun) & 1 else None
+
+    def _mask_bits(self, initiator):
+        # the LUNs (bit port * 8 + lun) `initiator` may see: all while nothing is masked, none
+        # for an initiator without a mask once any mask exists
+        masks = self.cfg.masks
+        if not masks:
+            return ALL_LUNS
+        for name, bits in masks:
+            if name == initiator:
+                return bits
+        return 0
+
+    def visible_lu(self, initiator, sd):
+        # a logical unit of system drive `sd` that `initiator` sees on either host port, or None:
+        # a direct command may name a drive only when there is one (vendor.md)
+        bits = self._mask_bits(initiator)
+        for i in range(nvram.PORTS * nvram.LUNS):
+            lu = self._lus[i]
+            if lu is not None and lu.sd == sd and bits >> i & 1:
                 return lu
         return None
+
+    def lu_keys(self, initiator):
+        # the reservation keys of the logical units `initiator` sees: what its target reset reaches
+        bits = self._mask_bits(initiator)
+        return {pr.lukey(lu) for i, lu in enumerate(self._lus) if lu is not None and bits >> i & 1}
+
+    def check_reservation(self, nexus, sd, write):
+        # a drive a direct command reads (write False) or writes obeys the reservation of its
+        # logical unit as a READ or WRITE from the caller would: RESERVATION CONFLICT otherwise
+        res = self.core.pr
+        if res.held and res.blocks(self.visible_lu(nexus[0], sd), pr.it_of(nexus), 0 if write else pr.F_READ):
+            raise pr.conflict()
 
     def busy(self, lu):
         # FIG. 8: LUNs of the backup system drive answer BUSY while the copy runs
@@ -354,8 +385,9 @@ class Controller:
                 raise self._io_error(e, 0)
 
     def long_operation(self, cdb, buf):
-        # Start Long Operation / Get Long Operation Status (Tables 5-10): lop.py owns them
-        return lop.direct(self, cdb, buf)
+        # Start Long Operation / Get Long Operation Status (Tables 5-10): lop.py owns them; the
+        # caller's nexus decides which drives it may name and which copy it may hear of
+        return lop.direct(self, cdb, buf, self.core.nexus)
 
     # ---- firmware command table ---------------------------------------------------------
     def command(self, name, args=None):

@@ -373,6 +373,7 @@ class Manager:
         self.path = ctl.state_dir + "/" + STATE_FILE
         self.rate = 100
         self.copy_word = W_INVALID      # Table 10 when no copy runs: the last copy's outcome
+        self.copy_pair = None           # (source, destination) the last copy named: who may hear of it
         self.history = []
         self.last_save = time.ticks_ms()
         self.tracker = lop_track.Tracker(ctl.state_dir + "/" + TRACK_FILE)
@@ -402,8 +403,8 @@ class Manager:
         return st
 
     def save(self):
-        st = {"v": 1, "rate": self.rate, "copy_word": self.copy_word, "history": self.history,
-              "ops": [op.save() for op in self.ops]}
+        st = {"v": 1, "rate": self.rate, "copy_word": self.copy_word, "copy_pair": self.copy_pair,
+              "history": self.history, "ops": [op.save() for op in self.ops]}
         tmp = self.path + ".tmp"
         with open(tmp, "w") as f:
             f.write(json.dumps(st))
@@ -422,6 +423,7 @@ class Manager:
         self.rate = r if type(r) is int and 1 <= r <= 100 else 100
         self.copy_word = w if type(w) is int and 0 <= w <= 0xFFFF else W_INVALID
         self.history = [h for h in st.get("history", []) if isinstance(h, dict)][-HISTORY:]
+        self.copy_pair = _pair(st.get("copy_pair")) or self._last_copy_pair()
         import snapshot
         eng = ctl.engine
         # a copy completed just before the kill, whose snapshot was not yet ended: end it now
@@ -447,6 +449,7 @@ class Manager:
                         "started": s.get("started"), "finished": time.time()}
                 if s.get("kind") == COPY:
                     self.copy_word = word
+                    self.copy_pair = _pair([s.get("sd"), s.get("dst")])
                     info["to"] = s.get("dst")
                 self._remember(info)
                 ctl.events.log("error", "%s SD%s NOT RESUMED AFTER RESTART: %s"
@@ -490,6 +493,13 @@ class Manager:
             op.safe = op.pos
         return op
 
+    def _last_copy_pair(self):
+        # a state file from before copy_pair was kept: the drives of the last copy in the history
+        for h in reversed(self.history):
+            if h.get("op") == "copy":
+                return _pair([h.get("sd"), h.get("to")])
+        return None
+
     def _remember(self, info):
         self.history.append(info)
         if len(self.history) > HISTORY:
@@ -521,7 +531,9 @@ class Manager:
             raise Refused(W_INVALID, "BAD_ARGUMENT", "rate must be an integer 1..100 (percent of the time), got %r" % (r,))
         return r
 
-    def start_copy(self, src, dst, rate=None, need_base=False, force_full=False):
+    def start_copy(self, src, dst, rate=None, need_base=False, force_full=False, nexus=None):
+        # `nexus`: the host that asks (the direct command), which may name only drives it sees
+        # and whose reservations bind it; None from the console
         ctl = self.ctl
         import snapshot
         import raid
@@ -529,7 +541,8 @@ class Manager:
         if self.ctl.lops.running(COPY):
             raise Refused(W_IN_PROGRESS, "COPY_ACTIVE", "a copy is already in progress")
         for x, what in ((src, "source"), (dst, "destination")):
-            if not 0 <= x <= 7 or ctl.cfg.sd[x] is None or ctl.drives.get(x) is None:
+            if (not 0 <= x <= 7 or ctl.cfg.sd[x] is None or ctl.drives.get(x) is None
+                    or nexus is not None and ctl.visible_lu(nexus[0], x) is None):
                 raise Refused(W_INVALID, "INVALID_DRIVE", "%s system drive %d is not defined" % (what, x))
         if dst == src or ctl.cfg.sd[dst].is_log():
             raise Refused(W_INVALID, "INVALID_DRIVE", "SD%d cannot be the destination" % dst)
@@ -551,6 +564,9 @@ class Manager:
         for op in self.ops:
             if dst in op.drives and op.kind != REBUILD:
                 raise Refused(W_NOT_READY, "LOP_ACTIVE", "a %s runs on SD%d" % (NAMES[op.kind], dst))
+        if nexus is not None:
+            ctl.check_reservation(nexus, src, False)
+            ctl.check_reservation(nexus, dst, True)
         r = self.rate if rate is None else rate
         t = self.tracker
         sp, sdg = _sig(ctl, p), _sig(ctl, dst)
@@ -639,6 +655,7 @@ class Manager:
         self.ctl.lops.add(op)
         if op.kind == COPY:
             self.copy_word = W_OK
+            self.copy_pair = [op.sd, op.dst]
         self.save()
         self.ctl.events.log("info", "%s STARTED (%s)" % (op.label(), what))
 
@@ -679,8 +696,18 @@ class Manager:
         return len(self.ops)
 
     # ---- what the commands see ----------------------------------------------------------------
-    def table10(self):
+    def table10(self, nexus=None):
+        # a host hears of the last copy only when it sees both drives the copy named (lop.md)
+        if nexus is not None and not self._sees_copy(nexus[0]):
+            return W_INVALID
         return W_OK if self.ctl.lops.running(COPY) else self.copy_word
+
+    def _sees_copy(self, initiator):
+        pair = self.copy_pair
+        if pair is None:
+            return False
+        return (self.ctl.visible_lu(initiator, pair[0]) is not None
+                and self.ctl.visible_lu(initiator, pair[1]) is not None)
 
     def status(self, sd=None):
         ops = [op.info() for op in self.ops if sd is None or sd in op.drives]
@@ -693,6 +720,13 @@ class Manager:
         if tr is not None:
             tr.update(t.counts())
         return {"lops": ops, "copy_word": "0x%04X" % self.table10(), "rate": self.rate, "tracking": tr}
+
+
+def _pair(v):
+    # [source, destination] as lop.state keeps it, or None when it is not that
+    if isinstance(v, list) and len(v) == 2 and all(type(x) is int and 0 <= x <= 7 for x in v):
+        return v
+    return None
 
 
 def _mgr(ctl):
@@ -745,7 +779,7 @@ def boot(ctl):
 
 
 # ---- direct commands (Tables 5-10) -----------------------------------------------------------
-def direct(ctl, cdb, buf):
+def direct(ctl, cdb, buf, nexus):
     m = _mgr(ctl)
     dcmd = cdb[2]
     # LUN bits (byte 1, 7-5) ignored; byte 1 bits 4-0 reserved; control byte zero
@@ -755,14 +789,14 @@ def direct(ctl, cdb, buf):
         if cdb[6]:
             raise ScsiError(sense.ILLEGAL_REQUEST, 0x24, 0x00)
         try:
-            m.start_copy(cdb[4], cdb[5])
+            m.start_copy(cdb[4], cdb[5], nexus=nexus)
             word = W_OK
         except Refused as e:
             word = e.word
     else:
         if cdb[4] or cdb[5] or cdb[6]:
             raise ScsiError(sense.ILLEGAL_REQUEST, 0x24, 0x00)
-        word = m.table10()
+        word = m.table10(nexus)
     alloc = (cdb[7] << 8) | cdb[8]
     out = buf[:2]
     out[0] = word >> 8

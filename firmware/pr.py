@@ -82,11 +82,12 @@ class Reservations:
         return True
 
     # ---- events -----------------------------------------------------------------------------
-    def reset(self, key=None):
-        # LU reset (key) or target reset (None): RESERVE(6/10) reservations end, persistent stay
-        for k in list(self.held):
-            if (key is None or k == key) and self.held[k].spc2:
-                del self.held[k]
+    def reset(self, key):
+        # a reset of the LU `key` (a LUN reset, or a target reset for each LU it reaches):
+        # its RESERVE(6/10) reservation ends, a persistent one stays
+        r = self.held.get(key)
+        if r is not None and r.spc2:
+            del self.held[key]
 
     # ---- RESERVE / RELEASE (6 and 10) --------------------------------------------------------
     def reserve(self, lu, it, cdb):

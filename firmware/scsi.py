@@ -139,13 +139,12 @@ class Core:
 
     def unit_attention(self, key, its, code):
         # establish `code` for the nexuses of I_T nexuses `its` (None: all) to the LU `key`
-        # (None: every LU)
         ctl = self.ctl
         for n in self._seen:
             if its is not None and it_of(n) not in its:
                 continue
             lu = ctl.logical_unit(n)
-            if lu is not None and (key is None or pr.lukey(lu) == key):
+            if lu is not None and pr.lukey(lu) == key:
                 self._post(n, code)
 
     # ---- task management and nexus loss (called by the controller for the transports) --------
@@ -157,9 +156,11 @@ class Core:
                 self.pr.reset(k)
                 self.unit_attention(k, None, UA_LUN_RESET)
         elif kind in ("target_warm_reset", "target_cold_reset"):
-            self.pr.reset(None)
-            self.unit_attention(None, None,
-                                UA_TARGET_RESET if kind == "target_warm_reset" else UA_POWER_ON)
+            # it reaches the LUs the initiator sees, not those masked from it (scsi.md)
+            code = UA_TARGET_RESET if kind == "target_warm_reset" else UA_POWER_ON
+            for k in self.ctl.lu_keys(nexus[0]):
+                self.pr.reset(k)
+                self.unit_attention(k, None, code)
         # abort_task_set, clear_task_set: the core runs each command to completion, so no task of
         # the nexus is queued here; nothing to clear
 
