@@ -357,6 +357,10 @@ class Controller:
     def snapshot_initiate(self, lu):
         if lu.kind == scsi.BACKUP:
             raise vendor.refused(vendor.ISSUED_TO_BACKUP)
+        # the log drive keeps and shows the image: a caller that sees none of its LUNs has, as
+        # far as it can tell, no log LUN defined (vendor.md)
+        if self.visible_lu(self.core.nexus[0], self.engine.log_sd) is None:
+            raise vendor.refused(vendor.NO_LOG_DEFINED)
         r = self.snapshot_refusal(lu.sd)
         if r is not None:
             raise vendor.refused(r[0])

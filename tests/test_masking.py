@@ -82,14 +82,15 @@ def word(c, cdb, lun):
 
 
 def test_a_tenant_cannot_copy_onto_or_hear_of_another_tenants_drive(make_board):
-    # 16 MiB disks, 12 slots: SD0 primary (LUN 0, both ports) and SD1 log as from the factory;
-    # SD2 is tenant B's drive (LUN 2 of port 0), SD3 tenant A's backup drive (LUN 3 of port 1)
+    # 16 MiB disks, 12 slots: SD0 primary (LUN 0, both ports) and SD1 log (LUN 1) as from the
+    # factory; SD2 is tenant B's drive (LUN 2 of port 0), SD3 tenant A's backup drive (LUN 3 of
+    # port 1). A sees its primary, the backup LUN and SD3; B sees SD2 only.
     b = BootedBoard(make_board(disk_mb=16, populated_slots=12))
     b.command("sd_create", {"raid": 0, "slots": [6, 7, 8]})
     b.command("sd_create", {"raid": 0, "slots": [9, 10, 11]})
     b.command("lun_map", {"port": 0, "lun": 2, "sd": 2})
     b.command("lun_map", {"port": 1, "lun": 3, "sd": 3})
-    b.command("mask_set", {"initiator": HOST_A, "luns": [[0, 0], [1, 0], [1, 3]]})
+    b.command("mask_set", {"initiator": HOST_A, "luns": [[0, 0], [1, 0], [0, 1], [1, 3]]})
     b.command("mask_set", {"initiator": HOST_B, "luns": [[0, 2]]})
     a, tb = tenant(b, HOST_A), tenant(b, HOST_B)
     theirs = os.urandom(1 << 20)
@@ -97,9 +98,12 @@ def test_a_tenant_cannot_copy_onto_or_hear_of_another_tenants_drive(make_board):
     # the attack: Initiate on A's own LUN, then Start Long Operation copy SD0 -> SD2
     assert a.command(0, INITIATE)["status"] == 0
     assert word(a, bytes.fromhex("20004401000200000200"), 0) == 0x0105   # invalid system drive
-    assert word(a, lop_start(1, 3), 0) == 0x0105          # A does not see the log drive either
+    assert word(a, lop_start(1, 2), 0) == 0x0105
     assert b.command("lop_status", {})["lops"] == []
     assert tb.read(2, 0, 2048)["data"] == theirs
+    # B sees no LUN of the log drive: for B no log LUN is defined (Table 2)
+    r = tb.command(2, INITIATE)
+    assert r["status"] == 2 and sense_key(r["sense"]) == (0x09, 0x81, 0x19)
     # A's copy onto its own backup drive runs; B, who sees neither of its drives, hears nothing
     assert word(a, lop_start(0, 3), 0) == 0x0000
     wait_status(b, lambda st: st["copy_word"] == "0x0100")
