@@ -32,6 +32,7 @@ def w10(lba, n):
 def killed_board(tmp_path_factory):
     b = I.BootedBoard.boot(tmp_path_factory.mktemp("damage"), disk_mb=16, populated_slots=10)
     b.command("sd_create", {"raid": 0, "slots": [6, 7, 8]})
+    b.command("lun_map", {"port": 0, "lun": 2, "sd": 2})     # a host copies only onto a drive it sees
     b.command("sd_policy", {"sd": 0, "wb": True})
     c = I.Initiator(*b.portals[0])
     c.login()
