@@ -2,6 +2,7 @@
 # through some LUN (on either host port), status answers say nothing of other tenants' copies, a
 # copy does not pass a reservation on a drive it names, and a target reset reaches only the LUs
 # of the initiator that sent it. vendor.md, lop.md and scsi.md document each answer.
+import json
 import fw
 import lop
 
@@ -86,6 +87,17 @@ def test_status_reports_a_copy_only_to_initiators_that_see_both_its_drives():
     assert word(ctl, A, STATUS, PRIMARY) == 0x0100
     assert word(ctl, B, STATUS, B_LUN) == 0x0105
     ctl = fw.reboot(ctl)                                    # the last copy's drives persist
+    lop.boot(ctl)
+    assert word(ctl, A, STATUS, PRIMARY) == 0x0100
+    assert word(ctl, B, STATUS, B_LUN) == 0x0105
+    # a lop.state written before the drives were kept: they come from the copy in the history
+    path = ctl.state_dir + "/lop.state"
+    with open(path) as f:
+        st = json.loads(f.read())
+    del st["copy_pair"]
+    with open(path, "w") as f:
+        f.write(json.dumps(st))
+    ctl = fw.reboot(ctl)
     lop.boot(ctl)
     assert word(ctl, A, STATUS, PRIMARY) == 0x0100
     assert word(ctl, B, STATUS, B_LUN) == 0x0105
