@@ -183,7 +183,13 @@ class Controller:
             self.save()
 
     def save(self):
-        self.nv.store(self.cfg)
+        # a change NV memory cannot hold exactly is refused and undone: the configuration in
+        # memory goes back to the image NV memory holds, so the board never runs on one it lost
+        try:
+            self.nv.store(self.cfg)
+        except nvram.NvramError as e:
+            self.cfg = self.nv.current()
+            raise CmdError("NV_REFUSED", "NV memory cannot hold this change (%s); nothing was changed" % e)
 
     # ---- SCSI core interface ------------------------------------------------------------
     def execute(self, nexus, cdb, data_out=None, buf=None):
