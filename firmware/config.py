@@ -35,7 +35,8 @@ def _text(args, key, what, most, least=0):
         raise CmdError("BAD_ARGUMENT", "%s must be a string" % what)
     b = s.encode()
     if nvram.utf8_error(b) >= 0:
-        raise CmdError("BAD_ARGUMENT", "%s is not UTF-8 text (a lone surrogate or a code point past U+10FFFF)" % what)
+        raise CmdError("BAD_ARGUMENT", "%s is not UTF-8 text (a surrogate, an overlong form or a code point "
+                                       "past U+10FFFF)" % what)
     for i, c in enumerate(s):
         if c < " " or "\x7f" <= c <= "\x9f":
             raise CmdError("BAD_ARGUMENT", "%s has control character U+%04X at %d" % (what, ord(c), i + 1))

@@ -6,6 +6,7 @@ import json
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from raidboard import cli
 from test_cli import drives, lunmap, rb, rbj
 
 HOST = "iqn.2026-11.org.example:host-a"
@@ -66,6 +67,19 @@ SET = {  # field -> (command and arguments holding the string, what an error nam
     "initiator": (lambda t: ("mask_set", {"initiator": t, "luns": [[0, 0], [1, 1]]}), "the initiator name", (1, 223)),
     "password": (lambda t: ("password_set", {"password": t}), "the password", (0, 32)),
 }
+CLI_CHECK = {  # the checks `raidboard chap set` and `raidboard mask set` make before sending
+    "chap_user": lambda t: cli.nv_text(t, "the CHAP user", cli.CHAP_USER_MAX),
+    "chap_secret": lambda t: cli.nv_text(t, "the CHAP secret", cli.CHAP_SECRET_MAX, cli.CHAP_SECRET_MIN),
+    "initiator": cli.iscsi_name,
+}
+
+
+def cli_accepts(field, text):
+    try:
+        CLI_CHECK[field](text)
+        return True
+    except cli.UsageError:
+        return False
 ANY = st.characters(exclude_categories=())                     # lone surrogates and control characters too
 TEXTS = st.one_of(st.text(ANY, max_size=70), st.text("äöü€😀ab\x00\x7f\x85", min_size=6, max_size=40),
                   st.text(ANY, max_size=120).map(lambda s: "iqn.2026-11.org.example:" + s),
@@ -89,7 +103,7 @@ def assert_refused_with_field_and_limit(err, text, what, limits):
         assert not limits[0] <= n <= limits[1] and str(limits[1]) in err.message, (n, err.message)
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.sampled_from(sorted(SET)), TEXTS), min_size=1, max_size=4))
 def test_any_string_is_refused_or_kept_exactly_across_a_restart(board, changes):
     for m in call(board, "mask_list", {})["masks"]:
@@ -100,6 +114,8 @@ def test_any_string_is_refused_or_kept_exactly_across_a_restart(board, changes):
         command, what, limits = SET[field]
         name, args = command(text)
         r = call(board, name, args)
+        if field in CLI_CHECK and text:       # (`chap clear`, not `chap set ""`, turns CHAP off)
+            assert cli_accepts(field, text) == (not isinstance(r, Exception)), (field, text, r)
         if isinstance(r, Exception):
             assert_refused_with_field_and_limit(r, text, what, limits)
             continue
@@ -117,3 +133,36 @@ def test_any_string_is_refused_or_kept_exactly_across_a_restart(board, changes):
     if password is not None:
         assert call(board, "password_check", {"password": password})["ok"]
         assert call(board, "password_check", {"password": password + "x"})["ok"] == (password == "")
+
+
+def test_cli_and_firmware_agree_on_which_initiator_names_are_iscsi_names(tmp_path):
+    # two readings of RFC 3720/3722 (a regular expression on the host, a scan in the firmware):
+    # names built from the pieces the rules are about get the same verdict from both
+    import random
+    import subprocess
+    from harness import MICROPYTHON, ROOT
+    rnd = random.Random(9)
+
+    def iqn():
+        return "iqn." + rnd.choice(["2026-11", "1999-00", "2026-1", "2026-13", "abcd-11", "2026-12"]) + \
+            rnd.choice([".", "", ":"]) + rnd.choice(["com.example", "org", "", "a..b", "-x.y", "com.Example",
+                                                     "ex_ample", "a.b.c-d"]) + \
+            rnd.choice(["", ":", ":host1", ":a:b.c-d", ":ä", ":x y", ".", "::"])
+
+    def hexname():
+        digits = "".join(rnd.choice("0123456789abcdef") for _ in range(rnd.choice([15, 16, 17, 32, 33])))
+        return rnd.choice(["eui.", "naa.", "EUI.", "naa"]) + rnd.choice([digits, digits.upper(), digits[:-1] + "g"])
+    names = [rnd.choice([iqn, iqn, hexname])() for _ in range(600)]
+    names += ["iqn.2026-11.org.example:" + "x" * k for k in (198, 199, 200)]
+    script = tmp_path / "names.py"
+    script.write_text("import sys\nsys.path.insert(0, %r)\nimport config\n" % str(ROOT / "firmware") +
+                      "for n in open(sys.argv[1]).read().split('\\n'):\n"
+                      "    print('OK' if config.iscsi_name_error(n) is None else 'ERR')\n")
+    (tmp_path / "names.txt").write_text("\n".join(names))
+    out = subprocess.run([MICROPYTHON, str(script), str(tmp_path / "names.txt")], capture_output=True, text=True,
+                         timeout=60, cwd=str(ROOT / "firmware"))
+    firmware = out.stdout.split()
+    assert len(firmware) == len(names), out.stderr[-2000:]
+    host = ["OK" if cli_accepts("initiator", n) else "ERR" for n in names]
+    assert [(n, h) for n, h, f in zip(names, host, firmware) if h != f] == []
+    assert 20 < host.count("OK") < len(names) - 20
