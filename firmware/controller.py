@@ -129,6 +129,13 @@ class Controller:
     def slot_of(self, channel, target):
         return channel * self.tpc + target
 
+    def _member_slot(self, v):
+        # a target past the channel's would alias another disk (0:4 is 1:0 with 4 targets a
+        # channel), and let two drives share blocks under two names
+        if v[1] >= self.tpc:
+            raise ValueError("member disk %d:%d: the board has targets 0..%d a channel" % (v[0], v[1], self.tpc - 1))
+        return self.slot_of(v[0], v[1])
+
     def _build_drives(self, only=None):
         for sd in range(nvram.MAX_SD):
             if only is not None and sd != only:
@@ -138,7 +145,7 @@ class Controller:
             if e is None:
                 continue
             try:
-                members = [(self.slot_of(v[0], v[1]), v[2], v[3]) for v in e.vdrive]
+                members = [(self._member_slot(v), v[2], v[3]) for v in e.vdrive]
                 d = raid.SystemDrive(sd, e.level(), members, e.stripe_kb * 2, self.iop, e.blocks)
                 if d.resync_note:
                     self.events.log("info" if d.resync_ok else "error", "SD%d %s" % (sd, d.resync_note))

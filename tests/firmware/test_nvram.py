@@ -314,3 +314,22 @@ def test_drives_that_share_blocks_are_refused_naming_both():
     with open(path, "wb") as f:
         f.write(img)
     assert nvram.Nvram(path, 16384).load().sd[5].vdrive == [(2, 3, 528, 8)]
+
+
+def test_a_member_named_by_a_target_the_board_does_not_have_is_not_built():
+    # disk 0:4 of a board with 4 targets a channel would be slot 4, which is disk 1:0 (a member of
+    # the log drive): two names for one disk must not get past the check of shared blocks
+    import factory
+    b = fw.small_board()
+    d = fw.tmpdir("alias")
+    cfg = factory.default_config(b)
+    cfg.sd[2] = nvram.SystemDriveEntry(nvram.NORAID, [(0, 4, 0, 2048)], 2048)
+    cfg.lunmap[2] = 2
+    with open(d + "/factory.bin", "wb") as f:
+        f.write(nvram.encode(cfg, 1))
+    ctl = fw.boot(state=d, b=b)
+    assert 2 not in ctl.drives and 1 in ctl.drives
+    texts = [e["text"] for e in ctl.events.recent(10)]
+    assert any("SD2 CANNOT BE BUILT" in t and "disk 0:4" in t and "targets 0..3" in t for t in texts), texts
+    st, sn, _ = fw.run(ctl, 2, fw.cdb(0x2A, 0, 0, 0, 0, 0, 0, 0, 1, 0), bytes(512))
+    assert st == 2 and sn[2] & 0x0F == 2          # NOT READY: nothing reaches the log drive's disk
