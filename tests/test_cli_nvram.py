@@ -194,3 +194,21 @@ def test_host_and_firmware_agree_on_which_images_are_valid(tmp_path):
         refused += verdict != "OK"
     assert 0 < refused < len(paths)
     print("mutated NV images: %d, refused by both: %d" % (len(paths), refused))
+
+
+def test_control_characters_an_image_holds_are_shown_escaped(tmp_path):
+    # an image from another writer (or an older firmware) may hold them; dumping it must not send
+    # escape sequences to the operator's terminal
+    import struct
+    import zlib
+    from raidboard import nvimage as nv
+    bank = bytearray((REPO / "nvram" / "dac960sx-factory.bin").read_bytes())
+    p = nv.HEADER.size
+    bank[p + nv.CHAP_OFF:p + nv.CHAP_OFF + 11] = b"\x1b]0;pwned\x07x"
+    bank[p + nv.CHAP_OFF + 64:p + nv.CHAP_OFF + 77] = b"s3cret-s3cret"
+    bank[p + nv.MASK_OFF:p + nv.MASK_OFF + 8] = b"iqn.\x1b[2J"
+    struct.pack_into("<I", bank, 12, zlib.crc32(bytes(bank[p:p + nv.PAYLOAD_LEN]), zlib.crc32(bytes(bank[:12]))))
+    (tmp_path / "ctl.bin").write_bytes(bank)
+    out = subprocess.run([RAIDBOARD, "nvram", "dump", str(tmp_path / "ctl.bin")], capture_output=True, text=True,
+                         timeout=30).stdout
+    assert "CHAP: user \\u001b]0;pwned\\u0007x" in out and "mask: iqn.\\u001b[2J" in out and "\x1b" not in out

@@ -266,7 +266,8 @@ def cmd_mask_list(sess, args):
     def text():
         if not r["masks"]:
             return "no masks: every initiator sees every mapped LUN"
-        return "\n".join("%s  %s" % (m["initiator"], " ".join("%d/%d" % tuple(x) for x in m["luns"]) or "(none)")
+        from .nvimage import shown
+        return "\n".join("%s  %s" % (shown(m["initiator"]), " ".join("%d/%d" % tuple(x) for x in m["luns"]) or "(none)")
                          for m in r["masks"])
     out(args, r, text)
 

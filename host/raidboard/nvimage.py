@@ -169,6 +169,12 @@ def dump(image):
     return d
 
 
+def shown(s):
+    """A string from NV memory as a terminal may print it: control characters (which an image from
+    another writer can hold) as \\uXXXX, never as the escape sequences they would be."""
+    return "".join(c if c.isprintable() else "\\u%04x" % ord(c) for c in s)
+
+
 def text(d):
     lines = ["NV memory image %s: %d bytes" % (d.get("file", ""), d["size"])]
     for b in d["banks"]:
@@ -203,8 +209,8 @@ def text(d):
     for m in im["lun_map"]:
         lines.append("  port %d LUN %d -> sd%d" % (m["port"], m["lun"], m["sd"]))
     lines.append("password: %s" % ("set" if im["password_set"] else "none"))
-    lines.append("CHAP: %s" % (("user %s" % im["chap_user"]) if im["chap_user"] else "none"))
+    lines.append("CHAP: %s" % (("user %s" % shown(im["chap_user"])) if im["chap_user"] else "none"))
     for m in im["masks"]:
-        lines.append("mask: %s -> %s" % (m["initiator"], " ".join("%d/%d" % tuple(x) for x in m["luns"]) or "no LUNs"))
+        lines.append("mask: %s -> %s" % (shown(m["initiator"]), " ".join("%d/%d" % tuple(x) for x in m["luns"]) or "no LUNs"))
     lines.append("automatic rebuild: %s" % ("on" if im["auto_rebuild"] else "off"))
     return "\n".join(lines)
