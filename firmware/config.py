@@ -28,6 +28,69 @@ def _int(args, key, lo, hi, default=None):
     return v
 
 
+def _text(args, key, what, most, least=0):
+    # a string for a NUL-padded NV memory field, measured in the UTF-8 bytes the field holds
+    s = args.get(key, "")
+    if not isinstance(s, str):
+        raise CmdError("BAD_ARGUMENT", "%s must be a string" % what)
+    b = s.encode()
+    if nvram.utf8_error(b) >= 0:
+        raise CmdError("BAD_ARGUMENT", "%s is not UTF-8 text (a surrogate, an overlong form or a code point "
+                                       "past U+10FFFF)" % what)
+    for i, c in enumerate(s):
+        if c < " " or "\x7f" <= c <= "\x9f":
+            raise CmdError("BAD_ARGUMENT", "%s has control character U+%04X at %d" % (what, ord(c), i + 1))
+    if not least <= len(b) <= most:
+        raise CmdError("NV_LIMIT", "%s is %d bytes in UTF-8; NV memory holds %s bytes"
+                       % (what, len(b), ("%d to %d" % (least, most)) if least else ("at most %d" % most)))
+    return s
+
+
+def _hex(s):
+    for c in s:
+        if c not in "0123456789abcdef":
+            return False
+    return True
+
+
+def _iqn_error(rest):
+    # iqn.yyyy-mm.reversed.domain[:unique name]
+    if len(rest) < 9 or rest[4] != "-" or rest[7] != "." or not (rest[:4] + rest[5:7]).isdigit() \
+            or not 1 <= int(rest[5:7]) <= 12:
+        return "an iqn. name goes on with the date yyyy-mm and a dot, e.g. iqn.2026-11.com.example:host1"
+    auth = rest[8:].split(":", 1)
+    for label in auth[0].split("."):
+        if not label:
+            return "the naming authority after the date is a reversed domain name (labels between dots)"
+    if len(auth) == 2 and not auth[1]:
+        return "nothing follows the ':' of the naming authority"
+    return None
+
+
+def iscsi_name_error(name):
+    # RFC 3720 3.2.6 / RFC 3722: an iSCSI name in its normalized (stringprep) form
+    b = name.encode()
+    if len(b) > nvram.IQN_MAX:
+        return "NV_LIMIT", "%d bytes; an iSCSI name has at most %d" % (len(b), nvram.IQN_MAX)
+    for i, c in enumerate(name):
+        if not ("a" <= c <= "z" or "0" <= c <= "9" or c in "-.:"):
+            return "BAD_ARGUMENT", ("U+%04X at %d is not allowed: an iSCSI name has a-z 0-9 - . : only "
+                                    "(lowercase, RFC 3722)" % (ord(c), i + 1))
+    kind, rest = name[:4], name[4:]
+    why = None
+    if kind == "iqn.":
+        why = _iqn_error(rest)
+    elif kind == "eui.":
+        if len(rest) != 16 or not _hex(rest):
+            why = "eui. is followed by 16 hex digits"
+    elif kind == "naa.":
+        if len(rest) not in (16, 32) or not _hex(rest):
+            why = "naa. is followed by 16 or 32 hex digits"
+    else:
+        why = "an iSCSI name begins with iqn., eui. or naa."
+    return None if why is None else ("BAD_ARGUMENT", why)
+
+
 def _sd(ctl, args, key="sd"):
     sd = _int(args, key, 0, nvram.MAX_SD - 1)
     if ctl.cfg.sd[sd] is None:
@@ -123,6 +186,9 @@ def sd_create(ctl, args):
             raise CmdError("BAD_ARGUMENT", "slots must be a list of disk slot numbers")
         members = [(s, 0, 0) for s in slots]
     n = len(members)
+    if n > nvram.MAX_VDRIVES:
+        raise CmdError("NV_LIMIT", "%d members; NV memory holds at most %d in a system drive (S_D_E vdrive[%d])"
+                       % (n, nvram.MAX_VDRIVES, nvram.MAX_VDRIVES))
     err = raid.validate(level, n)
     if err:
         raise CmdError("BAD_LEVEL", err)
@@ -427,9 +493,9 @@ def cdb(ctl, args):
 
 
 def password_set(ctl, args):
-    pw = args.get("password")
-    if not isinstance(pw, str) or len(pw) > 32:
-        raise CmdError("BAD_ARGUMENT", "password must be a string of at most 32 characters")
+    if not isinstance(args.get("password"), str):
+        raise CmdError("BAD_ARGUMENT", "password must be a string")
+    pw = _text(args, "password", "the password", nvram.PASSWORD_MAX)
     ctl.cfg.password = hashlib.sha1(pw.encode()).digest() if pw else None
     ctl.save()
     return {}
@@ -443,11 +509,9 @@ def password_check(ctl, args):
 
 
 def chap_set(ctl, args):
-    user, secret = args.get("user", ""), args.get("secret", "")
-    if not isinstance(user, str) or not isinstance(secret, str) or len(user) > 63 or len(secret) > 32:
-        raise CmdError("BAD_ARGUMENT", "user (at most 63 characters) and secret (12 to 32) are strings")
-    if secret and len(secret) < 12:
-        raise CmdError("BAD_ARGUMENT", "a CHAP secret has 12 to 32 characters")
+    user = _text(args, "user", "the CHAP user", nvram.CHAP_USER_MAX)
+    secret = _text(args, "secret", "the CHAP secret", nvram.CHAP_SECRET_MAX,
+                   nvram.CHAP_SECRET_MIN if args.get("secret") else 0)     # empty: CHAP off
     ctl.cfg.chap_user, ctl.cfg.chap_secret = (user, secret) if secret else ("", "")
     ctl.save()
     return {}
@@ -465,8 +529,11 @@ def mask_list(ctl, args):
 
 def mask_set(ctl, args):
     name = args.get("initiator")
-    if not isinstance(name, str) or not 0 < len(name) < nvram.IQN_LEN:
+    if not isinstance(name, str):
         raise CmdError("BAD_ARGUMENT", "initiator must be an iSCSI name")
+    bad = iscsi_name_error(name)
+    if bad:
+        raise CmdError(bad[0], "the initiator name: %s" % bad[1])
     luns = args.get("luns")
     if not isinstance(luns, list):
         raise CmdError("BAD_ARGUMENT", "luns must be a list of [port, lun]")

@@ -131,6 +131,13 @@ class Controller:
     def slot_of(self, channel, target):
         return channel * self.tpc + target
 
+    def _member_slot(self, v):
+        # a target past the channel's would alias another disk (0:4 is 1:0 with 4 targets a
+        # channel), and let two drives share blocks under two names
+        if v[1] >= self.tpc:
+            raise ValueError("member disk %d:%d: the board has targets 0..%d a channel" % (v[0], v[1], self.tpc - 1))
+        return self.slot_of(v[0], v[1])
+
     def _build_drives(self, only=None):
         for sd in range(nvram.MAX_SD):
             if only is not None and sd != only:
@@ -140,7 +147,7 @@ class Controller:
             if e is None:
                 continue
             try:
-                members = [(self.slot_of(v[0], v[1]), v[2], v[3]) for v in e.vdrive]
+                members = [(self._member_slot(v), v[2], v[3]) for v in e.vdrive]
                 d = raid.SystemDrive(sd, e.level(), members, e.stripe_kb * 2, self.iop, e.blocks)
                 if d.resync_note:
                     self.events.log("info" if d.resync_ok else "error", "SD%d %s" % (sd, d.resync_note))
@@ -185,7 +192,13 @@ class Controller:
             self.save()
 
     def save(self):
-        self.nv.store(self.cfg)
+        # a change NV memory cannot hold exactly is refused and undone: the configuration in
+        # memory goes back to the image NV memory holds, so the board never runs on one it lost
+        try:
+            self.nv.store(self.cfg)
+        except nvram.NvramError as e:
+            self.cfg = self.nv.current()
+            raise CmdError("NV_REFUSED", "NV memory cannot hold this change (%s); nothing was changed" % e)
 
     # ---- SCSI core interface ------------------------------------------------------------
     def execute(self, nexus, cdb, data_out=None, buf=None):

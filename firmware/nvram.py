@@ -47,6 +47,14 @@ MASK_OFF = const(CHAP_OFF + 96)                  # MASKS x (initiator 224 + u16 
 PARAMS_OFF = const(MASK_OFF + MASKS * (IQN_LEN + 2))  # 64 bytes of controller parameters
 PAYLOAD_LEN = const(PARAMS_OFF + 64)
 NO_AUTO_REBUILD = const(0x01)   # params byte 0: a replaced disk is not rebuilt by itself
+CHAP_USER_LEN = const(64)
+CHAP_SECRET_LEN = const(32)
+# what the command table lets into the string fields, in UTF-8 bytes (README "String fields")
+CHAP_USER_MAX = const(63)
+CHAP_SECRET_MIN = const(12)      # RFC 3720 8.2.1: at least 96 bits
+CHAP_SECRET_MAX = const(CHAP_SECRET_LEN)
+IQN_MAX = const(223)             # RFC 3720 3.2.6.1
+PASSWORD_MAX = const(32)         # kept as its SHA-1 digest; the limit is the console's
 
 
 class NvramError(Exception):
@@ -122,13 +130,53 @@ CHUNK_KB = (0, 4, 8, 16, 32, 64, 128, 256)        # 0: the default chunk size
 LEVELS = (RAID0, RAID1, RAID3, RAID5, RAID6, NORAID)
 
 
+def utf8_error(b):
+    # -1 when `b` is well-formed UTF-8, else the offset of the first bad byte. MicroPython's own
+    # decode lets overlong forms, surrogates (what its JSON makes of "\\ud83d\\ude00") and code
+    # points past U+10FFFF through; the host's decoder refuses them, and so must the firmware
+    i, n = 0, len(b)
+    while i < n:
+        c = b[i]
+        if c < 0x80:
+            i += 1
+            continue
+        if 0xC2 <= c <= 0xDF:
+            k, lo, hi = 1, 0x80, 0xBF
+        elif 0xE0 <= c <= 0xEF:
+            k = 2
+            lo, hi = (0xA0, 0xBF) if c == 0xE0 else (0x80, 0x9F) if c == 0xED else (0x80, 0xBF)
+        elif 0xF0 <= c <= 0xF4:
+            k = 3
+            lo, hi = (0x90, 0xBF) if c == 0xF0 else (0x80, 0x8F) if c == 0xF4 else (0x80, 0xBF)
+        else:
+            return i
+        if i + k >= n:
+            return i        # cut short
+        if not lo <= b[i + 1] <= hi:
+            return i
+        for j in range(i + 2, i + k + 1):
+            if not 0x80 <= b[j] <= 0xBF:
+                return i
+        i += k + 1
+    return -1
+
+
 def _str(b, what):
     b = bytes(b)
     n = b.find(b"\0")
-    try:
-        return (b if n < 0 else b[:n]).decode()
-    except UnicodeError:
+    if n >= 0:
+        b = b[:n]
+    if utf8_error(b) >= 0:
         raise NvramError("%s is not text" % what)
+    return b.decode()
+
+
+def _put_str(p, off, size, s, what):
+    # a NUL-padded field of `size` bytes; a longer string would run into the next field
+    b = s.encode()
+    if len(b) > size:
+        raise NvramError("%s is %d bytes, its field holds %d" % (what, len(b), size))
+    p[off:off + len(b)] = b
 
 
 def _check_sd(i, e):
@@ -150,11 +198,15 @@ def _check_sd(i, e):
 
 
 def encode(cfg, generation):
+    # NvramError when a value cannot be held (it would overrun its field); values that fit but do
+    # not read back the same are found by verify()
     p = bytearray(PAYLOAD_LEN)
     for i, e in enumerate(cfg.sd):
         off = i * (SDE_LEN + SDX_LEN)
         if e is None:
             continue
+        if e.n_drvs > MAX_VDRIVES:
+            raise NvramError("system drive %d has %d members, S_D_E holds %d" % (i, e.n_drvs, MAX_VDRIVES))
         struct.pack_into(SDE, p, off, e.status, e.raid, e.n_drvs, e.affinity)
         for j, v in enumerate(e.vdrive):
             struct.pack_into(VDRIVE, p, off + 4 + j * 12, v[0], v[1], 0, v[2], v[3])
@@ -163,14 +215,13 @@ def encode(cfg, generation):
     if cfg.password is not None:
         p[PW_OFF] = 1
         p[PW_OFF + 1:PW_OFF + 21] = cfg.password
-    u = cfg.chap_user.encode()
-    s = cfg.chap_secret.encode()
-    p[CHAP_OFF:CHAP_OFF + len(u)] = u
-    p[CHAP_OFF + 64:CHAP_OFF + 64 + len(s)] = s
+    _put_str(p, CHAP_OFF, CHAP_USER_LEN, cfg.chap_user, "the CHAP user")
+    _put_str(p, CHAP_OFF + CHAP_USER_LEN, CHAP_SECRET_LEN, cfg.chap_secret, "the CHAP secret")
+    if len(cfg.masks) > MASKS:
+        raise NvramError("%d LUN masks, NV memory holds %d" % (len(cfg.masks), MASKS))
     for i, (name, bits) in enumerate(cfg.masks):
         off = MASK_OFF + i * (IQN_LEN + 2)
-        n = name.encode()
-        p[off:off + len(n)] = n
+        _put_str(p, off, IQN_LEN, name, "LUN mask %d's initiator name" % i)
         struct.pack_into("<H", p, off + IQN_LEN, bits)
     p[PARAMS_OFF:PARAMS_OFF + 64] = cfg.params
     hdr = bytearray(HDR_LEN)
@@ -178,6 +229,55 @@ def encode(cfg, generation):
     crc = binascii.crc32(p, binascii.crc32(hdr[:12]))
     struct.pack_into("<I", hdr, 12, crc)
     return hdr + p
+
+
+def _sd_fields(e):
+    return None if e is None else (e.status, e.raid, e.affinity, [tuple(v) for v in e.vdrive],
+                                   e.blocks, e.stripe_kb, e.chunk_kb)
+
+
+def _first_difference(a, b):
+    # the name of the first field in which two configurations differ, or None
+    for i in range(MAX_SD):
+        if _sd_fields(a.sd[i]) != _sd_fields(b.sd[i]):
+            return "system drive %d" % i
+    for what, x, y in (("the LUN map", bytes(a.lunmap), bytes(b.lunmap)), ("the password", a.password, b.password),
+                       ("the CHAP user", a.chap_user, b.chap_user),
+                       ("the CHAP secret", a.chap_secret, b.chap_secret),
+                       ("the LUN masks", [tuple(m) for m in a.masks], [tuple(m) for m in b.masks]),
+                       ("the controller parameters", bytes(a.params), bytes(b.params))):
+        if x != y:
+            return what
+    return None
+
+
+def verify(cfg, image):
+    # an image is written only if it decodes back to exactly `cfg`: whatever a command let through
+    # that the format cannot hold (a field overrun, a NUL in a name, a number a field truncates)
+    # is refused here instead of costing the configuration at the next boot
+    try:
+        back = decode(image)
+    except NvramError as e:
+        raise NvramError("the image would not be readable: %s" % e)
+    what = _first_difference(cfg, back)
+    if what is not None:
+        raise NvramError("%s would not read back as it is" % what)
+
+
+def _check_shared_blocks(cfg):
+    # two system drives (the log drive too) never share blocks of a disk: writes through one would
+    # corrupt the other. Overlap within one drive is the drive's own (raid.SystemDrive refuses it)
+    ext = []
+    for i, e in enumerate(cfg.sd):
+        if e is not None:
+            for v in e.vdrive:
+                ext.append((v[0], v[1], v[2], v[3], i))
+    for k in range(len(ext)):
+        ch, tg, a, n, i = ext[k]
+        for ch2, tg2, a2, n2, i2 in ext[k + 1:]:
+            if i2 != i and ch2 == ch and tg2 == tg and a < a2 + n2 and a2 < a + n:
+                raise NvramError("system drive %d and system drive %d share blocks of disk %d:%d "
+                                 "(extents %d+%d and %d+%d)" % (i, i2, ch, tg, a, n, a2, n2))
 
 
 def decode(image):
@@ -208,6 +308,7 @@ def decode(image):
         blocks, stripe_kb, chunk_kb, _ = struct.unpack_from(SDX, p, off + SDE_LEN)
         cfg.sd[i] = SystemDriveEntry(raid, vd, blocks, stripe_kb, chunk_kb, status, aff)
         _check_sd(i, cfg.sd[i])
+    _check_shared_blocks(cfg)
     cfg.lunmap[:] = p[LUNMAP_OFF:PW_OFF]
     for i, sd in enumerate(cfg.lunmap):
         if sd != UNMAPPED and sd >= MAX_SD:      # (a drive not defined: the LUN is not presented)
@@ -215,8 +316,8 @@ def decode(image):
                              % (i // LUNS, i % LUNS, sd, MAX_SD - 1))
     if p[PW_OFF]:
         cfg.password = bytes(p[PW_OFF + 1:PW_OFF + 21])
-    cfg.chap_user = _str(p[CHAP_OFF:CHAP_OFF + 64], "the CHAP user")
-    cfg.chap_secret = _str(p[CHAP_OFF + 64:CHAP_OFF + 96], "the CHAP secret")
+    cfg.chap_user = _str(p[CHAP_OFF:CHAP_OFF + CHAP_USER_LEN], "the CHAP user")
+    cfg.chap_secret = _str(p[CHAP_OFF + CHAP_USER_LEN:MASK_OFF], "the CHAP secret")
     for i in range(MASKS):
         off = MASK_OFF + i * (IQN_LEN + 2)
         name = _str(p[off:off + IQN_LEN], "LUN mask %d's initiator name" % i)
@@ -235,6 +336,7 @@ class Nvram:
         self.size = size
         self.bank_size = size // 2
         self.bank = -1          # which bank holds the current image
+        self.image = None       # the current image (one bank: header + payload)
 
     def load(self):
         # -> Config. Raises NvramError (whole image unusable) with the reason of each bank.
@@ -252,6 +354,7 @@ class Nvram:
                 continue
             if best is None or cfg.generation > best.generation:
                 best, self.bank = cfg, b
+                self.image = bytes(image[b * self.bank_size:b * self.bank_size + HDR_LEN + PAYLOAD_LEN])
         if best is None:
             raise NvramError("; ".join(errors))
         self.notes = errors     # a torn bank next to a good one is normal after a crash
@@ -261,12 +364,18 @@ class Nvram:
         # write the next generation into the other bank; the current bank stays untouched
         gen = cfg.generation + 1
         data = encode(cfg, gen)
+        verify(cfg, data)
         target = 1 - self.bank if self.bank >= 0 else 0
         with open(self.path, "r+b") as f:
             f.seek(target * self.bank_size)
             f.write(data)
         cfg.generation = gen
         self.bank = target
+        self.image = data
+
+    def current(self):
+        # the configuration NV memory holds now (a refused change is undone from it)
+        return decode(self.image)
 
     def create(self, image):
         # a fresh NV memory holding `image` (a factory bank) in bank A; bank B blank
@@ -275,4 +384,5 @@ class Nvram:
             f.write(image)
             f.write(bytes(self.size - len(image)))
         self.bank = 0
+        self.image = bytes(image[:HDR_LEN + PAYLOAD_LEN])
         return cfg

@@ -107,6 +107,38 @@ def test_damaged_images(board, tmp_path):
     assert p.returncode == 2 and "nope.bin" in p.stderr
 
 
+def forge_drive_over_the_log(raw, offsets):
+    # SD2 = a JBOD over the first 1 MiB of disk 1:0, which is a member of the log drive SD1, mapped
+    # as port 0 LUN 2, in every bank, with the CRC made right again (what a hostile writer can do)
+    import struct
+    import zlib
+    from raidboard import nvimage as nv
+    for off in offsets:
+        p = off + nv.HEADER.size
+        struct.pack_into("<BBBB", raw, p + 2 * nv.SD_SLOT, 0x03, 7, 1, 0)
+        struct.pack_into("<BBHII", raw, p + 2 * nv.SD_SLOT + 4, 1, 0, 0, 0, 2048)
+        struct.pack_into("<IHHI", raw, p + 2 * nv.SD_SLOT + nv.SDE_LEN, 2048, 64, 0, 0)
+        raw[p + nv.LUNMAP_OFF + 2] = 2
+        struct.pack_into("<I", raw, off + 12, zlib.crc32(bytes(raw[p:p + nv.PAYLOAD_LEN]),
+                                                         zlib.crc32(bytes(raw[off:off + 12]))))
+    return raw
+
+
+def test_a_forged_drive_over_another_drives_blocks_is_refused_naming_both(board, tmp_path):
+    # before, such a bank booted with SD2 ONLINE, and writes to its LUN overwrote the log drive
+    rbj(board, "lun", "map", "1/3", "sd0")  # both banks hold an image
+    board.stop()
+    nvfile = board.state / "nvram.bin"
+    d, _ = dump(nvfile)
+    nvfile.write_bytes(forge_drive_over_the_log(bytearray(nvfile.read_bytes()), [b["offset"] for b in d["banks"]]))
+    why = "system drive 1 and system drive 2 share blocks of disk 1:0 (extents 0+131072 and 0+2048)"
+    d, _ = dump(nvfile, rc=7)
+    assert d["error"].count(why) == 2
+    board.boot()
+    assert why in board.log() and "NV MEMORY UNUSABLE" in board.log()
+    assert rbj(board, "sd", "list")["drives"] == [] and rbj(board, "lun", "list")["map"] == []
+
+
 def test_lop_commands(board):
     p = subprocess.run([RAIDBOARD, "--port", "socket://%s:%d" % tuple(board.console), "--json", "lop", "status"],
                        capture_output=True, text=True, timeout=30)
@@ -162,3 +194,21 @@ def test_host_and_firmware_agree_on_which_images_are_valid(tmp_path):
         refused += verdict != "OK"
     assert 0 < refused < len(paths)
     print("mutated NV images: %d, refused by both: %d" % (len(paths), refused))
+
+
+def test_control_characters_an_image_holds_are_shown_escaped(tmp_path):
+    # an image from another writer (or an older firmware) may hold them; dumping it must not send
+    # escape sequences to the operator's terminal
+    import struct
+    import zlib
+    from raidboard import nvimage as nv
+    bank = bytearray((REPO / "nvram" / "dac960sx-factory.bin").read_bytes())
+    p = nv.HEADER.size
+    bank[p + nv.CHAP_OFF:p + nv.CHAP_OFF + 11] = b"\x1b]0;pwned\x07x"
+    bank[p + nv.CHAP_OFF + 64:p + nv.CHAP_OFF + 77] = b"s3cret-s3cret"
+    bank[p + nv.MASK_OFF:p + nv.MASK_OFF + 8] = b"iqn.\x1b[2J"
+    struct.pack_into("<I", bank, 12, zlib.crc32(bytes(bank[p:p + nv.PAYLOAD_LEN]), zlib.crc32(bytes(bank[:12]))))
+    (tmp_path / "ctl.bin").write_bytes(bank)
+    out = subprocess.run([RAIDBOARD, "nvram", "dump", str(tmp_path / "ctl.bin")], capture_output=True, text=True,
+                         timeout=30).stdout
+    assert "CHAP: user \\u001b]0;pwned\\u0007x" in out and "mask: iqn.\\u001b[2J" in out and "\x1b" not in out

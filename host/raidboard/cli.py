@@ -202,6 +202,9 @@ def cmd_sd_create(sess, args):
     slots = [x for x in args.slots.replace(" ", ",").split(",") if x]
     if not slots:
         raise UsageError("--slots needs at least one disk slot, e.g. --slots 0,1,2,3")
+    if len(slots) > MAX_MEMBERS:
+        raise UsageError("--slots names %d disks; a system drive has at most %d members in NV memory"
+                         % (len(slots), MAX_MEMBERS))
     p["slots"] = [resolve_slot(sess, x) for x in slots]
     if args.mb is not None:
         p["mb"] = args.mb
@@ -263,14 +266,50 @@ def cmd_mask_list(sess, args):
     def text():
         if not r["masks"]:
             return "no masks: every initiator sees every mapped LUN"
-        return "\n".join("%s  %s" % (m["initiator"], " ".join("%d/%d" % tuple(x) for x in m["luns"]) or "(none)")
+        from .nvimage import shown
+        return "\n".join("%s  %s" % (shown(m["initiator"]), " ".join("%d/%d" % tuple(x) for x in m["luns"]) or "(none)")
                          for m in r["masks"])
     out(args, r, text)
 
 
+# what NV memory holds (nvram/README.md "String fields"), in UTF-8 bytes: checked before sending so
+# a string is refused here with its field and limit, as the board would refuse it
+CHAP_USER_MAX, CHAP_SECRET_MIN, CHAP_SECRET_MAX, ISCSI_NAME_MAX, MAX_MEMBERS = 63, 12, 32, 223, 8
+ISCSI_NAME = re.compile(r"iqn\.\d{4}-(0[1-9]|1[0-2])\.[a-z0-9-]+(\.[a-z0-9-]+)*(:[a-z0-9.:-]+)?"
+                        r"|eui\.[0-9a-f]{16}|naa\.([0-9a-f]{16}|[0-9a-f]{32})")
+
+
+def nv_text(value, what, most, least=0):
+    """`value` if NV memory can hold it: UTF-8 text without control characters, least..most bytes."""
+    try:
+        n = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise UsageError("%s is not UTF-8 text" % what)
+    bad = next((i for i, c in enumerate(value) if c < " " or "\x7f" <= c <= "\x9f"), None)
+    if bad is not None:
+        raise UsageError("%s has control character U+%04X at %d" % (what, ord(value[bad]), bad + 1))
+    if not least <= n <= most:
+        raise UsageError("%s is %d bytes in UTF-8; NV memory holds %s bytes"
+                         % (what, n, ("%d to %d" % (least, most)) if least else "at most %d" % most))
+    return value
+
+
+def iscsi_name(name):
+    """`name` if it is an iSCSI name in its normalized form (RFC 3720 3.2.6, RFC 3722)."""
+    nv_text(name, "the initiator name", ISCSI_NAME_MAX)
+    bad = next((c for c in name if not (c in "-.:" or "a" <= c <= "z" or "0" <= c <= "9")), None)
+    if bad is not None:
+        raise UsageError("the initiator name: U+%04X is not allowed: an iSCSI name has a-z 0-9 - . : only "
+                         "(lowercase, RFC 3722)" % ord(bad))
+    if not ISCSI_NAME.fullmatch(name):
+        raise UsageError("the initiator name %r is not an iSCSI name: iqn.yyyy-mm.reversed.domain[:name], "
+                         "eui. + 16 hex digits or naa. + 16 or 32 hex digits (RFC 3720 3.2.6)" % name)
+    return name
+
+
 def cmd_mask_set(sess, args):
     luns = [list(parse_portlun(x)) for x in args.luns]
-    r = sess.call("mask_set", {"initiator": args.initiator, "luns": luns})
+    r = sess.call("mask_set", {"initiator": iscsi_name(args.initiator), "luns": luns})
     out(args, r, "%s sees %s (and only those, while any mask is set)" % (
         args.initiator, " ".join(args.luns) or "no LUN"))
 
@@ -282,7 +321,9 @@ def cmd_mask_clear(sess, args):
 
 def cmd_chap(sess, args):
     if args.action == "set":
-        r = sess.call("chap_set", {"user": args.user, "secret": args.secret})
+        r = sess.call("chap_set", {"user": nv_text(args.user, "the CHAP user", CHAP_USER_MAX),
+                                   "secret": nv_text(args.secret, "the CHAP secret", CHAP_SECRET_MAX,
+                                                     CHAP_SECRET_MIN)})
         out(args, r, "CHAP required for user %s" % args.user)
     else:
         r = sess.call("chap_set", {"user": "", "secret": ""})
@@ -773,14 +814,15 @@ examples:
                 "sees only the LUNs of its own mask (none if it has no mask).\n")
     P(mk, "list", "list the masks", func=cmd_mask_list)
     c = P(mk, "set", "let INITIATOR see exactly these PORT/LUNs", func=cmd_mask_set)
-    c.add_argument("initiator", help="the initiator's iSCSI name")
+    c.add_argument("initiator", help="the initiator's iSCSI name (iqn., eui. or naa.; lowercase; at most 223 bytes)")
     c.add_argument("luns", nargs="*", metavar="PORT/LUN")
     c = P(mk, "clear", "remove an initiator's mask", func=cmd_mask_clear)
     c.add_argument("initiator")
 
     ch = _group(sub, "chap", "CHAP authentication of the iSCSI host ports (kept in NV memory)",
                 "examples:\n  raidboard chap set backup s3cret-secret12\n  raidboard chap clear\n")
-    c = P(ch, "set", "require CHAP with this user and secret (12 to 32 characters)", func=cmd_chap)
+    c = P(ch, "set", "require CHAP with this user (at most 63 bytes in UTF-8) and secret (12 to 32 bytes)",
+          func=cmd_chap)
     c.add_argument("user")
     c.add_argument("secret")
     c.set_defaults(action="set")
@@ -1024,6 +1066,8 @@ HINTS = {
     "LUN_IN_USE": "unmap it first: raidboard lun unmap PORT/LUN",
     "OVERLAP": "the members have no room left; give a smaller --mb or other --slots",
     "BAD_LEVEL": "RAID 1 needs 2 disks, RAID 3/5 at least 3, RAID 0+1 an even number >= 4",
+    "NV_LIMIT": "NV memory holds no more than the limit named: shorten it (non-ASCII characters take 2-4 bytes)",
+    "NV_REFUSED": "the configuration is unchanged; report the message, it names the field NV memory could not hold",
     "PASSWORD_REQUIRED": "give the console password (raidboard call password_check '{\"password\": \"...\"}')",
     "UNKNOWN_COMMAND": "this firmware does not know that command; see firmware/README.md",
 }

@@ -71,6 +71,17 @@ def _check_drive(i, raid, status, stripe_kb, chunk_kb, cap):
         raise BankError("system drive %d: %s" % (i, why))
 
 
+def _check_shared_blocks(drives):
+    # two system drives (the log drive too) never share blocks of a disk; within one drive that
+    # is the drive's own fault (it cannot be built), not the bank's
+    ext = [(v["channel"], v["target"], v["start"], v["blocks"], d["sd"]) for d in drives for v in d["vdrive"]]
+    for k, (ch, tg, a, n, i) in enumerate(ext):
+        for ch2, tg2, a2, n2, i2 in ext[k + 1:]:
+            if i2 != i and (ch2, tg2) == (ch, tg) and a < a2 + n2 and a2 < a + n:
+                raise BankError("system drive %d and system drive %d share blocks of disk %d:%d "
+                                "(extents %d+%d and %d+%d)" % (i, i2, ch, tg, a, n, a2, n2))
+
+
 def decode_bank(bank):
     """One bank -> dict; raises BankError naming what is wrong."""
     if len(bank) < BANK_MIN:
@@ -106,6 +117,7 @@ def decode_bank(bank):
                        "log": bool(raid & LOG), "wb": bool(raid & WB_MSK), "n_drvs": n,
                        "affinity": affinity, "blocks": cap, "stripe_kb": stripe_kb, "chunk_kb": chunk_kb,
                        "vdrive": vd})
+    _check_shared_blocks(drives)
     lunmap = [{"port": k // LUNS, "lun": k % LUNS, "sd": v}
               for k, v in enumerate(payload[LUNMAP_OFF:LUNMAP_OFF + PORTS * LUNS]) if v != UNMAPPED]
     for m in lunmap:
@@ -157,6 +169,12 @@ def dump(image):
     return d
 
 
+def shown(s):
+    """A string from NV memory as a terminal may print it: control characters (which an image from
+    another writer can hold) as \\uXXXX, never as the escape sequences they would be."""
+    return "".join(c if c.isprintable() else "\\u%04x" % ord(c) for c in s)
+
+
 def text(d):
     lines = ["NV memory image %s: %d bytes" % (d.get("file", ""), d["size"])]
     for b in d["banks"]:
@@ -191,8 +209,8 @@ def text(d):
     for m in im["lun_map"]:
         lines.append("  port %d LUN %d -> sd%d" % (m["port"], m["lun"], m["sd"]))
     lines.append("password: %s" % ("set" if im["password_set"] else "none"))
-    lines.append("CHAP: %s" % (("user %s" % im["chap_user"]) if im["chap_user"] else "none"))
+    lines.append("CHAP: %s" % (("user %s" % shown(im["chap_user"])) if im["chap_user"] else "none"))
     for m in im["masks"]:
-        lines.append("mask: %s -> %s" % (m["initiator"], " ".join("%d/%d" % tuple(x) for x in m["luns"]) or "no LUNs"))
+        lines.append("mask: %s -> %s" % (shown(m["initiator"]), " ".join("%d/%d" % tuple(x) for x in m["luns"]) or "no LUNs"))
     lines.append("automatic rebuild: %s" % ("on" if im["auto_rebuild"] else "off"))
     return "\n".join(lines)

@@ -159,8 +159,12 @@ class Link:
         rid = "h%d" % next(self._ids)
         if not re.match(r"^[a-z_][a-z0-9_]*$", command):
             raise ValueError("bad command name %r" % command)
-        body = json.dumps(args if args is not None else {}, separators=(",", ":"))
-        self._write(("%s %s %s\n" % (rid, command, body)).encode())
+        # text as UTF-8, not as \u escapes: MicroPython's JSON turns an escaped surrogate pair into
+        # two surrogates, which are not UTF-8 (a lone surrogate goes as it is, and the board refuses
+        # it); DEL stays escaped, the line protocol takes no control characters
+        body = json.dumps(args if args is not None else {}, separators=(",", ":"),
+                          ensure_ascii=False).replace("\x7f", "\\u007f")
+        self._write(("%s %s %s\n" % (rid, command, body)).encode("utf-8", "surrogatepass"))
         deadline = time.monotonic() + (timeout or self.timeout)
         while True:
             line = self._readline(deadline)

@@ -124,8 +124,89 @@ def test_password_and_masking():
     ctl = fw.reboot(ctl)
     assert not ctl.command("password_check", {"password": "x"})["ok"]
     assert ctl.command("password_check", {"password": "mylex"})["ok"]
-    ctl.command("mask_set", {"initiator": "iqn.a", "luns": [[0, 0]]})
-    assert ctl.luns(0, "iqn.a") == [0] and ctl.luns(0, "iqn.b") == []
-    refused(ctl, "mask_set", {"initiator": "iqn.a", "luns": [[2, 0]]}, "BAD_ARGUMENT")
-    ctl.command("mask_clear", {"initiator": "iqn.a"})
-    assert ctl.luns(0, "iqn.b") == [0, 1]
+    a, b = "iqn.2026-11.org.example:a", "iqn.2026-11.org.example:b"
+    ctl.command("mask_set", {"initiator": a, "luns": [[0, 0]]})
+    assert ctl.luns(0, a) == [0] and ctl.luns(0, b) == []
+    refused(ctl, "mask_set", {"initiator": a, "luns": [[2, 0]]}, "BAD_ARGUMENT")
+    ctl.command("mask_clear", {"initiator": a})
+    assert ctl.luns(0, b) == [0, 1]
+
+
+def test_string_fields_are_measured_in_the_bytes_nv_memory_holds():
+    ctl = fw.boot()
+    umlauts = ("äöü" * 7)[:20]                    # 20 characters, 40 bytes
+    refused(ctl, "chap_set", {"user": "admin", "secret": umlauts}, "NV_LIMIT",
+            ["the CHAP secret is 40 bytes in UTF-8", "12 to 32 bytes"])
+    refused(ctl, "chap_set", {"user": "ü" * 32, "secret": "s3cret-s3cret"}, "NV_LIMIT",
+            ["the CHAP user is 64 bytes", "at most 63 bytes"])
+    refused(ctl, "chap_set", {"user": "admin", "secret": "ä" * 5}, "NV_LIMIT", ["10 bytes", "12 to 32"])
+    refused(ctl, "password_set", {"password": "ö" * 17}, "NV_LIMIT", ["the password is 34 bytes", "at most 32"])
+    refused(ctl, "chap_set", {"user": "ad\0min", "secret": "s3cret-s3cret"}, "BAD_ARGUMENT",
+            ["the CHAP user has control character U+0000 at 3"])
+    refused(ctl, "chap_set", {"user": "admin", "secret": "s3cret\x1b[2Js3cret"}, "BAD_ARGUMENT", ["U+001B"])
+    # what MicroPython's JSON makes of a surrogate pair: not UTF-8, and the host could not read it
+    refused(ctl, "chap_set", {"user": "admin", "secret": bytes(b"s3cret-\xed\xa0\xbd\xed\xb8\x80").decode()},
+            "BAD_ARGUMENT", ["the CHAP secret is not UTF-8 text"])
+    ctl.command("chap_set", {"user": "ädmin", "secret": "äöü" * 5 + "xy"})       # 32 bytes exactly
+    ctl.command("password_set", {"password": "ö" * 16})
+    ctl = fw.reboot(ctl)
+    assert ctl.command("chap_get") == {"user": "ädmin", "secret": "äöü" * 5 + "xy"}
+    assert ctl.command("password_check", {"password": "ö" * 16})["ok"]
+
+
+def test_initiator_names_follow_the_iscsi_name_rules():
+    ctl = fw.boot()
+    good = ("iqn.1994-05.com.redhat:host1", "iqn.2026-11.org.example", "iqn.2001-04.com.example:storage:disk.a-1",
+            "eui.02004567a425678d", "naa.52004567ba64678d", "naa.62004567ba64678d0123456789abcdef",
+            "iqn.2026-11.org.example:" + "x" * 199)                     # 223 bytes
+    for name in good:
+        ctl.command("mask_set", {"initiator": name, "luns": [[0, 0]]})
+    ctl = fw.reboot(ctl)
+    assert [m["initiator"] for m in ctl.command("mask_list")["masks"]] == list(good)
+    for name in good:
+        ctl.command("mask_clear", {"initiator": name})
+    for name, words in (("iqn.2026-11.org.example:" + "x" * 200, "224 bytes; an iSCSI name has at most 223"),
+                        ("iqn.2026-11.org.example:hööst", "U+00F6 at 26 is not allowed"),
+                        ("iqn.2026-11.org.Example:host", "U+0045 at 17"),
+                        ("IQN.2026-11.org.example", "U+0049 at 1"),
+                        ("iqn.2026-13.org.example", "date yyyy-mm"), ("iqn.26-11.org.example", "date yyyy-mm"),
+                        ("iqn.2026-11", "date yyyy-mm"), ("iqn.2026-11.org..example", "reversed domain"),
+                        ("iqn.2026-11.:host", "reversed domain"), ("iqn.2026-11.org.example:", "nothing follows"),
+                        ("eui.02004567a425678", "16 hex digits"), ("eui.02004567a425678g", "16 hex digits"),
+                        ("naa.52004567ba64678d01", "16 or 32 hex"), ("host1", "begins with iqn., eui. or naa."),
+                        ("", "begins with")):
+        refused(ctl, "mask_set", {"initiator": name, "luns": [[0, 0]]},
+                "NV_LIMIT" if "bytes" in words else "BAD_ARGUMENT", [words])
+    assert ctl.command("mask_list")["masks"] == []
+
+
+def test_a_system_drive_has_at_most_8_members():
+    # S_D_E holds vdrive[8]: a 10-member RAID 0 used to be written over the next drive's fields,
+    # and the bank was refused at the next boot (n_drvs 10 exceeds 8), losing the drive
+    ctl = fw.boot(b=fw.small_board(slots=12), factory_cfg=False)
+    ctl.command("sd_create", {"raid": 1, "slots": [10, 11], "mb": 2})
+    refused(ctl, "sd_create", {"raid": 0, "slots": list(range(10)), "mb": 4}, "NV_LIMIT",
+            ["10 members", "at most 8"])
+    refused(ctl, "sd_create", {"raid": 0, "extents": [[s, 64, 64] for s in range(9)]}, "NV_LIMIT", ["9 members"])
+    ctl.command("sd_create", {"raid": 0, "slots": list(range(8)), "mb": 4})
+    ctl = fw.reboot(ctl)
+    d = ctl.command("sd_list")["drives"]
+    assert [(x["sd"], len(x["members"]), x["status"]) for x in d] == [(0, 2, "ONLINE"), (1, 8, "ONLINE")]
+
+
+def test_a_change_nv_memory_cannot_hold_is_refused_and_undone():
+    # the last guard: whatever reached the configuration without a check of its own is found by
+    # reading the image back before the bank is written, and the change is undone
+    ctl = fw.boot()
+    gen = ctl.cfg.generation
+    ctl.cfg.masks = [("iqn.2026-11.org.example:a\0b", 1)]
+    ctl.cfg.chap_user = "x"
+    try:
+        ctl.save()
+        assert False, "saved"
+    except Exception as e:
+        assert e.code == "NV_REFUSED" and "the LUN masks would not read back" in e.message, e.message
+    assert ctl.cfg.masks == [] and ctl.cfg.chap_user == "" and ctl.cfg.generation == gen
+    ctl.command("lun_map", {"port": 1, "lun": 5, "sd": 0})
+    ctl = fw.reboot(ctl)
+    assert ctl.cfg.lun(1, 5) == 0 and ctl.cfg.masks == [] and ctl.cfg.generation == gen + 1

@@ -12,7 +12,7 @@ def full_config():
                                        2976, 32, status=nvram.CRITICAL, affinity=1)
     cfg.sd[3] = nvram.SystemDriveEntry(nvram.RAID1 | nvram.LOG, [(1, 0, 0, 512), (2, 3, 16, 512)],
                                        512, 64, chunk_kb=16, status=nvram.OFFLINE)
-    cfg.sd[7] = nvram.SystemDriveEntry(nvram.RAID6, [(c, t, 0, 64) for c in range(2) for t in range(4)],
+    cfg.sd[7] = nvram.SystemDriveEntry(nvram.RAID6, [(c, t, 8192, 64) for c in range(2) for t in range(4)],
                                        256, 8)
     cfg.lunmap[0] = 0
     cfg.lunmap[9] = 3
@@ -235,3 +235,101 @@ def test_factory_images_match_the_factory_layout():
         with open("%s/%s" % (root, b["factory_nvram"]), "rb") as f:
             committed = f.read()
         assert committed == nvram.encode(factory.default_config(b), 1), model
+
+
+def test_text_is_strict_utf8_as_the_host_reads_it():
+    good = ("", "plain", "äöü", "\u20ac", "\U0001F600", "\U0010FFFF")
+    for s in good:
+        assert nvram.utf8_error(s.encode()) == -1, s
+    bad = (b"\xc0\x80", b"\xc1\xbf", b"\xe0\x80\x80",          # overlong forms
+           b"\xed\xa0\x80", b"\xed\xa0\xbd\xed\xb8\x80",         # surrogates (CESU-8 of an emoji)
+           b"\xf4\x90\x80\x80", b"\xf8\x88\x80\x80\x80",         # past U+10FFFF
+           b"\x80", b"ab\xc3", b"\xe2\x82")                      # a stray or cut-short sequence
+    for b in bad:
+        assert nvram.utf8_error(b) >= 0, b
+    assert nvram.utf8_error(b"ok\xed\xa0\x80") == 2
+
+
+def test_an_image_that_would_not_read_back_is_never_written():
+    nv, cfg = nv_with_generations(1)
+    with open(nv.path, "rb") as f:
+        before = f.read()
+    changes = (
+        ("chap_secret", "äöü" * 7, "the CHAP secret is 42 bytes, its field holds 32"),
+        ("chap_user", "x" * 65, "the CHAP user is 65 bytes"),
+        ("chap_user", "a\0b", "the CHAP user would not read back"),
+        ("masks", [("iqn.2026-11.org.example:" + "ü" * 101, 1)], "LUN mask 0's initiator name is 226 bytes, its field holds 224"),
+        ("masks", [("iqn.x", 0x10000)], "the LUN masks would not read back"),
+    )
+    for field, value, words in changes:
+        nv2 = nvram.Nvram(nv.path, 16384)
+        good = nv2.load()
+        setattr(good, field, value)
+        try:
+            nv2.store(good)
+            assert False, field
+        except nvram.NvramError as e:
+            assert words in str(e), (words, str(e))
+    for e, words in ((nvram.SystemDriveEntry(nvram.RAID0, [(2, t, 0, 64) for t in range(10)], 640), "10 members"),
+                     (nvram.SystemDriveEntry(nvram.NORAID, [(2, 0, 1 << 32, 64)], 64), "system drive 1 would not"),
+                     (nvram.SystemDriveEntry(nvram.NORAID, [(0, 0, 0, 64)], 64), "share blocks")):
+        nv2 = nvram.Nvram(nv.path, 16384)
+        good = nv2.load()
+        good.sd[1] = e
+        try:
+            nv2.store(good)
+            assert False, words
+        except nvram.NvramError as err:
+            assert words in str(err), (words, str(err))
+    with open(nv.path, "rb") as f:
+        assert f.read() == before
+
+
+def test_drives_that_share_blocks_are_refused_naming_both():
+    # a forged bank: a JBOD over blocks of SD0's member on disk 0:2, and one over the log drive's
+    img = good_image()
+    off = 16 + 5 * (nvram.SDE_LEN + nvram.SDX_LEN)
+    for bank in (0, 8192):
+        nvram.struct.pack_into(nvram.SDE, img, bank + off, nvram.ONLINE, nvram.NORAID, 1, 0)
+        nvram.struct.pack_into(nvram.VDRIVE, img, bank + off + 4, 0, 2, 0, 500, 100)
+        nvram.struct.pack_into(nvram.SDX, img, bank + off + nvram.SDE_LEN, 100, 64, 0, 0)
+        _resealed(img, bank)
+    expect_error(img, 16384, ["bank A: system drive 0 and system drive 5 share blocks of disk 0:2 "
+                              "(extents 8+1002 and 500+100)", "bank B: "])
+    img = good_image()
+    for bank in (0, 8192):
+        nvram.struct.pack_into(nvram.SDE, img, bank + off, nvram.ONLINE, nvram.NORAID, 1, 0)
+        nvram.struct.pack_into(nvram.VDRIVE, img, bank + off + 4, 2, 3, 0, 511, 1)
+        nvram.struct.pack_into(nvram.SDX, img, bank + off + nvram.SDE_LEN, 1, 64, 0, 0)
+        _resealed(img, bank)
+    expect_error(img, 16384, ["system drive 3 and system drive 5 share blocks of disk 2:3 (extents 16+512 and 511+1)"])
+    # next to each other is not sharing
+    img = good_image()
+    for bank in (0, 8192):
+        nvram.struct.pack_into(nvram.SDE, img, bank + off, nvram.ONLINE, nvram.NORAID, 1, 0)
+        nvram.struct.pack_into(nvram.VDRIVE, img, bank + off + 4, 2, 3, 0, 528, 8)
+        nvram.struct.pack_into(nvram.SDX, img, bank + off + nvram.SDE_LEN, 8, 64, 0, 0)
+        _resealed(img, bank)
+    path = fw.tmpdir("adjacent") + "/nvram.bin"
+    with open(path, "wb") as f:
+        f.write(img)
+    assert nvram.Nvram(path, 16384).load().sd[5].vdrive == [(2, 3, 528, 8)]
+
+
+def test_a_member_named_by_a_target_the_board_does_not_have_is_not_built():
+    # disk 0:4 of a board with 4 targets a channel would be slot 4, which is disk 1:0 (a member of
+    # the log drive): two names for one disk must not get past the check of shared blocks
+    import factory
+    b = fw.small_board()
+    d = fw.tmpdir("alias")
+    cfg = factory.default_config(b)
+    cfg.sd[2] = nvram.SystemDriveEntry(nvram.NORAID, [(0, 4, 0, 2048)], 2048)
+    cfg.lunmap[2] = 2
+    with open(d + "/factory.bin", "wb") as f:
+        f.write(nvram.encode(cfg, 1))
+    ctl = fw.boot(state=d, b=b)
+    assert 2 not in ctl.drives and 1 in ctl.drives
+    texts = [e["text"] for e in ctl.events.recent(10)]
+    assert any("SD2 CANNOT BE BUILT" in t and "disk 0:4" in t and "targets 0..3" in t for t in texts), texts
+    st, sn, _ = fw.run(ctl, 2, fw.cdb(0x2A, 0, 0, 0, 0, 0, 0, 0, 1, 0), bytes(512))
+    assert st == 2 and sn[2] & 0x0F == 2          # NOT READY: nothing reaches the log drive's disk
