@@ -263,3 +263,24 @@ def test_a_primary_failing_under_the_copy_on_write_answers_not_ready():
     assert write(ctl, 8 * CHUNK, fw.pattern(86, 4 * CHUNK * 512)) == NOT_READY     # every member
     overflow_reported_once(ctl)
     assert_no_fault(ctl)
+
+
+def test_a_log_drive_failing_while_its_index_is_read_at_boot_is_an_overflow():
+    import iop
+    ctl = fw.boot()
+    snapshot_with_copies(ctl)
+    real = iop.IOP.read
+
+    def eio_on_index(self, slot, lba, mv):
+        # the header (one block) reads; the index records (a longer read) hit EIO
+        if slot in LOG_SLOTS and len(mv) > 512:
+            raise self._io_failed(slot, OSError(5))
+        real(self, slot, lba, mv)
+    iop.IOP.read = eio_on_index
+    try:
+        ctl = fw.reboot(ctl)
+    finally:
+        iop.IOP.read = real
+    assert any("LOG SD1 UNREADABLE" in t for t in texts(ctl)), texts(ctl)
+    overflow_reported_once(ctl)
+    assert read(ctl, 0, 8) == fw.pattern(70, 4096)
