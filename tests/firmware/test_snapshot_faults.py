@@ -196,6 +196,23 @@ def test_a_log_drive_failing_under_the_copy_on_write_ends_the_snapshot_primary_w
     assert_no_fault(ctl)
 
 
+def test_a_write_back_log_failing_under_the_cache_never_fails_a_primary_write():
+    # the log's disks fail while its lines sit in the cache: the destage that finds them gone runs
+    # inside some other write, which must still complete (GOOD); the snapshot then ends as an
+    # overflow at the next command
+    ctl = fw.boot()
+    ctl.command("sd_policy", {"sd": 1, "wb": True})
+    ctl.command("sd_policy", {"sd": 0, "wb": True})
+    snapshot_with_copies(ctl)
+    break_files(ctl, LOG_SLOTS)
+    for c in range(8, 8 + 4 * ctl.cache.max_lines):
+        assert write(ctl, c * CHUNK, fw.pattern(88, 4096)) is None, c
+    overflow_reported_once(ctl)
+    for c in range(8, 8 + 4 * ctl.cache.max_lines):
+        assert read(ctl, c * CHUNK, 8) == fw.pattern(88, 4096)
+    assert_no_fault(ctl)
+
+
 def test_a_log_drive_failing_unnoticed_is_found_by_the_next_backup_command():
     # a disk taken out by an I/O error below the snapshot engine (here: a primary read that is
     # served from the primary only) is seen at the backup LUN's next command
