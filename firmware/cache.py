@@ -238,7 +238,17 @@ class WriteBackCache:
             if old < 0 or self._age[s] < best:
                 old = s
                 best = self._age[s]
-        self._destage(old)
+        try:
+            self._destage(old)
+        except Exception:
+            no = self._key[old] % MAX_DRIVES
+            if self.drives[no].status() != "OFFLINE":
+                raise
+            # its drive is OFFLINE for good: none of its lines can ever be written, and the write
+            # asking for a line must not fail for it. Drop them, but leave the journal alone (no
+            # rewrite): the record of the segment being cached now is in it and nowhere else yet
+            self._forget(no)
+            return self._alloc()
         self._drop(old)
         return old
 
@@ -370,13 +380,18 @@ class WriteBackCache:
 
     def discard(self, drive_number):
         # forget a deleted drive's dirty data (its lines and journal records)
-        keys = [k for k in self.lines if k % MAX_DRIVES == drive_number]
+        n = self._forget(drive_number)
+        self.drives[drive_number] = None
+        self._rewrite()
+        return n
+
+    def _forget(self, no):
+        # drop a drive's lines, their slots back to the buffer -> how many
+        keys = [k for k in self.lines if k % MAX_DRIVES == no]
         for key in keys:
             slot = self.lines[key]
             self._drop(slot)
             self.buf.give(slot)
-        self.drives[drive_number] = None
-        self._rewrite()
         return len(keys)
 
     def dirty(self, drive=None):

@@ -50,6 +50,9 @@ class CachedDrive:
         self.cache.read(self.drive, lba, mv)
 
     def write(self, lba, mv, old=None):
+        if self.drive.status() == raid.OFFLINE:
+            # a line cached for an OFFLINE drive could never be destaged (and would hold up others)
+            raise raid.DriveError("offline", "system drive %d is OFFLINE" % self.number)
         self.cache.write(self.drive, lba, mv)
 
 
@@ -76,7 +79,7 @@ class Controller:
                                              max(1, self.buffer.slots - RESERVED_SLOTS))
         self.drives = {}          # sd -> SystemDrive, or CachedDrive when write-back (built ones)
         self._lus = [None] * (nvram.PORTS * nvram.LUNS)
-        self._build_drives()
+        self._build_drives(attach=False)
         rep = self.cache.replay({sd: getattr(d, "drive", d) for sd, d in self.drives.items()})
         if rep["records"] or rep["errors"] or rep["torn_bytes"]:
             self.events.log("warn" if rep["errors"] else "info",
@@ -85,6 +88,9 @@ class Controller:
                                 "; a last record cut short by the stop (never acknowledged) ignored"
                                 if rep["torn_bytes"] and not rep["errors"] else "",
                                 "; " + "; ".join(rep["errors"]) if rep["errors"] else ""))
+        # only now is what a write-back log drive holds (its header, its index records) on it
+        self._attach_log()
+        self._gen = -1            # the disk states _refresh_status last looked at (iop.gen)
         self._refresh_status(quiet=True)
         lop.boot(self)            # change tracking and interrupted long operations
 
@@ -138,7 +144,7 @@ class Controller:
             raise ValueError("member disk %d:%d: the board has targets 0..%d a channel" % (v[0], v[1], self.tpc - 1))
         return self.slot_of(v[0], v[1])
 
-    def _build_drives(self, only=None):
+    def _build_drives(self, only=None, attach=True):
         for sd in range(nvram.MAX_SD):
             if only is not None and sd != only:
                 continue
@@ -154,17 +160,23 @@ class Controller:
                 self.drives[sd] = CachedDrive(d, self.cache) if e.write_back() else d
             except ValueError as err:
                 self.events.log("error", "SD%d CANNOT BE BUILT: %s" % (sd, err))
-        self._attach_log()
+        if attach:
+            self._attach_log()
         self._map_luns()
 
     def _attach_log(self):
+        eng = self.engine
+        if eng.primary is not None and eng.primary_sd in self.drives:
+            eng.primary = self.drives[eng.primary_sd]    # rebuilt (a cache policy change): follow it
         for sd, e in enumerate(self.cfg.sd):
             if e is not None and e.is_log() and sd in self.drives:
-                if self.engine.log is not self.drives[sd]:
-                    self.engine.attach_log(sd, self.drives[sd], e.chunk_kb, self.drives)
+                if eng.log is not None and eng.log_sd == sd:
+                    eng.log = self.drives[sd]      # the same drive rebuilt: the same log on it
+                else:
+                    eng.attach_log(sd, self.drives[sd], e.chunk_kb, self.drives)
                 return
-        if self.engine.log is not None:
-            self.engine.detach_log()
+        if eng.log is not None:
+            eng.detach_log()
 
     def _map_luns(self):
         for i in range(nvram.PORTS * nvram.LUNS):
@@ -188,8 +200,26 @@ class Controller:
                 changed = True
                 self.events.log("info" if st == nvram.ONLINE else "error",
                                 "SD%d %s" % (sd, nvram.STATUS_NAMES[st]))
+                if st == nvram.OFFLINE and self.cache.dirty(sd):
+                    # an OFFLINE drive never comes back (a replaced disk is blank): its dirty lines
+                    # could never be written, and would block every other drive's destage
+                    self.events.log("error", "SD%d: %d DIRTY CACHE LINES LOST" % (sd, self.cache.discard(sd)))
+        self._gen = self.iop.gen
         if changed:
             self.save()
+        self._snapshot_drives_offline()
+
+    def _snapshot_drives_offline(self):
+        # a snapshot whose log or primary drive is OFFLINE can no longer show its image: it ends at
+        # once as an overflow does (the backup LUN reports 09/82/00 once; vendor.md)
+        eng = self.engine
+        if eng.state != snapshot.ACTIVE:
+            return
+        for sd, role in ((eng.log_sd, "LOG"), (eng.primary_sd, "PRIMARY")):
+            e = self.cfg.sd[sd]
+            if e is None or e.status == nvram.OFFLINE:
+                eng.overflow("%s SD%d OFFLINE" % (role, sd))
+                return
 
     def save(self):
         # a change NV memory cannot hold exactly is refused and undone: the configuration in
@@ -281,6 +311,8 @@ class Controller:
         return op is not None and lu.kind == scsi.NORMAL and lu.sd == op.dst
 
     def check_ready(self, lu):
+        if self.iop.gen != self._gen:
+            self._refresh_status()    # a disk dropped out under an I/O error somewhere: follow it now
         if lu.kind == scsi.BACKUP:
             if self.engine.state != snapshot.ACTIVE:
                 if self.engine.take_overflow():
@@ -315,7 +347,10 @@ class Controller:
                     lop.check_read(self, lu.sd, lba, len(mv) >> 9)
                 self.drives[lu.sd].read(lba, mv)
         except (raid.DriveError, iopmod.DiskError) as e:
-            raise self._io_error(e, lba)
+            err = self._io_error(e, lba)
+            if lu.kind == scsi.BACKUP and self.engine.take_overflow():
+                raise vendor.log_overflow()   # the read that lost the snapshot is the one to say so
+            raise err
 
     def write_blocks(self, lu, lba, mv, fua=False):
         try:
@@ -384,7 +419,10 @@ class Controller:
         if d is None or d.status() == raid.OFFLINE or self.engine.log.status() == raid.OFFLINE:
             raise ScsiError(sense.NOT_READY, 0x04, 0x03)
         self.flush_drive(sd)       # the snapshot point includes every acknowledged write
-        self.engine.initiate(sd, d)
+        try:
+            self.engine.initiate(sd, d)
+        except (raid.DriveError, iopmod.DiskError) as e:
+            raise self._io_error(e, 0)    # the header did not land: no snapshot began
 
     def snapshot_terminate(self, lu):
         e = self.engine

@@ -253,7 +253,10 @@ class Engine:
                 self._write_header()
             else:
                 self.primary = p
-                self._rebuild_index()
+                try:
+                    self._rebuild_index()
+                except Exception as e:         # the log failed under the scan (DriveError)
+                    self.overflow("LOG SD%d UNREADABLE: %s" % (sd, e))
 
     def detach_log(self):
         if self.state == ACTIVE:
@@ -321,7 +324,7 @@ class Engine:
         if n == self.max_slots < self.log_slots and self._record_valid(n):
             # more exceptions on the log than this board's memory can index: without all of them
             # the backup LUN would show new data, so the snapshot ends as by an overflow
-            self._overflow("LOG INDEX DOES NOT FIT IN MEMORY")
+            self.overflow("LOG INDEX DOES NOT FIT IN MEMORY")
             return
         # the record block being filled, as on the log, its unused records cleared
         zero(self._rec, len(self._rec))
@@ -349,12 +352,17 @@ class Engine:
         self._next_warning()
         zero(self._rec, len(self._rec))
         self.index.clear()
-        self._write_header()
+        try:
+            self._write_header()
+        except Exception:
+            # the log drive failed under the header write: no snapshot began
+            self.state, self.primary, self.primary_sd = IDLE, None, -1
+            raise
         self.events.log("info", "SNAPSHOT STARTED SD%d -> LOG SD%d" % (sd, self.log_sd))
 
     def terminate(self, reason="command"):
         self.state = IDLE
-        self._write_header()
+        self._store_header()
         self.index.clear()
         self.primary, self.primary_sd = None, -1
         self.events.log("info", "SNAPSHOT ENDED (%s)" % reason)
@@ -367,7 +375,7 @@ class Engine:
         if self.state != OVERFLOWED:
             return False
         self.state = IDLE
-        self._write_header()
+        self._store_header()
         return True
 
     # ---- write path (FIG. 6) -------------------------------------------------------------
@@ -420,7 +428,7 @@ class Engine:
         if slot + k > self.max_slots:
             k = self.max_slots - slot
             if k <= 0:
-                self._overflow("LOG OVERFLOW")
+                self.overflow("LOG OVERFLOW")
                 return -1
         cb = self.chunk_blocks
         sb = self.buffer.slot_bytes
@@ -443,7 +451,7 @@ class Engine:
             except Exception as e:
                 # the snapshot can no longer be kept; the primary carries on, the backup LUN
                 # reports the vendor-unique error once, as for an overflow
-                self._overflow("LOG DRIVE FAILED: %s" % e)
+                self.overflow("LOG DRIVE FAILED: %s" % e)
                 self.buffer.give_span(b, n)
                 return -1
             self.index.insert_run(c, slot, k)
@@ -483,11 +491,17 @@ class Engine:
         self._warn_at = (self.max_slots * USAGE_EVENTS[self._warned] + 99) // 100 \
             if self._warned < len(USAGE_EVENTS) else 1 << 62
 
-    def _overflow(self, why):
+    def overflow(self, why):
+        # the snapshot ends without a terminate: the log filled, or its log or primary drive failed
         self.state = OVERFLOWED
         self.index.clear()
         self.primary, self.primary_sd = None, -1
         self.events.log("error", why + ": SNAPSHOT TERMINATED")
+        self._store_header()
+
+    def _store_header(self):
+        # a snapshot that ends ends in RAM even when its log drive cannot record it; a restart
+        # then finds that log OFFLINE (or its header unreadable): no snapshot either way
         try:
             self._write_header()
         except Exception as e:

@@ -9,22 +9,25 @@ from pathlib import Path
 from harness import MICROPYTHON, ROOT, write_board
 
 STORM = str(ROOT / "tests" / "firmware" / "storm.py")
+# the storms by name: the system drives set to write-back (SD0 the primary, SD1 the log drive)
+CONFIGS = {"write-through": (), "write-back": (0,), "write-back-log": (0, 1)}
 
 
-def run_storm(tmp, kills, rnd, write_back=False, log=None):
-    """-> number of divergences (blocks that broke a promise) over `kills` kill/reboot cycles."""
+def run_storm(tmp, kills, rnd, write_back=(), log=None):
+    """-> number of divergences (blocks that broke a promise) over `kills` kill/reboot cycles;
+    `write_back`: the system drives switched to write-back before the storm."""
     board_file, _ = write_board(tmp)
     state = Path(tmp) / "state"
     state.mkdir(exist_ok=True)
     if write_back:
-        # switch the primary to write-back before the storm (through a short-lived boot)
+        # switch them to write-back before the storm (through a short-lived boot)
         subprocess.run([MICROPYTHON, "-X", "heapsize=32M", "-c", (
             "import sys; sys.path.insert(0, %r)\n"
             "import board, controller\n"
             "c = controller.Controller(board.load(%r), %r, %r)\n"
-            "c.command('sd_policy', {'sd': 0, 'wb': True})\n") % (
-                str(ROOT / "firmware"), str(board_file), str(state), str(ROOT))], check=True,
-            capture_output=True)
+            "for sd in %r: c.command('sd_policy', {'sd': sd, 'wb': True})\n") % (
+                str(ROOT / "firmware"), str(board_file), str(state), str(ROOT), tuple(write_back))],
+            check=True, capture_output=True)
     model = {}                 # block -> seed of the last acknowledged write
     divergences = 0
     seed = 0
