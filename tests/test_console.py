@@ -28,7 +28,7 @@ def test_snapshot_cycle_through_the_menus(board):
     t.wait_lcd("LUN IN USE")
     t.select("UNMAP LUN")
     for m in ("P0 LUN 1", "P1 LUN 1"):
-        t.choose("UNMAP LUN", m)
+        t.choose("UNMAP LUN", m, "YES")
         t.wait("DONE: LUN UNMAPPED")
     t.choose("CLEAR LOG DRIVE", "SD1")
     t.wait("DONE: LOG CLEARED")
@@ -41,7 +41,7 @@ def test_snapshot_cycle_through_the_menus(board):
     t.wait_lcd("NO LOG DEFINED")
     t.key(ESC)
     t.wait(lambda t: t.selected() == "ADMINISTRATION")
-    t.choose("CONFIGURATION", "SET LOG DRIVE", "SD1")
+    t.choose("CONFIGURATION", "SET LOG DRIVE", "SD1", "YES")
     t.wait_lcd("DONE", "LOG SET")
     t.key(ESC)
     t.wait(lambda t: t.selected() == "CONFIGURATION")
