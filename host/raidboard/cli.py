@@ -24,6 +24,7 @@ from . import render
 from .proto import BoardError, Link, LinkError, ProtocolError, normalize_url
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_BOOT, EXIT_PROTOCOL, EXIT_SCSI, EXIT_NVRAM = range(8)
+EXIT_UNCONFIRMED = 8       # a command that destroys data was not confirmed: nothing done
 EXIT_INTERRUPTED = 130
 DEFAULT_STATE = "state"
 DEFAULT_CONSOLE = "socket://127.0.0.1:4960"  # the console of boards/dac960sx.json
@@ -216,8 +217,25 @@ def cmd_sd_create(sess, args):
                                                       ",".join(map(str, p["slots"]))))
 
 
+def confirm(args, question):
+    """Ask before a command that destroys data or configuration: "QUESTION [y/N]" on a terminal,
+    where only y or yes goes on; without a terminal (a script) only --force goes on. Otherwise
+    nothing is done and the exit code is 8 (host/README.md)."""
+    if getattr(args, "force", False):
+        return
+    if not sys.stdin.isatty():
+        print("raidboard: %s -- not done: no terminal to ask on; add --force to do it from a script"
+              % question, file=sys.stderr)
+        raise Exit(EXIT_UNCONFIRMED)
+    print("%s [y/N] " % question, end="", file=sys.stderr, flush=True)
+    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        print("raidboard: not done", file=sys.stderr)
+        raise Exit(EXIT_UNCONFIRMED)
+
+
 def cmd_sd_delete(sess, args):
     sd = parse_sd(args.drive)
+    confirm(args, "delete sd%d? all its data is lost" % sd)
     r = sess.call("sd_delete", {"sd": sd})
     out(args, r, "deleted sd%d" % sd)
 
@@ -232,6 +250,8 @@ def cmd_sd_policy(sess, args):
 def cmd_log(sess, args):
     sd = parse_sd(args.drive)
     p = {"sd": sd}
+    if args.action == "set":
+        confirm(args, "make sd%d the log drive? snapshots overwrite its data" % sd)
     if getattr(args, "chunk_kb", None) is not None:
         p["chunk_kb"] = args.chunk_kb
     r = sess.call("log_" + args.action, p)
@@ -253,6 +273,7 @@ def cmd_lun_map(sess, args):
 
 def cmd_lun_unmap(sess, args):
     port, lun = parse_portlun(args.portlun)
+    confirm(args, "unmap port %d LUN %d? the hosts using it lose it" % (port, lun))
     r = sess.call("lun_unmap", {"port": port, "lun": lun})
     out(args, r, "port %d LUN %d unmapped" % (port, lun))
 
@@ -276,6 +297,8 @@ def cmd_mask_set(sess, args):
 
 
 def cmd_mask_clear(sess, args):
+    confirm(args, "remove the mask of %s? the LUNs it sees change (with no mask left, every initiator "
+            "sees every mapped LUN)" % args.initiator)
     r = sess.call("mask_clear", {"initiator": args.initiator})
     out(args, r, "mask of %s removed" % args.initiator)
 
@@ -285,6 +308,7 @@ def cmd_chap(sess, args):
         r = sess.call("chap_set", {"user": args.user, "secret": args.secret})
         out(args, r, "CHAP required for user %s" % args.user)
     else:
+        confirm(args, "turn CHAP off? initiators log in without authentication")
         r = sess.call("chap_set", {"user": "", "secret": ""})
         out(args, r, "CHAP off: initiators log in without authentication")
 
@@ -296,6 +320,7 @@ def cmd_snapshot_start(sess, args):
 
 
 def cmd_snapshot_stop(sess, args):
+    confirm(args, "terminate the snapshot? the backup LUN's point-in-time image is lost")
     r = sess.call("snapshot_stop")
     out(args, r, "snapshot terminated")
 
@@ -350,6 +375,9 @@ def cmd_disk_list(sess, args):
 
 def cmd_disk_action(sess, args):
     slot = resolve_slot(sess, args.slot)
+    confirm(args, {"fail": "fail disk slot %d? its drives degrade or go offline",
+                   "remove": "remove disk slot %d? its drives degrade or go offline",
+                   "replace": "replace disk slot %d? the disk in it is wiped"}[args.action] % slot)
     r = sess.call("disk_" + args.action, {"slot": slot})
     text = "disk slot %d: %s" % (slot, {"fail": "failed", "remove": "removed",
                                         "replace": "replaced with a new disk"}[args.action])
@@ -453,6 +481,10 @@ def cmd_lop_start(sess, args):
             p[k] = json.loads(v)
         except ValueError:
             p[k] = v
+    if p["op"] == "init":
+        confirm(args, "initialize sd%d? all its data is lost" % p["sd"])
+    elif p["op"] in ("copy", "resync"):
+        confirm(args, "%s onto %s? its data is overwritten" % (p["op"], args.to or "the target"))
     r = sess.call("lop_start", p)
     if not args.wait:
         out(args, r, "%s started on sd%d" % (args.op, p["sd"]))
@@ -500,6 +532,11 @@ def cmd_lop_stop(sess, args):
     out(args, r, "long operation on sd%d stopped" % sd)
 
 
+# firmware commands that `call` asks about, as the commands above do
+DESTROYS = ("sd_delete", "log_set", "lun_unmap", "mask_clear", "snapshot_stop", "disk_fail", "disk_remove",
+            "disk_replace")
+
+
 def cmd_call(sess, args):
     try:
         params = json.loads(args.params) if args.params else {}
@@ -509,6 +546,8 @@ def cmd_call(sess, args):
         raise UsageError("arguments must be a JSON object, e.g. '{\"sd\": 1}'")
     if not args.name.replace("_", "").isalnum():
         raise UsageError("%r is not a command name (see the command table in firmware/README.md)" % args.name)
+    if args.name in DESTROYS or (args.name == "lop_start" and params.get("op") in ("init", "copy", "resync")):
+        confirm(args, "send %s? it destroys data or configuration" % args.name)
     r = sess.call(args.name, params)
     print(json.dumps(r, indent=None if not args.json else 1, sort_keys=True))
 
@@ -675,7 +714,9 @@ The board is found by --port (socket://127.0.0.1:PORT or /dev/pts/N), else by --
 console socket://127.0.0.1:4960.
 
 exit codes: 0 ok, 1 refused by the board, 2 usage, 3 cannot reach the board, 4 boot failed,
-5 protocol error, 6 SCSI status not GOOD (cdb), 7 no valid NV memory bank (nvram dump), 130 Ctrl-C.
+5 protocol error, 6 SCSI status not GOOD (cdb), 7 no valid NV memory bank (nvram dump),
+8 not confirmed: a command that destroys data asks "[y/N]" on a terminal and needs --force in a
+script, 130 Ctrl-C.
 """
 
 
@@ -695,6 +736,8 @@ def _common(p, top=False):
                    help="print results as JSON")
     g.add_argument("--timeout", type=float, metavar="S", default=30.0 if top else argparse.SUPPRESS,
                    help="seconds to wait for an answer (default 30)")
+    g.add_argument("--force", action="store_true", default=False if top else argparse.SUPPRESS,
+                   help="do a command that destroys data or configuration without asking (scripts)")
 
 
 def build_parser():
