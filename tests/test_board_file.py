@@ -75,6 +75,16 @@ def test_factory_image_must_be_a_bank_next_to_the_board_or_in_nvram(tmp_path, ma
     assert rc == 4 and ": factory_nvram: " in err and reason in err, err
 
 
+def test_board_file_that_is_a_device_huge_or_nested_too_deep(tmp_path):
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 60000)
+    huge = tmp_path / "huge.json"
+    huge.write_text(" " * 70000 + "{}")
+    for path, reason in (("/dev/zero", "regular file"), (deep, "not JSON"), (huge, "at most 65536 bytes")):
+        rc, err = boot(path, tmp_path / "state")
+        assert rc == 4 and reason in err and "Traceback" not in err, err
+
+
 def test_shipped_factory_image_by_its_relative_name_boots(tmp_path):
     rc, err = boot(board_in(tmp_path, factory_nvram="nvram/dac960sx-factory.bin"), tmp_path / "state")
     assert rc == 0, err

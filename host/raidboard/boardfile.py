@@ -15,6 +15,7 @@ from . import nvimage
 BUFFER_SLOT_KB = 272      # one slot of the controller buffer: four 64 KiB chunks and their trailer pages
 BUFFER_MIN_KB = 3 * BUFFER_SLOT_KB   # the write-back cache's slot and the two it leaves to copy-on-write
 FIRMWARE_KB = 2048        # heap the firmware needs beside buffer and index (code, 1 MiB SCSI buffer, sessions)
+MAX_FILE = 65536          # a board file is a page of JSON; never read a device or a huge file whole
 INTS = {                  # field: (low, high)
     "drive_channels": (1, 8),
     "targets_per_channel": (1, 16),
@@ -39,12 +40,15 @@ def check(path, repo):
     """The board definition at `path` as a dict, or BoardFileError("FILE: field: reason")."""
     path = Path(path)
     try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_FILE:
+            raise BoardFileError("%s: must be a regular file of at most %d bytes" % (path, MAX_FILE))
         d = json.loads(path.read_text())
     except FileNotFoundError:
         raise BoardFileError("%s: no such file (try boards/dac960sx.json)" % path)
     except OSError as e:
         raise BoardFileError("%s: cannot read the board file (%s)" % (path, e.strerror or e))
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:      # RecursionError: nested too deep
         raise BoardFileError("%s: not JSON: %s" % (path, e))
 
     def fail(field, reason):
