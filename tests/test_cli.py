@@ -308,7 +308,8 @@ DESTRUCTIVE = [
     ["lop", "start", "init", "sd0"], ["lop", "start", "copy", "sd1", "--to", "sd0"],
     ["lop", "start", "resync", "sd1", "--to", "sd0"], ["disk", "fail", "0"], ["disk", "remove", "0:1"],
     ["disk", "replace", "2"], ["/c0/e0/s3", "fail"], ["call", "sd_delete", '{"sd": 1}'],
-    ["call", "lop_start", '{"op": "init", "sd": 0}'],
+    ["call", "lop_start", '{"op": "init", "sd": 0}'], ["lop", "start", "rebuild", "sd0", "--arg", "standby=5"],
+    ["call", "chap_set", '{"user": "", "secret": ""}'],
 ]
 
 

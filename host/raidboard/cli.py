@@ -481,15 +481,27 @@ def cmd_lop_start(sess, args):
             p[k] = json.loads(v)
         except ValueError:
             p[k] = v
-    if p["op"] == "init":
-        confirm(args, "initialize sd%d? all its data is lost" % p["sd"])
-    elif p["op"] in ("copy", "resync"):
-        confirm(args, "%s onto %s? its data is overwritten" % (p["op"], args.to or "the target"))
+    if _wipes(p):
+        confirm(args, _wipe_question(p))
     r = sess.call("lop_start", p)
     if not args.wait:
         out(args, r, "%s started on sd%d" % (args.op, p["sd"]))
         return
     _lop_wait(sess, args, p["sd"])
+
+
+def _wipes(p):
+    # lop_start arguments that overwrite a drive or a disk
+    return p.get("op") in ("init", "copy", "resync") or (p.get("op") == "rebuild" and p.get("standby") is not None)
+
+
+def _wipe_question(p):
+    # (the values may come from --arg as any JSON: formatted with %s, never assumed numbers)
+    if p["op"] == "init":
+        return "initialize sd%s? all its data is lost" % (p["sd"],)
+    if p["op"] == "rebuild":
+        return "rebuild sd%s onto disk slot %s? the disk in it is wiped" % (p["sd"], p["standby"])
+    return "%s onto sd%s? its data is overwritten" % (p["op"], p.get("to", p.get("target", "?")))
 
 
 def _lop_ops(r):
@@ -546,7 +558,8 @@ def cmd_call(sess, args):
         raise UsageError("arguments must be a JSON object, e.g. '{\"sd\": 1}'")
     if not args.name.replace("_", "").isalnum():
         raise UsageError("%r is not a command name (see the command table in firmware/README.md)" % args.name)
-    if args.name in DESTROYS or (args.name == "lop_start" and params.get("op") in ("init", "copy", "resync")):
+    if args.name in DESTROYS or (args.name == "lop_start" and _wipes(params)) or \
+            (args.name == "chap_set" and not params.get("user")):
         confirm(args, "send %s? it destroys data or configuration" % args.name)
     r = sess.call(args.name, params)
     print(json.dumps(r, indent=None if not args.json else 1, sort_keys=True))
