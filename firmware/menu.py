@@ -205,9 +205,12 @@ def _lop_targets(m, args):
     drives = m.fetch("sd_list").get("drives", [])
     snap = m.fetch("snapshot_status")
     need = [d.get("blocks", 0) for d in drives if d["sd"] == snap.get("primary")] or [0]
-    return [("TO " + _drive_choice(d)[0], {"target": d["sd"]}) for d in drives
-            if d["sd"] not in (args.get("sd"), snap.get("primary")) and not d.get("log")
-            and d.get("blocks", 0) >= need[0]]
+    ok = [d for d in drives if d["sd"] not in (args.get("sd"), snap.get("primary")) and not d.get("log")
+          and d.get("blocks", 0) >= need[0]]
+    if args.get("op") == "resync":      # only onto the drive holding the earlier copy (else NO_BASE)
+        tr = m.fetch("lop_status").get("tracking") or {}
+        ok = [d for d in ok if tr.get("primary") == snap.get("primary") and d["sd"] == tr.get("backup")]
+    return [("TO " + _drive_choice(d)[0], {"target": d["sd"]}) for d in ok]
 
 
 def _lop_question(m, args):

@@ -388,3 +388,23 @@ def test_delete_list_holds_only_drives_delete_accepts():
     assert m.frame.items == [("(NONE AVAILABLE)", None)], m.frame.items     # both drives are mapped
     m.key(ENTER)
     assert lines(m)[0] == "CANCELLED" and len(m.ctl.command("sd_list")["drives"]) == 2
+
+
+def test_resync_is_offered_only_onto_the_drive_holding_the_earlier_copy():
+    m = menu.Model(fw.boot(b=fw.small_board(slots=10)))
+    ctl = m.ctl
+    ctl.command("sd_create", {"raid": 5, "slots": [6, 7, 8, 9]})
+    ctl.command("snapshot_start", {"sd": 0})
+    goto(m, "ADMINISTRATION", "LONG OPERATIONS", "START OPERATION")
+    choose(m, "RESYNC")
+    choose(m, "SD1")
+    assert m.frame.items == [("(NONE AVAILABLE)", None)], m.frame.items   # no copy yet: NO_BASE
+    home(m)
+    ctl.command("lop_start", {"op": "copy", "sd": 1, "to": 2})
+    import lop
+    lop.finish_all(ctl)                 # the copy ends the snapshot: the next one re-syncs SD2
+    ctl.command("snapshot_start", {"sd": 0})
+    goto(m, "ADMINISTRATION", "LONG OPERATIONS", "START OPERATION")
+    choose(m, "RESYNC")
+    choose(m, "SD1")
+    assert [i[0] for i in m.frame.items] == ["TO SD2 RAID5 ONLINE"], m.frame.items
