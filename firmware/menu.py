@@ -83,7 +83,8 @@ def _drives(m, args):
 
 
 def _drives_where(m, ok):
-    # the drives an action would accept, so that a list never defaults to one it would refuse
+    # the drives an action would accept, so that a list never defaults to one it would refuse;
+    # ok(drive, in the active snapshot, snapshot status)
     snap = m.fetch("snapshot_status")
     in_snap = (snap.get("primary"), snap.get("log")) if snap.get("state") == "ACTIVE" else ()
     return [_drive_choice(d) for d in m.fetch("sd_list").get("drives", []) if ok(d, d["sd"] in in_snap, snap)]
@@ -91,12 +92,12 @@ def _drives_where(m, ok):
 
 def _deletable(m, args):
     # sd_delete refuses a mapped drive and one in the active snapshot
-    return _drives_where(m, lambda d, snap, st: not d.get("luns") and not snap)
+    return _drives_where(m, lambda d, in_snap, st: not d.get("luns") and not in_snap)
 
 
 def _log_candidates(m, args):
     # log_set refuses a mapped drive, the log drive itself, and any change while a snapshot runs
-    return _drives_where(m, lambda d, snap, st: not d.get("luns") and not d.get("log")
+    return _drives_where(m, lambda d, in_snap, st: not d.get("luns") and not d.get("log")
                          and st.get("state") != "ACTIVE")
 
 
@@ -175,7 +176,7 @@ def _ask(question, loss, when=None):
 
 
 def _lop_kinds(m, args):
-    # lop.py kinds (lop_start {op, sd[, target]}); the harmless check first, never INITIALIZE
+    # lop.py kinds (lop_start {op, sd[, target]}); the harmless check first: Enter takes it
     return [("CONSISTENCY CHECK", {"op": "check"}), ("REBUILD", {"op": "rebuild"}),
             ("INITIALIZE", {"op": "init"}), ("COPY DRIVE", {"op": "copy"}), ("RESYNC", {"op": "resync"})]
 
@@ -189,12 +190,12 @@ def _lop_drives(m, args):
     op = args.get("op")
     if _copies(args):
         # the source of a copy: the log drive or the primary of the active snapshot
-        return _drives_where(m, lambda d, snap, st: snap)
+        return _drives_where(m, lambda d, in_snap, st: in_snap)
     if op == "init":
-        return _drives_where(m, lambda d, snap, st: not snap and d.get("status") == "ONLINE")
+        return _drives_where(m, lambda d, in_snap, st: not in_snap and d.get("status") == "ONLINE")
     if op == "check":
-        return _drives_where(m, lambda d, snap, st: d.get("status") == "ONLINE")
-    return _drives_where(m, lambda d, snap, st: d.get("status") == "CRITICAL")
+        return _drives_where(m, lambda d, in_snap, st: d.get("status") == "ONLINE")
+    return _drives_where(m, lambda d, in_snap, st: d.get("status") == "CRITICAL")
 
 
 def _lop_targets(m, args):

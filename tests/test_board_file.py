@@ -123,3 +123,14 @@ def test_fuzzed_board_files_are_refused_or_boot(tmp_path):
     for n, path in enumerate(accepted[:5]):
         rc, err = boot(path, tmp_path / ("state%d" % n))
         assert rc == 0, err
+
+
+def test_heap_larger_than_the_machine_is_refused(tmp_path, monkeypatch):
+    # the unix port would die of SIGSEGV allocating it, before writing a line of log
+    monkeypatch.setattr(boardfile, "_memory_kb", lambda: 16384)
+    try:
+        boardfile.check(board_in(tmp_path), REPO)
+    except boardfile.BoardFileError as e:
+        assert ": heap_kb: 32768 KiB is more than this machine's memory (16384 KiB)" in str(e)
+    else:
+        raise AssertionError("a 32 MiB heap was accepted on a 16 MiB machine")
