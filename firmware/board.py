@@ -13,9 +13,9 @@ _INTS = {
     "targets_per_channel": (1, 16),
     "populated_slots": (1, 128),
     "disk_mb": (1, 1 << 24),       # up to 16 TiB per disk (sparse files)
-    "buffer_kb": (256, 1 << 20),
+    "buffer_kb": (816, 1 << 20),    # three buffer slots of 272 KiB: the cache's and two for copy-on-write
     "nvram_kb": (16, 1024),
-    "heap_kb": (1024, 1 << 21),
+    "heap_kb": (4096, 1 << 21),
 }
 _PORT_TYPES = ("SCSI", "FC")
 
@@ -73,6 +73,10 @@ def validate(d, path="board"):
     if d["buffer_kb"] * 1024 > d["heap_kb"] * 1024 // 2:
         _fail(path, "buffer_kb", "the buffer (%d KiB) must fit in half the heap (%d KiB)"
               % (d["buffer_kb"], d["heap_kb"]))
+    # beside the buffer and the exception index (a quarter of the heap) the firmware needs 2 MiB
+    if d["buffer_kb"] + d["heap_kb"] // 4 + 2048 > d["heap_kb"]:
+        _fail(path, "heap_kb", "%d KiB cannot hold the buffer, the exception index and 2048 KiB for the firmware"
+              % d["heap_kb"])
     return d
 
 

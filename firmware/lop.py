@@ -895,25 +895,26 @@ def finish_all(ctl, limit=1 << 30):
     return n
 
 
-async def run(ctl):
+async def run(ctl, ticks_us=time.ticks_us, sleep_ms=asyncio.sleep_ms):
     # the background task: a slice, then a pause that leaves (100 - rate)% of the time to the host
     # (measured in microseconds: a slice often takes less than a millisecond, and the pause it
-    # owes is carried over until it amounts to a whole millisecond)
+    # owes is carried over until it amounts to a whole millisecond). The clock and the pause are
+    # parameters so that a test can drive them.
     m = _mgr(ctl)
     owed = 0
     while True:
         if not m.ops:
             owed = 0
-            await asyncio.sleep_ms(20)
+            await sleep_ms(20)
             continue
-        t0 = time.ticks_us()
+        t0 = ticks_us()
         try:
             m.step()
         except Exception as e:
             sys.print_exception(e, sys.stderr)
-        dt = time.ticks_diff(time.ticks_us(), t0)
+        dt = time.ticks_diff(ticks_us(), t0)
         rate = min([op.rate for op in m.ops] or [m.rate])
         if rate < 100:
             owed += dt * (100 - rate) // rate
-        await asyncio.sleep_ms(owed // 1000)
+        await sleep_ms(owed // 1000)
         owed %= 1000

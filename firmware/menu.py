@@ -50,8 +50,10 @@ class View(Node):
 
 class Step:
     # one choice an action needs; `source(model, args)` lists (label, value) where value is a
-    # dict merged into the command arguments, or None to cancel. multi: the key that collects
-    # the values of several toggled choices into a list (ends with the "DONE" choice).
+    # dict merged into the command arguments, or None to cancel; a source answering None instead
+    # of a list means the step does not apply to what was chosen so far (it is skipped). title:
+    # text, or fn(model, args) naming what was chosen. multi: the key that collects the values of
+    # several toggled choices into a list (ends with the "DONE" choice).
     def __init__(self, title, source, multi=None):
         self.title = title
         self.source = source
@@ -71,9 +73,32 @@ class Password(Node):
     pass
 
 
+def _drive_choice(d):
+    return ("SD%d %s %s" % (d["sd"], level_name(d), "LOG" if d.get("log") else d.get("status", "")),
+            {"sd": d["sd"]})
+
+
 def _drives(m, args):
-    return [("SD%d %s %s" % (d["sd"], level_name(d), "LOG" if d.get("log") else d.get("status", "")),
-             {"sd": d["sd"]}) for d in m.fetch("sd_list").get("drives", [])]
+    return [_drive_choice(d) for d in m.fetch("sd_list").get("drives", [])]
+
+
+def _drives_where(m, ok):
+    # the drives an action would accept, so that a list never defaults to one it would refuse;
+    # ok(drive, in the active snapshot, snapshot status)
+    snap = m.fetch("snapshot_status")
+    in_snap = (snap.get("primary"), snap.get("log")) if snap.get("state") == "ACTIVE" else ()
+    return [_drive_choice(d) for d in m.fetch("sd_list").get("drives", []) if ok(d, d["sd"] in in_snap, snap)]
+
+
+def _deletable(m, args):
+    # sd_delete refuses a mapped drive and one in the active snapshot
+    return _drives_where(m, lambda d, in_snap, st: not d.get("luns") and not in_snap)
+
+
+def _log_candidates(m, args):
+    # log_set refuses a mapped drive, the log drive itself, and any change while a snapshot runs
+    return _drives_where(m, lambda d, in_snap, st: not d.get("luns") and not d.get("log")
+                         and st.get("state") != "ACTIVE")
 
 
 def _log_drives(m, args):
@@ -122,6 +147,11 @@ def _mapped(m, args):
             for e in m.fetch("lun_list").get("map", [])]
 
 
+def _disk_q(verb):
+    # "FAIL DISK 1:0?": the slot by its name, as the list showed it
+    return lambda m, a: "%s DISK %s?" % (verb, m.ctl.names[a["slot"]])
+
+
 def _on_off(m, args):
     return [("ON", {"auto_rebuild": True}), ("OFF", {"auto_rebuild": False})]
 
@@ -130,17 +160,68 @@ def _confirm(m, args):
     return [("NO", None), ("YES", {})]
 
 
+def _text(t, m, args):
+    return t(m, args) if callable(t) else t
+
+
+def _ask(question, loss, when=None):
+    # the confirmation of an action that destroys data: the question names what it acts on, the
+    # YES choice names the loss, and NO comes first, so Enter on the default keeps the data.
+    # when(args): asked only for the choices it is true of (others destroy nothing)
+    def source(m, args):
+        if when is not None and not when(args):
+            return None
+        return [("NO", None), ("YES, " + _text(loss, m, args), {})]
+    return Step(question, source)
+
+
 def _lop_kinds(m, args):
-    # lop.py kinds (lop_start {op, sd[, target]})
-    return [("INITIALIZE", {"op": "init"}), ("REBUILD", {"op": "rebuild"}),
-            ("CONSISTENCY CHECK", {"op": "check"}), ("COPY DRIVE", {"op": "copy"}),
-            ("RESYNC", {"op": "resync"})]
+    # lop.py kinds (lop_start {op, sd[, target]}); the harmless check first: Enter takes it
+    return [("CONSISTENCY CHECK", {"op": "check"}), ("REBUILD", {"op": "rebuild"}),
+            ("INITIALIZE", {"op": "init"}), ("COPY DRIVE", {"op": "copy"}), ("RESYNC", {"op": "resync"})]
+
+
+def _copies(args):
+    return args.get("op") in ("copy", "resync")
+
+
+def _lop_drives(m, args):
+    # only the drives lop.py would start this operation on
+    op = args.get("op")
+    if _copies(args):
+        # the source of a copy: the log drive or the primary of the active snapshot
+        return _drives_where(m, lambda d, in_snap, st: in_snap)
+    if op == "init":
+        return _drives_where(m, lambda d, in_snap, st: not in_snap and d.get("status") == "ONLINE")
+    if op == "check":
+        return _drives_where(m, lambda d, in_snap, st: d.get("status") == "ONLINE")
+    return _drives_where(m, lambda d, in_snap, st: d.get("status") == "CRITICAL")
 
 
 def _lop_targets(m, args):
-    if args.get("op") not in ("copy", "resync"):
-        return [("NO TARGET", {})]
-    return [("TO " + c[0], {"target": c[1]["sd"]}) for c in _drives(m, args) if c[1]["sd"] != args.get("sd")]
+    # the destination of a copy: neither the source, the primary nor the log drive, and as large
+    # as the primary (lop.py start_copy)
+    if not _copies(args):
+        return None
+    drives = m.fetch("sd_list").get("drives", [])
+    snap = m.fetch("snapshot_status")
+    need = [d.get("blocks", 0) for d in drives if d["sd"] == snap.get("primary")] or [0]
+    ok = [d for d in drives if d["sd"] not in (args.get("sd"), snap.get("primary")) and not d.get("log")
+          and d.get("blocks", 0) >= need[0]]
+    if args.get("op") == "resync":      # only onto the drive holding the earlier copy (else NO_BASE)
+        tr = m.fetch("lop_status").get("tracking") or {}
+        ok = [d for d in ok if tr.get("primary") == snap.get("primary") and d["sd"] == tr.get("backup")]
+    return [("TO " + _drive_choice(d)[0], {"target": d["sd"]}) for d in ok]
+
+
+def _lop_question(m, args):
+    if _copies(args):
+        return "OVERWRITE SD%d?" % args.get("target", -1)
+    return "INIT SD%d?" % args.get("sd", -1)
+
+
+def _lop_loss(m, args):
+    return ("SD%d DATA LOST" % args.get("target", -1)) if _copies(args) else "ALL DATA LOST"
 
 
 def _lops_running(m, args):
@@ -157,24 +238,31 @@ TREE = Menu("MAIN MENU", [
         Action("CREATE DRIVE", "sd_create",
                [Step("RAID LEVEL", _levels), Step("SELECT DISKS", _slots, multi="slots"),
                 Step("WRITE POLICY", _policy), Step("CREATE?", _confirm)], "DRIVE CREATED"),
-        Action("DELETE DRIVE", "sd_delete", [Step("DELETE DRIVE", _drives), Step("DELETE?", _confirm)],
-               "DRIVE DELETED"),
-        Action("SET LOG DRIVE", "log_set", [Step("SET LOG ON", _drives)], "LOG SET"),
+        Action("DELETE DRIVE", "sd_delete",
+               [Step("DELETE DRIVE", _deletable),
+                _ask(lambda m, a: "DELETE SD%d?" % a["sd"], "ALL DATA LOST")], "DRIVE DELETED"),
+        Action("SET LOG DRIVE", "log_set",
+               [Step("SET LOG ON", _log_candidates),
+                _ask(lambda m, a: "LOG ON SD%d?" % a["sd"], lambda m, a: "SD%d DATA LOST" % a["sd"])], "LOG SET"),
         Action("CLEAR LOG DRIVE", "log_clear", [Step("CLEAR LOG ON", _log_drives)], "LOG CLEARED"),
         Action("MAP LUN", "lun_map", [Step("HOST PORT", _ports), Step("LUN", _luns),
                                       Step("TO DRIVE", _drives)], "LUN MAPPED"),
-        Action("UNMAP LUN", "lun_unmap", [Step("UNMAP", _mapped)], "LUN UNMAPPED"),
+        Action("UNMAP LUN", "lun_unmap",
+               [Step("UNMAP", _mapped),
+                _ask(lambda m, a: "UNMAP P%d LUN %d?" % (a["port"], a["lun"]), "HOSTS LOSE IT")], "LUN UNMAPPED"),
         Action("WRITE POLICY", "sd_policy", [Step("DRIVE", _drives), Step("POLICY", _policy)],
                "POLICY SET"),
         Action("AUTO REBUILD", "params_set", [Step("AUTO REBUILD", _on_off)], "SETTING SAVED"),
     ], guard=True),
     Menu("ADMINISTRATION", [
         Action("START SNAPSHOT", "snapshot_start", [Step("PRIMARY DRIVE", _drives)], "SNAPSHOT STARTED"),
-        Action("END SNAPSHOT", "snapshot_stop", [Step("END SNAPSHOT?", _confirm)], "SNAPSHOT ENDED"),
+        Action("END SNAPSHOT", "snapshot_stop", [_ask("END SNAPSHOT?", "BACKUP LOST")], "SNAPSHOT ENDED"),
         View("SNAPSHOT MAP", "snapmap"),
         Menu("LONG OPERATIONS", [
-            Action("START OPERATION", "lop_start", [Step("OPERATION", _lop_kinds), Step("DRIVE", _drives),
-                                                    Step("TARGET", _lop_targets)], "OPERATION STARTED"),
+            Action("START OPERATION", "lop_start",
+                   [Step("OPERATION", _lop_kinds), Step("DRIVE", _lop_drives), Step("TARGET", _lop_targets),
+                    _ask(_lop_question, _lop_loss, lambda a: a.get("op") in ("init", "copy", "resync"))],
+                   "OPERATION STARTED"),
             View("OPERATION STATUS", "lops"),
             Action("STOP OPERATION", "lop_stop", [Step("STOP", _lops_running)], "OPERATION STOPPED"),
         ]),
@@ -182,9 +270,12 @@ TREE = Menu("MAIN MENU", [
     ], guard=True),
     Menu("DISKS", [
         View("DISK LIST", "disks"),
-        Action("FAIL DISK", "disk_fail", [Step("FAIL SLOT", _slot_one)], "DISK FAILED"),
-        Action("REMOVE DISK", "disk_remove", [Step("REMOVE SLOT", _slot_one)], "DISK REMOVED"),
-        Action("REPLACE DISK", "disk_replace", [Step("REPLACE SLOT", _slot_one)], "DISK REPLACED"),
+        Action("FAIL DISK", "disk_fail", [Step("FAIL SLOT", _slot_one), _ask(_disk_q("FAIL"), "DRIVES DEGRADE")],
+               "DISK FAILED"),
+        Action("REMOVE DISK", "disk_remove",
+               [Step("REMOVE SLOT", _slot_one), _ask(_disk_q("REMOVE"), "DRIVES DEGRADE")], "DISK REMOVED"),
+        Action("REPLACE DISK", "disk_replace",
+               [Step("REPLACE SLOT", _slot_one), _ask(_disk_q("REPLACE"), "DISK WIPED")], "DISK REPLACED"),
     ], guard=True),
 ])
 
@@ -377,18 +468,31 @@ class Model:
         if f.kind == PICK:
             self._reload(f)
 
+    def _advance(self, f):
+        # on to the next step that applies to what was chosen; False when none is left
+        while f.step + 1 < len(f.node.steps):
+            f.step += 1
+            if self._reload(f):
+                return True
+        return False
+
     def _reload(self, f):
-        # choices are listed from the controller each time a step is shown
+        # choices are listed from the controller each time a step is shown; False: the step
+        # does not apply
         if f.kind != PICK:
-            return
+            return False
         st = f.node.steps[f.step]
-        f.title = st.title
-        f.items = list(st.source(self, f.args))
+        items = st.source(self, f.args)
+        if items is None:
+            return False
+        f.title = _text(st.title, self, f.args)
+        f.items = list(items)
         if st.multi:
             f.items.append(("DONE", "done"))
         if not f.items:
             f.items = [("(NONE AVAILABLE)", None)]
         f.cursor = min(f.cursor, len(f.items) - 1)
+        return True
 
     def _enter(self, f):
         if f.kind == MONITOR:
@@ -422,11 +526,9 @@ class Model:
             return
         else:
             f.args.update(value)
-        if f.step + 1 < len(f.node.steps):
-            f.step += 1
-            f.cursor = 0
-            f.picked = []
-            self._reload(f)
+        f.cursor = 0
+        f.picked = []
+        if self._advance(f):
             return
         self.stack.pop()
         self.run(f.node.cmd, f.args, f.node.done)

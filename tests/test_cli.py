@@ -76,10 +76,10 @@ def test_lun_map_and_unmap(board):
     out = rbj(board, "lun", "map", "%d/%d" % free, "sd%d" % sd)
     assert out == {}
     assert lunmap(board)[free] == sd
-    rbj(board, "lun", "unmap", "%d/%d" % free)
+    rbj(board, "lun", "unmap", "%d/%d" % free, "--force")
     assert lunmap(board) == before
     # unmapping it again is refused by the board: exit 1, the code and a hint on stderr
-    _, err = rb(board, "lun", "unmap", "%d/%d" % free, rc=1)
+    _, err = rb(board, "lun", "unmap", "%d/%d" % free, "--force", rc=1)
     assert "refused" in err
 
 
@@ -96,10 +96,10 @@ def test_reconfigure_log_drive_and_create_drives(board):
     _, err = rb(board, "log", "clear", "sd%d" % log_sd, rc=1)
     assert "LUN_IN_USE" in err and "what to do" in err
     for pl in backup_luns:
-        rbj(board, "lun", "unmap", "%d/%d" % pl)
+        rbj(board, "lun", "unmap", "%d/%d" % pl, "--force")
     assert rbj(board, "log", "clear", "sd%d" % log_sd) == {}
     assert drives(board)[log_sd]["log"] is False
-    rbj(board, "sd", "delete", "sd%d" % log_sd)
+    rbj(board, "sd", "delete", "sd%d" % log_sd, "--force")
     assert log_sd not in drives(board)
 
     # RAID 1 over half of the same disks, named by channel:target, at the same drive number
@@ -118,11 +118,11 @@ def test_reconfigure_log_drive_and_create_drives(board):
     assert drives(board)[jb]["wb"] is True
     rbj(board, "sd", "policy", "sd%d" % jb, "write-through")
     assert drives(board)[jb]["wb"] is False
-    rbj(board, "/c0/v%d" % jb, "del")
+    rbj(board, "/c0/v%d" % jb, "del", "--force")
     assert jb not in drives(board)
 
     # LOG again, with its chunk size, and the backup LUNs back
-    rbj(board, "log", "set", "sd%d" % log_sd, "--chunk-kb", "64")
+    rbj(board, "log", "set", "sd%d" % log_sd, "--chunk-kb", "64", "--force")
     d = drives(board)[log_sd]
     assert d["log"] is True and d["chunk_kb"] == 64
     for pl in backup_luns:
@@ -153,9 +153,9 @@ def test_snapshot_start_status_watch_stop(board):
     assert "log usage" in err
     text, _ = rb(board, "snapshot", "status")
     assert "ACTIVE" in text and "sd%d" % primary in text
-    assert rbj(board, "snapshot", "stop") == {}
+    assert rbj(board, "snapshot", "stop", "--force") == {}
     assert rbj(board, "snapshot", "status")["state"] == "IDLE"
-    _, err = rb(board, "snapshot", "stop", rc=1)
+    _, err = rb(board, "snapshot", "stop", "--force", rc=1)
     assert "NO_SNAPSHOT" in err
 
 
@@ -208,7 +208,7 @@ def test_events(board):
     sd = min(drives(board))
     port_lun = next((p, l) for p in (1, 0) for l in range(7, -1, -1) if (p, l) not in lunmap(board))
     rbj(board, "lun", "map", "%d/%d" % port_lun, "sd%d" % sd)  # configuration changes are events
-    rbj(board, "lun", "unmap", "%d/%d" % port_lun)
+    rbj(board, "lun", "unmap", "%d/%d" % port_lun, "--force")
     evs = rbj(board, "events", "-n", "5")["events"]
     assert 1 <= len(evs) <= 5
     assert all({"seq", "level", "text"} <= set(e) for e in evs)
@@ -227,15 +227,15 @@ def test_disk_fail_and_replace(board):
     # a member of a redundant drive
     d = next(d for d in ds.values() if d["raid"] & 0x0F in (1, 3, 5, 6))
     slot = d["members"][-1]["slot"]
-    rbj(board, "disk", "fail", slot)
+    rbj(board, "disk", "fail", slot, "--force")
     disks = {x["slot"]: x for x in rbj(board, "disk", "list")["disks"]}
     assert disks[slot]["state"] == "failed"
     assert drives(board)[d["sd"]]["status"] == "CRITICAL"
-    out, _ = rb(board, "disk", "replace", slot)
+    out, _ = rb(board, "disk", "replace", slot, "--force")
     assert "automatic rebuild of sd%d started" % d["sd"] in out, out
     disks = {x["slot"]: x for x in rbj(board, "disk", "list")["disks"]}
     assert disks[slot]["state"] != "failed"
-    _, err = rb(board, "disk", "fail", "99", rc=1)
+    _, err = rb(board, "disk", "fail", "99", "--force", rc=1)
     assert "slot" in err
 
 
@@ -258,7 +258,7 @@ def test_call_raw_command(board):
 
 
 def test_refusals_and_usage_errors(board):
-    _, err = rb(board, "sd", "delete", "sd7", rc=1)
+    _, err = rb(board, "sd", "delete", "sd7", "--force", rc=1)
     assert "NO_SUCH_DRIVE" in err and "what to do" in err
     _, err = rb(board, "sd", "delete", "sd9", rc=2)
     assert "sd0..sd7" in err
@@ -299,3 +299,55 @@ def test_controller_paths_are_told_apart_from_file_paths(tmp_path):
         assert storcli(["boot", path, "state"]) == ["boot", path, "state"]
     p = subprocess.run([RAIDBOARD, "/c1", "show"], capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "this board is controller /c0" in p.stderr
+
+
+# every command that destroys data or configuration (host/README.md, "Commands that ask first")
+DESTRUCTIVE = [
+    ["sd", "delete", "sd1"], ["/c0/v1", "del"], ["log", "set", "sd0"], ["lun", "unmap", "0/1"],
+    ["/c0/p0/l1", "unmap"], ["mask", "clear", "iqn.2026-01.test:a"], ["chap", "clear"], ["snapshot", "stop"],
+    ["lop", "start", "init", "sd0"], ["lop", "start", "copy", "sd1", "--to", "sd0"],
+    ["lop", "start", "resync", "sd1", "--to", "sd0"], ["disk", "fail", "0"], ["disk", "remove", "0:1"],
+    ["disk", "replace", "2"], ["/c0/e0/s3", "fail"], ["call", "sd_delete", '{"sd": 1}'],
+    ["call", "lop_start", '{"op": "init", "sd": 0}'], ["lop", "start", "rebuild", "sd0", "--arg", "standby=5"],
+    ["call", "chap_set", '{"user": "", "secret": ""}'],
+]
+
+
+def board_config(board):
+    nv = rbj(board, "nvram", "show")
+    return nv, rbj(board, "disk", "list"), rbj(board, "snapshot", "status"), rbj(board, "lop", "status")
+
+
+def test_destructive_commands_in_a_script_need_force(board):
+    rbj(board, "mask", "set", "iqn.2026-01.test:a", "0/0")
+    rbj(board, "snapshot", "start", "sd0")
+    before = board_config(board)
+    for argv in DESTRUCTIVE:
+        _, err = rb(board, *argv, rc=8)
+        assert "not done: no terminal to ask on; add --force" in err, (argv, err)
+    assert board_config(board) == before
+    rb(board, "sd", "delete", "sd7", "--force", rc=1)      # --force: the board is asked (and refuses)
+
+
+def on_a_terminal(board, argv, answer):
+    """Run raidboard with a terminal on stdin, answer the question; return (exit code, stderr)."""
+    import pty
+    master, slave = pty.openpty()
+    url = "socket://%s:%d" % tuple(board.console)
+    p = subprocess.Popen([RAIDBOARD, "--port", url] + argv, stdin=slave, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=dict(os.environ, RAIDBOARD_PORT=""))
+    os.close(slave)
+    os.write(master, answer)
+    out, err = p.communicate(timeout=60)
+    os.close(master)
+    return p.returncode, err
+
+
+def test_destructive_command_asks_on_a_terminal_and_no_is_the_default(board):
+    for answer in (b"\n", b"n\n", b"maybe\n"):
+        rc, err = on_a_terminal(board, ["lun", "unmap", "0/1"], answer)
+        assert rc == 8 and "unmap port 0 LUN 1? the hosts using it lose it [y/N]" in err, err
+    assert [0, 1] in [[m["port"], m["lun"]] for m in rbj(board, "lun", "list")["map"]]
+    rc, err = on_a_terminal(board, ["lun", "unmap", "0/1"], b"y\n")
+    assert rc == 0, err
+    assert [0, 1] not in [[m["port"], m["lun"]] for m in rbj(board, "lun", "list")["map"]]

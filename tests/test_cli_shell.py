@@ -21,7 +21,7 @@ def test_shell_reads_commands_from_stdin(board):
         "",
         "lun map 1/6 sd0",
         "--json lun list",
-        "sd delete sd7",           # refused: the shell goes on
+        "sd delete sd7 --force",   # refused: the shell goes on
         "bogus",                   # usage error: the shell goes on
         "snapshot status --json",
         "exit",

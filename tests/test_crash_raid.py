@@ -187,10 +187,12 @@ def storm(tmp_path, intent, rng, kills, max_kills, want_torn=0, stop_when_bad=Fa
             p = subprocess.Popen([MICROPYTHON, "-X", "heapsize=8M", "-c", script(d), "storm",
                                   "1" if intent else "0", str(rng.getrandbits(30)), str(wid)],
                                  stdout=out, stderr=err)
+            # killed once it acknowledged a random number of writes, wherever the next one is:
+            # counted, not timed, so a slow machine kills after as many writes as a fast one
+            want = rng.randrange(1, 60)
             t0 = time.monotonic()
-            while not log.stat().st_size and p.poll() is None and time.monotonic() - t0 < 10:
-                time.sleep(0.002)        # started writing
-            time.sleep(rng.uniform(0.005, 0.08))
+            while log.read_text().count("\nA ") < want and p.poll() is None and time.monotonic() - t0 < 30:
+                time.sleep(0.002)
             p.kill()
             p.wait()
         assert p.returncode == -9, "the storm ended by itself:\n" + (d / "storm.err").read_text()

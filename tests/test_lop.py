@@ -190,13 +190,13 @@ def test_cli_copy_with_progress_bar_and_json(lboard):
     b = lboard
     url = "socket://%s:%d" % tuple(b.b.console)
     b.command("snapshot_start", {"sd": 0})
-    p = subprocess.run([RAIDBOARD, "--port", url, "lop", "start", "copy", "sd0", "--to", "sd2", "--wait",
+    p = subprocess.run([RAIDBOARD, "--port", url, "lop", "start", "copy", "sd0", "--to", "sd2", "--force", "--wait",
                         "--interval", "0.1"], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert "%" in p.stderr + p.stdout
     p = subprocess.run([RAIDBOARD, "--port", url, "--json", "lop", "status"], capture_output=True, text=True, timeout=30)
     st = json.loads(p.stdout)
     assert st["copy_word"] == "0x0100" and st["lops"][0]["state"] == "COMPLETED" and st["lops"][0]["to"] == 2
-    p = subprocess.run([RAIDBOARD, "--port", url, "lop", "start", "copy", "sd0", "--to", "sd2"],
+    p = subprocess.run([RAIDBOARD, "--port", url, "lop", "start", "copy", "sd0", "--to", "sd2", "--force"],
                        capture_output=True, text=True, timeout=30)
     assert p.returncode != 0 and "NO_SNAPSHOT" in p.stderr

@@ -54,8 +54,8 @@ def test_masks_decide_which_luns_an_initiator_sees(board):
     assert rb(board, "mask", "list")["masks"][0] == {"initiator": HOST_A, "luns": [[0, 1], [1, 1]]}
     board.restart()
     assert luns_seen(board, HOST_A) == [1]
-    rb(board, "mask", "clear", HOST_A)
-    rb(board, "mask", "clear", HOST_B)
+    rb(board, "mask", "clear", HOST_A, "--force")
+    rb(board, "mask", "clear", HOST_B, "--force")
     assert luns_seen(board, HOST_B) == [0, 1]
 
 
@@ -65,7 +65,7 @@ def test_chap_from_the_cli(board):
     rb(board, "chap", "set", "backup", "s3cret-secret12")
     assert luns_seen(board, HOST_A) == []                      # refused without credentials
     assert luns_seen(board, HOST_A, auth="backup%s3cret-secret12@") == [0, 1]
-    rb(board, "chap", "clear")
+    rb(board, "chap", "clear", "--force")
     assert luns_seen(board, HOST_A) == [0, 1]
 
 

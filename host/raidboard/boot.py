@@ -14,6 +14,8 @@ import time
 import tty
 from pathlib import Path
 
+from . import boardfile
+
 READY = b"RAIDBOARD READY "
 ENDPOINTS = "endpoints.json"
 LOG = "firmware.log"
@@ -40,20 +42,11 @@ def firmware_main():
 
 
 def read_board(path):
-    """The board definition as a dict; only what the host needs is checked here."""
-    p = Path(path)
-    if not p.is_file():
-        raise BootError("board definition %s: no such file (try boards/dac960sx.json)" % p)
+    """The board definition as a dict, every field checked (boardfile.py) before anything starts."""
     try:
-        board = json.loads(p.read_text())
-    except ValueError as e:
-        raise BootError("board definition %s: not JSON: %s" % (p, e))
-    if not isinstance(board, dict):
-        raise BootError("board definition %s: must be a JSON object" % p)
-    heap = board.get("heap_kb")
-    if not isinstance(heap, int) or isinstance(heap, bool) or heap <= 0:
-        raise BootError("board definition %s: field heap_kb: must be a positive integer, got %r" % (p, heap))
-    return board
+        return boardfile.check(path, firmware_main().parent.parent)
+    except boardfile.BoardFileError as e:
+        raise BootError(str(e))
 
 
 class Board:
@@ -178,11 +171,17 @@ def _wait_ready(proc, logpath, offset, slave, timeout):
         if info is not None:
             return info
         if proc.poll() is not None:
-            raise BootError("firmware exited with code %s before it was ready; its log (%s) ends:\n%s"
-                            % (proc.returncode, logpath, _tail(seen)))
+            raise BootError("firmware %s before it was ready; its log (%s) ends:\n%s"
+                            % (_how_it_ended(proc.returncode), logpath, _tail(seen)))
         if time.monotonic() > deadline:
             raise BootError("firmware did not report READY within %.0fs; its log (%s) ends:\n%s"
                             % (timeout, logpath, _tail(seen)))
+
+
+def _how_it_ended(code):
+    if code < 0:
+        return "was killed by %s" % signal.Signals(-code).name
+    return "exited with code %d" % code
 
 
 def _ready_in(data):

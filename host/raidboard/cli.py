@@ -24,6 +24,7 @@ from . import render
 from .proto import BoardError, Link, LinkError, ProtocolError, normalize_url
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_BOOT, EXIT_PROTOCOL, EXIT_SCSI, EXIT_NVRAM = range(8)
+EXIT_UNCONFIRMED = 8       # a command that destroys data was not confirmed: nothing done
 EXIT_INTERRUPTED = 130
 DEFAULT_STATE = "state"
 DEFAULT_CONSOLE = "socket://127.0.0.1:4960"  # the console of boards/dac960sx.json
@@ -219,8 +220,25 @@ def cmd_sd_create(sess, args):
                                                       ",".join(map(str, p["slots"]))))
 
 
+def confirm(args, question):
+    """Ask before a command that destroys data or configuration: "QUESTION [y/N]" on a terminal,
+    where only y or yes goes on; without a terminal (a script) only --force goes on. Otherwise
+    nothing is done and the exit code is 8 (host/README.md)."""
+    if getattr(args, "force", False):
+        return
+    if not sys.stdin.isatty():
+        print("raidboard: %s -- not done: no terminal to ask on; add --force to do it from a script"
+              % question, file=sys.stderr)
+        raise Exit(EXIT_UNCONFIRMED)
+    print("%s [y/N] " % question, end="", file=sys.stderr, flush=True)
+    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        print("raidboard: not done", file=sys.stderr)
+        raise Exit(EXIT_UNCONFIRMED)
+
+
 def cmd_sd_delete(sess, args):
     sd = parse_sd(args.drive)
+    confirm(args, "delete sd%d? all its data is lost" % sd)
     r = sess.call("sd_delete", {"sd": sd})
     out(args, r, "deleted sd%d" % sd)
 
@@ -235,6 +253,8 @@ def cmd_sd_policy(sess, args):
 def cmd_log(sess, args):
     sd = parse_sd(args.drive)
     p = {"sd": sd}
+    if args.action == "set":
+        confirm(args, "make sd%d the log drive? snapshots overwrite its data" % sd)
     if getattr(args, "chunk_kb", None) is not None:
         p["chunk_kb"] = args.chunk_kb
     r = sess.call("log_" + args.action, p)
@@ -256,6 +276,7 @@ def cmd_lun_map(sess, args):
 
 def cmd_lun_unmap(sess, args):
     port, lun = parse_portlun(args.portlun)
+    confirm(args, "unmap port %d LUN %d? the hosts using it lose it" % (port, lun))
     r = sess.call("lun_unmap", {"port": port, "lun": lun})
     out(args, r, "port %d LUN %d unmapped" % (port, lun))
 
@@ -315,6 +336,8 @@ def cmd_mask_set(sess, args):
 
 
 def cmd_mask_clear(sess, args):
+    confirm(args, "remove the mask of %s? the LUNs it sees change (with no mask left, every initiator "
+            "sees every mapped LUN)" % args.initiator)
     r = sess.call("mask_clear", {"initiator": args.initiator})
     out(args, r, "mask of %s removed" % args.initiator)
 
@@ -326,6 +349,7 @@ def cmd_chap(sess, args):
                                                      CHAP_SECRET_MIN)})
         out(args, r, "CHAP required for user %s" % args.user)
     else:
+        confirm(args, "turn CHAP off? initiators log in without authentication")
         r = sess.call("chap_set", {"user": "", "secret": ""})
         out(args, r, "CHAP off: initiators log in without authentication")
 
@@ -337,6 +361,7 @@ def cmd_snapshot_start(sess, args):
 
 
 def cmd_snapshot_stop(sess, args):
+    confirm(args, "terminate the snapshot? the backup LUN's point-in-time image is lost")
     r = sess.call("snapshot_stop")
     out(args, r, "snapshot terminated")
 
@@ -391,6 +416,9 @@ def cmd_disk_list(sess, args):
 
 def cmd_disk_action(sess, args):
     slot = resolve_slot(sess, args.slot)
+    confirm(args, {"fail": "fail disk slot %d? its drives degrade or go offline",
+                   "remove": "remove disk slot %d? its drives degrade or go offline",
+                   "replace": "replace disk slot %d? the disk in it is wiped"}[args.action] % slot)
     r = sess.call("disk_" + args.action, {"slot": slot})
     text = "disk slot %d: %s" % (slot, {"fail": "failed", "remove": "removed",
                                         "replace": "replaced with a new disk"}[args.action])
@@ -494,11 +522,27 @@ def cmd_lop_start(sess, args):
             p[k] = json.loads(v)
         except ValueError:
             p[k] = v
+    if _wipes(p):
+        confirm(args, _wipe_question(p))
     r = sess.call("lop_start", p)
     if not args.wait:
         out(args, r, "%s started on sd%d" % (args.op, p["sd"]))
         return
     _lop_wait(sess, args, p["sd"])
+
+
+def _wipes(p):
+    # lop_start arguments that overwrite a drive or a disk
+    return p.get("op") in ("init", "copy", "resync") or (p.get("op") == "rebuild" and p.get("standby") is not None)
+
+
+def _wipe_question(p):
+    # (the values may come from --arg as any JSON: formatted with %s, never assumed numbers)
+    if p["op"] == "init":
+        return "initialize sd%s? all its data is lost" % (p["sd"],)
+    if p["op"] == "rebuild":
+        return "rebuild sd%s onto disk slot %s? the disk in it is wiped" % (p["sd"], p["standby"])
+    return "%s onto sd%s? its data is overwritten" % (p["op"], p.get("to", p.get("target", "?")))
 
 
 def _lop_ops(r):
@@ -541,6 +585,11 @@ def cmd_lop_stop(sess, args):
     out(args, r, "long operation on sd%d stopped" % sd)
 
 
+# firmware commands that `call` asks about, as the commands above do
+DESTROYS = ("sd_delete", "log_set", "lun_unmap", "mask_clear", "snapshot_stop", "disk_fail", "disk_remove",
+            "disk_replace")
+
+
 def cmd_call(sess, args):
     try:
         params = json.loads(args.params) if args.params else {}
@@ -550,6 +599,9 @@ def cmd_call(sess, args):
         raise UsageError("arguments must be a JSON object, e.g. '{\"sd\": 1}'")
     if not args.name.replace("_", "").isalnum():
         raise UsageError("%r is not a command name (see the command table in firmware/README.md)" % args.name)
+    if args.name in DESTROYS or (args.name == "lop_start" and _wipes(params)) or \
+            (args.name == "chap_set" and not params.get("user")):
+        confirm(args, "send %s? it destroys data or configuration" % args.name)
     r = sess.call(args.name, params)
     print(json.dumps(r, indent=None if not args.json else 1, sort_keys=True))
 
@@ -716,7 +768,9 @@ The board is found by --port (socket://127.0.0.1:PORT or /dev/pts/N), else by --
 console socket://127.0.0.1:4960.
 
 exit codes: 0 ok, 1 refused by the board, 2 usage, 3 cannot reach the board, 4 boot failed,
-5 protocol error, 6 SCSI status not GOOD (cdb), 7 no valid NV memory bank (nvram dump), 130 Ctrl-C.
+5 protocol error, 6 SCSI status not GOOD (cdb), 7 no valid NV memory bank (nvram dump),
+8 not confirmed: a command that destroys data asks "[y/N]" on a terminal and needs --force in a
+script, 130 Ctrl-C.
 """
 
 
@@ -736,6 +790,8 @@ def _common(p, top=False):
                    help="print results as JSON")
     g.add_argument("--timeout", type=float, metavar="S", default=30.0 if top else argparse.SUPPRESS,
                    help="seconds to wait for an answer (default 30)")
+    g.add_argument("--force", action="store_true", default=False if top else argparse.SUPPRESS,
+                   help="do a command that destroys data or configuration without asking (scripts)")
 
 
 def build_parser():

@@ -593,32 +593,51 @@ def test_initialization_of_a_raid5_with_rows_wider_than_a_buffer_slot():
 
 
 def test_scheduler_task_runs_operations_at_their_rate_and_leaves_the_loop_free():
+    # the scheduler's clock and pause are driven by the test: each slice takes SLICE_US on that
+    # clock and each pause is recorded (and only yields), so the rate is proved by the pauses owed
     import asyncio
-    import time
     ctl = setup(dst_raid=None)
-    ticks = [0]
-
-    async def other():
-        # stands for the console and the host ports: must keep running during the operation
-        while True:
-            ticks[0] += 1
-            await asyncio.sleep_ms(1)
+    m = lop._mgr(ctl)
+    SLICE_US = 700
 
     async def main(rate):
+        clock, trace, pauses = [0], [], []     # trace: "S" a slice, "o" a turn of another task
+        step = m.step
+
+        def timed_step():
+            trace.append("S")
+            clock[0] += SLICE_US
+            return step()
+
+        async def pause(ms):
+            pauses.append(ms)
+            await asyncio.sleep_ms(0)
+
+        async def other():
+            # stands for the console and the host ports: must keep running during the operation
+            while True:
+                trace.append("o")
+                await asyncio.sleep_ms(0)
+
+        m.step = timed_step
         ctl.command("lop_start", {"op": "check", "sd": 0, "rate": rate})
-        task = asyncio.create_task(lop.run(ctl))
+        task = asyncio.create_task(lop.run(ctl, lambda: clock[0], pause))
         o = asyncio.create_task(other())
-        t0 = time.ticks_ms()
-        ticks[0] = 0
         while ctl.lops.ops:
-            await asyncio.sleep_ms(5)
-        ms = time.ticks_diff(time.ticks_ms(), t0)
+            await asyncio.sleep_ms(0)
         task.cancel()
         o.cancel()
-        return ms, ticks[0]
+        del m.step
+        slices = trace.count("S")
+        return slices, pauses[:slices], "".join(trace)
 
-    fast, t_fast = asyncio.run(main(100))
-    slow, t_slow = asyncio.run(main(20))
+    fast, fast_pauses, fast_trace = asyncio.run(main(100))
+    slow, slow_pauses, slow_trace = asyncio.run(main(20))
     assert ctl.command("lop_status", {"sd": 0})["lops"][0]["state"] == "COMPLETED"
-    assert slow > 2 * fast, (fast, slow)
-    assert t_fast > 0 and t_slow > t_fast, (t_fast, t_slow)
+    assert fast == slow > 1, (fast, slow)              # the rate changes the pauses, not the work
+    assert sum(fast_pauses) == 0, fast_pauses          # 100 %: back to back
+    # 20 %: each slice that leaves work behind owes four times its length (carried over in
+    # microseconds); the last one finished the operation and owes nothing
+    assert sum(slow_pauses[:-1]) == (slow - 1) * SLICE_US * 80 // 20 // 1000, (slow, slow_pauses)
+    assert slow_pauses[-1] == 0, slow_pauses
+    assert "SS" not in fast_trace and "SS" not in slow_trace   # the loop ran between any two slices

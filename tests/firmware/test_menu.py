@@ -85,12 +85,15 @@ def test_snapshot_cycle_from_the_front_panel():
     # make SD1 an ordinary drive: unmap its LUNs, clear LOG
     goto(m, "CONFIGURATION", "UNMAP LUN")
     choose(m, "P0 LUN 1")
+    assert lines(m) == ("UNMAP P0 LUN 1?", ">NO")
+    choose(m, "YES, HOSTS LOSE IT")
     assert lines(m) == ("DONE", "LUN UNMAPPED")
     m.key(DOWN)
     m.key(UP)
     assert m.frame.items[m.frame.cursor][0] == "UNMAP LUN"
     m.key(ENTER)
     choose(m, "P1 LUN 1")
+    choose(m, "YES")
     m.key(UP)
     m.key(UP)
     m.key(ENTER)        # CLEAR LOG DRIVE
@@ -104,6 +107,8 @@ def test_snapshot_cycle_from_the_front_panel():
     home(m)
     goto(m, "CONFIGURATION", "SET LOG")
     choose(m, "SD1")
+    assert lines(m) == ("LOG ON SD1?", ">NO")
+    choose(m, "YES, SD1 DATA LOST")
     assert lines(m) == ("DONE", "LOG SET")
     home(m)
     goto(m, "ADMINISTRATION", "START SNAPSHOT")
@@ -118,7 +123,8 @@ def test_snapshot_cycle_from_the_front_panel():
     assert lines(m)[0] == "SNAPSHOT ACTIVE"
     home(m)
     goto(m, "ADMINISTRATION", "END SNAPSHOT")
-    choose(m, "YES")
+    assert lines(m) == ("END SNAPSHOT?", ">NO")
+    choose(m, "YES, BACKUP LOST")
     assert lines(m) == ("DONE", "SNAPSHOT ENDED")
     home(m)
     assert lines(m)[1] == "SNAP IDLE"
@@ -192,11 +198,14 @@ def test_disk_fail_and_replace():
     m = model()
     goto(m, "DISKS", "FAIL DISK")
     choose(m, "0:0")
+    assert lines(m) == ("FAIL DISK 0:0?", ">NO")
+    choose(m, "YES, DRIVES DEGRADE")
     assert lines(m) == ("DONE", "DISK FAILED")
     home(m)
     assert lines(m)[0] == "SD0 RAID5 CRITICAL"
     goto(m, "DISKS", "REPLACE DISK")
     choose(m, "0:0")
+    choose(m, "YES, DISK WIPED")
     assert lines(m) == ("DONE", "DISK REPLACED"), lines(m)
 
 
@@ -220,7 +229,8 @@ def test_create_and_delete_drive_in_menus():
     ctl.command("log_clear", {"sd": 1})
     goto(m, "CONFIGURATION", "DELETE DRIVE")
     choose(m, "SD1")
-    choose(m, "YES")
+    assert lines(m) == ("DELETE SD1?", ">NO")
+    choose(m, "YES, ALL DATA LOST")
     assert lines(m) == ("DONE", "DRIVE DELETED"), lines(m)
     m.key(UP)
     m.key(ENTER)        # CREATE DRIVE
@@ -245,14 +255,12 @@ def test_long_operations_start_show_stop():
     assert labels == ["START OPERATION", "OPERATION STATUS", "STOP OPERATION"], labels
     m.key(ENTER)
     choose(m, "CONSISTENCY CHECK")
-    choose(m, "SD0")
-    choose(m, "NO TARGET")
+    choose(m, "SD0")            # a check destroys nothing: no target, no question
     assert lines(m) == ("DONE", "OPERATION STARTED"), lines(m)
     # a second one on the same drive is refused, with the reason
     m.key(ENTER)
-    choose(m, "REBUILD")
+    choose(m, "CONSISTENCY CHECK")
     choose(m, "SD0")
-    choose(m, "NO TARGET")
     assert lines(m)[0] == "LOP ACTIVE", lines(m)
     m.key(DOWN)
     m.key(ENTER)        # OPERATION STATUS
@@ -321,3 +329,82 @@ def test_keystroke_fuzz_on_the_model():
         screen_text(m)
     d.flush()
     print("keystroke fuzz: %d inputs" % n)
+
+
+def _marked(ctl, lun=0):
+    # a pattern on the drive behind LUN `lun`, to prove later that nothing overwrote it
+    data = fw.pattern(lun + 7, 64 * 512)
+    assert fw.run(ctl, lun, fw.write10(100, 64), data)[0] == 0
+    return data
+
+
+def _still(ctl, data, lun=0):
+    st, sn, got = fw.run(ctl, lun, fw.read10(100, 64))
+    return st == 0 and got == data
+
+
+def test_start_operation_offers_the_check_first_and_asks_before_initializing():
+    m = model()
+    data = _marked(m.ctl)
+    goto(m, "ADMINISTRATION", "LONG OPERATIONS", "START OPERATION")
+    assert [i[0] for i in m.frame.items][0] == "CONSISTENCY CHECK"
+    choose(m, "INITIALIZE")
+    choose(m, "SD0")
+    assert lines(m) == ("INIT SD0?", ">NO")
+    m.key(DOWN)
+    assert lines(m) == ("INIT SD0?", ">YES, ALL DATA LOST")
+    m.key(UP)
+    m.key(ENTER)                      # the default: NO
+    assert lines(m)[0] == "CANCELLED", lines(m)
+    assert not m.ctl.lops.ops and _still(m.ctl, data)
+
+
+def test_copy_target_list_offers_only_drives_the_copy_accepts_and_asks_first():
+    b = fw.small_board(slots=10)
+    m = menu.Model(fw.boot(b=b))
+    ctl = m.ctl
+    ctl.command("sd_create", {"raid": 5, "slots": [6, 7, 8, 9]})
+    ctl.command("lun_map", {"port": 0, "lun": 2, "sd": 2})
+    data = _marked(ctl, lun=2)
+    ctl.command("snapshot_start", {"sd": 0})
+    goto(m, "ADMINISTRATION", "LONG OPERATIONS", "START OPERATION")
+    choose(m, "COPY DRIVE")
+    assert [i[0] for i in m.frame.items] == ["SD0 RAID5 ONLINE", "SD1 RAID1 LOG"], m.frame.items
+    choose(m, "SD1")
+    # neither the log drive, nor the primary, nor the source: only SD2
+    assert [i[0] for i in m.frame.items] == ["TO SD2 RAID5 ONLINE"], m.frame.items
+    m.key(ENTER)
+    assert lines(m) == ("OVERWRITE SD2?", ">NO")
+    m.key(DOWN)
+    assert lines(m)[1] == ">YES, SD2 DATA LOST"
+    m.key(UP)
+    m.key(ENTER)
+    assert lines(m)[0] == "CANCELLED" and not ctl.lops.ops and _still(ctl, data, lun=2)
+
+
+def test_delete_list_holds_only_drives_delete_accepts():
+    m = model()
+    goto(m, "CONFIGURATION", "DELETE DRIVE")
+    assert m.frame.items == [("(NONE AVAILABLE)", None)], m.frame.items     # both drives are mapped
+    m.key(ENTER)
+    assert lines(m)[0] == "CANCELLED" and len(m.ctl.command("sd_list")["drives"]) == 2
+
+
+def test_resync_is_offered_only_onto_the_drive_holding_the_earlier_copy():
+    m = menu.Model(fw.boot(b=fw.small_board(slots=10)))
+    ctl = m.ctl
+    ctl.command("sd_create", {"raid": 5, "slots": [6, 7, 8, 9]})
+    ctl.command("snapshot_start", {"sd": 0})
+    goto(m, "ADMINISTRATION", "LONG OPERATIONS", "START OPERATION")
+    choose(m, "RESYNC")
+    choose(m, "SD1")
+    assert m.frame.items == [("(NONE AVAILABLE)", None)], m.frame.items   # no copy yet: NO_BASE
+    home(m)
+    ctl.command("lop_start", {"op": "copy", "sd": 1, "to": 2})
+    import lop
+    lop.finish_all(ctl)                 # the copy ends the snapshot: the next one re-syncs SD2
+    ctl.command("snapshot_start", {"sd": 0})
+    goto(m, "ADMINISTRATION", "LONG OPERATIONS", "START OPERATION")
+    choose(m, "RESYNC")
+    choose(m, "SD1")
+    assert [i[0] for i in m.frame.items] == ["TO SD2 RAID5 ONLINE"], m.frame.items
