@@ -1,0 +1,124 @@
+"""Issue 9: no iSCSI client can starve the others, and CHAP cannot be guessed at line rate.
+
+Boards here abort tasks that make no progress for 2 s (`iscsi_task_timeout_s`), so the tests wait a
+few seconds at most, by bounded polling; they assert on answers and events, never on durations."""
+import fcntl
+import struct
+import termios
+import time
+
+import pytest
+
+import test_iscsi_initiator as I
+
+TIMEOUT_S = 2
+HOLDERS = 8                  # as many as the board-wide pool of transfer buffers
+BIG_READ = 256               # blocks: 128 KiB, above the 64 KiB that reads without a pool buffer
+BUSY = 0x08
+GOOD = 0x00
+
+
+@pytest.fixture
+def iboard(make_board):
+    return I.BootedBoard(make_board(iscsi_task_timeout_s=TIMEOUT_S))
+
+
+def session(board, port, name, **kw):
+    c = I.Initiator(*board.portals[port], name=name, **kw)
+    c.login()
+    return c
+
+
+def hold_write(c, lba=0):
+    """A 1-block WRITE(10) whose data is never sent: returns (ITT, TTT) of the target's R2T."""
+    itt = c.next_itt()
+    b = I.bhs(0x01, 0x80 | 0x20 | 1, 0, itt, [(20, 512), (24, c.cmdsn), (28, c.expstatsn)])
+    b[32:42] = struct.pack(">BBIBHB", 0x2A, 0, lba, 0, 1, 0)
+    c.send(b)
+    c.cmdsn += 1
+    r = c.recv()
+    assert r.op == 0x31 and r.u32(16) == itt, r   # R2T: the target waits for the data
+    return itt, r.u32(20)
+
+
+def stall_read(board, name, reads=8):
+    """A session that asks for `reads` MiB (more than the socket buffers between it and the
+    board hold) and never reads its Data-In; returns once its receive buffer is full."""
+    c = session(board, 0, name, rcvbuf=4096)
+    for _ in range(reads):
+        itt = c.next_itt()
+        b = I.bhs(0x01, 0x80 | 0x40 | 1, 0, itt, [(20, 1 << 20), (24, c.cmdsn), (28, c.expstatsn)])
+        b[32:42] = struct.pack(">BBIBHB", 0x28, 0, 0, 0, 2048, 0)
+        c.send(b)
+        c.cmdsn += 1
+    for _ in range(100):   # bounded: the board fills it at once
+        if struct.unpack("i", fcntl.ioctl(c.sock, termios.FIONREAD, b"\0" * 4))[0] >= 2048:
+            break
+        time.sleep(0.05)
+    return c
+
+
+def witness_statuses(board):
+    """What a well-behaved initiator on the other host port gets for writes and 128 KiB reads."""
+    w = session(board, 1, "iqn.2026-01.test:witness")
+    out = []
+    for i in range(4):
+        out.append(w.write(0, 100 + i, bytes([i + 1]) * 512)["status"])
+        out.append(w.read(0, 0, BIG_READ)["status"])
+    w.logout()
+    return out
+
+
+def events_matching(board, text, want, polls=40):
+    """The events containing `text`, polled (0.25 s apart, bounded) until there are `want`."""
+    for _ in range(polls):
+        found = [e["text"] for e in board.command("events", {"n": 64})["events"] if text in e["text"]]
+        if len(found) >= want:
+            return found
+        time.sleep(0.25)
+    return found
+
+
+def test_writes_that_never_send_data_do_not_starve_other_initiators(iboard):
+    holders = [session(iboard, 0, "iqn.2026-01.test:holder%d" % i) for i in range(HOLDERS)]
+    held = [hold_write(c, lba=i) for i, c in enumerate(holders)]
+    statuses = witness_statuses(iboard)
+    assert statuses.count(BUSY) == 0 and set(statuses) == {GOOD}, statuses
+    # every held write was aborted and its buffer freed; data sent now is refused unexecuted
+    assert len(events_matching(iboard, "task aborted", HOLDERS)) == HOLDERS
+    c = holders[0]
+    itt, ttt = held[0]
+    c._data_out(0, itt, ttt, 0, 512, b"\xee" * 512)
+    r = c.recv()
+    assert r.op == 0x21 and r.bhs[3] == 0x02, r
+    assert I.sense_key(r.data[2:]) == (0x0B, 0x4B, 0x06)   # ABORTED COMMAND, INITIATOR RESPONSE TIMEOUT
+    assert c.read(0, 0, 1)["data"] != b"\xee" * 512        # the session carries on; nothing written
+    for c in holders:
+        c.close()
+
+
+def test_readers_that_never_read_do_not_starve_other_initiators(iboard):
+    readers = [stall_read(iboard, "iqn.2026-01.test:reader%d" % i) for i in range(HOLDERS)]
+    statuses = witness_statuses(iboard)
+    assert statuses.count(BUSY) == 0 and set(statuses) == {GOOD}, statuses
+    # the stalled readers' connections were closed and their buffers freed
+    assert len(events_matching(iboard, "took nothing of a PDU", HOLDERS)) == HOLDERS
+    for c in readers:
+        c.sock.settimeout(5)
+        with pytest.raises((ConnectionError, OSError)):
+            while True:
+                c.recv_exact(65536)   # what was queued, then the end of the connection
+        c.close()
+
+
+def test_one_session_holds_at_most_its_share_of_the_pool(iboard):
+    c = session(iboard, 0, "iqn.2026-01.test:greedy")
+    hold_write(c, 0)
+    hold_write(c, 1)
+    itt, ttt = hold_write(c, 2)   # past its share of 2 buffers: this one gets none
+    c._data_out(0, itt, ttt, 0, 512, b"\x01" * 512)
+    r = c.recv()
+    assert r.op == 0x21 and r.bhs[3] == BUSY, r
+    statuses = witness_statuses(iboard)   # the rest of the pool is there for others, at once
+    assert set(statuses) == {GOOD}, statuses
+    c.close()
