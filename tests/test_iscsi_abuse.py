@@ -122,3 +122,38 @@ def test_one_session_holds_at_most_its_share_of_the_pool(iboard):
     statuses = witness_statuses(iboard)   # the rest of the pool is there for others, at once
     assert set(statuses) == {GOOD}, statuses
     c.close()
+
+
+SECRET = "s3cret-s3cret"
+
+
+def chap_login(board, source, secret):
+    """Login status of one CHAP attempt from `source` (0: logged in)."""
+    c = I.Initiator(*board.portals[0], name="iqn.2026-01.test:chap", source=source)
+    try:
+        c.login(chap=("backup", secret))
+        c.logout()
+        return 0
+    except I.ISCSIError:
+        return c.status
+    finally:
+        c.close()
+
+
+def test_chap_retries_after_a_failure_are_refused_unchecked_until_the_delay_has_passed(iboard):
+    iboard.command("chap_set", {"user": "backup", "secret": SECRET})
+    guesser = "127.0.0.3"
+    assert chap_login(iboard, guesser, "wrong-guess-0") == 0x0201     # checked: authentication failure
+    # quick retries from that address are not even checked, the right secret no more than guesses
+    quick = [chap_login(iboard, guesser, s) for s in (SECRET, "wrong-guess-1", "wrong-guess-2", SECRET)]
+    assert quick == [0x0301] * 4, quick                                # service unavailable: retry later
+    assert chap_login(iboard, "127.0.0.2", SECRET) == 0                # other addresses are not slowed
+    # not locked out: once the delay (1 s after one failure) has passed, the right secret works
+    answers = []
+    for _ in range(60):
+        answers.append(chap_login(iboard, guesser, SECRET))
+        if answers[-1] == 0:
+            break
+        time.sleep(0.1)
+    assert answers[-1] == 0 and set(answers[:-1]) <= {0x0301}, answers
+    assert chap_login(iboard, guesser, "wrong-guess-3") == 0x0201      # and a success starts afresh
