@@ -30,7 +30,7 @@ LOGIN_TIMEOUT = const(30)    # seconds a connection may take to reach full featu
 POOL_MAX = const(8)          # transfer buffers in use at once, over all connections
 POOL_IDLE = const(4)         # idle transfer buffers kept for reuse
 SHARE = const(2)             # transfer buffers one connection may hold at once
-TASK_TIMEOUT = const(20)     # seconds a task may go without progress (board: iscsi_task_timeout_s)
+TASK_TIMEOUT = const(10)     # seconds a task may go without progress (board: iscsi_task_timeout_s)
 REAP_MS = const(250)         # how often stalled tasks, sends and pool waiters are looked for
 # CHAP guessing: after n failed responses in a row from one source address, the next response from
 # it is checked only once CHAP_FIRST_MS * 2^(n-1) (at most CHAP_MAX_MS) have passed since the last
@@ -373,6 +373,8 @@ class Conn:
         self.sink = None
         self.rx = None               # small data segments (text, NOP pings)
         self.small = None            # copy of small read data (COPY_MAX + room), allocated on first use
+        self.stage = None            # data-out of one small write (COPY_MAX), allocated on first use
+        self.staged = False          # a pending write is using it
         self.save = bytearray(_TAIL)
         self.rb = bytearray(_RB)
         self.rbv = memoryview(self.rb)
@@ -465,9 +467,23 @@ class Conn:
                 off += self._tx(s, mv[off:])
             self.stuck = None
 
+    def stage_for(self, need):
+        """The connection's own buffer for a small write's data-out, when it is free: small
+        writes then take nothing from the board-wide pool."""
+        if need > COPY_MAX or self.staged:
+            return None
+        if self.stage is None:
+            self.stage = bytearray(COPY_MAX)
+        self.staged = True
+        return self.stage
+
     def release(self, b):
         """Give back the buffer of a task (a pool buffer, or a small one of its own)."""
-        if b is not None and len(b) == XFER + _HEAD + _TAIL:
+        if b is None:
+            return
+        if b is self.stage:
+            self.staged = False
+        elif len(b) == XFER + _HEAD + _TAIL:
             self.held -= 1
             self.tgt.give(b)
 
@@ -1034,7 +1050,7 @@ class Conn:
         need = min(edtl, want_out)
         buf = None
         if need <= XFER:
-            buf = await self.tgt.lease(self) if need else bytearray(0)
+            buf = self.stage_for(need) or await self.tgt.lease(self) if need else bytearray(0)
         t = Task(itt, lun, cdb, edtl, need, buf, cmdsn)
         t.want_out = want_out
         t.flags = b1

@@ -29,11 +29,11 @@ def session(board, port, name, **kw):
     return c
 
 
-def hold_write(c, lba=0):
-    """A 1-block WRITE(10) whose data is never sent: returns (ITT, TTT) of the target's R2T."""
+def hold_write(c, lba=0, blocks=1):
+    """A WRITE(10) whose data is never sent: returns (ITT, TTT) of the target's R2T."""
     itt = c.next_itt()
-    b = I.bhs(0x01, 0x80 | 0x20 | 1, 0, itt, [(20, 512), (24, c.cmdsn), (28, c.expstatsn)])
-    b[32:42] = struct.pack(">BBIBHB", 0x2A, 0, lba, 0, 1, 0)
+    b = I.bhs(0x01, 0x80 | 0x20 | 1, 0, itt, [(20, blocks * 512), (24, c.cmdsn), (28, c.expstatsn)])
+    b[32:42] = struct.pack(">BBIBHB", 0x2A, 0, lba, 0, blocks, 0)
     c.send(b)
     c.cmdsn += 1
     r = c.recv()
@@ -113,10 +113,10 @@ def test_readers_that_never_read_do_not_starve_other_initiators(iboard):
 
 def test_one_session_holds_at_most_its_share_of_the_pool(iboard):
     c = session(iboard, 0, "iqn.2026-01.test:greedy")
-    hold_write(c, 0)
-    hold_write(c, 1)
-    itt, ttt = hold_write(c, 2)   # past its share of 2 buffers: this one gets none
-    c._data_out(0, itt, ttt, 0, 512, b"\x01" * 512)
+    hold_write(c, 0, BIG_READ)
+    hold_write(c, 256, BIG_READ)
+    itt, ttt = hold_write(c, 512, BIG_READ)   # past its share of 2 pool buffers: this one gets none
+    c._data_out(0, itt, ttt, 0, BIG_READ * 512, b"\x01" * BIG_READ * 512)
     r = c.recv()
     assert r.op == 0x21 and r.bhs[3] == BUSY, r
     statuses = witness_statuses(iboard)   # the rest of the pool is there for others, at once

@@ -285,3 +285,14 @@ def test_a_connection_stuck_in_a_send_is_closed_and_its_buffers_freed():
     assert reader not in tgt.conns and reader.held == 0 and not reader.pending
     assert tgt.out == 0 and len(tgt.free) == iscsi.POOL_IDLE
     assert any("took nothing of a PDU for 3 s" in e for e in tgt.ctl.logged)
+
+
+def test_small_writes_take_the_connections_own_buffer_not_the_pool():
+    clock, tgt, conns = _pool()
+    c = conns[0]
+    b = c.stage_for(512)
+    assert b is not None and c.stage_for(512) is None    # one small write at a time in it
+    assert c.stage_for(iscsi.COPY_MAX + 512) is None     # larger ones use the pool
+    assert tgt.out == 0 and c.held == 0
+    c.release(b)
+    assert c.stage_for(iscsi.COPY_MAX) is b
