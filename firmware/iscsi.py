@@ -221,14 +221,14 @@ class Target:
             if c.stuck is not None and time.ticks_diff(now, c.stuck) >= lim:
                 self.log("warn", "iSCSI port %d: %s took nothing of a PDU for %d s, connection closed"
                          % (c.port, c.iname, lim // 1000))
-                c.kill()
+                c.kill("timed out")
                 continue
             for t in list(c.pending.values()):
                 if t.buf is not None and time.ticks_diff(now, t.since) >= lim:
                     if c.filling is t:   # its buffer is being read into: only closing stops that
                         self.log("warn", "iSCSI port %d: data-out PDU from %s stalled for %d s, "
                                  "connection closed" % (c.port, c.iname, lim // 1000))
-                        c.kill()
+                        c.kill("timed out")
                         break
                     c.expire(t)
         # after the holders above gave back theirs: a buffer held without progress is free
@@ -394,6 +394,7 @@ class Conn:
         self.hd = False              # digests become active after login
         self.dd = False
         self.closing = False
+        self.why = "reinstated"      # what ended the connection when it is cancelled from outside
 
     # ---------- socket I/O ----------
     # _rx/_tx are plain calls: when the socket is ready (the usual case under load) a PDU costs no
@@ -496,8 +497,9 @@ class Conn:
         self.tgt.log("warn", "iSCSI port %d: no data-out from %s for ITT 0x%x in %d s, task aborted"
                      % (self.port, self.iname, t.itt, self.tgt.timeout_ms // 1000))
 
-    def kill(self):
+    def kill(self, why="reinstated"):
         self.closing = True
+        self.why = why
         if self.task is not None and self.task is not asyncio.current_task():
             self.task.cancel()
         self._cleanup()
@@ -545,7 +547,7 @@ class Conn:
         except asyncio.TimeoutError:
             why = "login timed out"
         except asyncio.CancelledError:
-            why = "reinstated"
+            why = self.why
         except MemoryError:
             why = "out of memory"
         except Exception as e:   # a bug must cost one connection, never the firmware

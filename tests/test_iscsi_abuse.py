@@ -157,3 +157,25 @@ def test_chap_retries_after_a_failure_are_refused_unchecked_until_the_delay_has_
         time.sleep(0.1)
     assert answers[-1] == 0 and set(answers[:-1]) <= {0x0301}, answers
     assert chap_login(iboard, guesser, "wrong-guess-3") == 0x0201      # and a success starts afresh
+
+
+def test_a_data_out_pdu_cut_short_ends_its_connection_after_the_timeout(iboard):
+    c = session(iboard, 0, "iqn.2026-01.test:trickle")
+    itt, ttt = hold_write(c)
+    b = I.bhs(0x05, 0x80, 0, itt, [(20, ttt), (28, c.expstatsn), (36, 0), (40, 0)])
+    b[5:8] = (512).to_bytes(3, "big")
+    c.send_raw(bytes(b) + b"\x01" * 100)   # 100 of the 512 bytes it announces, then nothing
+    assert len(events_matching(iboard, "data-out PDU from iqn.2026-01.test:trickle stalled", 1)) == 1
+    c.sock.settimeout(5)
+    with pytest.raises((ConnectionError, OSError)):
+        c.recv()
+    assert session(iboard, 1, "iqn.2026-01.test:after").read(0, 0, 1)["status"] == GOOD
+
+
+def test_more_writes_waiting_for_data_than_the_window_get_task_set_full(iboard):
+    c = session(iboard, 0, "iqn.2026-01.test:hoarder")
+    for i in range(64):
+        hold_write(c, lba=i)
+    r = c.write(0, 64, b"\x02" * 512, immediate=False)
+    assert r["status"] == 0x28, r                        # TASK SET FULL
+    assert session(iboard, 1, "iqn.2026-01.test:other").write(0, 65, b"\x03" * 512)["status"] == GOOD
