@@ -30,7 +30,7 @@ LOGIN_TIMEOUT = const(30)    # seconds a connection may take to reach full featu
 POOL_MAX = const(8)          # transfer buffers in use at once, over all connections
 POOL_IDLE = const(4)         # idle transfer buffers kept for reuse
 SHARE = const(2)             # transfer buffers one connection may hold at once
-TASK_TIMEOUT = const(10)     # seconds a task may go without progress (board: iscsi_task_timeout_s)
+TASK_TIMEOUT = const(10)     # seconds a command's data may take to move (board: iscsi_task_timeout_s)
 REAP_MS = const(250)         # how often stalled tasks, sends and pool waiters are looked for
 # CHAP guessing: after n failed responses in a row from one source address, the next response from
 # it is checked only once CHAP_FIRST_MS * 2^(n-1) (at most CHAP_MAX_MS) have passed since the last
@@ -212,15 +212,16 @@ class Target:
             self.reap()
 
     def reap(self):
-        """Ends what made no progress for the task timeout: a write still waiting for data-out gives
-        its buffer back, a connection stuck in the middle of a PDU (a send not taken, a data-out
-        not finished) is closed; a pool waiter gets None (BUSY) after twice the timeout."""
+        """Ends what overran the task timeout: a write whose data-out is not all in gives its
+        buffer back, a connection stuck in the middle of a PDU (a Data-In sequence or other send
+        not taken, a data-out PDU not finished) is closed; a pool waiter gets None (BUSY) after
+        twice the timeout."""
         now = self.clock()
         lim = self.timeout_ms
         for c in list(self.conns):
             if c.stuck is not None and time.ticks_diff(now, c.stuck) >= lim:
-                self.log("warn", "iSCSI port %d: %s took nothing of a PDU for %d s, connection closed"
-                         % (c.port, c.iname, lim // 1000))
+                self.log("warn", "iSCSI port %d: %s did not take what was sent within %d s, "
+                         "connection closed" % (c.port, c.iname, lim // 1000))
                 c.kill("timed out")
                 continue
             for t in list(c.pending.values()):
@@ -231,8 +232,8 @@ class Target:
                         c.kill("timed out")
                         break
                     c.expire(t)
-        # after the holders above gave back theirs: a buffer held without progress is free
-        # within the task timeout, so a waiter gives up only when every holder is making progress
+        # after the holders above gave back theirs: no peer holds a buffer longer than the task
+        # timeout, so a waiter gives up only when the board itself is that slow
         for c in [c for c in self.queue if time.ticks_diff(now, c.waiting) >= 2 * lim]:
             self.queue.remove(c)
             c.lent = None
@@ -337,8 +338,8 @@ class Task:
         self.r2tsn = 0
         self.datasn = 0           # next DataSN expected in the current sequence
         self.bad = False          # data arrived out of order: the command fails unexecuted
-        self.expired = False      # no data-out for the task timeout: fails unexecuted
-        self.since = 0            # ticks of the last progress (command or data-out received)
+        self.expired = False      # data-out not all in within the task timeout: fails unexecuted
+        self.since = 0            # ticks of the command's arrival: all its data has the timeout
 
 
 class Conn:
@@ -462,11 +463,14 @@ class Conn:
         n = len(mv)
         off = self._tx(s, mv)
         if off < n:   # the peer is not reading: the reaper closes us if it stays so
-            self.stuck = self.tgt.clock()
+            mine = self.stuck is None   # else a Data-In sequence is timed as a whole
+            if mine:
+                self.stuck = self.tgt.clock()
             while off < n:
                 await _wait_w(s)
                 off += self._tx(s, mv[off:])
-            self.stuck = None
+            if mine:
+                self.stuck = None
 
     def stage_for(self, need):
         """The connection's own buffer for a small write's data-out, when it is free: small
@@ -489,13 +493,14 @@ class Conn:
             self.tgt.give(b)
 
     def expire(self, t):
-        # no data-out for the task timeout: the buffer goes back to the pool at once; the command
-        # never runs, and its data, if it still comes, is answered with INITIATOR RESPONSE TIMEOUT
+        # its data-out did not all come within the task timeout (a trickle is no better than
+        # nothing): the buffer goes back to the pool at once; the command never runs, and the rest
+        # of its data, if it still comes, is answered with INITIATOR RESPONSE TIMEOUT
         self.release(t.buf)
         t.buf = None
         t.expired = True
-        self.tgt.log("warn", "iSCSI port %d: no data-out from %s for ITT 0x%x in %d s, task aborted"
-                     % (self.port, self.iname, t.itt, self.tgt.timeout_ms // 1000))
+        self.tgt.log("warn", "iSCSI port %d: data-out from %s for ITT 0x%x not in within %d s, "
+                     "task aborted" % (self.port, self.iname, t.itt, self.tgt.timeout_ms // 1000))
 
     def kill(self, why="reinstated"):
         self.closing = True
@@ -1079,7 +1084,6 @@ class Conn:
         else:
             ok = await self.read_data(None, 0, n)
         t.got += n
-        t.since = self.tgt.clock()
         return ok
 
     async def progress(self, t):
@@ -1252,11 +1256,14 @@ class Conn:
             out = mv[at - hl:at + k + tl]
             w = self._tx(self.s, out)
             if w < len(out):
+                if self.stuck is None:   # the rest of the Data-In has the task timeout to go out
+                    self.stuck = self.tgt.clock()
                 await self.send(out[w:])
             if tl:   # put back the next PDU's data under this one's pad/digest
                 mv[at + k:at + k + tl] = memoryview(self.save)[:tl]
             datasn += 1
             off += k
+        self.stuck = None
         if not collapse:
             await self.scsi_rsp(itt, status, sense, rflags, resid, datasn)
 

@@ -102,7 +102,7 @@ def test_readers_that_never_read_do_not_starve_other_initiators(iboard):
     statuses = witness_statuses(iboard)
     assert statuses.count(BUSY) == 0 and set(statuses) == {GOOD}, statuses
     # the stalled readers' connections were closed and their buffers freed
-    assert len(events_matching(iboard, "took nothing of a PDU", HOLDERS)) == HOLDERS
+    assert len(events_matching(iboard, "did not take what was sent", HOLDERS)) == HOLDERS
     for c in readers:
         c.sock.settimeout(5)
         with pytest.raises((ConnectionError, OSError)):
@@ -179,3 +179,20 @@ def test_more_writes_waiting_for_data_than_the_window_get_task_set_full(iboard):
     r = c.write(0, 64, b"\x02" * 512, immediate=False)
     assert r["status"] == 0x28, r                        # TASK SET FULL
     assert session(iboard, 1, "iqn.2026-01.test:other").write(0, 65, b"\x03" * 512)["status"] == GOOD
+
+
+def test_a_write_whose_data_trickles_in_is_aborted_like_one_without_data(iboard):
+    c = session(iboard, 0, "iqn.2026-01.test:trickler")
+    itt, ttt = hold_write(c, blocks=BIG_READ)
+    sent = sn = 0
+    while sn < 40:   # a 512-byte Data-Out PDU every 0.25 s: progress, but far too slow
+        c.send(I.bhs(0x05, 0, 0, itt, [(20, ttt), (28, c.expstatsn), (36, sn), (40, sent)]),
+               b"\x04" * 512)
+        sent += 512
+        sn += 1
+        if events_matching(iboard, "not in within %d s" % TIMEOUT_S, 1, polls=1):
+            break
+    c.send(I.bhs(0x05, 0x80, 0, itt, [(20, ttt), (28, c.expstatsn), (36, sn), (40, sent)]),
+           b"\x04" * (BIG_READ * 512 - sent))   # the rest, in order
+    r = c.recv()
+    assert r.op == 0x21 and I.sense_key(r.data[2:]) == (0x0B, 0x4B, 0x06), r
