@@ -30,6 +30,8 @@ LOGIN_TIMEOUT = const(30)    # seconds a connection may take to reach full featu
 POOL_MAX = const(8)          # transfer buffers in use at once, over all connections
 POOL_IDLE = const(4)         # idle transfer buffers kept for reuse
 SHARE = const(2)             # transfer buffers one connection may hold at once
+MAX_CONNS = const(64)        # connections served at once, over both portals
+MAX_PER_HOST = const(16)     # of them from one source address
 TASK_TIMEOUT = const(10)     # seconds a command's data may take to move (board: iscsi_task_timeout_s)
 REAP_MS = const(250)         # how often stalled tasks, sends and pool waiters are looked for
 # CHAP guessing: after n failed responses in a row from one source address, the next response from
@@ -80,10 +82,13 @@ def _sense(key, asc, ascq):
 
 
 def _host(addr):
-    # the source address of a peer without its port: sockaddr bytes on the unix port
+    # the source address of a peer, without what its sender may vary (port, IPv6 flow label):
+    # family + IPv4 address, or family + IPv6 address, from the unix port's sockaddr bytes
     if isinstance(addr, tuple):
         return addr[0]
-    return bytes(addr[0:2]) + bytes(addr[4:])
+    if addr[0] == 10:   # AF_INET6
+        return bytes(addr[0:2]) + bytes(addr[8:24])
+    return bytes(addr[0:2]) + bytes(addr[4:8])
 
 
 class ChapGuard:
@@ -157,6 +162,7 @@ class Target:
         self.timeout_ms = (s or TASK_TIMEOUT) * 1000
         self.chap = ChapGuard(clock, self.log)
         self.reaper = None
+        self.refused = 0        # connections closed at once by admit()
 
     async def lease(self, c):
         """A transfer buffer for connection c, or None (-> BUSY) when c already holds its SHARE or
@@ -239,6 +245,21 @@ class Target:
             c.lent = None
             c.ready.set()
 
+    def admit(self, peer):
+        """Whether a new connection from peer is served: each connection costs memory, so one
+        host opening many cannot take what the others need (nor the descriptors)."""
+        mine = 0
+        for c in self.conns:
+            mine += c.peer == peer
+        if len(self.conns) < MAX_CONNS and mine < MAX_PER_HOST:
+            return True
+        self.refused += 1
+        n = self.refused
+        if not n & (n - 1):   # the 1st, 2nd, 4th, 8th... refusal: the log cannot be flooded
+            self.log("warn", "iSCSI: connection from %s closed at once (%d from it, %d in all; "
+                     "%d closed so far)" % (_show(peer), mine, len(self.conns), n))
+        return False
+
     def next_tsih(self):
         self.tsih = (self.tsih % 0xFFFF) + 1
         return self.tsih
@@ -308,14 +329,20 @@ async def _accept(tgt, ls, port_no):
         await _wait_r(ls)
         try:
             s, addr = ls.accept()
-        except OSError:
+        except OSError as e:
+            if e.errno not in _EAGAIN:   # out of descriptors or the like: do not spin on it
+                await asyncio.sleep_ms(100)
+            continue
+        peer = _host(addr)
+        if not tgt.admit(peer):
+            s.close()
             continue
         s.setblocking(False)
         try:
             s.setsockopt(6, 1, 1)   # IPPROTO_TCP, TCP_NODELAY: header and data go out at once
         except OSError:
             pass
-        c = Conn(tgt, s, port_no, _host(addr))
+        c = Conn(tgt, s, port_no, peer)
         tgt.conns.add(c)
         c.task = asyncio.create_task(c.run())
 

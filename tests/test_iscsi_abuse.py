@@ -3,6 +3,7 @@
 Boards here abort tasks that make no progress for 2 s (`iscsi_task_timeout_s`), so the tests wait a
 few seconds at most, by bounded polling; they assert on answers and events, never on durations."""
 import fcntl
+import socket
 import struct
 import termios
 import time
@@ -59,8 +60,9 @@ def stall_read(board, name, reads=8):
 
 
 def witness_statuses(board):
-    """What a well-behaved initiator on the other host port gets for writes and 128 KiB reads."""
-    w = session(board, 1, "iqn.2026-01.test:witness")
+    """What a well-behaved initiator (another host, the other host port) gets for writes and
+    128 KiB reads."""
+    w = session(board, 1, "iqn.2026-01.test:witness", source="127.0.0.2")
     out = []
     for i in range(4):
         out.append(w.write(0, 100 + i, bytes([i + 1]) * 512)["status"])
@@ -196,3 +198,33 @@ def test_a_write_whose_data_trickles_in_is_aborted_like_one_without_data(iboard)
            b"\x04" * (BIG_READ * 512 - sent))   # the rest, in order
     r = c.recv()
     assert r.op == 0x21 and I.sense_key(r.data[2:]) == (0x0B, 0x4B, 0x06), r
+
+
+def connect(board, source):
+    s = socket.socket()
+    s.bind((source, 0))
+    s.settimeout(10)
+    s.connect(board.portals[0])
+    return s
+
+
+def closed_at_once(s):
+    try:
+        return s.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_one_host_cannot_take_every_connection(iboard):
+    flood = [connect(iboard, "127.0.0.3") for _ in range(16)]   # idle, never log in
+    assert closed_at_once(connect(iboard, "127.0.0.3"))          # its 17th
+    w = session(iboard, 1, "iqn.2026-01.test:witness", source="127.0.0.2")
+    assert w.read(0, 0, BIG_READ)["status"] == GOOD              # others are served meanwhile
+    # 64 connections in all: 16 + the witness + 47 from three more hosts; the 65th is closed
+    flood += [connect(iboard, "127.0.0.%d" % (4 + i // 16)) for i in range(47)]
+    assert closed_at_once(connect(iboard, "127.0.0.7"))
+    assert w.write(0, 7, b"\x07" * 512)["status"] == GOOD        # the witness carries on
+    assert len(events_matching(iboard, "closed at once", 2)) == 2
+    w.logout()
+    for s in flood:
+        s.close()

@@ -1,8 +1,8 @@
 """A hostile-tenant campaign against the host ports (issue 9), and what a well-behaved initiator
-feels of it. On host port 0: 8 sessions each hold a 1-block WRITE whose data never comes, and 8
-more ask for 8 MiB of reads each and never read them. Meanwhile a witness session on host port 1
-writes 512 bytes and reads 128 KiB, ROUNDS times. Then a CHAP guesser sends GUESSES wrong answers
-as fast as it can from one address.
+feels of it. On host port 0, from one address: 8 sessions each hold a 1-block WRITE whose data
+never comes, and 8 more ask for 8 MiB of reads each and never read them. Meanwhile a witness
+session from another address on host port 1 writes 512 bytes and reads 128 KiB, ROUNDS times.
+Then a CHAP guesser sends GUESSES wrong answers as fast as it can from one address.
 
 Figures: BUSY answers the witness got, its slowest command (the board here aborts stalled tasks
 after TIMEOUT_S; the shipped default is 10 s, iscsi.md), and how many of the guesses were checked.
@@ -23,7 +23,7 @@ GUESSES = 200
 
 
 def witness(board, emit):
-    w = A.session(board, 1, "iqn.2026-01.bench:witness")
+    w = A.session(board, 1, "iqn.2026-01.bench:witness", source="127.0.0.2")   # another host
     busy = 0
     worst = 0.0
     for i in range(ROUNDS):

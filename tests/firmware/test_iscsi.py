@@ -296,3 +296,12 @@ def test_small_writes_take_the_connections_own_buffer_not_the_pool():
     assert tgt.out == 0 and c.held == 0
     c.release(b)
     assert c.stage_for(iscsi.COPY_MAX) is b
+
+
+def test_peers_are_told_apart_by_address_only():
+    v4 = bytes([2, 0, 0x30, 0x39, 127, 0, 0, 3]) + bytes(8)
+    assert iscsi._host(v4) == b"\x02\x00\x7f\x00\x00\x03"
+    assert iscsi._host(bytes([2, 0, 0x30, 0x3a]) + v4[4:]) == iscsi._host(v4)   # another port
+    v6 = bytes([10, 0, 0x30, 0x39, 1, 2, 3, 4]) + bytes(15) + b"\x01" + bytes(4)   # ::1
+    v6b = bytes([10, 0, 0x30, 0x3a, 9, 9, 9, 9]) + bytes(15) + b"\x01" + bytes(4)  # other flow label
+    assert iscsi._host(v6) == iscsi._host(v6b) == b"\x0a\x00" + bytes(15) + b"\x01"
