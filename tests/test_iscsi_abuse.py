@@ -107,9 +107,9 @@ def test_readers_that_never_read_do_not_starve_other_initiators(iboard):
     assert len(events_matching(iboard, "did not take what was sent", HOLDERS)) == HOLDERS
     for c in readers:
         c.sock.settimeout(5)
-        with pytest.raises((ConnectionError, OSError)):
+        with pytest.raises(ConnectionError):
             while True:
-                c.recv_exact(65536)   # what was queued, then the end of the connection
+                c.recv_exact(65536)   # what was queued, then the end (not a time-out)
         c.close()
 
 
@@ -169,7 +169,7 @@ def test_a_data_out_pdu_cut_short_ends_its_connection_after_the_timeout(iboard):
     c.send_raw(bytes(b) + b"\x01" * 100)   # 100 of the 512 bytes it announces, then nothing
     assert len(events_matching(iboard, "data-out PDU from iqn.2026-01.test:trickle stalled", 1)) == 1
     c.sock.settimeout(5)
-    with pytest.raises((ConnectionError, OSError)):
+    with pytest.raises(ConnectionError):
         c.recv()
     assert session(iboard, 1, "iqn.2026-01.test:after").read(0, 0, 1)["status"] == GOOD
 
