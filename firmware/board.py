@@ -69,6 +69,9 @@ def validate(d, path="board"):
         if p.get("type") not in _PORT_TYPES:
             _fail(path, f + ".type", "must be one of %s, got %r" % (", ".join(_PORT_TYPES), p.get("type")))
         _endpoint(path, f + ".portal", p.get("portal"))
+    t = d.get("iscsi_task_timeout_s", 10)
+    if type(t) is not int or not 1 <= t <= 3600:
+        _fail(path, "iscsi_task_timeout_s", "must be an integer 1..3600 (seconds), got %r" % (t,))
     # the buffer holds at least a few chunks of the largest size the firmware uses (1 MiB)
     if d["buffer_kb"] * 1024 > d["heap_kb"] * 1024 // 2:
         _fail(path, "buffer_kb", "the buffer (%d KiB) must fit in half the heap (%d KiB)"

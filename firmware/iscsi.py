@@ -10,6 +10,7 @@ import os
 import socket
 import struct
 import sys
+import time
 import uctypes
 from micropython import const
 
@@ -28,6 +29,18 @@ MAX_LOGIN_TEXT = const(65536)
 LOGIN_TIMEOUT = const(30)    # seconds a connection may take to reach full feature phase
 POOL_MAX = const(8)          # transfer buffers in use at once, over all connections
 POOL_IDLE = const(4)         # idle transfer buffers kept for reuse
+SHARE = const(2)             # transfer buffers one connection may hold at once
+MAX_CONNS = const(64)        # connections served at once, over both portals
+MAX_PER_HOST = const(16)     # of them from one source address
+TASK_TIMEOUT = const(10)     # seconds a command's data may take to move (board: iscsi_task_timeout_s)
+REAP_MS = const(250)         # how often stalled tasks, sends and pool waiters are looked for
+# CHAP guessing: after n failed responses in a row from one source address, the next response from
+# it is checked only once CHAP_FIRST_MS * 2^(n-1) (at most CHAP_MAX_MS) have passed since the last
+CHAP_FIRST_MS = const(1000)
+CHAP_MAX_MS = const(300000)
+CHAP_FORGET_MS = const(3600000)   # an address quiet this long starts afresh
+CHAP_WARN = const(5)         # failures in a row that make an event (then 8, 16, 32, ...)
+CHAP_TABLE = const(64)       # source addresses remembered
 COPY_MAX = const(65536)      # reads up to this EDTL use the core's buffer and a per-connection copy
 _SINK = const(65536)
 _SMALL = const(4096)         # data segments up to this size go out in one write with the header
@@ -68,10 +81,72 @@ def _sense(key, asc, ascq):
     return s
 
 
-class Target:
-    """Per-board state shared by its portals: the portal list (for SendTargets) and sessions."""
+def _host(addr):
+    # the source address of a peer, without what its sender may vary (port, IPv6 flow label):
+    # family + IPv4 address, or family + IPv6 address, from the unix port's sockaddr bytes
+    if isinstance(addr, tuple):
+        return addr[0]
+    if addr[0] == 10:   # AF_INET6
+        return bytes(addr[0:2]) + bytes(addr[8:24])
+    return bytes(addr[0:2]) + bytes(addr[4:8])
 
-    def __init__(self, ctl):
+
+class ChapGuard:
+    """Failed CHAP responses per source address (see CHAP_FIRST_MS): a response that comes before
+    the address's delay has passed is refused unchecked, so guesses cannot be made faster than the
+    delay allows however many connections carry them. A success forgets the address."""
+
+    def __init__(self, clock, log):
+        self.clock = clock
+        self.log = log
+        self.seen = {}          # address -> [failures in a row, ticks of the last failure]
+
+    def _entry(self, addr, now):
+        e = self.seen.get(addr)
+        if e is not None:
+            age = time.ticks_diff(now, e[1])
+            if 0 <= age < CHAP_FORGET_MS:
+                return e, age
+            del self.seen[addr]
+        return None, 0
+
+    def wait_ms(self, addr):
+        """How long before a response from addr is checked (0: now)."""
+        e, age = self._entry(addr, self.clock())
+        if e is None:
+            return 0
+        return max(0, min(CHAP_FIRST_MS << min(e[0] - 1, 20), CHAP_MAX_MS) - age)
+
+    def result(self, addr, ok, who):
+        if ok:
+            self.seen.pop(addr, None)
+            return
+        now = self.clock()
+        e, _ = self._entry(addr, now)
+        if e is None:
+            if len(self.seen) >= CHAP_TABLE:   # forget the address whose last failure is oldest
+                old = min(self.seen, key=lambda a: time.ticks_diff(self.seen[a][1], now))
+                del self.seen[old]
+            e = self.seen[addr] = [0, now]
+        e[0] += 1
+        e[1] = now
+        n = e[0]
+        if n == CHAP_WARN or (n > CHAP_WARN and not n & (n - 1)):
+            self.log("warn", "iSCSI: %d failed CHAP logins in a row from %s (last as %s); next "
+                     "check in %d s" % (n, _show(addr), who, self.wait_ms(addr) // 1000))
+
+
+def _show(addr):
+    if isinstance(addr, bytes) and len(addr) >= 6 and addr[0] == 2:   # AF_INET
+        return "%d.%d.%d.%d" % tuple(addr[2:6])
+    return repr(addr)
+
+
+class Target:
+    """Per-board state shared by its portals: the portal list (for SendTargets), sessions, the
+    transfer-buffer pool and the clock that times tasks and CHAP failures (tests bring their own)."""
+
+    def __init__(self, ctl, clock=time.ticks_ms):
         self.ctl = ctl
         self.portals = []       # (host, tcp_port, port_no)
         self.sessions = {}      # (initiator, isid, port_no) -> Conn
@@ -80,9 +155,37 @@ class Target:
         self.conns = set()
         self.free = []          # idle transfer buffers (XFER bytes, with _HEAD/_TAIL room)
         self.out = 0            # transfer buffers handed out
+        self.queue = []         # connections waiting for a transfer buffer, first come first served
+        self.clock = clock
+        board = getattr(ctl, "board", None)
+        s = board.get("iscsi_task_timeout_s") if isinstance(board, dict) else None
+        self.timeout_ms = (s or TASK_TIMEOUT) * 1000
+        self.chap = ChapGuard(clock, self.log)
+        self.reaper = None
+        self.refused = 0        # connections closed at once by admit()
 
-    def take(self):
-        """A transfer buffer, or None when POOL_MAX are in use or memory is short (-> BUSY)."""
+    async def lease(self, c):
+        """A transfer buffer for connection c, or None (-> BUSY) when c already holds its SHARE or
+        none came free within twice the task timeout. While the pool is exhausted connections wait in
+        turn; a buffer given back goes to the first of them."""
+        if c.held >= SHARE:
+            return None
+        b = None if self.queue else self._take()
+        if b is None:
+            if c.ready is None:
+                c.ready = asyncio.Event()
+            c.ready.clear()
+            c.waiting = self.clock()
+            self.queue.append(c)
+            await c.ready.wait()
+            b, c.lent = c.lent, None
+            if b is None:
+                return None
+        c.held += 1
+        return b
+
+    def _take(self):
+        """A transfer buffer, or None when POOL_MAX are in use or memory is short."""
         if self.free:
             self.out += 1
             return self.free.pop()
@@ -100,11 +203,62 @@ class Target:
         return b
 
     def give(self, b):
-        if b is None or len(b) != XFER + _HEAD + _TAIL:
+        if self.queue:   # straight to the connection that has waited longest
+            c = self.queue.pop(0)
+            c.lent = b
+            c.ready.set()
             return
         self.out -= 1
         if len(self.free) < POOL_IDLE:
             self.free.append(b)
+
+    async def reap_forever(self):
+        while True:
+            await asyncio.sleep_ms(REAP_MS)
+            self.reap()
+
+    def reap(self):
+        """Ends what overran the task timeout: a write whose data-out is not all in gives its
+        buffer back, a connection stuck in the middle of a PDU (a Data-In sequence or other send
+        not taken, a data-out PDU not finished) is closed; a pool waiter gets None (BUSY) after
+        twice the timeout."""
+        now = self.clock()
+        lim = self.timeout_ms
+        for c in list(self.conns):
+            if c.stuck is not None and time.ticks_diff(now, c.stuck) >= lim:
+                self.log("warn", "iSCSI port %d: %s did not take what was sent within %d s, "
+                         "connection closed" % (c.port, c.iname, lim // 1000))
+                c.kill("timed out")
+                continue
+            for t in list(c.pending.values()):
+                if t.buf is not None and time.ticks_diff(now, t.since) >= lim:
+                    if c.filling is t:   # its buffer is being read into: only closing stops that
+                        self.log("warn", "iSCSI port %d: data-out PDU from %s stalled for %d s, "
+                                 "connection closed" % (c.port, c.iname, lim // 1000))
+                        c.kill("timed out")
+                        break
+                    c.expire(t)
+        # after the holders above gave back theirs: no peer holds a buffer longer than the task
+        # timeout, so a waiter gives up only when the board itself is that slow
+        for c in [c for c in self.queue if time.ticks_diff(now, c.waiting) >= 2 * lim]:
+            self.queue.remove(c)
+            c.lent = None
+            c.ready.set()
+
+    def admit(self, peer):
+        """Whether a new connection from peer is served: each connection costs memory, so one
+        host opening many cannot take what the others need (nor the descriptors)."""
+        mine = 0
+        for c in self.conns:
+            mine += c.peer == peer
+        if len(self.conns) < MAX_CONNS and mine < MAX_PER_HOST:
+            return True
+        self.refused += 1
+        n = self.refused
+        if not n & (n - 1):   # the 1st, 2nd, 4th, 8th... refusal: the log cannot be flooded
+            self.log("warn", "iSCSI: connection from %s closed at once (%d from it, %d in all; "
+                     "%d closed so far)" % (_show(peer), mine, len(self.conns), n))
+        return False
 
     def next_tsih(self):
         self.tsih = (self.tsih % 0xFFFF) + 1
@@ -147,6 +301,8 @@ async def start(ctl, port_no, host="127.0.0.1", tcp_port=3260):
     s.listen(16)
     s.setblocking(False)
     actual = _bound_port(s) if tcp_port == 0 else tcp_port
+    if tgt.reaper is None:
+        tgt.reaper = asyncio.create_task(tgt.reap_forever())
     tgt.portals.append((host, actual, port_no))
     tgt.listeners.append((s, asyncio.create_task(_accept(tgt, s, port_no))))
     tgt.log("info", "iSCSI portal %s:%d up (host port %d)" % (host, actual, port_no))
@@ -161,6 +317,8 @@ async def stop(ctl):
     for s, task in tgt.listeners:
         task.cancel()
         s.close()
+    if tgt.reaper is not None:
+        tgt.reaper.cancel()
     for c in list(tgt.conns):
         c.kill()
     await asyncio.sleep_ms(0)
@@ -171,14 +329,20 @@ async def _accept(tgt, ls, port_no):
         await _wait_r(ls)
         try:
             s, addr = ls.accept()
-        except OSError:
+        except OSError as e:
+            if e.errno not in _EAGAIN:   # out of descriptors or the like: do not spin on it
+                await asyncio.sleep_ms(100)
+            continue
+        peer = _host(addr)
+        if not tgt.admit(peer):
+            s.close()
             continue
         s.setblocking(False)
         try:
             s.setsockopt(6, 1, 1)   # IPPROTO_TCP, TCP_NODELAY: header and data go out at once
         except OSError:
             pass
-        c = Conn(tgt, s, port_no)
+        c = Conn(tgt, s, port_no, peer)
         tgt.conns.add(c)
         c.task = asyncio.create_task(c.run())
 
@@ -201,14 +365,23 @@ class Task:
         self.r2tsn = 0
         self.datasn = 0           # next DataSN expected in the current sequence
         self.bad = False          # data arrived out of order: the command fails unexecuted
+        self.expired = False      # data-out not all in within the task timeout: fails unexecuted
+        self.since = 0            # ticks of the command's arrival: all its data has the timeout
 
 
 class Conn:
-    def __init__(self, tgt, sock, port_no):
+    def __init__(self, tgt, sock, port_no, peer=None):
         self.tgt = tgt
         self.ctl = tgt.ctl
         self.s = sock
         self.port = port_no
+        self.peer = peer             # source address (CHAP failures are counted per address)
+        self.held = 0                # pool buffers this connection holds (at most SHARE)
+        self.ready = None            # set when a pool buffer is lent while waiting in tgt.queue
+        self.lent = None
+        self.waiting = 0             # ticks since when it waits in tgt.queue
+        self.stuck = None            # ticks since when a send waits for the peer to take data
+        self.filling = None          # the task whose data-out is being read
         self.task = None
         self.p = P.Params()
         self.hdr = bytearray(P.BHS)
@@ -228,6 +401,8 @@ class Conn:
         self.sink = None
         self.rx = None               # small data segments (text, NOP pings)
         self.small = None            # copy of small read data (COPY_MAX + room), allocated on first use
+        self.stage = None            # data-out of one small write (COPY_MAX), allocated on first use
+        self.staged = False          # a pending write is using it
         self.save = bytearray(_TAIL)
         self.rb = bytearray(_RB)
         self.rbv = memoryview(self.rb)
@@ -247,6 +422,7 @@ class Conn:
         self.hd = False              # digests become active after login
         self.dd = False
         self.closing = False
+        self.why = "reinstated"      # what ended the connection when it is cancelled from outside
 
     # ---------- socket I/O ----------
     # _rx/_tx are plain calls: when the socket is ready (the usual case under load) a PDU costs no
@@ -313,12 +489,49 @@ class Conn:
         s = self.s
         n = len(mv)
         off = self._tx(s, mv)
-        while off < n:
-            await _wait_w(s)
-            off += self._tx(s, mv[off:])
+        if off < n:   # the peer is not reading: the reaper closes us if it stays so
+            mine = self.stuck is None   # else a Data-In sequence is timed as a whole
+            if mine:
+                self.stuck = self.tgt.clock()
+            while off < n:
+                await _wait_w(s)
+                off += self._tx(s, mv[off:])
+            if mine:
+                self.stuck = None
 
-    def kill(self):
+    def stage_for(self, need):
+        """The connection's own buffer for a small write's data-out, when it is free: small
+        writes then take nothing from the board-wide pool."""
+        if need > COPY_MAX or self.staged:
+            return None
+        if self.stage is None:
+            self.stage = bytearray(COPY_MAX)
+        self.staged = True
+        return self.stage
+
+    def release(self, b):
+        """Give back the buffer of a task (a pool buffer, or a small one of its own)."""
+        if b is None:
+            return
+        if b is self.stage:
+            self.staged = False
+        elif len(b) == XFER + _HEAD + _TAIL:
+            self.held -= 1
+            self.tgt.give(b)
+
+    def expire(self, t):
+        # its data-out did not all come within the task timeout (a trickle is no better than
+        # nothing): the buffer goes back to the pool at once; the command never runs, and the rest
+        # of its data, if it still comes, is answered with INITIATOR RESPONSE TIMEOUT
+        self.release(t.buf)
+        t.buf = None
+        t.expired = True
+        self.tgt.log("warn", "iSCSI port %d: data-out from %s for ITT 0x%x not in within %d s, "
+                     "task aborted" % (self.port, self.iname, t.itt, self.tgt.timeout_ms // 1000))
+
+    def kill(self, why="reinstated"):
         self.closing = True
+        self.why = why
         if self.task is not None and self.task is not asyncio.current_task():
             self.task.cancel()
         self._cleanup()
@@ -331,8 +544,14 @@ class Conn:
                 pass
             self.s = None
         for t in self.pending.values():
-            self.tgt.give(t.buf)
+            self.release(t.buf)
         self.pending = {}
+        if self in self.tgt.queue:
+            self.tgt.queue.remove(self)
+        if self.lent is not None:   # lent while we were being closed
+            self.held += 1
+            self.release(self.lent)
+            self.lent = None
         self.tgt.conns.discard(self)
         if self.key is not None and self.tgt.sessions.get(self.key) is self:
             del self.tgt.sessions[self.key]
@@ -360,7 +579,7 @@ class Conn:
         except asyncio.TimeoutError:
             why = "login timed out"
         except asyncio.CancelledError:
-            why = "reinstated"
+            why = self.why
         except MemoryError:
             why = "out of memory"
         except Exception as e:   # a bug must cost one connection, never the firmware
@@ -611,6 +830,10 @@ class Conn:
                     reply.append((k, r))
             if p.auth_methods == "CHAP" and not authed:
                 ck = dict(pairs)
+                if ("CHAP_N" in ck or "CHAP_R" in ck) and self.tgt.chap.wait_ms(self.peer):
+                    # failed before, and its delay has not passed: not even checked
+                    await self.login_fail(0x0301, "CHAP retry too soon after a failure")
+                    return
                 res = self.chap_step(chap, ck, reply)
                 if res is False:
                     await self.login_fail(0x0201, "CHAP authentication failed")
@@ -700,7 +923,9 @@ class Conn:
                 return False
             want = hashlib.md5(bytes([self.chap_id]) + chap["secret"].encode() + self.chap_c).digest()
             self.chap_c = None
-            return ck.get("CHAP_N") == chap["user"] and resp == want
+            ok = ck.get("CHAP_N") == chap["user"] and resp == want
+            self.tgt.chap.result(self.peer, ok, self.p.initiator_name)
+            return ok
         return None
 
     async def open_session(self):
@@ -848,6 +1073,10 @@ class Conn:
             await self.read_data(None, 0, dlen)
             await self.reject(P.REJ_PROTOCOL)
             raise Closed()
+        if len(self.pending) >= WINDOW:   # more writes waiting for data than the window holds
+            await self.read_data(None, 0, dlen)
+            await self.scsi_rsp(itt, 0x28, None, 0, 0, 0)   # TASK SET FULL
+            return
         try:
             want_out = self.ctl.expected_out(cdb)
         except Exception:
@@ -855,20 +1084,20 @@ class Conn:
         need = min(edtl, want_out)
         buf = None
         if need <= XFER:
-            buf = self.tgt.take() if need else bytearray(0)
+            buf = self.stage_for(need) or await self.tgt.lease(self) if need else bytearray(0)
         t = Task(itt, lun, cdb, edtl, need, buf, cmdsn)
         t.want_out = want_out
         t.flags = b1
+        t.since = self.tgt.clock()
+        self.pending[itt] = t   # from here the reaper watches it (and the close frees its buffer)
         if dlen:
             if not await self.recv_into(t, dlen):
-                self.tgt.give(t.buf)
                 await self.reject(P.REJ_DIGEST)
                 raise Closed()
         if b1 & 0x80 or self.p.initial_r2t:
             t.unsol_end = t.got      # F bit: no unsolicited Data-Out follows
         else:
             t.unsol_end = min(edtl, self.p.first_burst)
-        self.pending[itt] = t
         await self.progress(t)
 
     async def recv_into(self, t, n):
@@ -876,7 +1105,9 @@ class Conn:
         off = t.got
         if t.buf is not None and off < t.need:
             k = min(n, t.need - off)
+            self.filling = t
             ok = await self.read_data(memoryview(t.buf)[off:off + k], k, n - k)
+            self.filling = None
         else:
             ok = await self.read_data(None, 0, n)
         t.got += n
@@ -887,15 +1118,19 @@ class Conn:
             del self.pending[t.itt]
             if t.bad:   # ABORTED COMMAND, DATA PHASE ERROR
                 await self.scsi_rsp(t.itt, 2, _sense(0x0B, 0x4B, 0), 0, 0, t.r2tsn)
+            elif t.expired:   # ABORTED COMMAND, INITIATOR RESPONSE TIMEOUT
+                await self.scsi_rsp(t.itt, 2, _sense(0x0B, 0x4B, 0x06), 0, 0, t.r2tsn)
             elif t.buf is None:
                 if t.need > XFER:   # ILLEGAL REQUEST, INVALID FIELD IN CDB (transfer length)
                     await self.scsi_rsp(t.itt, 2, _sense(0x05, 0x24, 0), 0, 0, t.r2tsn)
                 else:               # no transfer buffer free: BUSY, the initiator retries
                     await self.scsi_rsp(t.itt, 8, None, 0, 0, t.r2tsn)
             else:
-                await self.run_cmd(t.itt, t.lun, t.cdb, t.flags, t.edtl,
-                                   memoryview(t.buf)[:t.need], t.want_out, t.r2tsn)
-                self.tgt.give(t.buf)
+                try:
+                    await self.run_cmd(t.itt, t.lun, t.cdb, t.flags, t.edtl,
+                                       memoryview(t.buf)[:t.need], t.want_out, t.r2tsn)
+                finally:   # also when the connection is closed while the answer waits
+                    self.release(t.buf)
             return
         if t.got < t.unsol_end or t.got < t.burst_end:
             return   # more of the current burst is on its way
@@ -942,7 +1177,7 @@ class Conn:
             # DataPDUInOrder/DataSequenceInOrder are Yes: data out of place fails the command
             # (CHECK CONDITION once all its data is in), the session carries on
             t.bad = True
-            self.tgt.give(t.buf)
+            self.release(t.buf)
             t.buf = None
             self.tgt.log("warn", "iSCSI port %d: Data-Out out of order from %s (ITT 0x%x DataSN %d offset %d)"
                          % (self.port, self.iname, itt, datasn, off))
@@ -965,14 +1200,14 @@ class Conn:
         return self.finish_cmd(itt, lun, cdb, flags, edtl, data_out, want_out, r2ts, None)
 
     async def run_big(self, itt, lun, cdb, flags, edtl, data_out, want_out, r2ts):
-        big = self.tgt.take()   # data-in straight into a buffer of ours, sent from there
+        big = await self.tgt.lease(self)   # data-in straight into a buffer of ours, sent from there
         if big is None:
             await self.scsi_rsp(itt, 8, None, 0, 0, 0)
             return
         try:
             await self.finish_cmd(itt, lun, cdb, flags, edtl, data_out, want_out, r2ts, big)
         finally:
-            self.tgt.give(big)
+            self.release(big)
 
     async def finish_cmd(self, itt, lun, cdb, flags, edtl, data_out, want_out, r2ts, big):
         try:
@@ -1048,11 +1283,14 @@ class Conn:
             out = mv[at - hl:at + k + tl]
             w = self._tx(self.s, out)
             if w < len(out):
+                if self.stuck is None:   # the rest of the Data-In has the task timeout to go out
+                    self.stuck = self.tgt.clock()
                 await self.send(out[w:])
             if tl:   # put back the next PDU's data under this one's pad/digest
                 mv[at + k:at + k + tl] = memoryview(self.save)[:tl]
             datasn += 1
             off += k
+        self.stuck = None
         if not collapse:
             await self.scsi_rsp(itt, status, sense, rflags, resid, datasn)
 
@@ -1112,7 +1350,7 @@ class Conn:
             t = self.pending.get(rtt)
             if t is not None:
                 del self.pending[rtt]
-                self.tgt.give(t.buf)
+                self.release(t.buf)
             elif not (P.sn_lt(refcmdsn, cmdsn) and not P.sn_lt(refcmdsn, self.expcmdsn)):
                 # completed already (or never sent): "task does not exist". A RefCmdSN still
                 # ahead of ExpCmdSN would be "function complete" (RFC 7143 11.5.1)
@@ -1123,7 +1361,7 @@ class Conn:
             else:
                 for k in list(self.pending):
                     if fn >= 6 or self.pending[k].lun == lun:
-                        self.tgt.give(self.pending.pop(k).buf)
+                        self.release(self.pending.pop(k).buf)
                 resp = self.reset_hook(fn, lun)
                 close_after = fn == 7
         elif fn == 3:   # CLEAR ACA: no ACA is ever established here

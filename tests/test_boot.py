@@ -27,6 +27,8 @@ def boot_fails(board_file, tmp_path):
      ["host_ports[0].portal", "0..65535"]),
     ("console", "serial", ["console", "tcp:HOST:PORT"]),
     ("buffer_kb", 900000, ["buffer_kb", "half the heap"]),
+    ("iscsi_task_timeout_s", 0, ["iscsi_task_timeout_s", "1..3600"]),
+    ("iscsi_task_timeout_s", "10", ["iscsi_task_timeout_s", "integer"]),
 ])
 def test_bad_board_file_is_refused_naming_file_field_and_problem(tmp_path, field, value, words):
     d = json.loads((ROOT / "boards" / "dac960sx.json").read_text())

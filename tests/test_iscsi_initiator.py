@@ -81,8 +81,16 @@ def bhs(op, flags=0, lun=0, itt=0, words=()):
 
 
 class Initiator:
-    def __init__(self, host, port, name=INITIATOR, timeout=30.0, isid=None):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, host, port, name=INITIATOR, timeout=30.0, isid=None, source=None, rcvbuf=0):
+        """`source`: the local address to connect from; `rcvbuf`: a small receive buffer (set
+        before connecting, so the TCP window stays small) for initiators that stop reading."""
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if source:
+            self.sock.bind((source, 0))
+        self.sock.settimeout(timeout)
+        self.sock.connect((host, port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.name = name
         self.isid = isid or (b"\x80" + os.urandom(5))

@@ -25,8 +25,11 @@ INTS = {                  # field: (low, high)
     "nvram_kb": (16, 1024),
     "heap_kb": (4096, 1 << 21),      # the unix port allocates the whole heap at start
 }
+OPTIONAL_INTS = {         # field: (low, high, default)
+    "iscsi_task_timeout_s": (1, 3600, 10),
+}
 STRINGS = ("model", "description", "console", "iqn", "factory_nvram")
-FIELDS = set(INTS) | set(STRINGS) | {"host_ports"}
+FIELDS = set(INTS) | set(OPTIONAL_INTS) | set(STRINGS) | {"host_ports"}
 MODELS = ("DAC960SX", "DAC960SF")
 PORT_TYPES = ("SCSI", "FC")
 IPV4 = re.compile(r"^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$")
@@ -72,7 +75,9 @@ def _types(d, fail):
             continue
         if not isinstance(d.get(f), str) or (f != "description" and not d[f]):
             fail(f, "missing or not a non-empty string")
-    for f, (lo, hi) in INTS.items():
+    ints = dict(INTS)
+    ints.update((f, (lo, hi)) for f, (lo, hi, dflt) in OPTIONAL_INTS.items() if f in d)
+    for f, (lo, hi) in ints.items():
         v = d.get(f)
         if type(v) is not int:          # true/false and 1.5 are not integers
             fail(f, "missing or not an integer, got %r" % (v,))

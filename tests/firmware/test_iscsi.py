@@ -135,3 +135,169 @@ def test_login_and_command_in_process():
         await iscsi.stop(ctl)
 
     asyncio.run(main())
+
+
+# ---------- abuse: CHAP guessing, stalled tasks, the transfer-buffer pool (a clock the test drives)
+class _Clock:
+    def __init__(self):
+        self.ms = 1000
+
+    def __call__(self):
+        return self.ms
+
+
+class _Ctl:
+    """What a Target needs of the controller: the board definition and the event log."""
+
+    def __init__(self, timeout_s):
+        self.board = {"iscsi_task_timeout_s": timeout_s}
+        self.events = self
+        self.logged = []
+
+    def log(self, level, text):
+        self.logged.append(text)
+
+
+def test_chap_failures_double_the_delay_per_address_and_a_success_forgets():
+    clock = _Clock()
+    logged = []
+    g = iscsi.ChapGuard(clock, lambda level, text: logged.append(text))
+    a, b = b"\x02\x00\x7f\x00\x00\x01", b"\x02\x00\x7f\x00\x00\x02"
+    assert g.wait_ms(a) == 0
+    waits = []
+    for n in range(12):
+        g.result(a, False, "iqn.x:guesser")
+        waits.append(g.wait_ms(a))
+    assert waits == [1000, 2000, 4000, 8000, 16000, 32000, 64000, 128000, 256000,
+                     300000, 300000, 300000], waits
+    assert g.wait_ms(b) == 0                        # other addresses are not slowed down
+    assert len(logged) == 2 and "5 failed CHAP logins in a row from 127.0.0.1" in logged[0], logged
+    assert "8 failed" in logged[1]
+    clock.ms += 299999
+    assert g.wait_ms(a) == 1                        # a retry now is refused unchecked
+    clock.ms += 1
+    assert g.wait_ms(a) == 0                        # once the delay has passed it is checked
+    g.result(a, True, "iqn.x:owner")
+    assert g.wait_ms(a) == 0 and a not in g.seen    # a success starts the address afresh
+    g.result(a, False, "iqn.x:guesser")
+    clock.ms += iscsi.CHAP_FORGET_MS
+    assert g.wait_ms(a) == 0 and a not in g.seen    # an hour without failures: forgotten
+
+
+def test_chap_guard_remembers_a_bounded_number_of_addresses():
+    clock = _Clock()
+    g = iscsi.ChapGuard(clock, lambda level, text: None)
+    for i in range(iscsi.CHAP_TABLE + 10):
+        clock.ms += 1
+        g.result(b"\x02\x00" + bytes([10, 0, i >> 8, i & 255]), False, "iqn.x:y")
+    assert len(g.seen) == iscsi.CHAP_TABLE
+    assert g.wait_ms(b"\x02\x00" + bytes([10, 0, 0, 0])) == 0   # the oldest went first
+
+
+def _pool(timeout_s=20):
+    clock = _Clock()
+    tgt = iscsi.Target(_Ctl(timeout_s), clock)
+    conns = []
+    for i in range(iscsi.POOL_MAX // iscsi.SHARE + 2):
+        c = iscsi.Conn(tgt, None, 0)
+        c.iname = "iqn.x:c%d" % i
+        tgt.conns.add(c)
+        conns.append(c)
+    return clock, tgt, conns
+
+
+def _hold_all(tgt, conns):
+    """Every pool buffer leased, SHARE per connection, each by a write waiting for its data."""
+    holders = conns[:iscsi.POOL_MAX // iscsi.SHARE]
+    itt = 0
+    for c in holders:
+        for _ in range(iscsi.SHARE):
+            b = asyncio.run(tgt.lease(c))
+            assert b is not None
+            itt += 1
+            t = iscsi.Task(itt, 0, b"\x2a", 512, 512, b, itt)
+            t.since = tgt.clock()
+            c.pending[itt] = t
+        assert asyncio.run(tgt.lease(c)) is None    # its share is full: BUSY for it alone
+    return holders
+
+
+def test_a_write_without_data_is_aborted_after_the_timeout_and_its_buffer_goes_to_the_waiter():
+    clock, tgt, conns = _pool()
+    holders = _hold_all(tgt, conns)
+    waiter = conns[-1]
+
+    async def main():
+        w = asyncio.create_task(tgt.lease(waiter))
+        await asyncio.sleep_ms(0)
+        assert tgt.queue == [waiter]                # the pool is exhausted: it waits its turn
+        clock.ms += 20000 - 1
+        tgt.reap()
+        await asyncio.sleep_ms(0)
+        assert not w.done() and all(t.buf is not None for c in holders for t in c.pending.values())
+        clock.ms += 1
+        tgt.reap()
+        b = await w
+        assert b is not None and waiter.held == 1
+        return b
+
+    asyncio.run(main())
+    assert all(t.expired and t.buf is None for c in holders for t in c.pending.values())
+    assert all(c.held == 0 for c in holders)
+    assert sum("task aborted" in e for e in tgt.ctl.logged) == iscsi.POOL_MAX
+
+
+def test_a_waiter_gives_up_with_busy_after_twice_the_timeout():
+    clock, tgt, conns = _pool()
+    holders = _hold_all(tgt, conns)
+
+    async def main():
+        w = asyncio.create_task(tgt.lease(conns[-1]))
+        await asyncio.sleep_ms(0)
+        for _ in range(8):                          # as if the holders' commands kept being new
+            clock.ms += 5000
+            for c in holders:
+                for t in c.pending.values():
+                    t.since = clock.ms
+            tgt.reap()
+            await asyncio.sleep_ms(0)
+        assert w.done() and await w is None         # 40 s: twice the timeout, then BUSY
+        assert tgt.queue == []
+
+    asyncio.run(main())
+    assert all(t.buf is not None for c in holders for t in c.pending.values())
+
+
+def test_a_connection_stuck_in_a_send_is_closed_and_its_buffers_freed():
+    clock, tgt, conns = _pool(timeout_s=3)
+    holders = _hold_all(tgt, conns)
+    reader = holders[0]
+    reader.stuck = clock.ms                         # its peer stopped taking Data-In
+    clock.ms += 2999
+    tgt.reap()
+    assert reader in tgt.conns
+    clock.ms += 1
+    tgt.reap()                                      # also aborts the other holders' writes
+    assert reader not in tgt.conns and reader.held == 0 and not reader.pending
+    assert tgt.out == 0 and len(tgt.free) == iscsi.POOL_IDLE
+    assert any("did not take what was sent within 3 s" in e for e in tgt.ctl.logged)
+
+
+def test_small_writes_take_the_connections_own_buffer_not_the_pool():
+    clock, tgt, conns = _pool()
+    c = conns[0]
+    b = c.stage_for(512)
+    assert b is not None and c.stage_for(512) is None    # one small write at a time in it
+    assert c.stage_for(iscsi.COPY_MAX + 512) is None     # larger ones use the pool
+    assert tgt.out == 0 and c.held == 0
+    c.release(b)
+    assert c.stage_for(iscsi.COPY_MAX) is b
+
+
+def test_peers_are_told_apart_by_address_only():
+    v4 = bytes([2, 0, 0x30, 0x39, 127, 0, 0, 3]) + bytes(8)
+    assert iscsi._host(v4) == b"\x02\x00\x7f\x00\x00\x03"
+    assert iscsi._host(bytes([2, 0, 0x30, 0x3a]) + v4[4:]) == iscsi._host(v4)   # another port
+    v6 = bytes([10, 0, 0x30, 0x39, 1, 2, 3, 4]) + bytes(15) + b"\x01" + bytes(4)   # ::1
+    v6b = bytes([10, 0, 0x30, 0x3a, 9, 9, 9, 9]) + bytes(15) + b"\x01" + bytes(4)  # other flow label
+    assert iscsi._host(v6) == iscsi._host(v6b) == b"\x0a\x00" + bytes(15) + b"\x01"
