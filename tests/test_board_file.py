@@ -53,6 +53,8 @@ def boot(board, state):
     ("nvram_kb", 16.5, "not an integer"),
     ("disk_mb", 0, "must be 1.."),
     ("spare_disks", 2, "unknown field"),
+    ("iscsi_task_timeout_s", 0, "must be 1..3600"),
+    ("iscsi_task_timeout_s", 2.5, "not an integer"),
 ])
 def test_bad_field_is_refused_before_the_firmware_starts(tmp_path, field, value, reason):
     board = board_in(tmp_path, **{"buffer_kb": 3000, field: value})
@@ -83,6 +85,11 @@ def test_board_file_that_is_a_device_huge_or_nested_too_deep(tmp_path):
     for path, reason in (("/dev/zero", "regular file"), (deep, "not JSON"), (huge, "at most 65536 bytes")):
         rc, err = boot(path, tmp_path / "state")
         assert rc == 4 and reason in err and "Traceback" not in err, err
+
+
+def test_optional_task_timeout_is_accepted(tmp_path):
+    rc, err = boot(board_in(tmp_path, iscsi_task_timeout_s=5), tmp_path / "state")
+    assert rc == 0, err
 
 
 def test_shipped_factory_image_by_its_relative_name_boots(tmp_path):
