@@ -74,7 +74,7 @@ def test_a_failed_log_drive_ends_the_snapshot_as_a_log_overflow(board):
     snapshot_of_an_image(board, rnd)
     log = {d["sd"]: d for d in rbj(board, "sd", "list")["drives"]}[1]
     for m in log["members"]:
-        rb(board, "disk", "fail", m["slot"])
+        rb(board, "disk", "fail", m["slot"], "--force")
     assert rbj(board, "snapshot", "status")["state"] == "OVERFLOWED"
     c = session(board)
     assert sense(c.write(0, 0, rnd.randbytes(64 * 1024))) is None    # the primary carries on
