@@ -55,10 +55,27 @@ def log(*a):
 
 # ---- ports: where the bytes go ---------------------------------------------------------------
 
-class TcpPort:
+class Port:
+    # Several tasks write to a port (the session's reader answers requests and telnet options, the
+    # ticker sends events and redraws). asyncio's I/O queue keeps one writer per stream: a second
+    # task waiting to write replaces the first, which is then never woken — its session could never
+    # end and the console stayed in use. So writers take turns here; _send does the writing.
+    def __init__(self):
+        self.wl = asyncio.Lock()
+
+    async def write(self, b):
+        await self.wl.acquire()
+        try:
+            await self._send(b)
+        finally:
+            self.wl.release()
+
+
+class TcpPort(Port):
     # a client socket; telnet IAC negotiation is removed from the input and answered (we will
     # echo and suppress go-ahead when asked, refuse the rest) so telnet can run in character mode
     def __init__(self, s):
+        Port.__init__(self)
         self.s = s
         self.iac = 0            # 0 data, 1 after IAC, 2 after IAC WILL/WONT/DO/DONT, 3 in SB, 4 SB+IAC
         self.verb = 0
@@ -144,7 +161,7 @@ class TcpPort:
             return
         await self.write(r)
 
-    async def write(self, b):
+    async def _send(self, b):
         mv = memoryview(b)
         i, n = 0, len(mv)
         while i < n:
@@ -163,13 +180,14 @@ class TcpPort:
             pass
 
 
-class PtyPort:
+class PtyPort(Port):
     # fd 0/1 are the master side of a pty. The host's `raidboard boot --console pty` hands them
     # over non-blocking (spec "pty"): a read then takes whatever is waiting, up to the buffer,
     # and a write what fits. On blocking descriptors (spec "stdio", e.g. a terminal started by
     # hand) MicroPython's reads wait for the whole count, so reads take one byte at a time while
     # poll says more is waiting.
     def __init__(self, nonblocking=False):
+        Port.__init__(self)
         self.nb = nonblocking
         self.i = sys.stdin.buffer
         self.o = sys.stdout.buffer
@@ -222,7 +240,7 @@ class PtyPort:
             n += 1
         return n
 
-    async def write(self, b):
+    async def _send(self, b):
         mv = memoryview(b)
         i, n = 0, len(mv)
         while i < n:
