@@ -30,6 +30,8 @@ MENU_IDLE_MS = const(300000)   # menus fall back to (locked) monitor mode after 
 IN_USE_GRACE_MS = const(500)   # how long a new client waits for the previous one to be gone
 SB_MAX = const(64)          # longest telnet subnegotiation we wait out
 PTY_CHUNK = const(512)      # bytes per write once the pty says it has room
+KEYS_PER_SLICE = const(8)   # console work runs in slices that yield to the host ports: a menu key
+LINES_PER_SLICE = const(4)  # may fetch the whole status, a request run any command
 IN_USE = b'- ERR CONSOLE_IN_USE {"message": "console in use by another client; try again when it disconnects"}\r\n'
 _MAGIC = b"#RB1"
 
@@ -359,10 +361,13 @@ class Console:
                 pass
 
     async def _input(self, port, n):
+        # in slices of KEYS_PER_SLICE keystrokes or LINES_PER_SLICE requests, yielding between
+        # them: a flood on the console may slow the console, never the host ports
         i = 0
         while i < n:
+            await asyncio.sleep_ms(0)
             if self.line:
-                i = await self.proto.feed(port, self.inbuf, i, n)
+                i = await self.proto.feed(port, self.inbuf, i, n, LINES_PER_SLICE)
                 if self.proto.left:
                     self.proto.reset()
                     self.line = False
@@ -370,7 +375,7 @@ class Console:
                     self.model.reset()
                     self.screen.invalidate()
             else:
-                i = self._keys_in(i, n)
+                i = self._keys_in(i, min(n, i + KEYS_PER_SLICE))
                 if self.line:
                     self.evn = 0
                     self.lost = 0

@@ -74,9 +74,10 @@ class LineProto:
         self.over = False
         self.left = False       # set by `bye`: the console goes back to VT-100 mode
 
-    async def feed(self, port, src, i, n):
-        """Consume src[i:n] (src a bytearray), answering each complete line on port.
-        Returns the index after the line that ended line mode (`bye`), or n."""
+    async def feed(self, port, src, i, n, lines):
+        """Consume src[i:n] (src a bytearray), answering each complete line on port, at most
+        `lines` of them. Returns the index after the last line answered when that was the
+        `lines`th or ended line mode (`bye`), else n."""
         while i < n:
             j = src.find(b"\n", i, n)
             end = n if j < 0 else j
@@ -98,7 +99,8 @@ class LineProto:
             self.over = False
             if resp:
                 await port.write(resp.encode())
-            if self.left:
+            lines -= 1
+            if self.left or lines == 0:
                 return i
         return n
 

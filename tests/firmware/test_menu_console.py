@@ -107,3 +107,65 @@ def test_requests_do_not_grow_the_heap():
     gc.collect()
     grown = gc.mem_alloc() - before
     assert grown < 16384, grown
+
+
+def interleaving(c, port, data, count):
+    # Feeds data as the UART delivers it while a host-port task runs whenever it is scheduled;
+    # returns, for each time the host task ran, how much console work (count()) was done since
+    # the previous time.
+    done = [False]
+    gaps = []
+
+    async def host_port():
+        last = count()
+        while not done[0]:
+            await asyncio.sleep_ms(0)
+            gaps.append(count() - last)
+            last = count()
+
+    async def go():
+        t = asyncio.create_task(host_port())
+        i = 0
+        while i < len(data):
+            k = min(console.IN_SIZE, len(data) - i)
+            c.inbuf[:k] = data[i:i + k]
+            await c._input(port, k)
+            i += k
+        done[0] = True
+        await t
+    asyncio.run(go())
+    return gaps
+
+
+def test_a_keystroke_flood_yields_to_the_host_ports_between_slices():
+    c, port = setup()
+    keys = [0]
+    key = c.model.key
+
+    def counted(k):
+        keys[0] += 1
+        key(k)
+    c.model.key = counted
+    gaps = interleaving(c, port, b"\r" * 5000, lambda: keys[0])
+    assert keys[0] == 5000                      # every CR was a key (Enter)
+    assert max(gaps) <= console.KEYS_PER_SLICE, max(gaps)
+    assert len(gaps) >= 5000 // console.KEYS_PER_SLICE, len(gaps)
+    print("5000 CRs: the host port ran %d times, at most %d keys apart" % (len(gaps), max(gaps)))
+
+
+def test_a_request_flood_yields_to_the_host_ports_between_slices():
+    c, port = setup()
+    feed(c, port, b"#RB1\n")
+    lines = [0]
+    line = c.proto.line
+
+    def counted(n):
+        lines[0] += 1
+        return line(n)
+    c.proto.line = counted
+    flood = b"1 lcd\n\n\r\n" * 1000                # answered and empty lines alike
+    gaps = interleaving(c, port, flood, lambda: lines[0])
+    assert lines[0] == 3000
+    assert max(gaps) <= console.LINES_PER_SLICE, max(gaps)
+    assert port.lines()[-2].startswith("1 OK "), port.lines()[-2]
+    print("3000 lines: the host port ran %d times, at most %d lines apart" % (len(gaps), max(gaps)))
