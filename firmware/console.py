@@ -17,6 +17,7 @@ from asyncio import core
 import micropython
 from micropython import const
 
+import access
 import menu
 import lcd
 import vt100
@@ -266,11 +267,14 @@ class PtyPort(Port):
 class Console:
     def __init__(self, ctl):
         self.ctl = ctl
-        self.model = menu.Model(ctl)
+        self.access = access.Access(ctl)
+        self.model = menu.Model(ctl, self.access)
         self.screen = vt100.Screen()
         self.keys = vt100.KeyDecoder(self._key)
         self.proto = lineproto.LineProto(ctl, {"bye": self._bye, "lcd": self._lcd, "button": self._button,
-                                               "screen": self._screen})
+                                               "screen": self._screen, "challenge": self._challenge,
+                                               "login": self._login, "password_set": self._password_set},
+                                         self.access)
         self.inbuf = bytearray(IN_SIZE)
         self.inmv = memoryview(self.inbuf)
         self.evq = [None] * EVQ
@@ -299,6 +303,19 @@ class Console:
     def _bye(self, args):
         self.proto.left = True
         return {}
+
+    def _challenge(self, args):
+        return self.access.challenge()
+
+    def _login(self, args):
+        r = self.access.login(args)
+        self.proto.authed = True
+        return r
+
+    def _password_set(self, args):
+        r = self.access.set_password(args)
+        self.proto.authed = True    # it proved the old password, or there was none
+        return r
 
     def _lcd(self, args):
         l1, l2 = lcd.render(self.model)
@@ -379,7 +396,7 @@ class Console:
                 if self.line:
                     self.evn = 0
                     self.lost = 0
-                    await port.write(lineproto.hello(self.ctl).encode())
+                    await port.write(lineproto.hello(self.ctl, self.access.required()).encode())
         if not self.line:
             await self._draw(port)
         if self.keys.state == 1:

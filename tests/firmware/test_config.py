@@ -1,6 +1,7 @@
 # Configuration operations of the command table: each validates its input and answers a clear error;
 # what they change is in NV memory and survives a reboot.
 import fw
+import access
 
 
 def refused(ctl, name, args, code, words=()):
@@ -119,11 +120,13 @@ def test_log_rules():
 
 def test_password_and_masking():
     ctl = fw.boot()
-    assert ctl.command("password_check", {"password": "x"})["ok"]      # no password set
-    ctl.command("password_set", {"password": "mylex"})
+    a = access.Access(ctl)
+    assert a.check("x")                     # no password set
+    a.store(access.digest("mylex"))
     ctl = fw.reboot(ctl)
-    assert not ctl.command("password_check", {"password": "x"})["ok"]
-    assert ctl.command("password_check", {"password": "mylex"})["ok"]
+    a = access.Access(ctl)
+    assert not a.check("x")
+    assert a.check("mylex")
     ctl.command("mask_set", {"initiator": "iqn.a", "luns": [[0, 0]]})
     assert ctl.luns(0, "iqn.a") == [0] and ctl.luns(0, "iqn.b") == []
     refused(ctl, "mask_set", {"initiator": "iqn.a", "luns": [[2, 0]]}, "BAD_ARGUMENT")
