@@ -31,6 +31,10 @@ MENU_IDLE_MS = const(300000)   # menus fall back to (locked) monitor mode after 
 IN_USE_GRACE_MS = const(500)   # how long a new client waits for the previous one to be gone
 SB_MAX = const(64)          # longest telnet subnegotiation we wait out
 PTY_CHUNK = const(512)      # bytes per write once the pty says it has room
+PROBE_SLICES = const(16)    # slices without output after which a probe byte goes out: a client
+                            # that closed answers it with a reset, which ends the session
+PROBE_KEYS = b"\x00"        # VT-100 mode: NUL, which terminals ignore
+PROBE_LINES = b"\n"         # line mode: an empty line, which clients skip
 KEYS_PER_SLICE = const(8)   # console work runs in slices that yield to the host ports: a menu key
 LINES_PER_SLICE = const(4)  # may fetch the whole status, a request run any command
 IN_USE = b'- ERR CONSOLE_IN_USE {"message": "console in use by another client; try again when it disconnects"}\r\n'
@@ -65,13 +69,19 @@ class Port:
     # end and the console stayed in use. So writers take turns here; _send does the writing.
     def __init__(self):
         self.wl = asyncio.Lock()
+        self.writes = 0
 
     async def write(self, b):
         await self.wl.acquire()
+        self.writes += 1
         try:
             await self._send(b)
         finally:
             self.wl.release()
+
+    def probe(self, b):
+        # TCP: see _input. A pty says at once when its terminal program closed (gone()).
+        pass
 
 
 class TcpPort(Port):
@@ -85,6 +95,22 @@ class TcpPort(Port):
         self.sb = 0             # bytes in the current subnegotiation
         self.agreed = bytearray(3)   # agreed: WILL ECHO, WILL SGA, DO SGA
         self.reply = bytearray(3)
+        self.hup = select.poll()
+        self.hup.register(s, 0)     # poll reports errors and hang-ups whatever the mask
+
+    def gone(self):
+        # the connection was reset (the client closed, and answered our output with a reset)
+        return bool(self.hup.poll(0))
+
+    def probe(self, b):
+        # b (one byte the client ignores) if it can go at once and between two writes: a client
+        # whose window is full has not closed (it would have sent a reset), so it is not waited for
+        if self.wl.locked():
+            return
+        try:
+            self.s.write(b)
+        except OSError:
+            pass        # EAGAIN: the window is full; a reset shows in gone()
 
     async def read(self, mv):
         while True:
@@ -206,7 +232,8 @@ class PtyPort(Port):
         except Exception as e:
             log("stdio is not a tty (%r); using it as is" % (e,))
 
-    def _hup(self):
+    def gone(self):
+        # the terminal program closed the slave
         for _, ev in self.pin.poll(0):
             if ev & (select.POLLHUP | select.POLLERR):
                 return True
@@ -379,10 +406,21 @@ class Console:
 
     async def _input(self, port, n):
         # in slices of KEYS_PER_SLICE keystrokes or LINES_PER_SLICE requests, yielding between
-        # them: a flood on the console may slow the console, never the host ports
+        # them: a flood on the console may slow the console, never the host ports. A client that
+        # closed is not served the rest of what it sent: TCP tells of its close only after all
+        # its data, or when we write to it, so a long run of input that writes nothing is probed.
         i = 0
+        quiet = 0
+        w = port.writes
         while i < n:
             await asyncio.sleep_ms(0)
+            if port.gone():
+                raise Disconnected()
+            quiet = 0 if port.writes != w else quiet + 1
+            if quiet == PROBE_SLICES:
+                port.probe(PROBE_LINES if self.line else PROBE_KEYS)
+                quiet = 0
+            w = port.writes
             if self.line:
                 i = await self.proto.feed(port, self.inbuf, i, n, LINES_PER_SLICE)
                 if self.proto.left:

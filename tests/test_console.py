@@ -364,3 +364,22 @@ def test_a_client_that_stops_reading_and_closes_frees_the_console(board):
     s.close()
     assert console_free(board), "the console stayed in use after its client closed"
     assert board.alive()
+
+
+def test_a_client_that_floods_and_closes_frees_the_console(board):
+    # Input that makes no output (Enter on the STATUS view, empty lines in line mode), as much as
+    # the connection holds (megabytes), then the client closes. TCP tells the board of the close only after the last byte, or as a
+    # reset when the board writes to the closed connection: the console's probes draw that reset
+    # and it stops there, instead of working through minutes of input.
+    for flood in (b"\r" * (4 << 20), b"#RB1\n" + b"\n" * (4 << 20)):
+        s = socket.create_connection(board.console)
+        s.setblocking(False)
+        sent = 0
+        try:
+            while sent < len(flood):        # as much as the connection holds
+                sent += s.send(flood[sent:sent + 65536])
+        except BlockingIOError:
+            pass
+        s.close()
+        assert console_free(board, polls=15), "the console stayed with a client that had closed"
+    assert board.alive()

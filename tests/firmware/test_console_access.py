@@ -14,8 +14,16 @@ import config
 class Collect:
     def __init__(self):
         self.data = bytearray()
+        self.writes = 0
+
+    def gone(self):
+        return False
+
+    def probe(self, b):
+        pass
 
     async def write(self, b):
+        self.writes += 1
         self.data += bytes(b)
 
     def answers(self):
