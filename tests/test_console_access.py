@@ -128,3 +128,17 @@ def test_the_cdb_pass_through_is_the_console_and_masking_applies_to_it(board, tm
     assert raw(c, "mask_set", {"initiator": CONSOLE, "luns": [[0, 0]]})[0] == "OK"
     assert raw(c, "cdb", READ_LBA0)[1]["status"] == 0                 # a mask can name the console
     c.close()
+
+
+def test_the_cli_asks_for_the_password_on_a_terminal_without_echo(board, tmp_path):
+    from test_cli_console import Tmux
+    set_password(board, tmp_path, "typed-at-a-prompt")
+    t = Tmux(tmp_path, "env -u RAIDBOARD_PASSWORD %s --port socket://%s:%d status"
+             % ((RAIDBOARD,) + tuple(board.console)))
+    try:
+        t.wait_for("console password:")
+        t.keys("typed-at-a-prompt", "Enter")
+        s = t.wait_for("EXIT=0")
+        assert "board: DAC960SX" in s and "typed-at-a-prompt" not in s, s
+    finally:
+        t.close()
