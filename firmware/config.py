@@ -1,7 +1,6 @@
 # The firmware command table (FIG. 4's stored commands, as the console and the host CLI reach them):
 # each command validates its arguments, changes the configuration, writes NV memory and answers a
 # dict, or raises CmdError with a stable code and a message that says what to do.
-import hashlib
 import lop
 import nvram
 import raid
@@ -13,6 +12,7 @@ from controller import CmdError
 SEEK_DATA = const(3)      # lseek(2) whence values on Linux
 SEEK_HOLE = const(4)
 ENXIO = const(6)
+CONSOLE_INITIATOR = "iqn.1998-06.com.mylex:console"     # the nexus of the console's `cdb`
 
 STRIPE_KB = nvram.STRIPE_KB
 LEVELS = {"0": 0, "1": 1, "3": 3, "5": 5, "6": 6, "7": 7, "JBOD": 7, "RAID0": 0, "RAID1": 1,
@@ -485,27 +485,11 @@ def cdb(ctl, args):
         raise CmdError("BAD_ARGUMENT", "a CDB is 6 to 16 bytes, got %d" % len(c))
     port = _int(args, "port", 0, nvram.PORTS - 1)
     lun = _int(args, "lun", 0, 255)
-    ini = args.get("initiator", "console")
-    if not isinstance(ini, str):
-        raise CmdError("BAD_ARGUMENT", "initiator must be a string")
-    status, sns, din = ctl.execute((ini, port, lun), c, data)
+    if args.get("initiator", CONSOLE_INITIATOR) != CONSOLE_INITIATOR:
+        raise CmdError("BAD_ARGUMENT", "the pass-through runs as the console, %s; masking applies to it"
+                       % CONSOLE_INITIATOR)
+    status, sns, din = ctl.execute((CONSOLE_INITIATOR, port, lun), c, data)
     return {"status": status, "sense": bytes(sns).hex() if sns else "", "data": bytes(din).hex()}
-
-
-def password_set(ctl, args):
-    if not isinstance(args.get("password"), str):
-        raise CmdError("BAD_ARGUMENT", "password must be a string")
-    pw = _text(args, "password", "the password", nvram.PASSWORD_MAX)
-    ctl.cfg.password = hashlib.sha1(pw.encode()).digest() if pw else None
-    ctl.save()
-    return {}
-
-
-def password_check(ctl, args):
-    pw = args.get("password", "")
-    if ctl.cfg.password is None:
-        return {"ok": True}
-    return {"ok": isinstance(pw, str) and hashlib.sha1(pw.encode()).digest() == ctl.cfg.password}
 
 
 def chap_set(ctl, args):
@@ -518,7 +502,8 @@ def chap_set(ctl, args):
 
 
 def chap_get(ctl, args):
-    return {"user": ctl.cfg.chap_user, "secret": ctl.cfg.chap_secret}
+    # a secret is never read back: only whether one is set (the iSCSI target reads ctl.cfg)
+    return {"user": ctl.cfg.chap_user, "secret_set": bool(ctl.cfg.chap_secret)}
 
 
 def mask_list(ctl, args):
@@ -578,7 +563,7 @@ COMMANDS = {
     "snapshot_stop": snapshot_stop, "snapshot_status": snapshot_status, "snapshot_map": snapshot_map,
     "disk_list": disk_list, "disk_fail": _disk_op("fail"), "disk_remove": _disk_op("remove"),
     "disk_replace": _disk_op("replace"), "events": events, "cdb": cdb,
-    "password_set": password_set, "password_check": password_check, "chap_set": chap_set,
+    "chap_set": chap_set,
     "chap_get": chap_get, "mask_list": mask_list, "mask_set": mask_set, "mask_clear": mask_clear,
     "nvram_dump": nvram_dump, "params_get": params_get, "params_set": params_set,
     "lop_start": lambda ctl, args: lop.command(ctl, "start", args),

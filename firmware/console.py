@@ -17,6 +17,7 @@ from asyncio import core
 import micropython
 from micropython import const
 
+import access
 import menu
 import lcd
 import vt100
@@ -30,6 +31,12 @@ MENU_IDLE_MS = const(300000)   # menus fall back to (locked) monitor mode after 
 IN_USE_GRACE_MS = const(500)   # how long a new client waits for the previous one to be gone
 SB_MAX = const(64)          # longest telnet subnegotiation we wait out
 PTY_CHUNK = const(512)      # bytes per write once the pty says it has room
+PROBE_SLICES = const(16)    # slices without output after which a probe byte goes out: a client
+                            # that closed answers it with a reset, which ends the session
+PROBE_KEYS = b"\x00"        # VT-100 mode: NUL, which terminals ignore
+PROBE_LINES = b"\n"         # line mode: an empty line, which clients skip
+KEYS_PER_SLICE = const(8)   # console work runs in slices that yield to the host ports: a menu key
+LINES_PER_SLICE = const(4)  # may fetch the whole status, a request run any command
 IN_USE = b'- ERR CONSOLE_IN_USE {"message": "console in use by another client; try again when it disconnects"}\r\n'
 _MAGIC = b"#RB1"
 
@@ -55,16 +62,55 @@ def log(*a):
 
 # ---- ports: where the bytes go ---------------------------------------------------------------
 
-class TcpPort:
+class Port:
+    # Several tasks write to a port (the session's reader answers requests and telnet options, the
+    # ticker sends events and redraws). asyncio's I/O queue keeps one writer per stream: a second
+    # task waiting to write replaces the first, which is then never woken — its session could never
+    # end and the console stayed in use. So writers take turns here; _send does the writing.
+    def __init__(self):
+        self.wl = asyncio.Lock()
+        self.writes = 0
+
+    async def write(self, b):
+        await self.wl.acquire()
+        self.writes += 1
+        try:
+            await self._send(b)
+        finally:
+            self.wl.release()
+
+    def probe(self, b):
+        # TCP: see _input. A pty says at once when its terminal program closed (gone()).
+        pass
+
+
+class TcpPort(Port):
     # a client socket; telnet IAC negotiation is removed from the input and answered (we will
     # echo and suppress go-ahead when asked, refuse the rest) so telnet can run in character mode
     def __init__(self, s):
+        Port.__init__(self)
         self.s = s
         self.iac = 0            # 0 data, 1 after IAC, 2 after IAC WILL/WONT/DO/DONT, 3 in SB, 4 SB+IAC
         self.verb = 0
         self.sb = 0             # bytes in the current subnegotiation
         self.agreed = bytearray(3)   # agreed: WILL ECHO, WILL SGA, DO SGA
         self.reply = bytearray(3)
+        self.hup = select.poll()
+        self.hup.register(s, 0)     # poll reports errors and hang-ups whatever the mask
+
+    def gone(self):
+        # the connection was reset (the client closed, and answered our output with a reset)
+        return bool(self.hup.poll(0))
+
+    def probe(self, b):
+        # b (one byte the client ignores) if it can go at once and between two writes: a client
+        # whose window is full has not closed (it would have sent a reset), so it is not waited for
+        if self.wl.locked():
+            return
+        try:
+            self.s.write(b)
+        except OSError:
+            pass        # EAGAIN: the window is full; a reset shows in gone()
 
     async def read(self, mv):
         while True:
@@ -144,7 +190,7 @@ class TcpPort:
             return
         await self.write(r)
 
-    async def write(self, b):
+    async def _send(self, b):
         mv = memoryview(b)
         i, n = 0, len(mv)
         while i < n:
@@ -163,13 +209,14 @@ class TcpPort:
             pass
 
 
-class PtyPort:
+class PtyPort(Port):
     # fd 0/1 are the master side of a pty. The host's `raidboard boot --console pty` hands them
     # over non-blocking (spec "pty"): a read then takes whatever is waiting, up to the buffer,
     # and a write what fits. On blocking descriptors (spec "stdio", e.g. a terminal started by
     # hand) MicroPython's reads wait for the whole count, so reads take one byte at a time while
     # poll says more is waiting.
     def __init__(self, nonblocking=False):
+        Port.__init__(self)
         self.nb = nonblocking
         self.i = sys.stdin.buffer
         self.o = sys.stdout.buffer
@@ -185,7 +232,8 @@ class PtyPort:
         except Exception as e:
             log("stdio is not a tty (%r); using it as is" % (e,))
 
-    def _hup(self):
+    def gone(self):
+        # the terminal program closed the slave
         for _, ev in self.pin.poll(0):
             if ev & (select.POLLHUP | select.POLLERR):
                 return True
@@ -222,7 +270,7 @@ class PtyPort:
             n += 1
         return n
 
-    async def write(self, b):
+    async def _send(self, b):
         mv = memoryview(b)
         i, n = 0, len(mv)
         while i < n:
@@ -246,11 +294,14 @@ class PtyPort:
 class Console:
     def __init__(self, ctl):
         self.ctl = ctl
-        self.model = menu.Model(ctl)
+        self.access = access.Access(ctl)
+        self.model = menu.Model(ctl, self.access)
         self.screen = vt100.Screen()
         self.keys = vt100.KeyDecoder(self._key)
         self.proto = lineproto.LineProto(ctl, {"bye": self._bye, "lcd": self._lcd, "button": self._button,
-                                               "screen": self._screen})
+                                               "screen": self._screen, "challenge": self._challenge,
+                                               "login": self._login, "password_set": self._password_set},
+                                         self.access)
         self.inbuf = bytearray(IN_SIZE)
         self.inmv = memoryview(self.inbuf)
         self.evq = [None] * EVQ
@@ -279,6 +330,19 @@ class Console:
     def _bye(self, args):
         self.proto.left = True
         return {}
+
+    def _challenge(self, args):
+        return self.access.challenge()
+
+    def _login(self, args):
+        r = self.access.login(args)
+        self.proto.authed = True
+        return r
+
+    def _password_set(self, args):
+        r = self.access.set_password(args)
+        self.proto.authed = True    # it proved the old password, or there was none
+        return r
 
     def _lcd(self, args):
         l1, l2 = lcd.render(self.model)
@@ -341,10 +405,24 @@ class Console:
                 pass
 
     async def _input(self, port, n):
+        # in slices of KEYS_PER_SLICE keystrokes or LINES_PER_SLICE requests, yielding between
+        # them: a flood on the console may slow the console, never the host ports. A client that
+        # closed is not served the rest of what it sent: TCP tells of its close only after all
+        # its data, or when we write to it, so a long run of input that writes nothing is probed.
         i = 0
+        quiet = 0
+        w = port.writes
         while i < n:
+            await asyncio.sleep_ms(0)
+            if port.gone():
+                raise Disconnected()
+            quiet = 0 if port.writes != w else quiet + 1
+            if quiet == PROBE_SLICES:
+                port.probe(PROBE_LINES if self.line else PROBE_KEYS)
+                quiet = 0
+            w = port.writes
             if self.line:
-                i = await self.proto.feed(port, self.inbuf, i, n)
+                i = await self.proto.feed(port, self.inbuf, i, n, LINES_PER_SLICE)
                 if self.proto.left:
                     self.proto.reset()
                     self.line = False
@@ -352,11 +430,11 @@ class Console:
                     self.model.reset()
                     self.screen.invalidate()
             else:
-                i = self._keys_in(i, n)
+                i = self._keys_in(i, min(n, i + KEYS_PER_SLICE))
                 if self.line:
                     self.evn = 0
                     self.lost = 0
-                    await port.write(lineproto.hello(self.ctl).encode())
+                    await port.write(lineproto.hello(self.ctl, self.access.required()).encode())
         if not self.line:
             await self._draw(port)
         if self.keys.state == 1:

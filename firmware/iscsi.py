@@ -886,12 +886,9 @@ class Conn:
                 return
 
     def creds(self):
-        try:
-            c = self.ctl.command("chap_get", {})
-        except Exception:
-            return None
-        if c and c.get("user") and c.get("secret"):
-            return c
+        cfg = self.ctl.cfg
+        if cfg.chap_user and cfg.chap_secret:
+            return {"user": cfg.chap_user, "secret": cfg.chap_secret}
         return None
 
     def chap_step(self, chap, ck, reply):

@@ -12,6 +12,7 @@ ID_MAX = const(16)
 CMD_MAX = const(32)
 HELLO = "#RB1"
 FIRMWARE = "raidboard-fw 0.1"
+OPEN = ("challenge", "login", "bye")    # what a client may send before it logged in
 
 
 @micropython.viper
@@ -55,16 +56,18 @@ def event_line(ev):
     return "* EVENT %s\n" % json.dumps(ev)
 
 
-def hello(ctl):
+def hello(ctl, login):
+    # login: whether requests need a login first (a password is set)
     b = ctl.board if isinstance(getattr(ctl, "board", None), dict) else {}
     return "%s OK %s\n" % (HELLO, json.dumps({"model": b.get("model", "?"), "firmware": FIRMWARE,
-                                               "iqn": getattr(ctl, "iqn", b.get("iqn", ""))}))
+                                               "iqn": getattr(ctl, "iqn", b.get("iqn", "")), "login": login}))
 
 
 class LineProto:
-    def __init__(self, ctl, local):
+    def __init__(self, ctl, local, access):
         self.ctl = ctl
         self.local = local      # name -> fn(args) -> dict: commands the console answers itself
+        self.access = access    # access.py: whether a login is needed
         self.buf = bytearray(LINE_MAX)
         self.mv = memoryview(self.buf)
         self.reset()
@@ -73,10 +76,12 @@ class LineProto:
         self.n = 0
         self.over = False
         self.left = False       # set by `bye`: the console goes back to VT-100 mode
+        self.authed = False     # logged in (or set the password) since entering line mode
 
-    async def feed(self, port, src, i, n):
-        """Consume src[i:n] (src a bytearray), answering each complete line on port.
-        Returns the index after the line that ended line mode (`bye`), or n."""
+    async def feed(self, port, src, i, n, lines):
+        """Consume src[i:n] (src a bytearray), answering each complete line on port, at most
+        `lines` of them. Returns the index after the last line answered when that was the
+        `lines`th or ended line mode (`bye`), else n."""
         while i < n:
             j = src.find(b"\n", i, n)
             end = n if j < 0 else j
@@ -98,7 +103,8 @@ class LineProto:
             self.over = False
             if resp:
                 await port.write(resp.encode())
-            if self.left:
+            lines -= 1
+            if self.left or lines == 0:
                 return i
         return n
 
@@ -118,7 +124,7 @@ class LineProto:
             return err("-", "BAD_REQUEST", "line is not UTF-8 text")
         mv = None
         if text.strip() == HELLO:
-            return hello(self.ctl)
+            return hello(self.ctl, self.access.required())
         parts = text.split(" ", 2)
         if len(parts) < 2 or not _ok_id(parts[0]) or not _ok_cmd(parts[1]):
             return err("-", "BAD_REQUEST",
@@ -138,6 +144,8 @@ class LineProto:
         return self.call(rid, cmd, args)
 
     def call(self, rid, cmd, args):
+        if not self.authed and cmd not in OPEN and self.access.required():
+            return err(rid, "PASSWORD_REQUIRED", "a password is set: log in first (challenge, then login)")
         try:
             fn = self.local.get(cmd)
             res = fn(args) if fn else self.ctl.command(cmd, args)

@@ -2,6 +2,7 @@
 # lcd.py draws it on the 2x20 front panel). Views never call the controller; the model does,
 # through ctl.command(), and keeps what it fetched in `rows` so both views show the same data.
 from micropython import const
+import access
 
 # buttons of the front panel (the VT-100 view maps arrow keys, Enter and Esc onto them)
 UP = const(1)
@@ -312,8 +313,9 @@ class Frame:
 
 
 class Model:
-    def __init__(self, ctl):
+    def __init__(self, ctl, acc=None):
         self.ctl = ctl
+        self.access = acc or access.Access(ctl)     # the console's: the count of wrong passwords
         self.reset()
 
     def reset(self):
@@ -460,7 +462,10 @@ class Model:
             f = Frame(PICK, node, node.label)
             f.args = {}
         elif isinstance(node, Password):
-            self._start_pw(node, None)
+            if self.access.required():
+                self._start_pw("CURRENT PASSWORD", self._pw_current)
+            else:
+                self._start_pw("NEW PASSWORD", self._pw_new)
             return
         else:
             return
@@ -500,10 +505,10 @@ class Model:
         elif f.kind == MENU:
             node = f.items[f.cursor][1]
             if node.guard and not self.unlocked:
-                if self.fetch("password_check", {"password": ""}).get("ok"):
+                if not self.access.required():
                     self.unlocked = True
                 else:
-                    self._start_pw(None, node)
+                    self._start_pw("PASSWORD", lambda pw: self._unlock(pw, node))
                     return
             self._push_node(node)
         elif f.kind == PICK:
@@ -545,9 +550,9 @@ class Model:
 
     # ---- password entry: keyboard text or LCD buttons ----
 
-    def _start_pw(self, setter, target):
-        f = Frame(PASSWORD, setter or target, "NEW PASSWORD" if setter else "PASSWORD")
-        f.args = target      # None: setting a new password; a node: unlock, then enter it
+    def _start_pw(self, title, then):
+        f = Frame(PASSWORD, None, title)
+        f.args = then       # then(password): what the typed password is for
         self.pw = ""
         self.pw_ch = -1
         self.stack.append(f)
@@ -572,20 +577,39 @@ class Model:
     def submit_pw(self):
         f = self.stack.pop()
         pw, self.pw = self.pw, ""
-        if f.args is None:
-            self.run("password_set", {"password": pw}, "PASSWORD SET" if pw else "PASSWORD CLEARED")
-            return
+        f.args(pw)
+
+    def _checked(self, pw):
+        # a typed password against NV memory; a wrong one or a lock-out is the message
         try:
-            ok = self.ctl.command("password_check", {"password": pw}).get("ok")
+            if self.access.check(pw):
+                return True
+            self.message = (False, "WRONG PASSWORD", "the password in NV memory does not match")
         except Exception as e:
             t = _err_text(e)
             self.message = (False, t[0], t[1])
+        return False
+
+    def _unlock(self, pw, node):
+        if self._checked(pw):
+            self.unlocked = True
+            self._push_node(node)
+
+    # changing the password: the current one (when one is set), then the new one twice
+
+    def _pw_current(self, pw):
+        if self._checked(pw):
+            self._start_pw("NEW PASSWORD", self._pw_new)
+
+    def _pw_new(self, pw):
+        self._start_pw("CONFIRM PASSWORD", lambda again: self._pw_confirm(pw, again))
+
+    def _pw_confirm(self, pw, again):
+        if pw != again:
+            self.message = (False, "PASSWORDS DIFFER", "typed differently twice: the password is unchanged")
             return
-        if not ok:
-            self.message = (False, "WRONG PASSWORD", "the password in NV memory does not match")
-            return
-        self.unlocked = True
-        self._push_node(f.args)
+        self.access.store(access.digest(pw) if pw else None)
+        self.message = (True, "PASSWORD SET" if pw else "PASSWORD CLEARED", "")
 
 
 def _err_text(e):

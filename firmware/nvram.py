@@ -54,7 +54,6 @@ CHAP_USER_MAX = const(63)
 CHAP_SECRET_MIN = const(12)      # RFC 3720 8.2.1: at least 96 bits
 CHAP_SECRET_MAX = const(CHAP_SECRET_LEN)
 IQN_MAX = const(223)             # RFC 3720 3.2.6.1
-PASSWORD_MAX = const(32)         # kept as its SHA-1 digest; the limit is the console's
 
 
 class NvramError(Exception):

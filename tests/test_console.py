@@ -313,3 +313,72 @@ def test_idle_screen_sends_only_changes(board):
     t.key(b"\x0c")                                   # Ctrl-L: full redraw
     t.wait(lambda t: b"\x1b[2J" in t.raw and b"DISKS" in t.raw)
     t.close()
+
+
+def console_free(board, polls=100):
+    """Connect until the console takes the client (hello answered) instead of CONSOLE_IN_USE; at most
+    `polls` tries, 0.1 s apart. Returns whether it did."""
+    for _ in range(polls):
+        c = Line(board.console, timeout=5)
+        try:
+            c.s.sendall(b"#RB1\n")
+            line = c.readline()
+            while "#RB1 OK" not in line and "CONSOLE_IN_USE" not in line:
+                line = c.readline()
+            if "#RB1 OK" in line:
+                return True
+        except (EOFError, OSError):
+            pass
+        finally:
+            c.close()
+        time.sleep(0.1)
+    return False
+
+
+def test_a_client_that_stops_reading_and_closes_frees_the_console(board):
+    # The client sends telnet options the console refuses (each answered with IAC WONT) and reads
+    # nothing, until the console's answers back up and it waits to write one. Then an event gives
+    # the event sender something to write to the same socket. Two tasks waiting to write to one
+    # socket left the first one never woken: the session never ended and every later client got
+    # CONSOLE_IN_USE until a reboot. Now one writer at a time waits on a port.
+    from test_iscsi_initiator import Initiator
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(board.console)
+    s.sendall(b"#RB1\n")
+    s.settimeout(2)
+    flood = b"\xff\xfd\x63" * 20000          # IAC DO 99: refused, 3 bytes answered for 3 sent
+    try:
+        for _ in range(400):                 # 24 MB at most; the board stops reading long before
+            s.sendall(flood)
+    except socket.timeout:
+        pass                                # the board no longer reads: it waits to write
+    else:
+        raise AssertionError("the board kept reading 24 MB without its answers being read")
+    for _ in range(3):                      # events: the console has them to send too
+        c = Initiator(*board.portals[0])
+        c.login()
+        c.logout()
+        time.sleep(0.3)
+    s.close()
+    assert console_free(board), "the console stayed in use after its client closed"
+    assert board.alive()
+
+
+def test_a_client_that_floods_and_closes_frees_the_console(board):
+    # Input that makes no output (Enter on the STATUS view, empty lines in line mode), as much as
+    # the connection holds (megabytes), then the client closes. TCP tells the board of the close only after the last byte, or as a
+    # reset when the board writes to the closed connection: the console's probes draw that reset
+    # and it stops there, instead of working through minutes of input.
+    for flood in (b"\r" * (4 << 20), b"#RB1\n" + b"\n" * (4 << 20)):
+        s = socket.create_connection(board.console)
+        s.setblocking(False)
+        sent = 0
+        try:
+            while sent < len(flood):        # as much as the connection holds
+                sent += s.send(flood[sent:sent + 65536])
+        except BlockingIOError:
+            pass
+        s.close()
+        assert console_free(board, polls=15), "the console stayed with a client that had closed"
+    assert board.alive()

@@ -11,7 +11,7 @@ from console_term import Line, Term
 
 COMMANDS = ["status", "sd_list", "sd_delete", "sd_policy", "log_set", "log_clear", "lun_list", "lun_map",
             "lun_unmap", "snapshot_start", "snapshot_stop", "snapshot_status", "snapshot_map", "disk_list",
-            "disk_fail", "disk_replace", "events", "cdb", "password_check", "mask_list", "nvram_dump",
+            "disk_fail", "disk_replace", "events", "cdb", "password_set", "challenge", "login", "mask_list", "nvram_dump",
             "lcd", "button", "screen", "no_such", "BYE", "sd_create", "params_get", "params_set", "lop_start",
             "lop_status", "lop_stop"]
 KEYS = ["sd", "port", "lun", "slot", "cells", "n", "cdb", "data", "key", "raid", "slots", "wb", "password",

@@ -117,3 +117,25 @@ def test_terminal_program_on_the_console_pty(pty_board):
     finally:
         t.kill()
     assert proc.poll() is None
+
+
+def test_the_pty_console_needs_the_password_as_the_tcp_one_does(pty_board, tmp_path):
+    # one access model for every console endpoint: the line protocol on the pty refuses requests
+    # before the login, and the CLI logs in with the password from its environment
+    import sys
+    from pathlib import Path
+    proc, dev, state = pty_board
+    rb = str(Path(sys.executable).with_name("raidboard"))
+    env = {k: v for k, v in os.environ.items() if k != "RAIDBOARD_PASSWORD"}
+    (tmp_path / "pw").write_text("pty-password\n")
+
+    def run(*argv, password=None):
+        e = dict(env, RAIDBOARD_PASSWORD=password) if password else env
+        return subprocess.run([rb, "--port", dev] + list(argv), capture_output=True, text=True, timeout=60,
+                              env=e, stdin=subprocess.DEVNULL)
+    assert run("password", "set", "--new-password-file", str(tmp_path / "pw")).returncode == 0
+    p = run("status")
+    assert p.returncode == 1 and "PASSWORD_REQUIRED" in p.stderr, p.stderr
+    p = run("status", password="pty-password")
+    assert p.returncode == 0 and "DAC960SX" in p.stdout, p.stderr
+    assert proc.poll() is None

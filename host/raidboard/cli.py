@@ -12,6 +12,7 @@ Exit codes (also in host/README.md):
   130 interrupted (Ctrl-C)
 """
 import argparse
+import getpass
 import json
 import os
 import re
@@ -65,16 +66,45 @@ def console_url(args):
     return DEFAULT_CONSOLE
 
 
+PASSWORD_ENV = "RAIDBOARD_PASSWORD"
+
+
+def console_password(args):
+    """The console password, never from the command line: --password-file (its first line), else
+    $RAIDBOARD_PASSWORD, else a prompt when there is a terminal to ask on."""
+    path = getattr(args, "password_file", None)
+    if path:
+        try:
+            with open(path, encoding="utf-8") as f:
+                return f.readline().rstrip("\r\n")
+        except OSError as e:
+            raise UsageError("--password-file %s: %s" % (path, e.strerror or e))
+    if os.environ.get(PASSWORD_ENV) is not None:
+        return os.environ[PASSWORD_ENV]
+    if sys.stdin.isatty():
+        return getpass.getpass("console password: ")
+    raise BoardError("PASSWORD_REQUIRED", "the console has a password and none was given")
+
+
 class Session:
     """Holds the open link for one command (or for the whole interactive shell)."""
 
     def __init__(self, args):
         self.args = args
         self._link = None
+        self.password = None    # the one this session logged in with
 
     def link(self):
         if self._link is None:
-            self._link = Link(console_url(self.args), timeout=self.args.timeout)
+            link = Link(console_url(self.args), timeout=self.args.timeout)
+            try:
+                if link.hello.get("login"):
+                    self.password = console_password(self.args)
+                    link.login(self.password)
+            except BaseException:
+                link.close()
+                raise
+            self._link = link
         return self._link
 
     def call(self, command, params=None, timeout=None):
@@ -354,6 +384,32 @@ def cmd_chap(sess, args):
         out(args, r, "CHAP off: initiators log in without authentication")
 
 
+def _new_password(args):
+    path = args.new_password_file
+    if path:
+        try:
+            with open(path, encoding="utf-8") as f:
+                return f.readline().rstrip("\r\n")
+        except OSError as e:
+            raise UsageError("--new-password-file %s: %s" % (path, e.strerror or e))
+    if not sys.stdin.isatty():
+        raise UsageError("no terminal to ask the new password on: give --new-password-file")
+    new = getpass.getpass("new console password: ")
+    if getpass.getpass("the new password again: ") != new:
+        raise UsageError("the two new passwords differ: the password is unchanged")
+    return new
+
+
+def cmd_password(sess, args):
+    new = _new_password(args) if args.action == "set" else ""
+    if args.action == "set" and not 0 < len(new) <= 32:
+        raise UsageError("a console password has 1 to 32 characters")
+    link = sess.link()
+    r = link.set_password(sess.password, new)   # None: there was none when this session began
+    sess.password = new or None
+    out(args, r, "console password set" if new else "console password cleared: the console is open to any client")
+
+
 def cmd_snapshot_start(sess, args):
     sd = parse_sd(args.drive)
     r = sess.call("snapshot_start", {"sd": sd})
@@ -451,10 +507,7 @@ def cmd_cdb(sess, args):
             data = Path(args.data_file).read_bytes()
         except OSError as e:
             raise UsageError("--data-file %s: %s" % (args.data_file, e.strerror or e))
-    p = {"port": port, "lun": lun, "cdb": cdb.hex(), "data": data.hex()}
-    if args.initiator:
-        p["initiator"] = args.initiator
-    r = sess.call("cdb", p)
+    r = sess.call("cdb", {"port": port, "lun": lun, "cdb": cdb.hex(), "data": data.hex()})
     status = int(r.get("status", -1))
     data_in = bytes.fromhex(r.get("data") or "")
     if args.out:
@@ -775,6 +828,11 @@ script, 130 Ctrl-C.
 
 
 class Parser(argparse.ArgumentParser):
+    # no abbreviated options: `--password SECRET` must not pass for `--password-file`
+    def __init__(self, *a, **kw):
+        kw.setdefault("allow_abbrev", False)
+        super().__init__(*a, **kw)
+
     def error(self, message):
         raise UsageError("%s\n(try `%s --help`)" % (message, self.prog))
 
@@ -792,6 +850,9 @@ def _common(p, top=False):
                    help="seconds to wait for an answer (default 30)")
     g.add_argument("--force", action="store_true", default=False if top else argparse.SUPPRESS,
                    help="do a command that destroys data or configuration without asking (scripts)")
+    g.add_argument("--password-file", metavar="FILE", default=d,
+                   help="the console password is the first line of FILE (else $%s, else a prompt)"
+                        % PASSWORD_ENV)
 
 
 def build_parser():
@@ -875,6 +936,17 @@ examples:
     c = P(mk, "clear", "remove an initiator's mask", func=cmd_mask_clear)
     c.add_argument("initiator")
 
+    pw = _group(sub, "password", "the console password (kept in NV memory as a digest)",
+                "The new password is asked twice on the terminal, or read from --new-password-file;\n"
+                "to change one, the current password is needed (--password-file, $%s or a prompt).\n"
+                "examples:\n  raidboard password set\n  raidboard password set --new-password-file new.txt\n"
+                "  raidboard password clear\n" % PASSWORD_ENV)
+    c = P(pw, "set", "set or change the console password", func=cmd_password)
+    c.add_argument("--new-password-file", metavar="FILE", help="the new password is the first line of FILE")
+    c.set_defaults(action="set")
+    c = P(pw, "clear", "remove the console password: the console is then open to any client", func=cmd_password)
+    c.set_defaults(action="clear")
+
     ch = _group(sub, "chap", "CHAP authentication of the iSCSI host ports (kept in NV memory)",
                 "examples:\n  raidboard chap set backup s3cret-secret12\n  raidboard chap clear\n")
     c = P(ch, "set", "require CHAP with this user (at most 63 bytes in UTF-8) and secret (12 to 32 bytes)",
@@ -933,7 +1005,6 @@ exit code 6 when the SCSI status is not GOOD.
     c.add_argument("cdb", help="the CDB in hex")
     c.add_argument("--data", metavar="HEX", help="data-out as hex")
     c.add_argument("--data-file", metavar="FILE", help="data-out from a file")
-    c.add_argument("--initiator", metavar="IQN", help="initiator name of the nexus")
     c.add_argument("--out", metavar="FILE", help="write data-in to FILE")
     c.add_argument("--all", action="store_true", help="hexdump all data-in (default: first 512 bytes)")
 
@@ -968,7 +1039,7 @@ exit code 6 when the SCSI status is not GOOD.
     c.add_argument("drive", help="sd0..sd7")
 
     c = P(sub, "call", "send any firmware command (see firmware/README.md)", func=cmd_call,
-          epilog="examples:\n  raidboard call mask_list\n  raidboard call password_check '{\"password\": \"x\"}'\n")
+          epilog="examples:\n  raidboard call mask_list\n  raidboard call chap_get\n")
     c.add_argument("name")
     c.add_argument("params", nargs="?", help="arguments as a JSON object")
 
@@ -1103,7 +1174,7 @@ def run(argv, sess=None):
 
 def _merge(base, args):
     """Shell: a line's own options win; the rest come from the options the shell was started with."""
-    for k in ("port", "state"):
+    for k in ("port", "state", "password_file"):
         if getattr(args, k, None) is None:
             setattr(args, k, getattr(base, k, None))
     args.json = bool(getattr(args, "json", False) or getattr(base, "json", False))
@@ -1124,7 +1195,9 @@ HINTS = {
     "BAD_LEVEL": "RAID 1 needs 2 disks, RAID 3/5 at least 3, RAID 0+1 an even number >= 4",
     "NV_LIMIT": "NV memory holds no more than the limit named: shorten it (non-ASCII characters take 2-4 bytes)",
     "NV_REFUSED": "the configuration is unchanged; report the message, it names the field NV memory could not hold",
-    "PASSWORD_REQUIRED": "give the console password (raidboard call password_check '{\"password\": \"...\"}')",
+    "PASSWORD_REQUIRED": "give the console password: --password-file FILE, $%s, or type it when asked" % PASSWORD_ENV,
+    "WRONG_PASSWORD": "that is not the console password (after 5 wrong ones in a row the console waits 30 s)",
+    "LOGIN_LOCKED": "too many wrong passwords: wait, then try again with the right one",
     "UNKNOWN_COMMAND": "this firmware does not know that command; see firmware/README.md",
 }
 

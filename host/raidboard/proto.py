@@ -6,6 +6,8 @@ One `Link` is one open serial console in line mode. It works the same over a TCP
 may arrive between responses and are queued in `Link.events`.
 """
 import collections
+import hashlib
+import hmac
 import itertools
 import json
 import re
@@ -35,6 +37,16 @@ class BoardError(Exception):
         self.code = code
         self.message = message
         self.detail = detail or {}
+
+
+def password_key(password):
+    """What the board keeps of a password (SHA-1), the key of every proof (lineproto.md "Access")."""
+    return hashlib.sha1(password.encode()).digest()
+
+
+def proof(key, nonce_hex, what):
+    """HMAC-SHA256(key, nonce + what): shows the board the password without sending it."""
+    return hmac.new(key, bytes.fromhex(nonce_hex) + what, hashlib.sha256).digest()
 
 
 def normalize_url(port):
@@ -152,6 +164,26 @@ class Link:
                     "console %s did not answer #RB1 within %.0fs (is this a raidboard console? "
                     "is another client attached?)" % (self.url, wait))
             self._read_some(min(0.2, max(0.0, deadline - now)))
+
+    # -- access (lineproto.md "Access") -----------------------------------------------------------
+    def login(self, password):
+        """Log in by challenge-response; raises BoardError WRONG_PASSWORD / LOGIN_LOCKED."""
+        nonce = self.request("challenge")["nonce"]
+        self.request("login", {"proof": proof(password_key(password), nonce, b"login").hex()})
+
+    def set_password(self, current, new):
+        """Set the console password to `new` ("" clears it); `current` is the password set now (None:
+        there is none). The new password travels as its digest, masked with a key made from the
+        current password and a fresh challenge."""
+        dig = password_key(new) if new else b""
+        if current is None:
+            return self.request("password_set", {"new": dig.hex()})
+        key = password_key(current)
+        nonce = self.request("challenge")["nonce"]
+        if dig:
+            dig = bytes(a ^ b for a, b in zip(dig, proof(key, nonce, b"new")))
+        return self.request("password_set", {"new": dig.hex(),
+                                             "proof": proof(key, nonce, b"password_set").hex()})
 
     # -- requests --------------------------------------------------------------------------------
     def request(self, command, args=None, timeout=None):

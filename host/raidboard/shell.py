@@ -11,7 +11,7 @@ import shlex
 import sys
 
 from . import render
-from .proto import LinkError
+from .proto import BoardError, LinkError
 
 BUILTINS = ["help", "exit", "quit"]
 NOT_IN_SHELL = {"shell"}
@@ -124,7 +124,7 @@ def run(sess, args, build_parser):
             h = sess.link().hello
             print("connected to %s%s" % (h.get("model", "the board"),
                                          (" firmware " + str(h["firmware"])) if h.get("firmware") else ""))
-        except LinkError as e:
+        except (LinkError, BoardError) as e:     # BoardError: the console password was refused
             print("not connected: %s" % e)
     rc = EXIT_OK
     while True:

@@ -1,6 +1,7 @@
 # Configuration operations of the command table: each validates its input and answers a clear error;
 # what they change is in NV memory and survives a reboot.
 import fw
+import access
 
 
 def refused(ctl, name, args, code, words=()):
@@ -119,17 +120,19 @@ def test_log_rules():
 
 def test_password_and_masking():
     ctl = fw.boot()
-    assert ctl.command("password_check", {"password": "x"})["ok"]      # no password set
-    ctl.command("password_set", {"password": "mylex"})
+    a = access.Access(ctl)
+    assert a.check("x")                     # no password set
+    a.store(access.digest("mylex"))
     ctl = fw.reboot(ctl)
-    assert not ctl.command("password_check", {"password": "x"})["ok"]
-    assert ctl.command("password_check", {"password": "mylex"})["ok"]
-    a, b = "iqn.2026-11.org.example:a", "iqn.2026-11.org.example:b"
-    ctl.command("mask_set", {"initiator": a, "luns": [[0, 0]]})
-    assert ctl.luns(0, a) == [0] and ctl.luns(0, b) == []
-    refused(ctl, "mask_set", {"initiator": a, "luns": [[2, 0]]}, "BAD_ARGUMENT")
-    ctl.command("mask_clear", {"initiator": a})
-    assert ctl.luns(0, b) == [0, 1]
+    a = access.Access(ctl)
+    assert not a.check("x")
+    assert a.check("mylex")
+    i, j = "iqn.2026-11.org.example:a", "iqn.2026-11.org.example:b"
+    ctl.command("mask_set", {"initiator": i, "luns": [[0, 0]]})
+    assert ctl.luns(0, i) == [0] and ctl.luns(0, j) == []
+    refused(ctl, "mask_set", {"initiator": i, "luns": [[2, 0]]}, "BAD_ARGUMENT")
+    ctl.command("mask_clear", {"initiator": i})
+    assert ctl.luns(0, j) == [0, 1]
 
 
 def test_string_fields_are_measured_in_the_bytes_nv_memory_holds():
@@ -140,7 +143,6 @@ def test_string_fields_are_measured_in_the_bytes_nv_memory_holds():
     refused(ctl, "chap_set", {"user": "ü" * 32, "secret": "s3cret-s3cret"}, "NV_LIMIT",
             ["the CHAP user is 64 bytes", "at most 63 bytes"])
     refused(ctl, "chap_set", {"user": "admin", "secret": "ä" * 5}, "NV_LIMIT", ["10 bytes", "12 to 32"])
-    refused(ctl, "password_set", {"password": "ö" * 17}, "NV_LIMIT", ["the password is 34 bytes", "at most 32"])
     refused(ctl, "chap_set", {"user": "ad\0min", "secret": "s3cret-s3cret"}, "BAD_ARGUMENT",
             ["the CHAP user has control character U+0000 at 3"])
     refused(ctl, "chap_set", {"user": "admin", "secret": "s3cret\x1b[2Js3cret"}, "BAD_ARGUMENT", ["U+001B"])
@@ -148,10 +150,9 @@ def test_string_fields_are_measured_in_the_bytes_nv_memory_holds():
     refused(ctl, "chap_set", {"user": "admin", "secret": bytes(b"s3cret-\xed\xa0\xbd\xed\xb8\x80").decode()},
             "BAD_ARGUMENT", ["the CHAP secret is not UTF-8 text"])
     ctl.command("chap_set", {"user": "ädmin", "secret": "äöü" * 5 + "xy"})       # 32 bytes exactly
-    ctl.command("password_set", {"password": "ö" * 16})
     ctl = fw.reboot(ctl)
-    assert ctl.command("chap_get") == {"user": "ädmin", "secret": "äöü" * 5 + "xy"}
-    assert ctl.command("password_check", {"password": "ö" * 16})["ok"]
+    assert ctl.command("chap_get") == {"user": "ädmin", "secret_set": True}    # never read back
+    assert ctl.cfg.chap_secret == "äöü" * 5 + "xy"
 
 
 def test_initiator_names_follow_the_iscsi_name_rules():

@@ -1,6 +1,7 @@
 # The console menu model on a real controller (small board), driven by the four front-panel
 # buttons and by the keyboard decoder; both views (LCD lines, VT-100 screen) are checked.
 import fw
+import access
 import menu
 import lcd
 import vt100
@@ -29,6 +30,11 @@ def screen_text(m):
 def goto(m, *labels):
     # from monitor mode, walk the menus by label with the buttons only, as a person at the panel
     m.key(ENTER)
+    goto_item(m, *labels)
+
+
+def goto_item(m, *labels):
+    # from the menu shown now
     for label in labels:
         f = m.frame
         for _ in range(len(f.items) + 1):
@@ -151,12 +157,19 @@ def test_snapshot_map_shades_copied_regions():
     assert l1 == "COPIED TO LOG:" and l2[0] != " ", (l1, l2)
 
 
+def type_pw(m, pw):
+    for ch in pw:
+        m.char(ch)
+    m.key(ENTER)
+
+
 def test_password_guards_configuration():
     m = model()
     goto(m, "ADMINISTRATION", "SET PASSWORD")
-    for ch in "s3cret":
-        m.char(ch)
-    m.key(ENTER)
+    assert lines(m)[0] == "NEW PASSWORD:"        # none set yet: nothing to prove
+    type_pw(m, "s3cret")
+    assert lines(m)[0] == "CONFIRM PASSWORD:"
+    type_pw(m, "s3cret")
     assert lines(m) == ("DONE", "PASSWORD SET")
     home(m)     # back in monitor mode: locked again
     goto(m, "CONFIGURATION")
@@ -180,7 +193,7 @@ def test_password_guards_configuration():
 
 def test_password_entry_with_buttons_only():
     m = model()
-    m.ctl.command("password_set", {"password": "10"})
+    m.access.store(access.digest("10"))
     goto(m, "DISKS")
     assert m.frame.kind == menu.PASSWORD
     m.key(UP)           # <OK> -> "0"
@@ -408,3 +421,58 @@ def test_resync_is_offered_only_onto_the_drive_holding_the_earlier_copy():
     choose(m, "RESYNC")
     choose(m, "SD1")
     assert [i[0] for i in m.frame.items] == ["TO SD2 RAID5 ONLINE"], m.frame.items
+
+
+def test_changing_the_password_needs_the_current_one_and_the_new_one_twice():
+    m = model()
+    m.access.store(access.digest("old-one"))
+    goto(m, "ADMINISTRATION")
+    type_pw(m, "old-one")                       # unlock the menu
+    goto_item(m, "SET PASSWORD")
+    assert lines(m)[0] == "CURRENT PASSWORD:"
+    type_pw(m, "guess")
+    assert lines(m)[0] == "WRONG PASSWORD"
+    assert m.ctl.cfg.password == access.digest("old-one")
+    goto_item(m, "SET PASSWORD")
+    type_pw(m, "old-one")
+    type_pw(m, "new-one")
+    type_pw(m, "new-onf")
+    assert lines(m)[0] == "PASSWORDS DIFFER"
+    assert m.ctl.cfg.password == access.digest("old-one")
+    goto_item(m, "SET PASSWORD")
+    type_pw(m, "old-one")
+    type_pw(m, "new-one")
+    type_pw(m, "new-one")
+    assert lines(m) == ("DONE", "PASSWORD SET")
+    assert m.ctl.cfg.password == access.digest("new-one")
+    goto_item(m, "SET PASSWORD")                # cleared: the new one empty, twice
+    type_pw(m, "new-one")
+    type_pw(m, "")
+    type_pw(m, "")
+    assert lines(m) == ("DONE", "PASSWORD CLEARED")
+    assert m.ctl.cfg.password is None
+
+
+def test_wrong_passwords_lock_the_panel_out_for_a_while():
+    ctl = fw.boot()
+    now = [1000]
+    m = menu.Model(ctl, access.Access(ctl, clock=lambda: now[0]))
+    m.access.store(access.digest("right"))
+    for _ in range(access.FAILS_MAX):
+        goto(m, "DISKS")
+        type_pw(m, "wrong")
+        assert lines(m)[0] == "WRONG PASSWORD"
+        home(m)
+    goto(m, "DISKS")
+    type_pw(m, "right")                          # even the right one: locked out
+    assert lines(m)[0] == "LOGIN LOCKED", lines(m)
+    home(m)
+    now[0] += access.LOCK_MS - 1
+    goto(m, "DISKS")
+    type_pw(m, "right")
+    assert lines(m)[0] == "LOGIN LOCKED"
+    home(m)
+    now[0] += 1
+    goto(m, "DISKS")
+    type_pw(m, "right")
+    assert m.frame.title == "DISKS", lines(m)

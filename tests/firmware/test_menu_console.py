@@ -13,9 +13,17 @@ class Collect:
     # the far end of the UART: keeps what the console sent (the last 64 KB)
     def __init__(self):
         self.data = bytearray()
+        self.writes = 0
         self.total = 0
 
+    def gone(self):
+        return False
+
+    def probe(self, b):
+        pass
+
     async def write(self, b):
+        self.writes += 1
         self.total += len(b)
         self.data += bytes(b)
         if len(self.data) > 65536:
@@ -107,3 +115,109 @@ def test_requests_do_not_grow_the_heap():
     gc.collect()
     grown = gc.mem_alloc() - before
     assert grown < 16384, grown
+
+
+def interleaving(c, port, data, count):
+    # Feeds data as the UART delivers it while a host-port task runs whenever it is scheduled;
+    # returns, for each time the host task ran, how much console work (count()) was done since
+    # the previous time.
+    done = [False]
+    gaps = []
+
+    async def host_port():
+        last = count()
+        while not done[0]:
+            await asyncio.sleep_ms(0)
+            gaps.append(count() - last)
+            last = count()
+
+    async def go():
+        t = asyncio.create_task(host_port())
+        i = 0
+        while i < len(data):
+            k = min(console.IN_SIZE, len(data) - i)
+            c.inbuf[:k] = data[i:i + k]
+            await c._input(port, k)
+            i += k
+        done[0] = True
+        await t
+    asyncio.run(go())
+    return gaps
+
+
+def test_a_keystroke_flood_yields_to_the_host_ports_between_slices():
+    c, port = setup()
+    keys = [0]
+    key = c.model.key
+
+    def counted(k):
+        keys[0] += 1
+        key(k)
+    c.model.key = counted
+    gaps = interleaving(c, port, b"\r" * 5000, lambda: keys[0])
+    assert keys[0] == 5000                      # every CR was a key (Enter)
+    assert max(gaps) <= console.KEYS_PER_SLICE, max(gaps)
+    assert len(gaps) >= 5000 // console.KEYS_PER_SLICE, len(gaps)
+    print("5000 CRs: the host port ran %d times, at most %d keys apart" % (len(gaps), max(gaps)))
+
+
+def test_a_request_flood_yields_to_the_host_ports_between_slices():
+    c, port = setup()
+    feed(c, port, b"#RB1\n")
+    lines = [0]
+    line = c.proto.line
+
+    def counted(n):
+        lines[0] += 1
+        return line(n)
+    c.proto.line = counted
+    flood = b"1 lcd\n\n\r\n" * 1000                # answered and empty lines alike
+    gaps = interleaving(c, port, flood, lambda: lines[0])
+    assert lines[0] == 3000
+    assert max(gaps) <= console.LINES_PER_SLICE, max(gaps)
+    assert port.lines()[-2].startswith("1 OK "), port.lines()[-2]
+    print("3000 lines: the host port ran %d times, at most %d lines apart" % (len(gaps), max(gaps)))
+
+
+def test_input_of_a_client_that_went_away_is_dropped_at_the_next_slice():
+    # the client sent a flood and closed: the console stops at the next slice instead of
+    # handling (minutes of) keystrokes nobody will see, and the session ends
+    c, port = setup()
+    keys = [0]
+    key = c.model.key
+
+    def counted(k):
+        keys[0] += 1
+        key(k)
+    c.model.key = counted
+    slices = [0]
+
+    def gone():
+        slices[0] += 1
+        return slices[0] > 1
+    port.gone = gone
+    c.inbuf[:4096] = b"\r" * 4096
+    try:
+        asyncio.run(c._input(port, 4096))
+        raise AssertionError("the input of a client that went away was handled to the end")
+    except console.Disconnected:
+        pass
+    assert keys[0] == console.KEYS_PER_SLICE, keys[0]
+
+
+def test_a_long_run_of_input_that_writes_nothing_is_probed():
+    # a client that closed is heard of only when it answers our output with a reset: input that
+    # makes no output (Enter on a view that does not change, empty lines) still makes a probe
+    # byte every PROBE_SLICES slices, one terminals and clients ignore
+    c, port = setup()
+    feed(c, port, b"\r\r")                      # the STATUS view: Enter there changes nothing
+    probes = []
+    port.probe = lambda b: probes.append(bytes(b))
+    slices = 4096 // console.KEYS_PER_SLICE
+    feed(c, port, b"\r" * 4096)
+    assert probes.count(b"\x00") == slices // console.PROBE_SLICES, probes
+    feed(c, port, b"#RB1\n")
+    del probes[:]
+    feed(c, port, b"\n" * 4096)
+    assert probes.count(b"\n") == 4096 // console.LINES_PER_SLICE // console.PROBE_SLICES, len(probes)
+    assert len(probes) == probes.count(b"\n")  # nothing else: empty lines are not answered
