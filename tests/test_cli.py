@@ -13,11 +13,12 @@ from pathlib import Path
 RAIDBOARD = str(Path(sys.executable).with_name("raidboard"))
 
 
-def rb(board, *argv, rc=0, timeout=60):
-    """Run `raidboard --port <board console> argv...`; assert the exit code; return (stdout, stderr)."""
+def rb(board, *argv, rc=0, timeout=60, env=None):
+    """Run `raidboard --port <board console> argv...` (with `env` added to the environment); assert
+    the exit code; return (stdout, stderr)."""
     url = "socket://%s:%d" % tuple(board.console)
     p = subprocess.run([RAIDBOARD, "--port", url] + [str(a) for a in argv], capture_output=True, text=True,
-                       timeout=timeout, env=dict(os.environ, RAIDBOARD_PORT=""))
+                       timeout=timeout, env=dict(os.environ, RAIDBOARD_PORT="", **(env or {})))
     assert p.returncode == rc, "raidboard %s -> %d (want %d)\nstdout:\n%s\nstderr:\n%s" % (
         " ".join(map(str, argv)), p.returncode, rc, p.stdout, p.stderr)
     return p.stdout, p.stderr
@@ -351,3 +352,15 @@ def test_destructive_command_asks_on_a_terminal_and_no_is_the_default(board):
     rc, err = on_a_terminal(board, ["lun", "unmap", "0/1"], b"y\n")
     assert rc == 0, err
     assert [0, 1] not in [[m["port"], m["lun"]] for m in rbj(board, "lun", "list")["map"]]
+
+
+def test_chap_secret_never_comes_from_the_command_line(board, tmp_path):
+    _, err = rb(board, "chap", "set", "backup", "s3cret-secret12", rc=2)     # where ps would show it
+    assert "unrecognized arguments" in err
+    _, err = rb(board, "chap", "set", "backup", rc=2)                        # no file, no $VAR, no terminal
+    assert "--secret-file" in err and "RAIDBOARD_CHAP_SECRET" in err
+    assert rbj(board, "call", "chap_get") == {"user": "", "secret_set": False}
+    secret = tmp_path / "chap.secret"
+    secret.write_text("s3cret-secret12\n")
+    rb(board, "chap", "set", "backup", "--secret-file", secret)
+    assert rbj(board, "call", "chap_get") == {"user": "backup", "secret_set": True}

@@ -18,8 +18,8 @@ HOST_A = "iqn.2026-11.org.example:host-a"
 READ_LBA0 = {"port": 0, "lun": 0, "cdb": "2800000000000000010000"}
 
 
-def rb(board, *argv, password=None, rc=0):
-    env = dict(os.environ, RAIDBOARD_PORT="")
+def rb(board, *argv, password=None, rc=0, env=None):
+    env = dict(os.environ, RAIDBOARD_PORT="", **(env or {}))
     env.pop("RAIDBOARD_PASSWORD", None)
     if password is not None:
         env["RAIDBOARD_PASSWORD"] = password
@@ -49,7 +49,7 @@ def set_password(board, tmp_path, new, current=None, rc=0):
 
 
 def test_with_a_password_a_client_of_the_port_can_do_nothing_before_it_logs_in(board, tmp_path):
-    rb(board, "chap", "set", "backup", "s3cret-s3cret")
+    rb(board, "chap", "set", "backup", env={"RAIDBOARD_CHAP_SECRET": "s3cret-s3cret"})
     set_password(board, tmp_path, "front-panel-1")
     c = Line(board.console)
     assert c.hello()["login"] is True
@@ -98,7 +98,7 @@ def test_changing_the_password_needs_the_current_one(board, tmp_path):
 
 
 def test_secrets_are_never_read_back_and_passwords_never_cross_the_line(board, tmp_path):
-    rb(board, "chap", "set", "backup", "s3cret-s3cret")
+    rb(board, "chap", "set", "backup", env={"RAIDBOARD_CHAP_SECRET": "s3cret-s3cret"})
     set_password(board, tmp_path, "front-panel-1")
     c = Line(board.console)
     c.hello()

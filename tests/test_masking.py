@@ -62,7 +62,7 @@ def test_masks_decide_which_luns_an_initiator_sees(board):
 def test_chap_from_the_cli(board):
     need_tool("iscsi-ls", "libiscsi-bin")
     rb(board, "snapshot", "start", "sd0")
-    rb(board, "chap", "set", "backup", "s3cret-secret12")
+    rb(board, "chap", "set", "backup", env={"RAIDBOARD_CHAP_SECRET": "s3cret-secret12"})
     assert luns_seen(board, HOST_A) == []                      # refused without credentials
     assert luns_seen(board, HOST_A, auth="backup%s3cret-secret12@") == [0, 1]
     rb(board, "chap", "clear", "--force")

@@ -67,23 +67,35 @@ def console_url(args):
 
 
 PASSWORD_ENV = "RAIDBOARD_PASSWORD"
+CHAP_SECRET_ENV = "RAIDBOARD_CHAP_SECRET"
 
 
-def console_password(args):
-    """The console password, never from the command line: --password-file (its first line), else
-    $RAIDBOARD_PASSWORD, else a prompt when there is a terminal to ask on."""
-    path = getattr(args, "password_file", None)
+def read_secret(path, flag, env, prompt, twice=False):
+    """A secret never taken from the command line, where `ps` and shell history would show it: the
+    first line of the file `path` (option `flag`), else $`env`, else asked on the terminal (twice
+    when `twice`, for a new one). None when there is no way to get it."""
     if path:
         try:
             with open(path, encoding="utf-8") as f:
                 return f.readline().rstrip("\r\n")
         except OSError as e:
-            raise UsageError("--password-file %s: %s" % (path, e.strerror or e))
-    if os.environ.get(PASSWORD_ENV) is not None:
-        return os.environ[PASSWORD_ENV]
-    if sys.stdin.isatty():
-        return getpass.getpass("console password: ")
-    raise BoardError("PASSWORD_REQUIRED", "the console has a password and none was given")
+            raise UsageError("%s %s: %s" % (flag, path, e.strerror or e))
+    if env and os.environ.get(env) is not None:
+        return os.environ[env]
+    if not sys.stdin.isatty():
+        return None
+    got = getpass.getpass(prompt + ": ")
+    if twice and getpass.getpass(prompt + " again: ") != got:
+        raise UsageError("the two entries differ: nothing was changed")
+    return got
+
+
+def console_password(args):
+    """The console password: --password-file, else $RAIDBOARD_PASSWORD, else a prompt."""
+    pw = read_secret(getattr(args, "password_file", None), "--password-file", PASSWORD_ENV, "console password")
+    if pw is None:
+        raise BoardError("PASSWORD_REQUIRED", "the console has a password and none was given")
+    return pw
 
 
 class Session:
@@ -374,9 +386,13 @@ def cmd_mask_clear(sess, args):
 
 def cmd_chap(sess, args):
     if args.action == "set":
-        r = sess.call("chap_set", {"user": nv_text(args.user, "the CHAP user", CHAP_USER_MAX),
-                                   "secret": nv_text(args.secret, "the CHAP secret", CHAP_SECRET_MAX,
-                                                     CHAP_SECRET_MIN)})
+        user = nv_text(args.user, "the CHAP user", CHAP_USER_MAX)
+        secret = read_secret(args.secret_file, "--secret-file", CHAP_SECRET_ENV, "CHAP secret", twice=True)
+        if secret is None:
+            raise UsageError("no CHAP secret: give --secret-file FILE or $%s (never on the command line)"
+                             % CHAP_SECRET_ENV)
+        r = sess.call("chap_set", {"user": user, "secret": nv_text(secret, "the CHAP secret", CHAP_SECRET_MAX,
+                                                                   CHAP_SECRET_MIN)})
         out(args, r, "CHAP required for user %s" % args.user)
     else:
         confirm(args, "turn CHAP off? initiators log in without authentication")
@@ -385,18 +401,9 @@ def cmd_chap(sess, args):
 
 
 def _new_password(args):
-    path = args.new_password_file
-    if path:
-        try:
-            with open(path, encoding="utf-8") as f:
-                return f.readline().rstrip("\r\n")
-        except OSError as e:
-            raise UsageError("--new-password-file %s: %s" % (path, e.strerror or e))
-    if not sys.stdin.isatty():
+    new = read_secret(args.new_password_file, "--new-password-file", None, "new console password", twice=True)
+    if new is None:
         raise UsageError("no terminal to ask the new password on: give --new-password-file")
-    new = getpass.getpass("new console password: ")
-    if getpass.getpass("the new password again: ") != new:
-        raise UsageError("the two new passwords differ: the password is unchanged")
     return new
 
 
@@ -948,11 +955,15 @@ examples:
     c.set_defaults(action="clear")
 
     ch = _group(sub, "chap", "CHAP authentication of the iSCSI host ports (kept in NV memory)",
-                "examples:\n  raidboard chap set backup s3cret-secret12\n  raidboard chap clear\n")
-    c = P(ch, "set", "require CHAP with this user (at most 63 bytes in UTF-8) and secret (12 to 32 bytes)",
+                "The secret is never taken from the command line: it is asked twice on the terminal, or\n"
+                "read from the first line of --secret-file FILE, or from $%s.\n\n"
+                "examples:\n  raidboard chap set backup                    # asks for the secret\n"
+                "  raidboard chap set backup --secret-file /root/chap.secret\n"
+                "  RAIDBOARD_CHAP_SECRET=... raidboard chap set backup\n  raidboard chap clear\n" % CHAP_SECRET_ENV)
+    c = P(ch, "set", "require CHAP with this user (at most 63 bytes in UTF-8) and a secret (12 to 32 bytes)",
           func=cmd_chap)
     c.add_argument("user")
-    c.add_argument("secret")
+    c.add_argument("--secret-file", metavar="FILE", help="the secret is the first line of FILE")
     c.set_defaults(action="set")
     c = P(ch, "clear", "log in without authentication", func=cmd_chap)
     c.set_defaults(action="clear")
