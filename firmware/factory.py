@@ -4,9 +4,9 @@
 # with LOG set (the log drive, smaller than the primary); on both host ports LUN 0 -> SD0 and
 # LUN 1 -> SD1 (the backup LUN).
 import sys
-import nvram
-import raid
-import board as boardmod
+from hw import nvram
+from storage import raid
+from hw import board as boardmod
 
 STRIPE_KB = 64
 

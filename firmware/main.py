@@ -12,7 +12,7 @@ sys.path.insert(0, HERE)
 import os
 import json
 import asyncio
-import board as boardmod
+from hw import board as boardmod
 
 
 def usage(msg):
@@ -42,7 +42,7 @@ def endpoint(text):
 
 
 async def boot(opts, b):
-    import controller
+    from control import controller
     try:
         os.mkdir(opts["state"])
     except OSError:
@@ -51,13 +51,13 @@ async def boot(opts, b):
     ctl = controller.Controller(b, opts["state"], root)
     ready = {"model": b["model"], "iqn": ctl.iqn, "console": None, "portals": []}
     try:
-        import console
+        from endpoints.console import uart as console
     except ImportError:
         console = None
     if console is not None:
         ready["console"] = await console.start(ctl, opts["console"] or b["console"])
     try:
-        import iscsi
+        from endpoints.iscsi import target as iscsi
     except ImportError:
         iscsi = None
     if iscsi is not None:
@@ -67,7 +67,7 @@ async def boot(opts, b):
         for n, p in enumerate(portals):
             host, port = endpoint(p)
             ready["portals"].append("%s:%d" % (host, await iscsi.start(ctl, n, host, port)))
-    import lop
+    from lop import ops as lop
     if hasattr(lop, "run"):
         asyncio.create_task(lop.run(ctl))      # the long operations' background scheduler
     ctl.events.log("info", "BOARD READY")

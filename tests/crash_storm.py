@@ -23,7 +23,7 @@ def run_storm(tmp, kills, rnd, write_back=(), log=None):
         # switch them to write-back before the storm (through a short-lived boot)
         subprocess.run([MICROPYTHON, "-X", "heapsize=32M", "-c", (
             "import sys; sys.path.insert(0, %r)\n"
-            "import board, controller\n"
+            "from hw import board\nfrom control import controller\n"
             "c = controller.Controller(board.load(%r), %r, %r)\n"
             "for sd in %r: c.command('sd_policy', {'sd': sd, 'wb': True})\n") % (
                 str(ROOT / "firmware"), str(board_file), str(state), str(ROOT), tuple(write_back))],

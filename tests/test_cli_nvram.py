@@ -51,7 +51,7 @@ def test_dump_of_a_running_board_matches_the_board(board):
     assert im["generation"] > gen0
     assert {"port": 1, "lun": 3, "sd": 0} in im["lun_map"]
     assert next(s for s in im["system_drives"] if s["sd"] == 0)["wb"] is True
-    # the board's own decode (firmware/nvram.py) and the host's (raidboard/nvimage.py) agree
+    # the board's own decode (firmware/hw/nvram.py) and the host's (raidboard/nvimage.py) agree
     online = rbj(board, "nvram", "show")
     assert online["generation"] == im["generation"]
     assert sorted((m["port"], m["lun"], m["sd"]) for m in online["lun_map"]) == \
@@ -143,7 +143,7 @@ def test_lop_commands(board):
     p = subprocess.run([RAIDBOARD, "--port", "socket://%s:%d" % tuple(board.console), "--json", "lop", "status"],
                        capture_output=True, text=True, timeout=30)
     if p.returncode == 1 and "NOT_SUPPORTED" in p.stderr:
-        pytest.skip("the firmware has no long operations yet (firmware/lop.py answers NOT_SUPPORTED)")
+        pytest.skip("the firmware has no long operations yet (firmware/lop/ops.py answers NOT_SUPPORTED)")
     assert p.returncode == 0, p.stderr
     st = json.loads(p.stdout)
     assert isinstance(st, dict)
@@ -175,7 +175,7 @@ def test_host_and_firmware_agree_on_which_images_are_valid(tmp_path):
         paths.append(p)
     script = tmp_path / "verdicts.py"
     script.write_text(
-        "import sys\nsys.path.insert(0, %r)\nimport nvram\n" % str(REPO / "firmware") +
+        "import sys\nsys.path.insert(0, %r)\nfrom hw import nvram\n" % str(REPO / "firmware") +
         "for p in sys.argv[1:]:\n"
         "    try:\n        nvram.decode(open(p, 'rb').read()); print('OK')\n"
         "    except nvram.NvramError as e:\n        print('ERR', e)\n")

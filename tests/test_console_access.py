@@ -1,4 +1,4 @@
-"""Who may do what through the console's TCP port (firmware/lineproto.md "Access"), attacked as a
+"""Who may do what through the console's TCP port (firmware/endpoints/console/lineproto.md "Access"), attacked as a
 hostile client would: with a password set, every request but the login is refused; secrets are never
 read back; the CDB pass-through runs as the console's own initiator, masked like any other; the CLI
 takes the password from a file, the environment or a prompt, never from the command line."""

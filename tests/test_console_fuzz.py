@@ -56,7 +56,7 @@ def rand_input(r):
 
 def sync(c, n):
     """End any partial line (and a telnet subnegotiation the noise may have opened, which swallows
-    up to 64 bytes: lineproto.md), then one request whose answer must come."""
+    up to 64 bytes: endpoints/console/lineproto.md), then one request whose answer must come."""
     c.s.sendall(b"\n" + b" " * 65 + b"\nsync%d lun_list\n" % n)
     while True:
         line = c.readline()

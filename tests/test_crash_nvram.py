@@ -8,7 +8,7 @@ from harness import MICROPYTHON, ROOT
 WRITER = r"""
 import sys
 sys.path.insert(0, %r)
-import nvram
+from hw import nvram
 nv = nvram.Nvram(%r, 16384)
 try:
     cfg = nv.load()
@@ -28,7 +28,7 @@ while True:
 READER = r"""
 import sys
 sys.path.insert(0, %r)
-import nvram
+from hw import nvram
 cfg = nvram.Nvram(%r, 16384).load()
 ok = cfg.lunmap[0] == cfg.generation %% 8 and cfg.chap_user == "user%%d" %% cfg.generation
 print(cfg.generation, ok)

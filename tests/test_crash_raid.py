@@ -1,6 +1,6 @@
-"""RAID writes under kill -9 (firmware/raid.md "Crash consistency").
+"""RAID writes under kill -9 (firmware/storage/README.md "Crash consistency").
 
-A micropython child runs firmware/iop.py and raid.py over disk files in tmp_path and writes at
+A micropython child runs firmware/hw/iop.py and raid.py over disk files in tmp_path and writes at
 random to four system drives (RAID 1, RAID 5, RAID 0+1, and a RAID 5 with a failed data member),
 printing each write before it starts and again once acknowledged. It is killed with SIGKILL at a
 random instant; a fresh micropython process then builds the drives (which resyncs the cut write),
@@ -27,8 +27,8 @@ LEVEL = {"raid1": 1, "raid5": 5, "raid01": 6}
 CHILD = r"""
 import sys, os, struct, random
 sys.path.insert(0, %(fw)r)
-from iop import IOP
-from raid import SystemDrive
+from hw.iop import IOP
+from storage.raid import SystemDrive
 mode, intent = sys.argv[1], sys.argv[2] == "1"
 D = %(dir)r
 iop = IOP(D, %(slots)d, %(disk)d, ["0:%%d" %% i for i in range(%(slots)d)], intent)
@@ -90,7 +90,7 @@ def xor(blobs):
 
 
 class Disks:
-    """The member files as this test reads them, with the layouts of raid.md."""
+    """The member files as this test reads them, with the layouts of storage/README.md."""
 
     def __init__(self, d):
         self.img = [(d / ("disk-0-%d.img" % s)).read_bytes() for s in range(SLOTS)]

@@ -1,6 +1,6 @@
 """libiscsi's conformance suite (`iscsi-test-cu --dataloss --test=ALL`) against a booted board, with
 the second host port as the multipath URL. Failures and skips, with reasons, are recorded in
-firmware/iscsi.md; this test keeps that record honest."""
+firmware/endpoints/iscsi/README.md; this test keeps that record honest."""
 import re
 import subprocess
 
@@ -12,7 +12,7 @@ from test_iscsi import need_tool
 # suites that exercise the transport rather than the SCSI core
 ISCSI_SUITES = ("iSCSIcmdsn", "iSCSIdatasn", "iSCSIResiduals", "iSCSITMF", "MultipathIO")
 
-# tests libiscsi skips on the board, each for the reason recorded in firmware/iscsi.md
+# tests libiscsi skips on the board, each for the reason recorded in firmware/endpoints/iscsi/README.md
 # ("Conformance"): features the board does not have (EXTENDED COPY, WRITE ATOMIC, UNMAP / thin
 # provisioning, removable media, sanitize without --allow-sanitize, a write-protected LU under test)
 SKIPPED_OK = {
@@ -90,16 +90,16 @@ def test_transport_families_pass(results):
 
 
 def test_no_failures(results):
-    # the record in firmware/iscsi.md: every test passes or is skipped for a documented reason
+    # the record in firmware/endpoints/iscsi/README.md: every test passes or is skipped for a documented reason
     res, _ = results
     failed = sorted(k for k, v in res.items() if v == "failed")
-    assert not failed, "failed (not in firmware/iscsi.md): %s" % failed
+    assert not failed, "failed (not in firmware/endpoints/iscsi/README.md): %s" % failed
 
 
 def test_skips_are_the_recorded_ones(results):
     res, _ = results
     new = sorted(k for k, v in res.items() if v == "skipped" and k not in SKIPPED_OK)
-    assert not new, "skipped, not in firmware/iscsi.md: %s" % new
+    assert not new, "skipped, not in firmware/endpoints/iscsi/README.md: %s" % new
 
 
 def test_bar_of_issue_5(results):

@@ -78,7 +78,7 @@ def test_a_failed_log_drive_ends_the_snapshot_as_a_log_overflow(board):
     assert rbj(board, "snapshot", "status")["state"] == "OVERFLOWED"
     c = session(board)
     assert sense(c.write(0, 0, rnd.randbytes(64 * 1024))) is None    # the primary carries on
-    assert sense(c.command(1, TUR)) == (0x09, 0x82, 0x00)            # vendor.md: once,
+    assert sense(c.command(1, TUR)) == (0x09, 0x82, 0x00)            # scsi/vendor.md: once,
     assert sense(c.command(1, TUR)) == (0x02, 0x04, 0x03)            # then NOT READY
     assert sense(c.read(1, 0, 8)) == (0x02, 0x04, 0x03)
     c.logout()

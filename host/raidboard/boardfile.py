@@ -1,7 +1,7 @@
 """The board definition (boards/README.md) checked on the host before the firmware starts.
 
 Like nvimage.py this is the host's own reading of the documented format (the host never imports
-firmware code); the firmware checks the same rules again at boot (firmware/board.py). Every refusal
+firmware code); the firmware checks the same rules again at boot (firmware/hw/board.py). Every refusal
 is "FILE: field: reason"; `raidboard boot` turns it into exit code 4.
 """
 import json

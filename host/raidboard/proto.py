@@ -1,4 +1,4 @@
-"""Client of the console line protocol (firmware/lineproto.md) over pyserial.
+"""Client of the console line protocol (firmware/endpoints/console/lineproto.md) over pyserial.
 
 One `Link` is one open serial console in line mode. It works the same over a TCP console
 (`socket://127.0.0.1:PORT`) and a pty (`/dev/pts/N`), because both go through
@@ -40,7 +40,7 @@ class BoardError(Exception):
 
 
 def password_key(password):
-    """What the board keeps of a password (SHA-1), the key of every proof (lineproto.md "Access")."""
+    """What the board keeps of a password (SHA-1), the key of every proof (endpoints/console/lineproto.md "Access")."""
     return hashlib.sha1(password.encode()).digest()
 
 
@@ -165,7 +165,7 @@ class Link:
                     "is another client attached?)" % (self.url, wait))
             self._read_some(min(0.2, max(0.0, deadline - now)))
 
-    # -- access (lineproto.md "Access") -----------------------------------------------------------
+    # -- access (endpoints/console/lineproto.md "Access") -----------------------------------------------------------
     def login(self, password):
         """Log in by challenge-response; raises BoardError WRONG_PASSWORD / LOGIN_LOCKED."""
         nonce = self.request("challenge")["nonce"]

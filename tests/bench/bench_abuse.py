@@ -5,7 +5,7 @@ session from another address on host port 1 writes 512 bytes and reads 128 KiB, 
 Then a CHAP guesser sends GUESSES wrong answers as fast as it can from one address.
 
 Figures: BUSY answers the witness got, its slowest command (the board here aborts stalled tasks
-after TIMEOUT_S; the shipped default is 10 s, iscsi.md), and how many of the guesses were checked.
+after TIMEOUT_S; the shipped default is 10 s, endpoints/iscsi/README.md), and how many of the guesses were checked.
 Usage: run.py --only abuse"""
 import sys
 import tempfile

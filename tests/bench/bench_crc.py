@@ -10,7 +10,7 @@ MICROPYTHON = str(Path(sys.executable).with_name("micropython"))
 CODE = """
 import sys, time
 sys.path.insert(0, %r)
-import iscsi_pdu
+from endpoints.iscsi import pdu as iscsi_pdu
 buf = bytearray(1 << 20)
 t0 = time.ticks_us()
 for _ in range(4):

@@ -19,7 +19,9 @@ SCRIPT = r"""
 import sys, os, time
 sys.path.insert(0, %(fw)r)
 sys.path.insert(0, %(tfw)r)
-import fw, lop, snapshot
+import fw
+from lop import ops as lop
+from snapshot import engine as snapshot
 D = %(dir)r
 b = fw.small_board(disk_mb=%(disk)d, buffer_kb=4096, slots=10)
 ctl = fw.boot(state=D + "/state", b=b)

@@ -1,6 +1,6 @@
 """Sequential throughput of RAID 0 and RAID 5 system drives in the firmware, against the ceiling: the
 same bytes copied file-to-file by the same micropython interpreter, measured in the same run. And the
-cost of the intent record (raid.md "Crash consistency"): random 4 KiB writes to RAID 1 and RAID 5
+cost of the intent record (storage/README.md "Crash consistency"): random 4 KiB writes to RAID 1 and RAID 5
 with the record and without it, interleaved rounds in the same process, best round of each.
 
 Runs one micropython process (the board's code: iop, raid) that prints `FIG name value` lines.
@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = r"""
 import sys, time, os
 sys.path.insert(0, %(fw)r)
-from iop import IOP
-from raid import SystemDrive, RAID0, RAID1, RAID5
+from hw.iop import IOP
+from storage.raid import SystemDrive, RAID0, RAID1, RAID5
 D = %(dir)r
 SMALL = %(small)d
 MIB = %(mib)d

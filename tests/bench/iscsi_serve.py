@@ -9,7 +9,7 @@ HERE = __file__.rsplit("/", 1)[0]
 sys.path.insert(0, HERE + "/../firmware")
 sys.path.insert(0, os.getenv("RB_FW") or HERE + "/../../firmware")
 import fw
-import iscsi
+from endpoints.iscsi import target as iscsi
 
 
 async def main():

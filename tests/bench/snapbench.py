@@ -7,10 +7,10 @@ import time
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0] + "/../firmware")
 sys.path.insert(0, __file__.rsplit("/", 1)[0] + "/../../firmware")
-import nvram
-import controller
-import board as boardmod
-import snapshot
+from hw import nvram
+from control import controller
+from hw import board as boardmod
+from snapshot import engine as snapshot
 
 ROOT = __file__.rsplit("/", 1)[0] + "/../.."
 TMP = sys.argv[1]
@@ -41,7 +41,7 @@ def make(layout, disk_mb=512, chunk_kb=64, stripe_kb=64):
     tpc = b["targets_per_channel"]
     blocks = disk_mb * 2048
     cfg = nvram.Config()
-    import raid
+    from storage import raid
     for sd, level, slots, log, mb in layout:
         ext = mb * 2048 if mb else blocks
         cap = raid.capacity(level, len(slots), ext, stripe_kb * 2)

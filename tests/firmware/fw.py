@@ -1,9 +1,9 @@
 # Helpers for firmware tests: a small board (16 MiB disks) booted into a fresh state directory.
 import os
-import board
-import nvram
+from hw import board
+from hw import nvram
 import factory
-import controller
+from control import controller
 
 _n = [0]
 

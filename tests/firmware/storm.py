@@ -11,8 +11,8 @@ import struct
 import random
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0] + "/../../firmware")
-import board
-import controller
+from hw import board
+from control import controller
 
 REGION = 24 * 2048                    # 24 MiB of the primary
 INITIATE = bytes((0x20, 0, 0x60, 0, 0, 0, 0, 0, 0, 0))

@@ -4,10 +4,10 @@
 import os
 import sys
 import random
-from iop import IOP
-from buffer import Buffer
-from raid import SystemDrive, RAID5, RAID1
-from cache import WriteBackCache
+from hw.iop import IOP
+from hw.buffer import Buffer
+from storage.raid import SystemDrive, RAID5, RAID1
+from storage.cache import WriteBackCache
 
 TMP = os.getenv("RB_TMP") or "/tmp"
 DISK = 1024
@@ -200,10 +200,10 @@ def test_acknowledged_writes_survive_kill_9():
     f = open(child, "w")
     f.write("""import sys, os
 sys.path.insert(0, %r)
-from iop import IOP
-from buffer import Buffer
-from raid import SystemDrive, RAID5
-from cache import WriteBackCache
+from hw.iop import IOP
+from hw.buffer import Buffer
+from storage.raid import SystemDrive, RAID5
+from storage.cache import WriteBackCache
 d = %r
 iop = IOP(d, 6, %d, %r)
 sd = SystemDrive(0, RAID5, [(i, 0, %d) for i in range(4)], 8, iop)

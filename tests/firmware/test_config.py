@@ -1,7 +1,7 @@
 # Configuration operations of the command table: each validates its input and answers a clear error;
 # what they change is in NV memory and survives a reboot.
 import fw
-import access
+from endpoints.console import access
 
 
 def refused(ctl, name, args, code, words=()):

@@ -1,4 +1,4 @@
-# Who may do what on the console (lineproto.md "Access"), through the console's input path as the
+# Who may do what on the console (endpoints/console/lineproto.md "Access"), through the console's input path as the
 # UART delivers it: with a password set, nothing but #RB1, challenge, login and bye before a
 # challenge-response login; secrets are never read back; the CDB pass-through runs as the console's
 # own initiator, masked like any other; wrong passwords lock the console out for a while.
@@ -6,9 +6,9 @@ import json
 import hashlib
 import asyncio
 import fw
-import access
-import console
-import config
+from endpoints.console import access
+from endpoints.console import uart as console
+from control import config
 
 
 class Collect:

@@ -2,8 +2,8 @@
 # files reported at boot, counters, and a buffer pool that never grows.
 import os
 import asyncio
-from iop import IOP, DiskError
-from buffer import Buffer
+from hw.iop import IOP, DiskError
+from hw.buffer import Buffer
 
 TMP = os.getenv("RB_TMP") or "/tmp"
 NAMES = ["0:0", "0:1", "1:0", "1:1"]

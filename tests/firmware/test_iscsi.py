@@ -3,8 +3,8 @@
 import asyncio
 import struct
 import fw
-import iscsi
-import iscsi_pdu as P
+from endpoints.iscsi import target as iscsi
+from endpoints.iscsi import pdu as P
 
 
 def test_crc32c_rfc_vectors():

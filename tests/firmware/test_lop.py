@@ -4,8 +4,8 @@
 # real operations, and restarts in the middle of each.
 import hashlib
 import fw
-import lop
-import raid
+from lop import ops as lop
+from storage import raid
 
 PRIMARY, BACKUP, DEST = 0, 1, 2
 INITIATE = fw.cdb(0x20, 0, 0x60, 0, 0, 0, 0, 0, 0, 0)
@@ -70,7 +70,7 @@ def fill(ctl, seed, chunks=None, lun=PRIMARY):
 
 def refusal(ctl, name, args):
     # the CmdError code of a command that must be refused
-    from controller import CmdError
+    from control.controller import CmdError
     try:
         r = ctl.command(name, args)
     except CmdError as e:

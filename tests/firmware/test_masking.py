@@ -1,10 +1,10 @@
 # LUN masking holds for every command: a direct command acts only on system drives the caller sees
 # through some LUN (on either host port), status answers say nothing of other tenants' copies, a
 # copy does not pass a reservation on a drive it names, and a target reset reaches only the LUs
-# of the initiator that sent it. vendor.md, lop.md and scsi.md document each answer.
+# of the initiator that sent it. scsi/vendor.md, lop/README.md and scsi/README.md document each answer.
 import json
 import fw
-import lop
+from lop import ops as lop
 
 A = "iqn.2026-11.org.example:tenant-a"    # SD0 (LUN 0, both ports), the backup LUN and SD3, port 1
 B = "iqn.2026-11.org.example:tenant-b"    # SD2 (LUN 2 of port 0) only

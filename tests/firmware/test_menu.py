@@ -1,11 +1,11 @@
 # The console menu model on a real controller (small board), driven by the four front-panel
 # buttons and by the keyboard decoder; both views (LCD lines, VT-100 screen) are checked.
 import fw
-import access
-import menu
-import lcd
-import vt100
-from menu import UP, DOWN, ENTER, ESC
+from endpoints.console import access
+from endpoints.console import menu
+from endpoints.console import lcd
+from endpoints.console import vt100
+from endpoints.console.menu import UP, DOWN, ENTER, ESC
 
 
 def model():
@@ -414,7 +414,7 @@ def test_resync_is_offered_only_onto_the_drive_holding_the_earlier_copy():
     assert m.frame.items == [("(NONE AVAILABLE)", None)], m.frame.items   # no copy yet: NO_BASE
     home(m)
     ctl.command("lop_start", {"op": "copy", "sd": 1, "to": 2})
-    import lop
+    from lop import ops as lop
     lop.finish_all(ctl)                 # the copy ends the snapshot: the next one re-syncs SD2
     ctl.command("snapshot_start", {"sd": 0})
     goto(m, "ADMINISTRATION", "LONG OPERATIONS", "START OPERATION")

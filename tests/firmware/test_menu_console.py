@@ -5,8 +5,8 @@ import gc
 import json
 import asyncio
 import fw
-import console
-import lineproto
+from endpoints.console import uart as console
+from endpoints.console import lineproto
 
 
 class Collect:

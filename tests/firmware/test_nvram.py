@@ -3,7 +3,7 @@
 import os
 import random
 import fw
-import nvram
+from hw import nvram
 
 
 def full_config():
@@ -201,7 +201,7 @@ def test_fields_this_firmware_never_writes_are_named_even_under_a_valid_crc():
 def test_random_fields_under_a_valid_crc_never_stop_the_board():
     # mutated images, resealed, as the factory image of a new board: each one boots (configured,
     # or unconfigured with the reason) and answers its LUNs
-    import controller
+    from control import controller
     import factory
     random.seed(11)
     good = bytearray(nvram.encode(factory.default_config(fw.small_board()), 1))
@@ -227,7 +227,7 @@ def test_random_fields_under_a_valid_crc_never_stop_the_board():
 
 
 def test_factory_images_match_the_factory_layout():
-    import board
+    from hw import board
     import factory
     root = os.getenv("RB_ROOT", "../..")
     for model in ("dac960sx", "dac960sf"):

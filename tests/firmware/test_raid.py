@@ -1,12 +1,12 @@
 # System drives at every RAID level, on micropython. Each level gets a property test: seeded random
 # writes and reads against a flat reference image, then the same with one failed member, after a
 # replacement and rebuild, and after a reboot; the member files themselves are read back and checked
-# against an independent model of the documented layout (raid.md), parity XORed from the files.
+# against an independent model of the documented layout (storage/README.md), parity XORed from the files.
 import os
 import random
-from iop import IOP
-import raid
-from raid import SystemDrive, DriveError
+from hw.iop import IOP
+from storage import raid
+from storage.raid import SystemDrive, DriveError
 
 TMP = os.getenv("RB_TMP") or "/tmp"
 DISK = 1024  # blocks per disk (512 KiB): small, so the reference image fits the test heap
@@ -27,7 +27,7 @@ def rnd(nb):
     return bytearray(os.urandom(nb))
 
 
-# ---- an independent model of the layouts of raid.md
+# ---- an independent model of the layouts of storage/README.md
 def ndata(level, n):
     return {raid.RAID0: n, raid.RAID3: n - 1, raid.RAID5: n - 1, raid.RAID6: n // 2}.get(level, 1)
 

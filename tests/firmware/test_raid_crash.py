@@ -1,4 +1,4 @@
-# Crash consistency of multi-member writes (raid.md "Crash consistency"), on micropython.
+# Crash consistency of multi-member writes (storage/README.md "Crash consistency"), on micropython.
 # A CrashIOP "kills" the firmware at its N-th file write (that write cut to a prefix or not made at
 # all); the objects are dropped and a fresh IOP + SystemDrive are built over the same files, as a
 # restarted process would. Every crash point of random writes of every shape is tried; after each
@@ -8,9 +8,9 @@ import os
 import random
 import struct
 import binascii
-from iop import IOP, INTENT_FILE
-import raid
-from raid import SystemDrive
+from hw.iop import IOP, INTENT_FILE
+from storage import raid
+from storage.raid import SystemDrive
 from test_raid import files_check, rnd
 
 TMP = os.getenv("RB_TMP") or "/tmp"

@@ -1,4 +1,4 @@
-# SCSI core conformance (scsi.md): the block and primary commands beyond READ/WRITE 10, their
+# SCSI core conformance (scsi/README.md): the block and primary commands beyond READ/WRITE 10, their
 # sense data, unit attentions after resets, RESERVE/RELEASE and persistent reservations.
 # LUN 0 = the RAID 5 primary (on both host ports), LUN 1 = the backup LUN.
 import fw
@@ -429,7 +429,7 @@ def test_persistent_registrations_survive_reset():
 def test_random_cdbs_never_fault():
     # every opcode the core knows (and some it does not) with random fields and data-out: each
     # answer is a SCSI status, never a firmware fault; the core keeps answering afterwards
-    import scsi
+    from scsi import core as scsi
     ctl = fw.boot()
     faults = []
     ctl.events.subscribe(lambda e: faults.append(e) if "FAULT" in e["text"] else None)
@@ -442,7 +442,7 @@ def test_random_cdbs_never_fault():
         x = (x * 1103515245 + 12345) & 0x7FFFFFFF
         op = ops[x % len(ops)]
         if op == 0x20:
-            continue                     # direct commands: vendor.md, tested on their own
+            continue                     # direct commands: scsi/vendor.md, tested on their own
         n = (6, 10, 10, 0, 16, 12, 0, 0)[op >> 5] or 16
         c = bytearray(n)
         c[0] = op

@@ -1,7 +1,7 @@
 # Tables 1-4: the initiate and terminate direct commands, every row, byte for byte, through the
 # SCSI core as a transport calls it.
 import fw
-import vendor
+from scsi import vendor
 
 PRIMARY, BACKUP = 0, 1
 INITIATE = fw.cdb(0x20, 0, 0x60, 0, 0, 0, 0, 0, 0, 0)

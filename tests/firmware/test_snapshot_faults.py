@@ -1,5 +1,5 @@
 # A snapshot through restarts with write-back drives, cache policy changes and disk failures: the
-# backup LUN stays exact, or the snapshot ends with a documented answer (vendor.md, snapshot.md
+# backup LUN stays exact, or the snapshot ends with a documented answer (scsi/vendor.md, snapshot/README.md
 # "Failures") — never a firmware fault.
 import fw
 
@@ -109,7 +109,7 @@ def test_a_write_back_primary_and_log_keep_their_snapshot_across_restarts():
 
 
 def test_cache_policy_of_primary_and_log_may_change_during_a_snapshot():
-    # accepted (snapshot.md): write-through destages first; the engine follows the rebuilt drive,
+    # accepted (snapshot/README.md): write-through destages first; the engine follows the rebuilt drive,
     # so copy-on-write goes on and the backup LUN stays exact
     ctl = fw.boot()
     old = snapshot_with_copies(ctl, chunks=12)
@@ -283,7 +283,7 @@ def test_a_primary_failing_under_the_copy_on_write_answers_not_ready():
 
 
 def test_a_log_drive_failing_while_its_index_is_read_at_boot_is_an_overflow():
-    import iop
+    from hw import iop
     ctl = fw.boot()
     snapshot_with_copies(ctl)
     real = iop.IOP.read

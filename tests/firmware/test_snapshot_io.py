@@ -356,7 +356,7 @@ def test_raid5_first_writes_reuse_the_old_data_the_log_needs():
 
 
 def test_buffer_spans_are_adjacent_and_fall_back_to_what_is_free():
-    import buffer
+    from hw import buffer
     b = buffer.Buffer(8 * 1024, 1024)
     one = b.take()
     first, n = b.take_span(4)

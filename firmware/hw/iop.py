@@ -1,0 +1,362 @@
+# I/O processor (FIG. 3): the physical disks behind the drive channels.
+# Each slot is a sparse file "disk-<channel>-<target>.img" of disk_blocks * 512 bytes in the
+# board's state directory. The unix port's binary files are unbuffered (every write is a write(2)),
+# so data written here survives a killed firmware process without any flush.
+import os
+import struct
+import binascii
+from micropython import const
+
+SECTOR = const(512)
+STATE_FILE = "slots.state"
+# intent record of the multi-member write in flight (storage/README.md "Crash consistency"): one record,
+# rewritten in place before each write; header then payload, CRC over both
+INTENT_FILE = "intent.log"
+INTENT_MAGIC = b"RBIX"
+INTENT_FMT = "<4sBBHIIIIIiI"  # magic, kind, 0, drive, geometry, seq, a, b, c, member, payload length
+_IHDR = const(40)              # the fields (36 bytes) and their CRC
+INTENT_MAX_PAYLOAD = const(1048576)
+STATES = ("online", "failed", "removed", "rebuild")
+
+
+class DiskError(Exception):
+    # .slot: the slot; .reason: 'failed' | 'removed' (state refuses I/O) | 'io' (the file failed)
+    def __init__(self, slot, reason, detail=""):
+        super().__init__("disk %d: %s%s" % (slot, reason, (" (" + detail + ")") if detail else ""))
+        self.slot = slot
+        self.reason = reason
+        self.detail = detail
+
+
+def exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def _size(path):
+    return os.stat(path)[6]
+
+
+def _blank(path, nbytes):
+    # a sparse file of nbytes: only the last byte is written
+    f = open(path, "wb")
+    if nbytes:
+        f.seek(nbytes - 1)
+        f.write(b"\0")
+    f.close()
+
+
+class IOP:
+    def __init__(self, state_dir, n_slots, disk_blocks, names, intent=True):
+        if n_slots < 1 or len(names) != n_slots:
+            raise ValueError("iop: %d names for %d slots" % (len(names), n_slots))
+        if disk_blocks < 1:
+            raise ValueError("iop: disk_blocks must be >= 1, got %r" % (disk_blocks,))
+        self.state_dir = state_dir
+        self.n_slots = n_slots
+        self.disk_blocks = disk_blocks
+        self.names = list(names)
+        self.paths = []
+        for nm in self.names:
+            p = nm.split(":")
+            if len(p) != 2 or not p[0].isdigit() or not p[1].isdigit():
+                raise ValueError("iop: slot name %r is not 'channel:target'" % (nm,))
+            self.paths.append("%s/disk-%s-%s.img" % (state_dir, p[0], p[1]))
+        # problems found at boot, one (slot, text) per disk the board could not bring online;
+        # the controller logs them as events
+        self.problems = []
+        self._files = [None] * n_slots
+        self._state = ["online"] * n_slots
+        self.gen = 0    # bumped on every slot state change: system drives cache their status by it
+        # where each disk file's offset is after our last transfer on it (None: not known), so a
+        # sequential transfer saves its lseek; kept with the file object it belongs to
+        self._pf = [None] * n_slots
+        self._pp = [0] * n_slots
+        first_boot = not self._load_states()
+        for s in range(n_slots):
+            self._open(s, first_boot)
+        self._save_states()
+        self.reset_counters()
+        # the intent record: off (intent=False) only for measurements and demonstrations
+        self._ih = bytearray(_IHDR)
+        self._ihv = memoryview(self._ih)
+        self._ifields = self._ihv[0:_IHDR - 4]
+        self._if = None
+        self._iseq = 0
+        self.intent_pending = None   # the record found at boot: (kind, drive, geometry, a, b, c, member, payload)
+        self.intent_error = None     # why records cannot be written (the state directory failed)
+        self.intent_writes = 0
+        if intent:
+            self._intent_open()
+
+    # ---- slot states, kept in a small text file written as temp + rename
+    def _load_states(self):
+        path = self.state_dir + "/" + STATE_FILE
+        try:
+            f = open(path, "rb")
+        except OSError:
+            return False
+        try:
+            raw = f.read()
+        finally:
+            f.close()
+        try:
+            text = raw.decode()
+        except UnicodeError:
+            # not the file we write: every slot counts as online (the bad file is kept aside)
+            os.rename(path, path + ".bad")
+            self.problems.append((-1, "%s is not a slot state file (kept as %s.bad): every slot taken as online"
+                                  % (STATE_FILE, STATE_FILE)))
+            return True
+        for ln in text.split("\n"):
+            ln = ln.strip()
+            if not ln or ln[0] == "#":
+                continue
+            w = ln.split()
+            if len(w) != 2 or w[1] not in STATES:
+                self.problems.append((-1, "%s: bad line %r ignored" % (STATE_FILE, ln)))
+                continue
+            if w[0] in self.names:
+                self._state[self.names.index(w[0])] = w[1]
+            else:
+                self.problems.append((-1, "%s: no slot %s on this board, ignored" % (STATE_FILE, w[0])))
+        return True
+
+    def _save_states(self):
+        path = self.state_dir + "/" + STATE_FILE
+        tmp = path + ".tmp"
+        f = open(tmp, "w")
+        f.write("# slot state (online|failed|removed|rebuild)\n")
+        for s in range(self.n_slots):
+            f.write("%s %s\n" % (self.names[s], self._state[s]))
+        f.close()
+        os.rename(tmp, path)
+
+    def _open(self, s, first_boot):
+        path = self.paths[s]
+        want = self.disk_blocks * SECTOR
+        if self._state[s] == "removed":
+            return
+        if not exists(path):
+            if first_boot:
+                _blank(path, want)
+            else:
+                # the disk was pulled while the board was off
+                self._state[s] = "removed"
+                self.problems.append((s, "%s missing: slot %s marked removed" % (path, self.names[s])))
+                return
+        try:
+            size = _size(path)
+            if size < want:
+                self._state[s] = "failed"
+                self.problems.append((s, "%s is %d bytes, a disk of this board has %d: slot %s marked failed"
+                                      % (path, size, want, self.names[s])))
+                return
+            self._files[s] = open(path, "r+b")
+        except OSError as e:
+            self._state[s] = "failed"
+            self.problems.append((s, "%s cannot be opened (%s): slot %s marked failed" % (path, e, self.names[s])))
+
+    def _check(self, slot, lba, mv):
+        if not 0 <= slot < self.n_slots:
+            raise ValueError("iop: no slot %r" % (slot,))
+        n = len(mv)
+        if n % SECTOR:
+            raise ValueError("iop: length %d is not whole sectors" % n)
+        if lba < 0 or lba + n // SECTOR > self.disk_blocks:
+            raise ValueError("iop: slot %d lba %d+%d beyond %d blocks" % (slot, lba, n // SECTOR, self.disk_blocks))
+        st = self._state[slot]
+        if st == "failed" or st == "removed":
+            raise DiskError(slot, st)
+        return self._files[slot]
+
+    def _io_failed(self, slot, e):
+        # a disk whose file errors drops out, as a real drive the controller gives up on
+        self._set(slot, "failed")
+        return DiskError(slot, "io", str(e))
+
+    # ---- data path (lba in sectors; len(mv) whole sectors)
+    def read(self, slot, lba, mv):
+        n = len(mv)
+        if not 0 <= slot < self.n_slots or n & 511 or lba < 0 or lba + (n >> 9) > self.disk_blocks \
+                or self._state[slot] in ("failed", "removed"):
+            self._check(slot, lba, mv)   # one test on the hot path; the precise error from here
+        f = self._files[slot]
+        p = lba * SECTOR
+        pf = self._pf
+        try:
+            if pf[slot] is not f or self._pp[slot] != p:
+                f.seek(p)
+            pf[slot] = None
+            got = f.readinto(mv)
+            while got < n:
+                # a short read means the file shrank under us
+                k = f.readinto(mv[got:])
+                if not k:
+                    raise OSError("short read at byte %d" % (p + got))
+                got += k
+        except OSError as e:
+            raise self._io_failed(slot, e)
+        pf[slot] = f
+        self._pp[slot] = p + n
+        self.reads += 1
+        self.read_bytes += n
+
+    def write(self, slot, lba, mv):
+        n = len(mv)
+        if not 0 <= slot < self.n_slots or n & 511 or lba < 0 or lba + (n >> 9) > self.disk_blocks \
+                or self._state[slot] in ("failed", "removed"):
+            self._check(slot, lba, mv)
+        f = self._files[slot]
+        p = lba * SECTOR
+        pf = self._pf
+        try:
+            if pf[slot] is not f or self._pp[slot] != p:
+                f.seek(p)
+            pf[slot] = None
+            done = f.write(mv)
+            while done < n:
+                k = f.write(mv[done:])
+                if not k:
+                    raise OSError("short write at byte %d" % (p + done))
+                done += k
+        except OSError as e:
+            raise self._io_failed(slot, e)
+        pf[slot] = f
+        self._pp[slot] = p + n
+        self.writes += 1
+        self.write_bytes += n
+
+    # ---- slot states
+    def state(self, slot):
+        if not 0 <= slot < self.n_slots:
+            raise ValueError("iop: no slot %r" % (slot,))
+        return self._state[slot]
+
+    def _set(self, slot, st):
+        self.state(slot)
+        self._state[slot] = st
+        self.gen += 1
+        self._save_states()
+
+    def fail(self, slot):
+        self.intent_clear()
+        self._set(slot, "failed")
+
+    def remove(self, slot):
+        self.intent_clear()
+        self._set(slot, "removed")
+        f = self._files[slot]
+        if f:
+            f.close()
+            self._files[slot] = None
+
+    def replace(self, slot):
+        # a new, blank disk in the slot: writes go to it, RAID does not trust it until rebuilt
+        self.state(slot)
+        self.intent_clear()
+        f = self._files[slot]
+        if f:
+            f.close()
+            self._files[slot] = None
+        _blank(self.paths[slot], self.disk_blocks * SECTOR)
+        self._files[slot] = open(self.paths[slot], "r+b")
+        self._set(slot, "rebuild")
+
+    def set_online(self, slot):
+        if self._files[slot] is None:
+            raise DiskError(slot, self._state[slot], "no disk in the slot")
+        self.intent_clear()
+        self._set(slot, "online")
+
+    # ---- intent record (storage/README.md "Crash consistency"): which multi-member write may be torn
+    def _intent_open(self):
+        path = self.state_dir + "/" + INTENT_FILE
+        try:
+            if not exists(path):
+                open(path, "wb").close()
+            f = open(path, "r+b")
+        except OSError as e:
+            self.intent_error = "%s cannot be opened (%s): writes are not crash-consistent" % (path, e)
+            self.problems.append((-1, self.intent_error))
+            return
+        self._if = f
+        h = f.read(_IHDR)
+        if len(h) != _IHDR or h[0:4] != INTENT_MAGIC:
+            if h and h[0:4] not in (INTENT_MAGIC, b"\0\0\0\0"):
+                # neither a record nor cleared (each is one write(2) a kill cannot tear): damage
+                self.problems.append((-1, "%s is damaged: a write the last stop cut short may have left "
+                                      "mirrors or parity disagreeing; run a consistency check" % INTENT_FILE))
+            return  # empty or cleared: nothing in flight
+        magic, kind, _, drive, geo, seq, a, b, c, member, plen = struct.unpack_from(INTENT_FMT, h, 0)
+        self._iseq = seq
+        if plen > INTENT_MAX_PAYLOAD:
+            return
+        pay = f.read(plen) if plen else b""
+        crc = binascii.crc32(pay, binascii.crc32(memoryview(h)[0:_IHDR - 4]))
+        if len(pay) != plen or crc != struct.unpack_from("<I", h, _IHDR - 4)[0]:
+            return  # torn while rewritten: its write had not begun, the one before it had ended
+        self.intent_pending = (kind, drive, geo, a, b, c, member, pay if plen else None)
+
+    @property
+    def intent_on(self):
+        return self._if is not None
+
+    def intent(self, kind, drive, geo, a, b, c=0, member=-1, payload=None):
+        # record the write about to start; one write(2) (two with a payload), no allocation
+        f = self._if
+        if f is None:
+            return
+        self.intent_pending = None  # any older record is now overwritten
+        plen = 0 if payload is None else len(payload)
+        seq = (self._iseq + 1) & 0xFFFFFFFF
+        self._iseq = seq
+        h = self._ih
+        struct.pack_into(INTENT_FMT, h, 0, INTENT_MAGIC, kind, 0, drive, geo, seq, a, b, c, member, plen)
+        crc = binascii.crc32(self._ifields)
+        if plen:
+            crc = binascii.crc32(payload, crc)
+        struct.pack_into("<I", h, _IHDR - 4, crc)
+        try:
+            f.seek(0)
+            n = f.write(self._ihv)
+            if plen:
+                n += f.write(payload)
+            if n != _IHDR + plen:
+                raise OSError("short write")
+        except OSError as e:
+            # the data path carries on; crash consistency is lost until the directory works again
+            self.intent_error = "%s/%s: %s" % (self.state_dir, INTENT_FILE, e)
+            return
+        self.intent_writes += 1
+
+    def intent_clear(self):
+        # nothing in flight (slot state changes run between writes): a record of a completed write
+        # must not be resynced against the new member states
+        self.intent_pending = None
+        f = self._if
+        if f is None:
+            return
+        try:
+            f.seek(0)
+            f.write(b"\0\0\0\0")
+        except OSError as e:
+            self.intent_error = "%s/%s: %s" % (self.state_dir, INTENT_FILE, e)
+
+    def reset_counters(self):
+        self.reads = 0
+        self.writes = 0
+        self.read_bytes = 0
+        self.write_bytes = 0
+
+    def close(self):
+        if self._if is not None:
+            self._if.close()
+            self._if = None
+        for s in range(self.n_slots):
+            if self._files[s]:
+                self._files[s].close()
+                self._files[s] = None

@@ -1,0 +1,178 @@
+# SCSI core: one entry point for every transport. execute() resolves the nexus to a logical unit,
+# reports a pending unit attention or a reservation conflict, dispatches the CDB by opcode to the
+# primary (spc), block (sbc) or direct (vendor) command set and turns any ScsiError into CHECK
+# CONDITION with fixed-format sense data. The command set and its answers: scsi/README.md.
+import sys
+from micropython import const
+from scsi import sense
+from scsi.sense import ScsiError, GOOD, CHECK_CONDITION, BUSY, RESERVATION_CONFLICT
+from scsi import spc
+from scsi import sbc
+from scsi import pr
+from scsi import vendor
+from scsi.pr import F_NOLU, F_READ, F_PR_OK, F_SPC2_OK, it_of
+from scsi.sbc import MAX_XFER_BLOCKS                # noqa: F401 (transports read it from here)
+
+# a logical unit as the host sees it
+NORMAL = const(0)                      # a LUN of an ordinary (primary or any) system drive
+BACKUP = const(1)                      # a LUN of the log system drive: the snapshot's backup LUN
+
+MAX_NEXUSES = const(256)               # I_T_L nexuses remembered for unit attentions
+MAX_UA = const(4)                      # pending unit attentions per nexus
+
+# unit attentions (ASC << 8 | ASCQ)
+UA_POWER_ON = const(0x2901)
+UA_TARGET_RESET = const(0x2902)
+UA_LUN_RESET = const(0x2903)
+
+
+class LogicalUnit:
+    __slots__ = ("kind", "sd", "port", "lun")
+
+    def __init__(self, kind, sd, port, lun):
+        self.kind, self.sd, self.port, self.lun = kind, sd, port, lun
+
+
+# opcode -> handler(core, lu, cdb, data_out, buf) -> data_in
+HANDLERS = {}
+HANDLERS.update(spc.HANDLERS)
+HANDLERS.update(sbc.HANDLERS)
+HANDLERS[0x20] = vendor.direct
+
+# per-opcode flags: where the command may run (no LU, under reservations)
+FLAGS = bytearray(256)
+for _op in (0x12, 0xA0, 0x03):                         # INQUIRY, REPORT LUNS, REQUEST SENSE
+    FLAGS[_op] = F_NOLU | F_PR_OK | F_SPC2_OK
+for _op in (0x00, 0x25, 0x9E, 0xA3, 0x5E, 0x5F):      # TUR, capacity, opcodes, PR IN/OUT
+    FLAGS[_op] = F_PR_OK | F_READ
+for _op in (0x08, 0x28, 0xA8, 0x88, 0x2F, 0xAF, 0x8F, 0x1A, 0x5A, 0x34, 0x90, 0x37, 0xB7):
+    FLAGS[_op] = F_READ                                # reads: allowed under write-exclusive
+FLAGS[0x17] = FLAGS[0x57] = F_SPC2_OK                  # RELEASE from a non-holder is a no-op
+FLAGS[0xA3] |= F_SPC2_OK
+del _op
+_CDB_LEN = (6, 10, 10, 0, 16, 12, 0, 0)
+
+
+class Core:
+    def __init__(self, ctl):
+        self.ctl = ctl
+        self._buf = bytearray(MAX_XFER_BLOCKS * 512)   # data-in of callers that bring no buffer
+        self._mv = memoryview(self._buf)
+        self.nexus = None                              # of the command being executed
+        self.pr = pr.Reservations(self)
+        self._seen = {}                                # I_T_L nexus -> None (for unit attentions)
+        self._ua = {}                                  # I_T_L nexus -> [pending UA codes]
+
+    def execute(self, nexus, cdb, data_out=None, buf=None):
+        """-> (status, sense, data_in). `buf`: the transport's own data-in buffer (a memoryview of
+        at least MAX_XFER_BLOCKS*512 bytes); without one the core's buffer is used, valid until
+        the next call."""
+        self.nexus = nexus
+        try:
+            if len(cdb) < 6:
+                raise sense.invalid_field(0)
+            op = cdb[0]
+            fn = HANDLERS.get(op)
+            if fn is None or len(cdb) < _CDB_LEN[op >> 5]:
+                raise sense.invalid_opcode()
+            flags = FLAGS[op]
+            ctl = self.ctl
+            lu = ctl.logical_unit(nexus)
+            if lu is None:
+                if not flags & F_NOLU:
+                    raise sense.lun_not_supported()
+            else:
+                if nexus not in self._seen:
+                    self._see(nexus)
+                if not flags & F_NOLU:
+                    if self._ua and nexus in self._ua:
+                        code = self.take_ua(nexus)
+                        return CHECK_CONDITION, sense.fixed(sense.UNIT_ATTENTION, code >> 8, code & 0xFF), b""
+                    if self.pr.held and self.pr.blocks(lu, it_of(nexus), flags):
+                        return RESERVATION_CONFLICT, None, b""
+                    if ctl.busy(lu):
+                        return BUSY, None, b""
+            if buf is None:
+                buf = self._mv
+            elif type(buf) is not memoryview:
+                buf = memoryview(buf)
+            data = fn(self, lu, cdb, data_out, buf)
+            return GOOD, None, data if data is not None else b""
+        except ScsiError as e:
+            if e.key < 0:
+                return RESERVATION_CONFLICT, None, b""
+            return CHECK_CONDITION, sense.fixed(e.key, e.asc, e.ascq, e.info, e.field), b""
+        except Exception as e:
+            # a firmware fault must not take the board down: report it as a hardware error
+            sys.print_exception(e, sys.stderr)
+            self.ctl.events.log("error", "FIRMWARE FAULT %s: %r" % (bytes(cdb[:1]).hex(), e))
+            return CHECK_CONDITION, sense.fixed(sense.HARDWARE_ERROR, 0x44, 0x00), b""
+
+    def expected_out(self, cdb):
+        # bytes of data-out a CDB carries, so a transport can collect them without parsing CDBs
+        try:
+            return sbc.data_out_len(cdb)
+        except Exception:
+            return 0
+
+    # ---- unit attentions ----------------------------------------------------------------------
+    def _see(self, nexus):
+        if len(self._seen) < MAX_NEXUSES:
+            self._seen[nexus] = None
+
+    def take_ua(self, nexus):
+        # the oldest pending unit attention of a nexus, cleared (None if there is none)
+        q = self._ua.get(nexus)
+        if not q:
+            return None
+        code = q.pop(0)
+        if not q:
+            del self._ua[nexus]
+        return code
+
+    def _post(self, nexus, code):
+        q = self._ua.get(nexus)
+        if q is None or (code >> 8) == 0x29:
+            self._ua[nexus] = [code]            # a reset supersedes what was pending
+        elif code not in q and len(q) < MAX_UA:
+            q.append(code)
+
+    def unit_attention(self, key, its, code):
+        # establish `code` for the nexuses of I_T nexuses `its` (None: all) to the LU `key`
+        ctl = self.ctl
+        for n in self._seen:
+            if its is not None and it_of(n) not in its:
+                continue
+            lu = ctl.logical_unit(n)
+            if lu is not None and pr.lukey(lu) == key:
+                self._post(n, code)
+
+    # ---- task management and nexus loss (called by the controller for the transports) --------
+    def task_mgmt(self, nexus, kind):
+        if kind == "lun_reset":
+            lu = self.ctl.logical_unit(nexus)
+            if lu is not None:
+                k = pr.lukey(lu)
+                self.pr.reset(k)
+                self.unit_attention(k, None, UA_LUN_RESET)
+        elif kind in ("target_warm_reset", "target_cold_reset"):
+            # it reaches the LUs the initiator sees, not those masked from it (scsi/README.md)
+            code = UA_TARGET_RESET if kind == "target_warm_reset" else UA_POWER_ON
+            for k in self.ctl.lu_keys(nexus[0]):
+                self.pr.reset(k)
+                self.unit_attention(k, None, code)
+        # abort_task_set, clear_task_set: the core runs each command to completion, so no task of
+        # the nexus is queued here; nothing to clear
+
+    def nexus_lost(self, initiator, port, isid=None):
+        # the I_T nexus ended (the initiator's last session on the port; with `isid`, that
+        # session): RESERVE(6/10) reservations it held end, and its nexuses are forgotten (a new
+        # session starts without stale unit attentions)
+        for k in [k for k in self.pr.held if self.pr.held[k].spc2]:
+            h = self.pr.held[k].holder
+            if h[0] == initiator and h[1] == port and (isid is None or h[2:] == (isid,)):
+                del self.pr.held[k]
+        for n in [n for n in self._seen
+                  if n[0] == initiator and n[1] == port and (isid is None or n[3:] == (isid,))]:
+            del self._seen[n]
+            self._ua.pop(n, None)
