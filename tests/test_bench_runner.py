@@ -13,7 +13,7 @@ def bench(*argv):
 
 def test_help_lists_every_part_and_runs_nothing():
     p = bench("--help")
-    assert p.returncode == 0 and "BENCH " not in p.stdout
+    assert p.returncode == 0 and not [l for l in p.stdout.splitlines() if l.startswith("BENCH ")]
     for part in ("snapshot", "iscsi", "crash", "abuse", "console_flood"):
         assert "\n  %s " % part in p.stdout, p.stdout
 
