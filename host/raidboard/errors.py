@@ -56,33 +56,30 @@ HINTS = {
     "UNKNOWN_COMMAND": "this firmware does not know that command; see firmware/README.md",
 }
 
-# the failures a command ends with, each reported by `report`
-FAILURES = (UsageError, BoardError, LinkError, ProtocolError, BootError, Exit, KeyboardInterrupt, BrokenPipeError)
+# the failures a command ends with other than a refusal, each with its exit code and what is said on
+# stderr (None: nothing)
+SAID = (
+    (UsageError, EXIT_USAGE, "raidboard: {}"),
+    (LinkError, EXIT_UNREACHABLE, "raidboard: cannot reach the board: {}"),
+    (ProtocolError, EXIT_PROTOCOL, "raidboard: protocol error: {}"),
+    (BootError, EXIT_BOOT, "raidboard: boot failed: {}"),
+    (KeyboardInterrupt, EXIT_INTERRUPTED, ""),      # ends the line ^C was echoed on
+    (BrokenPipeError, EXIT_OK, None),               # the reader went away (`| head`): nothing is wrong
+)
+FAILURES = (BoardError, Exit) + tuple(kind for kind, _, _ in SAID)
 
 
 def report(e):
     """Say on stderr why a command ended with one of FAILURES; return its exit code."""
-    if isinstance(e, UsageError):
-        print("raidboard: %s" % e, file=sys.stderr)
-        return EXIT_USAGE
+    if isinstance(e, Exit):
+        return e.code
     if isinstance(e, BoardError):
         print("raidboard: the board refused: %s: %s" % (e.code, e.message), file=sys.stderr)
         hint = HINTS.get(e.code)
         if hint:
             print("  what to do: " + hint, file=sys.stderr)
         return EXIT_REFUSED
-    if isinstance(e, LinkError):
-        print("raidboard: cannot reach the board: %s" % e, file=sys.stderr)
-        return EXIT_UNREACHABLE
-    if isinstance(e, ProtocolError):
-        print("raidboard: protocol error: %s" % e, file=sys.stderr)
-        return EXIT_PROTOCOL
-    if isinstance(e, BootError):
-        print("raidboard: boot failed: %s" % e, file=sys.stderr)
-        return EXIT_BOOT
-    if isinstance(e, Exit):
-        return e.code
-    if isinstance(e, KeyboardInterrupt):
-        print("", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    return EXIT_OK      # BrokenPipeError: the reader went away (`| head`), nothing is wrong
+    _, code, said = next(x for x in SAID if isinstance(e, x[0]))
+    if said is not None:
+        print(said.format(e), file=sys.stderr)
+    return code

@@ -31,7 +31,7 @@ def cmd_lop_start(sess, args):
 
 
 def wipes(p):
-    # lop_start arguments that overwrite a drive or a disk
+    """Whether lop_start with arguments `p` overwrites a drive or a disk (also asked by `call`)."""
     return p.get("op") in ("init", "copy", "resync") or (p.get("op") == "rebuild" and p.get("standby") is not None)
 
 

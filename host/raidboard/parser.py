@@ -4,6 +4,7 @@ import argparse
 
 from . import access, diagnostics, disks, drives, lifecycle, lops, snapshot
 from .errors import CHAP_SECRET_ENV, PASSWORD_ENV, UsageError
+from .model import CHAP_SECRET_MAX, CHAP_SECRET_MIN, CHAP_USER_MAX, ISCSI_NAME_MAX
 
 
 EPILOG = """\
@@ -148,7 +149,8 @@ examples:
                 "sees only the LUNs of its own mask (none if it has no mask).\n")
     P(mk, "list", "list the masks", func=access.cmd_mask_list)
     c = P(mk, "set", "let INITIATOR see exactly these PORT/LUNs", func=access.cmd_mask_set)
-    c.add_argument("initiator", help="the initiator's iSCSI name (iqn., eui. or naa.; lowercase; at most 223 bytes)")
+    c.add_argument("initiator", help="the initiator's iSCSI name (iqn., eui. or naa.; lowercase; at most %d bytes)"
+                   % ISCSI_NAME_MAX)
     c.add_argument("luns", nargs="*", metavar="PORT/LUN")
     c = P(mk, "clear", "remove an initiator's mask", func=access.cmd_mask_clear)
     c.add_argument("initiator")
@@ -170,7 +172,8 @@ examples:
                 "examples:\n  raidboard chap set backup                    # asks for the secret\n"
                 "  raidboard chap set backup --secret-file /root/chap.secret\n"
                 "  RAIDBOARD_CHAP_SECRET=... raidboard chap set backup\n  raidboard chap clear\n" % CHAP_SECRET_ENV)
-    c = P(ch, "set", "require CHAP with this user (at most 63 bytes in UTF-8) and a secret (12 to 32 bytes)",
+    c = P(ch, "set", "require CHAP with this user (at most %d bytes in UTF-8) and a secret (%d to %d bytes)"
+          % (CHAP_USER_MAX, CHAP_SECRET_MIN, CHAP_SECRET_MAX),
           func=access.cmd_chap)
     c.add_argument("user")
     c.add_argument("--secret-file", metavar="FILE", help="the secret is the first line of FILE")

@@ -1,4 +1,4 @@
-"""Text output of the CLI: tables, SCSI status and sense in words, hexdumps, progress bars."""
+"""Output of the CLI: JSON or text (`out`), tables, SCSI status and sense in words, hexdumps, progress bars."""
 import json
 import sys
 import time
