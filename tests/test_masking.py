@@ -16,9 +16,9 @@ HOST_A = "iqn.2026-11.org.example:host-a"
 HOST_B = "iqn.2026-11.org.example:host-b"
 
 
-def rb(board, *argv):
+def rb(board, *argv, env=None):
     p = subprocess.run([RAIDBOARD, "--port", "socket://%s:%d" % board.console, "--json"] + list(argv),
-                       capture_output=True, text=True, timeout=60)
+                       capture_output=True, text=True, timeout=60, env=dict(os.environ, **(env or {})))
     assert p.returncode == 0, p.stderr
     return json.loads(p.stdout)
 
