@@ -294,7 +294,7 @@ def test_help_teaches():
 
 def test_controller_paths_are_told_apart_from_file_paths(tmp_path):
     """Only a whole /cN[/vN|/eN/sN...] argument is a controller path; /check/board.json is a file."""
-    from raidboard.cli import storcli
+    from raidboard.storcli import storcli
     assert storcli(["/c0/v1", "show"]) == ["sd", "show", "1"]
     for path in ("/check/work/boards/dac960sx.json", "/c0x", "/cache", "/c0/v1/../x"):
         assert storcli(["boot", path, "state"]) == ["boot", path, "state"]

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from raidboard import cli, shell
+from raidboard.session import Session
 from test_cli_console import Tmux, quote
 
 RAIDBOARD = str(Path(sys.executable).with_name("raidboard"))
@@ -47,10 +48,10 @@ def test_shell_reads_commands_from_stdin(board):
 
 
 def test_completion_uses_board_names(board):
-    args = cli.build_parser().parse_args(["--port", url(board), "shell"])
-    sess = cli.Session(args)
+    args = cli.parser().parse_args(["--port", url(board), "shell"])
+    sess = Session(args)
     try:
-        tree = shell.command_tree(cli.build_parser())
+        tree = shell.command_tree(cli.parser())
         names = shell.BoardNames(sess)
         c = lambda line: shell.complete(tree, names, line)  # noqa: E731
         assert "snapshot" in c("sn") and "status" in c("st")

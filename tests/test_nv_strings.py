@@ -6,7 +6,10 @@ import json
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from raidboard import cli, nvimage
+from raidboard import nvimage
+from raidboard.errors import UsageError
+from raidboard.inputs import iscsi_name, nv_text
+from raidboard.model import CHAP_SECRET_MAX, CHAP_SECRET_MIN, CHAP_USER_MAX
 from test_cli import drives, lunmap, rb, rbj
 
 HOST = "iqn.2026-11.org.example:host-a"
@@ -71,9 +74,9 @@ SET = {  # field -> (command and arguments holding the string, what an error nam
     "initiator": (lambda t: ("mask_set", {"initiator": t, "luns": [[0, 0], [1, 1]]}), "the initiator name", (1, 223)),
 }
 CLI_CHECK = {  # the checks `raidboard chap set` and `raidboard mask set` make before sending
-    "chap_user": lambda t: cli.nv_text(t, "the CHAP user", cli.CHAP_USER_MAX),
-    "chap_secret": lambda t: cli.nv_text(t, "the CHAP secret", cli.CHAP_SECRET_MAX, cli.CHAP_SECRET_MIN),
-    "initiator": cli.iscsi_name,
+    "chap_user": lambda t: nv_text(t, "the CHAP user", CHAP_USER_MAX),
+    "chap_secret": lambda t: nv_text(t, "the CHAP secret", CHAP_SECRET_MAX, CHAP_SECRET_MIN),
+    "initiator": iscsi_name,
 }
 
 
@@ -81,7 +84,7 @@ def cli_accepts(field, text):
     try:
         CLI_CHECK[field](text)
         return True
-    except cli.UsageError:
+    except UsageError:
         return False
 ANY = st.characters(exclude_categories=())                     # lone surrogates and control characters too
 TEXTS = st.one_of(st.text(ANY, max_size=70), st.text("äöü€😀ab\x00\x7f\x85", min_size=6, max_size=40),

@@ -11,6 +11,7 @@ import stat
 from pathlib import Path
 
 from . import nvimage
+from .model import ISCSI_NAME_MAX
 
 BUFFER_SLOT_KB = 272      # one slot of the controller buffer: four 64 KiB chunks and their trailer pages
 BUFFER_MIN_KB = 3 * BUFFER_SLOT_KB   # the write-back cache's slot and the two it leaves to copy-on-write
@@ -85,9 +86,9 @@ def _types(d, fail):
             fail(f, "must be %d..%d, got %d" % (lo, hi, v))
     if d["model"] not in MODELS:
         fail("model", "must be one of %s, got %r" % (", ".join(MODELS), d["model"]))
-    if not d["iqn"].startswith("iqn.") or len(d["iqn"].encode()) > 223 or not d["iqn"].isprintable() \
+    if not d["iqn"].startswith("iqn.") or len(d["iqn"].encode()) > ISCSI_NAME_MAX or not d["iqn"].isprintable() \
             or " " in d["iqn"]:
-        fail("iqn", "must be an iSCSI qualified name (iqn.…, printable, no spaces, at most 223 bytes)")
+        fail("iqn", "must be an iSCSI qualified name (iqn.…, printable, no spaces, at most %d bytes)" % ISCSI_NAME_MAX)
 
 
 def _sizes(d, fail):

@@ -7,6 +7,7 @@ STATE/endpoints.json (pid, console URL, portals, iqn) so later commands find it 
 """
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -147,7 +148,6 @@ def _wait_ready(proc, logpath, offset, slave, timeout):
     deadline = time.monotonic() + timeout
     seen = b""
     tty_buf = b""
-    import select
     while True:
         if slave is not None:
             r, _, _ = select.select([slave], [], [], 0.05)

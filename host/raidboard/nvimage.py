@@ -11,12 +11,13 @@ image) decodes too.
 import struct
 import zlib
 
+from .model import CHAP_SECRET_MAX, CHAP_USER_MAX, DRIVE_STATUS, ISCSI_NAME_MAX, LEVELS, LUNS, MAX_MEMBERS, \
+    MAX_SD, PORTS
+
 MAGIC = b"RBNV"
 VERSION = 1
 HEADER = struct.Struct("<4sHHII")   # magic, version, reserved, generation, crc32
-MAX_SD = 8
-MAX_VDRIVES = 8
-PORTS, LUNS = 2, 8
+MAX_VDRIVES = MAX_MEMBERS
 SDE = struct.Struct("<BBBB")        # status, raid, n_drvs, affinity
 VDRIVE = struct.Struct("<BBHII")    # channel, target, reserved, start block, blocks
 SDE_LEN = SDE.size + MAX_VDRIVES * VDRIVE.size
@@ -25,8 +26,10 @@ SD_SLOT = SDE_LEN + SDX.size
 LUNMAP_OFF = MAX_SD * SD_SLOT
 PW_OFF = LUNMAP_OFF + PORTS * LUNS  # u8 "set" + 20-byte SHA-1 digest
 CHAP_OFF = PW_OFF + 21              # user 64 + secret 32, NUL padded
-MASKS, IQN_LEN = 8, 224
-MASK_OFF = CHAP_OFF + 96            # MASKS x (initiator name, u16 bitmap of port*8+lun)
+CHAP_USER_LEN = CHAP_USER_MAX + 1
+CHAP_LEN = CHAP_USER_LEN + CHAP_SECRET_MAX
+MASKS, IQN_LEN = 8, ISCSI_NAME_MAX + 1
+MASK_OFF = CHAP_OFF + CHAP_LEN      # MASKS x (initiator name, u16 bitmap of port*8+lun)
 PARAMS_OFF = MASK_OFF + MASKS * (IQN_LEN + 2)
 PARAMS_LEN = 64
 PAYLOAD_LEN = PARAMS_OFF + PARAMS_LEN
@@ -35,8 +38,6 @@ BANK_MIN = HEADER.size + PAYLOAD_LEN
 UNMAPPED = 0xFF
 
 RAID_MASK, LOG, WB_MSK = 0x0F, 0x40, 0x80
-LEVELS = {0: "RAID0", 1: "RAID1", 3: "RAID3", 5: "RAID5", 6: "RAID0+1", 7: "JBOD"}
-STATUS = {0x03: "ONLINE", 0x04: "CRITICAL", 0xFF: "OFFLINE"}
 
 
 class BankError(Exception):
@@ -59,7 +60,7 @@ def _check_drive(i, raid, status, stripe_kb, chunk_kb, cap):
     why = None
     if raid & RAID_MASK not in LEVELS or raid & 0x30:
         why = "raid byte 0x%02X (a level of 0, 1, 3, 5, 6, 7 plus LOG 0x40 / WB_MSK 0x80)" % raid
-    elif status not in STATUS:
+    elif status not in DRIVE_STATUS:
         why = "status 0x%02X" % status
     elif stripe_kb not in STRIPE_KB:
         why = "stripe of %d KiB (one of %s)" % (stripe_kb, STRIPE_KB)
@@ -111,7 +112,7 @@ def decode_bank(bank):
             vd.append({"channel": ch, "target": tg, "start": start, "blocks": blocks})
         cap, stripe_kb, chunk_kb, _ = SDX.unpack_from(payload, off + SDE_LEN)
         _check_drive(i, raid, status, stripe_kb, chunk_kb, cap)
-        drives.append({"sd": i, "status": STATUS.get(status, "0x%02X" % status), "status_code": status,
+        drives.append({"sd": i, "status": DRIVE_STATUS.get(status, "0x%02X" % status), "status_code": status,
                        "raid": raid, "level": raid & RAID_MASK,
                        "level_name": LEVELS.get(raid & RAID_MASK, "unknown %d" % (raid & RAID_MASK)),
                        "log": bool(raid & LOG), "wb": bool(raid & WB_MSK), "n_drvs": n,
@@ -131,13 +132,13 @@ def decode_bank(bank):
         if name:
             bits = struct.unpack_from("<H", payload, off + IQN_LEN)[0]
             masks.append({"initiator": name, "bitmap": bits,
-                          "luns": [[b // LUNS, b % LUNS] for b in range(16) if bits >> b & 1]})
+                          "luns": [[b // LUNS, b % LUNS] for b in range(PORTS * LUNS) if bits >> b & 1]})
     params = payload[PARAMS_OFF:PARAMS_OFF + PARAMS_LEN]
     return {"magic": magic.decode("latin-1"), "version": version, "generation": generation,
             "crc32": "0x%08X" % crc, "system_drives": drives, "lun_map": lunmap,
             "password_set": bool(payload[PW_OFF]),
-            "chap_user": _cstr(payload[CHAP_OFF:CHAP_OFF + 64], "the CHAP user"),
-            "chap_secret_set": bool(_cstr(payload[CHAP_OFF + 64:CHAP_OFF + 96], "the CHAP secret")),
+            "chap_user": _cstr(payload[CHAP_OFF:CHAP_OFF + CHAP_USER_LEN], "the CHAP user"),
+            "chap_secret_set": bool(_cstr(payload[CHAP_OFF + CHAP_USER_LEN:CHAP_OFF + CHAP_LEN], "the CHAP secret")),
             "masks": masks, "auto_rebuild": not params[0] & NO_AUTO_REBUILD}
 
 

@@ -75,7 +75,7 @@ class Link:
             # pyserial's socket handler has no connect timeout of its own: it uses `timeout`
             self.ser = serial.serial_for_url(self.url, timeout=connect_timeout, write_timeout=timeout)
         except (serial.SerialException, OSError, ValueError) as e:
-            raise LinkError("cannot open console %s: %s" % (self.url, _why(e)))
+            raise LinkError("cannot open console %s: %s" % (self.url, reason(e)))
         self.ser.timeout = 0  # reads return what is there; waiting is done by select below
         try:
             self._enter(connect_timeout)
@@ -94,7 +94,7 @@ class Link:
             if busy:
                 raise LinkError("console %s: %s (close the other client, e.g. a `raidboard console`, "
                                 "and try again)" % (self.url, busy))
-            raise LinkError("console %s closed: %s" % (self.url, _why(e)))
+            raise LinkError("console %s closed: %s" % (self.url, reason(e)))
         if data is None:
             return b""
         if not data:
@@ -130,7 +130,7 @@ class Link:
             self.ser.write(data)
             self.ser.flush()
         except (serial.SerialException, OSError) as e:
-            raise LinkError("console %s: write failed: %s" % (self.url, _why(e)))
+            raise LinkError("console %s: write failed: %s" % (self.url, reason(e)))
 
     def _enter(self, wait):
         """Switch the console to line mode; the VT-100 screen output before it is skipped."""
@@ -274,7 +274,7 @@ class Link:
                 except OSError:
                     pass
                 sock.close()
-                self.ser._socket = None
+                self.ser._socket = None  # pyserial names the socket of a socket:// port nothing public
                 self.ser.is_open = False
                 return
             self.ser.close()
@@ -314,7 +314,7 @@ def _json_tail(s):
         return None
 
 
-def _why(e):
+def reason(e):
     msg = str(e)
     if "Connection refused" in msg or "ConnectionRefused" in msg or "[Errno 111]" in msg:
         return "connection refused (is the board running? start it with `raidboard boot`)"

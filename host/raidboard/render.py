@@ -1,7 +1,9 @@
-"""Text output of the CLI: tables, SCSI status and sense in words, hexdumps, progress bars."""
+"""Output of the CLI: JSON or text (`out`), tables, SCSI status and sense in words, hexdumps, progress bars."""
+import json
 import sys
+import time
 
-LEVELS = {0: "RAID0", 1: "RAID1", 3: "RAID3", 5: "RAID5", 6: "RAID0+1", 7: "JBOD"}
+from .model import LEVELS
 
 STATUS = {0x00: "GOOD", 0x02: "CHECK CONDITION", 0x04: "CONDITION MET", 0x08: "BUSY",
           0x18: "RESERVATION CONFLICT", 0x28: "TASK SET FULL", 0x30: "ACA ACTIVE", 0x40: "TASK ABORTED"}
@@ -34,6 +36,16 @@ ASC = {
     (0x44, 0x00): "internal target failure",
     (0x55, 0x03): "insufficient resources",
 }
+
+
+def out(args, data, text):
+    """Print `data` as JSON with --json, else `text` (a string or a callable making one)."""
+    if args.json:
+        print(json.dumps(data, indent=1, sort_keys=True))
+    else:
+        t = text() if callable(text) else text
+        if t:
+            print(t)
 
 
 def table(rows, headers):
@@ -97,9 +109,8 @@ def event_line(e):
 
 def _time(t):
     if isinstance(t, (int, float)):
-        import time as _t
         try:
-            return _t.strftime("%H:%M:%S", _t.localtime(t))
+            return time.strftime("%H:%M:%S", time.localtime(t))
         except (OverflowError, OSError, ValueError):
             return str(t)
     return str(t if t is not None else "")

@@ -7,10 +7,12 @@ import os
 import select
 import shutil
 import sys
+import termios
+import tty
 
 import serial
 
-from .proto import LinkError, _why, normalize_url, read_available
+from .proto import LinkError, normalize_url, reason, read_available
 
 DETACH = 0x1D  # Ctrl-]
 REDRAW = b"\x0c"  # Ctrl-L: ask the menus to redraw the screen we join in the middle of
@@ -23,7 +25,7 @@ def attach(url, stop_note="the board keeps running", stdin=None, stdout=None):
     try:
         ser = serial.serial_for_url(url, timeout=0, write_timeout=10)
     except (serial.SerialException, OSError, ValueError) as e:
-        raise LinkError("cannot open console %s: %s" % (url, _why(e)))
+        raise LinkError("cannot open console %s: %s" % (url, reason(e)))
     cols, rows = shutil.get_terminal_size((80, 24))
     note = "Connected to %s. Detach: Ctrl-] (%s)." % (url, stop_note)
     if cols < 80 or rows < 24:
@@ -35,15 +37,12 @@ def attach(url, stop_note="the board keeps running", stdin=None, stdout=None):
         os.write(fout, ("\x1b]0;raidboard console %s - Ctrl-] detaches\x07" % url).encode())
     old = None
     if os.isatty(fin):
-        import termios
-        import tty
         old = termios.tcgetattr(fin)
         tty.setraw(fin)
     try:
         _pump(ser, fin, fout)
     finally:
         if old is not None:
-            import termios
             termios.tcsetattr(fin, termios.TCSAFLUSH, old)
         try:
             ser.close()
@@ -67,7 +66,7 @@ def _pump(ser, fin, fout):
             try:
                 data = read_available(ser)
             except (serial.SerialException, OSError) as e:
-                sys.stderr.write("\r\nconsole closed by the board: %s\r\n" % _why(e))
+                sys.stderr.write("\r\nconsole closed by the board: %s\r\n" % reason(e))
                 return
             if data == b"":
                 sys.stderr.write("\r\nthe board closed the console\r\n")
@@ -86,5 +85,5 @@ def _pump(ser, fin, fout):
             try:
                 ser.write(data)
             except (serial.SerialException, OSError) as e:
-                sys.stderr.write("\r\nconsole closed: %s\r\n" % _why(e))
+                sys.stderr.write("\r\nconsole closed: %s\r\n" % reason(e))
                 return

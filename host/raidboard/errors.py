@@ -1,0 +1,85 @@
+"""Exit codes of `raidboard` and what is said on each failure (host/README.md "Exit codes").
+
+  0  ok
+  1  the board refused the request (ERR from the board; the code, its message and a hint are printed)
+  2  usage error (bad arguments, unreadable input file)
+  3  cannot reach the board (not running, wrong --port/--state, console busy, no answer)
+  4  the board could not be booted (firmware missing, bad board definition, exited during boot)
+  5  the board answered something that is not the line protocol
+  6  `cdb`: the command completed with a SCSI status other than GOOD
+  7  `nvram dump`: the image holds no valid bank
+  8  a command that destroys data was not confirmed: nothing done
+  130 interrupted (Ctrl-C)
+"""
+import sys
+
+from .boot import BootError
+from .model import MEMBER_RULES
+from .proto import BoardError, LinkError, ProtocolError
+
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_BOOT, EXIT_PROTOCOL, EXIT_SCSI, EXIT_NVRAM = range(8)
+EXIT_UNCONFIRMED = 8
+EXIT_INTERRUPTED = 130
+
+PASSWORD_ENV = "RAIDBOARD_PASSWORD"
+CHAP_SECRET_ENV = "RAIDBOARD_CHAP_SECRET"
+
+
+class UsageError(Exception):
+    """Bad input from the user (exit code 2)."""
+
+
+class Exit(Exception):
+    """Leave the command with this exit code; what there was to say has been said."""
+
+    def __init__(self, code):
+        super().__init__(code)
+        self.code = code
+
+
+# what to do about a board's ERR <CODE>
+HINTS = {
+    "LOG_IN_USE": "unmap the LUNs of that drive first (raidboard lun list / lun unmap), or pick another drive",
+    "NO_LOG_DEFINED": "mark a log system drive first: raidboard log set sdN",
+    "SNAPSHOT_ACTIVE": "terminate the running snapshot first: raidboard snapshot stop",
+    "NO_SNAPSHOT": "start one first: raidboard snapshot start sdN",
+    "NO_SUCH_DRIVE": "see the existing drives with: raidboard sd list",
+    "NO_SUCH_SLOT": "see the disk slots with: raidboard disk list",
+    "LUN_IN_USE": "unmap it first: raidboard lun unmap PORT/LUN",
+    "OVERLAP": "the members have no room left; give a smaller --mb or other --slots",
+    "BAD_LEVEL": MEMBER_RULES,
+    "NV_LIMIT": "NV memory holds no more than the limit named: shorten it (non-ASCII characters take 2-4 bytes)",
+    "NV_REFUSED": "the configuration is unchanged; report the message, it names the field NV memory could not hold",
+    "PASSWORD_REQUIRED": "give the console password: --password-file FILE, $%s, or type it when asked" % PASSWORD_ENV,
+    "WRONG_PASSWORD": "that is not the console password (after 5 wrong ones in a row the console waits 30 s)",
+    "LOGIN_LOCKED": "too many wrong passwords: wait, then try again with the right one",
+    "UNKNOWN_COMMAND": "this firmware does not know that command; see firmware/README.md",
+}
+
+# the failures a command ends with other than a refusal, each with its exit code and what is said on
+# stderr (None: nothing)
+SAID = (
+    (UsageError, EXIT_USAGE, "raidboard: {}"),
+    (LinkError, EXIT_UNREACHABLE, "raidboard: cannot reach the board: {}"),
+    (ProtocolError, EXIT_PROTOCOL, "raidboard: protocol error: {}"),
+    (BootError, EXIT_BOOT, "raidboard: boot failed: {}"),
+    (KeyboardInterrupt, EXIT_INTERRUPTED, ""),      # ends the line ^C was echoed on
+    (BrokenPipeError, EXIT_OK, None),               # the reader went away (`| head`): nothing is wrong
+)
+FAILURES = (BoardError, Exit) + tuple(kind for kind, _, _ in SAID)
+
+
+def report(e):
+    """Say on stderr why a command ended with one of FAILURES; return its exit code."""
+    if isinstance(e, Exit):
+        return e.code
+    if isinstance(e, BoardError):
+        print("raidboard: the board refused: %s: %s" % (e.code, e.message), file=sys.stderr)
+        hint = HINTS.get(e.code)
+        if hint:
+            print("  what to do: " + hint, file=sys.stderr)
+        return EXIT_REFUSED
+    _, code, said = next(x for x in SAID if isinstance(e, x[0]))
+    if said is not None:
+        print(said.format(e), file=sys.stderr)
+    return code

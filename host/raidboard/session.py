@@ -1,0 +1,117 @@
+"""One command's (or the shell's) hold on the board: where its console is, the open link, the
+console password and other secrets read without the command line, and the question asked before a
+command that destroys data."""
+import getpass
+import os
+import sys
+
+from . import boot
+from .errors import EXIT_UNCONFIRMED, PASSWORD_ENV, Exit, UsageError
+from .proto import BoardError, Link, LinkError, normalize_url
+
+DEFAULT_STATE = "state"
+DEFAULT_CONSOLE = "socket://127.0.0.1:4960"  # the console of boards/dac960sx.json
+
+
+def console_url(args):
+    """Where the board's console is: --port, else --state's endpoints file, else $RAIDBOARD_PORT,
+    else ./state if a board runs there, else the default board's console."""
+    if getattr(args, "port", None):
+        return normalize_url(args.port)
+    state = getattr(args, "state", None)
+    if state:
+        ep = boot.read_endpoints(state)
+        if not ep or not ep.get("console"):
+            raise LinkError("no board recorded in %s (no %s); boot one with "
+                            "`raidboard boot boards/dac960sx.json %s --detach`" % (state, boot.ENDPOINTS, state))
+        if ep.get("pid") and not boot.pid_alive(ep["pid"]):
+            raise LinkError("the board of %s (pid %s) is not running any more; boot it again with "
+                            "`raidboard boot %s %s --detach`" % (state, ep["pid"], ep.get("board", "BOARD"), state))
+        return ep["console"]
+    if os.environ.get("RAIDBOARD_PORT"):
+        return normalize_url(os.environ["RAIDBOARD_PORT"])
+    ep = boot.read_endpoints(DEFAULT_STATE)
+    if ep and ep.get("console") and boot.pid_alive(ep.get("pid")):
+        return ep["console"]
+    return DEFAULT_CONSOLE
+
+
+def read_secret(path, flag, env, prompt, twice=False):
+    """A secret never taken from the command line, where `ps` and shell history would show it: the
+    first line of the file `path` (option `flag`), else $`env`, else asked on the terminal (twice
+    when `twice`, for a new one). None when there is no way to get it."""
+    if path:
+        try:
+            with open(path, encoding="utf-8") as f:
+                return f.readline().rstrip("\r\n")
+        except OSError as e:
+            raise UsageError("%s %s: %s" % (flag, path, e.strerror or e))
+    if env and os.environ.get(env) is not None:
+        return os.environ[env]
+    if not sys.stdin.isatty():
+        return None
+    got = getpass.getpass(prompt + ": ")
+    if twice and getpass.getpass(prompt + " again: ") != got:
+        raise UsageError("the two entries differ: nothing was changed")
+    return got
+
+
+def console_password(args):
+    """The console password: --password-file, else $RAIDBOARD_PASSWORD, else a prompt."""
+    pw = read_secret(getattr(args, "password_file", None), "--password-file", PASSWORD_ENV, "console password")
+    if pw is None:
+        raise BoardError("PASSWORD_REQUIRED", "the console has a password and none was given")
+    return pw
+
+
+def confirm(args, question):
+    """Ask before a command that destroys data or configuration: "QUESTION [y/N]" on a terminal,
+    where only y or yes goes on; without a terminal (a script) only --force goes on. Otherwise
+    nothing is done and the exit code is 8 (host/README.md)."""
+    if getattr(args, "force", False):
+        return
+    if not sys.stdin.isatty():
+        print("raidboard: %s -- not done: no terminal to ask on; add --force to do it from a script"
+              % question, file=sys.stderr)
+        raise Exit(EXIT_UNCONFIRMED)
+    print("%s [y/N] " % question, end="", file=sys.stderr, flush=True)
+    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        print("raidboard: not done", file=sys.stderr)
+        raise Exit(EXIT_UNCONFIRMED)
+
+
+class Session:
+    """Holds the open link for one command (or for the whole interactive shell)."""
+
+    def __init__(self, args):
+        self.args = args
+        self.base_args = args   # the shell's own options, under each line's (cli.merge_options)
+        self._link = None
+        self.password = None    # the one this session logged in with
+
+    def link(self):
+        if self._link is None:
+            link = Link(console_url(self.args), timeout=self.args.timeout)
+            try:
+                if link.hello.get("login"):
+                    self.password = console_password(self.args)
+                    link.login(self.password)
+            except BaseException:
+                link.close()
+                raise
+            self._link = link
+        return self._link
+
+    def pending_events(self):
+        """The events the open link has received and nobody has taken yet (none without a link)."""
+        events = self._link.events if self._link is not None else ()
+        while events:
+            yield events.popleft()
+
+    def call(self, command, params=None, timeout=None):
+        return self.link().request(command, params or {}, timeout=timeout)
+
+    def close(self):
+        if self._link is not None:
+            self._link.close()
+            self._link = None

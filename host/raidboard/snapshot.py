@@ -1,0 +1,63 @@
+"""The snapshot backup (WO 99/63441): `snapshot start|stop|status|watch|map`."""
+import json
+import time
+
+from . import render
+from .inputs import parse_sd
+from .render import out
+from .session import confirm
+
+
+def cmd_snapshot_start(sess, args):
+    sd = parse_sd(args.drive)
+    r = sess.call("snapshot_start", {"sd": sd})
+    out(args, r, "snapshot of sd%d started (generation %s)" % (sd, r.get("generation")))
+
+
+def cmd_snapshot_stop(sess, args):
+    confirm(args, "terminate the snapshot? the backup LUN's point-in-time image is lost")
+    r = sess.call("snapshot_stop")
+    out(args, r, "snapshot terminated")
+
+
+def cmd_snapshot_status(sess, args):
+    r = sess.call("snapshot_status")
+    out(args, r, lambda: render.snapshot_text(r))
+
+
+def cmd_snapshot_watch(sess, args):
+    """Log usage of the running snapshot as a progress bar, until Ctrl-C, --count or the end."""
+    bar = None
+    n = 0
+    last = None
+    while True:
+        r = sess.call("snapshot_status")
+        last = r
+        n += 1
+        if args.json:
+            print(json.dumps(r, sort_keys=True), flush=True)
+        else:
+            if bar is None:
+                bar = render.Progress("log usage")
+            note = "%s, %s/%s chunks" % (r.get("state"), r.get("exceptions", "?"), r.get("capacity", "?"))
+            bar.update(float(r.get("usage_pct") or 0), note)
+        if r.get("state") not in ("ACTIVE", "COPYING") or (args.count and n >= args.count):
+            break
+        time.sleep(args.interval)
+    if bar is not None:
+        bar.done("snapshot " + str(last.get("state")))
+
+
+SHADES = " .:-=+*#%@"
+
+
+def cmd_snapshot_map(sess, args):
+    """One cell per region of the primary, shaded by how much of it was copied to the log."""
+    r = sess.call("snapshot_map", {"cells": args.cells})
+    cells = r.get("cells", [])
+
+    def text():
+        row = "".join(SHADES[min(9, (int(c) + 9) // 10)] for c in cells)
+        lines = [row[i:i + 64] for i in range(0, len(row), 64)]
+        return "\n".join("|%s|" % x for x in lines) + "\nscale: ' ' none, '.' up to 10%, ... '@' all of the region copied to the log"
+    out(args, r, text)
