@@ -1,0 +1,19 @@
+import sys, os, json, struct, time, socket
+sys.path.insert(0, "/work/wt/attack/tests"); sys.path.insert(0, "/work/wt/attack/host")
+from harness import Board, write_board
+from test_iscsi_initiator import Initiator, sense_key
+from raidboard import proto
+A = "iqn.2026-11.org.example:tenant-a"
+B = "iqn.2026-11.org.example:tenant-b"
+def boot(tmp, fresh=True, **kw):
+    import shutil
+    if fresh: shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp, exist_ok=True)
+    st = os.path.join(tmp, "state"); os.makedirs(st, exist_ok=True)
+    path, d = write_board(tmp, **kw)
+    return Board(path, st, d["heap_kb"])
+def cmd(b, name, args=None):
+    with proto.Link("socket://%s:%d" % tuple(b.console)) as link:
+        return link.request(name, args or {})
+def tenant(b, name, port=0, **kw):
+    c = Initiator(*b.portals[port], name=name, **kw); c.login(); return c

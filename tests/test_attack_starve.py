@@ -1,0 +1,74 @@
+"""Attack campaign (issue 9): stalled iSCSI clients against a witness on the other portal.
+
+firmware/iscsi.md "Fair share of the pool": a command that finds the transfer-buffer pool exhausted
+waits in arrival order; no peer holds a buffer longer than the task timeout, "so a waiter is served
+within about that time; it gets BUSY only if none comes free within twice the timeout".
+
+16 connections from one source address (the documented per-address bound) each keep sending
+WRITE(16) of 1 MiB whose data-out never comes. Every buffer the reaper takes back at the timeout
+goes to an attacker connection queued earlier, so the witness waits the full 2 x timeout and gets
+BUSY, or its command runs only after ~2 x timeout. Measured (task timeout 2 s, 16 attackers): 6
+witness commands of 256 KiB in 20 s, 1 BUSY, every one 4.0-4.25 s; with 48 attackers (3
+addresses), 6 of 8 BUSY. At the default timeout (10 s) that is 20 s per large command.
+"""
+import struct
+import threading
+import time
+
+import pytest
+
+from test_iscsi_initiator import BootedBoard, Initiator, bhs
+
+TIMEOUT_S = 1
+
+
+def attacker(b, idx, stop):
+    c = Initiator(*b.portals[0], name="iqn.2026-11.org.example:stall%d" % idx, source="127.0.0.2",
+                  timeout=5)
+    c.login(ops={"InitialR2T": "Yes", "ImmediateData": "No"})
+
+    def drain():
+        try:
+            while not stop.is_set():
+                c.recv()
+        except Exception:
+            pass
+    threading.Thread(target=drain, daemon=True).start()
+    try:
+        while not stop.is_set():
+            p = bhs(0x01, 0x80 | 0x20 | 1, 0, c.next_itt(), [(20, 1 << 20), (24, c.cmdsn), (28, c.expstatsn)])
+            p[32:48] = struct.pack(">BBQIBB", 0x8A, 0, 0, 2048, 0, 0)   # 1 MiB write, no data ever
+            c.send(p)
+            c.cmdsn += 1
+            time.sleep(0.05)
+    except OSError:
+        pass
+    finally:
+        c.close()
+
+
+@pytest.mark.xfail(strict=True, reason="finding: 16 stalled connections from one address keep the "
+                   "pool; a witness on the other portal waits 2 x task timeout or gets BUSY")
+def test_stalled_writers_do_not_starve_a_witness_on_the_other_portal(make_board):
+    b = BootedBoard(make_board(iscsi_task_timeout_s=TIMEOUT_S))
+    stop = threading.Event()
+    threads = [threading.Thread(target=attacker, args=(b, i, stop), daemon=True) for i in range(16)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(1.5)
+        w = Initiator(*b.portals[1], name="iqn.2026-11.org.example:witness", timeout=60)
+        w.login()
+        data = bytes(256 * 1024)
+        worst, busy = 0.0, 0
+        for _ in range(4):
+            t0 = time.time()
+            r = w.write(0, 4096, data)            # > 64 KiB: needs a pool buffer
+            worst = max(worst, time.time() - t0)
+            busy += r["status"] == 8
+        w.logout()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(5)
+    assert busy == 0 and worst < 1.5 * TIMEOUT_S, "witness: %d BUSY of 4, worst %.2f s" % (busy, worst)
