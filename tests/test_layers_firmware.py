@@ -17,23 +17,15 @@ def test_the_firmware_is_found():
     assert {"hw.nvram", "storage.raid", "control.controller", "main"} <= set(MODULES)
 
 
-def test_no_import_circle():
-    found = layers_fw.circle_violations(MODULES)
-    assert not found, report(found)
-
-
-def test_no_import_from_a_higher_layer():
-    found = layers_fw.upward_violations(MODULES)
-    assert not found, report(found)
-
-
-def test_no_import_inside_a_function():
-    found = layers_fw.function_import_violations(MODULES)
-    assert not found, report(found)
-
-
-def test_no_underscore_name_of_another_module_or_object():
-    found = layers_fw.private_access_violations(MODULES)
+@pytest.mark.parametrize("check", [
+    layers_fw.circle_violations,              # no import circle
+    layers_fw.upward_violations,              # no import from a higher layer
+    layers_fw.function_import_violations,     # no import inside a function
+    layers_fw.private_access_violations,      # no underscore name of another module or object
+], ids=["no_import_circle", "no_import_from_a_higher_layer", "no_import_inside_a_function",
+        "no_underscore_name_of_another_module_or_object"])
+def test_layers(check):
+    found = check(MODULES)
     assert not found, report(found)
 
 

@@ -286,31 +286,27 @@ def test_an_image_that_would_not_read_back_is_never_written():
         assert f.read() == before
 
 
-def test_drives_that_share_blocks_are_refused_naming_both():
-    # a forged bank: a JBOD over blocks of SD0's member on disk 0:2, and one over the log drive's
+def forged_jbod(channel, target, start, blocks):
+    # a good image whose banks also define system drive 5: a JBOD over that one extent
     img = good_image()
     off = 16 + 5 * (nvram.SDE_LEN + nvram.SDX_LEN)
     for bank in (0, 8192):
         nvram.struct.pack_into(nvram.SDE, img, bank + off, levels.ONLINE, levels.NORAID, 1, 0)
-        nvram.struct.pack_into(nvram.VDRIVE, img, bank + off + 4, 0, 2, 0, 500, 100)
-        nvram.struct.pack_into(nvram.SDX, img, bank + off + nvram.SDE_LEN, 100, 64, 0, 0)
+        nvram.struct.pack_into(nvram.VDRIVE, img, bank + off + 4, channel, target, 0, start, blocks)
+        nvram.struct.pack_into(nvram.SDX, img, bank + off + nvram.SDE_LEN, blocks, 64, 0, 0)
         _resealed(img, bank)
+    return img
+
+
+def test_drives_that_share_blocks_are_refused_naming_both():
+    # a forged bank: a JBOD over blocks of SD0's member on disk 0:2, and one over the log drive's
+    img = forged_jbod(0, 2, 500, 100)
     expect_error(img, 16384, ["bank A: system drive 0 and system drive 5 share blocks of disk 0:2 "
                               "(extents 8+1002 and 500+100)", "bank B: "])
-    img = good_image()
-    for bank in (0, 8192):
-        nvram.struct.pack_into(nvram.SDE, img, bank + off, levels.ONLINE, levels.NORAID, 1, 0)
-        nvram.struct.pack_into(nvram.VDRIVE, img, bank + off + 4, 2, 3, 0, 511, 1)
-        nvram.struct.pack_into(nvram.SDX, img, bank + off + nvram.SDE_LEN, 1, 64, 0, 0)
-        _resealed(img, bank)
+    img = forged_jbod(2, 3, 511, 1)
     expect_error(img, 16384, ["system drive 3 and system drive 5 share blocks of disk 2:3 (extents 16+512 and 511+1)"])
     # next to each other is not sharing
-    img = good_image()
-    for bank in (0, 8192):
-        nvram.struct.pack_into(nvram.SDE, img, bank + off, levels.ONLINE, levels.NORAID, 1, 0)
-        nvram.struct.pack_into(nvram.VDRIVE, img, bank + off + 4, 2, 3, 0, 528, 8)
-        nvram.struct.pack_into(nvram.SDX, img, bank + off + nvram.SDE_LEN, 8, 64, 0, 0)
-        _resealed(img, bank)
+    img = forged_jbod(2, 3, 528, 8)
     path = fw.tmpdir("adjacent") + "/nvram.bin"
     with open(path, "wb") as f:
         f.write(img)
