@@ -5,8 +5,9 @@
 # LUN 1 -> SD1 (the backup LUN).
 import sys
 from hw import nvram
-from storage import raid
 from hw import board as boardmod
+from hw.levels import RAID1, RAID5
+from storage import raid
 
 STRIPE_KB = 64
 
@@ -19,14 +20,13 @@ def default_config(b):
     per = blocks // (STRIPE_KB * 2) * (STRIPE_KB * 2)
     cfg = nvram.Config()
 
-    def vd(slots, n):
-        return [(s // tpc, s % tpc, 0, n) for s in slots]
+    def entry(level, slots, extent, flags=0, chunk_kb=0):
+        return nvram.SystemDriveEntry(level | flags, [(s // tpc, s % tpc, 0, extent) for s in slots],
+                                      raid.capacity(level, len(slots), extent, STRIPE_KB * 2), STRIPE_KB,
+                                      chunk_kb=chunk_kb)
 
-    cfg.sd[0] = nvram.SystemDriveEntry(nvram.RAID5, vd(range(4), per),
-                                       raid.capacity(raid.RAID5, 4, per, STRIPE_KB * 2), STRIPE_KB)
-    cfg.sd[1] = nvram.SystemDriveEntry(nvram.RAID1 | nvram.LOG, vd((4, 5), blocks),
-                                       raid.capacity(raid.RAID1, 2, blocks, STRIPE_KB * 2), STRIPE_KB,
-                                       chunk_kb=64)
+    cfg.sd[0] = entry(RAID5, range(4), per)
+    cfg.sd[1] = entry(RAID1, (4, 5), blocks, nvram.LOG, 64)
     for port in range(nvram.PORTS):
         cfg.lunmap[port * nvram.LUNS + 0] = 0
         cfg.lunmap[port * nvram.LUNS + 1] = 1

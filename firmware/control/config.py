@@ -3,6 +3,7 @@
 # dict, or raises CmdError with a stable code and a message that says what to do.
 from lop import ops as lop
 from hw import nvram
+from hw import levels
 from storage import raid
 from snapshot import engine as snapshot
 from hw import xor
@@ -15,8 +16,6 @@ ENXIO = const(6)
 CONSOLE_INITIATOR = "iqn.1998-06.com.mylex:console"     # the nexus of the console's `cdb`
 
 STRIPE_KB = nvram.STRIPE_KB
-LEVELS = {"0": 0, "1": 1, "3": 3, "5": 5, "6": 6, "7": 7, "JBOD": 7, "RAID0": 0, "RAID1": 1,
-          "RAID3": 3, "RAID5": 5, "RAID6": 6, "RAID0+1": 6, "RAID10": 6}
 
 
 def _int(args, key, lo, hi, default=None):
@@ -115,8 +114,8 @@ def _no_snapshot(ctl, sd, what):
 def _drive_info(ctl, sd):
     e = ctl.cfg.sd[sd]
     d = ctl.drives.get(sd)
-    return {"sd": sd, "raid": e.raid, "level": raid.LEVEL_NAMES.get(e.level(), "?"),
-            "status": nvram.STATUS_NAMES.get(e.status, "OFFLINE"), "blocks": e.blocks,
+    return {"sd": sd, "raid": e.raid, "level": levels.LEVEL_NAMES.get(e.level(), "?"),
+            "status": levels.STATUS_NAMES.get(e.status, "OFFLINE"), "blocks": e.blocks,
             "mb": e.blocks // 2048, "log": e.is_log(), "wb": e.write_back(), "stripe_kb": e.stripe_kb,
             "chunk_kb": e.chunk_kb if e.is_log() else 0,
             "members": [{"slot": ctl.slot_of(v[0], v[1]), "name": "%d:%d" % (v[0], v[1]),
@@ -155,9 +154,9 @@ def _free_region(ctl, slot, need):
 def sd_create(ctl, args):
     level = args.get("raid")
     if isinstance(level, str):
-        level = LEVELS.get(level.upper())
-    if level not in (0, 1, 3, 5, 6, 7):
-        raise CmdError("BAD_LEVEL", "raid must be 0, 1, 3, 5, 6 (RAID 0+1) or 7 (JBOD), got %r" % (args.get("raid"),))
+        level = levels.LEVEL_WORDS.get(level.upper())
+    if level not in levels.LEVELS:
+        raise CmdError("BAD_LEVEL", "raid must be %s, got %r" % (levels.LEVELS_TEXT, args.get("raid")))
     stripe_kb = _int(args, "stripe_kb", 8, 256, 64)
     if stripe_kb not in STRIPE_KB:
         raise CmdError("BAD_ARGUMENT", "stripe_kb must be one of %s" % (STRIPE_KB,))
@@ -189,7 +188,7 @@ def sd_create(ctl, args):
     if n > nvram.MAX_VDRIVES:
         raise CmdError("NV_LIMIT", "%d members; NV memory holds at most %d in a system drive (S_D_E vdrive[%d])"
                        % (n, nvram.MAX_VDRIVES, nvram.MAX_VDRIVES))
-    err = raid.validate(level, n)
+    err = levels.validate(level, n)
     if err:
         raise CmdError("BAD_LEVEL", err)
     seen = []
@@ -248,7 +247,7 @@ def sd_create(ctl, args):
     ctl._build_drives(sd)
     lop.drive_changed(ctl, sd)
     ctl._refresh_status()
-    ctl.events.log("info", "SD%d CREATED %s %d MB" % (sd, raid.LEVEL_NAMES[level], blocks // 2048))
+    ctl.events.log("info", "SD%d CREATED %s %d MB" % (sd, levels.LEVEL_NAMES[level], blocks // 2048))
     return {"sd": sd, "blocks": blocks}
 
 

@@ -6,6 +6,7 @@ import binascii
 import hashlib
 from hw import board as boardmod
 from hw import nvram
+from hw import levels
 from hw import iop as iopmod
 from storage import raid
 from hw import buffer as buffermod
@@ -194,13 +195,13 @@ class Controller:
             if e is None:
                 continue
             d = self.drives.get(sd)
-            st = nvram.OFFLINE if d is None else {"ONLINE": nvram.ONLINE, "CRITICAL": nvram.CRITICAL}.get(d.status(), nvram.OFFLINE)
+            st = levels.OFFLINE if d is None else levels.STATUS_CODES[d.status()]
             if st != e.status:
                 e.status = st
                 changed = True
-                self.events.log("info" if st == nvram.ONLINE else "error",
-                                "SD%d %s" % (sd, nvram.STATUS_NAMES[st]))
-                if st == nvram.OFFLINE and self.cache.dirty(sd):
+                self.events.log("info" if st == levels.ONLINE else "error",
+                                "SD%d %s" % (sd, levels.STATUS_NAMES[st]))
+                if st == levels.OFFLINE and self.cache.dirty(sd):
                     # an OFFLINE drive never comes back (a replaced disk is blank): its dirty lines
                     # could never be written, and would block every other drive's destage
                     self.events.log("error", "SD%d: %d DIRTY CACHE LINES LOST" % (sd, self.cache.discard(sd)))
@@ -217,7 +218,7 @@ class Controller:
             return
         for sd, role in ((eng.log_sd, "LOG"), (eng.primary_sd, "PRIMARY")):
             e = self.cfg.sd[sd]
-            if e is None or e.status == nvram.OFFLINE:
+            if e is None or e.status == levels.OFFLINE:
                 eng.overflow("%s SD%d OFFLINE" % (role, sd))
                 return
 

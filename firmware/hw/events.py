@@ -3,10 +3,6 @@
 import sys
 import time
 
-INFO = "info"
-WARN = "warn"
-ERROR = "error"
-
 
 class EventLog:
     def __init__(self, size=64):

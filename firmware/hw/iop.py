@@ -49,6 +49,41 @@ def _blank(path, nbytes):
     f.close()
 
 
+def _transfer(writing):
+    # IOP.read and IOP.write (lba in sectors; len(mv) whole sectors): one body, made twice so that
+    # neither pays a further call on the data path
+    def transfer(self, slot, lba, mv):
+        n = len(mv)
+        if not 0 <= slot < self.n_slots or n & 511 or lba < 0 or lba + (n >> 9) > self.disk_blocks \
+                or self._state[slot] in ("failed", "removed"):
+            self._check(slot, lba, mv)   # one test on the hot path; the precise error from here
+        f = self._files[slot]
+        p = lba * SECTOR
+        pf = self._pf
+        try:
+            if pf[slot] is not f or self._pp[slot] != p:
+                f.seek(p)
+            pf[slot] = None
+            done = f.write(mv) if writing else f.readinto(mv)
+            while done < n:
+                # short: a read of a file that shrank under us, a write to a full file system
+                k = f.write(mv[done:]) if writing else f.readinto(mv[done:])
+                if not k:
+                    raise OSError("short %s at byte %d" % ("write" if writing else "read", p + done))
+                done += k
+        except OSError as e:
+            raise self._io_failed(slot, e)
+        pf[slot] = f
+        self._pp[slot] = p + n
+        if writing:
+            self.writes += 1
+            self.write_bytes += n
+        else:
+            self.reads += 1
+            self.read_bytes += n
+    return transfer
+
+
 class IOP:
     def __init__(self, state_dir, n_slots, disk_blocks, names, intent=True):
         if n_slots < 1 or len(names) != n_slots:
@@ -178,57 +213,9 @@ class IOP:
         self._set(slot, "failed")
         return DiskError(slot, "io", str(e))
 
-    # ---- data path (lba in sectors; len(mv) whole sectors)
-    def read(self, slot, lba, mv):
-        n = len(mv)
-        if not 0 <= slot < self.n_slots or n & 511 or lba < 0 or lba + (n >> 9) > self.disk_blocks \
-                or self._state[slot] in ("failed", "removed"):
-            self._check(slot, lba, mv)   # one test on the hot path; the precise error from here
-        f = self._files[slot]
-        p = lba * SECTOR
-        pf = self._pf
-        try:
-            if pf[slot] is not f or self._pp[slot] != p:
-                f.seek(p)
-            pf[slot] = None
-            got = f.readinto(mv)
-            while got < n:
-                # a short read means the file shrank under us
-                k = f.readinto(mv[got:])
-                if not k:
-                    raise OSError("short read at byte %d" % (p + got))
-                got += k
-        except OSError as e:
-            raise self._io_failed(slot, e)
-        pf[slot] = f
-        self._pp[slot] = p + n
-        self.reads += 1
-        self.read_bytes += n
-
-    def write(self, slot, lba, mv):
-        n = len(mv)
-        if not 0 <= slot < self.n_slots or n & 511 or lba < 0 or lba + (n >> 9) > self.disk_blocks \
-                or self._state[slot] in ("failed", "removed"):
-            self._check(slot, lba, mv)
-        f = self._files[slot]
-        p = lba * SECTOR
-        pf = self._pf
-        try:
-            if pf[slot] is not f or self._pp[slot] != p:
-                f.seek(p)
-            pf[slot] = None
-            done = f.write(mv)
-            while done < n:
-                k = f.write(mv[done:])
-                if not k:
-                    raise OSError("short write at byte %d" % (p + done))
-                done += k
-        except OSError as e:
-            raise self._io_failed(slot, e)
-        pf[slot] = f
-        self._pp[slot] = p + n
-        self.writes += 1
-        self.write_bytes += n
+    # ---- data path
+    read = _transfer(False)
+    write = _transfer(True)
 
     # ---- slot states
     def state(self, slot):

@@ -5,6 +5,7 @@
 import struct
 import binascii
 from micropython import const
+from hw.levels import LEVELS, RAID_MASK, ONLINE, STATUS_NAMES
 
 MAGIC = b"RBNV"
 VERSION = const(1)
@@ -18,22 +19,9 @@ MASKS = const(8)
 IQN_LEN = const(224)
 UNMAPPED = const(0xFF)
 
-# S_D_E->raid (the seed's defines)
-NORAID = const(7)
-RAID0 = const(0)
-RAID1 = const(1)
-RAID3 = const(3)
-RAID5 = const(5)
-RAID6 = const(6)               # RAID 0+1 in this family
+# S_D_E->raid: a level of hw/levels.py (RAID_MASK) plus these flags
 WB_MSK = const(0x80)
 LOG = const(0x40)
-RAID_MASK = const(0x0F)
-
-# S_D_E->status (values of the DAC960 family)
-ONLINE = const(0x03)
-CRITICAL = const(0x04)
-OFFLINE = const(0xFF)
-STATUS_NAMES = {ONLINE: "ONLINE", CRITICAL: "CRITICAL", OFFLINE: "OFFLINE"}
 
 SDE = "<BBBB"                  # status, raid, n_drvs, affinity
 VDRIVE = "<BBHII"              # channel, target, reserved, start block, blocks
@@ -126,7 +114,6 @@ class Config:
 
 STRIPE_KB = (8, 16, 32, 64, 128, 256)
 CHUNK_KB = (0, 4, 8, 16, 32, 64, 128, 256)        # 0: the default chunk size
-LEVELS = (RAID0, RAID1, RAID3, RAID5, RAID6, NORAID)
 
 
 def utf8_error(b):

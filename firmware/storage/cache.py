@@ -18,6 +18,7 @@ import struct
 import binascii
 from micropython import const
 from hw.iop import exists
+from storage.raid import OFFLINE
 
 MAGIC = const(0x4A575252)  # "RRWJ"
 HDR = const(24)
@@ -242,7 +243,7 @@ class WriteBackCache:
             self._destage(old)
         except Exception:
             no = self._key[old] % MAX_DRIVES
-            if self.drives[no].status() != "OFFLINE":
+            if self.drives[no].status() != OFFLINE:
                 raise
             # its drive is OFFLINE for good: none of its lines can ever be written, and the write
             # asking for a line must not fail for it. Drop them, but leave the journal alone (no

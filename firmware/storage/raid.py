@@ -5,43 +5,17 @@ import binascii
 from micropython import const
 from hw.iop import DiskError
 from hw import xor
-
-RAID0 = const(0)
-RAID1 = const(1)
-RAID3 = const(3)
-RAID5 = const(5)
-RAID6 = const(6)  # RAID 0+1 in this family
-NORAID = const(7)  # JBOD
-RAID01 = RAID6
-LEVEL_NAMES = {RAID0: "RAID0", RAID1: "RAID1", RAID3: "RAID3", RAID5: "RAID5", RAID6: "RAID0+1", NORAID: "JBOD"}
+from hw import levels
+from hw.levels import RAID0, RAID1, RAID3, RAID5, RAID6, NORAID
 
 SECTOR = const(512)
 # intent record kinds (storage/README.md "Crash consistency")
 INTENT_RANGE = const(1)  # a = lba, b = count: drive blocks a whole write touches
 INTENT_ROW = const(2)    # a = row, b..c = sectors of the unit, member = lost member, payload = its content
-ONLINE = "ONLINE"
-CRITICAL = "CRITICAL"
-OFFLINE = "OFFLINE"
-
-
-def validate(level, n_members):
-    # None when the member count suits the level, else why not
-    if level not in LEVEL_NAMES:
-        return "unknown RAID level %r (0, 1, 3, 5, 6 = 0+1, 7 = JBOD)" % (level,)
-    n = n_members
-    if level == NORAID and n != 1:
-        return "JBOD takes exactly 1 disk, got %d" % n
-    if level == RAID0 and n < 2:
-        return "RAID0 needs at least 2 disks, got %d" % n
-    if level == RAID1 and n != 2:
-        return "RAID1 takes exactly 2 disks, got %d" % n
-    if (level == RAID3 or level == RAID5) and n < 3:
-        return "%s needs at least 3 disks, got %d" % (LEVEL_NAMES[level], n)
-    if level == RAID6 and (n < 4 or n % 2):
-        return "RAID0+1 needs an even number of disks, at least 4, got %d" % n
-    if n > 16:
-        return "at most 16 disks in a system drive, got %d" % n
-    return None
+# what SystemDrive.status() answers: the status by name (NV memory keeps its code)
+ONLINE = levels.STATUS_NAMES[levels.ONLINE]
+CRITICAL = levels.STATUS_NAMES[levels.CRITICAL]
+OFFLINE = levels.STATUS_NAMES[levels.OFFLINE]
 
 
 def _ndata(level, n):
@@ -56,7 +30,7 @@ def _ndata(level, n):
 
 
 def capacity(level, n_members, extent_blocks, stripe_blocks):
-    err = validate(level, n_members)
+    err = levels.validate(level, n_members)
     if err:
         raise ValueError(err)
     if extent_blocks < 1 or stripe_blocks < 1:
@@ -76,7 +50,7 @@ class DriveError(Exception):
 
 class SystemDrive:
     def __init__(self, number, level, members, stripe_blocks, iop, blocks=None):
-        err = validate(level, len(members))
+        err = levels.validate(level, len(members))
         if err:
             raise ValueError("system drive %r: %s" % (number, err))
         if not isinstance(stripe_blocks, int) or stripe_blocks < 1:

@@ -61,15 +61,7 @@ f.seek(total - 1)
 f.write(b"\0")
 f.close()
 t0 = time.ticks_ms()
-fi = open(src, "rb")
-fo = open(D + "/plain-dst.bin", "r+b")
-while True:
-    n = fi.readinto(buf)
-    if not n:
-        break
-    fo.write(mv[:n])
-fi.close()
-fo.close()
+fw.copy_file(src, D + "/plain-dst.bin", mv, "r+b")
 plain = ms(t0)
 print("FIG lop_plain_file_copy_mbps", total / 1048576 / (plain / 1000))
 print("FIG lop_full_copy_vs_file_copy_ratio", plain / full)

@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = r"""
 import sys, time, os
 sys.path.insert(0, %(fw)r)
+sys.path.insert(0, %(tfw)r)
+import fw
 from hw.iop import IOP
 from storage.raid import SystemDrive, RAID0, RAID1, RAID5
 D = %(dir)r
@@ -108,15 +110,7 @@ for i in range(total // IO):
     f.write(mv)
 f.close()
 t0 = time.ticks_us()
-fi = open(src, "rb")
-fo = open(D + "/copy-dst.bin", "wb")
-while True:
-    n = fi.readinto(mv)
-    if not n:
-        break
-    fo.write(mv[:n])
-fi.close()
-fo.close()
+fw.copy_file(src, D + "/copy-dst.bin", mv)
 print("FIG file_copy_mbps", mbps(t0))
 """
 
@@ -138,7 +132,7 @@ def run(emit, argv=()):
     d = tempfile.mkdtemp(prefix="bench-raid-")
     try:
         script = Path(d) / "bench.py"
-        script.write_text(SCRIPT % {"fw": str(ROOT / "firmware"), "dir": d, "mib": mib, "io": io,
+        script.write_text(SCRIPT % {"fw": str(ROOT / "firmware"), "tfw": str(ROOT / "tests" / "firmware"), "dir": d, "mib": mib, "io": io,
                                     "stripe": stripe, "small": small})
         proc = subprocess.run([exe, "-X", "heapsize=16M", str(script)], capture_output=True, text=True,
                               timeout=1800)

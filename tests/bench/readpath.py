@@ -5,7 +5,6 @@
 #   micropython readpath.py [N]     (RB_TMP: a temp dir; RB_FW: another firmware tree to compare)
 import sys
 import os
-import time
 
 HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
 sys.path.insert(0, HERE + "/../firmware")
@@ -24,13 +23,7 @@ def emit(name, value, unit):
 
 
 def timed(fn):
-    best = None
-    for _ in range(5):   # best of 5: the machine is shared, the minimum is the cost
-        t0 = time.ticks_us()
-        fn()
-        dt = time.ticks_diff(time.ticks_us(), t0) / N
-        best = dt if best is None else min(best, dt)
-    return best
+    return fw.best_of(fn, N)
 
 
 def main():

@@ -3,7 +3,6 @@
 # core's overhead is the difference, in the same run.
 import sys
 import os
-import time
 
 HERE = __file__.rsplit("/", 1)[0]
 sys.path.insert(0, HERE + "/../firmware")
@@ -29,14 +28,7 @@ def cdb16(op, lba, n):
 
 
 def timed(fn):
-    # best of 5 rounds: the machine is shared, the minimum is the cost
-    best = None
-    for _ in range(5):
-        t0 = time.ticks_us()
-        fn()
-        dt = time.ticks_diff(time.ticks_us(), t0) / N
-        best = dt if best is None else min(best, dt)
-    return best
+    return fw.best_of(fn, N)
 
 
 def main():

@@ -4,15 +4,16 @@ import os
 import random
 import fw
 from hw import nvram
+from hw import levels
 
 
 def full_config():
     cfg = nvram.Config()
-    cfg.sd[0] = nvram.SystemDriveEntry(nvram.RAID5 | nvram.WB_MSK, [(0, i, 8, 1000 + i) for i in range(4)],
-                                       2976, 32, status=nvram.CRITICAL, affinity=1)
-    cfg.sd[3] = nvram.SystemDriveEntry(nvram.RAID1 | nvram.LOG, [(1, 0, 0, 512), (2, 3, 16, 512)],
-                                       512, 64, chunk_kb=16, status=nvram.OFFLINE)
-    cfg.sd[7] = nvram.SystemDriveEntry(nvram.RAID6, [(c, t, 8192, 64) for c in range(2) for t in range(4)],
+    cfg.sd[0] = nvram.SystemDriveEntry(levels.RAID5 | nvram.WB_MSK, [(0, i, 8, 1000 + i) for i in range(4)],
+                                       2976, 32, status=levels.CRITICAL, affinity=1)
+    cfg.sd[3] = nvram.SystemDriveEntry(levels.RAID1 | nvram.LOG, [(1, 0, 0, 512), (2, 3, 16, 512)],
+                                       512, 64, chunk_kb=16, status=levels.OFFLINE)
+    cfg.sd[7] = nvram.SystemDriveEntry(levels.RAID6, [(c, t, 8192, 64) for c in range(2) for t in range(4)],
                                        256, 8)
     cfg.lunmap[0] = 0
     cfg.lunmap[9] = 3
@@ -36,7 +37,7 @@ def test_round_trip_of_every_field():
         assert (a.status, a.raid, a.n_drvs, a.affinity, a.vdrive, a.blocks, a.stripe_kb, a.chunk_kb) == \
                (b.status, b.raid, b.n_drvs, b.affinity, b.vdrive, b.blocks, b.stripe_kb, b.chunk_kb)
     assert back.sd[1] is None and back.sd[3].is_log() and back.sd[0].write_back()
-    assert back.sd[0].level() == nvram.RAID5 and back.sd[3].raid & nvram.RAID_MASK == nvram.RAID1
+    assert back.sd[0].level() == levels.RAID5 and back.sd[3].raid & levels.RAID_MASK == levels.RAID1
     assert back.lunmap == cfg.lunmap
     assert back.password == cfg.password
     assert (back.chap_user, back.chap_secret) == (cfg.chap_user, cfg.chap_secret)
@@ -46,8 +47,8 @@ def test_round_trip_of_every_field():
 
 
 def test_seed_defines_are_exact():
-    assert (nvram.NORAID, nvram.RAID0, nvram.RAID1, nvram.RAID3, nvram.RAID5, nvram.RAID6) == (7, 0, 1, 3, 5, 6)
-    assert (nvram.WB_MSK, nvram.LOG, nvram.RAID_MASK) == (0x80, 0x40, 0x0F)
+    assert (levels.NORAID, levels.RAID0, levels.RAID1, levels.RAID3, levels.RAID5, levels.RAID6) == (7, 0, 1, 3, 5, 6)
+    assert (nvram.WB_MSK, nvram.LOG, levels.RAID_MASK) == (0x80, 0x40, 0x0F)
 
 
 def nv_with_generations(n):
@@ -270,9 +271,9 @@ def test_an_image_that_would_not_read_back_is_never_written():
             assert False, field
         except nvram.NvramError as e:
             assert words in str(e), (words, str(e))
-    for e, words in ((nvram.SystemDriveEntry(nvram.RAID0, [(2, t, 0, 64) for t in range(10)], 640), "10 members"),
-                     (nvram.SystemDriveEntry(nvram.NORAID, [(2, 0, 1 << 32, 64)], 64), "system drive 1 would not"),
-                     (nvram.SystemDriveEntry(nvram.NORAID, [(0, 0, 0, 64)], 64), "share blocks")):
+    for e, words in ((nvram.SystemDriveEntry(levels.RAID0, [(2, t, 0, 64) for t in range(10)], 640), "10 members"),
+                     (nvram.SystemDriveEntry(levels.NORAID, [(2, 0, 1 << 32, 64)], 64), "system drive 1 would not"),
+                     (nvram.SystemDriveEntry(levels.NORAID, [(0, 0, 0, 64)], 64), "share blocks")):
         nv2 = nvram.Nvram(nv.path, 16384)
         good = nv2.load()
         good.sd[1] = e
@@ -285,31 +286,27 @@ def test_an_image_that_would_not_read_back_is_never_written():
         assert f.read() == before
 
 
-def test_drives_that_share_blocks_are_refused_naming_both():
-    # a forged bank: a JBOD over blocks of SD0's member on disk 0:2, and one over the log drive's
+def forged_jbod(channel, target, start, blocks):
+    # a good image whose banks also define system drive 5: a JBOD over that one extent
     img = good_image()
     off = 16 + 5 * (nvram.SDE_LEN + nvram.SDX_LEN)
     for bank in (0, 8192):
-        nvram.struct.pack_into(nvram.SDE, img, bank + off, nvram.ONLINE, nvram.NORAID, 1, 0)
-        nvram.struct.pack_into(nvram.VDRIVE, img, bank + off + 4, 0, 2, 0, 500, 100)
-        nvram.struct.pack_into(nvram.SDX, img, bank + off + nvram.SDE_LEN, 100, 64, 0, 0)
+        nvram.struct.pack_into(nvram.SDE, img, bank + off, levels.ONLINE, levels.NORAID, 1, 0)
+        nvram.struct.pack_into(nvram.VDRIVE, img, bank + off + 4, channel, target, 0, start, blocks)
+        nvram.struct.pack_into(nvram.SDX, img, bank + off + nvram.SDE_LEN, blocks, 64, 0, 0)
         _resealed(img, bank)
+    return img
+
+
+def test_drives_that_share_blocks_are_refused_naming_both():
+    # a forged bank: a JBOD over blocks of SD0's member on disk 0:2, and one over the log drive's
+    img = forged_jbod(0, 2, 500, 100)
     expect_error(img, 16384, ["bank A: system drive 0 and system drive 5 share blocks of disk 0:2 "
                               "(extents 8+1002 and 500+100)", "bank B: "])
-    img = good_image()
-    for bank in (0, 8192):
-        nvram.struct.pack_into(nvram.SDE, img, bank + off, nvram.ONLINE, nvram.NORAID, 1, 0)
-        nvram.struct.pack_into(nvram.VDRIVE, img, bank + off + 4, 2, 3, 0, 511, 1)
-        nvram.struct.pack_into(nvram.SDX, img, bank + off + nvram.SDE_LEN, 1, 64, 0, 0)
-        _resealed(img, bank)
+    img = forged_jbod(2, 3, 511, 1)
     expect_error(img, 16384, ["system drive 3 and system drive 5 share blocks of disk 2:3 (extents 16+512 and 511+1)"])
     # next to each other is not sharing
-    img = good_image()
-    for bank in (0, 8192):
-        nvram.struct.pack_into(nvram.SDE, img, bank + off, nvram.ONLINE, nvram.NORAID, 1, 0)
-        nvram.struct.pack_into(nvram.VDRIVE, img, bank + off + 4, 2, 3, 0, 528, 8)
-        nvram.struct.pack_into(nvram.SDX, img, bank + off + nvram.SDE_LEN, 8, 64, 0, 0)
-        _resealed(img, bank)
+    img = forged_jbod(2, 3, 528, 8)
     path = fw.tmpdir("adjacent") + "/nvram.bin"
     with open(path, "wb") as f:
         f.write(img)
@@ -323,7 +320,7 @@ def test_a_member_named_by_a_target_the_board_does_not_have_is_not_built():
     b = fw.small_board()
     d = fw.tmpdir("alias")
     cfg = factory.default_config(b)
-    cfg.sd[2] = nvram.SystemDriveEntry(nvram.NORAID, [(0, 4, 0, 2048)], 2048)
+    cfg.sd[2] = nvram.SystemDriveEntry(levels.NORAID, [(0, 4, 0, 2048)], 2048)
     cfg.lunmap[2] = 2
     with open(d + "/factory.bin", "wb") as f:
         f.write(nvram.encode(cfg, 1))

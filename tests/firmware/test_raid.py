@@ -5,6 +5,7 @@
 import os
 import random
 from hw.iop import IOP
+from hw import levels
 from storage import raid
 from storage.raid import SystemDrive, DriveError
 
@@ -319,11 +320,11 @@ def test_check_finds_and_fixes_bad_parity_and_mirrors():
 
 
 def test_validate_and_bad_input():
-    assert raid.validate(raid.RAID5, 3) is None
-    assert raid.validate(raid.RAID6, 4) is None
+    assert levels.validate(raid.RAID5, 3) is None
+    assert levels.validate(raid.RAID6, 4) is None
     for level, n in ((raid.NORAID, 2), (raid.RAID0, 1), (raid.RAID1, 3), (raid.RAID3, 2),
                      (raid.RAID5, 2), (raid.RAID6, 5), (raid.RAID6, 2), (4, 3), (raid.RAID0, 17)):
-        assert isinstance(raid.validate(level, n), str), (level, n)
+        assert isinstance(levels.validate(level, n), str), (level, n)
     assert raid.capacity(raid.RAID5, 4, 1000, 16) == 3 * 992
     assert raid.capacity(raid.RAID1, 2, 1000, 16) == 1000
     assert raid.capacity(raid.RAID6, 6, 100, 8) == 3 * 96

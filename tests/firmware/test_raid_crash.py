@@ -116,6 +116,23 @@ def verify(sd, ref, lba, cnt, new):
     ref[a:b] = got[a:b]
 
 
+def crash(iop, sd, lba, data, surely=True):
+    # the write dies at the crash point set in iop (surely: it must reach one); the process is gone
+    try:
+        sd.write(lba, memoryview(data))
+        if surely:
+            raise AssertionError("no crash")
+    except Crash:
+        pass
+    iop.close()
+
+
+def restart(d, number, level, mem, intent=True):
+    # what the next firmware process builds from the files: (iop, system drive)
+    iop = CrashIOP(d, intent)
+    return iop, SystemDrive(number, level, mem, S, iop)
+
+
 def crash_trials(name, level, n, trials, seed, prepare=None, intent=True):
     # random writes, each tried at every crash point until it completes; answers (dir, iop, sd, ref)
     d = newdir(name)
@@ -152,8 +169,7 @@ def crash_trials(name, level, n, trials, seed, prepare=None, intent=True):
                 crashes += 1
             # the process is gone: nothing of it survives but the files
             iop.close()
-            iop = CrashIOP(d, intent)
-            sd = SystemDrive(1, level, mem, S, iop)
+            iop, sd = restart(d, 1, level, mem, intent)
             assert sd.resync_ok, sd.resync_note
             verify(sd, ref, lba, cnt, new)
             if online:
@@ -163,31 +179,37 @@ def crash_trials(name, level, n, trials, seed, prepare=None, intent=True):
     return d, iop, sd, ref
 
 
-def rebuild_online(iop, sd, slot):
-    # finish a replacement: rebuild pass, member online
+def rebuild(sd):
+    # the rebuild pass over the whole drive
     for lba in range(0, sd.blocks, 200):
         sd.rebuild(lba, min(200, sd.blocks - lba))
+
+
+def rebuild_online(iop, sd, slot):
+    # finish a replacement: rebuild pass, member online
+    rebuild(sd)
     iop.set_online(slot)
 
 
+def every_crash_point(*trials):
+    # crash_trials, then the member files against the layout
+    files_check(*crash_trials(*trials))
+
+
 def test_raid1_every_crash_point():
-    d, iop, sd, ref = crash_trials("r1", raid.RAID1, 2, 25, 1)
-    files_check(d, iop, sd, ref)
+    every_crash_point("r1", raid.RAID1, 2, 25, 1)
 
 
 def test_raid01_every_crash_point():
-    d, iop, sd, ref = crash_trials("r01", raid.RAID6, 4, 25, 2)
-    files_check(d, iop, sd, ref)
+    every_crash_point("r01", raid.RAID6, 4, 25, 2)
 
 
 def test_raid5_every_crash_point():
-    d, iop, sd, ref = crash_trials("r5", raid.RAID5, 4, 25, 3)
-    files_check(d, iop, sd, ref)
+    every_crash_point("r5", raid.RAID5, 4, 25, 3)
 
 
 def test_raid3_every_crash_point():
-    d, iop, sd, ref = crash_trials("r3", raid.RAID3, 3, 20, 4)
-    files_check(d, iop, sd, ref)
+    every_crash_point("r3", raid.RAID3, 3, 20, 4)
 
 
 def test_raid5_degraded_every_crash_point():
@@ -216,8 +238,7 @@ def test_raid5_rebuild_member_every_crash_point():
     # resync, or it would come online with stale rows
     def prepare(iop, sd):
         iop.replace(2)
-        for lba in range(0, sd.blocks, 200):
-            sd.rebuild(lba, min(200, sd.blocks - lba))
+        rebuild(sd)
     d, iop, sd, ref = crash_trials("r5r", raid.RAID5, 4, 30, 7, prepare)
     assert iop.state(2) == "rebuild"
     iop.set_online(2)
@@ -227,8 +248,7 @@ def test_raid5_rebuild_member_every_crash_point():
 def test_raid1_rebuild_member_every_crash_point():
     def prepare(iop, sd):
         iop.replace(0)  # the first member: the resync must copy from the second
-        for lba in range(0, sd.blocks, 200):
-            sd.rebuild(lba, min(200, sd.blocks - lba))
+        rebuild(sd)
     d, iop, sd, ref = crash_trials("r1r", raid.RAID1, 2, 20, 8, prepare)
     iop.set_online(0)
     files_check(d, iop, sd, ref)
@@ -240,14 +260,8 @@ def test_without_the_record_the_members_disagree():
     iop = CrashIOP(d, intent=False)
     sd = SystemDrive(0, raid.RAID1, [(0, 0, DISK), (1, 0, DISK)], S, iop)
     iop.left = 1  # member 0 written, member 1 not
-    try:
-        sd.write(10, memoryview(rnd(4096)))
-        raise AssertionError("no crash")
-    except Crash:
-        pass
-    iop.close()
-    iop = CrashIOP(d, intent=False)
-    sd = SystemDrive(0, raid.RAID1, [(0, 0, DISK), (1, 0, DISK)], S, iop)
+    crash(iop, sd, 10, rnd(4096))
+    iop, sd = restart(d, 0, raid.RAID1, [(0, 0, DISK), (1, 0, DISK)], intent=False)
     assert sd.resync_note is None
     assert sd.check(0, sd.blocks) == 8  # sectors whose copies differ
     # degraded RAID 5: data written, parity not: the failed member's untouched unit reads wrong
@@ -259,14 +273,8 @@ def test_without_the_record_the_members_disagree():
     sd.write(0, memoryview(ref))  # row 0: parity on member 2, data units on members 0 and 1
     iop.fail(1)
     iop.left = 1  # reads are free; RMW writes data (member 0), then would write the parity
-    try:
-        sd.write(0, memoryview(rnd(512)))
-        raise AssertionError("no crash")
-    except Crash:
-        pass
-    iop.close()
-    iop = CrashIOP(d, intent=False)
-    sd = SystemDrive(0, raid.RAID5, mem, S, iop)
+    crash(iop, sd, 0, rnd(512))
+    iop, sd = restart(d, 0, raid.RAID5, mem, intent=False)
     got = bytearray(S * 512)
     sd.read(S, memoryview(got))  # unit 1, on the failed member, never written by the cut write
     assert got != ref[S * 512:], "the torn write left the reconstruction right"
@@ -277,14 +285,8 @@ def test_without_the_record_the_members_disagree():
     sd.write(0, memoryview(ref))
     iop.fail(1)
     iop.left = 2  # the row record, then member 0's data; the parity is cut
-    try:
-        sd.write(0, memoryview(rnd(512)))
-        raise AssertionError("no crash")
-    except Crash:
-        pass
-    iop.close()
-    iop = CrashIOP(d)
-    sd = SystemDrive(0, raid.RAID5, mem, S, iop)
+    crash(iop, sd, 0, rnd(512))
+    iop, sd = restart(d, 0, raid.RAID5, mem)
     assert sd.resync_ok and "row 0" in sd.resync_note, sd.resync_note
     sd.read(S, memoryview(got))
     assert got == ref[S * 512:]
@@ -299,22 +301,14 @@ def test_record_torn_foreign_or_garbage_is_ignored():
     # a record cut while written: nothing of its write had started, nothing to resync
     iop.left = 0
     iop.cut = 1
-    try:
-        sd.write(100, memoryview(rnd(1024)))
-    except Crash:
-        pass
-    iop.close()
+    crash(iop, sd, 100, rnd(1024), surely=False)
     iop = CrashIOP(d)
     assert iop.intent_pending is None
     sd = SystemDrive(3, raid.RAID1, mem, S, iop)
     assert sd.resync_note is None and sd.check(0, sd.blocks) == 0
     # a whole record, but for another drive number, or this number with another layout
     iop.left = 1
-    try:
-        sd.write(100, memoryview(rnd(1024)))
-    except Crash:
-        pass
-    iop.close()
+    crash(iop, sd, 100, rnd(1024), surely=False)
     iop = CrashIOP(d)
     assert iop.intent_pending is not None
     other = SystemDrive(4, raid.RAID1, mem, S, iop)
@@ -372,11 +366,7 @@ def test_member_lost_since_the_cut_write_is_reported():
     mem = [(i, 0, DISK) for i in range(3)]
     sd = SystemDrive(0, raid.RAID5, mem, S, iop)
     iop.left = 2
-    try:
-        sd.write(0, memoryview(rnd(512)))
-    except Crash:
-        pass
-    iop.close()
+    crash(iop, sd, 0, rnd(512), surely=False)
     os.remove(iop.paths[1])
     iop = CrashIOP(d)
     assert iop.state(1) == "removed"
@@ -425,13 +415,8 @@ def test_snapshot_log_slot_on_a_raid1_log_drive():
         lba = 1 + cut * (cb + 1)
         iop.left = 1 + cut // 2
         iop.cut = cut & 1
-        try:
-            sd.write(lba, slot)
-        except Crash:
-            pass
-        iop.close()
-        iop = CrashIOP(d)
-        sd = SystemDrive(1, raid.RAID1, mem, S, iop)
+        crash(iop, sd, lba, slot, surely=False)
+        iop, sd = restart(d, 1, raid.RAID1, mem)
         assert sd.check(0, sd.blocks) == 0
         t = []
         for m in mem:

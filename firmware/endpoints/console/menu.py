@@ -3,6 +3,8 @@
 # through ctl.command(), and keeps what it fetched in `rows` so both views show the same data.
 from micropython import const
 from endpoints.console import access
+from hw import levels
+from hw.levels import RAID0, RAID1, RAID3, RAID5, RAID6, NORAID
 
 # buttons of the front panel (the VT-100 view maps arrow keys, Enter and Esc onto them)
 UP = const(1)
@@ -23,6 +25,9 @@ PW_MAX = const(32)
 MAP_COLS = const(64)
 MAP_ROWS = const(8)
 EVENTS_SHOWN = const(60)
+# a drive's status as the command table names it
+ONLINE = levels.STATUS_NAMES[levels.ONLINE]
+CRITICAL = levels.STATUS_NAMES[levels.CRITICAL]
 
 
 class CmdFailed(Exception):
@@ -106,14 +111,10 @@ def _log_drives(m, args):
     return [c for c in _drives(m, args) if c[0].endswith("LOG")]
 
 
-def _free_sd(m, args):
-    used = [d["sd"] for d in m.fetch("sd_list").get("drives", [])]
-    return [("SD%d" % i, {"sd": i}) for i in range(8) if i not in used]
-
-
 def _levels(m, args):
-    return [("RAID 5", {"raid": 5}), ("RAID 1", {"raid": 1}), ("RAID 0", {"raid": 0}),
-            ("RAID 0+1", {"raid": 6}), ("RAID 3", {"raid": 3}), ("JBOD", {"raid": 7})]
+    # the most asked-for first; "RAID 5" is easier to read on the panel than "RAID5"
+    return [(levels.LEVEL_NAMES[lv].replace("RAID", "RAID "), {"raid": lv})
+            for lv in (RAID5, RAID1, RAID0, RAID6, RAID3, NORAID)]
 
 
 def _slots(m, args):
@@ -193,10 +194,10 @@ def _lop_drives(m, args):
         # the source of a copy: the log drive or the primary of the active snapshot
         return _drives_where(m, lambda d, in_snap, st: in_snap)
     if op == "init":
-        return _drives_where(m, lambda d, in_snap, st: not in_snap and d.get("status") == "ONLINE")
+        return _drives_where(m, lambda d, in_snap, st: not in_snap and d.get("status") == ONLINE)
     if op == "check":
-        return _drives_where(m, lambda d, in_snap, st: d.get("status") == "ONLINE")
-    return _drives_where(m, lambda d, in_snap, st: d.get("status") == "CRITICAL")
+        return _drives_where(m, lambda d, in_snap, st: d.get("status") == ONLINE)
+    return _drives_where(m, lambda d, in_snap, st: d.get("status") == CRITICAL)
 
 
 def _lop_targets(m, args):
@@ -287,8 +288,7 @@ def level_name(d):
         return lv.replace(" ", "")
     r = d.get("raid", lv)
     if isinstance(r, int):
-        r &= 0x0F
-        return "JBOD" if r == 7 else ("RAID0+1" if r == 6 else "RAID%d" % r)
+        return levels.LEVEL_NAMES.get(r & levels.RAID_MASK, "?")
     return "?"
 
 

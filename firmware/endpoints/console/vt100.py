@@ -11,7 +11,6 @@ ROWS = const(24)
 BODY_TOP = const(5)
 BODY_ROWS = const(17)
 MSG_ROW = const(22)
-HELP_ROW = const(23)
 OUT_SIZE = const(8192)      # one full redraw is about 2.5 KB
 
 # keys the decoder produces besides the four buttons (menu.UP .. menu.ESC)
