@@ -13,6 +13,7 @@ import zlib
 
 from .model import CHAP_SECRET_MAX, CHAP_USER_MAX, DRIVE_STATUS, ISCSI_NAME_MAX, LEVELS, LUNS, MAX_MEMBERS, \
     MAX_SD, PORTS
+from .render import shown
 
 MAGIC = b"RBNV"
 VERSION = 1
@@ -168,12 +169,6 @@ def dump(image):
     if current is None:
         d["error"] = "no valid bank: " + "; ".join("bank %s: %s" % (b["bank"], b["error"]) for b in banks)
     return d
-
-
-def shown(s):
-    """A string from NV memory as a terminal may print it: control characters (which an image from
-    another writer can hold) as \\uXXXX, never as the escape sequences they would be."""
-    return "".join(c if c.isprintable() else "\\u%04x" % ord(c) for c in s)
 
 
 def text(d):

@@ -38,14 +38,21 @@ ASC = {
 }
 
 
+def shown(s):
+    """Text from the board, NV memory or any other writer as a terminal may print it: control
+    characters (every non-printable character) as \\uXXXX, never as the escape sequences they would be."""
+    return "".join(c if c.isprintable() else "\\u%04x" % ord(c) for c in str(s))
+
+
 def out(args, data, text):
-    """Print `data` as JSON with --json, else `text` (a string or a callable making one)."""
+    """Print `data` as JSON with --json (control characters escaped as JSON does), else `text` (a
+    string or a callable making one), each of its lines through `shown`."""
     if args.json:
         print(json.dumps(data, indent=1, sort_keys=True))
     else:
         t = text() if callable(text) else text
         if t:
-            print(t)
+            print("\n".join(shown(line) for line in t.split("\n")))
 
 
 def table(rows, headers):
@@ -104,7 +111,9 @@ def disks_table(disks):
 
 
 def event_line(e):
-    return "#%-5s %-10s %-5s %s" % (e.get("seq", "?"), _time(e.get("time")), e.get("level", ""), e.get("text", ""))
+    # one line whatever the text holds (events are printed as they come, not only through out())
+    return "#%-5s %-10s %-5s %s" % (e.get("seq", "?"), _time(e.get("time")), shown(e.get("level", "")),
+                                   shown(e.get("text", "")))
 
 
 def _time(t):
@@ -206,10 +215,11 @@ class Progress:
         if self.tty:
             width = 40
             fill = int(width * pct / 100)
-            self.stream.write("\r%s [%s%s] %5.1f%% %s\x1b[K" % (self.label, "#" * fill, "." * (width - fill), pct, note))
+            self.stream.write("\r%s [%s%s] %5.1f%% %s\x1b[K" % (self.label, "#" * fill, "." * (width - fill), pct,
+                                                              shown(note)))
             self.stream.flush()
         elif self.last is None or int(pct) != int(self.last):
-            self.stream.write("%s %.1f%% %s\n" % (self.label, pct, note))
+            self.stream.write("%s %.1f%% %s\n" % (self.label, pct, shown(note)))
             self.stream.flush()
         self.last = pct
 
@@ -217,5 +227,5 @@ class Progress:
         if self.tty and self.last is not None:
             self.stream.write("\n")
         if note:
-            self.stream.write(note + "\n")
+            self.stream.write(shown(note) + "\n")
         self.stream.flush()
