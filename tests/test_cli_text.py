@@ -1,6 +1,6 @@
 """What the host CLI prints of the board's text: whatever a board (or NV memory, or an older
 firmware) sends, no control character reaches the operator's terminal — they print as \\uXXXX
-(host/README.md "Text from the board")."""
+(host/README.md "Text from the board"; one function, nvimage.shown)."""
 import argparse
 import io
 

@@ -3,7 +3,8 @@
 from .errors import CHAP_SECRET_ENV, UsageError
 from .inputs import iscsi_name, nv_text, parse_portlun
 from .model import CHAP_SECRET_MAX, CHAP_SECRET_MIN, CHAP_USER_MAX
-from .render import out, shown
+from .nvimage import shown
+from .render import out
 from .session import confirm, read_secret
 
 

@@ -15,8 +15,8 @@ import sys
 
 from .boot import BootError
 from .model import MEMBER_RULES
+from .nvimage import shown
 from .proto import BoardError, LinkError, ProtocolError
-from .render import shown
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_BOOT, EXIT_PROTOCOL, EXIT_SCSI, EXIT_NVRAM = range(8)
 EXIT_UNCONFIRMED = 8

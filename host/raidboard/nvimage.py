@@ -13,7 +13,6 @@ import zlib
 
 from .model import CHAP_SECRET_MAX, CHAP_USER_MAX, DRIVE_STATUS, ISCSI_NAME_MAX, LEVELS, LUNS, MAX_MEMBERS, \
     MAX_SD, PORTS
-from .render import shown
 
 MAGIC = b"RBNV"
 VERSION = 1
@@ -169,6 +168,14 @@ def dump(image):
     if current is None:
         d["error"] = "no valid bank: " + "; ".join("bank %s: %s" % (b["bank"], b["error"]) for b in banks)
     return d
+
+
+def shown(s):
+    """A string from NV memory or the board as a terminal may print it: control characters (which an
+    image from another writer, an event or any board text can hold) and every other non-printable
+    character as \\uXXXX, never as the escape sequences they would be. The CLI prints all text from
+    the board through it (render.out, render.event_line, errors.report)."""
+    return "".join(c if c.isprintable() else "\\u%04x" % ord(c) for c in str(s))
 
 
 def text(d):

@@ -4,6 +4,7 @@ import sys
 import time
 
 from .model import LEVELS
+from .nvimage import shown
 
 STATUS = {0x00: "GOOD", 0x02: "CHECK CONDITION", 0x04: "CONDITION MET", 0x08: "BUSY",
           0x18: "RESERVATION CONFLICT", 0x28: "TASK SET FULL", 0x30: "ACA ACTIVE", 0x40: "TASK ABORTED"}
@@ -36,12 +37,6 @@ ASC = {
     (0x44, 0x00): "internal target failure",
     (0x55, 0x03): "insufficient resources",
 }
-
-
-def shown(s):
-    """Text from the board, NV memory or any other writer as a terminal may print it: control
-    characters (every non-printable character) as \\uXXXX, never as the escape sequences they would be."""
-    return "".join(c if c.isprintable() else "\\u%04x" % ord(c) for c in str(s))
 
 
 def out(args, data, text):
