@@ -1,7 +1,46 @@
 # Event log: a bounded ring of the board's recent events, with subscribers (console, line protocol)
 # that are told of each new one. Events also go to stderr, the board's debug port.
+#
+# Event text is made safe once, here, for every place that shows it (the console's screens and
+# LCD, the line protocol, the host CLI, the debug port): much of it comes from outside — an iSCSI
+# InitiatorName or login key, any host-supplied string — and may hold escape sequences meant for
+# the operator's terminal. Control characters (C0, DEL, C1) are shown as \uXXXX and the text is
+# cut to TEXT_MAX characters.
 import sys
 import time
+import micropython
+from micropython import const
+
+TEXT_MAX = const(320)       # the longest iSCSI name (223 bytes) fits whole in a message about it
+_CUT = "..."
+
+
+@micropython.viper
+def _has_control(buf: ptr8, n: int) -> bool:
+    # whether UTF-8 buf[:n] holds a C0 control, DEL or a C1 control (U+0080-U+009F: C2 80-C2 9F)
+    i = 0
+    while i < n:
+        c = buf[i]
+        if c < 32 or c == 127 or (c == 0xC2 and i + 1 < n and buf[i + 1] < 0xA0):
+            return True
+        i += 1
+    return False
+
+
+def _escaped(c):
+    o = ord(c)
+    return ("\\u%04x" % o) if o < 32 or 127 <= o < 160 else c
+
+
+def safe_text(text):
+    """`text` as any terminal or display may show it: control characters as \\uXXXX, at most
+    TEXT_MAX characters (a longer text is cut and ends in "..."). Plain short text is kept as is."""
+    text = str(text)
+    if _has_control(text, len(memoryview(text))):
+        text = "".join(_escaped(c) for c in text)
+    if len(text) > TEXT_MAX:
+        text = text[:TEXT_MAX - len(_CUT)] + _CUT
+    return text
 
 
 class EventLog:
@@ -11,6 +50,7 @@ class EventLog:
         self._subs = []
 
     def log(self, level, text):
+        text = safe_text(text)
         self._seq += 1
         ev = {"seq": self._seq, "time": time.time(), "level": level, "text": text}
         self._ring[self._seq % len(self._ring)] = ev

@@ -15,6 +15,7 @@ import sys
 
 from .boot import BootError
 from .model import MEMBER_RULES
+from .nvimage import shown
 from .proto import BoardError, LinkError, ProtocolError
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_BOOT, EXIT_PROTOCOL, EXIT_SCSI, EXIT_NVRAM = range(8)
@@ -74,7 +75,7 @@ def report(e):
     if isinstance(e, Exit):
         return e.code
     if isinstance(e, BoardError):
-        print("raidboard: the board refused: %s: %s" % (e.code, e.message), file=sys.stderr)
+        print("raidboard: the board refused: %s: %s" % (shown(e.code), shown(e.message)), file=sys.stderr)
         hint = HINTS.get(e.code)
         if hint:
             print("  what to do: " + hint, file=sys.stderr)

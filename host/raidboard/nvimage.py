@@ -171,9 +171,11 @@ def dump(image):
 
 
 def shown(s):
-    """A string from NV memory as a terminal may print it: control characters (which an image from
-    another writer can hold) as \\uXXXX, never as the escape sequences they would be."""
-    return "".join(c if c.isprintable() else "\\u%04x" % ord(c) for c in s)
+    """A string from NV memory or the board as a terminal may print it: control characters (which an
+    image from another writer, an event or any board text can hold) and every other non-printable
+    character as \\uXXXX, never as the escape sequences they would be. The CLI prints all text from
+    the board through it (render.out, render.event_line, errors.report)."""
+    return "".join(c if c.isprintable() else "\\u%04x" % ord(c) for c in str(s))
 
 
 def text(d):

@@ -4,6 +4,7 @@ import sys
 import time
 
 from .model import LEVELS
+from .nvimage import shown
 
 STATUS = {0x00: "GOOD", 0x02: "CHECK CONDITION", 0x04: "CONDITION MET", 0x08: "BUSY",
           0x18: "RESERVATION CONFLICT", 0x28: "TASK SET FULL", 0x30: "ACA ACTIVE", 0x40: "TASK ABORTED"}
@@ -39,13 +40,14 @@ ASC = {
 
 
 def out(args, data, text):
-    """Print `data` as JSON with --json, else `text` (a string or a callable making one)."""
+    """Print `data` as JSON with --json (control characters escaped as JSON does), else `text` (a
+    string or a callable making one), each of its lines through `shown`."""
     if args.json:
         print(json.dumps(data, indent=1, sort_keys=True))
     else:
         t = text() if callable(text) else text
         if t:
-            print(t)
+            print("\n".join(shown(line) for line in t.split("\n")))
 
 
 def table(rows, headers):
@@ -104,7 +106,9 @@ def disks_table(disks):
 
 
 def event_line(e):
-    return "#%-5s %-10s %-5s %s" % (e.get("seq", "?"), _time(e.get("time")), e.get("level", ""), e.get("text", ""))
+    # one line whatever the text holds (events are printed as they come, not only through out())
+    return "#%-5s %-10s %-5s %s" % (e.get("seq", "?"), _time(e.get("time")), shown(e.get("level", "")),
+                                   shown(e.get("text", "")))
 
 
 def _time(t):
@@ -206,10 +210,11 @@ class Progress:
         if self.tty:
             width = 40
             fill = int(width * pct / 100)
-            self.stream.write("\r%s [%s%s] %5.1f%% %s\x1b[K" % (self.label, "#" * fill, "." * (width - fill), pct, note))
+            self.stream.write("\r%s [%s%s] %5.1f%% %s\x1b[K" % (self.label, "#" * fill, "." * (width - fill), pct,
+                                                              shown(note)))
             self.stream.flush()
         elif self.last is None or int(pct) != int(self.last):
-            self.stream.write("%s %.1f%% %s\n" % (self.label, pct, note))
+            self.stream.write("%s %.1f%% %s\n" % (self.label, pct, shown(note)))
             self.stream.flush()
         self.last = pct
 
@@ -217,5 +222,5 @@ class Progress:
         if self.tty and self.last is not None:
             self.stream.write("\n")
         if note:
-            self.stream.write(note + "\n")
+            self.stream.write(shown(note) + "\n")
         self.stream.flush()

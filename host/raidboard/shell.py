@@ -12,6 +12,7 @@ import sys
 from . import render
 from .errors import EXIT_OK, EXIT_USAGE
 from .model import LUNS, MAX_SD, PORTS
+from .nvimage import shown
 from .proto import BoardError, LinkError
 
 BUILTINS = ["help", "exit", "quit"]
@@ -122,10 +123,10 @@ def run(sess, args, parser, run_line):
         print("raidboard shell: commands as on the command line (try `help`, Tab completes, Ctrl-D quits)")
         try:
             h = sess.link().hello
-            print("connected to %s%s" % (h.get("model", "the board"),
-                                         (" firmware " + str(h["firmware"])) if h.get("firmware") else ""))
+            print(shown("connected to %s%s" % (h.get("model", "the board"),
+                                                      (" firmware " + str(h["firmware"])) if h.get("firmware") else "")))
         except (LinkError, BoardError) as e:     # BoardError: the console password was refused
-            print("not connected: %s" % e)
+            print("not connected: %s" % shown(e))
     rc = EXIT_OK
     while True:
         _print_events(sess, args)

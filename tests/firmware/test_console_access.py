@@ -177,3 +177,49 @@ def test_cdb_runs_as_the_console_and_is_masked_like_any_initiator():
     assert r["status"] == 2 and r["sense"][4:6] == "05", r
     assert call(c, port, "mask_set", {"initiator": config.CONSOLE_INITIATOR, "luns": [[0, 0]]})[0] == "OK"
     assert call(c, port, "cdb", read)[1]["status"] == 0
+
+
+class Client(Collect):
+    # one session's far end, through Console.session: sends each step in turn, then hangs up; a
+    # step is bytes, or a function of what the console sent so far that makes them
+    def __init__(self, *steps):
+        Collect.__init__(self)
+        self.steps = list(steps)
+
+    async def read(self, mv):
+        await asyncio.sleep_ms(0)
+        if not self.steps:
+            raise console.Disconnected()
+        b = self.steps.pop(0)
+        if not isinstance(b, bytes):
+            b = b(self)
+        mv[:len(b)] = b
+        return len(b)
+
+
+def session(c, *steps):
+    port = Client(*steps)
+    asyncio.run(c.session(port))
+    return port
+
+
+def nonce_of(port):
+    return [json.loads(a.split(" ", 2)[2])["nonce"] for a in port.answers() if a.startswith("c OK")][-1]
+
+
+def login_request(password, nonce):
+    return ("l login %s\n" % json.dumps({"proof": proof(password, nonce, b"login")})).encode()
+
+
+def test_a_challenge_belongs_to_the_session_that_asked_for_it():
+    c = console.Console(fw.boot())
+    c.access.store(access.digest("panel-pw"))
+    # within a session the challenge is answered as usual
+    mine = session(c, b"#RB1\nc challenge\n", lambda p: login_request("panel-pw", nonce_of(p)) + b"s status\n")
+    assert any(a.startswith("l OK") for a in mine.answers()) and any(a.startswith("s OK") for a in mine.answers())
+    # a session that asked for one and ended before it answered: its challenge ends with it
+    gone = session(c, b"#RB1\nc challenge\n")
+    stranger = session(c, b"#RB1\n" + login_request("panel-pw", nonce_of(gone)) + b"s status\n")
+    codes = [a.split(" ")[2] for a in stranger.answers() if " ERR " in a]
+    assert codes == ["NO_CHALLENGE", "PASSWORD_REQUIRED"], stranger.answers()
+    assert c.access.fails == 0          # no proof was judged: no wrong password was counted

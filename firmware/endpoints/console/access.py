@@ -2,7 +2,8 @@
 # open. With one, the menus that change anything ask for it, and the line protocol answers nothing
 # but #RB1, challenge, login and bye until the client proves it knows the password by
 # challenge-response — the password never crosses the line. One Access per console: the menus and
-# the line protocol share its count of wrong passwords, which outlives the sessions.
+# the line protocol share its count of wrong passwords, which outlives the sessions; a challenge
+# does not (forget()).
 import os
 import time
 import hashlib
@@ -92,6 +93,11 @@ class Access:
     def challenge(self):
         self.nonce = os.urandom(NONCE_LEN)
         return {"nonce": self.nonce.hex()}
+
+    def forget(self):
+        """A challenge belongs to the session that asked for it: the console forgets it when a
+        session begins and ends, so a proof made for another session's nonce is NO_CHALLENGE."""
+        self.nonce = None
 
     def _proof(self, args, what):
         # a proof is good for one challenge, right or wrong

@@ -11,9 +11,16 @@ WIDTH = const(20)
 BUTTONS = {"up": menu.UP, "down": menu.DOWN, "enter": menu.ENTER, "esc": menu.ESC}
 
 
-def fit(s):
+def clean(s, width):
+    # printable ASCII only, cut or padded to width: what the LCD's character set and any terminal
+    # can show (text from events or the board must not reach a terminal as control sequences)
     s = str(s)
-    return s[:WIDTH] if len(s) >= WIDTH else s + " " * (WIDTH - len(s))
+    for ch in s:
+        if not (" " <= ch <= "~"):
+            s = "".join(c if " " <= c <= "~" else "?" for c in s)
+            break
+    n = len(s)
+    return s[:width] if n >= width else s + " " * (width - n)
 
 
 def drive_line(d):
@@ -111,4 +118,4 @@ def render(m):
         label = f.items[f.cursor][0] if f.items else ""
         mark = "*" if f.cursor in f.picked else ">"
         b = mark + label
-    return fit(a), fit(b)
+    return clean(a, WIDTH), clean(b, WIDTH)

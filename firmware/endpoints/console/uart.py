@@ -364,6 +364,7 @@ class Console:
         self.model.reset()
         self.screen.invalidate()
         self.proto.reset()
+        self.access.forget()
         self.keys.state = 0
         self.line = False
         self.bol = True
@@ -398,6 +399,7 @@ class Console:
         finally:
             self.alive = False
             self.line = False
+            self.access.forget()
             self.wake.set()
             try:
                 ticker.cancel()

@@ -98,18 +98,6 @@ class KeyDecoder:
             self.emit(menu.ESC, b)      # left arrow goes back, like Esc
 
 
-def clean(s, width):
-    # printable ASCII only (text from events or the board must not reach the terminal as
-    # control sequences), cut or padded to width
-    s = str(s)
-    for ch in s:
-        if not (" " <= ch <= "~"):
-            s = "".join(c if " " <= c <= "~" else "?" for c in s)
-            break
-    n = len(s)
-    return s[:width] if n >= width else s + " " * (width - n)
-
-
 class Screen:
     def __init__(self):
         self.out = bytearray(OUT_SIZE)
@@ -304,7 +292,7 @@ def compose(m):
         lines.append("")
     lines.append(HELP.get(f.kind, ""))
     for r in range(ROWS):
-        lines[r] = clean(lines[r], COLS - 1 if r == ROWS - 1 else COLS)
+        lines[r] = lcd.clean(lines[r], COLS - 1 if r == ROWS - 1 else COLS)
     cursor = None
     if f.kind == menu.PASSWORD:
         cursor = (BODY_TOP + 2, 15 + len(m.pw))
