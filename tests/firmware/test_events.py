@@ -20,7 +20,7 @@ def test_control_characters_from_outside_are_shown_as_escapes():
     log = events.EventLog()
     told = []
     log.subscribe(told.append)
-    ev = log.log(events.WARN, "iSCSI port 0: login from %s refused" % EVIL)
+    ev = log.log("warn", "iSCSI port 0: login from %s refused" % EVIL)
     t = ev["text"]
     assert controls(t) == [], t
     assert "\\u001b]0;PWNED\\u0007\\u001b[2J\\u001b[31mEVIL\\u009b6n\\u007f\\u0000\\u000a\\u0009" in t, t
@@ -32,23 +32,23 @@ def test_control_characters_from_outside_are_shown_as_escapes():
 def test_plain_text_is_kept_as_it_is():
     log = events.EventLog()
     for text in ("SD0 CREATED RAID5 100 MB", "login from iqn.2026-11.org.exämple:ünïcode refused"):
-        assert log.log(events.INFO, text)["text"] == text
+        assert log.log("info", text)["text"] == text
 
 
 def test_event_text_is_bounded():
     log = events.EventLog()
-    t = log.log(events.WARN, "x" * 5000)["text"]
+    t = log.log("warn", "x" * 5000)["text"]
     assert len(t) == events.TEXT_MAX and t.endswith("...")
-    t = log.log(events.WARN, "\x1b" * 5000)["text"]              # escaped, then bounded
+    t = log.log("warn", "\x1b" * 5000)["text"]              # escaped, then bounded
     assert len(t) == events.TEXT_MAX and t.startswith("\\u001b\\u001b")
     name = "iqn.2026-11.org.example:" + "n" * 199                 # 223 bytes: the longest iSCSI name
     whole = "iSCSI port 1: login from %s refused (0x0201 CHAP authentication failed)" % name
-    assert log.log(events.WARN, whole)["text"] == whole        # fits whole
+    assert log.log("warn", whole)["text"] == whole        # fits whole
 
 
 def test_the_monitor_screen_and_the_lcd_show_events_as_printable_ascii():
     ctl = fw.boot()
-    ctl.events.log(events.WARN, "login from %s refused" % EVIL)
+    ctl.events.log("warn", "login from %s refused" % EVIL)
     m = menu.Model(ctl)
     m.refresh()
     rows, attrs, cur = vt100.compose(m)
