@@ -25,10 +25,6 @@ MAP_ROWS = const(8)
 EVENTS_SHOWN = const(60)
 
 
-class CmdFailed(Exception):
-    pass
-
-
 # ---- the tree --------------------------------------------------------------------------------
 
 class Node:
