@@ -1,7 +1,7 @@
 # The command table's looks into the board: status, events, the SCSI pass-through (cdb) and the
 # decoded NV memory.
 from hw import nvram
-from control import args as args_
+from control import args as check
 from control import commands_drives as drives
 from control import commands_hostmap as hostmap
 from control.errors import CmdError
@@ -10,7 +10,7 @@ CONSOLE_INITIATOR = "iqn.1998-06.com.mylex:console"     # the nexus of the conso
 
 
 def events(ctl, args):
-    return {"events": ctl.events.recent(args_.integer(args, "n", 1, 64, 10))}
+    return {"events": ctl.events.recent(check.integer(args, "n", 1, 64, 10))}
 
 
 def cdb(ctl, args):
@@ -21,8 +21,8 @@ def cdb(ctl, args):
         raise CmdError("BAD_ARGUMENT", "cdb and data must be hex strings")
     if not 6 <= len(c) <= 16:
         raise CmdError("BAD_ARGUMENT", "a CDB is 6 to 16 bytes, got %d" % len(c))
-    port = args_.integer(args, "port", 0, nvram.PORTS - 1)
-    lun = args_.integer(args, "lun", 0, 255)
+    port = check.integer(args, "port", 0, nvram.PORTS - 1)
+    lun = check.integer(args, "lun", 0, 255)
     if args.get("initiator", CONSOLE_INITIATOR) != CONSOLE_INITIATOR:
         raise CmdError("BAD_ARGUMENT", "the pass-through runs as the console, %s; masking applies to it"
                        % CONSOLE_INITIATOR)

@@ -6,7 +6,7 @@ from hw import nvram
 from hw import xor
 from storage import raid
 from snapshot import engine as snapshot
-from control import args as args_
+from control import args as check
 from control.errors import CmdError
 
 SEEK_DATA = const(3)      # lseek(2) whence values on Linux
@@ -74,12 +74,12 @@ def sd_create(ctl, args):
         level = LEVELS.get(level.upper())
     if level not in (0, 1, 3, 5, 6, 7):
         raise CmdError("BAD_LEVEL", "raid must be 0, 1, 3, 5, 6 (RAID 0+1) or 7 (JBOD), got %r" % (args.get("raid"),))
-    stripe_kb = args_.integer(args, "stripe_kb", 8, 256, 64)
+    stripe_kb = check.integer(args, "stripe_kb", 8, 256, 64)
     if stripe_kb not in STRIPE_KB:
         raise CmdError("BAD_ARGUMENT", "stripe_kb must be one of %s" % (STRIPE_KB,))
     sb = stripe_kb * 2
     if "sd" in args:
-        sd = args_.integer(args, "sd", 0, nvram.MAX_SD - 1)
+        sd = check.integer(args, "sd", 0, nvram.MAX_SD - 1)
         if ctl.cfg.sd[sd] is not None:
             raise CmdError("DRIVE_EXISTS", "system drive %d is already defined; delete it first" % sd)
     else:
@@ -134,7 +134,7 @@ def sd_create(ctl, args):
                     raise CmdError("OVERLAP", "two extents overlap on disk %s" % ctl.names[s])
     else:
         if "mb" in args:
-            want = args_.integer(args, "mb", 1, 1 << 30) * 2048
+            want = check.integer(args, "mb", 1, 1 << 30) * 2048
             per = -(-want // ndata)
             if level not in (1, 7):
                 per = -(-per // sb) * sb
@@ -153,7 +153,7 @@ def sd_create(ctl, args):
         cap = raid.capacity(level, n, min(m[2] for m in members), sb)
     except ValueError as e:
         raise CmdError("BAD_ARGUMENT", str(e))
-    blocks = min(cap, args_.integer(args, "mb", 1, 1 << 30) * 2048) if "mb" in args else cap
+    blocks = min(cap, check.integer(args, "mb", 1, 1 << 30) * 2048) if "mb" in args else cap
     wb = args.get("wb", False)
     if not isinstance(wb, bool):
         raise CmdError("BAD_ARGUMENT", "wb must be true or false")
@@ -222,7 +222,7 @@ def _data_regions(path, a, end):
 
 
 def sd_delete(ctl, args):
-    sd = args_.system_drive(ctl, args)
+    sd = check.system_drive(ctl, args)
     _no_snapshot(ctl, sd, "delete it")
     if luns_of(ctl, sd):
         raise CmdError("LUN_IN_USE", "SD%d is mapped to LUNs %s; unmap them first" % (sd, luns_of(ctl, sd)))
@@ -241,7 +241,7 @@ def sd_delete(ctl, args):
 
 
 def sd_policy(ctl, args):
-    sd = args_.system_drive(ctl, args)
+    sd = check.system_drive(ctl, args)
     wb = args.get("wb")
     if not isinstance(wb, bool):
         raise CmdError("BAD_ARGUMENT", "wb must be true (write-back) or false (write-through)")
@@ -255,7 +255,7 @@ def sd_policy(ctl, args):
 
 
 def log_set(ctl, args):
-    sd = args_.system_drive(ctl, args)
+    sd = check.system_drive(ctl, args)
     if ctl.engine.state == snapshot.ACTIVE:
         raise CmdError("SNAPSHOT_ACTIVE", "a snapshot is active; LOG can change after it ends")
     for i, e in enumerate(ctl.cfg.sd):
@@ -264,7 +264,7 @@ def log_set(ctl, args):
     if luns_of(ctl, sd) and not ctl.cfg.sd[sd].is_log():
         raise CmdError("LUN_IN_USE", "SD%d has LUNs in use %s; unmap them first (its LUNs become backup LUNs)"
                        % (sd, luns_of(ctl, sd)))
-    chunk = args_.integer(args, "chunk_kb", 4, snapshot.MAX_CHUNK_KB, snapshot.DEFAULT_CHUNK_KB)
+    chunk = check.integer(args, "chunk_kb", 4, snapshot.MAX_CHUNK_KB, snapshot.DEFAULT_CHUNK_KB)
     if chunk not in snapshot.CHUNK_KB_CHOICES:
         raise CmdError("BAD_ARGUMENT", "chunk_kb must be one of %s" % (snapshot.CHUNK_KB_CHOICES,))
     e = ctl.cfg.sd[sd]
@@ -280,7 +280,7 @@ def log_set(ctl, args):
 
 
 def log_clear(ctl, args):
-    sd = args_.system_drive(ctl, args)
+    sd = check.system_drive(ctl, args)
     e = ctl.cfg.sd[sd]
     if not e.is_log():
         raise CmdError("NOT_LOG", "SD%d is not the log drive" % sd)
@@ -303,7 +303,7 @@ def disk_list(ctl, args):
 
 def disk_op(op):
     def run(ctl, args):
-        s = args_.integer(args, "slot", 0, len(ctl.names) - 1)
+        s = check.integer(args, "slot", 0, len(ctl.names) - 1)
         getattr(ctl.iop, op)(s)
         ctl.events.log("warn", "DISK %s %s" % (ctl.names[s], op.upper() + ("D" if op.endswith("e") else "ED")))
         ctl.refresh_status()

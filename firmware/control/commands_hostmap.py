@@ -1,7 +1,7 @@
 # The command table's host side: which LUN shows which system drive (lun_*), which initiator sees
 # which LUNs (mask_*) and the iSCSI target's CHAP account (chap_*).
 from hw import nvram
-from control import args as args_
+from control import args as check
 from control.errors import CmdError
 
 
@@ -57,9 +57,9 @@ def lun_list(ctl, args):
 
 
 def lun_map(ctl, args):
-    port = args_.integer(args, "port", 0, nvram.PORTS - 1)
-    lun = args_.integer(args, "lun", 0, nvram.LUNS - 1)
-    sd = args_.system_drive(ctl, args)
+    port = check.integer(args, "port", 0, nvram.PORTS - 1)
+    lun = check.integer(args, "lun", 0, nvram.LUNS - 1)
+    sd = check.system_drive(ctl, args)
     cur = ctl.cfg.lunmap[port * nvram.LUNS + lun]
     if cur != nvram.UNMAPPED and cur != sd:
         raise CmdError("LUN_IN_USE", "port %d LUN %d already maps SD%d; unmap it first" % (port, lun, cur))
@@ -70,8 +70,8 @@ def lun_map(ctl, args):
 
 
 def lun_unmap(ctl, args):
-    port = args_.integer(args, "port", 0, nvram.PORTS - 1)
-    lun = args_.integer(args, "lun", 0, nvram.LUNS - 1)
+    port = check.integer(args, "port", 0, nvram.PORTS - 1)
+    lun = check.integer(args, "lun", 0, nvram.LUNS - 1)
     if ctl.cfg.lunmap[port * nvram.LUNS + lun] == nvram.UNMAPPED:
         raise CmdError("NOT_MAPPED", "port %d LUN %d is not mapped" % (port, lun))
     ctl.cfg.lunmap[port * nvram.LUNS + lun] = nvram.UNMAPPED
@@ -81,8 +81,8 @@ def lun_unmap(ctl, args):
 
 
 def chap_set(ctl, args):
-    user = args_.text(args, "user", "the CHAP user", nvram.CHAP_USER_MAX)
-    secret = args_.text(args, "secret", "the CHAP secret", nvram.CHAP_SECRET_MAX,
+    user = check.text(args, "user", "the CHAP user", nvram.CHAP_USER_MAX)
+    secret = check.text(args, "secret", "the CHAP secret", nvram.CHAP_SECRET_MAX,
                    nvram.CHAP_SECRET_MIN if args.get("secret") else 0)     # empty: CHAP off
     ctl.cfg.chap_user, ctl.cfg.chap_secret = (user, secret) if secret else ("", "")
     ctl.save()

@@ -1,12 +1,12 @@
 # The command table's snapshot (the console's and CLI's way to the Tables 1-4 operations):
 # snapshot_start/stop/status/map.
 from snapshot import engine as snapshot
-from control import args as args_
+from control import args as check
 from control.errors import CmdError
 
 
 def snapshot_start(ctl, args):
-    sd = args_.system_drive(ctl, args)
+    sd = check.system_drive(ctl, args)
     r = ctl.snapshot_refusal(sd)
     if r is not None:
         raise CmdError(r[1], r[2])
@@ -29,4 +29,4 @@ def snapshot_status(ctl, args):
 
 
 def snapshot_map(ctl, args):
-    return {"cells": ctl.engine.copied_map(args_.integer(args, "cells", 1, 4096, 64))}
+    return {"cells": ctl.engine.copied_map(check.integer(args, "cells", 1, 4096, 64))}

@@ -389,17 +389,16 @@ class Manager:
                 and self.ctl.visible_lu(initiator, pair[1]) is not None)
 
     def status(self, sd=None):
-        ops = [op.info() for op in self.ops if sd is None or sd in op.drives]
+        rows = [op.info() for op in self.ops if sd is None or sd in op.drives]
         for h in reversed(self.history):
             if sd is None or h.get("sd") == sd or sd in h.get("drives", ()):
-                ops.append(h)
+                rows.append(h)
         t = self.tracker
         tr = {"primary": t.p, "backup": t.d, "chunk_kb": t.cb // 2, "chunks": t.nchunks,
               "full_copy_needed": bool(t.full)} if t.p >= 0 else None
         if tr is not None:
             tr.update(t.counts())
-        return {"lops": ops, "copy_word": "0x%04X" % self.table10(), "rate": self.rate, "tracking": tr}
-
+        return {"lops": rows, "copy_word": "0x%04X" % self.table10(), "rate": self.rate, "tracking": tr}
 
     # ---- what the controller tells --------------------------------------------------------------
     def drive_changed(self, sd):
