@@ -67,9 +67,8 @@ async def boot(opts, b):
         for n, p in enumerate(portals):
             host, port = endpoint(p)
             ready["portals"].append("%s:%d" % (host, await iscsi.start(ctl, n, host, port)))
-    from lop import ops as lop
-    if hasattr(lop, "run"):
-        asyncio.create_task(lop.run(ctl))      # the long operations' background scheduler
+    from lop import scheduler
+    asyncio.create_task(scheduler.run(ctl.lop_mgr))      # the long operations' background scheduler
     ctl.events.log("info", "BOARD READY")
     print("RAIDBOARD READY " + json.dumps(ready))
     sys.stdout.flush() if hasattr(sys.stdout, "flush") else None

@@ -166,7 +166,7 @@ def test_cli_and_firmware_agree_on_which_initiator_names_are_iscsi_names(tmp_pat
     names = [rnd.choice([iqn, iqn, hexname])() for _ in range(600)]
     names += ["iqn.2026-11.org.example:" + "x" * k for k in (198, 199, 200)]
     script = tmp_path / "names.py"
-    script.write_text("import sys\nsys.path.insert(0, %r)\nfrom control import config\n" % str(ROOT / "firmware") +
+    script.write_text("import sys\nsys.path.insert(0, %r)\nfrom control import commands_hostmap as config\n" % str(ROOT / "firmware") +
                       "for n in open(sys.argv[1]).read().split('\\n'):\n"
                       "    print('OK' if config.iscsi_name_error(n) is None else 'ERR')\n")
     (tmp_path / "names.txt").write_text("\n".join(names))

@@ -1,6 +1,7 @@
 # The controller (FIG. 3): owns the I/O processor, buffer, NV memory, system drives, snapshot engine
 # and long-operation registry, and offers the endpoints two things: the SCSI core (execute) and the
-# firmware command table (command). Configuration operations live in config.py.
+# firmware command table (command). The commands live in commands*.py and use only the public
+# methods and attributes below.
 import os
 import binascii
 import hashlib
@@ -12,6 +13,8 @@ from storage import raid
 from hw import buffer as buffermod
 from hw import events as eventsmod
 from lop import ops as lop
+from lop import manager as lopmgr
+from lop.errors import InitInProgress
 from snapshot import engine as snapshot
 from storage import cache as cachemod
 from scsi import core as scsi
@@ -20,13 +23,8 @@ from scsi import sense
 from scsi import vendor
 from scsi.sense import ScsiError
 from hw.iop import exists
-
-
-class CmdError(Exception):
-    def __init__(self, code, message):
-        super().__init__(message)
-        self.code = code
-        self.message = message
+from control import commands
+from control.errors import CmdError
 
 
 # a buffer slot holds a run of chunks as they lie on the log: four 64 KiB chunks with their
@@ -64,7 +62,7 @@ class Controller:
         self.root = root
         self.iqn = board["iqn"]
         self.events = eventsmod.EventLog()
-        self.lops = lop.Registry()
+        self.lops = lopmgr.Registry()
         self.names = boardmod.slot_names(board)
         self.tpc = board["targets_per_channel"]
         self.iop = iopmod.IOP(state_dir, len(self.names), board["disk_mb"] * 2048, self.names)
@@ -80,7 +78,7 @@ class Controller:
                                              max(1, self.buffer.slots - RESERVED_SLOTS))
         self.drives = {}          # sd -> SystemDrive, or CachedDrive when write-back (built ones)
         self._lus = [None] * (nvram.PORTS * nvram.LUNS)
-        self._build_drives(attach=False)
+        self.rebuild_drives(attach=False)
         rep = self.cache.replay({sd: getattr(d, "drive", d) for sd, d in self.drives.items()})
         if rep["records"] or rep["errors"] or rep["torn_bytes"]:
             self.events.log("warn" if rep["errors"] else "info",
@@ -91,9 +89,9 @@ class Controller:
                                 "; " + "; ".join(rep["errors"]) if rep["errors"] else ""))
         # only now is what a write-back log drive holds (its header, its index records) on it
         self._attach_log()
-        self._gen = -1            # the disk states _refresh_status last looked at (iop.gen)
-        self._refresh_status(quiet=True)
-        lop.boot(self)            # change tracking and interrupted long operations
+        self._gen = -1            # the disk states refresh_status last looked at (iop.gen)
+        self.refresh_status(quiet=True)
+        self.lop_mgr = lopmgr.Manager(self)     # change tracking and interrupted long operations
 
     # ---- boot ----------------------------------------------------------------------------
     def _load_config(self):
@@ -145,25 +143,24 @@ class Controller:
             raise ValueError("member disk %d:%d: the board has targets 0..%d a channel" % (v[0], v[1], self.tpc - 1))
         return self.slot_of(v[0], v[1])
 
-    def _build_drives(self, only=None, attach=True):
-        for sd in range(nvram.MAX_SD):
-            if only is not None and sd != only:
-                continue
-            self.drives.pop(sd, None)
-            e = self.cfg.sd[sd]
+    def rebuild_drives(self, sd=None, attach=True):
+        # (re)build system drive `sd` (every one when None) from the configuration; map the LUNs again
+        for n in range(nvram.MAX_SD) if sd is None else (sd,):
+            self.drives.pop(n, None)
+            e = self.cfg.sd[n]
             if e is None:
                 continue
             try:
                 members = [(self._member_slot(v), v[2], v[3]) for v in e.vdrive]
-                d = raid.SystemDrive(sd, e.level(), members, e.stripe_kb * 2, self.iop, e.blocks)
+                d = raid.SystemDrive(n, e.level(), members, e.stripe_kb * 2, self.iop, e.blocks)
                 if d.resync_note:
-                    self.events.log("info" if d.resync_ok else "error", "SD%d %s" % (sd, d.resync_note))
-                self.drives[sd] = CachedDrive(d, self.cache) if e.write_back() else d
+                    self.events.log("info" if d.resync_ok else "error", "SD%d %s" % (n, d.resync_note))
+                self.drives[n] = CachedDrive(d, self.cache) if e.write_back() else d
             except ValueError as err:
-                self.events.log("error", "SD%d CANNOT BE BUILT: %s" % (sd, err))
+                self.events.log("error", "SD%d CANNOT BE BUILT: %s" % (n, err))
         if attach:
             self._attach_log()
-        self._map_luns()
+        self.map_luns()
 
     def _attach_log(self):
         eng = self.engine
@@ -179,7 +176,7 @@ class Controller:
         if eng.log is not None:
             eng.detach_log()
 
-    def _map_luns(self):
+    def map_luns(self):
         for i in range(nvram.PORTS * nvram.LUNS):
             sd = self.cfg.lunmap[i]
             if sd == nvram.UNMAPPED or self.cfg.sd[sd] is None:
@@ -188,7 +185,7 @@ class Controller:
                 kind = scsi.BACKUP if self.cfg.sd[sd].is_log() else scsi.NORMAL
                 self._lus[i] = scsi.LogicalUnit(kind, sd, i // nvram.LUNS, i % nvram.LUNS)
 
-    def _refresh_status(self, quiet=False):
+    def refresh_status(self, quiet=False):
         # recompute system drive states from the disks; record changes in NV memory and the log
         changed = False
         for sd, e in enumerate(self.cfg.sd):
@@ -313,7 +310,7 @@ class Controller:
 
     def check_ready(self, lu):
         if self.iop.gen != self._gen:
-            self._refresh_status()    # a disk dropped out under an I/O error somewhere: follow it now
+            self.refresh_status()    # a disk dropped out under an I/O error somewhere: follow it now
         if lu.kind == scsi.BACKUP:
             if self.engine.state != snapshot.ACTIVE:
                 if self.engine.take_overflow():
@@ -345,13 +342,15 @@ class Controller:
                 self.engine.read_backup(lba, mv)
             else:
                 if self.lops.ops:
-                    lop.check_read(self, lu.sd, lba, len(mv) >> 9)
+                    self.lop_mgr.check_read(lu.sd, lba, len(mv) >> 9)
                 self.drives[lu.sd].read(lba, mv)
         except (raid.DriveError, iopmod.DiskError) as e:
             err = self._io_error(e, lba)
             if lu.kind == scsi.BACKUP and self.engine.take_overflow():
                 raise vendor.log_overflow()   # the read that lost the snapshot is the one to say so
             raise err
+        except InitInProgress:
+            raise ScsiError(sense.NOT_READY, 0x04, 0x04)   # not ready, format in progress
 
     def write_blocks(self, lu, lba, mv, fua=False):
         try:
@@ -363,9 +362,11 @@ class Controller:
             raise self._io_error(e, lba)
         except snapshot.SnapshotError:
             raise ScsiError(sense.HARDWARE_ERROR, 0x55, 0x03)   # insufficient resources: buffer
+        except InitInProgress:
+            raise ScsiError(sense.NOT_READY, 0x04, 0x04)   # not ready, format in progress
 
     def _io_error(self, e, lba):
-        self._refresh_status()
+        self.refresh_status()
         if isinstance(e, raid.DriveError) and e.kind == "offline":
             return ScsiError(sense.NOT_READY, 0x04, 0x03)
         return ScsiError(sense.MEDIUM_ERROR, 0x11, 0x00, lba)
@@ -413,9 +414,10 @@ class Controller:
         r = self.snapshot_refusal(lu.sd)
         if r is not None:
             raise vendor.refused(r[0])
-        self._initiate(lu.sd)
+        self.initiate(lu.sd)
 
-    def _initiate(self, sd):
+    def initiate(self, sd):
+        # begin a snapshot of system drive `sd` (Table 1); the caller checked snapshot_refusal
         d = self.drives.get(sd)
         if d is None or d.status() == raid.OFFLINE or self.engine.log.status() == raid.OFFLINE:
             raise ScsiError(sense.NOT_READY, 0x04, 0x03)
@@ -440,17 +442,19 @@ class Controller:
             except (raid.DriveError, iopmod.DiskError) as e:
                 raise self._io_error(e, 0)
 
-    def long_operation(self, cdb, buf):
-        # Start Long Operation / Get Long Operation Status (Tables 5-10): lop.py owns them; the
-        # caller's nexus decides which drives it may name and which copy it may hear of
-        return lop.direct(self, cdb, buf, self.core.nexus)
+    def destaged(self, sd):
+        # flush_drive for a long operation: False when the disks refused (the status followed)
+        try:
+            self.flush_drive(sd)
+            return True
+        except ScsiError:
+            return False
 
     # ---- firmware command table ---------------------------------------------------------
     def command(self, name, args=None):
-        from control import config
-        fn = config.COMMANDS.get(name)
+        fn = commands.COMMANDS.get(name)
         if fn is None:
-            raise CmdError("UNKNOWN_COMMAND", "no command %r; try: %s" % (name, ", ".join(sorted(config.COMMANDS))))
+            raise CmdError("UNKNOWN_COMMAND", "no command %r; try: %s" % (name, ", ".join(sorted(commands.COMMANDS))))
         if args is None:
             args = {}
         if not isinstance(args, dict):

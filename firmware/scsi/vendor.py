@@ -59,7 +59,7 @@ def _terminate(ctl, lu, cdb, buf):
 
 
 def _long_operation(ctl, lu, cdb, buf):
-    return ctl.long_operation(cdb, buf)
+    return long_operation(ctl, cdb, buf)
 
 
 # the stored commands of FIG. 4 (142): DCMD op code -> (name, handler)
@@ -76,3 +76,37 @@ def direct(core, lu, cdb, data_out, buf):
     if cmd is None:
         raise sense.invalid_field(2)
     return cmd[1](core.ctl, lu, cdb, buf)
+
+
+# ---- Start Long Operation (0x44) / Get Long Operation Status (0x43), Tables 5-10 ----------------
+# The CDB is read here; lop/ (its manager, ctl.lop_mgr) starts the copy and keeps the words. The
+# caller's nexus decides which drives it may name and which copy it may hear of (lop/README.md).
+from lop import ops as lop
+from lop.errors import Refused
+
+COPY_OPCODE = const(0x01)          # Table 5/8 byte 3 "0xXX copy system drive": chosen 0x01
+
+
+def long_operation(ctl, cdb, buf):
+    m = ctl.lop_mgr
+    nexus = ctl.core.nexus
+    # LUN bits (byte 1, 7-5) ignored; byte 1 bits 4-0 reserved; control byte zero
+    if cdb[1] & 0x1F or cdb[9] or cdb[3] != COPY_OPCODE:
+        raise illegal_cdb()
+    if cdb[2] == DCMD_LOP_START:
+        if cdb[6]:
+            raise illegal_cdb()
+        try:
+            m.start_copy(cdb[4], cdb[5], nexus=nexus)
+            word = lop.W_OK
+        except Refused as e:
+            word = e.word               # Table 7
+    else:
+        if cdb[4] or cdb[5] or cdb[6]:
+            raise illegal_cdb()
+        word = m.table10(nexus)
+    alloc = (cdb[7] << 8) | cdb[8]
+    out = buf[:2]
+    out[0] = word >> 8
+    out[1] = word & 0xFF
+    return out[:alloc if alloc < 2 else 2]

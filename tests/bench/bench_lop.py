@@ -20,12 +20,11 @@ import sys, os, time
 sys.path.insert(0, %(fw)r)
 sys.path.insert(0, %(tfw)r)
 import fw
-from lop import ops as lop
+from lop import scheduler
 from snapshot import engine as snapshot
 D = %(dir)r
 b = fw.small_board(disk_mb=%(disk)d, buffer_kb=4096, slots=10)
 ctl = fw.boot(state=D + "/state", b=b)
-lop.boot(ctl)
 ctl.command("sd_create", {"raid": 0, "slots": [6, 7, 8]})
 P = ctl.drives[0]
 blocks = P.blocks
@@ -43,7 +42,7 @@ def ms(t0):
 ctl.execute(("b", 0, 0), fw.cdb(0x20, 0, 0x60, 0, 0, 0, 0, 0, 0, 0))
 ctl.command("lop_start", {"op": "copy", "sd": 1, "to": 2})
 t0 = time.ticks_ms()
-lop.finish_all(ctl)
+scheduler.finish_all(ctl.lop_mgr)
 full = ms(t0)
 r = ctl.command("lop_status", {})["lops"][0]
 assert r["state"] == "COMPLETED" and r["mode"] == "full", r
@@ -77,7 +76,7 @@ for i in range(k):
 ctl.execute(("b", 0, 0), fw.cdb(0x20, 0, 0x60, 0, 0, 0, 0, 0, 0, 0))
 ctl.command("lop_start", {"op": "copy", "sd": 1, "to": 2})
 t0 = time.ticks_ms()
-lop.finish_all(ctl)
+scheduler.finish_all(ctl.lop_mgr)
 inc = ms(t0)
 r = ctl.command("lop_status", {})["lops"][0]
 assert r["mode"] == "incremental" and r["chunks_copied"] == k, r

@@ -8,7 +8,7 @@ import asyncio
 import fw
 from endpoints.console import access
 from endpoints.console import uart as console
-from control import config
+from control import commands_diag as config
 
 
 class Collect:

@@ -4,13 +4,15 @@
 # real operations, and restarts in the middle of each.
 import hashlib
 import fw
-from lop import ops as lop
+from lop import ops
+from lop import scheduler
+from scsi import vendor
 from storage import raid
 
 PRIMARY, BACKUP, DEST = 0, 1, 2
 INITIATE = fw.cdb(0x20, 0, 0x60, 0, 0, 0, 0, 0, 0, 0)
 TERMINATE = fw.cdb(0x20, 0, 0x61, 0, 0, 0, 0, 0, 0, 0)
-OP = lop.COPY_OPCODE
+OP = vendor.COPY_OPCODE
 TRACK_BLOCKS = 128                 # tracker chunk of a 12 MiB primary: 64 KiB
 
 
@@ -32,7 +34,6 @@ def setup(dst_raid=0, dst_slots=(6, 7, 8)):
     # 4 MiB disks: SD0 RAID 5 (12 MiB, primary, LUN 0), SD1 RAID 1 LOG (LUN 1), SD2 the backup
     # system drive (LUN 2), slot 9 an unused disk
     ctl = fw.boot(b=fw.small_board(disk_mb=4, slots=10))
-    lop.boot(ctl)
     if dst_raid is not None:
         ctl.command("sd_create", {"raid": dst_raid, "slots": list(dst_slots)})
         ctl.command("lun_map", {"port": 0, "lun": DEST, "sd": 2})
@@ -70,7 +71,7 @@ def fill(ctl, seed, chunks=None, lun=PRIMARY):
 
 def refusal(ctl, name, args):
     # the CmdError code of a command that must be refused
-    from control.controller import CmdError
+    from control.errors import CmdError
     try:
         r = ctl.command(name, args)
     except CmdError as e:
@@ -120,7 +121,7 @@ def test_table7_every_word():
     # 0x0106: a copy is already in progress (whatever the drives)
     assert word(ctl, start(1, 2)) == 0x0106
     assert word(ctl, start(0, small)) == 0x0106
-    lop.finish_all(ctl)
+    scheduler.finish_all(ctl.lop_mgr)
     assert word(ctl, status()) == 0x0100
 
 
@@ -131,7 +132,7 @@ def test_table10_in_progress_completed_and_busy_destination():
     image = digest(ctl, PRIMARY, ctl.drives[0].blocks)
     fw.run(ctl, PRIMARY, INITIATE)
     assert word(ctl, start(0, 2)) == 0x0000          # the primary named as source works too
-    lop.step(ctl)
+    ctl.lop_mgr.step()
     assert word(ctl, status()) == 0x0000
     # FIG. 8 step 4: backup system drive LUNs answer BUSY, the log's LUN is the read-only image
     for c in (fw.read10(0, 1), fw.cdb(0, 0, 0, 0, 0, 0), fw.write10(0, 1)):
@@ -142,7 +143,7 @@ def test_table10_in_progress_completed_and_busy_destination():
     assert st == 2 and fw.sense3(sn)[0] == 0x07
     info = ctl.command("lop_status", {})["lops"][0]
     assert info["state"] == "RUNNING" and 0 < info["percent"] < 100 and info["op"] == "copy"
-    lop.finish_all(ctl)
+    scheduler.finish_all(ctl.lop_mgr)
     # step 5: the backup system drive answers normally with the initiate image; snapshot ended
     assert word(ctl, status()) == 0x0100
     assert digest(ctl, DEST, ctl.drives[0].blocks) == image
@@ -159,7 +160,7 @@ def test_table10_terminated_by_command_and_by_snapshot_terminate():
     ctl = setup()
     fw.run(ctl, PRIMARY, INITIATE)
     word(ctl, start())
-    lop.step(ctl)
+    ctl.lop_mgr.step()
     r = ctl.command("lop_stop", {"sd": 2})
     assert r["state"] == "TERMINATED"
     assert word(ctl, status()) == 0x0107
@@ -168,9 +169,9 @@ def test_table10_terminated_by_command_and_by_snapshot_terminate():
     assert ctl.engine.state == 1                     # the snapshot itself goes on
     # the snapshot terminate direct command during a copy ends the copy the same way
     assert word(ctl, start()) == 0
-    lop.step(ctl)
+    ctl.lop_mgr.step()
     assert fw.run(ctl, PRIMARY, TERMINATE)[0] == 0
-    lop.step(ctl)
+    ctl.lop_mgr.step()
     assert word(ctl, status()) == 0x0107
     assert ctl.command("lop_status", {})["lops"][0]["state"] == "TERMINATED"
 
@@ -179,9 +180,9 @@ def test_table10_not_ready_when_the_destination_fails():
     ctl = setup()
     fw.run(ctl, PRIMARY, INITIATE)
     word(ctl, start())
-    lop.step(ctl)
+    ctl.lop_mgr.step()
     ctl.iop.fail(7)                                  # RAID 0 destination: OFFLINE
-    lop.finish_all(ctl)
+    scheduler.finish_all(ctl.lop_mgr)
     assert word(ctl, status()) == 0x0002
     assert ctl.command("lop_status", {})["lops"][0]["state"] == "FAILED"
     assert any(e["level"] == "error" and "COPY" in e["text"] for e in ctl.events.recent(10))
@@ -191,10 +192,10 @@ def test_table10_not_ready_when_the_log_overflows_during_the_copy():
     ctl = setup()
     fw.run(ctl, PRIMARY, INITIATE)
     word(ctl, start())
-    lop.step(ctl)
+    ctl.lop_mgr.step()
     for c in range(100):                             # more chunks than the 4 MiB log holds
         write(ctl, c * TRACK_BLOCKS, fw.pattern(c, 512))
-    lop.step(ctl)
+    ctl.lop_mgr.step()
     assert word(ctl, status()) == 0x0002
     assert "overflow" in ctl.command("lop_status", {})["lops"][0]["detail"]
 
@@ -204,12 +205,12 @@ def test_table10_irrecoverable_data_errors_when_the_source_is_lost():
     fill(ctl, 2)
     fw.run(ctl, PRIMARY, INITIATE)
     word(ctl, start())
-    lop.step(ctl)
+    ctl.lop_mgr.step()
     ctl.iop.fail(1)
-    lop.step(ctl)                                    # degraded reads still reconstruct
+    ctl.lop_mgr.step()                                    # degraded reads still reconstruct
     assert word(ctl, status()) == 0x0000
     ctl.iop.fail(2)                                  # beyond RAID 5 redundancy
-    lop.finish_all(ctl)
+    scheduler.finish_all(ctl.lop_mgr)
     assert word(ctl, status()) == 0x0001
     assert "unreadable" in ctl.command("lop_status", {})["lops"][0]["detail"]
 
@@ -222,7 +223,7 @@ def test_copy_under_concurrent_primary_writes_ends_equal_to_the_initiate_image()
     fw.run(ctl, PRIMARY, INITIATE)
     assert word(ctl, start()) == 0
     i = 0
-    while lop.step(ctl):
+    while ctl.lop_mgr.step():
         # writes land ahead of, on and behind the copy position
         for lba in ((i * 997) % (40 * TRACK_BLOCKS), blocks - 8 - (i * 131) % (16 * TRACK_BLOCKS)):
             write(ctl, lba - lba % 8, fw.pattern(100 + i, 4096))
@@ -240,7 +241,7 @@ def test_incremental_copy_moves_exactly_the_changed_chunks_and_ends_equal():
     fw.run(ctl, PRIMARY, INITIATE)
     word(ctl, start())
     write(ctl, 3 * TRACK_BLOCKS, fw.pattern(5, 512))     # during the first copy: after its image
-    lop.finish_all(ctl)
+    scheduler.finish_all(ctl.lop_mgr)
     first = ctl.command("lop_status", {})["lops"][0]
     assert first["mode"] == "full" and first["chunks_copied"] == blocks // TRACK_BLOCKS
     # after the snapshot ended: a known set of chunks changes (chunk 3 changed during the copy)
@@ -253,7 +254,7 @@ def test_incremental_copy_moves_exactly_the_changed_chunks_and_ends_equal():
     fw.run(ctl, PRIMARY, INITIATE)
     write(ctl, 50 * TRACK_BLOCKS, fw.pattern(7, 512))    # after the new point in time: not copied
     assert word(ctl, start()) == 0
-    lop.finish_all(ctl)
+    scheduler.finish_all(ctl.lop_mgr)
     r = ctl.command("lop_status", {})["lops"][0]
     assert r["mode"] == "incremental" and r["state"] == "COMPLETED"
     assert r["chunks"] == len(changed) + 2 and r["chunks_copied"] == len(changed) + 2, r
@@ -263,7 +264,7 @@ def test_incremental_copy_moves_exactly_the_changed_chunks_and_ends_equal():
     image = digest(ctl, PRIMARY, blocks)
     fw.run(ctl, PRIMARY, INITIATE)
     word(ctl, start())
-    lop.finish_all(ctl)
+    scheduler.finish_all(ctl.lop_mgr)
     r = ctl.command("lop_status", {})["lops"][0]
     assert r["chunks_copied"] == 1 and digest(ctl, DEST, blocks) == image
 
@@ -274,16 +275,15 @@ def test_incremental_tracking_survives_a_restart():
     blocks = ctl.drives[0].blocks
     fw.run(ctl, PRIMARY, INITIATE)
     word(ctl, start())
-    lop.finish_all(ctl)
+    scheduler.finish_all(ctl.lop_mgr)
     for c in (2, 30, 31):
         write(ctl, c * TRACK_BLOCKS, fw.pattern(300 + c, 512))
     ctl = fw.reboot(ctl)
-    lop.boot(ctl)
     write(ctl, 90 * TRACK_BLOCKS, fw.pattern(9, 512))
     image = digest(ctl, PRIMARY, blocks)
     fw.run(ctl, PRIMARY, INITIATE)
     assert word(ctl, start()) == 0
-    lop.finish_all(ctl)
+    scheduler.finish_all(ctl.lop_mgr)
     r = ctl.command("lop_status", {})["lops"][0]
     assert r["mode"] == "incremental" and r["chunks_copied"] == 4, r
     assert digest(ctl, DEST, blocks) == image
@@ -292,11 +292,10 @@ def test_incremental_tracking_survives_a_restart():
         f.seek(20)
         f.write(b"\xAA")
     ctl = fw.reboot(ctl)
-    lop.boot(ctl)
     assert any("CHANGE TRACKING RESET" in e["text"] for e in ctl.events.recent(20))
     fw.run(ctl, PRIMARY, INITIATE)
     word(ctl, start())
-    lop.finish_all(ctl)
+    scheduler.finish_all(ctl.lop_mgr)
     assert ctl.command("lop_status", {})["lops"][0]["mode"] == "full"
 
 
@@ -304,14 +303,14 @@ def test_a_changed_drive_drops_tracking_so_the_next_copy_is_full():
     ctl = setup()
     fw.run(ctl, PRIMARY, INITIATE)
     word(ctl, start())
-    lop.finish_all(ctl)
-    lop.drive_changed(ctl, 5)                        # not part of the pair: nothing happens
+    scheduler.finish_all(ctl.lop_mgr)
+    ctl.lop_mgr.drive_changed(5)                        # not part of the pair: nothing happens
     assert ctl.command("lop_status", {})["tracking"]["backup"] == 2
-    lop.drive_changed(ctl, 2)
+    ctl.lop_mgr.drive_changed(2)
     assert ctl.command("lop_status", {})["tracking"] is None
     fw.run(ctl, PRIMARY, INITIATE)
     word(ctl, start())
-    lop.finish_all(ctl)
+    scheduler.finish_all(ctl.lop_mgr)
     assert ctl.command("lop_status", {})["lops"][0]["mode"] == "full"
 
 
@@ -323,15 +322,14 @@ def test_restart_mid_copy_resumes_and_ends_with_the_image():
     fw.run(ctl, PRIMARY, INITIATE)
     word(ctl, start())
     for i in range(20):
-        lop.step(ctl)
+        ctl.lop_mgr.step()
         write(ctl, (i * 509) % (blocks - 8), fw.pattern(400 + i, 4096))
     ctl.lop_mgr.save()
     ctl = fw.reboot(ctl)
-    lop.boot(ctl)
     assert word(ctl, status()) == 0x0000
     assert fw.run(ctl, DEST, fw.read10(0, 1))[0] == 0x08
     assert any("RESUMED" in e["text"] for e in ctl.events.recent(20))
-    lop.finish_all(ctl)
+    scheduler.finish_all(ctl.lop_mgr)
     assert word(ctl, status()) == 0x0100
     assert digest(ctl, DEST, blocks) == image
 
@@ -340,13 +338,12 @@ def test_restart_after_the_snapshot_is_lost_reports_not_ready_never_completed():
     ctl = setup()
     fw.run(ctl, PRIMARY, INITIATE)
     word(ctl, start())
-    lop.step(ctl)
+    ctl.lop_mgr.step()
     ctl.lop_mgr.save()
     # the log header says no snapshot (as after an overflow reported before the kill)
     ctl.engine.state = 0
     ctl.engine._write_header()
     ctl = fw.reboot(ctl)
-    lop.boot(ctl)
     assert word(ctl, status()) == 0x0002
     r = ctl.command("lop_status", {})["lops"][0]
     assert r["state"] == "TERMINATED" and "not resumed" in r["detail"]
@@ -368,7 +365,7 @@ def test_rebuild_after_replacement_restores_redundancy():
     r = ctl.command("lop_start", {"op": "rebuild", "sd": 0})
     assert r["state"] == "RUNNING"
     n = 0
-    while lop.step(ctl):
+    while ctl.lop_mgr.step():
         if n % 5 == 0:
             write(ctl, (n * 613) % (blocks - 16), fw.pattern(500 + n, 8192))   # host I/O carries on
         n += 1
@@ -393,12 +390,11 @@ def test_rebuild_onto_a_standby_disk_and_after_a_restart():
     ctl.command("lop_start", {"op": "rebuild", "sd": 0, "standby": 9})
     assert [m["slot"] for m in ctl.command("sd_list")["drives"][0]["members"]] == [0, 1, 9, 3]
     for i in range(10):
-        lop.step(ctl)
+        ctl.lop_mgr.step()
     ctl.lop_mgr.save()
     ctl = fw.reboot(ctl)
-    lop.boot(ctl)
-    assert ctl.lops.running(lop.REBUILD, 0) is not None
-    lop.finish_all(ctl)
+    assert ctl.lops.running(ops.REBUILD, 0) is not None
+    scheduler.finish_all(ctl.lop_mgr)
     assert ctl.iop.state(9) == "online"
     ctl.command("disk_fail", {"slot": 0})
     assert digest(ctl, PRIMARY, blocks) == expect
@@ -423,20 +419,20 @@ def test_consistency_check_finds_a_corrupted_parity_block_and_fixes_it():
     junk = fw.pattern(14, 512)
     ctl.iop.write(d.slots[pm], d.starts[pm] + row * d.unit + 3, junk)
     ctl.command("lop_start", {"op": "check", "sd": 0})
-    lop.finish_all(ctl)
+    scheduler.finish_all(ctl.lop_mgr)
     r = ctl.command("lop_status", {"sd": 0})["lops"][0]
     assert r["found"] == 1 and r["unit"] == "rows" and r["state"] == "COMPLETED"
     assert any(e["level"] == "warn" and "1 inconsistent rows" in e["text"] for e in ctl.events.recent(5))
     ctl.command("lop_start", {"op": "check", "sd": 0, "fix": True})
-    lop.finish_all(ctl)
+    scheduler.finish_all(ctl.lop_mgr)
     assert ctl.command("lop_status", {"sd": 0})["lops"][0]["found"] == 1
     ctl.command("lop_start", {"op": "check", "sd": 0})
-    lop.finish_all(ctl)
+    scheduler.finish_all(ctl.lop_mgr)
     assert ctl.command("lop_status", {"sd": 0})["lops"][0]["found"] == 0
     # the mirrored log drive: one sector differs
     ctl.iop.write(5, 1000, junk)
     ctl.command("lop_start", {"op": "check", "sd": 1})
-    lop.finish_all(ctl)
+    scheduler.finish_all(ctl.lop_mgr)
     r = ctl.command("lop_status", {"sd": 1})["lops"][0]
     assert r["found"] == 1 and r["unit"] == "sectors"
 
@@ -447,9 +443,9 @@ def test_check_of_a_critical_drive_is_refused_and_a_member_lost_midway_fails_it(
     assert refusal(ctl, "lop_start", {"op": "check", "sd": 0}) == "NOT_READY"
     ctl.iop.set_online(0)
     ctl.command("lop_start", {"op": "check", "sd": 0})
-    lop.step(ctl)
+    ctl.lop_mgr.step()
     ctl.iop.fail(0)
-    lop.finish_all(ctl)
+    scheduler.finish_all(ctl.lop_mgr)
     assert ctl.command("lop_status", {"sd": 0})["lops"][0]["state"] == "FAILED"
 
 
@@ -463,11 +459,11 @@ def test_initialization_zeroes_and_guards_host_io_ahead_of_it():
         st, sn, _ = fw.run(ctl, DEST, c, data)
         assert st == 2 and fw.sense3(sn) == (0x02, 0x04, 0x04), c
     for i in range(4):
-        lop.step(ctl)
+        ctl.lop_mgr.step()
     write(ctl, 0, fw.pattern(16, 512), DEST)                      # behind the zeroing: accepted
     st, sn, got = fw.run(ctl, DEST, fw.read10(0, 1))
     assert st == 0 and got == fw.pattern(16, 512)
-    lop.finish_all(ctl)
+    scheduler.finish_all(ctl.lop_mgr)
     lba = 0
     while lba < blocks:
         st, sn, got = fw.run(ctl, DEST, fw.read10(lba, 2048))
@@ -488,14 +484,13 @@ def test_a_replaced_disk_is_rebuilt_automatically_unless_turned_off():
     ctl.command("disk_fail", {"slot": 2})
     assert ctl.command("disk_replace", {"slot": 2})["rebuild"] == [0]
     assert ctl.command("lop_status", {"sd": 0})["lops"][0]["op"] == "rebuild"
-    lop.finish_all(ctl)
+    scheduler.finish_all(ctl.lop_mgr)
     assert ctl.iop.state(2) == "online" and ctl.drives[0].status() == raid.ONLINE
     ctl.command("disk_fail", {"slot": 0})                                 # a different member
     assert digest(ctl, PRIMARY, blocks) == expect
     # off (kept in NV memory across a restart): the replaced disk waits for a rebuild by hand
     assert ctl.command("params_set", {"auto_rebuild": False}) == {"auto_rebuild": False}
     ctl = fw.reboot(ctl)
-    lop.boot(ctl)
     assert ctl.command("params_get", {}) == {"auto_rebuild": False}
     assert ctl.command("disk_replace", {"slot": 0})["rebuild"] == []
     assert not ctl.lops.ops and ctl.iop.state(0) == "rebuild"
@@ -513,17 +508,17 @@ def test_table2_rows_with_the_real_operations():
     ctl = setup(dst_raid=None)
     ctl.command("disk_fail", {"slot": 0})
     ctl.command("disk_replace", {"slot": 0})            # the rebuild starts by itself
-    lop.step(ctl)
+    ctl.lop_mgr.step()
     st, sn, _ = fw.run(ctl, PRIMARY, INITIATE)
     assert st == 2 and fw.sense3(sn) == (0x09, 0x81, 0x06)
-    lop.finish_all(ctl)
+    scheduler.finish_all(ctl.lop_mgr)
     ctl.command("lop_start", {"op": "init", "sd": 0})
-    lop.step(ctl)
+    ctl.lop_mgr.step()
     st, sn, _ = fw.run(ctl, PRIMARY, INITIATE)
     assert st == 2 and fw.sense3(sn) == (0x09, 0x81, 0x0C)
-    lop.finish_all(ctl)
+    scheduler.finish_all(ctl.lop_mgr)
     ctl.command("lop_start", {"op": "check", "sd": 1})          # on the log drive
-    lop.step(ctl)
+    ctl.lop_mgr.step()
     st, sn, _ = fw.run(ctl, PRIMARY, INITIATE)
     assert st == 2 and fw.sense3(sn) == (0x09, 0x81, 0x0D)
     ctl.command("lop_stop", {"sd": 1})
@@ -548,7 +543,7 @@ def test_command_table_bad_input_rate_and_progress():
     assert fw.run(ctl, PRIMARY, INITIATE)[0] == 0
     assert refusal(ctl, "lop_start", {"op": "resync", "sd": 0, "to": 2}) == "NO_BASE"
     ctl.command("lop_start", {"op": "check", "sd": 0})
-    lop.step(ctl)
+    ctl.lop_mgr.step()
     s = ctl.command("status")["lops"][0]
     assert s["op"] == "check" and s["rate"] == 30 and 0 < s["pct"] < 100 and s["state"] == "RUNNING"
     # a drive in use by an operation cannot be deleted
@@ -565,8 +560,7 @@ def test_unreadable_state_file_is_reported_not_fatal():
         with open(ctl.state_dir + "/lop.state", "wb") as f:
             f.write(junk)
         ctl = fw.reboot(ctl)
-        lop.boot(ctl)
-        m = lop._mgr(ctl)
+        m = ctl.lop_mgr
         assert m.rate == 100, junk
         if junk.startswith(b'{"v"'):
             assert any("NOT RESUMED" in e["text"] for e in ctl.events.recent(10)), junk
@@ -579,15 +573,15 @@ def test_initialization_of_a_raid5_with_rows_wider_than_a_buffer_slot():
     ctl = setup(dst_raid=None)
     ctl.command("sd_create", {"raid": 5, "slots": [6, 7, 8, 9], "stripe_kb": 256})
     ctl.command("lun_map", {"port": 0, "lun": DEST, "sd": 2})
-    d = lop._raw(ctl.drives[2])
-    assert d.row_blocks > lop.SLICE_BLOCKS
+    d = ops.raw(ctl.drives[2])
+    assert d.row_blocks > ops.SLICE_BLOCKS
     fill(ctl, 17, lun=DEST)
     ctl.command("lop_start", {"op": "init", "sd": 2})
-    lop.finish_all(ctl)
+    scheduler.finish_all(ctl.lop_mgr)
     st, sn, got = fw.run(ctl, DEST, fw.read10(0, 2048))
     assert st == 0 and got == bytes(len(got))
     ctl.command("lop_start", {"op": "check", "sd": 2})
-    lop.finish_all(ctl)
+    scheduler.finish_all(ctl.lop_mgr)
     r = ctl.command("lop_status", {"sd": 2})["lops"][0]
     assert r["op"] == "check" and r["state"] == "COMPLETED" and r["found"] == 0
 
@@ -597,7 +591,7 @@ def test_scheduler_task_runs_operations_at_their_rate_and_leaves_the_loop_free()
     # clock and each pause is recorded (and only yields), so the rate is proved by the pauses owed
     import asyncio
     ctl = setup(dst_raid=None)
-    m = lop._mgr(ctl)
+    m = ctl.lop_mgr
     SLICE_US = 700
 
     async def main(rate):
@@ -621,7 +615,7 @@ def test_scheduler_task_runs_operations_at_their_rate_and_leaves_the_loop_free()
 
         m.step = timed_step
         ctl.command("lop_start", {"op": "check", "sd": 0, "rate": rate})
-        task = asyncio.create_task(lop.run(ctl, lambda: clock[0], pause))
+        task = asyncio.create_task(scheduler.run(ctl.lop_mgr, lambda: clock[0], pause))
         o = asyncio.create_task(other())
         while ctl.lops.ops:
             await asyncio.sleep_ms(0)

@@ -4,7 +4,7 @@
 # of the initiator that sent it. scsi/vendor.md, lop/README.md and scsi/README.md document each answer.
 import json
 import fw
-from lop import ops as lop
+from lop import scheduler
 
 A = "iqn.2026-11.org.example:tenant-a"    # SD0 (LUN 0, both ports), the backup LUN and SD3, port 1
 B = "iqn.2026-11.org.example:tenant-b"    # SD2 (LUN 2 of port 0) only
@@ -27,7 +27,6 @@ def tenants():
     # 4 MiB disks, 12 slots: SD0 primary (12 MiB) and SD1 log as from the factory; SD2 B's drive
     # on LUN 2 of port 0, SD3 A's backup system drive on LUN 3 of port 1
     ctl = fw.boot(b=fw.small_board(disk_mb=4, slots=12))
-    lop.boot(ctl)
     ctl.command("sd_create", {"raid": 0, "slots": [6, 7, 8]})
     ctl.command("sd_create", {"raid": 0, "slots": [9, 10, 11]})
     ctl.command("lun_map", {"port": 0, "lun": B_LUN, "sd": 2})
@@ -68,7 +67,7 @@ def test_a_copy_onto_a_drive_the_caller_cannot_see_is_an_invalid_system_drive():
     assert fw.run(ctl, B_LUN, fw.read10(0, 64), ini=B)[2] == theirs
     # A sees SD3 and the log drive through port 1 only: enough, from either port
     assert word(ctl, A, start(1, 3), PRIMARY) == 0x0000
-    lop.finish_all(ctl)
+    scheduler.finish_all(ctl.lop_mgr)
     assert word(ctl, A, STATUS, PRIMARY) == 0x0100
     assert fw.run(ctl, B_LUN, fw.read10(0, 64), ini=B)[2] == theirs
 
@@ -77,17 +76,16 @@ def test_status_reports_a_copy_only_to_initiators_that_see_both_its_drives():
     ctl = tenants()
     fw.run(ctl, PRIMARY, INITIATE, ini=A)
     assert word(ctl, A, start(0, 3), PRIMARY) == 0x0000
-    lop.step(ctl)
+    ctl.lop_mgr.step()
     assert word(ctl, A, STATUS, PRIMARY, port=1) == 0x0000
     assert word(ctl, B, STATUS, B_LUN) == 0x0105            # as if no copy had ever run
     assert word(ctl, C, STATUS, BACKUP) == 0x0105           # sees neither SD0 nor SD3
     # the board runs one copy at a time: B learns that one runs, not where
     assert word(ctl, B, start(2, 2), B_LUN) == 0x0106
-    lop.finish_all(ctl)
+    scheduler.finish_all(ctl.lop_mgr)
     assert word(ctl, A, STATUS, PRIMARY) == 0x0100
     assert word(ctl, B, STATUS, B_LUN) == 0x0105
     ctl = fw.reboot(ctl)                                    # the last copy's drives persist
-    lop.boot(ctl)
     assert word(ctl, A, STATUS, PRIMARY) == 0x0100
     assert word(ctl, B, STATUS, B_LUN) == 0x0105
     # a lop.state written before the drives were kept: they come from the copy in the history
@@ -98,7 +96,6 @@ def test_status_reports_a_copy_only_to_initiators_that_see_both_its_drives():
     with open(path, "w") as f:
         f.write(json.dumps(st))
     ctl = fw.reboot(ctl)
-    lop.boot(ctl)
     assert word(ctl, A, STATUS, PRIMARY) == 0x0100
     assert word(ctl, B, STATUS, B_LUN) == 0x0105
     for who in (A, B, C):

@@ -414,8 +414,8 @@ def test_resync_is_offered_only_onto_the_drive_holding_the_earlier_copy():
     assert m.frame.items == [("(NONE AVAILABLE)", None)], m.frame.items   # no copy yet: NO_BASE
     home(m)
     ctl.command("lop_start", {"op": "copy", "sd": 1, "to": 2})
-    from lop import ops as lop
-    lop.finish_all(ctl)                 # the copy ends the snapshot: the next one re-syncs SD2
+    from lop import scheduler
+    scheduler.finish_all(ctl.lop_mgr)                 # the copy ends the snapshot: the next one re-syncs SD2
     ctl.command("snapshot_start", {"sd": 0})
     goto(m, "ADMINISTRATION", "LONG OPERATIONS", "START OPERATION")
     choose(m, "RESYNC")

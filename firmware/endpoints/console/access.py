@@ -8,7 +8,7 @@ import os
 import time
 import hashlib
 from micropython import const
-from control.controller import CmdError
+from control.errors import CmdError
 
 NONCE_LEN = const(16)
 FAILS_MAX = const(5)        # wrong passwords in a row before the console stops trying them

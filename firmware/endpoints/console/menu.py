@@ -30,10 +30,6 @@ ONLINE = levels.STATUS_NAMES[levels.ONLINE]
 CRITICAL = levels.STATUS_NAMES[levels.CRITICAL]
 
 
-class CmdFailed(Exception):
-    pass
-
-
 # ---- the tree --------------------------------------------------------------------------------
 
 class Node:
@@ -178,7 +174,7 @@ def _ask(question, loss, when=None):
 
 
 def _lop_kinds(m, args):
-    # lop.py kinds (lop_start {op, sd[, target]}); the harmless check first: Enter takes it
+    # lop/ kinds (lop_start {op, sd[, target]}); the harmless check first: Enter takes it
     return [("CONSISTENCY CHECK", {"op": "check"}), ("REBUILD", {"op": "rebuild"}),
             ("INITIALIZE", {"op": "init"}), ("COPY DRIVE", {"op": "copy"}), ("RESYNC", {"op": "resync"})]
 
@@ -188,7 +184,7 @@ def _copies(args):
 
 
 def _lop_drives(m, args):
-    # only the drives lop.py would start this operation on
+    # only the drives lop/manager.py would start this operation on
     op = args.get("op")
     if _copies(args):
         # the source of a copy: the log drive or the primary of the active snapshot
@@ -202,7 +198,7 @@ def _lop_drives(m, args):
 
 def _lop_targets(m, args):
     # the destination of a copy: neither the source, the primary nor the log drive, and as large
-    # as the primary (lop.py start_copy)
+    # as the primary (lop/manager.py start_copy)
     if not _copies(args):
         return None
     drives = m.fetch("sd_list").get("drives", [])

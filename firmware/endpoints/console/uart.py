@@ -17,6 +17,7 @@ from asyncio import core
 import micropython
 from micropython import const
 
+from control.errors import CmdError
 from endpoints.console import access
 from endpoints.console import menu
 from endpoints.console import lcd
@@ -351,7 +352,7 @@ class Console:
     def _button(self, args):
         k = lcd.BUTTONS.get(args.get("key"))
         if k is None:
-            raise _Err("BAD_ARGUMENT", "key must be one of up, down, enter, esc")
+            raise CmdError("BAD_ARGUMENT", "key must be one of up, down, enter, esc")
         self.model.key(k)
         return self._lcd(args)
 
@@ -576,13 +577,6 @@ class Console:
             self.busy = True
             await self.session(port)
             await asyncio.sleep_ms(100)
-
-
-class _Err(Exception):
-    def __init__(self, code, message):
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def _listen_port(s):
