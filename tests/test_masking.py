@@ -51,7 +51,7 @@ def test_masks_decide_which_luns_an_initiator_sees(board):
     assert luns_seen(board, HOST_B) == []                      # once masks exist, unlisted sees none
     rb(board, "mask", "set", HOST_B, "0/0", "1/1")             # per port
     assert report_luns(board, HOST_B, 0) == [0] and report_luns(board, HOST_B, 1) == [1]
-    assert rb(board, "mask", "list")["masks"][0] == {"initiator": HOST_A, "luns": [[0, 1], [1, 1]]}
+    assert rb(board, "mask", "list")["masks"][0] == {"initiator": HOST_A, "luns": [[0, 1], [1, 1]], "secret_set": False}
     board.restart()
     assert luns_seen(board, HOST_A) == [1]
     rb(board, "mask", "clear", HOST_A, "--force")
