@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 from harness import need_tool
-from test_iscsi_initiator import BootedBoard, Initiator, ISCSIError
+from test_iscsi_initiator import IQN, BootedBoard, Initiator, ISCSIError
 
 HOST_A = "iqn.2026-11.org.example:tenant-a"
 HOST_B = "iqn.2026-11.org.example:tenant-b"
@@ -86,7 +86,11 @@ def test_a_mask_secret_is_required_even_with_board_chap_off(make_board):
     b = two_tenants(make_board)
     b.command("mask_set", {"initiator": HOST_B, "luns": [[0, 2]], "secret": SECRET_B})
     with pytest.raises(ISCSIError, match="status 0x0201"):
-        login(b, HOST_B, source=ATTACKER)            # AuthMethod None: not acceptable for B
+        login(b, HOST_B, source=ATTACKER)            # no security stage: not acceptable for B
+    spoof = Initiator(*b.portals[0], name=HOST_B, source=ATTACKER)
+    with pytest.raises(ISCSIError, match="status 0x0201"):    # AuthMethod before the name: still B's
+        spoof._login_pdu(1, 0, 1, True, [("AuthMethod", "None"), ("InitiatorName", HOST_B),
+                                         ("SessionType", "Normal"), ("TargetName", IQN)])
     assert report_luns(login(b, HOST_A)) == [0]      # A's mask has none: no credential, as before
     tb = login(b, HOST_B, chap=(HOST_B, SECRET_B))
     assert report_luns(tb) == [2]
@@ -110,11 +114,11 @@ def test_an_iscsi_host_cannot_log_in_as_the_console_initiator(make_board):
     b = two_tenants(make_board)
     # what host/README.md suggests so that `raidboard cdb` keeps working once masks exist
     b.command("mask_set", {"initiator": CONSOLE, "luns": [[0, 0], [0, 1], [0, 2]]})
-    try:
-        c = login(b, CONSOLE)
-    except Exception:
-        return                                       # refused: the console name is not a host's
-    r = c.command(0, bytes([0xA0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0]), read_len=256)
-    c.logout()
-    n = int.from_bytes(r["data"][:4], "big") // 8
-    assert n == 0, "an iSCSI host got the console's LUNs: %d" % n
+    with pytest.raises(ISCSIError, match="status 0x0202"):     # authorization failure
+        login(b, CONSOLE)
+    with pytest.raises(ISCSIError, match="status 0x0202"):
+        Initiator(*b.portals[1], name=CONSOLE).login(discovery=True)
+    # the console itself still reaches its LUNs
+    r = b.command("cdb", {"port": 0, "lun": 0, "cdb": "a00000000000000001000000"})
+    assert int(r["data"][:8], 16) // 8 == 3
+    assert report_luns(login(b, HOST_A)) == [0]        # and hosts log in as before
