@@ -37,7 +37,8 @@ PAYLOAD_V1_LEN = PARAMS_OFF + PARAMS_LEN
 MASK_SECRET_OFF = PAYLOAD_V1_LEN    # version 2: MASKS x secret, NUL padded
 PAYLOAD_LEN = MASK_SECRET_OFF + MASKS * CHAP_SECRET_MAX
 NO_AUTO_REBUILD = 0x01             # params byte 0
-BANK_MIN = HEADER.size + PAYLOAD_V1_LEN
+BANK_MIN = HEADER.size + PAYLOAD_V1_LEN   # a version 1 bank
+BANK_LEN = HEADER.size + PAYLOAD_LEN      # a version 2 bank, what the firmware writes
 UNMAPPED = 0xFF
 
 RAID_MASK, LOG, WB_MSK = 0x0F, 0x40, 0x80
