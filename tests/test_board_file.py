@@ -69,7 +69,7 @@ def test_bad_field_is_refused_before_the_firmware_starts(tmp_path, field, value,
     (lambda d: d / "missing.bin", "No such file"),
     (lambda d: (d / "dir.bin").mkdir() or d / "dir.bin", "not a regular file"),
     (lambda d: (d / "short.bin").write_bytes(b"RBNV") and d / "short.bin", "one NV memory bank"),
-    (lambda d: (d / "zero.bin").write_bytes(bytes(2917)) and d / "zero.bin", "not a usable NV memory bank"),
+    (lambda d: (d / "zero.bin").write_bytes(bytes(3173)) and d / "zero.bin", "not a usable NV memory bank"),
 ])
 def test_factory_image_must_be_a_bank_next_to_the_board_or_in_nvram(tmp_path, make, reason):
     board = board_in(tmp_path, factory_nvram=str(make(tmp_path)))

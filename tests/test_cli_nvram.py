@@ -162,6 +162,11 @@ def test_host_and_firmware_agree_on_which_images_are_valid(tmp_path):
     from harness import MICROPYTHON
     from raidboard import nvimage
     good = bytearray((REPO / "nvram" / "dac960sx-factory.bin").read_bytes())
+    # with a masked initiator and its own secret, so that mutations reach those fields too
+    p = nvimage.HEADER.size
+    good[p + nvimage.MASK_OFF:p + nvimage.MASK_OFF + 18] = b"iqn.2026-11.org.x:"
+    secret = "\u00e4-own-secret".encode()
+    good[p + nvimage.MASK_SECRET_OFF:p + nvimage.MASK_SECRET_OFF + len(secret)] = secret
     rnd = random.Random(4)
     paths = []
     for i in range(200):
@@ -194,6 +199,22 @@ def test_host_and_firmware_agree_on_which_images_are_valid(tmp_path):
         refused += verdict != "OK"
     assert 0 < refused < len(paths)
     print("mutated NV images: %d, refused by both: %d" % (len(paths), refused))
+
+
+def test_a_version_1_bank_decodes_as_masks_without_secrets(tmp_path):
+    import struct
+    import zlib
+    from raidboard import nvimage as nv
+    bank = bytearray((REPO / "nvram" / "dac960sx-factory.bin").read_bytes())[:nv.HEADER.size + nv.PAYLOAD_V1_LEN]
+    p = nv.HEADER.size
+    bank[p + nv.MASK_OFF:p + nv.MASK_OFF + 18] = b"iqn.2026-11.org.x:"
+    struct.pack_into("<H", bank, 4, 1)
+    struct.pack_into("<I", bank, 12, zlib.crc32(bytes(bank[p:]), zlib.crc32(bytes(bank[:12]))))
+    (tmp_path / "v1.bin").write_bytes(bank)
+    d, _ = dump(tmp_path / "v1.bin")
+    im = current(d)
+    assert im["version"] == 1 and im["masks"][0]["initiator"] == "iqn.2026-11.org.x:"
+    assert im["masks"][0]["secret_set"] is False
 
 
 def test_control_characters_an_image_holds_are_shown_escaped(tmp_path):

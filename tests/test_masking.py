@@ -51,7 +51,7 @@ def test_masks_decide_which_luns_an_initiator_sees(board):
     assert luns_seen(board, HOST_B) == []                      # once masks exist, unlisted sees none
     rb(board, "mask", "set", HOST_B, "0/0", "1/1")             # per port
     assert report_luns(board, HOST_B, 0) == [0] and report_luns(board, HOST_B, 1) == [1]
-    assert rb(board, "mask", "list")["masks"][0] == {"initiator": HOST_A, "luns": [[0, 1], [1, 1]]}
+    assert rb(board, "mask", "list")["masks"][0] == {"initiator": HOST_A, "luns": [[0, 1], [1, 1]], "secret_set": False}
     board.restart()
     assert luns_seen(board, HOST_A) == [1]
     rb(board, "mask", "clear", HOST_A, "--force")
@@ -67,6 +67,28 @@ def test_chap_from_the_cli(board):
     assert luns_seen(board, HOST_A, auth="backup%s3cret-secret12@") == [0, 1]
     rb(board, "chap", "clear", "--force")
     assert luns_seen(board, HOST_A) == [0, 1]
+
+
+def test_a_mask_gets_its_own_secret_from_the_cli_never_from_argv(board, tmp_path):
+    secret = "host-b-secret-123"
+    f = tmp_path / "b.secret"
+    f.write_text(secret + "\n")
+    rb(board, "mask", "set", HOST_B, "0/0", "--secret-file", str(f))
+    rb(board, "mask", "set", HOST_B, "0/1")                    # new LUNs: the secret stays
+    assert rb(board, "mask", "list")["masks"] == [{"initiator": HOST_B, "luns": [[0, 1]], "secret_set": True}]
+    shown = subprocess.run([RAIDBOARD, "--port", "socket://%s:%d" % board.console, "mask", "list"],
+                           capture_output=True, text=True, timeout=60).stdout
+    dumped = subprocess.run([RAIDBOARD, "nvram", "dump", str(board.state / "nvram.bin")],
+                            capture_output=True, text=True, timeout=60).stdout
+    assert "(own CHAP secret)" in shown and "(own CHAP secret)" in dumped
+    assert secret not in shown + dumped
+    # too short for CHAP (RFC 3720: 12 bytes at least), from the environment: refused before sending
+    p = subprocess.run([RAIDBOARD, "--port", "socket://%s:%d" % board.console, "mask", "set", HOST_B, "0/1"],
+                       capture_output=True, text=True, timeout=60, env=dict(os.environ, RAIDBOARD_MASK_SECRET="short"))
+    assert p.returncode != 0 and "holds 12 to 32 bytes" in p.stderr
+    rb(board, "mask", "set", HOST_B, "0/1", "--no-secret")
+    assert rb(board, "mask", "list")["masks"][0]["secret_set"] is False
+    rb(board, "mask", "clear", HOST_B, "--force")
 
 
 def tenant(board, name, port=0, isid=None):

@@ -95,9 +95,20 @@ def chap_get(ctl, args):
 
 
 def mask_list(ctl, args):
+    # a mask's secret is never read back, only whether it has one
     return {"masks": [{"initiator": n, "luns": [[i // nvram.LUNS, i % nvram.LUNS]
-                                                 for i in range(16) if b >> i & 1]}
+                                                 for i in range(16) if b >> i & 1],
+                       "secret_set": n in ctl.cfg.mask_secrets}
                       for n, b in ctl.cfg.masks]}
+
+
+def _mask_secret(args, name, secrets):
+    # the CHAP secret the mask of `name` will have: absent keeps the one it has (changing the LUNs
+    # never drops it by accident), "" removes it, anything else must fit NV memory (12 to 32 bytes)
+    if "secret" not in args:
+        return secrets.get(name, "")
+    return check.text(args, "secret", "the mask's CHAP secret", nvram.CHAP_SECRET_MAX,
+                      nvram.CHAP_SECRET_MIN if args["secret"] else 0)
 
 
 def mask_set(ctl, args):
@@ -115,10 +126,14 @@ def mask_set(ctl, args):
         if not isinstance(x, list) or len(x) != 2 or x[0] not in (0, 1) or type(x[1]) is not int or not 0 <= x[1] < 8:
             raise CmdError("BAD_ARGUMENT", "%r is not [port 0-1, lun 0-7]" % (x,))
         bits |= 1 << (x[0] * nvram.LUNS + x[1])
+    secret = _mask_secret(args, name, ctl.cfg.mask_secrets)
     masks = [m for m in ctl.cfg.masks if m[0] != name]
     if len(masks) >= nvram.MASKS:
         raise CmdError("TABLE_FULL", "at most %d initiators can be masked" % nvram.MASKS)
     ctl.cfg.masks = masks + [(name, bits)]
+    ctl.cfg.mask_secrets.pop(name, None)
+    if secret:
+        ctl.cfg.mask_secrets[name] = secret
     ctl.save()
     return {}
 
@@ -129,5 +144,6 @@ def mask_clear(ctl, args):
     ctl.cfg.masks = [m for m in ctl.cfg.masks if m[0] != name]
     if len(ctl.cfg.masks) == before:
         raise CmdError("NOT_MASKED", "no mask for initiator %r" % (name,))
+    ctl.cfg.mask_secrets.pop(name, None)     # a secret goes with its mask
     ctl.save()
     return {}

@@ -1,14 +1,16 @@
 # NV memory (FIG. 4): the configuration structure 135 and the board's settings, in a binary image
 # with two banks. An update writes the bank that does NOT hold the current image, with the next
 # generation number and a CRC32; a process killed mid-write leaves at worst that bank torn, and the
-# other bank still holds the previous image. Format: nvram/README.md.
+# other bank still holds the previous image. Format: nvram/README.md (version 2 adds each LUN
+# mask's own CHAP secret after the version 1 payload; a version 1 bank reads as masks without one).
 import struct
 import binascii
 from micropython import const
 from hw.levels import LEVELS, RAID_MASK, ONLINE, STATUS_NAMES
 
 MAGIC = b"RBNV"
-VERSION = const(1)
+VERSION = const(2)
+VERSION_1 = const(1)           # read: the same payload without the mask secrets
 HDR = "<4sHHII"                # magic, version, reserved, generation, crc32
 HDR_LEN = const(16)
 MAX_SD = const(8)
@@ -33,7 +35,9 @@ PW_OFF = const(LUNMAP_OFF + PORTS * LUNS)       # u8 set + sha1 digest (20)
 CHAP_OFF = const(PW_OFF + 21)                    # user (64) + secret (32), NUL padded
 MASK_OFF = const(CHAP_OFF + 96)                  # MASKS x (initiator 224 + u16 bitmap)
 PARAMS_OFF = const(MASK_OFF + MASKS * (IQN_LEN + 2))  # 64 bytes of controller parameters
-PAYLOAD_LEN = const(PARAMS_OFF + 64)
+PAYLOAD_V1_LEN = const(PARAMS_OFF + 64)
+MASK_SECRET_OFF = const(PAYLOAD_V1_LEN)              # version 2: MASKS x secret (32), NUL padded
+PAYLOAD_LEN = const(MASK_SECRET_OFF + MASKS * 32)
 NO_AUTO_REBUILD = const(0x01)   # params byte 0: a replaced disk is not rebuilt by itself
 CHAP_USER_LEN = const(64)
 CHAP_SECRET_LEN = const(32)
@@ -89,6 +93,7 @@ class Config:
         self.chap_user = ""
         self.chap_secret = ""
         self.masks = []                                      # [(initiator, bitmap of port*8+lun)]
+        self.mask_secrets = {}                               # masked initiator -> its own CHAP secret
         self.params = bytearray(64)                          # controller parameters (zero: defaults)
         self.generation = 0
 
@@ -108,7 +113,8 @@ class Config:
                 "lun_map": [{"port": i // LUNS, "lun": i % LUNS, "sd": v}
                             for i, v in enumerate(self.lunmap) if v != UNMAPPED],
                 "password_set": self.password is not None, "chap_user": self.chap_user,
-                "masks": [{"initiator": m[0], "bitmap": m[1]} for m in self.masks],
+                "masks": [{"initiator": m[0], "bitmap": m[1], "secret_set": m[0] in self.mask_secrets}
+                          for m in self.masks],
                 "auto_rebuild": self.auto_rebuild()}
 
 
@@ -209,6 +215,8 @@ def encode(cfg, generation):
         off = MASK_OFF + i * (IQN_LEN + 2)
         _put_str(p, off, IQN_LEN, name, "LUN mask %d's initiator name" % i)
         struct.pack_into("<H", p, off + IQN_LEN, bits)
+        _put_str(p, MASK_SECRET_OFF + i * CHAP_SECRET_LEN, CHAP_SECRET_LEN, cfg.mask_secrets.get(name, ""),
+                 "LUN mask %d's secret" % i)
     p[PARAMS_OFF:PARAMS_OFF + 64] = cfg.params
     hdr = bytearray(HDR_LEN)
     struct.pack_into(HDR, hdr, 0, MAGIC, VERSION, 0, generation, 0)
@@ -231,6 +239,7 @@ def _first_difference(a, b):
                        ("the CHAP user", a.chap_user, b.chap_user),
                        ("the CHAP secret", a.chap_secret, b.chap_secret),
                        ("the LUN masks", [tuple(m) for m in a.masks], [tuple(m) for m in b.masks]),
+                       ("the LUN mask secrets", a.mask_secrets, b.mask_secrets),
                        ("the controller parameters", bytes(a.params), bytes(b.params))):
         if x != y:
             return what
@@ -268,14 +277,17 @@ def _check_shared_blocks(cfg):
 
 def decode(image):
     # -> Config; raises NvramError naming what is wrong with the bank
-    if len(image) < HDR_LEN + PAYLOAD_LEN:
-        raise NvramError("truncated: %d bytes, a bank needs %d" % (len(image), HDR_LEN + PAYLOAD_LEN))
+    if len(image) < HDR_LEN + PAYLOAD_V1_LEN:
+        raise NvramError("truncated: %d bytes, a bank needs %d" % (len(image), HDR_LEN + PAYLOAD_V1_LEN))
     magic, version, _, gen, crc = struct.unpack_from(HDR, image, 0)
     if magic != MAGIC:
         raise NvramError("foreign image: magic %r, expected %r" % (bytes(magic), MAGIC))
-    if version != VERSION:
-        raise NvramError("unsupported version %d (this firmware reads version %d)" % (version, VERSION))
-    p = memoryview(image)[HDR_LEN:HDR_LEN + PAYLOAD_LEN]
+    if version not in (VERSION_1, VERSION):
+        raise NvramError("unsupported version %d (this firmware reads versions 1 and %d)" % (version, VERSION))
+    n = PAYLOAD_LEN if version == VERSION else PAYLOAD_V1_LEN
+    if len(image) < HDR_LEN + n:
+        raise NvramError("truncated: %d bytes, a version %d bank needs %d" % (len(image), version, HDR_LEN + n))
+    p = memoryview(image)[HDR_LEN:HDR_LEN + n]
     if binascii.crc32(p, binascii.crc32(memoryview(image)[:12])) != crc:
         raise NvramError("CRC mismatch: the image is damaged")
     cfg = Config()
@@ -309,8 +321,18 @@ def decode(image):
         name = _str(p[off:off + IQN_LEN], "LUN mask %d's initiator name" % i)
         if name:
             cfg.masks.append((name, struct.unpack_from("<H", p, off + IQN_LEN)[0]))
+            if version == VERSION:
+                _mask_secret(cfg, p, i, name)
     cfg.params[:] = p[PARAMS_OFF:PARAMS_OFF + 64]
     return cfg
+
+
+def _mask_secret(cfg, p, i, name):
+    # the secret of mask slot i (only a slot with a name has one)
+    off = MASK_SECRET_OFF + i * CHAP_SECRET_LEN
+    secret = _str(p[off:off + CHAP_SECRET_LEN], "LUN mask %d's secret" % i)
+    if secret:
+        cfg.mask_secrets[name] = secret
 
 
 class Nvram:

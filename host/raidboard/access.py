@@ -1,6 +1,8 @@
 """Who may use the board: LUN masks, CHAP of the iSCSI host ports and the console password
 (`mask`, `chap`, `password`)."""
-from .errors import CHAP_SECRET_ENV, UsageError
+import os
+
+from .errors import CHAP_SECRET_ENV, MASK_SECRET_ENV, UsageError
 from .inputs import iscsi_name, nv_text, parse_portlun
 from .model import CHAP_SECRET_MAX, CHAP_SECRET_MIN, CHAP_USER_MAX
 from .nvimage import shown
@@ -14,16 +16,33 @@ def cmd_mask_list(sess, args):
     def text():
         if not r["masks"]:
             return "no masks: every initiator sees every mapped LUN"
-        return "\n".join("%s  %s" % (shown(m["initiator"]), " ".join("%d/%d" % tuple(x) for x in m["luns"]) or "(none)")
+        return "\n".join("%s  %s%s" % (shown(m["initiator"]), " ".join("%d/%d" % tuple(x) for x in m["luns"])
+                                        or "(none)", "  (own CHAP secret)" if m.get("secret_set") else "")
                          for m in r["masks"])
     out(args, r, text)
 
 
+def _mask_secret(args):
+    # mask_set's "secret": none given keeps the one the mask has, --no-secret removes it
+    if args.no_secret:
+        return {"secret": ""}
+    if not (args.secret or args.secret_file or os.environ.get(MASK_SECRET_ENV) is not None):
+        return {}
+    secret = read_secret(args.secret_file, "--secret-file", MASK_SECRET_ENV, "CHAP secret of the mask", twice=True)
+    if secret is None:
+        raise UsageError("no secret for the mask: give --secret-file FILE or $%s (never on the command line)"
+                         % MASK_SECRET_ENV)
+    return {"secret": nv_text(secret, "the mask's CHAP secret", CHAP_SECRET_MAX, CHAP_SECRET_MIN)}
+
+
 def cmd_mask_set(sess, args):
     luns = [list(parse_portlun(x)) for x in args.luns]
-    r = sess.call("mask_set", {"initiator": iscsi_name(args.initiator), "luns": luns})
-    out(args, r, "%s sees %s (and only those, while any mask is set)" % (
-        args.initiator, " ".join(args.luns) or "no LUN"))
+    secret = _mask_secret(args)
+    r = sess.call("mask_set", dict({"initiator": iscsi_name(args.initiator), "luns": luns}, **secret))
+    note = "" if not secret else "; it logs in with CHAP as itself, with its own secret" if secret["secret"] \
+        else "; it has no CHAP secret of its own"
+    out(args, r, "%s sees %s (and only those, while any mask is set)%s" % (
+        args.initiator, " ".join(args.luns) or "no LUN", note))
 
 
 def cmd_mask_clear(sess, args):

@@ -168,11 +168,11 @@ def _factory(d, fail, path, repo):
         fail("factory_nvram", "%s: %s" % (name, e.strerror or e))
     if not stat.S_ISREG(st.st_mode):
         fail("factory_nvram", "%s is not a regular file" % name)
-    if st.st_size != nvimage.BANK_MIN:
-        fail("factory_nvram", "%s is %d bytes; a factory image is one NV memory bank of %d bytes"
-             % (name, st.st_size, nvimage.BANK_MIN))
-    if 2 * nvimage.BANK_MIN > d["nvram_kb"] * 1024:
-        fail("nvram_kb", "two banks of %d bytes do not fit in %d KiB" % (nvimage.BANK_MIN, d["nvram_kb"]))
+    if st.st_size not in (nvimage.BANK_LEN, nvimage.BANK_MIN):
+        fail("factory_nvram", "%s is %d bytes; a factory image is one NV memory bank of %d bytes (%d in "
+             "version 1)" % (name, st.st_size, nvimage.BANK_LEN, nvimage.BANK_MIN))
+    if 2 * nvimage.BANK_LEN > d["nvram_kb"] * 1024:
+        fail("nvram_kb", "two banks of %d bytes do not fit in %d KiB" % (nvimage.BANK_LEN, d["nvram_kb"]))
     try:
         nvimage.decode_bank(real.read_bytes())
     except (nvimage.BankError, OSError) as e:

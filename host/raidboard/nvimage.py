@@ -4,7 +4,8 @@ The host never imports firmware code: this is an independent CPython reading of 
 format, so a dump is also a check of the firmware's writer. An NV memory file holds two banks
 (bank A at offset 0, bank B at half the file); each bank is a header (magic "RBNV", version,
 generation, CRC32) and the payload: eight system drive entries (the seed's S_D_E plus an
-extension), the LUN map, the password, CHAP, LUN masks and the controller parameters. The bank
+extension), the LUN map, the password, CHAP, LUN masks and the controller parameters; version 2
+adds each mask's own CHAP secret (only whether one is set is ever reported). The bank
 with a valid CRC and the higher generation is the current image. A file of one bank (a factory
 image) decodes too.
 """
@@ -15,7 +16,7 @@ from .model import CHAP_SECRET_MAX, CHAP_USER_MAX, DRIVE_STATUS, ISCSI_NAME_MAX,
     MAX_SD, PORTS
 
 MAGIC = b"RBNV"
-VERSION = 1
+VERSION = 2                         # version 1: the same payload without the mask secrets
 HEADER = struct.Struct("<4sHHII")   # magic, version, reserved, generation, crc32
 MAX_VDRIVES = MAX_MEMBERS
 SDE = struct.Struct("<BBBB")        # status, raid, n_drvs, affinity
@@ -32,9 +33,12 @@ MASKS, IQN_LEN = 8, ISCSI_NAME_MAX + 1
 MASK_OFF = CHAP_OFF + CHAP_LEN      # MASKS x (initiator name, u16 bitmap of port*8+lun)
 PARAMS_OFF = MASK_OFF + MASKS * (IQN_LEN + 2)
 PARAMS_LEN = 64
-PAYLOAD_LEN = PARAMS_OFF + PARAMS_LEN
+PAYLOAD_V1_LEN = PARAMS_OFF + PARAMS_LEN
+MASK_SECRET_OFF = PAYLOAD_V1_LEN    # version 2: MASKS x secret, NUL padded
+PAYLOAD_LEN = MASK_SECRET_OFF + MASKS * CHAP_SECRET_MAX
 NO_AUTO_REBUILD = 0x01             # params byte 0
-BANK_MIN = HEADER.size + PAYLOAD_LEN
+BANK_MIN = HEADER.size + PAYLOAD_V1_LEN   # a version 1 bank
+BANK_LEN = HEADER.size + PAYLOAD_LEN      # a version 2 bank, what the firmware writes
 UNMAPPED = 0xFF
 
 RAID_MASK, LOG, WB_MSK = 0x0F, 0x40, 0x80
@@ -83,6 +87,12 @@ def _check_shared_blocks(drives):
                                 "(extents %d+%d and %d+%d)" % (i, i2, ch, tg, a, n, a2, n2))
 
 
+def _mask_secret_set(payload, k):
+    # whether mask slot k has its own CHAP secret; the secret itself is never returned
+    off = MASK_SECRET_OFF + k * CHAP_SECRET_MAX
+    return bool(_cstr(payload[off:off + CHAP_SECRET_MAX], "LUN mask %d's secret" % k))
+
+
 def decode_bank(bank):
     """One bank -> dict; raises BankError naming what is wrong."""
     if len(bank) < BANK_MIN:
@@ -92,9 +102,12 @@ def decode_bank(bank):
     magic, version, _, generation, crc = HEADER.unpack_from(bank, 0)
     if magic != MAGIC:
         raise BankError("foreign image: magic %r, expected %r" % (magic, MAGIC))
-    if version != VERSION:
-        raise BankError("unsupported version %d (this decoder reads version %d)" % (version, VERSION))
-    payload = bytes(bank[HEADER.size:HEADER.size + PAYLOAD_LEN])
+    if version not in (1, VERSION):
+        raise BankError("unsupported version %d (this decoder reads versions 1 and %d)" % (version, VERSION))
+    size = PAYLOAD_LEN if version == VERSION else PAYLOAD_V1_LEN
+    if len(bank) < HEADER.size + size:
+        raise BankError("truncated: %d bytes, a version %d bank needs %d" % (len(bank), version, HEADER.size + size))
+    payload = bytes(bank[HEADER.size:HEADER.size + size])
     calc = zlib.crc32(payload, zlib.crc32(bytes(bank[:12]))) & 0xFFFFFFFF
     if calc != crc:
         raise BankError("CRC mismatch: stored 0x%08X, computed 0x%08X (damaged)" % (crc, calc))
@@ -132,7 +145,8 @@ def decode_bank(bank):
         if name:
             bits = struct.unpack_from("<H", payload, off + IQN_LEN)[0]
             masks.append({"initiator": name, "bitmap": bits,
-                          "luns": [[b // LUNS, b % LUNS] for b in range(PORTS * LUNS) if bits >> b & 1]})
+                          "luns": [[b // LUNS, b % LUNS] for b in range(PORTS * LUNS) if bits >> b & 1],
+                          "secret_set": version == VERSION and _mask_secret_set(payload, k)})
     params = payload[PARAMS_OFF:PARAMS_OFF + PARAMS_LEN]
     return {"magic": magic.decode("latin-1"), "version": version, "generation": generation,
             "crc32": "0x%08X" % crc, "system_drives": drives, "lun_map": lunmap,
@@ -214,6 +228,7 @@ def text(d):
     lines.append("password: %s" % ("set" if im["password_set"] else "none"))
     lines.append("CHAP: %s" % (("user %s" % shown(im["chap_user"])) if im["chap_user"] else "none"))
     for m in im["masks"]:
-        lines.append("mask: %s -> %s" % (shown(m["initiator"]), " ".join("%d/%d" % tuple(x) for x in m["luns"]) or "no LUNs"))
+        lines.append("mask: %s -> %s%s" % (shown(m["initiator"]), " ".join("%d/%d" % tuple(x) for x in m["luns"])
+                                           or "no LUNs", "  (own CHAP secret)" if m["secret_set"] else ""))
     lines.append("automatic rebuild: %s" % ("on" if im["auto_rebuild"] else "off"))
     return "\n".join(lines)

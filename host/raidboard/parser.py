@@ -3,7 +3,7 @@ Options are never abbreviated, and a usage error is a UsageError (exit 2), not a
 import argparse
 
 from . import access, diagnostics, disks, drives, lifecycle, lops, snapshot
-from .errors import CHAP_SECRET_ENV, PASSWORD_ENV, UsageError
+from .errors import CHAP_SECRET_ENV, MASK_SECRET_ENV, PASSWORD_ENV, UsageError
 from .model import CHAP_SECRET_MAX, CHAP_SECRET_MIN, CHAP_USER_MAX, ISCSI_NAME_MAX
 
 
@@ -146,12 +146,24 @@ examples:
                 "examples:\n  raidboard mask set iqn.1994-05.com.redhat:host1 0/0 1/0\n"
                 "  raidboard mask list\n  raidboard mask clear iqn.1994-05.com.redhat:host1\n\n"
                 "With no mask set every initiator sees every mapped LUN; once one is set, an initiator\n"
-                "sees only the LUNs of its own mask (none if it has no mask).\n")
+                "sees only the LUNs of its own mask (none if it has no mask).\n\n"
+                "A mask is only as strong as the credential that binds the name to a host: give it its own\n"
+                "CHAP secret: the first line of --secret-file FILE, else $%s, else\n"
+                "asked twice on the terminal with --secret (never on the command line). That\n"
+                "initiator must then log in with CHAP, user = its own name, and this secret; the board-wide\n"
+                "CHAP credential does not let any host log in under its name. Without these options the\n"
+                "mask keeps the secret it has; --no-secret removes it.\n" % MASK_SECRET_ENV)
     P(mk, "list", "list the masks", func=access.cmd_mask_list)
     c = P(mk, "set", "let INITIATOR see exactly these PORT/LUNs", func=access.cmd_mask_set)
     c.add_argument("initiator", help="the initiator's iSCSI name (iqn., eui. or naa.; lowercase; at most %d bytes)"
                    % ISCSI_NAME_MAX)
     c.add_argument("luns", nargs="*", metavar="PORT/LUN")
+    how = c.add_mutually_exclusive_group()
+    how.add_argument("--secret", action="store_true",
+                     help="give the mask its own CHAP secret (%d to %d bytes in UTF-8): $%s, else asked"
+                     % (CHAP_SECRET_MIN, CHAP_SECRET_MAX, MASK_SECRET_ENV))
+    how.add_argument("--secret-file", metavar="FILE", help="the mask's own CHAP secret is the first line of FILE")
+    how.add_argument("--no-secret", action="store_true", help="remove the mask's own CHAP secret")
     c = P(mk, "clear", "remove an initiator's mask", func=access.cmd_mask_clear)
     c.add_argument("initiator")
 

@@ -135,6 +135,33 @@ def test_password_and_masking():
     assert ctl.luns(0, j) == [0, 1]
 
 
+def test_a_mask_secret_is_kept_in_nv_memory_and_never_read_back():
+    ctl = fw.boot()
+    i, j = "iqn.2026-11.org.example:a", "iqn.2026-11.org.example:b"
+    ctl.command("mask_set", {"initiator": i, "luns": [[0, 0]], "secret": "a-own-secret-1"})
+    ctl.command("mask_set", {"initiator": j, "luns": [[0, 1]]})
+    ctl.command("mask_set", {"initiator": i, "luns": [[0, 1]]})          # no "secret": the secret stays
+    ctl = fw.reboot(ctl)
+    assert ctl.command("mask_list") == {"masks": [
+        {"initiator": j, "luns": [[0, 1]], "secret_set": False},
+        {"initiator": i, "luns": [[0, 1]], "secret_set": True}]}
+    assert "a-own-secret-1" not in repr(ctl.command("mask_list")) + repr(ctl.command("nvram_dump"))
+    assert ctl.cfg.mask_secrets == {i: "a-own-secret-1"}
+    refused(ctl, "mask_set", {"initiator": j, "luns": [], "secret": "ä" * 17}, "NV_LIMIT",
+            ["the mask's CHAP secret is 34 bytes in UTF-8", "12 to 32 bytes"])
+    refused(ctl, "mask_set", {"initiator": j, "luns": [], "secret": "short"}, "NV_LIMIT", ["5 bytes"])
+    refused(ctl, "mask_set", {"initiator": j, "luns": [], "secret": 123456789012}, "BAD_ARGUMENT", ["a string"])
+    refused(ctl, "mask_set", {"initiator": j, "luns": [], "secret": "s3cret\x1b[2Js3cret"}, "BAD_ARGUMENT",
+            ["U+001B"])
+    assert ctl.command("mask_list")["masks"][0] == {"initiator": j, "luns": [[0, 1]], "secret_set": False}
+    ctl.command("mask_set", {"initiator": i, "luns": [[0, 1]], "secret": ""})    # removed
+    assert ctl.cfg.mask_secrets == {}
+    ctl.command("mask_set", {"initiator": j, "luns": [[0, 1]], "secret": "b-own-secret-1"})
+    ctl.command("mask_clear", {"initiator": j})                               # goes with its mask
+    ctl = fw.reboot(ctl)
+    assert ctl.cfg.mask_secrets == {}
+
+
 def test_string_fields_are_measured_in_the_bytes_nv_memory_holds():
     ctl = fw.boot()
     umlauts = ("äöü" * 7)[:20]                    # 20 characters, 40 bytes

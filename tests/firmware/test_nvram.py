@@ -22,6 +22,7 @@ def full_config():
     cfg.chap_user = "backup-host"
     cfg.chap_secret = "s3cret-s3cret"
     cfg.masks = [("iqn.2026-11.org.example:a", 0x0003), ("iqn.2026-11.org.example:b", 0x8001)]
+    cfg.mask_secrets = {"iqn.2026-11.org.example:b": "b-own-secret-\u20ac"}   # only b has its own
     cfg.set_auto_rebuild(False)
     cfg.params[1:4] = b"\x02\x03\x04"          # reserved parameter bytes round-trip as they are
     return cfg
@@ -41,7 +42,7 @@ def test_round_trip_of_every_field():
     assert back.lunmap == cfg.lunmap
     assert back.password == cfg.password
     assert (back.chap_user, back.chap_secret) == (cfg.chap_user, cfg.chap_secret)
-    assert back.masks == cfg.masks
+    assert back.masks == cfg.masks and back.mask_secrets == cfg.mask_secrets
     assert back.params == cfg.params and not back.auto_rebuild()
     assert nvram.Config().auto_rebuild()          # the default, as on the DAC960: on
 
@@ -136,6 +137,47 @@ def test_wrong_version():
     expect_error(img, 16384, ["unsupported version 9"])
 
 
+def version_1_bank(cfg):
+    # what a firmware before the mask secrets wrote: the version 1 payload, its own CRC
+    import struct
+    import binascii
+    img = bytearray(nvram.encode(cfg, 5)[:nvram.HDR_LEN + nvram.PAYLOAD_V1_LEN])
+    struct.pack_into("<H", img, 4, 1)
+    struct.pack_into("<I", img, 12, binascii.crc32(img[16:], binascii.crc32(img[:12])))
+    return img
+
+
+def test_a_version_1_bank_loads_as_masks_without_secrets():
+    cfg = full_config()
+    back = nvram.decode(version_1_bank(cfg))
+    assert back.masks == cfg.masks and back.mask_secrets == {}
+    assert back.chap_secret == cfg.chap_secret and back.lunmap == cfg.lunmap
+    # the next update writes version 2 into the other bank, and the version 1 bank stays readable
+    path = fw.tmpdir("v1") + "/nvram.bin"
+    nv = nvram.Nvram(path, 16384)
+    nv.create(version_1_bank(cfg))
+    back = nv.load()
+    back.mask_secrets["iqn.2026-11.org.example:a"] = "a-own-secret-1"
+    nv.store(back)
+    again = nvram.Nvram(path, 16384).load()
+    assert again.mask_secrets == {"iqn.2026-11.org.example:a": "a-own-secret-1"}
+    with open(path, "rb") as f:
+        img = f.read()
+    assert img[4] == 1 and img[8192 + 4] == nvram.VERSION == 2
+    assert nvram.decode(img[:8192]).mask_secrets == {}
+
+
+def test_a_mask_secret_never_outlives_its_mask_in_the_image():
+    cfg = full_config()
+    cfg.mask_secrets["iqn.2026-11.org.example:gone"] = "orphan-secret-1"    # no mask of that name
+    try:
+        nvram.verify(cfg, nvram.encode(cfg, 2))
+    except nvram.NvramError as e:
+        assert "the LUN mask secrets would not read back" in str(e), str(e)
+    else:
+        assert False, "a secret without its mask was written"
+
+
 def test_one_damaged_bank_is_survivable():
     img = good_image()
     nv = nvram.Nvram("/dev/null", 16384)
@@ -190,6 +232,7 @@ def test_fields_this_firmware_never_writes_are_named_even_under_a_valid_crc():
         (16 + nvram.LUNMAP_OFF + 2, 9, "LUN map: port 0 LUN 2 names system drive 9"),
         (16 + nvram.CHAP_OFF, 0xFF, "the CHAP user is not text"),
         (16 + nvram.MASK_OFF, 0xC3, "LUN mask 0's initiator name is not text"),
+        (16 + nvram.MASK_SECRET_OFF + nvram.CHAP_SECRET_LEN, 0xFF, "LUN mask 1's secret is not text"),
     )
     for off, value, words in cases:
         img = good_image()

@@ -16,6 +16,7 @@ from micropython import const
 
 from endpoints.iscsi import pdu as P
 from endpoints.iscsi.pdu import get32, put32, put24, get24
+from control.commands_diag import CONSOLE_INITIATOR   # the name iSCSI hosts may not log in under
 
 _ioq = asyncio.core._io_queue
 
@@ -749,6 +750,7 @@ class Conn:
         stage = -1
         started = False
         chap = None
+        offered = None
         authed = False
         answered = set()
         first_sent = False
@@ -801,19 +803,10 @@ class Conn:
                     if csg != 0:
                         reply.append((k, "Reject"))
                         continue
-                    chap = self.creds()
-                    offered = v.split(",")
-                    want = "CHAP" if chap else "None"
-                    if want not in offered:
-                        await self.login_fail(0x0201, "no acceptable AuthMethod in %r" % v)
-                        return
-                    p.auth_methods = want
-                    reply.append((k, want))
-                    answered.add(k)
-                    authed = want == "None"
+                    offered = v     # answered below: the credential depends on the InitiatorName
                     continue
                 if k.startswith("CHAP_"):
-                    if csg != 0 or p.auth_methods != "CHAP":
+                    if csg != 0 or (p.auth_methods != "CHAP" and offered is None):
                         await self.login_fail(0x0201, "CHAP keys out of place")
                         return
                     continue   # handled below, as a set
@@ -828,6 +821,24 @@ class Conn:
                 answered.add(k)
                 if r is not None:
                     reply.append((k, r))
+            # who is logging in (RFC 7143: named in the first request, so before any credential)
+            if p.initiator_name is None:
+                await self.login_fail(0x0207, "InitiatorName missing")
+                return
+            if p.initiator_name == CONSOLE_INITIATOR:
+                await self.login_fail(0x0202, "%s is the console's own name" % CONSOLE_INITIATOR)
+                return
+            if offered is not None:
+                chap = self.creds()
+                want = "CHAP" if chap else "None"
+                if want not in offered.split(","):
+                    await self.login_fail(0x0201, "no acceptable AuthMethod in %r" % offered)
+                    return
+                p.auth_methods = want
+                reply.append(("AuthMethod", want))
+                answered.add("AuthMethod")
+                authed = want == "None"
+                offered = None
             if p.auth_methods == "CHAP" and not authed:
                 ck = dict(pairs)
                 if ("CHAP_N" in ck or "CHAP_R" in ck) and self.tgt.chap.wait_ms(self.peer):
@@ -839,10 +850,6 @@ class Conn:
                     await self.login_fail(0x0201, "CHAP authentication failed")
                     return
                 authed = res
-            # who is logging in, and to what
-            if p.initiator_name is None:
-                await self.login_fail(0x0207, "InitiatorName missing")
-                return
             self.iname = p.initiator_name
             st = p.session_type or "Normal"
             self.discovery = st == "Discovery"
@@ -886,7 +893,13 @@ class Conn:
                 return
 
     def creds(self):
+        # what this initiator must prove (README "Login"): a mask's own secret, under the masked
+        # name, replaces the board-wide CHAP credential for that name, so knowing the board's
+        # secret does not let a host log in as a masked initiator
         cfg = self.ctl.cfg
+        own = cfg.mask_secrets.get(self.p.initiator_name)
+        if own:
+            return {"user": self.p.initiator_name, "secret": own}
         if cfg.chap_user and cfg.chap_secret:
             return {"user": cfg.chap_user, "secret": cfg.chap_secret}
         return None
