@@ -507,12 +507,8 @@ class Manager:
 
     # ---- the write hook (snapshot.Engine.tracker) ---------------------------------------------
     def mark(self, drive, lba, n):
-        sd = drive.number
-        for op in self.ops:
-            # an initialization zeroes ahead: a host write there would be lost
-            if op.kind == INIT and op.sd == sd and lba + n > op.safe:
-                raise ScsiError(sense.NOT_READY, 0x04, 0x04)      # not ready, format in progress
-        self.track_sd(sd, lba, n)
+        # (a host write ahead of an initialization was refused by its logical unit: scsi/lu.py)
+        self.track_sd(drive.number, lba, n)
 
     def track_sd(self, sd, lba, n):
         t = self.tracker
@@ -744,14 +740,6 @@ def drive_changed(ctl, sd):
     if sd in (t.p, t.d):
         ctl.events.log("info", "CHANGE TRACKING OF SD%d -> SD%d DROPPED: SD%d CHANGED" % (t.p, t.d, sd))
         t.drop()
-
-
-def check_read(ctl, sd, lba, n):
-    # a host read of blocks a running initialization has not zeroed yet: not ready (format in
-    # progress), never the old data it is about to erase
-    for op in ctl.lops.ops:
-        if op.kind == INIT and op.sd == sd and lba + n > op.pos:
-            raise ScsiError(sense.NOT_READY, 0x04, 0x04)
 
 
 def auto_rebuild(ctl, slot):

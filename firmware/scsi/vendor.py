@@ -46,20 +46,21 @@ def _reserved_clear(cdb):
     return True
 
 
-def _initiate(ctl, lu, cdb, buf):
+def _initiate(core, lu, cdb, buf):
     if not _reserved_clear(cdb):
         raise illegal_cdb()
-    ctl.snapshot_initiate(lu)
+    lu.initiate(core.nexus[0])
 
 
-def _terminate(ctl, lu, cdb, buf):
+def _terminate(core, lu, cdb, buf):
     if not _reserved_clear(cdb):
         raise illegal_cdb()
-    ctl.snapshot_terminate(lu)
+    lu.terminate()
 
 
-def _long_operation(ctl, lu, cdb, buf):
-    return ctl.long_operation(cdb, buf)
+def _long_operation(core, lu, cdb, buf):
+    # the caller's nexus decides which drives it may name and which copy it may hear of
+    return core.long_operation(cdb, buf, core.nexus)
 
 
 # the stored commands of FIG. 4 (142): DCMD op code -> (name, handler)
@@ -75,4 +76,4 @@ def direct(core, lu, cdb, data_out, buf):
     cmd = COMMANDS.get(cdb[2])
     if cmd is None:
         raise sense.invalid_field(2)
-    return cmd[1](core.ctl, lu, cdb, buf)
+    return cmd[1](core, lu, cdb, buf)

@@ -38,7 +38,7 @@ def main():
     lu = ctl.logical_unit(NEX)
     sd = ctl.drives[lu.sd]
     d = getattr(sd, "drive", sd)
-    span = min(ctl.geometry(lu), 65536) // BLK        # 32 MiB: stays in the page cache
+    span = min(lu.capacity(), 65536) // BLK           # 32 MiB: stays in the page cache
     buf = memoryview(bytearray(2048 * 512))
     mv = buf[:BLK * 512]
     iop = ctl.iop
@@ -63,9 +63,9 @@ def main():
             d.read((i % span) * BLK, mv)
 
     def ctlr():
-        rb = ctl.read_blocks
+        rb = lu.read
         for i in range(N):
-            rb(lu, (i % span) * BLK, mv)
+            rb((i % span) * BLK, mv)
 
     def core():
         ex = ctl.execute
