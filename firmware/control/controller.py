@@ -194,7 +194,8 @@ class Controller:
                 self._lus[i] = None
             else:
                 unit = lumod.BackupLU if e.is_log() else lumod.NormalLU
-                self._lus[i] = unit(self.backing, sd, i // nvram.LUNS, i % nvram.LUNS, self.drives.get(sd), e)
+                self._lus[i] = unit(self.backing, sd, i // nvram.LUNS, i % nvram.LUNS,
+                                    self.drives.get(sd), e)
 
     def _refresh_status(self, quiet=False):
         # recompute system drive states from the disks; record changes in NV memory and the log

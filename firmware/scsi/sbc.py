@@ -1,8 +1,9 @@
-# Block commands (SBC-3) on 512-byte blocks, on a logical unit (scsi/lu.py) that reads and writes:
-# a normal LU its system drive (every write through the snapshot engine's copy-on-write), the
-# backup LU the snapshot image (it refuses writes). No protection information (RD/WR/VRPROTECT must be
-# 0), DPO and FUA accepted (DPOFUA=1 in MODE SENSE; FUA makes a write-back drive destage), fully
-# provisioned (LBPME=0: no UNMAP; WRITE SAME with the UNMAP or ANCHOR bit is refused).
+# Block commands (SBC-3) on 512-byte blocks, on a logical unit (scsi/lu.py) that reads and
+# writes: a normal LU its system drive (every write through the snapshot engine's copy-on-write),
+# the backup LU the snapshot image (it refuses writes). No protection information
+# (RD/WR/VRPROTECT must be 0), DPO and FUA accepted (DPOFUA=1 in MODE SENSE; FUA makes a
+# write-back drive destage), fully provisioned (LBPME=0: no UNMAP; WRITE SAME with the UNMAP or
+# ANCHOR bit is refused).
 # Handlers take (core, lu, cdb, data_out, buf) and return data-in (a slice of buf) or None.
 import struct
 import micropython
@@ -125,28 +126,28 @@ def _data(data_out, n):
 # ---- READ 6/10/12/16 ---------------------------------------------------------------------------
 def read6(core, lu, cdb, data_out, buf):
     lba = ((cdb[1] & 0x1F) << 16) | (cdb[2] << 8) | cdb[3]
-    return _read(core, lu, lba, cdb[4] or 256, buf, 4)      # 0 means 256 blocks in READ(6)
+    return _read(lu, lba, cdb[4] or 256, buf, 4)            # 0 means 256 blocks in READ(6)
 
 
 def read10(core, lu, cdb, data_out, buf):
     if cdb[1] & 0xE0:
         raise sense.invalid_field(1)        # RDPROTECT: no protection information
-    return _read(core, lu, _lba10(cdb), (cdb[7] << 8) | cdb[8], buf, 7)
+    return _read(lu, _lba10(cdb), (cdb[7] << 8) | cdb[8], buf, 7)
 
 
 def read12(core, lu, cdb, data_out, buf):
     if cdb[1] & 0xE0:
         raise sense.invalid_field(1)
-    return _read(core, lu, _lba10(cdb), _len12(cdb), buf, 6)
+    return _read(lu, _lba10(cdb), _len12(cdb), buf, 6)
 
 
 def read16(core, lu, cdb, data_out, buf):
     if cdb[1] & 0xE0:
         raise sense.invalid_field(1)
-    return _read(core, lu, _lba16(cdb), _len16(cdb), buf, 10)
+    return _read(lu, _lba16(cdb), _len16(cdb), buf, 10)
 
 
-def _read(core, lu, lba, n, buf, field):
+def _read(lu, lba, n, buf, field):
     lu.ready()
     _check(lu, lba, n, field)
     if n == 0:
@@ -159,28 +160,28 @@ def _read(core, lu, lba, n, buf, field):
 # ---- WRITE 6/10/12/16 --------------------------------------------------------------------------
 def write6(core, lu, cdb, data_out, buf):
     lba = ((cdb[1] & 0x1F) << 16) | (cdb[2] << 8) | cdb[3]
-    return _write(core, lu, lba, cdb[4] or 256, data_out, False, 4)
+    return _write(lu, lba, cdb[4] or 256, data_out, False, 4)
 
 
 def write10(core, lu, cdb, data_out, buf):
     if cdb[1] & 0xE0:
         raise sense.invalid_field(1)        # WRPROTECT
-    return _write(core, lu, _lba10(cdb), (cdb[7] << 8) | cdb[8], data_out, cdb[1] & 0x08, 7)
+    return _write(lu, _lba10(cdb), (cdb[7] << 8) | cdb[8], data_out, cdb[1] & 0x08, 7)
 
 
 def write12(core, lu, cdb, data_out, buf):
     if cdb[1] & 0xE0:
         raise sense.invalid_field(1)
-    return _write(core, lu, _lba10(cdb), _len12(cdb), data_out, cdb[1] & 0x08, 6)
+    return _write(lu, _lba10(cdb), _len12(cdb), data_out, cdb[1] & 0x08, 6)
 
 
 def write16(core, lu, cdb, data_out, buf):
     if cdb[1] & 0xE0:
         raise sense.invalid_field(1)
-    return _write(core, lu, _lba16(cdb), _len16(cdb), data_out, cdb[1] & 0x08, 10)
+    return _write(lu, _lba16(cdb), _len16(cdb), data_out, cdb[1] & 0x08, 10)
 
 
-def _write(core, lu, lba, n, data_out, fua, field):
+def _write(lu, lba, n, data_out, fua, field):
     _writable(lu)
     _check(lu, lba, n, field)
     if n:
@@ -243,7 +244,7 @@ def write_verify(core, lu, cdb, data_out, buf):
         return None
     lu.write(lba, d, True)
     mv = buf[:len(d)]
-    lu.read(lba, mv)       # the verify: read back what is on the drive now
+    lu.read(lba, mv)                # the verify: read back what is on the drive now
     _compare(mv, d)
     return None
 

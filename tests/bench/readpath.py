@@ -1,5 +1,5 @@
 # Cost of each layer of the host read path for 64 KiB READ(10)s, measured inside the firmware (run
-# on micropython): the file read alone, the IOP, the system drive (RAID), the controller and the
+# on micropython): the file read alone, the IOP, the system drive (RAID), the logical unit and the
 # SCSI core, each over the same sequential LBAs (iscsi-perf's pattern), so each layer's own cost is
 # the difference to the one below. Prints "BENCH <name> <value> <unit>".
 #   micropython readpath.py [N]     (RB_TMP: a temp dir; RB_FW: another firmware tree to compare)
