@@ -3,8 +3,6 @@
 # firmware command table (command). The commands live in commands*.py and use only the public
 # methods and attributes below.
 import os
-import binascii
-import hashlib
 from hw import board as boardmod
 from hw import nvram
 from hw import levels
@@ -14,14 +12,14 @@ from hw import buffer as buffermod
 from hw import events as eventsmod
 from lop import ops as lop
 from lop import manager as lopmgr
-from lop.errors import InitInProgress
 from snapshot import engine as snapshot
 from storage import cache as cachemod
 from scsi import core as scsi
+from scsi import lu as lumod
 from scsi import pr
 from scsi import sense
-from scsi import vendor
 from scsi.sense import ScsiError
+from scsi import vendor
 from hw.iop import exists
 from control import commands
 from control.errors import CmdError
@@ -54,6 +52,10 @@ class CachedDrive:
             raise raid.DriveError("offline", "system drive %d is OFFLINE" % self.number)
         self.cache.write(self.drive, lba, mv)
 
+    def flush(self):
+        # destage this drive's lines
+        self.cache.flush(self.drive)
+
 
 class Controller:
     def __init__(self, board, state_dir, root="."):
@@ -73,7 +75,12 @@ class Controller:
         self.cfg = self._load_config()
         # the exception index may take a quarter of the firmware's heap
         self.engine = snapshot.Engine(self.buffer, self.events, board["heap_kb"] * 256)
-        self.core = scsi.Core(self)
+        self.core = scsi.Core(self.logical_unit, self.luns, self.lu_keys, self.long_operation,
+                              self.events, board["model"])
+        # what the logical units share; they are built with the drives (map_luns)
+        self.backing = lumod.Backing(self.iqn, self.engine, self.lops, self.follow_disks,
+                                     self.refresh_status, self.flush_drive, self.visible_lu,
+                                     self.snapshot_refusal, self.initiate)
         self.cache = cachemod.WriteBackCache(state_dir + "/" + CACHE_FILE, self.buffer,
                                              max(1, self.buffer.slots - RESERVED_SLOTS))
         self.drives = {}          # sd -> SystemDrive, or CachedDrive when write-back (built ones)
@@ -177,13 +184,16 @@ class Controller:
             eng.detach_log()
 
     def map_luns(self):
+        # logical units hold their drive and NV memory facts: built again whenever either changes
         for i in range(nvram.PORTS * nvram.LUNS):
             sd = self.cfg.lunmap[i]
-            if sd == nvram.UNMAPPED or self.cfg.sd[sd] is None:
+            e = None if sd == nvram.UNMAPPED else self.cfg.sd[sd]
+            if e is None:
                 self._lus[i] = None
             else:
-                kind = scsi.BACKUP if self.cfg.sd[sd].is_log() else scsi.NORMAL
-                self._lus[i] = scsi.LogicalUnit(kind, sd, i // nvram.LUNS, i % nvram.LUNS)
+                unit = lumod.BackupLU if e.is_log() else lumod.NormalLU
+                self._lus[i] = unit(self.backing, sd, i // nvram.LUNS, i % nvram.LUNS,
+                                    self.drives.get(sd), e)
 
     def refresh_status(self, quiet=False):
         # recompute system drive states from the disks; record changes in NV memory and the log
@@ -254,10 +264,6 @@ class Controller:
                 out.append(lun)
         return out
 
-    def luns_for(self, lu):
-        n = self.core.nexus
-        return self.luns(n[1], n[0])
-
     def logical_unit(self, nexus):
         # nexus: (initiator name, port, lun) or, from iSCSI, (initiator name, port, lun, ISID)
         initiator, port, lun = nexus[0], nexus[1], nexus[2]
@@ -301,91 +307,10 @@ class Controller:
         if res.held and res.blocks(self.visible_lu(nexus[0], sd), pr.it_of(nexus), 0 if write else pr.F_READ):
             raise pr.conflict()
 
-    def busy(self, lu):
-        # FIG. 8: LUNs of the backup system drive answer BUSY while the copy runs
-        if not self.lops.ops:
-            return False
-        op = self.lops.running(lop.COPY)
-        return op is not None and lu.kind == scsi.NORMAL and lu.sd == op.dst
-
-    def check_ready(self, lu):
+    def follow_disks(self):
+        # before a command needs the drives: a disk dropped out under an I/O error somewhere
         if self.iop.gen != self._gen:
-            self.refresh_status()    # a disk dropped out under an I/O error somewhere: follow it now
-        if lu.kind == scsi.BACKUP:
-            if self.engine.state != snapshot.ACTIVE:
-                if self.engine.take_overflow():
-                    raise vendor.log_overflow()
-                raise ScsiError(sense.NOT_READY, 0x04, 0x03)   # not ready, manual intervention
-            return
-        d = self.drives.get(lu.sd)
-        if d is None or d.status() == raid.OFFLINE:
-            raise ScsiError(sense.NOT_READY, 0x04, 0x03)
-
-    def geometry(self, lu):
-        # the backup LUN presents the primary's geometry during a snapshot
-        if lu.kind == scsi.BACKUP and self.engine.state == snapshot.ACTIVE:
-            return self.engine.primary.blocks
-        d = self.drives.get(lu.sd)
-        return d.blocks if d is not None else 0
-
-    def optimal_blocks(self, lu):
-        e = self.cfg.sd[lu.sd]
-        return e.stripe_kb * 2 if e is not None else 128
-
-    def write_back(self, lu):
-        e = self.cfg.sd[lu.sd]
-        return e is not None and e.write_back()
-
-    def read_blocks(self, lu, lba, mv):
-        try:
-            if lu.kind == scsi.BACKUP:
-                self.engine.read_backup(lba, mv)
-            else:
-                if self.lops.ops:
-                    self.lop_mgr.check_read(lu.sd, lba, len(mv) >> 9)
-                self.drives[lu.sd].read(lba, mv)
-        except (raid.DriveError, iopmod.DiskError) as e:
-            err = self._io_error(e, lba)
-            if lu.kind == scsi.BACKUP and self.engine.take_overflow():
-                raise vendor.log_overflow()   # the read that lost the snapshot is the one to say so
-            raise err
-        except InitInProgress:
-            raise ScsiError(sense.NOT_READY, 0x04, 0x04)   # not ready, format in progress
-
-    def write_blocks(self, lu, lba, mv, fua=False):
-        try:
-            d = self.drives[lu.sd]
-            self.engine.write(d, lba, mv)
-            if fua and isinstance(d, CachedDrive):
-                self.cache.flush(d.drive)
-        except (raid.DriveError, iopmod.DiskError) as e:
-            raise self._io_error(e, lba)
-        except snapshot.SnapshotError:
-            raise ScsiError(sense.HARDWARE_ERROR, 0x55, 0x03)   # insufficient resources: buffer
-        except InitInProgress:
-            raise ScsiError(sense.NOT_READY, 0x04, 0x04)   # not ready, format in progress
-
-    def _io_error(self, e, lba):
-        self.refresh_status()
-        if isinstance(e, raid.DriveError) and e.kind == "offline":
-            return ScsiError(sense.NOT_READY, 0x04, 0x03)
-        return ScsiError(sense.MEDIUM_ERROR, 0x11, 0x00, lba)
-
-    def flush(self, lu):
-        if lu.kind == scsi.NORMAL:
-            self.flush_drive(lu.sd)
-
-    def serial(self, lu):
-        h = binascii.crc32(self.iqn.encode())
-        return ("%08X%02d%s" % (h, lu.sd, "B" if lu.kind == scsi.BACKUP else "P")).encode()
-
-    def naa(self, lu):
-        # NAA 6 (IEEE registered extended): stable for a system drive's life, distinct per LU kind
-        e = self.cfg.sd[lu.sd]
-        seed = "%s/%d/%d/%r" % (self.iqn, lu.sd, lu.kind, e.vdrive if e is not None else None)
-        d = bytearray(hashlib.sha1(seed.encode()).digest()[:16])
-        d[0] = 0x60 | (d[0] & 0x0F)
-        return bytes(d)
+            self.refresh_status()
 
     # ---- snapshot direct commands (Tables 1-4) ------------------------------------------
     def snapshot_refusal(self, sd):
@@ -404,43 +329,25 @@ class Controller:
                 return ascq, code, "a %s is in progress" % lop.NAMES[kind]
         return None
 
-    def snapshot_initiate(self, lu):
-        if lu.kind == scsi.BACKUP:
-            raise vendor.refused(vendor.ISSUED_TO_BACKUP)
-        # the log drive keeps and shows the image: a caller that sees none of its LUNs has, as
-        # far as it can tell, no log LUN defined (scsi/vendor.md)
-        if self.visible_lu(self.core.nexus[0], self.engine.log_sd) is None:
-            raise vendor.refused(vendor.NO_LOG_DEFINED)
-        r = self.snapshot_refusal(lu.sd)
-        if r is not None:
-            raise vendor.refused(r[0])
-        self.initiate(lu.sd)
-
     def initiate(self, sd):
         # begin a snapshot of system drive `sd` (Table 1); the caller checked snapshot_refusal
         d = self.drives.get(sd)
         if d is None or d.status() == raid.OFFLINE or self.engine.log.status() == raid.OFFLINE:
-            raise ScsiError(sense.NOT_READY, 0x04, 0x03)
+            raise sense.not_ready()
         self.flush_drive(sd)       # the snapshot point includes every acknowledged write
         try:
             self.engine.initiate(sd, d)
         except (raid.DriveError, iopmod.DiskError) as e:
-            raise self._io_error(e, 0)    # the header did not land: no snapshot began
-
-    def snapshot_terminate(self, lu):
-        e = self.engine
-        if e.state != snapshot.ACTIVE or (lu.kind == scsi.NORMAL and lu.sd != e.primary_sd):
-            raise vendor.refused(vendor.NOT_IN_PROGRESS)
-        e.terminate()
+            raise self.backing.io_error(e, 0)    # the header did not land: no snapshot began
 
     def flush_drive(self, sd):
         # destage the write-back cache of a system drive (SYNCHRONIZE CACHE, initiate, policy change)
         d = self.drives.get(sd)
         if isinstance(d, CachedDrive):
             try:
-                self.cache.flush(d.drive)
+                d.flush()
             except (raid.DriveError, iopmod.DiskError) as e:
-                raise self._io_error(e, 0)
+                raise self.backing.io_error(e, 0)
 
     def destaged(self, sd):
         # flush_drive for a long operation: False when the disks refused (the status followed)
@@ -449,6 +356,11 @@ class Controller:
             return True
         except ScsiError:
             return False
+
+    def long_operation(self, cdb, buf, nexus):
+        # Start Long Operation / Get Long Operation Status (Tables 5-10): the CDB is read in
+        # scsi/vendor.py, the copy and its words are the long-operation manager's
+        return vendor.long_operation(self.lop_mgr, cdb, buf, nexus)
 
     # ---- firmware command table ---------------------------------------------------------
     def command(self, name, args=None):

@@ -13,8 +13,3 @@ class Refused(Exception):
         super().__init__(msg)
         self.word, self.code, self.msg = word, code, msg
 
-
-class InitInProgress(Exception):
-    # a host read or write of blocks a running initialization has not zeroed yet: the SCSI core
-    # answers NOT READY, format in progress (04/04), never the old data it is about to erase
-    pass

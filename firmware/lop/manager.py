@@ -14,7 +14,7 @@ from storage import raid
 from snapshot import engine as snapshot
 from lop import ops
 from lop import track
-from lop.errors import Refused, InitInProgress
+from lop.errors import Refused
 from lop.ops import REBUILD, INIT, CHECK, COPY, NAMES, SHORT, W_OK, W_NOT_READY, W_INVALID, \
     W_IN_PROGRESS, W_TERMINATED
 
@@ -189,12 +189,8 @@ class Manager:
 
     # ---- the write hook (snapshot.Engine.tracker) ---------------------------------------------
     def mark(self, drive, lba, n):
-        sd = drive.number
-        for op in self.ops:
-            # an initialization zeroes ahead: a host write there would be lost
-            if op.kind == INIT and op.sd == sd and lba + n > op.safe:
-                raise InitInProgress()
-        self.track_sd(sd, lba, n)
+        # (a host write ahead of an initialization was refused by its logical unit: scsi/lu.py)
+        self.track_sd(drive.number, lba, n)
 
     def track_sd(self, sd, lba, n):
         t = self.tracker
@@ -408,13 +404,6 @@ class Manager:
         if sd in (t.p, t.d):
             self.ctl.events.log("info", "CHANGE TRACKING OF SD%d -> SD%d DROPPED: SD%d CHANGED" % (t.p, t.d, sd))
             t.drop()
-
-    def check_read(self, sd, lba, n):
-        # a host read of blocks a running initialization has not zeroed yet: never the old data
-        # it is about to erase
-        for op in self.ops:
-            if op.kind == INIT and op.sd == sd and lba + n > op.pos:
-                raise InitInProgress()
 
     def auto_rebuild(self, slot):
         # a disk just replaced in `slot`: the rebuild of each drive it is a member of starts at

@@ -13,10 +13,6 @@ from scsi import vendor
 from scsi.pr import F_NOLU, F_READ, F_PR_OK, F_SPC2_OK, it_of
 from scsi.sbc import MAX_XFER_BLOCKS                # noqa: F401 (transports read it from here)
 
-# a logical unit as the host sees it
-NORMAL = const(0)                      # a LUN of an ordinary (primary or any) system drive
-BACKUP = const(1)                      # a LUN of the log system drive: the snapshot's backup LUN
-
 MAX_NEXUSES = const(256)               # I_T_L nexuses remembered for unit attentions
 MAX_UA = const(4)                      # pending unit attentions per nexus
 
@@ -24,13 +20,6 @@ MAX_UA = const(4)                      # pending unit attentions per nexus
 UA_POWER_ON = const(0x2901)
 UA_TARGET_RESET = const(0x2902)
 UA_LUN_RESET = const(0x2903)
-
-
-class LogicalUnit:
-    __slots__ = ("kind", "sd", "port", "lun")
-
-    def __init__(self, kind, sd, port, lun):
-        self.kind, self.sd, self.port, self.lun = kind, sd, port, lun
 
 
 # opcode -> handler(core, lu, cdb, data_out, buf) -> data_in
@@ -54,8 +43,13 @@ _CDB_LEN = (6, 10, 10, 0, 16, 12, 0, 0)
 
 
 class Core:
-    def __init__(self, ctl):
-        self.ctl = ctl
+    # what the controller lends the core, as bound methods (the scsi layer does not import control):
+    # logical_unit(nexus) -> the LU (scsi/lu.py) the nexus sees or None; luns(port, initiator) and
+    # lu_keys(initiator), what an initiator sees (REPORT LUNS, target reset); long_operation(cdb,
+    # buf, nexus), the direct commands of Tables 5-10. `events`: the event log; `model`: INQUIRY's.
+    def __init__(self, logical_unit, luns, lu_keys, long_operation, events, model):
+        self.logical_unit, self.luns, self.lu_keys = logical_unit, luns, lu_keys
+        self.long_operation, self.events, self.model = long_operation, events, model
         self._buf = bytearray(MAX_XFER_BLOCKS * 512)   # data-in of callers that bring no buffer
         self._mv = memoryview(self._buf)
         self.nexus = None                              # of the command being executed
@@ -76,8 +70,7 @@ class Core:
             if fn is None or len(cdb) < _CDB_LEN[op >> 5]:
                 raise sense.invalid_opcode()
             flags = FLAGS[op]
-            ctl = self.ctl
-            lu = ctl.logical_unit(nexus)
+            lu = self.logical_unit(nexus)
             if lu is None:
                 if not flags & F_NOLU:
                     raise sense.lun_not_supported()
@@ -90,7 +83,7 @@ class Core:
                         return CHECK_CONDITION, sense.fixed(sense.UNIT_ATTENTION, code >> 8, code & 0xFF), b""
                     if self.pr.held and self.pr.blocks(lu, it_of(nexus), flags):
                         return RESERVATION_CONFLICT, None, b""
-                    if ctl.busy(lu):
+                    if lu.busy():
                         return BUSY, None, b""
             if buf is None:
                 buf = self._mv
@@ -105,7 +98,7 @@ class Core:
         except Exception as e:
             # a firmware fault must not take the board down: report it as a hardware error
             sys.print_exception(e, sys.stderr)
-            self.ctl.events.log("error", "FIRMWARE FAULT %s: %r" % (bytes(cdb[:1]).hex(), e))
+            self.events.log("error", "FIRMWARE FAULT %s: %r" % (bytes(cdb[:1]).hex(), e))
             return CHECK_CONDITION, sense.fixed(sense.HARDWARE_ERROR, 0x44, 0x00), b""
 
     def expected_out(self, cdb):
@@ -139,18 +132,17 @@ class Core:
 
     def unit_attention(self, key, its, code):
         # establish `code` for the nexuses of I_T nexuses `its` (None: all) to the LU `key`
-        ctl = self.ctl
         for n in self._seen:
             if its is not None and it_of(n) not in its:
                 continue
-            lu = ctl.logical_unit(n)
+            lu = self.logical_unit(n)
             if lu is not None and pr.lukey(lu) == key:
                 self._post(n, code)
 
     # ---- task management and nexus loss (called by the controller for the transports) --------
     def task_mgmt(self, nexus, kind):
         if kind == "lun_reset":
-            lu = self.ctl.logical_unit(nexus)
+            lu = self.logical_unit(nexus)
             if lu is not None:
                 k = pr.lukey(lu)
                 self.pr.reset(k)
@@ -158,7 +150,7 @@ class Core:
         elif kind in ("target_warm_reset", "target_cold_reset"):
             # it reaches the LUs the initiator sees, not those masked from it (scsi/README.md)
             code = UA_TARGET_RESET if kind == "target_warm_reset" else UA_POWER_ON
-            for k in self.ctl.lu_keys(nexus[0]):
+            for k in self.lu_keys(nexus[0]):
                 self.pr.reset(k)
                 self.unit_attention(k, None, code)
         # abort_task_set, clear_task_set: the core runs each command to completion, so no task of

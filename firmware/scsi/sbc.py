@@ -1,8 +1,9 @@
-# Block commands (SBC-3) on 512-byte blocks. A normal LUN reads and writes its system drive (every
-# write through ctl.write_blocks, so the snapshot engine's copy-on-write sees it); the backup LUN
-# reads the snapshot image and refuses writes. No protection information (RD/WR/VRPROTECT must be
-# 0), DPO and FUA accepted (DPOFUA=1 in MODE SENSE; FUA makes a write-back drive destage), fully
-# provisioned (LBPME=0: no UNMAP; WRITE SAME with the UNMAP or ANCHOR bit is refused).
+# Block commands (SBC-3) on 512-byte blocks, on a logical unit (scsi/lu.py) that reads and
+# writes: a normal LU its system drive (every write through the snapshot engine's copy-on-write),
+# the backup LU the snapshot image (it refuses writes). No protection information
+# (RD/WR/VRPROTECT must be 0), DPO and FUA accepted (DPOFUA=1 in MODE SENSE; FUA makes a
+# write-back drive destage), fully provisioned (LBPME=0: no UNMAP; WRITE SAME with the UNMAP or
+# ANCHOR bit is refused).
 # Handlers take (core, lu, cdb, data_out, buf) and return data-in (a slice of buf) or None.
 import struct
 import micropython
@@ -92,19 +93,18 @@ _OUT = {0x0A: _out_write6, 0x2A: _out_blocks, 0xAA: _out_blocks, 0x8A: _out_bloc
         0x15: _out_param6, 0x55: _out_param10}        # MODE SELECT 6/10
 
 
-def _check(core, lu, lba, n, field):
-    # the medium must be ready, the range inside the LU and the length within one transfer
-    core.ctl.check_ready(lu)
-    if lba + n > core.ctl.geometry(lu):
-        raise ScsiError(sense.ILLEGAL_REQUEST, 0x21, 0x00)
+def _check(lu, lba, n, field):
+    # (the LU is ready) the range inside the LU and the length within one transfer
+    if lba + n > lu.capacity():
+        raise sense.lba_out_of_range()
     if n > MAX_XFER_BLOCKS:
         raise sense.invalid_field(field)
 
 
-def _writable(core, lu):
-    core.ctl.check_ready(lu)        # a backup LUN without a snapshot is not ready before read-only
-    if lu.kind == 1:
-        raise ScsiError(sense.DATA_PROTECT, 0x27, 0x00)   # the backup LUN is read-only
+def _writable(lu):
+    lu.ready()                      # a backup LU without a snapshot is not ready before read-only
+    if lu.read_only:
+        raise sense.write_protected()
 
 
 def _data(data_out, n):
@@ -126,67 +126,68 @@ def _data(data_out, n):
 # ---- READ 6/10/12/16 ---------------------------------------------------------------------------
 def read6(core, lu, cdb, data_out, buf):
     lba = ((cdb[1] & 0x1F) << 16) | (cdb[2] << 8) | cdb[3]
-    return _read(core, lu, lba, cdb[4] or 256, buf, 4)      # 0 means 256 blocks in READ(6)
+    return _read(lu, lba, cdb[4] or 256, buf, 4)            # 0 means 256 blocks in READ(6)
 
 
 def read10(core, lu, cdb, data_out, buf):
     if cdb[1] & 0xE0:
         raise sense.invalid_field(1)        # RDPROTECT: no protection information
-    return _read(core, lu, _lba10(cdb), (cdb[7] << 8) | cdb[8], buf, 7)
+    return _read(lu, _lba10(cdb), (cdb[7] << 8) | cdb[8], buf, 7)
 
 
 def read12(core, lu, cdb, data_out, buf):
     if cdb[1] & 0xE0:
         raise sense.invalid_field(1)
-    return _read(core, lu, _lba10(cdb), _len12(cdb), buf, 6)
+    return _read(lu, _lba10(cdb), _len12(cdb), buf, 6)
 
 
 def read16(core, lu, cdb, data_out, buf):
     if cdb[1] & 0xE0:
         raise sense.invalid_field(1)
-    return _read(core, lu, _lba16(cdb), _len16(cdb), buf, 10)
+    return _read(lu, _lba16(cdb), _len16(cdb), buf, 10)
 
 
-def _read(core, lu, lba, n, buf, field):
-    _check(core, lu, lba, n, field)
+def _read(lu, lba, n, buf, field):
+    lu.ready()
+    _check(lu, lba, n, field)
     if n == 0:
         return None
     mv = buf[:n << 9]
-    core.ctl.read_blocks(lu, lba, mv)
+    lu.read(lba, mv)
     return mv
 
 
 # ---- WRITE 6/10/12/16 --------------------------------------------------------------------------
 def write6(core, lu, cdb, data_out, buf):
     lba = ((cdb[1] & 0x1F) << 16) | (cdb[2] << 8) | cdb[3]
-    return _write(core, lu, lba, cdb[4] or 256, data_out, False, 4)
+    return _write(lu, lba, cdb[4] or 256, data_out, False, 4)
 
 
 def write10(core, lu, cdb, data_out, buf):
     if cdb[1] & 0xE0:
         raise sense.invalid_field(1)        # WRPROTECT
-    return _write(core, lu, _lba10(cdb), (cdb[7] << 8) | cdb[8], data_out, cdb[1] & 0x08, 7)
+    return _write(lu, _lba10(cdb), (cdb[7] << 8) | cdb[8], data_out, cdb[1] & 0x08, 7)
 
 
 def write12(core, lu, cdb, data_out, buf):
     if cdb[1] & 0xE0:
         raise sense.invalid_field(1)
-    return _write(core, lu, _lba10(cdb), _len12(cdb), data_out, cdb[1] & 0x08, 6)
+    return _write(lu, _lba10(cdb), _len12(cdb), data_out, cdb[1] & 0x08, 6)
 
 
 def write16(core, lu, cdb, data_out, buf):
     if cdb[1] & 0xE0:
         raise sense.invalid_field(1)
-    return _write(core, lu, _lba16(cdb), _len16(cdb), data_out, cdb[1] & 0x08, 10)
+    return _write(lu, _lba16(cdb), _len16(cdb), data_out, cdb[1] & 0x08, 10)
 
 
-def _write(core, lu, lba, n, data_out, fua, field):
-    _writable(core, lu)
-    _check(core, lu, lba, n, field)
+def _write(lu, lba, n, data_out, fua, field):
+    _writable(lu)
+    _check(lu, lba, n, field)
     if n:
         d = _data(data_out, n)
         if d is not None:
-            core.ctl.write_blocks(lu, lba, d, fua)
+            lu.write(lba, d, fua)
     return None
 
 
@@ -200,11 +201,12 @@ def verify(core, lu, cdb, data_out, buf):
     bytchk = (cdb[1] >> 1) & 3
     if bytchk == 2:
         raise sense.invalid_field(1)
-    _check(core, lu, lba, n, 7 if cdb[0] < 0x80 else 10 if cdb[0] < 0xA0 else 6)
+    lu.ready()
+    _check(lu, lba, n, 7 if cdb[0] < 0x80 else 10 if cdb[0] < 0xA0 else 6)
     if n == 0:
         return None
     mv = buf[:n << 9]
-    core.ctl.read_blocks(lu, lba, mv)
+    lu.read(lba, mv)
     if bytchk == 1:
         d = _data(data_out, n)
         if d is not None:
@@ -235,14 +237,14 @@ def write_verify(core, lu, cdb, data_out, buf):
     bytchk = (cdb[1] >> 1) & 3
     if bytchk > 1:
         raise sense.invalid_field(1)
-    _writable(core, lu)
-    _check(core, lu, lba, n, 7 if cdb[0] < 0x80 else 10 if cdb[0] < 0xA0 else 6)
+    _writable(lu)
+    _check(lu, lba, n, 7 if cdb[0] < 0x80 else 10 if cdb[0] < 0xA0 else 6)
     d = _data(data_out, n) if n else None
     if d is None:
         return None
-    core.ctl.write_blocks(lu, lba, d, True)
+    lu.write(lba, d, True)
     mv = buf[:len(d)]
-    core.ctl.read_blocks(lu, lba, mv)       # the verify: read back what is on the drive now
+    lu.read(lba, mv)                # the verify: read back what is on the drive now
     _compare(mv, d)
     return None
 
@@ -261,15 +263,15 @@ def orwrite(core, lu, cdb, data_out, buf):
     if cdb[1] & 0xE0:
         raise sense.invalid_field(1)
     lba, n = _lba16(cdb), _len16(cdb)
-    _writable(core, lu)
-    _check(core, lu, lba, n, 10)
+    _writable(lu)
+    _check(lu, lba, n, 10)
     d = _data(data_out, n) if n else None
     if d is None:
         return None
     mv = buf[:len(d)]
-    core.ctl.read_blocks(lu, lba, mv)
+    lu.read(lba, mv)
     _or_into(mv, d, len(d))
-    core.ctl.write_blocks(lu, lba, mv, cdb[1] & 0x08)
+    lu.write(lba, mv, cdb[1] & 0x08)
     return None
 
 
@@ -282,17 +284,17 @@ def compare_and_write(core, lu, cdb, data_out, buf):
         # zero blocks would compare nothing: refused (SBC allows it as a no-op, but an initiator
         # sending 256 blocks finds its count truncated to 0 in this 1-byte field)
         raise sense.invalid_field(13)
-    _writable(core, lu)
-    _check(core, lu, lba, n, 13)
+    _writable(lu)
+    _check(lu, lba, n, 13)
     if n == 0:
         return None
     if data_out is None or len(data_out) != n << 10:
         raise ScsiError(sense.ILLEGAL_REQUEST, 0x0E, 0x03)   # both halves are required
     d = memoryview(data_out)
     mv = buf[:n << 9]
-    core.ctl.read_blocks(lu, lba, mv)
+    lu.read(lba, mv)
     _compare(mv, d[:n << 9])
-    core.ctl.write_blocks(lu, lba, d[n << 9:], cdb[1] & 0x08)
+    lu.write(lba, d[n << 9:], cdb[1] & 0x08)
     return None
 
 
@@ -306,10 +308,9 @@ def write_same(core, lu, cdb, data_out, buf):
     else:
         lba, n = _lba16(cdb), _len16(cdb)
         field, ndob = 10, cdb[1] & 0x01
-    _writable(core, lu)
-    core.ctl.check_ready(lu)
-    if lba + n > core.ctl.geometry(lu):
-        raise ScsiError(sense.ILLEGAL_REQUEST, 0x21, 0x00)
+    _writable(lu)
+    if lba + n > lu.capacity():
+        raise sense.lba_out_of_range()
     if n == 0 or n > MAX_WRITE_SAME:
         raise sense.invalid_field(field)    # WSNZ=1: zero blocks is not "to the end"
     k = min(n, MAX_XFER_BLOCKS)
@@ -326,7 +327,7 @@ def write_same(core, lu, cdb, data_out, buf):
             have += m
     while n:
         m = min(n, k)
-        core.ctl.write_blocks(lu, lba, buf[:m << 9], False)
+        lu.write(lba, buf[:m << 9], False)
         lba += m
         n -= m
     return None
@@ -341,28 +342,28 @@ def prefetch(core, lu, cdb, data_out, buf):
         lba, n = _lba10(cdb), (cdb[7] << 8) | cdb[8]
     else:
         lba, n = _lba16(cdb), _len16(cdb)
-    core.ctl.check_ready(lu)
-    if lba + n > core.ctl.geometry(lu):
-        raise ScsiError(sense.ILLEGAL_REQUEST, 0x21, 0x00)
+    lu.ready()
+    if lba + n > lu.capacity():
+        raise sense.lba_out_of_range()
     return None
 
 
 def synchronize_cache(core, lu, cdb, data_out, buf):
-    core.ctl.check_ready(lu)
+    lu.ready()
     if cdb[0] == 0x35:
         lba, n = _lba10(cdb), (cdb[7] << 8) | cdb[8]
     else:
         lba, n = _lba16(cdb), _len16(cdb)
-    if lba + n > core.ctl.geometry(lu):
-        raise ScsiError(sense.ILLEGAL_REQUEST, 0x21, 0x00)
-    core.ctl.flush(lu)
+    if lba + n > lu.capacity():
+        raise sense.lba_out_of_range()
+    lu.flush()
     return None
 
 
 # ---- READ CAPACITY, GET LBA STATUS, READ DEFECT DATA -------------------------------------------
 def read_capacity10(core, lu, cdb, data_out, buf):
-    core.ctl.check_ready(lu)
-    blocks = core.ctl.geometry(lu)
+    lu.ready()
+    blocks = lu.capacity()
     struct.pack_into(">II", buf, 0, min(blocks - 1, 0xFFFFFFFF), 512)
     return buf[:8]
 
@@ -377,9 +378,9 @@ def service_action_in(core, lu, cdb, data_out, buf):
 
 
 def _read_capacity16(core, lu, cdb, buf):
-    core.ctl.check_ready(lu)
+    lu.ready()
     alloc = _len16(cdb)
-    blocks = core.ctl.geometry(lu)
+    blocks = lu.capacity()
     n = min(alloc, 32)
     d = buf[:32]
     for i in range(32):
@@ -391,11 +392,11 @@ def _read_capacity16(core, lu, cdb, buf):
 
 def _get_lba_status(core, lu, cdb, buf):
     # fully provisioned: one descriptor, every block from the LBA to the end mapped
-    core.ctl.check_ready(lu)
+    lu.ready()
     lba, alloc = _lba16(cdb), _len16(cdb)
-    blocks = core.ctl.geometry(lu)
+    blocks = lu.capacity()
     if lba >= blocks:
-        raise ScsiError(sense.ILLEGAL_REQUEST, 0x21, 0x00)
+        raise sense.lba_out_of_range()
     d = buf[:24]
     struct.pack_into(">IIQIBBBB", d, 0, 20, 0, lba, min(blocks - lba, 0xFFFFFFFF), 0, 0, 0, 0)
     return buf[:min(alloc, 24)]
@@ -403,7 +404,7 @@ def _get_lba_status(core, lu, cdb, buf):
 
 def read_defect_data(core, lu, cdb, data_out, buf):
     # no grown or primary defects are kept: an empty list in the format asked for
-    core.ctl.check_ready(lu)
+    lu.ready()
     if cdb[0] == 0x37:
         req, alloc = cdb[2], (cdb[7] << 8) | cdb[8]
         d = buf[:4]

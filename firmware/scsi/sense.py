@@ -66,5 +66,13 @@ def lba_out_of_range():
     return ScsiError(ILLEGAL_REQUEST, 0x21, 0x00)
 
 
+def not_ready():
+    return ScsiError(NOT_READY, 0x04, 0x03)                 # manual intervention required
+
+
+def write_protected():
+    return ScsiError(DATA_PROTECT, 0x27, 0x00)
+
+
 def lun_not_supported():
     return ScsiError(ILLEGAL_REQUEST, 0x25, 0x00)

@@ -45,10 +45,10 @@ def inquiry(core, lu, cdb, data_out, buf):
         d[4] = len(d) - 5
         d[7] = 0x02                # CmdQue
         d[8:16] = VENDOR
-        product = core.ctl.board["model"] + (" BACKUP" if lu is not None and lu.kind else "")
+        product = core.model + (lu.model_suffix if lu is not None else "")
         d[16:32] = (product.encode() + b" " * 16)[:16]
         d[32:36] = REVISION
-        d[36:44] = core.ctl.serial(lu)[:8] if lu is not None else b" " * 8
+        d[36:44] = lu.serial()[:8] if lu is not None else b" " * 8
         # version descriptors: SAM-5, iSCSI, SPC-4, SBC-3
         d[58:66] = b"\x00\xA0\x09\x60\x04\x60\x04\xC0"
         return _out(buf, d, alloc)
@@ -57,16 +57,16 @@ def inquiry(core, lu, cdb, data_out, buf):
     if page == 0x00:
         d = bytes((pq, 0x00, 0, len(VPD_PAGES))) + bytes(VPD_PAGES)
     elif page == 0x80:
-        sn = core.ctl.serial(lu)
+        sn = lu.serial()
         d = bytes((pq, 0x80, 0, len(sn))) + sn
     elif page == 0x83:
-        naa = core.ctl.naa(lu)                    # NAA 6, 16 bytes, stable per logical unit
+        naa = lu.naa()                            # NAA 6, 16 bytes, stable per logical unit
         tpg = struct.pack(">BBBBI", 0x01, 0x14, 0, 4, lu.port + 1)   # relative target port
         desc = bytes((0x01, 0x03, 0x00, 16)) + naa + tpg
         d = bytes((pq, 0x83)) + struct.pack(">H", len(desc)) + desc
     elif page == 0xB0:
         # Block Limits (SBC-3 length): WSNZ, COMPARE AND WRITE and transfer limits, no UNMAP
-        opt = core.ctl.optimal_blocks(lu)
+        opt = lu.optimal_blocks()
         d = bytearray(64)
         d[0], d[1], d[3] = pq, 0xB0, 60
         d[4] = 0x01                # WSNZ: WRITE SAME of zero blocks is refused
@@ -85,7 +85,7 @@ def inquiry(core, lu, cdb, data_out, buf):
 
 
 def test_unit_ready(core, lu, cdb, data_out, buf):
-    core.ctl.check_ready(lu)
+    lu.ready()
 
 
 def request_sense(core, lu, cdb, data_out, buf):
@@ -99,7 +99,7 @@ def request_sense(core, lu, cdb, data_out, buf):
         d = sense.fixed(sense.UNIT_ATTENTION, code >> 8, code & 0xFF)
     else:
         try:
-            core.ctl.check_ready(lu)
+            lu.ready()
             d = sense.fixed(0, 0, 0)
         except ScsiError as e:
             d = sense.fixed(e.key, e.asc, e.ascq)
@@ -113,7 +113,8 @@ def report_luns(core, lu, cdb, data_out, buf):
         raise sense.invalid_field(2)
     if alloc < 16:
         raise sense.invalid_field(6)
-    luns = core.ctl.luns_for(lu) if sel != 1 else []
+    n = core.nexus
+    luns = core.luns(n[1], n[0]) if sel != 1 else []
     d = bytearray(8 + 8 * len(luns))
     struct.pack_into(">I", d, 0, 8 * len(luns))
     for i, n in enumerate(luns):
@@ -126,7 +127,7 @@ def _pages(core, lu, page, pc):
     if page in (CACHING_PAGE, 0x3F):
         p = bytearray(20)
         p[0], p[1] = CACHING_PAGE, 18
-        if pc != 1 and core.ctl.write_back(lu):
+        if pc != 1 and lu.write_back():
             p[2] = 0x04             # WCE: the drive's write policy (WB_MSK); nothing changeable
         out += p
     if page in (CONTROL_PAGE, 0x3F):
@@ -160,8 +161,8 @@ def _mode_sense(core, lu, cdb, buf, ten):
         raise sense.invalid_field(3)
     pages = _pages(core, lu, page, pc)
     # device-specific parameter: WP on the backup LUN; DPOFUA: DPO and FUA are accepted
-    wp = (0x80 if lu.kind == 1 else 0x00) | 0x10
-    blocks = core.ctl.geometry(lu)
+    wp = (0x80 if lu.read_only else 0x00) | 0x10
+    blocks = lu.capacity()
     bd = b""
     if not dbd:
         bd = struct.pack(">II", min(blocks, 0xFFFFFFFF), 512)

@@ -46,20 +46,21 @@ def _reserved_clear(cdb):
     return True
 
 
-def _initiate(ctl, lu, cdb, buf):
+def _initiate(core, lu, cdb, buf):
     if not _reserved_clear(cdb):
         raise illegal_cdb()
-    ctl.snapshot_initiate(lu)
+    lu.initiate(core.nexus[0])
 
 
-def _terminate(ctl, lu, cdb, buf):
+def _terminate(core, lu, cdb, buf):
     if not _reserved_clear(cdb):
         raise illegal_cdb()
-    ctl.snapshot_terminate(lu)
+    lu.terminate()
 
 
-def _long_operation(ctl, lu, cdb, buf):
-    return long_operation(ctl, cdb, buf)
+def _long_operation(core, lu, cdb, buf):
+    # the caller's nexus decides which drives it may name and which copy it may hear of
+    return core.long_operation(cdb, buf, core.nexus)
 
 
 # the stored commands of FIG. 4 (142): DCMD op code -> (name, handler)
@@ -75,7 +76,7 @@ def direct(core, lu, cdb, data_out, buf):
     cmd = COMMANDS.get(cdb[2])
     if cmd is None:
         raise sense.invalid_field(2)
-    return cmd[1](core.ctl, lu, cdb, buf)
+    return cmd[1](core, lu, cdb, buf)
 
 
 # ---- Start Long Operation (0x44) / Get Long Operation Status (0x43), Tables 5-10 ----------------
@@ -87,9 +88,8 @@ from lop.errors import Refused
 COPY_OPCODE = const(0x01)          # Table 5/8 byte 3 "0xXX copy system drive": chosen 0x01
 
 
-def long_operation(ctl, cdb, buf):
-    m = ctl.lop_mgr
-    nexus = ctl.core.nexus
+def long_operation(m, cdb, buf, nexus):
+    # `m`: the long-operation manager (lop/manager.py) the controller hands over with the CDB
     # LUN bits (byte 1, 7-5) ignored; byte 1 bits 4-0 reserved; control byte zero
     if cdb[1] & 0x1F or cdb[9] or cdb[3] != COPY_OPCODE:
         raise illegal_cdb()

@@ -1,5 +1,5 @@
 # Cost of each layer of the host read path for 64 KiB READ(10)s, measured inside the firmware (run
-# on micropython): the file read alone, the IOP, the system drive (RAID), the controller and the
+# on micropython): the file read alone, the IOP, the system drive (RAID), the logical unit and the
 # SCSI core, each over the same sequential LBAs (iscsi-perf's pattern), so each layer's own cost is
 # the difference to the one below. Prints "BENCH <name> <value> <unit>".
 #   micropython readpath.py [N]     (RB_TMP: a temp dir; RB_FW: another firmware tree to compare)
@@ -31,7 +31,7 @@ def main():
     lu = ctl.logical_unit(NEX)
     sd = ctl.drives[lu.sd]
     d = getattr(sd, "drive", sd)
-    span = min(ctl.geometry(lu), 65536) // BLK        # 32 MiB: stays in the page cache
+    span = min(lu.capacity(), 65536) // BLK           # 32 MiB: stays in the page cache
     buf = memoryview(bytearray(2048 * 512))
     mv = buf[:BLK * 512]
     iop = ctl.iop
@@ -56,9 +56,9 @@ def main():
             d.read((i % span) * BLK, mv)
 
     def ctlr():
-        rb = ctl.read_blocks
+        rb = lu.read
         for i in range(N):
-            rb(lu, (i % span) * BLK, mv)
+            rb((i % span) * BLK, mv)
 
     def core():
         ex = ctl.execute

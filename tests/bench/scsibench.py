@@ -35,7 +35,7 @@ def main():
     ctl = fw.boot(fw.tmpdir("scsibench"))
     lu = ctl.logical_unit(NEX)
     blocks = 128                                   # 64 KiB per command
-    span = min(ctl.geometry(lu), 8192) // blocks   # stay within 4 MiB: page-cached files
+    span = min(lu.capacity(), 8192) // blocks      # stay within 4 MiB: page-cached files
     buf = memoryview(bytearray(2048 * 512))
     mv = buf[:blocks * 512]
     reads = [cdb10(0x28, (i % span) * blocks, blocks) for i in range(span)]
@@ -47,9 +47,9 @@ def main():
         ex(NEX, c, mv, buf)
 
     def drive():
-        rb = ctl.read_blocks
+        rb = lu.read
         for i in range(N):
-            rb(lu, (i % span) * blocks, mv)
+            rb((i % span) * blocks, mv)
 
     def core10():
         for i in range(N):
@@ -64,9 +64,9 @@ def main():
             ex(NEX, writes[i % span], mv, buf)
 
     def wdrive():
-        wb = ctl.write_blocks
+        wb = lu.write
         for i in range(N):
-            wb(lu, (i % span) * blocks, mv, False)
+            wb((i % span) * blocks, mv, False)
 
     def turs():
         for i in range(N):
