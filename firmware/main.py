@@ -50,26 +50,17 @@ async def boot(opts, b):
     root = HERE + "/.."
     ctl = controller.Controller(b, opts["state"], root)
     ready = {"model": b["model"], "iqn": ctl.iqn, "console": None, "portals": []}
-    try:
-        from endpoints.console import uart as console
-    except ImportError:
-        console = None
-    if console is not None:
-        ready["console"] = await console.start(ctl, opts["console"] or b["console"])
-    try:
-        from endpoints.iscsi import target as iscsi
-    except ImportError:
-        iscsi = None
-    if iscsi is not None:
-        portals = opts["iscsi"].split(",") if opts["iscsi"] else [p["portal"] for p in b["host_ports"]]
-        if len(portals) != 2:
-            usage("--iscsi takes two portals, HOST:PORT,HOST:PORT")
-        for n, p in enumerate(portals):
-            host, port = endpoint(p)
-            ready["portals"].append("%s:%d" % (host, await iscsi.start(ctl, n, host, port)))
+    from endpoints.console import uart as console
+    ready["console"] = await console.start(ctl, opts["console"] or b["console"])
+    from endpoints.iscsi import target as iscsi
+    portals = opts["iscsi"].split(",") if opts["iscsi"] else [p["portal"] for p in b["host_ports"]]
+    if len(portals) != 2:
+        usage("--iscsi takes two portals, HOST:PORT,HOST:PORT")
+    for n, p in enumerate(portals):
+        host, port = endpoint(p)
+        ready["portals"].append("%s:%d" % (host, await iscsi.start(ctl, n, host, port)))
     from lop import ops as lop
-    if hasattr(lop, "run"):
-        asyncio.create_task(lop.run(ctl))      # the long operations' background scheduler
+    asyncio.create_task(lop.run(ctl))      # the long operations' background scheduler
     ctl.events.log("info", "BOARD READY")
     print("RAIDBOARD READY " + json.dumps(ready))
     sys.stdout.flush() if hasattr(sys.stdout, "flush") else None
