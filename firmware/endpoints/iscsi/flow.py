@@ -471,17 +471,18 @@ class Flow(Session):
         mv = memoryview(buf)
         while off < xfer:
             k = min(seg, xfer - off, burst - off % burst)
+            fl = 0x80 if (off + k == xfer or (off + k) % burst == 0) else 0
+            st = sn = rs = 0
+            if off + k == xfer and collapse:   # the last PDU carries the status
+                fl = 0x81 | rflags
+                st = status
+                sn = self.next_statsn()
+                rs = resid
             at = HEAD + off
             e = self.expcmdsn
             # the header goes right before its data (over data of the PDU already sent)
-            if off + k == xfer and collapse:   # the last PDU carries the status
-                struct.pack_into(_DIN, mv, at - hl, P.OP_DATA_IN, 0x81 | rflags, 0, status, k,
-                                 itt, P.ALL_ONES, 0, 0, 0, datasn, off, resid)
-                self.status(mv, at - hl)
-            else:
-                fl = 0x80 if (off + k == xfer or (off + k) % burst == 0) else 0
-                struct.pack_into(_DIN, mv, at - hl, P.OP_DATA_IN, fl, 0, 0, k, itt, P.ALL_ONES,
-                                 0, e, (e + WINDOW - 1) & 0xFFFFFFFF, datasn, off, 0)
+            struct.pack_into(_DIN, mv, at - hl, P.OP_DATA_IN, fl, 0, st, k, itt, P.ALL_ONES,
+                             sn, e, (e + WINDOW - 1) & 0xFFFFFFFF, datasn, off, rs)
             tl = self.frame(mv, at - hl, at, k)
             out = mv[at - hl:at + k + tl]
             w = self.tx_now(self.s, out)

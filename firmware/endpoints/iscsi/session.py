@@ -26,17 +26,21 @@ class Session(Link):
         self.nexus = {}
         self.ttt = 0                 # the last target transfer tag given
 
-    def seqs(self, t, at=0):
-        # StatSN / ExpCmdSN / MaxCmdSN in bytes 24..35 of the target PDU at t[at:]; StatSN as is
+    def seqs(self, t):
+        # StatSN / ExpCmdSN / MaxCmdSN in bytes 24..35 of every target PDU that has them
         e = self.expcmdsn
-        struct.pack_into(">III", t, at + 24, self.statsn, e, (e + WINDOW - 1) & 0xFFFFFFFF)
+        struct.pack_into(">III", t, 24, self.statsn, e, (e + WINDOW - 1) & 0xFFFFFFFF)
 
-    def status(self, t, at=0):
-        """seqs() for a PDU that carries a status: the one place StatSN advances."""
+    def next_statsn(self):
+        """The StatSN of a response that carries a status: the one place StatSN advances."""
         sn = self.statsn
-        e = self.expcmdsn
-        struct.pack_into(">III", t, at + 24, sn, e, (e + WINDOW - 1) & 0xFFFFFFFF)
         self.statsn = (sn + 1) & 0xFFFFFFFF
+        return sn
+
+    def status(self, t):
+        """seqs() for a PDU that carries a status."""
+        e = self.expcmdsn
+        struct.pack_into(">III", t, 24, self.next_statsn(), e, (e + WINDOW - 1) & 0xFFFFFFFF)
 
     def cmdsn_ok(self, cmdsn, immediate):
         """Ordering check for a command PDU; advances ExpCmdSN. False: silently ignore it."""

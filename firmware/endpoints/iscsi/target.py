@@ -179,8 +179,12 @@ class Conn(Flow, Login):
         mrdsl = P.TARGET_MRDSL
         h = self.hdr
         hmv = self.hmv
+        # bound once: the methods of the lower layers are not looked up again for every PDU
+        rx_now = self.rx_now
+        scsi_cmd = self.scsi_cmd
+        data_out = self.data_out
         while True:
-            got = self.rx_now(self.s, hmv)
+            got = rx_now(self.s, hmv)
             if got < P.BHS:
                 await self.recv_rest(hmv, got)
             dlen = await self.header_ext() if h[4] or self.hd else get24(h, 5)
@@ -189,9 +193,9 @@ class Conn(Flow, Login):
                 await self.reject(P.REJ_PROTOCOL)
                 raise Closed()
             if op == P.OP_SCSI_CMD:
-                await self.scsi_cmd(dlen)
+                await scsi_cmd(dlen)
             elif op == P.OP_DATA_OUT:
-                await self.data_out(dlen)
+                await data_out(dlen)
             elif op == P.OP_NOP_OUT:
                 await self.nop_out(dlen)
             elif op == P.OP_TMF:
