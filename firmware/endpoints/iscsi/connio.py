@@ -11,11 +11,7 @@ _ioq = asyncio.core._io_queue
 
 _SINK = const(65536)
 SMALL = const(4096)          # data segments up to this size go out in one write with the header
-# Data-In is sent as one write of header + data (one syscall per PDU, each costs as much as a
-# 64 KiB copy on loopback): data buffers keep HEAD bytes before the data for the header and its
-# digest, and TAIL after it for pad and data digest
-HEAD = const(52)
-TAIL = const(8)
+TAIL = const(8)              # what follows a data segment: pad and data digest
 _ZERO = bytes(48)
 # received bytes are taken from the socket up to _RB at a time: the headers of commands queued by
 # the initiator then cost one read together instead of one each

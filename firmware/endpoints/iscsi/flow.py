@@ -12,7 +12,7 @@ from micropython import const
 from scsi.core import MAX_XFER_BLOCKS
 from endpoints.iscsi import pdu as P
 from endpoints.iscsi.pdu import get32, put32
-from endpoints.iscsi.connio import Closed, HEAD, TAIL
+from endpoints.iscsi.connio import Closed, TAIL
 from endpoints.iscsi.session import Session, WINDOW
 
 XFER = MAX_XFER_BLOCKS * 512   # the core's limit (VPD B0): one transfer buffer
@@ -22,6 +22,10 @@ SHARE = const(2)             # transfer buffers one connection may hold at once
 TASK_TIMEOUT = const(10)     # seconds a command's data may take to move (board: iscsi_task_timeout_s)
 REAP_MS = const(250)         # how often stalled tasks, sends and pool waiters are looked for
 COPY_MAX = const(65536)      # reads up to this EDTL use the core's buffer and a per-connection copy
+# Data-In is sent as one write of header + data (one syscall per PDU, each costs as much as a
+# 64 KiB copy on loopback): data buffers keep _HEAD bytes before the data for the header and its
+# digest, and TAIL after it
+_HEAD = const(52)
 _DIN = ">BBBBI8xIIIIIIII"    # Data-In BHS: op, flags, 0, status, DSL, LUN 0, ITT, TTT, StatSN,
                              # ExpCmdSN, MaxCmdSN, DataSN, buffer offset, residual
 
@@ -62,7 +66,7 @@ class Task:
 
 
 class Pool:
-    """Transfer buffers (XFER bytes with HEAD/TAIL room) shared by the connections in `conns`, and
+    """Transfer buffers (XFER bytes with _HEAD/TAIL room) shared by the connections in `conns`, and
     the timeouts of what holds them. The owner gives clock(), timeout_ms and log(level, text)."""
 
     def __init__(self):
@@ -99,11 +103,11 @@ class Pool:
         if self.out >= POOL_MAX:
             return None
         try:
-            b = bytearray(XFER + HEAD + TAIL)
+            b = bytearray(XFER + _HEAD + TAIL)
         except MemoryError:
             gc.collect()
             try:
-                b = bytearray(XFER + HEAD + TAIL)
+                b = bytearray(XFER + _HEAD + TAIL)
             except MemoryError:
                 return None
         self.out += 1
@@ -194,7 +198,7 @@ class Flow(Session):
             return
         if b is self.stage:
             self.staged = False
-        elif len(b) == XFER + HEAD + TAIL:
+        elif len(b) == XFER + _HEAD + TAIL:
             self.held -= 1
             self.tgt.give(b)
 
@@ -417,7 +421,7 @@ class Flow(Session):
         try:
             status, sense, data_in = self.ctl.execute(
                 self.nexus_for(t.lun), t.cdb, data_out,
-                None if big is None else memoryview(big)[HEAD:HEAD + XFER])
+                None if big is None else memoryview(big)[_HEAD:_HEAD + XFER])
         except Exception as e:
             sys.print_exception(e, sys.stderr)
             self.tgt.log("error", "iSCSI port %d: command 0x%02x failed inside the controller: %r"
@@ -450,16 +454,16 @@ class Flow(Session):
         if big is None:
             # the core's own buffer is reused by the next execute (any connection): copy now
             if self.small is None:
-                self.small = bytearray(HEAD + COPY_MAX + TAIL)
+                self.small = bytearray(_HEAD + COPY_MAX + TAIL)
             buf = self.small
-            buf[HEAD:HEAD + xfer] = data_in[:xfer]
+            buf[_HEAD:_HEAD + xfer] = data_in[:xfer]
         else:
             buf = big
-            if uctypes.addressof(data_in) != uctypes.addressof(big) + HEAD:
+            if uctypes.addressof(data_in) != uctypes.addressof(big) + _HEAD:
                 # not read into our buffer (a short answer of the core): copy it there
                 if xfer > XFER:
-                    buf = bytearray(HEAD + xfer + TAIL)
-                buf[HEAD:HEAD + xfer] = data_in[:xfer]
+                    buf = bytearray(_HEAD + xfer + TAIL)
+                buf[_HEAD:_HEAD + xfer] = data_in[:xfer]
         if sense:
             sense = bytes(sense)
         collapse = not sense
@@ -469,8 +473,20 @@ class Flow(Session):
         off = 0
         datasn = 0
         mv = memoryview(buf)
+        e = self.expcmdsn   # no command arrives while this one answers
+        emax = (e + WINDOW - 1) & 0xFFFFFFFF
+        # per PDU, names are locals and sizes compared inline: each global or builtin looked up
+        # costs a dictionary probe
+        pack = struct.pack_into
+        din = P.OP_DATA_IN
+        ones = P.ALL_ONES
         while off < xfer:
-            k = min(seg, xfer - off, burst - off % burst)
+            k = xfer - off
+            if k > seg:
+                k = seg
+            r = burst - off % burst
+            if k > r:
+                k = r
             fl = 0x80 if (off + k == xfer or (off + k) % burst == 0) else 0
             st = sn = rs = 0
             if off + k == xfer and collapse:   # the last PDU carries the status
@@ -478,15 +494,13 @@ class Flow(Session):
                 st = status
                 sn = self.next_statsn()
                 rs = resid
-            at = HEAD + off
-            e = self.expcmdsn
+            at = _HEAD + off
             # the header goes right before its data (over data of the PDU already sent)
-            struct.pack_into(_DIN, mv, at - hl, P.OP_DATA_IN, fl, 0, st, k, itt, P.ALL_ONES,
-                             sn, e, (e + WINDOW - 1) & 0xFFFFFFFF, datasn, off, rs)
+            pack(_DIN, mv, at - hl, din, fl, 0, st, k, itt, ones, sn, e, emax, datasn, off, rs)
             tl = self.frame(mv, at - hl, at, k)
             out = mv[at - hl:at + k + tl]
             w = self.tx_now(self.s, out)
-            if w < len(out):
+            if w < hl + k + tl:
                 if self.stuck is None:   # the rest of the Data-In has the task timeout to go out
                     self.stuck = self.tgt.clock()
                 await self.send(out[w:])

@@ -366,3 +366,19 @@ class Conn(Flow, Login):
         self.closing = True
         await self.emit(None, 0)
         self.full = False
+
+
+def _flatten(cls):
+    # MicroPython looks a method up through each base class in turn on every call (the cost of a
+    # command grew by a tenth with these layers as bases): the methods of the layers are put on
+    # the class itself, first found in method resolution order winning, as Python would pick
+    stack = list(cls.__bases__)
+    while stack:
+        b = stack.pop(0)
+        for k, v in b.__dict__.items():
+            if not k.startswith("__") and k not in cls.__dict__:
+                setattr(cls, k, v)
+        stack[0:0] = b.__bases__
+
+
+_flatten(Conn)
