@@ -13,6 +13,10 @@ import os
 import json
 import asyncio
 from hw import board as boardmod
+from lop import scheduler
+from control import controller
+from endpoints.console import uart as console
+from endpoints.iscsi import target as iscsi
 
 
 def usage(msg):
@@ -42,7 +46,6 @@ def endpoint(text):
 
 
 async def boot(opts, b):
-    from control import controller
     try:
         os.mkdir(opts["state"])
     except OSError:
@@ -50,24 +53,13 @@ async def boot(opts, b):
     root = HERE + "/.."
     ctl = controller.Controller(b, opts["state"], root)
     ready = {"model": b["model"], "iqn": ctl.iqn, "console": None, "portals": []}
-    try:
-        from endpoints.console import uart as console
-    except ImportError:
-        console = None
-    if console is not None:
-        ready["console"] = await console.start(ctl, opts["console"] or b["console"])
-    try:
-        from endpoints.iscsi import target as iscsi
-    except ImportError:
-        iscsi = None
-    if iscsi is not None:
-        portals = opts["iscsi"].split(",") if opts["iscsi"] else [p["portal"] for p in b["host_ports"]]
-        if len(portals) != 2:
-            usage("--iscsi takes two portals, HOST:PORT,HOST:PORT")
-        for n, p in enumerate(portals):
-            host, port = endpoint(p)
-            ready["portals"].append("%s:%d" % (host, await iscsi.start(ctl, n, host, port)))
-    from lop import scheduler
+    ready["console"] = await console.start(ctl, opts["console"] or b["console"])
+    portals = opts["iscsi"].split(",") if opts["iscsi"] else [p["portal"] for p in b["host_ports"]]
+    if len(portals) != 2:
+        usage("--iscsi takes two portals, HOST:PORT,HOST:PORT")
+    for n, p in enumerate(portals):
+        host, port = endpoint(p)
+        ready["portals"].append("%s:%d" % (host, await iscsi.start(ctl, n, host, port)))
     asyncio.create_task(scheduler.run(ctl.lop_mgr))      # the long operations' background scheduler
     ctl.events.log("info", "BOARD READY")
     print("RAIDBOARD READY " + json.dumps(ready))

@@ -3,7 +3,9 @@
 import asyncio
 import struct
 import fw
+from endpoints import listen
 from endpoints.iscsi import target as iscsi
+from endpoints.iscsi import chap, flow
 from endpoints.iscsi import pdu as P
 
 
@@ -161,7 +163,7 @@ class _Ctl:
 def test_chap_failures_double_the_delay_per_address_and_a_success_forgets():
     clock = _Clock()
     logged = []
-    g = iscsi.ChapGuard(clock, lambda level, text: logged.append(text))
+    g = chap.ChapGuard(clock, lambda level, text: logged.append(text))
     a, b = b"\x02\x00\x7f\x00\x00\x01", b"\x02\x00\x7f\x00\x00\x02"
     assert g.wait_ms(a) == 0
     waits = []
@@ -180,17 +182,17 @@ def test_chap_failures_double_the_delay_per_address_and_a_success_forgets():
     g.result(a, True, "iqn.x:owner")
     assert g.wait_ms(a) == 0 and a not in g.seen    # a success starts the address afresh
     g.result(a, False, "iqn.x:guesser")
-    clock.ms += iscsi.CHAP_FORGET_MS
+    clock.ms += chap.CHAP_FORGET_MS
     assert g.wait_ms(a) == 0 and a not in g.seen    # an hour without failures: forgotten
 
 
 def test_chap_guard_remembers_a_bounded_number_of_addresses():
     clock = _Clock()
-    g = iscsi.ChapGuard(clock, lambda level, text: None)
-    for i in range(iscsi.CHAP_TABLE + 10):
+    g = chap.ChapGuard(clock, lambda level, text: None)
+    for i in range(chap.CHAP_TABLE + 10):
         clock.ms += 1
         g.result(b"\x02\x00" + bytes([10, 0, i >> 8, i & 255]), False, "iqn.x:y")
-    assert len(g.seen) == iscsi.CHAP_TABLE
+    assert len(g.seen) == chap.CHAP_TABLE
     assert g.wait_ms(b"\x02\x00" + bytes([10, 0, 0, 0])) == 0   # the oldest went first
 
 
@@ -198,7 +200,7 @@ def _pool(timeout_s=20):
     clock = _Clock()
     tgt = iscsi.Target(_Ctl(timeout_s), clock)
     conns = []
-    for i in range(iscsi.POOL_MAX // iscsi.SHARE + 2):
+    for i in range(flow.POOL_MAX // flow.SHARE + 2):
         c = iscsi.Conn(tgt, None, 0)
         c.iname = "iqn.x:c%d" % i
         tgt.conns.add(c)
@@ -208,14 +210,14 @@ def _pool(timeout_s=20):
 
 def _hold_all(tgt, conns):
     """Every pool buffer leased, SHARE per connection, each by a write waiting for its data."""
-    holders = conns[:iscsi.POOL_MAX // iscsi.SHARE]
+    holders = conns[:flow.POOL_MAX // flow.SHARE]
     itt = 0
     for c in holders:
-        for _ in range(iscsi.SHARE):
+        for _ in range(flow.SHARE):
             b = asyncio.run(tgt.lease(c))
             assert b is not None
             itt += 1
-            t = iscsi.Task(itt, 0, b"\x2a", 512, 512, b, itt)
+            t = flow.Task(itt, 0, b"\x2a", 512, 512, b, itt)
             t.since = tgt.clock()
             c.pending[itt] = t
         assert asyncio.run(tgt.lease(c)) is None    # its share is full: BUSY for it alone
@@ -244,7 +246,7 @@ def test_a_write_without_data_is_aborted_after_the_timeout_and_its_buffer_goes_t
     asyncio.run(main())
     assert all(t.expired and t.buf is None for c in holders for t in c.pending.values())
     assert all(c.held == 0 for c in holders)
-    assert sum("task aborted" in e for e in tgt.ctl.logged) == iscsi.POOL_MAX
+    assert sum("task aborted" in e for e in tgt.ctl.logged) == flow.POOL_MAX
 
 
 def test_a_waiter_gives_up_with_busy_after_twice_the_timeout():
@@ -279,7 +281,7 @@ def test_a_connection_stuck_in_a_send_is_closed_and_its_buffers_freed():
     clock.ms += 1
     tgt.reap()                                      # also aborts the other holders' writes
     assert reader not in tgt.conns and reader.held == 0 and not reader.pending
-    assert tgt.out == 0 and len(tgt.free) == iscsi.POOL_IDLE
+    assert tgt.out == 0 and len(tgt.free) == flow.POOL_IDLE
     assert any("did not take what was sent within 3 s" in e for e in tgt.ctl.logged)
 
 
@@ -288,16 +290,16 @@ def test_small_writes_take_the_connections_own_buffer_not_the_pool():
     c = conns[0]
     b = c.stage_for(512)
     assert b is not None and c.stage_for(512) is None    # one small write at a time in it
-    assert c.stage_for(iscsi.COPY_MAX + 512) is None     # larger ones use the pool
+    assert c.stage_for(flow.COPY_MAX + 512) is None     # larger ones use the pool
     assert tgt.out == 0 and c.held == 0
     c.release(b)
-    assert c.stage_for(iscsi.COPY_MAX) is b
+    assert c.stage_for(flow.COPY_MAX) is b
 
 
 def test_peers_are_told_apart_by_address_only():
     v4 = bytes([2, 0, 0x30, 0x39, 127, 0, 0, 3]) + bytes(8)
-    assert iscsi._host(v4) == b"\x02\x00\x7f\x00\x00\x03"
-    assert iscsi._host(bytes([2, 0, 0x30, 0x3a]) + v4[4:]) == iscsi._host(v4)   # another port
+    assert listen.peer(v4) == b"\x02\x00\x7f\x00\x00\x03"
+    assert listen.peer(bytes([2, 0, 0x30, 0x3a]) + v4[4:]) == listen.peer(v4)   # another port
     v6 = bytes([10, 0, 0x30, 0x39, 1, 2, 3, 4]) + bytes(15) + b"\x01" + bytes(4)   # ::1
     v6b = bytes([10, 0, 0x30, 0x3a, 9, 9, 9, 9]) + bytes(15) + b"\x01" + bytes(4)  # other flow label
-    assert iscsi._host(v6) == iscsi._host(v6b) == b"\x0a\x00" + bytes(15) + b"\x01"
+    assert listen.peer(v6) == listen.peer(v6b) == b"\x0a\x00" + bytes(15) + b"\x01"

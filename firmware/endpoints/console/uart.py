@@ -7,10 +7,8 @@
 #   desc = await console.start(ctl, "stdio")             # -> "stdio" (fd 0/1, blocking)
 #   desc = await console.start(ctl, "pty")               # -> "pty" (fd 0/1: a non-blocking pty master)
 import sys
-import os
 import time
 import json
-import socket
 import select
 import asyncio
 from asyncio import core
@@ -23,6 +21,7 @@ from endpoints.console import menu
 from endpoints.console import lcd
 from endpoints.console import vt100
 from endpoints.console import lineproto
+from endpoints import listen
 
 IN_SIZE = const(4096)
 EVQ = const(64)             # events kept for the line-mode client between two flushes
@@ -540,15 +539,8 @@ class Console:
             await port.write(("* EVENTS_LOST %s\n" % json.dumps({"count": lost})).encode())
 
     # -- endpoints --
-    async def serve_tcp(self, ls):
-        while True:
-            yield core._io_queue.queue_read(ls)
-            try:
-                s, addr = ls.accept()
-            except OSError:
-                continue
-            s.setblocking(False)
-            asyncio.create_task(self._tcp_client(TcpPort(s)))
+    def serve_tcp(self, ls):
+        return listen.accept(ls, lambda s, addr: asyncio.create_task(self._tcp_client(TcpPort(s))))
 
     async def _tcp_client(self, port):
         # a client that closed a moment ago may not be noticed yet (its EOF is still queued):
@@ -579,15 +571,6 @@ class Console:
             await asyncio.sleep_ms(100)
 
 
-def _listen_port(s):
-    # MicroPython has no getsockname(): find our socket's inode in /proc/net/tcp
-    ino = str(os.stat("/proc/self/fd/%d" % s.fileno())[1])
-    with open("/proc/net/tcp") as f:
-        for line in f:
-            p = line.split()
-            if len(p) > 9 and p[9] == ino:
-                return int(p[1].split(":")[1], 16)
-    raise OSError("cannot find the port the console listens on")
 
 
 async def start(ctl, spec):
@@ -601,16 +584,9 @@ async def start(ctl, spec):
     if len(p) != 3 or p[0] != "tcp" or not p[2].isdigit() or int(p[2]) > 65535:
         raise ValueError("console must be 'tcp:HOST:PORT', 'stdio' or 'pty', not %r" % (spec,))
     host, port = p[1], int(p[2])
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        s.bind(socket.getaddrinfo(host, port)[0][-1])
-        s.listen(2)
+        s, port = listen.bind(host, port, 2)
     except OSError as e:
-        s.close()
         raise OSError("console cannot listen on %s:%d (%s)" % (host, port, e))
-    s.setblocking(False)
-    if port == 0:
-        port = _listen_port(s)
     asyncio.create_task(c.serve_tcp(s))
     return "tcp:%s:%d" % (host, port)

@@ -228,7 +228,7 @@ class Params:
 
 
 # key -> (kind, ...) ; kinds: list, bool-or, bool-and, min, max, decl
-_NEG = {
+NEGOTIATED = {
     "HeaderDigest": ("list",),
     "DataDigest": ("list",),
     "MaxConnections": ("min", 1, 65535, 1),
@@ -274,7 +274,7 @@ def negotiate(params, key, value):
         return None
     if key in _IRRELEVANT:
         return "Irrelevant"
-    spec = _NEG.get(key)
+    spec = NEGOTIATED.get(key)
     if spec is None:
         return "NotUnderstood"
     kind = spec[0]

@@ -1,0 +1,257 @@
+# Connection I/O: received bytes buffered from the socket, non-blocking sends that wait for the
+# peer only when it is not reading, and the framing of PDUs (AHS, pad, digests) in the stream.
+import asyncio
+from micropython import const
+
+from endpoints.listen import EAGAIN
+from endpoints.iscsi import pdu as P
+from endpoints.iscsi.pdu import get24, put24
+
+_ioq = asyncio.core._io_queue
+
+_SINK = const(65536)
+SMALL = const(4096)          # data segments up to this size go out in one write with the header
+TAIL = const(8)              # what follows a data segment: pad and data digest
+_ZERO = bytes(48)
+# received bytes are taken from the socket up to _RB at a time: the headers of commands queued by
+# the initiator then cost one read together instead of one each
+_RB = const(8192)
+
+
+class Closed(Exception):
+    pass
+
+
+def wait_r(s):
+    yield _ioq.queue_read(s)
+
+
+def wait_w(s):
+    yield _ioq.queue_write(s)
+
+
+class Link:
+    """The byte stream of one connection, as PDUs. `hd`/`dd` say whether header and data digests
+    are in use (from the end of login); `stuck` is when a send began to wait for the peer."""
+
+    def __init__(self, tgt, sock, port_no, peer):
+        self.tgt = tgt
+        self.s = sock
+        self.port = port_no
+        self.peer = peer             # source address (CHAP failures are counted per address)
+        self.iname = "?"
+        self.stuck = None            # ticks since when a send waits for the peer to take data
+        self.hdr = bytearray(P.BHS)
+        self.hmv = memoryview(self.hdr)
+        self.ahs = bytearray(1020)
+        self.tx = bytearray(P.BHS + 4 + SMALL + 8)   # outgoing header, small data, digests
+        self.txmv = memoryview(self.tx)
+        self.dig = bytearray(4)
+        self.pad = bytearray(4)
+        self.sink = None
+        self.rx = None               # small data segments (text, NOP pings)
+        self.save = bytearray(TAIL)
+        self.rb = bytearray(_RB)
+        self.rbv = memoryview(self.rb)
+        self.rp = 0                  # unread bytes of rb: rp..re
+        self.re = 0
+        self.hd = False              # digests become active after login
+        self.dd = False
+
+    # rx_now/tx_now are plain calls: when the socket is ready (the usual case under load) a PDU
+    # costs no coroutine of its own; recv/send wait for readiness when it is not
+    def rx_now(self, s, mv):
+        """Bytes of mv filled now from what was received (0: none waiting); Closed when the peer is
+        gone."""
+        n = len(mv)
+        k = self.re - self.rp
+        if not k:
+            if n >= _RB:
+                return self.read_now(s, mv)   # a large segment: straight into place
+            k = self.read_now(s, self.rb)
+            if not k:
+                return 0
+            self.rp = 0
+            self.re = k
+        if k > n:
+            k = n
+        p = self.rp
+        mv[0:k] = self.rbv[p:p + k]
+        self.rp = p + k
+        return k
+
+    def read_now(self, s, mv):
+        try:
+            r = s.readinto(mv)
+        except OSError as e:
+            if e.errno in EAGAIN:
+                return 0
+            raise Closed()
+        if r is None:
+            return 0
+        if not r:
+            raise Closed()
+        return r
+
+    def tx_now(self, s, mv):
+        """Bytes of mv the socket took now (0: its buffer is full)."""
+        try:
+            r = s.write(mv)
+        except OSError as e:
+            if e.errno in EAGAIN:
+                return 0
+            raise Closed()
+        return r or 0
+
+    async def recv(self, mv):
+        got = self.rx_now(self.s, mv)
+        if got < len(mv):
+            await self.recv_rest(mv, got)
+
+    async def recv_rest(self, mv, got):
+        s = self.s
+        n = len(mv)
+        while got < n:
+            r = self.rx_now(s, mv[got:] if got else mv)
+            if r:
+                got += r
+            else:
+                await wait_r(s)
+
+    async def send(self, mv):
+        s = self.s
+        n = len(mv)
+        off = self.tx_now(s, mv)
+        if off < n:   # the peer is not reading: the reaper closes us if it stays so
+            mine = self.stuck is None   # else a Data-In sequence is timed as a whole
+            if mine:
+                self.stuck = self.tgt.clock()
+            while off < n:
+                await wait_w(s)
+                off += self.tx_now(s, mv[off:])
+            if mine:
+                self.stuck = None
+
+    # ---------- reading PDUs ----------
+    async def header_ext(self):
+        """The AHS and header digest of the BHS in self.hdr; returns the data segment length."""
+        h = self.hdr
+        ahs = h[4] * 4
+        if ahs:
+            await self.recv(memoryview(self.ahs)[:ahs])
+        if self.hd:
+            await self.recv(self.dig)
+            c = P.crc32c(self.hdr)
+            if ahs:
+                c = P.crc32c(memoryview(self.ahs)[:ahs], c)
+            if c != P.get_le32(self.dig, 0):
+                self.tgt.log("warn", "iSCSI port %d: header digest error from %s" % (self.port, self.iname))
+                raise Closed()   # the framing cannot be trusted any more
+        return get24(h, 5)
+
+    async def read_data(self, dst, n, extra=0):
+        """Read an n-byte data segment: into dst (a memoryview of at least n bytes) or, when
+        dst is None, discard it; `extra` further bytes (n excluded) are discarded too.
+        Returns False on a data digest error (the data must not be used)."""
+        total = n + extra
+        crc = 0
+        if dst is not None and n:
+            await self.recv(dst[:n] if len(dst) != n else dst)
+            if self.dd:
+                crc = P.crc32c(dst[:n] if len(dst) != n else dst)
+            left = extra
+        else:
+            left = total
+        if left:
+            if self.sink is None:
+                self.sink = bytearray(_SINK)
+            sm = memoryview(self.sink)
+            while left:
+                k = min(left, _SINK)
+                await self.recv(sm[:k])
+                if self.dd:
+                    crc = P.crc32c(sm[:k], crc)
+                left -= k
+        padn = -total & 3
+        if padn:
+            pm = memoryview(self.pad)[:padn]
+            await self.recv(pm)
+            if self.dd:
+                crc = P.crc32c(pm, crc)
+        if self.dd and total:
+            await self.recv(self.dig)
+            return crc == P.get_le32(self.dig, 0)
+        return True
+
+    async def read_small(self, n, limit):
+        """Data segment of a text-like PDU into self.rx; returns bytes or None if too long/bad."""
+        if n > limit:
+            await self.read_data(None, 0, n)
+            return None
+        if self.rx is None or len(self.rx) < n:
+            self.rx = bytearray(max(n, 8192))
+        mv = memoryview(self.rx)[:n]
+        ok = await self.read_data(mv, n)
+        return bytes(mv) if ok else None
+
+    # ---------- writing PDUs ----------
+    def begin(self, op, flags=0):
+        t = self.tx
+        t[0:48] = _ZERO
+        t[0] = op
+        t[1] = flags
+        return t
+
+    async def emit(self, data=None, n=0):
+        """Send the PDU whose header is in self.tx with n bytes of data (bytes-like)."""
+        t = self.tx
+        put24(t, 5, n)
+        hl = P.BHS
+        if self.hd:
+            P.put_le32(t, hl, P.crc32c(self.txmv[:P.BHS]))
+            hl += 4
+        padn = -n & 3
+        if n <= SMALL:
+            # small PDU: one write (header + data + pad + digest) from the preallocated buffer
+            if n:
+                t[hl:hl + n] = data[:n] if len(data) != n else data
+            end = hl + n
+            for i in range(padn):
+                t[end + i] = 0
+            end += padn
+            if self.dd and n:
+                P.put_le32(t, end, P.crc32c(self.txmv[hl:end]))
+                end += 4
+            await self.send(self.txmv[:end])
+            return
+        await self.send(self.txmv[:hl])
+        if n:
+            dm = memoryview(data)
+            if len(dm) != n:
+                dm = dm[:n]
+            await self.send(dm)
+            if padn:
+                await self.send(memoryview(self.pad)[:padn])
+            if self.dd:
+                c = P.crc32c(dm)
+                if padn:
+                    c = P.crc32c(memoryview(self.pad)[:padn], c)
+                P.put_le32(self.dig, 0, c)
+                await self.send(self.dig)
+
+    def frame(self, mv, hs, at, n):
+        """Complete the PDU whose header is at mv[hs:at] and whose n (> 0) data bytes follow, for
+        one write: header digest, pad and data digest go around them. Returns the trailer length;
+        the bytes it covers (the next PDU's data) are kept in self.save to be put back."""
+        if self.hd:
+            P.put_le32(mv, at - 4, P.crc32c(mv[hs:hs + P.BHS]))
+        end = at + n
+        padn = -n & 3
+        tl = padn + 4 if self.dd else padn
+        if tl:
+            memoryview(self.save)[:tl] = mv[end:end + tl]
+            for i in range(padn):
+                mv[end + i] = 0
+            if self.dd:
+                P.put_le32(mv, end + padn, P.crc32c(mv[at:end + padn]))
+        return tl
