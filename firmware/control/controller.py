@@ -344,7 +344,7 @@ class Controller:
                 self.engine.read_backup(lba, mv)
             else:
                 if self.lops.ops:
-                    lop.check_read(self, lu.sd, lba, len(mv) >> 9)
+                    lop.check_init(self, lu.sd, lba, len(mv) >> 9, False)
                 self.drives[lu.sd].read(lba, mv)
         except (raid.DriveError, iopmod.DiskError) as e:
             err = self._io_error(e, lba)
@@ -353,9 +353,14 @@ class Controller:
             raise err
 
     def write_blocks(self, lu, lba, mv, fua=False):
+        n = len(mv) >> 9
+        if self.lops.ops:
+            lop.check_init(self, lu.sd, lba, n, True)
         try:
             d = self.drives[lu.sd]
-            self.engine.write(d, lba, mv)
+            for f in self.engine.listeners:
+                f(lu.sd, lba, n)                  # change tracking, before the data is written
+            self.engine.origins.get(lu.sd, d).write(lba, mv)   # the Origin during a snapshot
             if fua and isinstance(d, CachedDrive):
                 self.cache.flush(d.drive)
         except (raid.DriveError, iopmod.DiskError) as e:

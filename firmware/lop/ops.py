@@ -202,7 +202,7 @@ class Init(RowOp):
         try:
             z = buf.view(b)[:n << 9]
             xor.zero(z, n << 9)
-            self.m.track_sd(self.sd, lba, n)
+            self.m.tracker.writing(self.sd, lba, n)
             d.write(lba, z)
         finally:
             buf.give(b)
@@ -376,10 +376,10 @@ class Manager:
         self.copy_pair = None           # (source, destination) the last copy named: who may hear of it
         self.history = []
         self.last_save = time.ticks_ms()
-        self.tracker = lop_track.Tracker(ctl.state_dir + "/" + TRACK_FILE)
+        self.tracker = lop_track.Tracker(ctl.state_dir + "/" + TRACK_FILE, ctl.engine)
         if self.tracker.problem:
             ctl.events.log("warn", "CHANGE TRACKING RESET (%s): next copy is full" % self.tracker.problem)
-        ctl.engine.tracker = self
+        ctl.engine.listeners.append(self.tracker.writing)
         self._resume()
 
     @property
@@ -504,25 +504,6 @@ class Manager:
         self.history.append(info)
         if len(self.history) > HISTORY:
             self.history.pop(0)
-
-    # ---- the write hook (snapshot.Engine.tracker) ---------------------------------------------
-    def mark(self, drive, lba, n):
-        sd = drive.number
-        for op in self.ops:
-            # an initialization zeroes ahead: a host write there would be lost
-            if op.kind == INIT and op.sd == sd and lba + n > op.safe:
-                raise ScsiError(sense.NOT_READY, 0x04, 0x04)      # not ready, format in progress
-        self.track_sd(sd, lba, n)
-
-    def track_sd(self, sd, lba, n):
-        t = self.tracker
-        if t.p == sd:
-            eng = self.ctl.engine
-            if eng.primary_sd == sd and eng.state == 1 and eng.snap_id != t.seen:
-                t.rotate(eng.snap_id)
-            t.mark(1, lba, n)
-        if t.d == sd:
-            t.mark(2, lba, n)
 
     # ---- start / stop -------------------------------------------------------------------------
     def _rate(self, args):
@@ -746,11 +727,12 @@ def drive_changed(ctl, sd):
         t.drop()
 
 
-def check_read(ctl, sd, lba, n):
-    # a host read of blocks a running initialization has not zeroed yet: not ready (format in
-    # progress), never the old data it is about to erase
+def check_init(ctl, sd, lba, n, write):
+    # a host read of blocks a running initialization has not zeroed yet, or a write past those
+    # whose zeroing is persisted (`safe`: a restart zeroes again from there, and the write would
+    # be lost): not ready (format in progress), never the old data it is about to erase
     for op in ctl.lops.ops:
-        if op.kind == INIT and op.sd == sd and lba + n > op.pos:
+        if op.kind == INIT and op.sd == sd and lba + n > (op.safe if write else op.pos):
             raise ScsiError(sense.NOT_READY, 0x04, 0x04)
 
 
