@@ -7,10 +7,9 @@
 #   block 0          header: magic, state, primary, chunk size, generation, snapshot id, CRC
 #   blocks 8 ..      index records, 32 a block: (snapshot id, primary chunk, slot, CRC), slot order
 #   data area ..     slot i: C blocks of old data at DATA + i*C (4 KiB aligned, contiguous)
-# Ordering (the emulator's battery-backed-buffer promise, see snapshot/README.md): the old data of a run of
-# chunks goes to the log, then their index records, then the primary is overwritten. A kill before
-# the records land leaves the chunks unrecorded while the primary still holds them. Slots fill in
-# order, so the index is rebuilt at boot by reading records until the first one that is not valid.
+# The write ordering that keeps the log exact at any kill (old data, then index records, then the
+# primary) is the origin's (origin.py). Slots fill in order, so the index is rebuilt at boot by
+# reading records until the first one that is not valid; the records' format is index.py's.
 import struct
 import binascii
 import os
@@ -37,7 +36,7 @@ USAGE_EVENTS = (75, 90, 98)
 
 
 class Engine:
-    """The backup pair of the board: log drive, primary, state and exception index."""
+    """The backup pair of the board: log drive, primary, state, exception index and the origin."""
 
     def __init__(self, buffer, events, index_budget):
         self.buffer = buffer
