@@ -60,10 +60,10 @@ class Manager:
         self.copy_pair = None           # (source, destination) the last copy named: who may hear of it
         self.history = []
         self.last_save = time.ticks_ms()
-        self.tracker = track.Tracker(ctl.state_dir + "/" + TRACK_FILE)
+        self.tracker = track.Tracker(ctl.state_dir + "/" + TRACK_FILE, ctl.engine)
         if self.tracker.problem:
             ctl.events.log("warn", "CHANGE TRACKING RESET (%s): next copy is full" % self.tracker.problem)
-        ctl.engine.tracker = self
+        ctl.engine.listeners.append(self.tracker.writing)
         self._resume()
 
     @property
@@ -186,21 +186,6 @@ class Manager:
         self.history.append(info)
         if len(self.history) > HISTORY:
             self.history.pop(0)
-
-    # ---- the write hook (snapshot.Engine.tracker) ---------------------------------------------
-    def mark(self, drive, lba, n):
-        # (a host write ahead of an initialization was refused by its logical unit: scsi/lu.py)
-        self.track_sd(drive.number, lba, n)
-
-    def track_sd(self, sd, lba, n):
-        t = self.tracker
-        if t.p == sd:
-            eng = self.ctl.engine
-            if eng.primary_sd == sd and eng.state == snapshot.ACTIVE and eng.snap_id != t.seen:
-                t.rotate(eng.snap_id)
-            t.mark(1, lba, n)
-        if t.d == sd:
-            t.mark(2, lba, n)
 
     # ---- start / stop -------------------------------------------------------------------------
     def set_rate(self, r):

@@ -148,7 +148,7 @@ class Init(RowOp):
         try:
             z = buf.view(b)[:n << 9]
             xor.zero(z, n << 9)
-            self.m.track_sd(self.sd, lba, n)
+            self.m.tracker.writing(self.sd, lba, n)
             d.write(lba, z)
         finally:
             buf.give(b)

@@ -9,6 +9,9 @@
 #   new snapshot of P -> cum |= cur, cur = 0, seen = its id ("rotation", lazy: at the first write
 #                        or copy start after the initiate, when nothing has changed yet)
 #   copy completes    -> cum = dstd = 0, full = 0
+# The tracker hears of host writes as a listener of the snapshot engine (Engine.listeners, told
+# before the data is written); a listener raises no SCSI error (whether a write may happen at all
+# is decided before it is told).
 # File `lop.track` in the state dir: a 512-byte header (CRC'd, written in one write) then cum, cur
 # and dstd. Every file update keeps the invariant at any kill point: bits are only ever cleared
 # after what they stand for is on disk, and a torn or missing header means "full copy".
@@ -16,6 +19,7 @@ import struct
 import binascii
 import micropython
 from micropython import const
+from snapshot.engine import ACTIVE
 
 MAGIC = b"RBTRACK1"
 HDR = "<8siiiiiIII"       # magic, P, D, chunk blocks, nchunks, full, seen snap id, sig P, sig D
@@ -53,8 +57,9 @@ def chunk_for(blocks):
 
 
 class Tracker:
-    def __init__(self, path):
+    def __init__(self, path, engine):
         self.path = path
+        self.engine = engine       # the snapshot engine: its snapshot of P is the point-in-time
         self.p = self.d = -1
         self.cb = MIN_CHUNK
         self.nchunks = 0
@@ -167,6 +172,16 @@ class Tracker:
         self._put_header()
         _zero(self.cur)
         self._put_map(1)
+
+    def writing(self, sd, lba, n):
+        # blocks lba..lba+n-1 of system drive `sd` are about to be written (the write listener)
+        if sd == self.p:
+            e = self.engine
+            if e.primary_sd == sd and e.state == ACTIVE and e.snap_id != self.seen:
+                self.rotate(e.snap_id)
+            self.mark(1, lba, n)
+        if sd == self.d:
+            self.mark(2, lba, n)
 
     def mark(self, k, lba, n):
         # k: 1 = P written, 2 = D written; persist each newly set byte before the data is written

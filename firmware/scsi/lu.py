@@ -110,12 +110,16 @@ class NormalLU(LogicalUnit):
             raise self.b.io_error(e, lba)
 
     def write(self, lba, mv, fua):
-        # every write goes through the snapshot engine, whose copy-on-write keeps the image
+        # a write to the primary of an active snapshot goes through its Origin (copy-on-write)
         b = self.b
+        n = len(mv) >> 9
         if b.lops.ops:
-            self._fence(lba, len(mv) >> 9, True)
+            self._fence(lba, n, True)
         try:
-            b.engine.write(self.drive, lba, mv)
+            e = b.engine
+            for f in e.listeners:
+                f(self.sd, lba, n)                    # change tracking, before the data is written
+            e.origins.get(self.sd, self.drive).write(lba, mv)    # the Origin during a snapshot
             if fua and self.wb:
                 self.drive.flush()
         except _STORAGE_ERRORS as e:

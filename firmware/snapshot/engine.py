@@ -1,22 +1,23 @@
 # Snapshot engine (FIG. 5/6): one backup pair at a time (claim 14). During a snapshot the first write
-# to each chunk of the primary copies the chunk's old data to the log system drive; the backup LUN
-# reads a chunk from the log when it was copied, else from the primary.
+# to each chunk of the primary copies the chunk's old data to the log system drive (the Origin the
+# engine stacks on the primary, origin.py); the backup LUN reads a chunk from the log when it was
+# copied, else from the primary.
 #
 # Log drive layout (blocks of 512 bytes; see snapshot/README.md):
 #   block 0          header: magic, state, primary, chunk size, generation, snapshot id, CRC
 #   blocks 8 ..      index records, 32 a block: (snapshot id, primary chunk, slot, CRC), slot order
 #   data area ..     slot i: C blocks of old data at DATA + i*C (4 KiB aligned, contiguous)
-# Ordering (the emulator's battery-backed-buffer promise, see snapshot/README.md): the old data of a run of
-# chunks goes to the log, then their index records, then the primary is overwritten. A kill before
-# the records land leaves the chunks unrecorded while the primary still holds them. Slots fill in
-# order, so the index is rebuilt at boot by reading records until the first one that is not valid.
+# The write ordering that keeps the log exact at any kill (old data, then index records, then the
+# primary) is the origin's (origin.py). Slots fill in order, so the index is rebuilt at boot by
+# reading records until the first one that is not valid; the records' format is index.py's.
 import struct
 import binascii
 import os
-import array
-import micropython
 from micropython import const
 from hw.xor import zero
+from snapshot.index import (ExceptionIndex, find_run, pack_records, record_chunk, LOAD_PCT, MAX_SLOTS,
+                            RUN_SHIFT, RUN_SLOT, REC_LEN, RECS_PER_BLOCK)
+from snapshot.origin import Origin, SnapshotError
 
 IDLE = const(0)
 ACTIVE = const(1)
@@ -26,172 +27,16 @@ STATE_NAMES = ("IDLE", "ACTIVE", "OVERFLOWED")
 HDR_MAGIC = b"RBSNAPv1"
 HDR = "<8sIIIII"           # magic, state, primary sd, chunk blocks, generation, snapshot id
 HDR_BLOCKS = const(8)      # the index records start at 4 KiB
-REC = "<IIII"              # snapshot id, chunk, slot, CRC32 of the first 12 bytes
-REC_LEN = const(16)
-RECS_PER_BLOCK = const(32)
 READ_RECS = const(64)      # record blocks read at a time when rebuilding the index
 DEFAULT_CHUNK_KB = const(64)
 MAX_RUN_KB = const(1024)   # neighbouring chunks copied with one read and one log write (buffer span)
 MAX_CHUNK_KB = const(256)
 CHUNK_KB_CHOICES = (4, 8, 16, 32, 64, 128, 256)
-LOAD_PCT = const(80)       # hash table fill at a full log
-MAX_SLOTS = const(0xFFFFFE)  # a table cell holds slot + 1 in 24 bits
-RUN_SHIFT = const(25)      # _run's answer: run end << RUN_SHIFT | (first chunk's slot + 1) ...
-RUN_SLOT = const(0x1FFFFFF)  # ... in the low bits (0: the run is not copied)
 USAGE_EVENTS = (75, 90, 98)
 
 
-@micropython.viper
-def _probe(table: ptr8, keys: ptr32, cap: int, key: int) -> int:
-    # linear probing over `table` (slot+1 per 3-byte cell, 0 = empty); keys[slot] is the chunk it
-    # holds. Returns the slot holding `key`, or -1 - (empty cell where it would go).
-    i = (((key * 0x9E3779B1) & 0xFFFFFFFF) * cap) >> 32
-    while True:
-        j = i * 3
-        v = int(table[j]) | (int(table[j + 1]) << 8) | (int(table[j + 2]) << 16)
-        if v == 0:
-            return -1 - i
-        if int(keys[v - 1]) == key:
-            return v - 1
-        i += 1
-        if i == cap:
-            i = 0
-
-
-@micropython.viper
-def _run(table: ptr8, keys: ptr32, cap: int, c: int, last: int) -> int:
-    # the run of chunks from c (up to last) that lie in one place: all without an exception, or
-    # all in consecutive log slots from c's slot on. -> end (exclusive) << RUN_SHIFT | c's slot + 1
-    slot0 = -2
-    x = c
-    while x <= last:
-        i = (((x * 0x9E3779B1) & 0xFFFFFFFF) * cap) >> 32
-        slot = -1
-        while True:
-            j = i * 3
-            v = int(table[j]) | (int(table[j + 1]) << 8) | (int(table[j + 2]) << 16)
-            if v == 0:
-                break
-            if int(keys[v - 1]) == x:
-                slot = v - 1
-                break
-            i += 1
-            if i == cap:
-                i = 0
-        if x == c:
-            slot0 = slot
-        elif (slot0 < 0 and slot >= 0) or (slot0 >= 0 and slot != slot0 + (x - c)):
-            return (x << RUN_SHIFT) | (slot0 + 1)
-        x += 1
-    return (x << RUN_SHIFT) | (slot0 + 1)
-
-
-@micropython.viper
-def _put(table: ptr8, i: int, v: int):
-    j = i * 3
-    table[j] = v & 0xFF
-    table[j + 1] = (v >> 8) & 0xFF
-    table[j + 2] = (v >> 16) & 0xFF
-
-
-@micropython.viper
-def _insert_run(table: ptr8, keys: ptr32, cap: int, c: int, slot: int, k: int):
-    # chunks c..c+k-1 (none of them in the index yet) -> slots slot..slot+k-1
-    for x in range(k):
-        key = c + x
-        i = (((key * 0x9E3779B1) & 0xFFFFFFFF) * cap) >> 32
-        while True:
-            j = i * 3
-            if (int(table[j]) | int(table[j + 1]) | int(table[j + 2])) == 0:
-                break
-            i += 1
-            if i == cap:
-                i = 0
-        keys[slot + x] = key
-        v = slot + x + 1
-        table[j] = v & 0xFF
-        table[j + 1] = (v >> 8) & 0xFF
-        table[j + 2] = (v >> 16) & 0xFF
-
-
-def _crc_table():
-    t = array.array("I", bytes(1024))
-    for n in range(256):
-        c = n
-        for _ in range(8):
-            c = (c >> 1) ^ 0xEDB88320 if c & 1 else c >> 1
-        t[n] = c
-    return t
-
-
-_CRC = _crc_table()
-
-
-@micropython.viper
-def _pack_records(r: ptr8, crc: ptr32, sid: int, c: int, slot: int, k: int):
-    # the index records of slots slot..slot+k-1 (one record block) into r, each with the CRC32
-    # of its first 12 bytes (binascii.crc32's, checked that way at boot)
-    for x in range(k):
-        off = ((slot + x) & 31) << 4
-        for j in range(4):
-            sh = j << 3
-            r[off + j] = (sid >> sh) & 0xFF
-            r[off + 4 + j] = ((c + x) >> sh) & 0xFF
-            r[off + 8 + j] = ((slot + x) >> sh) & 0xFF
-        v = 0xFFFFFFFF
-        for j in range(12):
-            v = int(crc[(v ^ int(r[off + j])) & 0xFF]) ^ (v >> 8)
-        v ^= 0xFFFFFFFF
-        for j in range(4):
-            r[off + 12 + j] = (v >> (j << 3)) & 0xFF
-
-
-class ExceptionIndex:
-    # primary chunk -> log slot in 4 + 3/0.8 = 7.75 bytes of RAM per exception at a full log: a
-    # dense slot->chunk array plus an open-addressing table of 3-byte slot numbers (O(1) average;
-    # linear probing at most 80 % full keeps a miss, the common case on the write path, short)
-    def __init__(self, max_slots):
-        if max_slots > MAX_SLOTS:
-            raise ValueError("index of %d slots: at most %d" % (max_slots, MAX_SLOTS))
-        self.max_slots = max_slots
-        self.cap = (max_slots * 100 // LOAD_PCT + 16) & ~15     # whole 16-byte groups for xor.zero
-        self.keys = array.array("I", bytes(4 * max_slots))
-        self.table = bytearray(3 * self.cap)
-        self.count = 0
-
-    def clear(self):
-        zero(self.table, len(self.table))
-        self.count = 0
-
-    def find(self, chunk):
-        r = _probe(self.table, self.keys, self.cap, chunk)
-        return r if r >= 0 else -1
-
-    def run(self, c, last):
-        # (end of the run of chunks from c that lie in one place, c's slot or -1); see _run
-        r = _run(self.table, self.keys, self.cap, c, last)
-        return r >> RUN_SHIFT, (r & RUN_SLOT) - 1
-
-    def insert_run(self, c, slot, k):
-        # a run just copied: its chunks had no exception (the write path looked them up)
-        _insert_run(self.table, self.keys, self.cap, c, slot, k)
-        self.count += k
-
-    def insert(self, chunk, slot):
-        r = _probe(self.table, self.keys, self.cap, chunk)
-        if r >= 0:
-            return
-        self.keys[slot] = chunk
-        _put(self.table, -1 - r, slot + 1)
-        self.count += 1
-
-
-class SnapshotError(Exception):
-    pass
-
-
 class Engine:
-    """The backup pair of the board: log drive, primary, state and exception index."""
+    """The backup pair of the board: log drive, primary, state, exception index and the origin."""
 
     def __init__(self, buffer, events, index_budget):
         self.buffer = buffer
@@ -214,9 +59,14 @@ class Engine:
         self._hdr = bytearray(512)
         self._rec = bytearray(512)  # the index record block being filled
         self._recv = memoryview(self._rec)
-        self._kept = 0            # buffer slots of the span the write path holds on to
         self.copies = 0           # chunks copied to the log since boot (for tests and the map)
-        self.tracker = None       # long operations: told of every write (incremental re-sync)
+        self.origin = Origin(self)
+        # sd -> what a host write to it goes through instead of the drive: the Origin, stacked on
+        # the primary while a snapshot is active (the write path: origins.get(sd, drive).write)
+        self.origins = {}
+        # told (sd, lba, blocks) of every host write to any system drive before it is written, by
+        # the write path; registered from above (change tracking, lop/track.py). Never raise.
+        self.listeners = []
 
     # ---- configuration -------------------------------------------------------------------
     def attach_log(self, sd, drive, chunk_kb, drives):
@@ -244,6 +94,7 @@ class Engine:
         else:
             self.index.clear()
         self.state, self.primary, self.primary_sd, self.next_slot = IDLE, None, -1, 0
+        self.origins.clear()
         self._read_header()
         if self.state == ACTIVE:
             p = drives.get(self.primary_sd)
@@ -253,6 +104,7 @@ class Engine:
                 self._write_header()
             else:
                 self.primary = p
+                self._stack()
                 try:
                     self._rebuild_index()
                 except Exception as e:         # the log failed under the scan (DriveError)
@@ -309,8 +161,8 @@ class Engine:
                 k = min(READ_RECS, nblk - blk)
                 self.log.read(HDR_BLOCKS + blk, buf[:k * 512])
                 for off in range(0, k * 512, REC_LEN):
-                    sid, chunk, slot, crc = struct.unpack_from(REC, buf, off)
-                    if n == self.max_slots or sid != self.snap_id or slot != n or crc != binascii.crc32(buf[off:off + 12]):
+                    chunk = -1 if n == self.max_slots else record_chunk(buf, off, self.snap_id, n)
+                    if chunk < 0:
                         break
                     self.index.insert(chunk, n)
                     n += 1
@@ -337,9 +189,7 @@ class Engine:
     def _record_valid(self, n):
         r = self._rec
         self.log.read(HDR_BLOCKS + n // RECS_PER_BLOCK, memoryview(r))
-        off = (n % RECS_PER_BLOCK) * REC_LEN
-        sid, _, slot, crc = struct.unpack_from(REC, r, off)
-        return sid == self.snap_id and slot == n and crc == binascii.crc32(memoryview(r)[off:off + 12])
+        return record_chunk(r, (n % RECS_PER_BLOCK) * REC_LEN, self.snap_id, n) >= 0
 
     # ---- direct commands -----------------------------------------------------------------
     def initiate(self, sd, drive):
@@ -358,17 +208,21 @@ class Engine:
             # the log drive failed under the header write: no snapshot began
             self.state, self.primary, self.primary_sd = IDLE, None, -1
             raise
+        self._stack()
         self.events.log("info", "SNAPSHOT STARTED SD%d -> LOG SD%d" % (sd, self.log_sd))
 
     def terminate(self, reason="command"):
         self.state = IDLE
+        self.origins.clear()
         self._store_header()
         self.index.clear()
         self.primary, self.primary_sd = None, -1
         self.events.log("info", "SNAPSHOT ENDED (%s)" % reason)
 
-    def active(self):
-        return self.state == ACTIVE
+    def _stack(self):
+        # the primary's host writes go through the origin from now on (copy-on-write)
+        self.origins.clear()
+        self.origins[self.primary_sd] = self.origin
 
     def take_overflow(self):
         # the backup LUN's first command after an overflow: report it once, then plain NOT READY
@@ -378,109 +232,29 @@ class Engine:
         self._store_header()
         return True
 
-    # ---- write path (FIG. 6) -------------------------------------------------------------
-    def write(self, drive, lba, mv):
-        # every write to a system drive comes here; only the active primary is copied-on-write
-        if self.tracker is not None:
-            self.tracker.mark(drive, lba, len(mv) >> 9)
-        if self.state != ACTIVE or drive is not self.primary:
-            drive.write(lba, mv)
-            return
-        # every chunk the write touches that has no exception yet goes to the log first (old data,
-        # then index records), a run of neighbouring chunks in one read and one log write; only
-        # then is the primary overwritten, in one write
-        cb = self.chunk_blocks
-        first = lba // cb
-        last = (lba + (len(mv) >> 9) - 1) // cb
-        index = self.index
-        keep = -1
-        c = first
-        while c <= last and self.state == ACTIVE:
-            r = _run(index.table, index.keys, index.cap, c, last)     # (index.run without its tuple)
-            e = r >> RUN_SHIFT
-            if r & RUN_SLOT:
-                c = e                        # already copied: the log keeps what it has
-                continue
-            e = min(e, c + self.run_max)
-            slot = self.next_slot
-            # a run that is the whole write keeps its old data for the write below
-            keep = self._copy_run(drive, c, e - c, c == first and e == last + 1)
-            # a run cut short by a full log: the next chunk finds the log full and overflows
-            c += max(1, self.next_slot - slot)
-        if keep < 0:
-            drive.write(lba, mv)
-            return
-        # a write whose chunks were just copied in one run: its old data is in the buffer, and
-        # RAID 3/5 reuse it for the read-modify-write instead of reading it again
-        try:
-            off = (lba - first * cb) << 9
-            drive.write(lba, mv, self.buffer.span(keep, self._kept)[off:off + len(mv)])
-        finally:
-            self.buffer.give_span(keep, self._kept)
-
-    def _copy_run(self, drive, c, k, keep):
-        # copy chunks c..c+k-1 to the next k log slots (contiguous on the log): one read of their
-        # old data, one log write, then their index records, through a span of adjacent buffer
-        # slots (a shorter run when the buffer has no span long enough). -> the first buffer slot
-        # holding the data if `keep` and all k chunks were copied (self._kept slots), else -1
-        want = k
-        slot = self.next_slot
-        if slot + k > self.max_slots:
-            k = self.max_slots - slot
-            if k <= 0:
-                self.overflow("LOG OVERFLOW")
-                return -1
-        cb = self.chunk_blocks
-        sb = self.buffer.slot_bytes
-        b, n = self.buffer.take_span((k * cb * 512 + sb - 1) // sb)
-        if b < 0:
-            raise SnapshotError("BUFFER_FULL")
-        k = min(k, n * sb // (cb << 9))
-        try:
-            buf = self.buffer.span(b, n, k * cb << 9)
-            start = c * cb
-            nb = drive.blocks - start
-            if nb >= k * cb:
-                drive.read(start, buf)
-            else:
-                drive.read(start, buf[:nb << 9])      # the drive's last chunk is short
-                zero(buf[nb << 9:], (k * cb - nb) << 9)
-            try:
-                self.log.write(self.data + slot * cb, buf)
-                self._records(c, slot, k)
-            except Exception as e:
-                # the snapshot can no longer be kept; the primary carries on, the backup LUN
-                # reports the vendor-unique error once, as for an overflow
-                self.overflow("LOG DRIVE FAILED: %s" % e)
-                self.buffer.give_span(b, n)
-                return -1
-            self.index.insert_run(c, slot, k)
-            self.next_slot = slot + k
-            self.copies += k
-        except:
-            self.buffer.give_span(b, n)
-            raise
-        if self.next_slot >= self._warn_at:
-            self._next_warning()
-            self.events.log("warn", "LOG DRIVE %d%% FULL" % USAGE_EVENTS[self._warned - 1])
-        if keep and k == want:
-            self._kept = n
-            return b
-        self.buffer.give_span(b, n)
-        return -1
-
-    def _records(self, c, slot, k):
-        # append the index records of slots slot..slot+k-1, one write per record block touched
+    # ---- exceptions (the origin's copy-on-write records them here) --------------------------
+    def write_records(self, c, slot, k):
+        # append the index records of chunks c..c+k-1, just copied to slots slot..slot+k-1 of the
+        # log, one write per record block touched
         r = self._rec
         while k:
             n = min(k, RECS_PER_BLOCK - slot % RECS_PER_BLOCK)
-            _pack_records(r, _CRC, self.snap_id, c, slot, n)
+            pack_records(r, self.snap_id, c, slot, n)
             self.log.write(HDR_BLOCKS + slot // RECS_PER_BLOCK, self._recv)
             slot += n
             c += n
             k -= n
             if not slot % RECS_PER_BLOCK:
                 zero(r, 512)
+
+    def add_exceptions(self, c, slot, k):
+        # chunks c..c+k-1 are on the log in slots slot..slot+k-1, their records too: into the index
+        self.index.insert_run(c, slot, k)
+        self.next_slot = slot + k
+        self.copies += k
+        if self.next_slot >= self._warn_at:
+            self._next_warning()
+            self.events.log("warn", "LOG DRIVE %d%% FULL" % USAGE_EVENTS[self._warned - 1])
 
     def _next_warning(self):
         # the usage events (75/90/98 %) as slot counts, so the write path compares two integers
@@ -494,6 +268,7 @@ class Engine:
     def overflow(self, why):
         # the snapshot ends without a terminate: the log filled, or its log or primary drive failed
         self.state = OVERFLOWED
+        self.origins.clear()
         self.index.clear()
         self.primary, self.primary_sd = None, -1
         self.events.log("error", why + ": SNAPSHOT TERMINATED")
@@ -523,7 +298,7 @@ class Engine:
         table, keys, cap = index.table, index.keys, index.cap
         while pos < end:
             c = pos // cb
-            r = _run(table, keys, cap, c, last)      # (index.run without its tuple)
+            r = find_run(table, keys, cap, c, last)
             slot = (r & RUN_SLOT) - 1
             seg_end = (r >> RUN_SHIFT) * cb
             if seg_end >= end:

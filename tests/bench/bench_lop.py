@@ -21,7 +21,6 @@ sys.path.insert(0, %(fw)r)
 sys.path.insert(0, %(tfw)r)
 import fw
 from lop import scheduler
-from snapshot import engine as snapshot
 D = %(dir)r
 b = fw.small_board(disk_mb=%(disk)d, buffer_kb=4096, slots=10)
 ctl = fw.boot(state=D + "/state", b=b)
@@ -72,7 +71,7 @@ k = max(1, nchunks // 100)
 small = memoryview(bytearray(4096))
 for i in range(k):
     c = (i * 7919) %% nchunks
-    ctl.engine.write(P, c * t.cb, small)
+    ctl.execute(("b", 0, 0), fw.write10(c * t.cb, 8), small)      # a host write to P
 ctl.execute(("b", 0, 0), fw.cdb(0x20, 0, 0x60, 0, 0, 0, 0, 0, 0, 0))
 ctl.command("lop_start", {"op": "copy", "sd": 1, "to": 2})
 t0 = time.ticks_ms()

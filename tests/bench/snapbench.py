@@ -10,7 +10,7 @@ sys.path.insert(0, __file__.rsplit("/", 1)[0] + "/../../firmware")
 from hw import nvram
 from control import controller
 from hw import board as boardmod
-from snapshot import engine as snapshot
+from snapshot import index as snapshot
 
 ROOT = __file__.rsplit("/", 1)[0] + "/../.."
 TMP = sys.argv[1]

@@ -2,7 +2,7 @@
 # chains that wrap around the end of the table, runs, and its RAM cost.
 import gc
 import random
-from snapshot import engine as snapshot
+from snapshot import index as snapshot
 
 
 def _home(idx, key):
