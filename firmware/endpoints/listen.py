@@ -4,10 +4,10 @@ import asyncio
 import errno
 import os
 import socket
+from endpoints import ioready
 
 EAGAIN = (errno.EAGAIN, getattr(errno, "EWOULDBLOCK", errno.EAGAIN))
 
-_ioq = asyncio.core._io_queue
 
 
 def bind(host, port, backlog):
@@ -43,7 +43,7 @@ def bound_port(sock):
 async def accept(ls, take):
     """Hands each connection made to listening socket ls to take(sock, addr), non-blocking."""
     while True:
-        yield _ioq.queue_read(ls)
+        await ioready.readable(ls)
         try:
             s, addr = ls.accept()
         except OSError as e:

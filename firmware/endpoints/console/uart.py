@@ -10,8 +10,8 @@ import sys
 import time
 import json
 import select
+import termios
 import asyncio
-from asyncio import core
 import micropython
 from micropython import const
 
@@ -22,6 +22,7 @@ from endpoints.console import lcd
 from endpoints.console import vt100
 from endpoints.console import lineproto
 from endpoints import listen
+from endpoints import ioready
 
 IN_SIZE = const(4096)
 EVQ = const(64)             # events kept for the line-mode client between two flushes
@@ -114,7 +115,7 @@ class TcpPort(Port):
 
     async def read(self, mv):
         while True:
-            yield core._io_queue.queue_read(self.s)
+            await ioready.readable(self.s)
             try:
                 n = self.s.readinto(mv)
             except OSError:
@@ -194,7 +195,7 @@ class TcpPort(Port):
         mv = memoryview(b)
         i, n = 0, len(mv)
         while i < n:
-            yield core._io_queue.queue_write(self.s)
+            await ioready.writable(self.s)
             try:
                 k = self.s.write(mv[i:])
             except OSError:
@@ -227,7 +228,6 @@ class PtyPort(Port):
         self.one = bytearray(1)
         self.up = False
         try:
-            import termios
             termios.setraw(0)   # on a pty master this sets the slave: no echo of our output
         except Exception as e:
             log("stdio is not a tty (%r); using it as is" % (e,))
@@ -241,7 +241,7 @@ class PtyPort(Port):
 
     async def read(self, mv):
         while True:
-            yield core._io_queue.queue_read(self.i)
+            await ioready.readable(self.i)
             n = 0
             try:
                 if self.nb:
@@ -274,7 +274,7 @@ class PtyPort(Port):
         mv = memoryview(b)
         i, n = 0, len(mv)
         while i < n:
-            yield core._io_queue.queue_write(self.o)
+            await ioready.writable(self.o)
             for _, ev in self.pout.poll(0):
                 if ev & (select.POLLHUP | select.POLLERR):
                     raise Disconnected()

@@ -1,13 +1,12 @@
 # Connection I/O: received bytes buffered from the socket, non-blocking sends that wait for the
 # peer only when it is not reading, and the framing of PDUs (AHS, pad, digests) in the stream.
-import asyncio
 from micropython import const
 
 from endpoints.listen import EAGAIN
 from endpoints.iscsi import pdu as P
 from endpoints.iscsi.pdu import get24, put24
+from endpoints import ioready
 
-_ioq = asyncio.core._io_queue
 
 _SINK = const(65536)
 SMALL = const(4096)          # data segments up to this size go out in one write with the header
@@ -22,12 +21,8 @@ class Closed(Exception):
     pass
 
 
-def wait_r(s):
-    yield _ioq.queue_read(s)
-
-
-def wait_w(s):
-    yield _ioq.queue_write(s)
+wait_r = ioready.readable
+wait_w = ioready.writable
 
 
 class Link:
