@@ -105,3 +105,31 @@ def copy_file(src, dst, mv, mode="wb"):
         fo.write(mv[:n])
     fi.close()
     fo.close()
+
+
+class UartEnd:
+    # the far end of the console's UART in tests: keeps what the console sent (the last 64 KB)
+    def __init__(self):
+        self.data = bytearray()
+        self.writes = 0
+        self.total = 0
+
+    def gone(self):
+        return False
+
+    def probe(self, b):
+        pass
+
+    async def write(self, b):
+        self.writes += 1
+        self.total += len(b)
+        self.data += bytes(b)
+        if len(self.data) > 65536:
+            self.data = self.data[-32768:]
+
+    def lines(self):
+        return bytes(self.data).decode().split("\n")
+
+    def answers(self):
+        # the line protocol's answers among them
+        return [l for l in self.lines() if " OK " in l or " ERR " in l]

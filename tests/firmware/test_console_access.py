@@ -11,23 +11,7 @@ from endpoints.console import uart as console
 from control import commands_diag as config
 
 
-class Collect:
-    def __init__(self):
-        self.data = bytearray()
-        self.writes = 0
-
-    def gone(self):
-        return False
-
-    def probe(self, b):
-        pass
-
-    async def write(self, b):
-        self.writes += 1
-        self.data += bytes(b)
-
-    def answers(self):
-        return [l for l in bytes(self.data).decode().split("\n") if " OK " in l or " ERR " in l]
+Collect = fw.UartEnd
 
 
 def line_console(password=None, clock=None):

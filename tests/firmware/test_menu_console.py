@@ -9,28 +9,7 @@ from endpoints.console import uart as console
 from endpoints.console import lineproto
 
 
-class Collect:
-    # the far end of the UART: keeps what the console sent (the last 64 KB)
-    def __init__(self):
-        self.data = bytearray()
-        self.writes = 0
-        self.total = 0
-
-    def gone(self):
-        return False
-
-    def probe(self, b):
-        pass
-
-    async def write(self, b):
-        self.writes += 1
-        self.total += len(b)
-        self.data += bytes(b)
-        if len(self.data) > 65536:
-            self.data = self.data[-32768:]
-
-    def lines(self):
-        return bytes(self.data).decode().split("\n")
+Collect = fw.UartEnd
 
 
 def setup():
