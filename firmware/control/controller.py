@@ -248,14 +248,10 @@ class Controller:
     def task_mgmt(self, nexus, kind):
         # task management from a transport (ABORT TASK SET, LOGICAL UNIT RESET, ...): the SCSI
         # core keeps the per-nexus state it affects (unit attentions, reservations)
-        f = getattr(self.core, "task_mgmt", None)
-        if f is not None:
-            f(nexus, kind)
+        self.core.task_mgmt(nexus, kind)
 
     def nexus_lost(self, initiator, port, isid=None):
-        f = getattr(self.core, "nexus_lost", None)
-        if f is not None:
-            f(initiator, port, isid)
+        self.core.nexus_lost(initiator, port, isid)
 
     def luns(self, port, initiator):
         out = []

@@ -58,9 +58,8 @@ def event_line(ev):
 
 def hello(ctl, login):
     # login: whether requests need a login first (a password is set)
-    b = ctl.board if isinstance(getattr(ctl, "board", None), dict) else {}
-    return "%s OK %s\n" % (HELLO, json.dumps({"model": b.get("model", "?"), "firmware": FIRMWARE,
-                                               "iqn": getattr(ctl, "iqn", b.get("iqn", "")), "login": login}))
+    return "%s OK %s\n" % (HELLO, json.dumps({"model": ctl.board["model"], "firmware": FIRMWARE,
+                                               "iqn": ctl.iqn, "login": login}))
 
 
 class LineProto:
