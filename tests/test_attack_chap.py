@@ -9,13 +9,9 @@ delay allows 1 per address in the first second.
 """
 import time
 
-import pytest
-
 from test_iscsi_initiator import BootedBoard, Initiator, ISCSIError
 
 
-@pytest.mark.xfail(strict=True, reason="finding: CHAP throttle table of 64 addresses evicts the "
-                   "oldest, so 65+ source addresses guess unthrottled")
 def test_a_guesser_with_65_addresses_is_still_slowed_down(make_board):
     b = BootedBoard(make_board())
     b.command("chap_set", {"user": "u", "secret": "right-secret-123"})

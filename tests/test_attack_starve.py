@@ -15,8 +15,6 @@ import struct
 import threading
 import time
 
-import pytest
-
 from test_iscsi_initiator import BootedBoard, Initiator, bhs
 
 TIMEOUT_S = 1
@@ -47,8 +45,6 @@ def attacker(b, idx, stop):
         c.close()
 
 
-@pytest.mark.xfail(strict=True, reason="finding: 16 stalled connections from one address keep the "
-                   "pool; a witness on the other portal waits 2 x task timeout or gets BUSY")
 def test_stalled_writers_do_not_starve_a_witness_on_the_other_portal(make_board):
     b = BootedBoard(make_board(iscsi_task_timeout_s=TIMEOUT_S))
     stop = threading.Event()
