@@ -52,7 +52,8 @@ def run(emit, argv=()):
             holders = [A.session(board, 0, "iqn.2026-01.bench:holder%d" % i) for i in range(A.HOLDERS)]
             for i, c in enumerate(holders):
                 A.hold_write(c, lba=i)
-            readers = [A.stall_read(board, "iqn.2026-01.bench:reader%d" % i) for i in range(A.HOLDERS)]
+            readers = [A.stall_read(board, "iqn.2026-01.bench:reader%d" % i, "127.0.0.1")
+                       for i in range(A.HOLDERS)]
             witness(board, emit)
             for c in holders + readers:
                 c.close()

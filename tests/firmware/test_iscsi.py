@@ -186,14 +186,46 @@ def test_chap_failures_double_the_delay_per_address_and_a_success_forgets():
     assert g.wait_ms(a) == 0 and a not in g.seen    # an hour without failures: forgotten
 
 
-def test_chap_guard_remembers_a_bounded_number_of_addresses():
+def _addr(i):
+    return b"\x02\x00" + bytes([10, 0, i >> 8, i & 255])
+
+
+def test_chap_guessers_beyond_the_table_share_one_delay():
+    clock = _Clock()
+    logged = []
+    g = chap.ChapGuard(clock, lambda level, text: logged.append(text))
+    for i in range(chap.CHAP_TABLE):                # a full table of addresses still in their delay
+        g.result(_addr(i), False, "iqn.x:y")
+    fresh, other, owner = _addr(1000), _addr(1001), _addr(1002)
+    assert g.wait_ms(fresh) == 0                    # the board-wide entry has no failures yet
+    g.result(fresh, False, "iqn.x:y")
+    assert len(g.seen) == chap.CHAP_TABLE and fresh not in g.seen   # nobody was forgotten for it
+    assert g.wait_ms(_addr(0)) == 1000              # the table's own delays go on
+    assert g.wait_ms(fresh) == g.wait_ms(other) == g.wait_ms(owner) == 1000   # one delay for all
+    for n in range(2, 6):                           # guessing from ever new addresses doubles it
+        clock.ms += g.wait_ms(_addr(1000 + n))
+        g.result(_addr(1000 + n), False, "iqn.x:y")
+    assert g.wait_ms(owner) == 16000
+    assert "5 failed CHAP logins in a row from addresses beyond the 64 remembered" in logged[-1], logged
+    clock.ms += 16000                               # once it has passed, a host that never failed
+    assert g.wait_ms(owner) == 0                    # is checked at once
+    g.result(owner, True, "iqn.x:owner")
+    assert g.wait_ms(other) == 0 and g.common[0] == 5   # its success does not clear the others'
+
+
+def test_a_full_chap_table_makes_room_only_from_forgotten_addresses():
     clock = _Clock()
     g = chap.ChapGuard(clock, lambda level, text: None)
-    for i in range(chap.CHAP_TABLE + 10):
-        clock.ms += 1
-        g.result(b"\x02\x00" + bytes([10, 0, i >> 8, i & 255]), False, "iqn.x:y")
+    g.result(_addr(0), False, "iqn.x:y")
+    clock.ms += chap.CHAP_FORGET_MS - 1
+    for i in range(1, chap.CHAP_TABLE):
+        g.result(_addr(i), False, "iqn.x:y")
+    g.result(_addr(500), False, "iqn.x:y")          # _addr(0) is 1 ms short of forgotten
+    assert _addr(0) in g.seen and _addr(500) not in g.seen
+    clock.ms += 1
+    g.result(_addr(501), False, "iqn.x:y")          # now it is, and its place is taken
+    assert _addr(0) not in g.seen and g.seen[_addr(501)][0] == 1
     assert len(g.seen) == chap.CHAP_TABLE
-    assert g.wait_ms(b"\x02\x00" + bytes([10, 0, 0, 0])) == 0   # the oldest went first
 
 
 def _pool(timeout_s=20):
@@ -201,11 +233,16 @@ def _pool(timeout_s=20):
     tgt = iscsi.Target(_Ctl(timeout_s), clock)
     conns = []
     for i in range(flow.POOL_MAX // flow.SHARE + 2):
-        c = iscsi.Conn(tgt, None, 0)
-        c.iname = "iqn.x:c%d" % i
-        tgt.conns.add(c)
-        conns.append(c)
+        conns.append(_conn(tgt, _addr(i), "iqn.x:c%d" % i))
     return clock, tgt, conns
+
+
+def _conn(tgt, peer, iname, heard=True):
+    c = iscsi.Conn(tgt, None, 0, peer)
+    c.iname = iname
+    c.heard = heard                  # it has sent its login request
+    tgt.conns.add(c)
+    return c
 
 
 def _hold_all(tgt, conns):
@@ -283,6 +320,98 @@ def test_a_connection_stuck_in_a_send_is_closed_and_its_buffers_freed():
     assert reader not in tgt.conns and reader.held == 0 and not reader.pending
     assert tgt.out == 0 and len(tgt.free) == flow.POOL_IDLE
     assert any("did not take what was sent within 3 s" in e for e in tgt.ctl.logged)
+
+
+def test_one_address_holds_and_waits_for_at_most_half_the_pool():
+    clock, tgt, conns = _pool()
+    one = [_conn(tgt, _addr(99), "iqn.x:stall%d" % i) for i in range(4)]
+    got = [asyncio.run(tgt.lease(c)) for c in one for _ in range(flow.SHARE)]
+    assert got[:flow.ADDR_SHARE].count(None) == 0 and got[flow.ADDR_SHARE:] == [None] * 4   # BUSY
+    assert tgt.claims[_addr(99)] == flow.ADDR_SHARE and tgt.out == flow.ADDR_SHARE
+    assert asyncio.run(tgt.lease(conns[0])) is not None         # another address: served at once
+    for c, b in zip((one[0], one[0], one[1], one[1]), got):
+        c.release(b)
+    assert _addr(99) not in tgt.claims and tgt.claims[_addr(0)] == 1
+
+
+def test_a_buffer_given_back_goes_to_another_address_not_to_one_queued_in_force():
+    clock, tgt, conns = _pool()
+    holders = _hold_all(tgt, conns)                 # the pool is exhausted by 4 addresses
+    one = [_conn(tgt, _addr(99), "iqn.x:stall%d" % i) for i in range(8)]
+
+    async def main():
+        queued = [asyncio.create_task(tgt.lease(c)) for c in one]
+        await asyncio.sleep_ms(0)
+        assert tgt.queue == one[:flow.ADDR_SHARE]   # half the pool: the rest are BUSY at once
+        for q in queued[flow.ADDR_SHARE:]:
+            assert await q is None
+        one[3].kill()                               # a waiter's close gives back its claim
+        assert tgt.claims[_addr(99)] == 3 and tgt.queue == one[:3]
+        witness = asyncio.create_task(tgt.lease(conns[-1]))
+        await asyncio.sleep_ms(0)
+        for c in holders:                           # the holders' writes time out, all 8 come free
+            for t in c.pending.values():
+                t.since = clock.ms - 20000
+        tgt.reap()
+        assert await witness is not None            # served with the first 4 of them
+        for q in queued[:3]:
+            assert await q is not None
+
+    asyncio.run(main())
+
+
+def test_a_waiter_that_gives_up_gives_back_its_claim():
+    clock, tgt, conns = _pool()
+    _hold_all(tgt, conns)
+
+    async def main():
+        w = asyncio.create_task(tgt.lease(conns[-1]))
+        await asyncio.sleep_ms(0)
+        assert tgt.claims[conns[-1].peer] == 1
+        clock.ms += 40000
+        for c in tgt.conns:                         # as if the holders' commands kept being new
+            for t in c.pending.values():
+                t.since = clock.ms
+        tgt.reap()
+        assert await w is None and conns[-1].peer not in tgt.claims
+
+    asyncio.run(main())
+
+
+def test_a_full_connection_table_evicts_a_silent_connection_never_a_session():
+    clock, tgt, conns = _pool()
+    for i in range(iscsi.MAX_CONNS - len(conns)):
+        clock.ms += 1
+        _conn(tgt, _addr(200 + i // 16), "?", heard=False)
+    for c in conns:                                 # the first 6 are sessions, opened first
+        c.full = True
+    talker = sorted(tgt.conns, key=lambda c: c.opened)[len(conns)]
+    talker.heard = True                             # the oldest pre-login one has sent a request
+    silent = sorted([c for c in tgt.conns if not c.heard], key=lambda c: c.opened)
+    assert tgt.admit(_addr(300))
+    assert silent[0] not in tgt.conns and talker in tgt.conns   # the oldest silent one went first
+    for c in silent[1:]:
+        c.kill()
+    for i in range(iscsi.MAX_CONNS - len(tgt.conns)):
+        _conn(tgt, _addr(400 + i // 16), "iqn.x:s").full = True
+    assert tgt.admit(_addr(300))
+    assert talker not in tgt.conns                  # then the one still in login
+    _conn(tgt, _addr(300), "iqn.x:s").full = True
+    assert not tgt.admit(_addr(301))                # sessions are never closed for a newcomer
+    assert len(tgt.conns) == iscsi.MAX_CONNS and all(c.full for c in tgt.conns)
+    assert any("evicted before login" in e for e in tgt.ctl.logged)
+
+
+def test_a_connection_that_sends_nothing_is_closed_after_the_first_pdu_timeout():
+    clock, tgt, conns = _pool()                     # their login requests came
+    silent = [_conn(tgt, _addr(200), "?", heard=False) for _ in range(3)]
+    clock.ms += iscsi.FIRST_PDU_MS - 1
+    tgt.reap()
+    assert len(tgt.conns) == len(conns) + len(silent)
+    clock.ms += 1
+    tgt.reap()
+    assert tgt.conns == set(conns)
+    assert "no login request within 5 s" in tgt.ctl.logged[0]
 
 
 def test_small_writes_take_the_connections_own_buffer_not_the_pool():

@@ -79,21 +79,42 @@ class Chap:
 class ChapGuard:
     """Failed CHAP responses per source address (see CHAP_FIRST_MS): a response that comes before
     the address's delay has passed is refused unchecked, so guesses cannot be made faster than the
-    delay allows however many connections carry them. A success forgets the address."""
+    delay allows however many connections carry them. A success forgets the address.
+
+    The table holds CHAP_TABLE addresses; an entry leaves it only by a success or by an hour without
+    failures, never for a newcomer. While it is full, the addresses it does not hold share one
+    board-wide entry, `common`: guessing from more addresses than it holds is slowed as one
+    address more, and an address it does not hold is checked once that entry's delay has passed."""
 
     def __init__(self, clock, log):
         self.clock = clock
         self.log = log
         self.seen = {}          # address -> [failures in a row, ticks of the last failure]
+        self.common = [0, 0]    # the same, for every address the full table does not hold
 
     def _entry(self, addr, now):
+        """The live entry that counts addr's failures (its own, else `common`; None: neither has
+        any), and the ms since its last failure."""
         e = self.seen.get(addr)
-        if e is not None:
-            age = time.ticks_diff(now, e[1])
-            if 0 <= age < CHAP_FORGET_MS:
-                return e, age
+        if e is not None and not self._live(e, now):
             del self.seen[addr]
-        return None, 0
+            e = None
+        if e is None:
+            e = self.common
+            if not (e[0] and self._live(e, now)):
+                return None, 0
+        return e, time.ticks_diff(now, e[1])
+
+    def _live(self, e, now):
+        return 0 <= time.ticks_diff(now, e[1]) < CHAP_FORGET_MS
+
+    def _room(self, now):
+        """Whether the table can take one more address, once the entries forgotten have left."""
+        if len(self.seen) < CHAP_TABLE:
+            return True
+        for a in [a for a, e in self.seen.items() if not self._live(e, now)]:
+            del self.seen[a]
+        return len(self.seen) < CHAP_TABLE
 
     def wait_ms(self, addr):
         """How long before a response from addr is checked (0: now)."""
@@ -107,15 +128,23 @@ class ChapGuard:
             self.seen.pop(addr, None)
             return
         now = self.clock()
-        e, _ = self._entry(addr, now)
-        if e is None:
-            if len(self.seen) >= CHAP_TABLE:   # forget the address whose last failure is oldest
-                old = min(self.seen, key=lambda a: time.ticks_diff(self.seen[a][1], now))
-                del self.seen[old]
-            e = self.seen[addr] = [0, now]
+        e = self.seen.get(addr)
+        if e is None or not self._live(e, now):
+            self.seen.pop(addr, None)
+            if self._room(now):
+                e = self.seen[addr] = [0, now]
+            else:
+                e = self.common
+                if not self._live(e, now):
+                    e[0] = 0
         e[0] += 1
         e[1] = now
         n = e[0]
         if n == CHAP_WARN or (n > CHAP_WARN and not n & (n - 1)):
             self.log("warn", "iSCSI: %d failed CHAP logins in a row from %s (last as %s); next "
-                     "check in %d s" % (n, show(addr), who, self.wait_ms(addr) // 1000))
+                     "check in %d s" % (n, self._whom(addr, e), who, self.wait_ms(addr) // 1000))
+
+    def _whom(self, addr, e):
+        if e is self.common:
+            return "addresses beyond the %d remembered (last %s)" % (CHAP_TABLE, show(addr))
+        return show(addr)

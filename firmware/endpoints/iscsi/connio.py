@@ -36,6 +36,8 @@ class Link:
         self.peer = peer             # source address (CHAP failures are counted per address)
         self.iname = "?"
         self.stuck = None            # ticks since when a send waits for the peer to take data
+        self.opened = tgt.clock()    # ticks of the accept
+        self.heard = False           # the header of a first PDU has come
         self.hdr = bytearray(P.BHS)
         self.hmv = memoryview(self.hdr)
         self.ahs = bytearray(1020)

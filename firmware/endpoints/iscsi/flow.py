@@ -19,6 +19,7 @@ XFER = MAX_XFER_BLOCKS * 512   # the core's limit (VPD B0): one transfer buffer
 POOL_MAX = const(8)          # transfer buffers in use at once, over all connections
 POOL_IDLE = const(4)         # idle transfer buffers kept for reuse
 SHARE = const(2)             # transfer buffers one connection may hold at once
+ADDR_SHARE = const(4)        # transfer buffers one source address may hold and wait for at once
 TASK_TIMEOUT = const(10)     # seconds a command's data may take to move (board: iscsi_task_timeout_s)
 REAP_MS = const(250)         # how often stalled tasks, sends and pool waiters are looked for
 COPY_MAX = const(65536)      # reads up to this EDTL use the core's buffer and a per-connection copy
@@ -74,13 +75,18 @@ class Pool:
         self.free = []          # idle transfer buffers
         self.out = 0            # transfer buffers handed out
         self.queue = []         # connections waiting for a transfer buffer, first come first served
+        self.claims = {}        # source address -> buffers its connections hold or wait for
 
     async def lease(self, c):
-        """A transfer buffer for connection c, or None (-> BUSY) when c already holds its SHARE or
-        none came free within twice the task timeout. While the pool is exhausted connections wait in
-        turn; a buffer given back goes to the first of them."""
-        if c.held >= SHARE:
+        """A transfer buffer for connection c, or None (-> BUSY) when c already holds its SHARE, its
+        address holds or waits for ADDR_SHARE, or none came free within twice the task timeout.
+        While the pool is exhausted connections wait in turn; a buffer given back goes to the first
+        of them."""
+        peer = c.peer
+        mine = self.claims.get(peer, 0)
+        if c.held >= SHARE or mine >= ADDR_SHARE:
             return None
+        self.claims[peer] = mine + 1
         b = None if self.queue else self._take()
         if b is None:
             if c.ready is None:
@@ -90,10 +96,17 @@ class Pool:
             self.queue.append(c)
             await c.ready.wait()
             b, c.lent = c.lent, None
-            if b is None:
+            if b is None:   # its claim was given up with its place in the queue
                 return None
         c.held += 1
         return b
+
+    def unclaim(self, peer):
+        n = self.claims[peer] - 1
+        if n:
+            self.claims[peer] = n
+        else:
+            del self.claims[peer]
 
     def _take(self):
         """A transfer buffer, or None when POOL_MAX are in use or memory is short."""
@@ -113,11 +126,13 @@ class Pool:
         self.out += 1
         return b
 
-    def give(self, b):
+    def give(self, c, b):
+        """Connection c gives buffer b back."""
+        self.unclaim(c.peer)
         if self.queue:   # straight to the connection that has waited longest
-            c = self.queue.pop(0)
-            c.lent = b
-            c.ready.set()
+            w = self.queue.pop(0)
+            w.lent = b
+            w.ready.set()
             return
         self.out -= 1
         if len(self.free) < POOL_IDLE:
@@ -127,8 +142,9 @@ class Pool:
         """Connection c is closing: it waits no more, and a buffer lent meanwhile goes back."""
         if c in self.queue:
             self.queue.remove(c)
+            self.unclaim(c.peer)
         if c.lent is not None:
-            self.give(c.lent)
+            self.give(c, c.lent)
             c.lent = None
 
     async def reap_forever(self):
@@ -161,6 +177,7 @@ class Pool:
         # timeout, so a waiter gives up only when the board itself is that slow
         for c in [c for c in self.queue if time.ticks_diff(now, c.waiting) >= 2 * lim]:
             self.queue.remove(c)
+            self.unclaim(c.peer)
             c.lent = None
             c.ready.set()
 
@@ -200,7 +217,7 @@ class Flow(Session):
             self.staged = False
         elif len(b) == XFER + _HEAD + TAIL:
             self.held -= 1
-            self.tgt.give(b)
+            self.tgt.give(self, b)
 
     def drop_tasks(self):
         for t in self.pending.values():

@@ -97,6 +97,7 @@ class Login(Session):
     async def read_request(self):
         """The header of a login request; returns its data segment length."""
         await self.recv(self.hmv)
+        self.heard = True
         h = self.hdr
         if h[0] & 0x3F != P.OP_LOGIN:
             raise Closed()   # anything but a login request before login completes: not iSCSI

@@ -19,6 +19,7 @@ from endpoints.iscsi.login import Login
 from endpoints.iscsi.flow import Flow, Pool, TASK_TIMEOUT
 
 LOGIN_TIMEOUT = const(30)    # seconds a connection may take to reach full feature phase
+FIRST_PDU_MS = const(5000)   # ms a connection may take to send the header of its first PDU
 MAX_CONNS = const(64)        # connections served at once, over both portals
 MAX_PER_HOST = const(16)     # of them from one source address
 
@@ -39,14 +40,16 @@ class Target(Pool):
         self.chap = ChapGuard(clock, self.log)
         self.reaper = None
         self.refused = 0        # connections closed at once by admit()
+        self.shed = 0           # connections closed before login to make room, or silent
 
     def admit(self, peer):
         """Whether a new connection from peer is served: each connection costs memory, so one
-        host opening many cannot take what the others need (nor the descriptors)."""
+        host opening many cannot take what the others need (nor the descriptors). A full table
+        makes room by evicting a connection that has not logged in (evict())."""
         mine = 0
         for c in self.conns:
             mine += c.peer == peer
-        if len(self.conns) < MAX_CONNS and mine < MAX_PER_HOST:
+        if mine < MAX_PER_HOST and (len(self.conns) < MAX_CONNS or self.evict()):
             return True
         self.refused += 1
         n = self.refused
@@ -54,6 +57,43 @@ class Target(Pool):
             self.log("warn", "iSCSI: connection from %s closed at once (%d from it, %d in all; "
                      "%d closed so far)" % (listen.show(peer), mine, len(self.conns), n))
         return False
+
+    def evict(self):
+        """Closes a connection that has not reached full feature phase, so connections that never
+        log in cannot keep a host that does out: one that has sent nothing first, the one open
+        longest first. False when every one is a session (those are never closed for a newcomer)."""
+        old = None
+        for c in self.conns:
+            if not c.full and not c.closing and (old is None or self.before(c, old)):
+                old = c
+        if old is None:
+            return False
+        self.drop(old, "evicted before login: connection table full")
+        return True
+
+    def before(self, c, old):
+        # whether pre-login connection c goes before old: silent ones first, then the older
+        if c.heard != old.heard:
+            return old.heard
+        return time.ticks_diff(c.opened, old.opened) < 0
+
+    def reap(self):
+        """Pool.reap, and the first-PDU timeout: a connection that has not sent the header of a
+        login request within FIRST_PDU_MS of its accept is closed."""
+        Pool.reap(self)
+        now = self.clock()
+        for c in [c for c in self.conns if not c.heard
+                  and time.ticks_diff(now, c.opened) >= FIRST_PDU_MS]:
+            self.drop(c, "no login request within %d s" % (FIRST_PDU_MS // 1000))
+
+    def drop(self, c, why):
+        # the 1st, 2nd, 4th, 8th... such close makes an event: the log cannot be flooded
+        self.shed += 1
+        n = self.shed
+        if not n & (n - 1):
+            self.log("warn", "iSCSI port %d: connection from %s closed, %s (%d so far)"
+                     % (c.port, listen.show(c.peer), why, n))
+        c.kill(why)
 
     def connect(self, port_no, s, addr):
         peer = listen.peer(addr)
