@@ -252,14 +252,23 @@ class Conn(Flow, Login):
                 await self.reject(P.REJ_PROTOCOL if op in (P.OP_LOGIN, P.OP_SNACK)
                                   else P.REJ_NOT_SUPPORTED)
 
-    async def nop_out(self, dlen):
+    async def request_data(self, dlen):
+        # the data segment of a NOP-Out or Text request whose CmdSN is in the window, as bytes;
+        # None when the request is dropped (a data digest error is answered with a reject)
         h = self.hdr
-        itt = get32(h, 16)
         data = await self.read_small(dlen, P.TARGET_MRDSL)
         if data is None and dlen:
             await self.reject(P.REJ_DIGEST)
-            return
+            return None
         if not self.cmdsn_ok(get32(h, 24), h[0] & 0x40):
+            return None
+        return data or b""
+
+    async def nop_out(self, dlen):
+        h = self.hdr
+        itt = get32(h, 16)
+        data = await self.request_data(dlen)
+        if data is None:
             return
         if itt == P.ALL_ONES:
             return   # an answer to a NOP-In of ours, or a bare CmdSN update
@@ -268,8 +277,7 @@ class Conn(Flow, Login):
         put32(t, 16, itt)
         put32(t, 20, P.ALL_ONES)
         self.status(t)
-        d = data or b""
-        await self.emit(d, len(d))
+        await self.emit(data, len(data))
 
     async def tmf(self):
         h = self.hdr
@@ -340,17 +348,14 @@ class Conn(Flow, Login):
         h = self.hdr
         itt = get32(h, 16)
         ttt = get32(h, 20)
-        data = await self.read_small(dlen, P.TARGET_MRDSL)
-        if data is None and dlen:
-            await self.reject(P.REJ_DIGEST)
-            return
-        if not self.cmdsn_ok(get32(h, 24), h[0] & 0x40):
+        data = await self.request_data(dlen)
+        if data is None:
             return
         if ttt != P.ALL_ONES and self.text_more is not None and ttt == self.text_ttt:
             out = self.text_more   # continuation of a long answer
         else:
             try:
-                pairs = P.parse_text(data or b"")
+                pairs = P.parse_text(data)
             except P.TextError:
                 await self.reject(P.REJ_PROTOCOL)
                 return
