@@ -1,5 +1,8 @@
+"""Shared by the attack campaign scripts: boot a board under /tmp/atk/, talk to its console and
+iSCSI ports as a tenant would. Run a script from this folder with the project's venv python."""
 import sys, os, json, struct, time, socket
-sys.path.insert(0, "/work/wt/attack/tests"); sys.path.insert(0, "/work/wt/attack/host")
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))          # tests/: harness, initiator
 from harness import Board, write_board
 from test_iscsi_initiator import Initiator, sense_key
 from raidboard import proto
