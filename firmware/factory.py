@@ -1,4 +1,4 @@
-# Factory-default NV memory for a board: what a new board boots with (ARCHITECTURE "Factory default").
+# Factory-default NV memory for a board: what a new board boots with (nvram/README.md "Factory images").
 #   micropython firmware/factory.py BOARD.json OUT.bin
 # System drive 0 = RAID 5 over slots 0-3 (the primary), system drive 1 = RAID 1 over slots 4-5
 # with LOG set (the log drive, smaller than the primary); on both host ports LUN 0 -> SD0 and

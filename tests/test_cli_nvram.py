@@ -29,7 +29,7 @@ def test_factory_images(model, ports):
     d, _ = dump(REPO / "nvram" / ("%s-factory.bin" % model))
     im = current(d)
     sds = {s["sd"]: s for s in im["system_drives"]}
-    # ARCHITECTURE.md, factory default: sd0 RAID 5 over four disks, sd1 RAID 1 over two with LOG
+    # the factory default (nvram/README.md): sd0 RAID 5 over four disks, sd1 RAID 1 over two with LOG
     assert sds[0]["level"] == 5 and sds[0]["n_drvs"] == 4 and not sds[0]["log"]
     assert sds[1]["level"] == 1 and sds[1]["n_drvs"] == 2 and sds[1]["log"] and sds[1]["raid"] & 0x40
     assert sds[0]["status"] == "ONLINE"
