@@ -11,6 +11,7 @@ sys.path.insert(0, HERE)
 
 import os
 import json
+import errno
 import asyncio
 from hw import board as boardmod
 from lop import scheduler
@@ -45,6 +46,15 @@ def endpoint(text):
     return host, int(port)
 
 
+def cannot_listen(what, err, option):
+    # an endpoint that cannot listen (most often: another program has the port) is named with the
+    # option that moves it, instead of a traceback; exit code 5 (host/README.md)
+    in_use = err.args and (err.args[0] == errno.EADDRINUSE or "EADDRINUSE" in str(err.args[0]))
+    print("raidboard firmware: %s cannot listen: %s; choose another address with %s (port 0: any free port)"
+          % (what, "the address is in use by another program" if in_use else err, option), file=sys.stderr)
+    sys.exit(5)
+
+
 async def boot(opts, b):
     try:
         os.mkdir(opts["state"])
@@ -53,13 +63,21 @@ async def boot(opts, b):
     root = HERE + "/.."
     ctl = controller.Controller(b, opts["state"], root)
     ready = {"model": b["model"], "iqn": ctl.iqn, "console": None, "portals": []}
-    ready["console"] = await console.start(ctl, opts["console"] or b["console"])
+    spec = opts["console"] or b["console"]
+    try:
+        ready["console"] = await console.start(ctl, spec)
+    except OSError as e:
+        cannot_listen("the console (%s)" % spec, e, "--console tcp:HOST:PORT or the board file's console")
     portals = opts["iscsi"].split(",") if opts["iscsi"] else [p["portal"] for p in b["host_ports"]]
     if len(portals) != 2:
         usage("--iscsi takes two portals, HOST:PORT,HOST:PORT")
     for n, p in enumerate(portals):
         host, port = endpoint(p)
-        ready["portals"].append("%s:%d" % (host, await iscsi.start(ctl, n, host, port)))
+        try:
+            ready["portals"].append("%s:%d" % (host, await iscsi.start(ctl, n, host, port)))
+        except OSError as e:
+            cannot_listen("the iSCSI portal of host port %d (%s)" % (n, p), e,
+                          "--iscsi HOST:PORT,HOST:PORT or the board file's host_ports[%d].portal" % n)
     asyncio.create_task(scheduler.run(ctl.lop_mgr))      # the long operations' background scheduler
     ctl.events.log("info", "BOARD READY")
     print("RAIDBOARD READY " + json.dumps(ready))

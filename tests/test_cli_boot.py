@@ -139,3 +139,22 @@ def test_boot_errors(tmp_path):
     assert "tcp:HOST:PORT" in err
     _, err = rb("boot", BOARD, tmp_path / "s", "--detach", "--attach", rc=2)
     assert "exclude" in err
+
+
+def test_a_port_in_use_names_the_endpoint_and_the_option_that_moves_it(tmp_path):
+    import socket
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen(1)
+    busy = "127.0.0.1:%d" % held.getsockname()[1]
+    try:
+        for n, (args, words) in enumerate(((["--console", "tcp:" + busy, "--iscsi", "127.0.0.1:0,127.0.0.1:0"],
+                             ("the console (tcp:%s)" % busy, "--console tcp:HOST:PORT")),
+                            (["--console", "tcp:127.0.0.1:0", "--iscsi", "127.0.0.1:0," + busy],
+                             ("the iSCSI portal of host port 1 (%s)" % busy, "host_ports[1].portal")))):
+            _, err = rb("boot", BOARD, tmp_path / ("state%d" % n), *args, "--detach", rc=4)
+            assert "in use by another program" in err and "Traceback" not in err, err
+            for w in words:
+                assert w in err, err
+    finally:
+        held.close()

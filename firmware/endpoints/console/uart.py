@@ -584,9 +584,6 @@ async def start(ctl, spec):
     if len(p) != 3 or p[0] != "tcp" or not p[2].isdigit() or int(p[2]) > 65535:
         raise ValueError("console must be 'tcp:HOST:PORT', 'stdio' or 'pty', not %r" % (spec,))
     host, port = p[1], int(p[2])
-    try:
-        s, port = listen.bind(host, port, 2)
-    except OSError as e:
-        raise OSError("console cannot listen on %s:%d (%s)" % (host, port, e))
+    s, port = listen.bind(host, port, 2)
     asyncio.create_task(c.serve_tcp(s))
     return "tcp:%s:%d" % (host, port)
