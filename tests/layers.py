@@ -16,7 +16,7 @@ def modules(root, prefix):
         parts = list(path.relative_to(root).with_suffix("").parts)
         if parts[-1] == "__init__":
             parts.pop()
-        found[".".join([prefix] + parts)] = path
+        found[".".join(([prefix] if prefix else []) + parts)] = path
     return found
 
 

@@ -36,13 +36,15 @@ def raw(d):
     return getattr(d, "drive", d)       # a write-back drive's SystemDrive under its cache
 
 
+_last_id = [0]                      # operations are numbered from 1 for the life of the firmware
+
+
 class Op:
     kind = 0
-    _ids = [0]
 
     def __init__(self, m, sd, drives, rate):
-        Op._ids[0] += 1
-        self.id = Op._ids[0]
+        _last_id[0] += 1
+        self.id = _last_id[0]
         self.m = m
         self.sd = sd
         self.drives = drives
