@@ -53,7 +53,10 @@ def test_bar_on_an_80_column_terminal_is_one_line_redrawn_and_fits():
         for pct in (0, 8.699999999999999, 33.3, 99.95):
             bar.update(pct, note)
         tty.flush()
-        written = os.read(master, 65536).decode()
+        raw = b""
+        while raw.count(b"\x1b[K") < 4:          # each redraw ends by clearing the rest of the line
+            raw += os.read(master, 65536)
+        written = raw.decode()
         assert "\n" not in written and written.count("\r") == 4, written       # redrawn in place
         frames = drawn(written)
         assert all(len(f) <= min(79, cols - 1) for f in frames), (cols, frames)
@@ -148,3 +151,14 @@ def test_no_percentage_anywhere_has_more_than_one_decimal():
         for t in texts:
             assert not LONG_PCT.search(t), (v, t)
         assert json.dumps(render.rounded({"lops": [dict(op)]})).count(".") <= 1
+
+
+def test_a_board_sending_no_number_for_a_percentage_draws_0_and_says_so():
+    for bad in ("abc", None, float("nan"), float("inf"), True, [1]):
+        p = Pipe()
+        bar = render.Progress("sd0", stream=p)
+        bar.update(bad, "check sd0 RUNNING")
+        assert p.text == "sd0 0% check sd0 RUNNING\n", (bad, p.text)
+        op = {"op": "check", "sd": 0, "state": "RUNNING", "percent": bad}
+        assert render.pct_text(bad) == "?" and render.lop_line(op).endswith(" ?%") == (bad is not None)
+        assert "check  sd0" in render.lops_table([op]).replace("check     sd0", "check  sd0")

@@ -70,7 +70,7 @@ def _lop_wait(sess, args, sd):
             print(json.dumps(render.rounded(r), sort_keys=True), flush=True)
         elif ops:
             o = running[0] if running else ops[0]
-            bar.update(float(o.get("percent", o.get("pct", 0)) or 0), render.lop_what(o))
+            bar.update(o.get("percent", o.get("pct", 0)), render.lop_what(o))
         if not running:
             break
         time.sleep(args.interval)

@@ -1,5 +1,6 @@
 """Output of the CLI: JSON or text (`out`), tables, SCSI status and sense in words, hexdumps, progress bars."""
 import json
+import math
 import os
 import shutil
 import sys
@@ -142,7 +143,7 @@ def snapshot_text(s):
 
 def pct_text(v):
     """A percentage with one decimal at most ("8.7", "100"); "?" when the board sent no number."""
-    if not isinstance(v, (int, float)) or isinstance(v, bool):
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
         return "?"
     return ("%.1f" % v).rstrip("0").rstrip(".")
 
@@ -280,7 +281,9 @@ class Progress:
         return text[:width].rstrip()
 
     def update(self, pct, note=""):
-        pct = max(0.0, min(100.0, float(pct)))
+        # whatever the board sent: a string, NaN or infinity draws as 0 % rather than crashing the CLI
+        ok = isinstance(pct, (int, float)) and not isinstance(pct, bool) and math.isfinite(pct)
+        pct = max(0.0, min(100.0, float(pct))) if ok else 0.0
         if self.tty:
             self.stream.write("\r" + self.line(pct, note, screen_width(self.stream)) + "\x1b[K")
             self.stream.flush()

@@ -40,7 +40,7 @@ def cmd_snapshot_watch(sess, args):
             if bar is None:
                 bar = render.Progress("log usage")
             note = "%s %s/%s chunks" % (r.get("state"), r.get("exceptions", "?"), r.get("capacity", "?"))
-            bar.update(float(r.get("usage_pct") or 0), note)
+            bar.update(r.get("usage_pct"), note)
         if r.get("state") not in ("ACTIVE", "COPYING") or (args.count and n >= args.count):
             break
         time.sleep(args.interval)
