@@ -131,6 +131,17 @@ def test_lop_status_is_a_table_with_a_history_and_its_times(board):
     assert all(len(r) <= 80 for r in rows), text
     js = rbj(board, "lop", "status")
     assert js["lops"][0]["finished"] >= js["lops"][0]["started"]
+    # and no percentage the CLI prints, in text or JSON, has more than one decimal
+    rb(board, "snapshot", "start", "sd0")
+    texts = [rb(board, *argv)[0] for argv in (["status"], ["lop", "status"], ["snapshot", "status"])]
+    texts.append(rb(board, "snapshot", "watch", "--count", "1")[1])
+    for text in texts:
+        assert not LONG_PCT.search(text), text
+    for answer in (rbj(board, "status"), rbj(board, "lop", "status"), rbj(board, "snapshot", "status")):
+        for o in answer.get("lops", []) + [answer.get("snapshot", answer)]:
+            for key in ("percent", "usage_pct"):
+                if key in o:
+                    assert len(repr(o[key]).partition(".")[2]) <= 1, (key, o)
 
 
 def test_history_entries_without_times_show_a_dash():
