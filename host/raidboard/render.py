@@ -141,9 +141,14 @@ def snapshot_text(s):
     return ", ".join(parts)
 
 
+def _real(v):
+    # a finite number, as opposed to whatever else a board's JSON may hold (text, true, NaN…)
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
 def pct_text(v):
     """A percentage with one decimal at most ("8.7", "100"); "?" when the board sent no number."""
-    if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+    if not _real(v):
         return "?"
     return ("%.1f" % v).rstrip("0").rstrip(".")
 
@@ -178,13 +183,13 @@ def iso_time(t, day_of=None):
     """Seconds since the epoch as ISO 8601 local time; only the time of day when `day_of` (another
     such time) falls on the same date. "-" for an entry that has no time (a state file from before
     history entries kept one)."""
-    if not isinstance(t, (int, float)) or isinstance(t, bool):
+    if not _real(t):
         return "-"
     try:
         tm = time.localtime(t)
     except (OverflowError, OSError, ValueError):
         return "-"
-    if isinstance(day_of, (int, float)) and not isinstance(day_of, bool) and iso_time(day_of)[:10] == time.strftime("%Y-%m-%d", tm):
+    if iso_time(day_of)[:10] == time.strftime("%Y-%m-%d", tm):
         return time.strftime("%H:%M:%S", tm)
     return time.strftime("%Y-%m-%dT%H:%M:%S", tm)
 
@@ -195,7 +200,7 @@ def lops_table(ops):
         pct = o.get("percent", o.get("pct"))
         rate = o.get("rate")
         return [o.get("op", o.get("name", "?")), lop_drives(o), o.get("state", "?"),
-                pct_text(pct) + "%" if pct is not None else "-", "%s%%" % rate if isinstance(rate, int) else "-",
+                pct_text(pct) + "%" if pct is not None else "-", "%s%%" % rate if _real(rate) else "-",
                 iso_time(o.get("started")), iso_time(o.get("finished"), o.get("started"))]
     heads = ["OPERATION", "DRIVES", "STATE", "DONE", "RATE", "STARTED", "ENDED"]
     running = [row(o) for o in ops if o.get("state") == "RUNNING"]
@@ -273,7 +278,7 @@ class Progress:
         self.last = None
 
     def line(self, pct, note, width):
-        """`label [####....]  8.7% note`, cut to `width` columns; the bar takes what is left of a third."""
+        """`label [####....]  8.7% note`, cut to `width` columns; the bar is a third of the width (10 to 40 cells)."""
         head, tail = shown(self.label), "%5s%%" % pct_text(pct)
         bar = max(10, min(40, width // 3))
         fill = int(bar * pct / 100)
@@ -282,8 +287,7 @@ class Progress:
 
     def update(self, pct, note=""):
         # whatever the board sent: a string, NaN or infinity draws as 0 % rather than crashing the CLI
-        ok = isinstance(pct, (int, float)) and not isinstance(pct, bool) and math.isfinite(pct)
-        pct = max(0.0, min(100.0, float(pct))) if ok else 0.0
+        pct = max(0.0, min(100.0, float(pct))) if _real(pct) else 0.0
         if self.tty:
             self.stream.write("\r" + self.line(pct, note, screen_width(self.stream)) + "\x1b[K")
             self.stream.flush()
