@@ -25,7 +25,7 @@ def cmd_status(sess, args):
             lines.append("recent events:")
             lines.extend("  " + render.event_line(e) for e in ev)
         return "\n".join(lines)
-    out(args, st, text)
+    out(args, render.rounded(st), text)
 
 
 def cmd_sd_list(sess, args):

@@ -56,21 +56,21 @@ def cmd_lop_status(sess, args):
         return _lop_wait(sess, args, parse_sd(args.drive) if args.drive is not None else None)
     p = {"sd": parse_sd(args.drive)} if args.drive is not None else {}
     r = sess.call("lop_status", p)
-    out(args, r, lambda: "\n".join(render.lop_line(o) for o in _lop_ops(r)) or "no long operations")
+    out(args, render.rounded(r), lambda: render.lops_table(_lop_ops(r)))
 
 
 def _lop_wait(sess, args, sd):
     p = {"sd": sd} if sd is not None else {}
-    bar = render.Progress("sd%s" % sd if sd is not None else "long operation")
+    bar = render.Progress("sd%s" % sd if sd is not None else "lop")
     while True:
         r = sess.call("lop_status", p)
         ops = [o for o in _lop_ops(r) if sd is None or o.get("sd") in (sd, None)]
         running = [o for o in ops if str(o.get("state", o.get("status", ""))).upper() in ("RUNNING", "ACTIVE", "IN_PROGRESS")]
         if args.json:
-            print(json.dumps(r, sort_keys=True), flush=True)
+            print(json.dumps(render.rounded(r), sort_keys=True), flush=True)
         elif ops:
             o = running[0] if running else ops[0]
-            bar.update(float(o.get("percent", o.get("pct", 0)) or 0), render.lop_line(o))
+            bar.update(o.get("percent", o.get("pct", 0)), render.lop_what(o))
         if not running:
             break
         time.sleep(args.interval)

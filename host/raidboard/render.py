@@ -1,5 +1,8 @@
 """Output of the CLI: JSON or text (`out`), tables, SCSI status and sense in words, hexdumps, progress bars."""
 import json
+import math
+import os
+import shutil
 import sys
 import time
 
@@ -130,7 +133,7 @@ def snapshot_text(s):
     if s.get("log") is not None:
         parts.append("log sd%s" % s["log"])
     if s.get("usage_pct") is not None:
-        parts.append("log %s%% used" % _pct(s["usage_pct"]))
+        parts.append("log %s%% used" % pct_text(s["usage_pct"]))
     if s.get("exceptions") is not None:
         parts.append("%s of %s chunks copied" % (s["exceptions"], s.get("capacity", "?")))
     if s.get("generation") is not None:
@@ -138,16 +141,74 @@ def snapshot_text(s):
     return ", ".join(parts)
 
 
-def _pct(v):
-    return ("%.1f" % v).rstrip("0").rstrip(".") if isinstance(v, float) else str(v)
+def _real(v):
+    # a finite number, as opposed to whatever else a board's JSON may hold (text, true, NaN…)
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def pct_text(v):
+    """A percentage with one decimal at most ("8.7", "100"); "?" when the board sent no number."""
+    if not _real(v):
+        return "?"
+    return ("%.1f" % v).rstrip("0").rstrip(".")
+
+
+def rounded(r):
+    """The board's answer with every percentage of its long operations rounded to one decimal (the
+    board's float 8.7 arrives as 8.699999999999999): what --json prints."""
+    ops = r.get("lops") if isinstance(r, dict) else None
+    for o in ops if isinstance(ops, list) else ():
+        if isinstance(o, dict) and isinstance(o.get("percent"), float):
+            o["percent"] = round(o["percent"], 1)
+    return r
+
+
+def lop_drives(op):
+    """`sd0 → sd2` for a copy or re-sync, `sd0` for the others."""
+    to = op.get("to", op.get("target"))
+    return "sd%s" % op.get("sd", "?") + (" → sd%s" % to if to is not None else "")
+
+
+def lop_what(op):
+    """What a long operation is and on which drives, as a progress bar's note: `copy sd0 → sd2 RUNNING`."""
+    return "%s %s %s" % (op.get("op", op.get("name", "operation")), lop_drives(op), op.get("state", ""))
 
 
 def lop_line(op):
     pct = op.get("percent", op.get("pct"))
-    label = " ".join(str(op[k]) for k in ("op", "kind", "name") if op.get(k) is not None) or "operation"
-    where = " ".join("%s=%s" % (k, op[k]) for k in ("sd", "source", "target", "to") if op.get(k) is not None)
-    state = op.get("state", op.get("status", ""))
-    return "%s %s %s%s" % (label, where, state, (" %s%%" % _pct(pct)) if pct is not None else "")
+    return lop_what(op) + (" %s%%" % pct_text(pct) if pct is not None else "")
+
+
+def iso_time(t, day_of=None):
+    """Seconds since the epoch as ISO 8601 local time; only the time of day when `day_of` (another
+    such time) falls on the same date. "-" for an entry that has no time (a state file from before
+    history entries kept one)."""
+    if not _real(t):
+        return "-"
+    try:
+        tm = time.localtime(t)
+    except (OverflowError, OSError, ValueError):
+        return "-"
+    if iso_time(day_of)[:10] == time.strftime("%Y-%m-%d", tm):
+        return time.strftime("%H:%M:%S", tm)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", tm)
+
+
+def lops_table(ops):
+    """Running operations, then the history (newest first), each with its times: `lop status`."""
+    def row(o):
+        pct = o.get("percent", o.get("pct"))
+        rate = o.get("rate")
+        return [o.get("op", o.get("name", "?")), lop_drives(o), o.get("state", "?"),
+                pct_text(pct) + "%" if pct is not None else "-", "%s%%" % rate if _real(rate) else "-",
+                iso_time(o.get("started")), iso_time(o.get("finished"), o.get("started"))]
+    heads = ["OPERATION", "DRIVES", "STATE", "DONE", "RATE", "STARTED", "ENDED"]
+    running = [row(o) for o in ops if o.get("state") == "RUNNING"]
+    history = [row(o) for o in ops if o.get("state") != "RUNNING"]
+    parts = [table(running, heads) if running else "no long operation running"]
+    if history:
+        parts.append("\nhistory:\n" + table(history, heads))
+    return "\n".join(parts)
 
 
 def sense_text(status, sense_hex):
@@ -196,8 +257,19 @@ def hexdump(data, limit=None):
     return "\n".join(out)
 
 
+def screen_width(stream):
+    """Columns a line may use on `stream`: the terminal's width less one (a full line would wrap
+    on some terminals), never more than 79."""
+    try:     # the size of this very stream, which need not be stdout
+        cols = os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        cols = shutil.get_terminal_size((80, 24)).columns
+    return max(20, min(79, cols - 1))
+
+
 class Progress:
-    """One-line progress bar on stderr when it is a terminal, else a line per whole-percent step."""
+    """A progress bar on `stream` (stderr): on a terminal one line, redrawn in place with \r and never
+    wider than the terminal (79 columns at most); else a plain line at each whole-percent step."""
 
     def __init__(self, label, stream=None):
         self.label = label
@@ -205,16 +277,23 @@ class Progress:
         self.tty = self.stream.isatty()
         self.last = None
 
+    def line(self, pct, note, width):
+        """`label [####....]  8.7% note`, cut to `width` columns; the bar is a third of the width (10 to 40 cells)."""
+        head, tail = shown(self.label), "%5s%%" % pct_text(pct)
+        bar = max(10, min(40, width // 3))
+        fill = int(bar * pct / 100)
+        text = "%s [%s%s] %s %s" % (head, "#" * fill, "." * (bar - fill), tail, shown(note))
+        return text[:width].rstrip()
+
     def update(self, pct, note=""):
-        pct = max(0.0, min(100.0, float(pct)))
+        # whatever the board sent: a string, NaN or infinity draws as 0 % rather than crashing the CLI
+        pct = max(0.0, min(100.0, float(pct))) if _real(pct) else 0.0
         if self.tty:
-            width = 40
-            fill = int(width * pct / 100)
-            self.stream.write("\r%s [%s%s] %5.1f%% %s\x1b[K" % (self.label, "#" * fill, "." * (width - fill), pct,
-                                                              shown(note)))
+            self.stream.write("\r" + self.line(pct, note, screen_width(self.stream)) + "\x1b[K")
             self.stream.flush()
         elif self.last is None or int(pct) != int(self.last):
-            self.stream.write("%s %.1f%% %s\n" % (self.label, pct, shown(note)))
+            line = "%s %s%% %s" % (shown(self.label), pct_text(pct), shown(note))
+            self.stream.write(line[:79].rstrip() + "\n")
             self.stream.flush()
         self.last = pct
 

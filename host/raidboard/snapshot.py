@@ -39,8 +39,8 @@ def cmd_snapshot_watch(sess, args):
         else:
             if bar is None:
                 bar = render.Progress("log usage")
-            note = "%s, %s/%s chunks" % (r.get("state"), r.get("exceptions", "?"), r.get("capacity", "?"))
-            bar.update(float(r.get("usage_pct") or 0), note)
+            note = "%s %s/%s chunks" % (r.get("state"), r.get("exceptions", "?"), r.get("capacity", "?"))
+            bar.update(r.get("usage_pct"), note)
         if r.get("state") not in ("ACTIVE", "COPYING") or (args.count and n >= args.count):
             break
         time.sleep(args.interval)

@@ -3,6 +3,8 @@
 # incremental re-sync (counted), rebuild, initialization, consistency check, Table 2 rows with the
 # real operations, and restarts in the middle of each.
 import hashlib
+import json
+import time
 import fw
 from lop import ops
 from lop import scheduler
@@ -635,3 +637,21 @@ def test_scheduler_task_runs_operations_at_their_rate_and_leaves_the_loop_free()
     assert sum(slow_pauses[:-1]) == (slow - 1) * SLICE_US * 80 // 20 // 1000, (slow, slow_pauses)
     assert slow_pauses[-1] == 0, slow_pauses
     assert "SS" not in fast_trace and "SS" not in slow_trace   # the loop ran between any two slices
+
+
+def test_history_entries_keep_their_times_and_older_entries_without_them_load():
+    ctl = fw.boot()
+    before = time.time()
+    ctl.command("lop_start", {"op": "check", "sd": 0})
+    scheduler.finish_all(ctl.lop_mgr)
+    h = ctl.command("lop_status", {})["lops"][0]
+    assert h["state"] == "COMPLETED" and before - 1 <= h["started"] <= h["finished"] <= time.time() + 1, h
+    ctl = fw.reboot(ctl)                       # the times survive a restart
+    assert ctl.command("lop_status", {})["lops"][0]["finished"] == h["finished"]
+    # a state file from before history entries had times: kept as it is, nothing invented
+    with open(ctl.state_dir + "/lop.state", "w") as f:
+        f.write(json.dumps({"v": 1, "rate": 100, "copy_word": 0xFFFF, "history": [
+            {"op": "check", "sd": 0, "state": "COMPLETED", "percent": 100}], "ops": []}))
+    ctl = fw.reboot(ctl)
+    old = ctl.command("lop_status", {})["lops"][0]
+    assert old["state"] == "COMPLETED" and "finished" not in old and "started" not in old, old

@@ -476,3 +476,39 @@ def test_wrong_passwords_lock_the_panel_out_for_a_while():
     goto(m, "DISKS")
     type_pw(m, "right")
     assert m.frame.title == "DISKS", lines(m)
+
+
+def _long_decimals(text):
+    # a percentage with more than one decimal ("8.699999999999999%") anywhere in the text
+    for word in text.replace("\n", " ").split(" "):
+        if word.endswith("%") and "." in word and len(word.split(".")[-1]) > 2:
+            return word
+    return None
+
+
+def test_operation_status_shows_percentages_rounded_to_one_decimal():
+    m = model()
+    m.ctl.command("lop_start", {"op": "check", "sd": 0})
+    op = m.ctl.lops.ops[0]
+    op.pos, op.end = 87, 1000          # 8.7 %: a float the board prints as 8.699999999999999
+    assert menu.pct_text(op.info()["percent"]) == "8.7"
+    goto(m, "ADMINISTRATION", "LONG OPERATIONS", "OPERATION STATUS")
+    l1, l2 = lines(m)
+    assert (l1, l2) == ("CHECK SD0", "8.7% RUNNING"), (l1, l2)
+    assert "  8.7%" in screen_text(m) and not _long_decimals(screen_text(m)), screen_text(m)
+    m.key(ESC)
+    m.key(DOWN)
+    m.key(ENTER)                       # STOP OPERATION: its list names the percentage too
+    assert "CHECK SD0 8.7%" in screen_text(m), screen_text(m)
+    home(m)
+    assert not _long_decimals(screen_text(m)), screen_text(m)
+
+
+def test_percent_text_has_one_decimal_at_most():
+    cases = [(0, "0"), (100, "100"), (8.699999999999999, "8.7"), (0.30000000000000004, "0.3"),
+             (99.95, "100"), (12.04, "12"), (None, "?"), ("x", "?")]
+    for v, want in cases:
+        assert menu.pct_text(v) == want, (v, menu.pct_text(v), want)
+    for tenths in range(1001):
+        s = menu.pct_text(tenths / 10)
+        assert len(s.split(".")[-1]) <= 1 if "." in s else True, s

@@ -34,8 +34,8 @@ def snap_line(s):
     state = str(s.get("state", "IDLE")).upper()
     if state == "IDLE" or s.get("primary") is None:
         return "SNAP " + state
-    pct = s.get("usage_pct", 0)
-    return "SNAP %s LOG %d%%" % ("OVERFLOW" if state.startswith("OVERFLOW") else state, int(pct))
+    return "SNAP %s LOG %s%%" % ("OVERFLOW" if state.startswith("OVERFLOW") else state,
+                                 menu.pct_text(s.get("usage_pct", 0)))
 
 
 def shade(pct, ramp):
@@ -80,7 +80,7 @@ def row_lines(r):
     if k == "lop":
         o = r[1]
         return "%s SD%s" % (str(o.get("op", "?")).upper(), o.get("sd", "?")), \
-            "%s%% %s" % (o.get("pct", o.get("progress", "?")), str(o.get("state", "")).upper())
+            "%s%% %s" % (menu.op_pct(o), str(o.get("state", "")).upper())
     if k == "event":
         e = r[1]
         return "EVENT %d %s" % (e.get("seq", 0), str(e.get("level", "")).upper()), str(e.get("text", ""))

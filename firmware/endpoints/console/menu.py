@@ -223,7 +223,7 @@ def _lop_loss(m, args):
 
 
 def _lops_running(m, args):
-    return [("%s SD%s %s%%" % (str(o.get("op", "?")).upper(), o.get("sd", "?"), o.get("pct", o.get("progress", "?"))),
+    return [("%s SD%s %s%%" % (str(o.get("op", "?")).upper(), o.get("sd", "?"), op_pct(o)),
              {"id": o["id"]} if "id" in o else {"sd": o.get("sd")})
             for o in m.fetch("status").get("lops", [])]
 
@@ -276,6 +276,19 @@ TREE = Menu("MAIN MENU", [
                [Step("REPLACE SLOT", _slot_one), _ask(_disk_q("REPLACE"), "DISK WIPED")], "DISK REPLACED"),
     ], guard=True),
 ])
+
+
+def pct_text(v):
+    # a percentage as the screens show it: one decimal at most, from integer tenths, so no float
+    # artefact (str(8.7) is 8.699999999999999 on the board) ever reaches a screen; "?" if not a number
+    if not isinstance(v, (int, float)):
+        return "?"
+    t = int(v * 10 + 0.5)
+    return "%d" % (t // 10) if t % 10 == 0 else "%d.%d" % (t // 10, t % 10)
+
+
+def op_pct(o):
+    return pct_text(o.get("percent", o.get("pct", o.get("progress"))))
 
 
 def level_name(d):

@@ -177,7 +177,7 @@ def _snap_text(s):
     if s.get("primary") is None:
         return "  %s   %s" % (state, ("log drive SD%s" % s["log"]) if s.get("log") is not None else "no LOG drive defined")
     return "  %s   primary SD%s   log SD%s   log usage %s%%   exceptions %s   generation %s" % (
-        state, s.get("primary"), s.get("log", "?"), s.get("usage_pct", 0), s.get("exceptions", 0),
+        state, s.get("primary"), s.get("log", "?"), menu.pct_text(s.get("usage_pct", 0)), s.get("exceptions", 0),
         s.get("generation", "?"))
 
 
@@ -197,7 +197,7 @@ def _event_text(e):
 def _lop_text(o):
     to = (" -> SD%s" % o["target"]) if o.get("target") is not None else ""
     return "  %-18s SD%s%-7s %5s%%  %-10s word %s %s" % (
-        str(o.get("name", o.get("op", "?"))).upper(), o.get("sd", "?"), to, o.get("percent", o.get("pct", "?")),
+        str(o.get("name", o.get("op", "?"))).upper(), o.get("sd", "?"), to, menu.op_pct(o),
         str(o.get("state", "")).upper(), o.get("words", ""), o.get("detail") or "")
 
 
