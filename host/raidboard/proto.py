@@ -6,13 +6,17 @@ One `Link` is one open serial console in line mode. It works the same over a TCP
 may arrive between responses and are queued in `Link.events`.
 """
 import collections
+import fcntl
 import hashlib
 import hmac
 import itertools
 import json
+import os
 import re
 import select
 import socket
+import stat
+import termios
 import time
 
 import serial
@@ -71,17 +75,35 @@ class Link:
         self.hello = {}
         self._buf = bytearray()
         self._ids = itertools.count(1)
+        self.device = self.url.startswith("/")      # a pty or serial device, not a socket
         try:
-            # pyserial's socket handler has no connect timeout of its own: it uses `timeout`
-            self.ser = serial.serial_for_url(self.url, timeout=connect_timeout, write_timeout=timeout)
+            # pyserial's socket handler has no connect timeout of its own: it uses `timeout`;
+            # a device is locked (flock, as picocom does) so no two clients share the line
+            self.ser = serial.serial_for_url(self.url, timeout=connect_timeout, write_timeout=timeout,
+                                             **({"exclusive": True} if self.device else {}))
         except (serial.SerialException, OSError, ValueError) as e:
-            raise LinkError("cannot open console %s: %s" % (self.url, reason(e)))
+            raise LinkError(held_message(self.url) if self.device and device_holders(self.url)
+                            else "cannot open console %s: %s" % (self.url, reason(e)))
+        if self.device:
+            self._claim_device()
         self.ser.timeout = 0  # reads return what is there; waiting is done by select below
         try:
             self._enter(connect_timeout)
         except BaseException:
             self._close_port()
             raise
+
+    def _claim_device(self):
+        """One console, one owner: TIOCEXCL keeps later opens out (EBUSY, except for root), and
+        a program that opened the line before this one (screen, picocom) means no."""
+        try:
+            fcntl.ioctl(self.ser.fileno(), termios.TIOCEXCL)
+        except OSError:
+            pass                                   # not a terminal: the holder check still applies
+        if device_holders(self.url):
+            message = held_message(self.url)
+            self._close_port()
+            raise LinkError(message)
 
     # -- framing ---------------------------------------------------------------------------------
     def _read_some(self, wait=0.2):
@@ -277,6 +299,8 @@ class Link:
                 self.ser._socket = None  # pyserial names the socket of a socket:// port nothing public
                 self.ser.is_open = False
                 return
+            if self.device:
+                fcntl.ioctl(self.ser.fileno(), termios.TIOCNXCL)   # the board keeps the pty: free it for the next
             self.ser.close()
         except Exception:
             pass
@@ -312,6 +336,66 @@ def _json_tail(s):
         return json.loads(s)
     except ValueError:
         return None
+
+
+def device_holders(path):
+    """Other programs holding the terminal device `path` open, as "name (pid N)": every process
+    with it open but this one, the board (it holds the pty's master: /proc/PID/fdinfo tty-index)
+    and the process that booted the board (it keeps the line open so the master sees no hang-up)."""
+    try:
+        rdev = os.stat(path).st_rdev
+    except OSError:
+        return []
+    m = re.match(r"^/dev/pts/(\d+)$", path)
+    index = m.group(1) if m else None
+    held = {pid: holds(pid, rdev, index) for pid in filter(str.isdigit, os.listdir("/proc"))}
+    board = {pid for pid, (_, master) in held.items() if master}
+    board |= {parent_pid(pid) for pid in board}
+    return ["%s (pid %s)" % (process_name(pid), pid) for pid, (slave, _) in sorted(held.items())
+            if slave and pid not in board and int(pid) != os.getpid()]
+
+
+def holds(pid, rdev, index):
+    """(holds the device, holds its pty master) for process `pid`; unreadable processes hold nothing."""
+    slave = master = False
+    base = "/proc/%s/fd" % pid
+    try:
+        fds = os.listdir(base)
+    except OSError:
+        return False, False
+    for fd in fds:
+        try:
+            st = os.stat("%s/%s" % (base, fd))
+            if stat.S_ISCHR(st.st_mode) and st.st_rdev == rdev:
+                slave = True
+            elif index is not None and os.readlink("%s/%s" % (base, fd)).endswith("ptmx"):
+                with open("/proc/%s/fdinfo/%s" % (pid, fd)) as f:
+                    master = master or ("tty-index:\t%s\n" % index) in f.read()
+        except OSError:
+            continue
+    return slave, master
+
+
+def parent_pid(pid):
+    try:
+        with open("/proc/%s/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[1]
+    except (OSError, IndexError):
+        return None
+
+
+def process_name(pid):
+    try:
+        with open("/proc/%s/comm" % pid) as f:
+            return f.read().strip()
+    except OSError:
+        return "a process"
+
+
+def held_message(path):
+    holders = device_holders(path)
+    return ("console %s is in use by %s: quit it (or detach it from the line) and try again; "
+            "one program at a time owns a serial console" % (path, ", ".join(holders) or "another program"))
 
 
 def reason(e):
