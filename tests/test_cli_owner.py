@@ -62,12 +62,14 @@ def test_a_program_holding_the_pty_console_is_named_and_the_cli_refuses(pty_boar
         os.close(fd)
 
 
-def test_picocom_on_the_pty_console_is_named(pty_board):
-    if not shutil.which("picocom"):
-        pytest.skip("picocom is not installed")
+@pytest.mark.parametrize("program", ["picocom -q", "screen"])
+def test_a_terminal_program_left_on_the_pty_console_is_named(pty_board, program):
+    name = program.split()[0]
+    if not shutil.which(name):
+        pytest.skip("%s is not installed" % name)
     state, dev = pty_board
     session = "rbowner%d" % os.getpid()
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", "picocom -q " + dev],
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", "%s %s" % (program, dev)],
                    check=True)
     try:
         for _ in range(500):                # until picocom has the line open (counted, not timed)
@@ -75,9 +77,9 @@ def test_picocom_on_the_pty_console_is_named(pty_board):
                 break
             subprocess.run(["sleep", "0.02"])
         _, err = rb("--state", state, "status", rc=3)
-        assert "is in use by picocom (pid" in err
+        assert "is in use by %s (pid" % name in err
         screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
-        assert "RB1" not in screen          # nothing of the line protocol reached picocom's screen
+        assert "RB1" not in screen          # nothing of the line protocol reached the program's screen
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session])
 

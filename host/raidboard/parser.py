@@ -22,13 +22,13 @@ examples:
   raidboard stop
 
 The board is found by --port (socket://127.0.0.1:PORT or /dev/pts/N), else by --state DIR
-(the endpoints a detached boot left there), else $RAIDBOARD_PORT, else ./state, else the default
-console socket://127.0.0.1:4960.
+(the endpoints a detached boot left there), else $RAIDBOARD_PORT, else ./state if its board runs;
+with none of these the CLI refuses (exit 3) rather than guess a port.
 
 exit codes: 0 ok, 1 refused by the board, 2 usage, 3 cannot reach the board, 4 boot failed,
 5 protocol error, 6 SCSI status not GOOD (cdb), 7 no valid NV memory bank (nvram dump),
 8 not confirmed: a command that destroys data asks "[y/N]" on a terminal and needs --force in a
-script, 130 Ctrl-C.
+script, 9 snapshot start: the host's --freeze or --thaw command failed, 130 Ctrl-C.
 """
 
 

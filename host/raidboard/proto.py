@@ -82,7 +82,9 @@ class Link:
             self.ser = serial.serial_for_url(self.url, timeout=connect_timeout, write_timeout=timeout,
                                              **({"exclusive": True} if self.device else {}))
         except (serial.SerialException, OSError, ValueError) as e:
-            raise LinkError(held_message(self.url) if self.device and device_holders(self.url)
+            holders = device_holders(self.url) if self.device else []
+            busy = holders or "busy" in str(e) or "lock" in str(e)   # EBUSY (TIOCEXCL) or another's flock
+            raise LinkError(held_message(self.url, holders) if busy
                             else "cannot open console %s: %s" % (self.url, reason(e)))
         if self.device:
             self._claim_device()
@@ -100,10 +102,10 @@ class Link:
             fcntl.ioctl(self.ser.fileno(), termios.TIOCEXCL)
         except OSError:
             pass                                   # not a terminal: the holder check still applies
-        if device_holders(self.url):
-            message = held_message(self.url)
+        holders = device_holders(self.url)
+        if holders:
             self._close_port()
-            raise LinkError(message)
+            raise LinkError(held_message(self.url, holders))
 
     # -- framing ---------------------------------------------------------------------------------
     def _read_some(self, wait=0.2):
@@ -392,8 +394,7 @@ def process_name(pid):
         return "a process"
 
 
-def held_message(path):
-    holders = device_holders(path)
+def held_message(path, holders):
     return ("console %s is in use by %s: quit it (or detach it from the line) and try again; "
             "one program at a time owns a serial console" % (path, ", ".join(holders) or "another program"))
 
