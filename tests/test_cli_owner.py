@@ -48,8 +48,9 @@ def test_a_program_holding_the_pty_console_is_named_and_the_cli_refuses(pty_boar
                               text=True)
     try:
         assert holder.stdout.readline() == "holding\n"
-        _, err = rb("--state", state, "status", rc=3)
-        assert "console %s is in use by" % dev in err and "(pid %d)" % holder.pid in err
+        for command in ("status", "console"):          # the line protocol and the terminal alike
+            _, err = rb("--state", state, command, rc=3)
+            assert "console %s is in use by" % dev in err and "(pid %d)" % holder.pid in err
     finally:
         holder.stdin.close()
         holder.wait()
@@ -113,9 +114,10 @@ def primary_of(url):
 def test_freeze_and_thaw_run_around_the_initiate(board, tmp_path):
     url = "socket://%s:%d" % tuple(board.console)
     marks = tmp_path / "marks"
-    freeze, thaw = "echo frozen >> %s" % marks, "echo thawed >> %s" % marks
-    out, _ = rb("--json", "--port", url, "snapshot", "start", primary_of(url), "--freeze", freeze, "--thaw", thaw)
-    assert "generation" in json.loads(out)
+    freeze, thaw = "echo frozen >> %s; echo chatter" % marks, "echo thawed >> %s; cat" % marks
+    out, err = rb("--json", "--port", url, "snapshot", "start", primary_of(url), "--freeze", freeze, "--thaw", thaw)
+    assert "generation" in json.loads(out)           # what the commands print stays off the JSON
+    assert "chatter" in err
     assert marks.read_text() == "frozen\nthawed\n" and snapshot_state(url) == "ACTIVE"
     # a failing initiate (a snapshot is already active) still thaws; its own refusal is the exit code
     marks.unlink()

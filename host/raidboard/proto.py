@@ -75,37 +75,14 @@ class Link:
         self.hello = {}
         self._buf = bytearray()
         self._ids = itertools.count(1)
-        self.device = self.url.startswith("/")      # a pty or serial device, not a socket
-        try:
-            # pyserial's socket handler has no connect timeout of its own: it uses `timeout`;
-            # a device is locked (flock, as picocom does) so no two clients share the line
-            self.ser = serial.serial_for_url(self.url, timeout=connect_timeout, write_timeout=timeout,
-                                             **({"exclusive": True} if self.device else {}))
-        except (serial.SerialException, OSError, ValueError) as e:
-            holders = device_holders(self.url) if self.device else []
-            busy = holders or "busy" in str(e) or "lock" in str(e)   # EBUSY (TIOCEXCL) or another's flock
-            raise LinkError(held_message(self.url, holders) if busy
-                            else "cannot open console %s: %s" % (self.url, reason(e)))
-        if self.device:
-            self._claim_device()
+        # pyserial's socket handler has no connect timeout of its own: it uses `timeout`
+        self.ser = open_console(self.url, connect_timeout, timeout)
         self.ser.timeout = 0  # reads return what is there; waiting is done by select below
         try:
             self._enter(connect_timeout)
         except BaseException:
             self._close_port()
             raise
-
-    def _claim_device(self):
-        """One console, one owner: TIOCEXCL keeps later opens out (EBUSY, except for root), and
-        a program that opened the line before this one (screen, picocom) means no."""
-        try:
-            fcntl.ioctl(self.ser.fileno(), termios.TIOCEXCL)
-        except OSError:
-            pass                                   # not a terminal: the holder check still applies
-        holders = device_holders(self.url)
-        if holders:
-            self._close_port()
-            raise LinkError(held_message(self.url, holders))
 
     # -- framing ---------------------------------------------------------------------------------
     def _read_some(self, wait=0.2):
@@ -301,9 +278,7 @@ class Link:
                 self.ser._socket = None  # pyserial names the socket of a socket:// port nothing public
                 self.ser.is_open = False
                 return
-            if self.device:
-                fcntl.ioctl(self.ser.fileno(), termios.TIOCNXCL)   # the board keeps the pty: free it for the next
-            self.ser.close()
+            close_console(self.ser)
         except Exception:
             pass
         self.ser = None
@@ -338,6 +313,41 @@ def _json_tail(s):
         return json.loads(s)
     except ValueError:
         return None
+
+
+def open_console(url, timeout, write_timeout):
+    """Open the console at `url` (pyserial). One console, one owner: a device (a pty) is locked
+    with flock (as picocom locks it) and TIOCEXCL (later opens fail with EBUSY, except for root),
+    and if another program has it open already it is closed again and that program named."""
+    device = url.startswith("/")
+    try:
+        ser = serial.serial_for_url(url, timeout=timeout, write_timeout=write_timeout,
+                                    **({"exclusive": True} if device else {}))
+    except (serial.SerialException, OSError, ValueError) as e:
+        holders = device_holders(url) if device else []
+        busy = holders or "busy" in str(e) or "lock" in str(e)   # EBUSY (TIOCEXCL) or another's flock
+        raise LinkError(held_message(url, holders) if busy else "cannot open console %s: %s" % (url, reason(e)))
+    if device:
+        try:
+            fcntl.ioctl(ser.fileno(), termios.TIOCEXCL)
+        except OSError:
+            pass                                   # not a terminal: the holder check still applies
+        holders = device_holders(url)
+        if holders:
+            close_console(ser)
+            raise LinkError(held_message(url, holders))
+    return ser
+
+
+def close_console(ser):
+    """Close what open_console opened; a device's TIOCEXCL is cleared first, since the board keeps
+    the pty open and the flag would otherwise shut out the next client."""
+    if ser.port and ser.port.startswith("/"):
+        try:
+            fcntl.ioctl(ser.fileno(), termios.TIOCNXCL)
+        except (OSError, serial.SerialException):
+            pass
+    ser.close()
 
 
 def device_holders(path):

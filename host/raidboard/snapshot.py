@@ -35,11 +35,14 @@ def cmd_snapshot_start(sess, args):
 
 
 def hook_failure(flag, command):
-    """Run a host-side quiesce command through the shell; why it failed, or None."""
+    """Run a host-side quiesce command through the shell; why it failed, or None. What it prints
+    goes to stderr (stdout is this command's output, JSON with --json); it reads no input (the
+    shell's script is on stdin)."""
     if not command:
         return None
+    sys.stdout.flush()
     try:
-        rc = subprocess.run(command, shell=True).returncode
+        rc = subprocess.run(command, shell=True, stdin=subprocess.DEVNULL, stdout=sys.stderr).returncode
     except OSError as e:
         return "%s %r could not run: %s" % (flag, command, e)
     return "%s %r exited with %d" % (flag, command, rc) if rc else None
