@@ -40,7 +40,12 @@ def console_url(args):
 def no_board_named(ep):
     """Why no board is talked to when none was named, with where the CLI looked."""
     here = os.path.join(os.path.abspath(DEFAULT_STATE), boot.ENDPOINTS)
-    found = ("its board (pid %s) is not running" % ep.get("pid")) if ep else "there is none"
+    if not ep:
+        found = "there is none"
+    elif not ep.get("console"):
+        found = "it names no console"
+    else:
+        found = "its board (pid %s) is not running" % ep.get("pid")
     return ("no board named: looked at --port, --state and $RAIDBOARD_PORT (none given) and at %s (%s); "
             "name the board with --port URL (e.g. --port %s), --state DIR or $RAIDBOARD_PORT"
             % (here, found, DEFAULT_CONSOLE))
