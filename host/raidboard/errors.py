@@ -9,6 +9,7 @@
   6  `cdb`: the command completed with a SCSI status other than GOOD
   7  `nvram dump`: the image holds no valid bank
   8  a command that destroys data was not confirmed: nothing done
+  9  `snapshot start`: the host's --freeze or --thaw command failed (what was and was not done is said)
   130 interrupted (Ctrl-C)
 """
 import sys
@@ -20,6 +21,7 @@ from .proto import BoardError, LinkError, ProtocolError
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_BOOT, EXIT_PROTOCOL, EXIT_SCSI, EXIT_NVRAM = range(8)
 EXIT_UNCONFIRMED = 8
+EXIT_QUIESCE = 9
 EXIT_INTERRUPTED = 130
 
 PASSWORD_ENV = "RAIDBOARD_PASSWORD"
@@ -29,6 +31,10 @@ MASK_SECRET_ENV = "RAIDBOARD_MASK_SECRET"
 
 class UsageError(Exception):
     """Bad input from the user (exit code 2)."""
+
+
+class QuiesceError(Exception):
+    """A host-side --freeze or --thaw command of `snapshot start` failed (exit code 9)."""
 
 
 class Exit(Exception):
@@ -62,6 +68,7 @@ HINTS = {
 # stderr (None: nothing)
 SAID = (
     (UsageError, EXIT_USAGE, "raidboard: {}"),
+    (QuiesceError, EXIT_QUIESCE, "raidboard: {}"),
     (LinkError, EXIT_UNREACHABLE, "raidboard: cannot reach the board: {}"),
     (ProtocolError, EXIT_PROTOCOL, "raidboard: protocol error: {}"),
     (BootError, EXIT_BOOT, "raidboard: boot failed: {}"),

@@ -22,13 +22,13 @@ examples:
   raidboard stop
 
 The board is found by --port (socket://127.0.0.1:PORT or /dev/pts/N), else by --state DIR
-(the endpoints a detached boot left there), else $RAIDBOARD_PORT, else ./state, else the default
-console socket://127.0.0.1:4960.
+(the endpoints a detached boot left there), else $RAIDBOARD_PORT, else ./state if its board runs;
+with none of these the CLI refuses (exit 3) rather than guess a port.
 
 exit codes: 0 ok, 1 refused by the board, 2 usage, 3 cannot reach the board, 4 boot failed,
 5 protocol error, 6 SCSI status not GOOD (cdb), 7 no valid NV memory bank (nvram dump),
 8 not confirmed: a command that destroys data asks "[y/N]" on a terminal and needs --force in a
-script, 130 Ctrl-C.
+script, 9 snapshot start: the host's --freeze or --thaw command failed, 130 Ctrl-C.
 """
 
 
@@ -203,11 +203,17 @@ examples:
     c.add_argument("portlun", metavar="PORT/LUN")
 
     sn = _group(sub, "snapshot", "snapshot backup (WO 99/63441)",
-                "examples:\n  raidboard snapshot start sd0\n  raidboard snapshot status\n"
+                "examples:\n  raidboard snapshot start sd0\n"
+                "  raidboard snapshot start sd0 --freeze 'fsfreeze -f /mnt' --thaw 'fsfreeze -u /mnt'\n"
+                "  raidboard snapshot status\n"
                 "  raidboard snapshot watch --interval 0.5\n  raidboard snapshot map --cells 128\n"
                 "  raidboard snapshot stop\n")
     c = P(sn, "start", "initiate a snapshot of a primary system drive", func=snapshot.cmd_snapshot_start)
     c.add_argument("drive", help="the primary, sd0..sd7")
+    c.add_argument("--freeze", metavar="CMD", help="shell command run on this host just before the initiate "
+                   "(e.g. `fsfreeze -f /mnt`); if it fails nothing is initiated (exit 9)")
+    c.add_argument("--thaw", metavar="CMD", help="shell command run just after the initiate, also when it "
+                   "failed (e.g. `fsfreeze -u /mnt`); if it fails the exit code is 9")
     P(sn, "stop", "terminate the snapshot", func=snapshot.cmd_snapshot_stop)
     P(sn, "status", "state, log usage, exceptions", func=snapshot.cmd_snapshot_status)
     c = P(sn, "map", "which regions of the primary were copied to the log", func=snapshot.cmd_snapshot_map)

@@ -6,13 +6,17 @@ One `Link` is one open serial console in line mode. It works the same over a TCP
 may arrive between responses and are queued in `Link.events`.
 """
 import collections
+import fcntl
 import hashlib
 import hmac
 import itertools
 import json
+import os
 import re
 import select
 import socket
+import stat
+import termios
 import time
 
 import serial
@@ -71,11 +75,8 @@ class Link:
         self.hello = {}
         self._buf = bytearray()
         self._ids = itertools.count(1)
-        try:
-            # pyserial's socket handler has no connect timeout of its own: it uses `timeout`
-            self.ser = serial.serial_for_url(self.url, timeout=connect_timeout, write_timeout=timeout)
-        except (serial.SerialException, OSError, ValueError) as e:
-            raise LinkError("cannot open console %s: %s" % (self.url, reason(e)))
+        # pyserial's socket handler has no connect timeout of its own: it uses `timeout`
+        self.ser = open_console(self.url, connect_timeout, timeout)
         self.ser.timeout = 0  # reads return what is there; waiting is done by select below
         try:
             self._enter(connect_timeout)
@@ -277,7 +278,7 @@ class Link:
                 self.ser._socket = None  # pyserial names the socket of a socket:// port nothing public
                 self.ser.is_open = False
                 return
-            self.ser.close()
+            close_console(self.ser)
         except Exception:
             pass
         self.ser = None
@@ -312,6 +313,100 @@ def _json_tail(s):
         return json.loads(s)
     except ValueError:
         return None
+
+
+def open_console(url, timeout, write_timeout):
+    """Open the console at `url` (pyserial). One console, one owner: a device (a pty) is locked
+    with flock (as picocom locks it) and TIOCEXCL (later opens fail with EBUSY, except for root),
+    and if another program has it open already it is closed again and that program named."""
+    device = url.startswith("/")
+    try:
+        ser = serial.serial_for_url(url, timeout=timeout, write_timeout=write_timeout,
+                                    **({"exclusive": True} if device else {}))
+    except (serial.SerialException, OSError, ValueError) as e:
+        holders = device_holders(url) if device else []
+        busy = holders or "busy" in str(e) or "lock" in str(e)   # EBUSY (TIOCEXCL) or another's flock
+        raise LinkError(held_message(url, holders) if busy else "cannot open console %s: %s" % (url, reason(e)))
+    if device:
+        try:
+            fcntl.ioctl(ser.fileno(), termios.TIOCEXCL)
+        except OSError:
+            pass                                   # not a terminal: the holder check still applies
+        holders = device_holders(url)
+        if holders:
+            close_console(ser)
+            raise LinkError(held_message(url, holders))
+    return ser
+
+
+def close_console(ser):
+    """Close what open_console opened; a device's TIOCEXCL is cleared first, since the board keeps
+    the pty open and the flag would otherwise shut out the next client."""
+    if ser.port and ser.port.startswith("/"):
+        try:
+            fcntl.ioctl(ser.fileno(), termios.TIOCNXCL)
+        except (OSError, serial.SerialException):
+            pass
+    ser.close()
+
+
+def device_holders(path):
+    """Other programs holding the terminal device `path` open, as "name (pid N)": every process
+    with it open but this one, the board (it holds the pty's master: /proc/PID/fdinfo tty-index)
+    and the process that booted the board (it keeps the line open so the master sees no hang-up)."""
+    try:
+        rdev = os.stat(path).st_rdev
+    except OSError:
+        return []
+    m = re.match(r"^/dev/pts/(\d+)$", path)
+    index = m.group(1) if m else None
+    held = {pid: holds(pid, rdev, index) for pid in filter(str.isdigit, os.listdir("/proc"))}
+    board = {pid for pid, (_, master) in held.items() if master}
+    board |= {parent_pid(pid) for pid in board}
+    return ["%s (pid %s)" % (process_name(pid), pid) for pid, (slave, _) in sorted(held.items())
+            if slave and pid not in board and int(pid) != os.getpid()]
+
+
+def holds(pid, rdev, index):
+    """(holds the device, holds its pty master) for process `pid`; unreadable processes hold nothing."""
+    slave = master = False
+    base = "/proc/%s/fd" % pid
+    try:
+        fds = os.listdir(base)
+    except OSError:
+        return False, False
+    for fd in fds:
+        try:
+            st = os.stat("%s/%s" % (base, fd))
+            if stat.S_ISCHR(st.st_mode) and st.st_rdev == rdev:
+                slave = True
+            elif index is not None and os.readlink("%s/%s" % (base, fd)).endswith("ptmx"):
+                with open("/proc/%s/fdinfo/%s" % (pid, fd)) as f:
+                    master = master or ("tty-index:\t%s\n" % index) in f.read()
+        except OSError:
+            continue
+    return slave, master
+
+
+def parent_pid(pid):
+    try:
+        with open("/proc/%s/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[1]
+    except (OSError, IndexError):
+        return None
+
+
+def process_name(pid):
+    try:
+        with open("/proc/%s/comm" % pid) as f:
+            return f.read().strip()
+    except OSError:
+        return "a process"
+
+
+def held_message(path, holders):
+    return ("console %s is in use by %s: quit it (or detach it from the line) and try again; "
+            "one program at a time owns a serial console" % (path, ", ".join(holders) or "another program"))
 
 
 def reason(e):

@@ -10,12 +10,13 @@ from .errors import EXIT_UNCONFIRMED, PASSWORD_ENV, Exit, UsageError
 from .proto import BoardError, Link, LinkError, normalize_url
 
 DEFAULT_STATE = "state"
-DEFAULT_CONSOLE = "socket://127.0.0.1:4960"  # the console of boards/dac960sx.json
+DEFAULT_CONSOLE = "socket://127.0.0.1:4960"  # the console of boards/dac960sx.json, named in the error below
 
 
 def console_url(args):
     """Where the board's console is: --port, else --state's endpoints file, else $RAIDBOARD_PORT,
-    else ./state if a board runs there, else the default board's console."""
+    else ./state if a board runs there. Nothing else: a board listening on some default port may
+    not be the one meant, so with none of these named the error says where it looked."""
     if getattr(args, "port", None):
         return normalize_url(args.port)
     state = getattr(args, "state", None)
@@ -33,7 +34,21 @@ def console_url(args):
     ep = boot.read_endpoints(DEFAULT_STATE)
     if ep and ep.get("console") and boot.pid_alive(ep.get("pid")):
         return ep["console"]
-    return DEFAULT_CONSOLE
+    raise LinkError(no_board_named(ep))
+
+
+def no_board_named(ep):
+    """Why no board is talked to when none was named, with where the CLI looked."""
+    here = os.path.join(os.path.abspath(DEFAULT_STATE), boot.ENDPOINTS)
+    if not ep:
+        found = "there is none"
+    elif not ep.get("console"):
+        found = "it names no console"
+    else:
+        found = "its board (pid %s) is not running" % ep.get("pid")
+    return ("no board named: looked at --port, --state and $RAIDBOARD_PORT (none given) and at %s (%s); "
+            "name the board with --port URL (e.g. --port %s), --state DIR or $RAIDBOARD_PORT"
+            % (here, found, DEFAULT_CONSOLE))
 
 
 def read_secret(path, flag, env, prompt, twice=False):

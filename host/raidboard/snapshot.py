@@ -1,17 +1,51 @@
 """The snapshot backup (WO 99/63441): `snapshot start|stop|status|watch|map`."""
 import json
+import subprocess
+import sys
 import time
 
 from . import render
+from .errors import QuiesceError
 from .inputs import parse_sd
 from .render import out
 from .session import confirm
 
 
 def cmd_snapshot_start(sess, args):
+    """Initiate, between the host's --freeze and --thaw commands when given: the link is opened
+    first so the host stays frozen only for the initiate itself; thaw runs however it ended, also
+    after a failed freeze, which may have frozen part of the host."""
     sd = parse_sd(args.drive)
-    r = sess.call("snapshot_start", {"sd": sd})
-    out(args, r, "snapshot of sd%d started (generation %s)" % (sd, r.get("generation")))
+    sess.link()
+    failed = hook_failure("--freeze", args.freeze)
+    if failed:
+        thaw_failed = hook_failure("--thaw", args.thaw)
+        raise QuiesceError("%s; nothing was initiated%s" % (failed, "; " + thaw_failed if thaw_failed else ""))
+    started = None
+    try:
+        started = sess.call("snapshot_start", {"sd": sd})
+    finally:
+        failed = hook_failure("--thaw", args.thaw)
+        if failed and started is None:     # the initiate's own failure is what the exit code tells
+            print("raidboard: %s (the snapshot was not started)" % failed, file=sys.stderr)
+        elif failed:
+            raise QuiesceError("%s; the snapshot of sd%d WAS started (generation %s): thaw the host by hand"
+                               % (failed, sd, started.get("generation")))
+    out(args, started, "snapshot of sd%d started (generation %s)" % (sd, started.get("generation")))
+
+
+def hook_failure(flag, command):
+    """Run a host-side quiesce command through the shell; why it failed, or None. What it prints
+    goes to stderr (stdout is this command's output, JSON with --json); it reads no input (the
+    shell's script is on stdin)."""
+    if not command:
+        return None
+    sys.stdout.flush()
+    try:
+        rc = subprocess.run(command, shell=True, stdin=subprocess.DEVNULL, stdout=sys.stderr).returncode
+    except OSError as e:
+        return "%s %r could not run: %s" % (flag, command, e)
+    return "%s %r exited with %d" % (flag, command, rc) if rc else None
 
 
 def cmd_snapshot_stop(sess, args):

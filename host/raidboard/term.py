@@ -12,7 +12,7 @@ import tty
 
 import serial
 
-from .proto import LinkError, normalize_url, reason, read_available
+from .proto import close_console, normalize_url, open_console, read_available, reason
 
 DETACH = 0x1D  # Ctrl-]
 REDRAW = b"\x0c"  # Ctrl-L: ask the menus to redraw the screen we join in the middle of
@@ -22,10 +22,7 @@ def attach(url, stop_note="the board keeps running", stdin=None, stdout=None):
     url = normalize_url(url)
     fin = (stdin or sys.stdin).fileno()
     fout = (stdout or sys.stdout).fileno()
-    try:
-        ser = serial.serial_for_url(url, timeout=0, write_timeout=10)
-    except (serial.SerialException, OSError, ValueError) as e:
-        raise LinkError("cannot open console %s: %s" % (url, reason(e)))
+    ser = open_console(url, 0, 10)
     cols, rows = shutil.get_terminal_size((80, 24))
     note = "Connected to %s. Detach: Ctrl-] (%s)." % (url, stop_note)
     if cols < 80 or rows < 24:
@@ -45,7 +42,7 @@ def attach(url, stop_note="the board keeps running", stdin=None, stdout=None):
         if old is not None:
             termios.tcsetattr(fin, termios.TCSAFLUSH, old)
         try:
-            ser.close()
+            close_console(ser)
         except Exception:
             pass
         # leave the user's terminal usable: reset attributes, show cursor, end on a fresh line
