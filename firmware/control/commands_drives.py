@@ -36,7 +36,7 @@ def _drive_info(ctl, sd):
             "chunk_kb": e.chunk_kb if e.is_log() else 0,
             "members": [{"slot": ctl.slot_of(v[0], v[1]), "name": "%d:%d" % (v[0], v[1]),
                          "start": v[2], "blocks": v[3]} for v in e.vdrive],
-            "luns": luns_of(ctl, sd), "built": d is not None}
+            "luns": luns_of(ctl, sd), "built": d is not None, "incomplete": bool(ctl.lops.incomplete[sd])}
 
 
 def sd_list(ctl, args):

@@ -20,6 +20,7 @@ ASC = {
     (0x04, 0x01): "logical unit is in process of becoming ready",
     (0x04, 0x03): "logical unit not ready, manual intervention required",
     (0x04, 0x07): "logical unit not ready, operation in progress",
+    (0x04, 0x80): "logical unit not ready, incomplete copy (vendor: copy again, or lop clear)",
     (0x08, 0x00): "logical unit communication failure",
     (0x0C, 0x00): "write error",
     (0x11, 0x00): "unrecovered read error",
