@@ -79,12 +79,17 @@ def size_mb(d):
     return "?"
 
 
+def drive_state(d):
+    # a drive a copy left half-made shows that before its RAID status (firmware/lop/README.md)
+    return "INCOMPLETE" if d.get("incomplete") else d.get("status", "?")
+
+
 def drives_table(drives):
     rows = []
     for d in drives:
         members = ",".join(str(m.get("name", m.get("slot"))) for m in d.get("members", []))
         luns = ",".join("%s/%s" % tuple(x) for x in d.get("luns", []))
-        rows.append(["sd%s" % d.get("sd"), level_name(d), d.get("status", "?"), size_mb(d),
+        rows.append(["sd%s" % d.get("sd"), level_name(d), drive_state(d), size_mb(d),
                      "LOG" if d.get("log") else "", "WB" if d.get("wb") else "WT",
                      d.get("stripe_kb", ""), members, luns or "-"])
     if not rows:
