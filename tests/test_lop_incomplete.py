@@ -6,7 +6,7 @@ import json
 import subprocess
 
 import test_iscsi_initiator as I
-from test_lop import RAIDBOARD, INITIATE, lboard, login, reboot, wait_status  # noqa: F401 (fixture)
+from test_lop import RAIDBOARD, INITIATE, lboard, login, reboot  # noqa: F401 (fixture)
 
 TUR = bytes(6)
 READ = bytes([0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0])
@@ -34,7 +34,7 @@ def test_a_stopped_or_killed_copy_leaves_its_destination_not_ready_until_a_copy_
     assert p.returncode == 0, p.stderr
     # started through the log drive, stopped by the primary's number
     p = cli(b, "lop", "stop", "sd0")
-    assert p.returncode == 0, p.stderr
+    assert p.returncode == 0 and "TERMINATED" in p.stdout, p.stderr
     assert answers(c) == [(2, INCOMPLETE)] * 2
     p = cli(b, "cdb", "0/2", TUR.hex())
     assert p.returncode == 6 and "incomplete copy" in p.stdout, p.stdout
@@ -56,7 +56,8 @@ def test_a_stopped_or_killed_copy_leaves_its_destination_not_ready_until_a_copy_
     # a copy that completes makes it a backup, for good
     b.command("lop_start", {"op": "rate", "rate": 100})
     b.command("lop_start", {"op": "copy", "sd": 0, "to": DEST})
-    wait_status(b, lambda s: s["copy_word"] == "0x0100")
+    p = cli(b, "lop", "status", "sd2", "--wait", "--interval", "0.1")   # waits by the destination too
+    assert p.returncode == 0 and "COMPLETED" in p.stderr + p.stdout, p.stderr
     assert answers(c) == [(0, None)] * 2
     reboot(b)
     c = login(b)

@@ -81,7 +81,7 @@ def _lop_wait(sess, args, sd):
 def cmd_lop_stop(sess, args):
     sd = parse_sd(args.drive)
     r = sess.call("lop_stop", {"sd": sd})
-    out(args, r, "long operation on sd%d stopped" % sd)
+    out(args, r, lambda: "stopped: " + render.lop_line(r))
 
 
 def cmd_lop_clear(sess, args):
