@@ -274,6 +274,7 @@ def log_set(ctl, args):
     ctl.save()
     ctl.engine.log = None          # re-attach with the new chunk size
     ctl.rebuild_drives(sd)
+    ctl.lop_mgr.clear_incomplete(sd, "it became the log drive")     # its data is the log's now
     ctl.events.log("info", "SD%d SET TO LOG (chunk %d KB)" % (sd, chunk))
     return {}
 

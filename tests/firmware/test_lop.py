@@ -391,6 +391,22 @@ def test_the_operator_clears_the_incomplete_mark_and_a_redefined_drive_has_none(
     assert dest_answers(ctl) == [(0, None)] * 2
 
 
+def test_a_drive_that_becomes_the_log_drive_loses_its_incomplete_mark():
+    ctl = setup()
+    fw.run(ctl, PRIMARY, INITIATE)
+    word(ctl, start())
+    ctl.lop_mgr.step()
+    fw.run(ctl, PRIMARY, TERMINATE)
+    ctl.lop_mgr.step()
+    assert ctl.command("sd_list", {})["drives"][2]["incomplete"]
+    for port, lun in ((0, DEST), (0, BACKUP), (1, BACKUP)):
+        ctl.command("lun_unmap", {"port": port, "lun": lun})
+    ctl.command("log_clear", {"sd": 1})
+    ctl.command("log_set", {"sd": 2})
+    assert not ctl.command("sd_list", {})["drives"][2]["incomplete"]
+    assert "incomplete\": []" in open(ctl.state_dir + "/lop.state").read()
+
+
 def test_a_copy_is_found_by_every_drive_it_involves():
     # started through the log drive (SD1) onto SD2: the primary SD0 names it too
     for sd in (0, 1, 2):
