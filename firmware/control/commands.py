@@ -20,4 +20,5 @@ COMMANDS = {
     "mask_set": hostmap.mask_set, "mask_clear": hostmap.mask_clear, "nvram_dump": diag.nvram_dump,
     "params_get": drives.params_get, "params_set": drives.params_set,
     "lop_start": lop.lop_start, "lop_status": lop.lop_status, "lop_stop": lop.lop_stop,
+    "lop_clear": lop.lop_clear,
 }

@@ -36,7 +36,7 @@ def _drive_info(ctl, sd):
             "chunk_kb": e.chunk_kb if e.is_log() else 0,
             "members": [{"slot": ctl.slot_of(v[0], v[1]), "name": "%d:%d" % (v[0], v[1]),
                          "start": v[2], "blocks": v[3]} for v in e.vdrive],
-            "luns": luns_of(ctl, sd), "built": d is not None}
+            "luns": luns_of(ctl, sd), "built": d is not None, "incomplete": bool(ctl.lops.incomplete[sd])}
 
 
 def sd_list(ctl, args):
@@ -274,6 +274,7 @@ def log_set(ctl, args):
     ctl.save()
     ctl.engine.log = None          # re-attach with the new chunk size
     ctl.rebuild_drives(sd)
+    ctl.lop_mgr.clear_incomplete(sd, "it became the log drive")     # its data is the log's now
     ctl.events.log("info", "SD%d SET TO LOG (chunk %d KB)" % (sd, chunk))
     return {}
 

@@ -61,9 +61,9 @@ def _find(m, args):
                 return op
         raise Refused(ops.W_INVALID, "NO_SUCH_OPERATION", "no running long operation has id %r" % (args["id"],))
     sd = _sd_arg(args, "sd")
-    for op in m.ops:
-        if op.sd == sd or sd in op.drives:
-            return op
+    op = m.find(sd)
+    if op is not None:
+        return op
     raise Refused(ops.W_INVALID, "NO_OPERATION", "no long operation runs on SD%d" % sd)
 
 
@@ -75,6 +75,14 @@ def _stop(m, args):
     op = _find(m, args)
     m.stop(op)
     return op.info()
+
+
+def _clear(m, args):
+    # the operator takes a half-copied drive as it is: its LUNs answer again (lop/README.md)
+    sd = _sd_arg(args, "sd")
+    if not m.clear_incomplete(sd, "by command"):
+        raise Refused(ops.W_INVALID, "NOT_INCOMPLETE", "SD%d holds no incomplete copy" % sd)
+    return {"sd": sd, "incomplete": False}
 
 
 def _command(fn):
@@ -89,3 +97,4 @@ def _command(fn):
 lop_start = _command(_start)
 lop_status = _command(_status)
 lop_stop = _command(_stop)
+lop_clear = _command(_clear)

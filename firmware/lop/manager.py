@@ -27,6 +27,9 @@ HISTORY = const(8)
 class Registry:
     def __init__(self):
         self.ops = []        # objects with .kind, .drives (tuple of sd numbers), .info()
+        # a system drive holding a half-made copy (flag per sd): its logical units answer NOT
+        # READY until a copy onto it completes or the operator clears it (lop/README.md)
+        self.incomplete = bytearray(8)
 
     def add(self, op):
         self.ops.append(op)
@@ -88,6 +91,7 @@ class Manager:
 
     def save(self):
         st = {"v": 1, "rate": self.rate, "copy_word": self.copy_word, "copy_pair": self.copy_pair,
+              "incomplete": self.incomplete_drives(),
               "history": self.history, "ops": [op.save() for op in self.ops]}
         tmp = self.path + ".tmp"
         with open(tmp, "w") as f:
@@ -108,6 +112,10 @@ class Manager:
         self.copy_word = w if type(w) is int and 0 <= w <= 0xFFFF else W_INVALID
         self.history = [h for h in st.get("history", []) if isinstance(h, dict)][-HISTORY:]
         self.copy_pair = _pair(st.get("copy_pair")) or self._last_copy_pair()
+        inc = st.get("incomplete")
+        for sd in inc if isinstance(inc, list) else ():
+            if type(sd) is int and 0 <= sd <= 7:
+                ctl.lops.incomplete[sd] = 1
         eng = ctl.engine
         # a copy completed just before the kill, whose snapshot was not yet ended: end it now
         for h in self.history[-1:]:
@@ -316,6 +324,7 @@ class Manager:
         if op.kind == COPY:
             self.copy_word = W_OK
             self.copy_pair = [op.sd, op.dst]
+            self.ctl.lops.incomplete[op.dst] = 1     # saved below, before the first block moves
         self.save()
         self.ctl.events.log("info", "%s STARTED (%s)" % (op.label(), what))
 
@@ -327,6 +336,8 @@ class Manager:
         if op.kind == COPY:
             info["snap"] = op.snap
             self.copy_word = word
+            if state == "COMPLETED":
+                self.ctl.lops.incomplete[op.dst] = 0
         self._remember(info)
         self.save()
         if level is None:
@@ -336,6 +347,30 @@ class Manager:
 
     def stop(self, op, why="by command"):
         return self.finish(op, "TERMINATED", W_TERMINATED, "terminated " + why)
+
+    def find(self, sd):
+        # the running operation that involves system drive `sd` in any role (a copy: the drive
+        # it was started through, the primary, the log drive, the destination), or None
+        for op in self.ops:
+            if op.sd == sd or sd in op.drives:
+                return op
+        return None
+
+    def incomplete_drives(self):
+        return [sd for sd in range(8) if self.ctl.lops.incomplete[sd]]
+
+    def clear_incomplete(self, sd, why):
+        # the operator accepts SD`sd` as it is (or it was redefined): its LUNs answer again
+        lops = self.ctl.lops
+        if not lops.incomplete[sd]:
+            return False
+        op = lops.running(COPY, sd)
+        if op is not None and op.dst == sd:
+            raise Refused(W_IN_PROGRESS, "COPY_ACTIVE", "a copy onto SD%d runs: stop it first" % sd)
+        lops.incomplete[sd] = 0
+        self.save()
+        self.ctl.events.log("warn", "SD%d: INCOMPLETE COPY MARK CLEARED (%s)" % (sd, why))
+        return True
 
     # ---- the scheduler's slice ----------------------------------------------------------------
     def step(self):
@@ -385,6 +420,7 @@ class Manager:
     def drive_changed(self, sd):
         # a system drive was deleted or (re)created: if it is half of the tracked pair, forget the
         # pair so the next copy is full (the command table's sd_create/sd_delete call this)
+        self.clear_incomplete(sd, "the drive was redefined")
         t = self.tracker
         if sd in (t.p, t.d):
             self.ctl.events.log("info", "CHANGE TRACKING OF SD%d -> SD%d DROPPED: SD%d CHANGED" % (t.p, t.d, sd))

@@ -81,6 +81,9 @@ class NormalLU(LogicalUnit):
         d = self.drive
         if d is None or d.status() == raid.OFFLINE:
             raise sense.not_ready()
+        if self.b.lops.incomplete[self.sd]:
+            # a copy onto this drive stopped half-way: never let a host take it for a backup
+            raise sense.incomplete_copy()
 
     def busy(self):
         # FIG. 8: the LUNs of the copy's destination answer BUSY while the copy runs

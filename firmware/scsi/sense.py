@@ -70,6 +70,11 @@ def not_ready():
     return ScsiError(NOT_READY, 0x04, 0x03)                 # manual intervention required
 
 
+def incomplete_copy():
+    # a vendor ASCQ, so a host tells a half-made backup from a drive that is merely unready
+    return ScsiError(NOT_READY, 0x04, 0x80)                 # not ready: incomplete copy
+
+
 def write_protected():
     return ScsiError(DATA_PROTECT, 0x27, 0x00)
 

@@ -85,7 +85,7 @@ def _print_event(args, e):
 
 # firmware commands that `call` asks about, as the commands above do
 DESTROYS = ("sd_delete", "log_set", "lun_unmap", "mask_clear", "snapshot_stop", "disk_fail", "disk_remove",
-            "disk_replace")
+            "disk_replace", "lop_clear")
 
 
 def cmd_call(sess, args):

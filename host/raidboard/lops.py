@@ -64,7 +64,7 @@ def _lop_wait(sess, args, sd):
     bar = render.Progress("sd%s" % sd if sd is not None else "lop")
     while True:
         r = sess.call("lop_status", p)
-        ops = [o for o in _lop_ops(r) if sd is None or o.get("sd") in (sd, None)]
+        ops = [o for o in _lop_ops(r) if sd is None or o.get("sd") in (sd, None) or sd in o.get("drives", ())]
         running = [o for o in ops if str(o.get("state", o.get("status", ""))).upper() in ("RUNNING", "ACTIVE", "IN_PROGRESS")]
         if args.json:
             print(json.dumps(render.rounded(r), sort_keys=True), flush=True)
@@ -81,4 +81,11 @@ def _lop_wait(sess, args, sd):
 def cmd_lop_stop(sess, args):
     sd = parse_sd(args.drive)
     r = sess.call("lop_stop", {"sd": sd})
-    out(args, r, "long operation on sd%d stopped" % sd)
+    out(args, r, lambda: "stopped: " + render.lop_line(r))
+
+
+def cmd_lop_clear(sess, args):
+    sd = parse_sd(args.drive)
+    confirm(args, "clear the incomplete copy mark of sd%d? hosts then read it as if it were a whole backup" % sd)
+    r = sess.call("lop_clear", {"sd": sd})
+    out(args, r, "sd%d: incomplete copy mark cleared" % sd)

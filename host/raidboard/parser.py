@@ -265,7 +265,7 @@ exit code 6 when the SCSI status is not GOOD.
 
     lp = _group(sub, "lop", "long operations (copy, rebuild, initialize, check)",
                 "examples:\n  raidboard lop start copy sd0 --to sd2 --wait\n  raidboard lop status\n"
-                "  raidboard lop status sd0 --wait\n  raidboard lop stop sd0\n")
+                "  raidboard lop status sd0 --wait\n  raidboard lop stop sd0\n  raidboard lop clear sd2 --force\n")
     c = P(lp, "start", "start a long operation on a system drive", func=lops.cmd_lop_start)
     c.add_argument("op", help="operation name as the firmware knows it (copy, resync, rebuild, init, check)")
     c.add_argument("drive", help="sd0..sd7")
@@ -278,6 +278,8 @@ exit code 6 when the SCSI status is not GOOD.
     c.add_argument("--wait", action="store_true", help="progress bar until it ends")
     c.add_argument("--interval", type=float, default=0.5, metavar="S")
     c = P(lp, "stop", "stop the long operation of a system drive", func=lops.cmd_lop_stop)
+    c.add_argument("drive", help="sd0..sd7: any drive it involves (a copy: source, primary, log or destination)")
+    c = P(lp, "clear", "accept a drive a copy left incomplete: its LUNs answer again", func=lops.cmd_lop_clear)
     c.add_argument("drive", help="sd0..sd7")
 
     c = P(sub, "call", "send any firmware command (see firmware/README.md)", func=diagnostics.cmd_call,

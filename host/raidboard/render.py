@@ -23,6 +23,7 @@ ASC = {
     (0x04, 0x01): "logical unit is in process of becoming ready",
     (0x04, 0x03): "logical unit not ready, manual intervention required",
     (0x04, 0x07): "logical unit not ready, operation in progress",
+    (0x04, 0x80): "logical unit not ready, incomplete copy (vendor: copy again, or lop clear)",
     (0x08, 0x00): "logical unit communication failure",
     (0x0C, 0x00): "write error",
     (0x11, 0x00): "unrecovered read error",
@@ -81,12 +82,17 @@ def size_mb(d):
     return "?"
 
 
+def drive_state(d):
+    # a drive a copy left half-made shows that before its RAID status (firmware/lop/README.md)
+    return "INCOMPLETE" if d.get("incomplete") else d.get("status", "?")
+
+
 def drives_table(drives):
     rows = []
     for d in drives:
         members = ",".join(str(m.get("name", m.get("slot"))) for m in d.get("members", []))
         luns = ",".join("%s/%s" % tuple(x) for x in d.get("luns", []))
-        rows.append(["sd%s" % d.get("sd"), level_name(d), d.get("status", "?"), size_mb(d),
+        rows.append(["sd%s" % d.get("sd"), level_name(d), drive_state(d), size_mb(d),
                      "LOG" if d.get("log") else "", "WB" if d.get("wb") else "WT",
                      d.get("stripe_kb", ""), members, luns or "-"])
     if not rows:

@@ -15,6 +15,7 @@ PRIMARY, BACKUP, DEST = 0, 1, 2
 INITIATE = fw.cdb(0x20, 0, 0x60, 0, 0, 0, 0, 0, 0, 0)
 TERMINATE = fw.cdb(0x20, 0, 0x61, 0, 0, 0, 0, 0, 0, 0)
 OP = vendor.COPY_OPCODE
+INCOMPLETE = (0x02, 0x04, 0x80)    # not ready: a half-made copy (scsi/README.md)
 TRACK_BLOCKS = 128                 # tracker chunk of a 12 MiB primary: 64 KiB
 
 
@@ -166,8 +167,8 @@ def test_table10_terminated_by_command_and_by_snapshot_terminate():
     r = ctl.command("lop_stop", {"sd": 2})
     assert r["state"] == "TERMINATED"
     assert word(ctl, status()) == 0x0107
-    st, _, _ = fw.run(ctl, DEST, fw.read10(0, 1))
-    assert st == 0                                   # no longer busy
+    st, sn, _ = fw.run(ctl, DEST, fw.read10(0, 1))
+    assert st == 2 and fw.sense3(sn) == INCOMPLETE   # no longer busy, never a backup
     assert ctl.engine.state == 1                     # the snapshot itself goes on
     # the snapshot terminate direct command during a copy ends the copy the same way
     assert word(ctl, start()) == 0
@@ -336,6 +337,90 @@ def test_restart_mid_copy_resumes_and_ends_with_the_image():
     assert digest(ctl, DEST, blocks) == image
 
 
+def dest_answers(ctl):
+    # (status, sense key/ASC/ASCQ) of TEST UNIT READY and READ(10) on the destination's LUN
+    return [(st, fw.sense3(sn) if sn else None)
+            for st, sn, _ in (fw.run(ctl, DEST, c) for c in (fw.cdb(0, 0, 0, 0, 0, 0), fw.read10(0, 1)))]
+
+
+def test_a_stopped_copy_leaves_its_destination_not_ready_until_a_copy_completes():
+    ctl = setup()
+    fw.run(ctl, PRIMARY, INITIATE)
+    assert not ctl.command("sd_list", {})["drives"][2]["incomplete"]
+    word(ctl, start())
+    # marked in lop.state before the first block moves: a kill here already finds the mark
+    assert ctl.command("sd_list", {})["drives"][2]["incomplete"]
+    ctl.lop_mgr.step()
+    ctl.command("lop_stop", {"sd": 2})
+    assert dest_answers(ctl) == [(2, INCOMPLETE)] * 2
+    st, sn, _ = fw.run(ctl, DEST, fw.write10(0, 1), bytes(512))
+    assert st == 2 and fw.sense3(sn) == INCOMPLETE
+    assert [d["incomplete"] for d in ctl.command("status", {})["drives"]] == [False, False, True]
+    ctl = fw.reboot(ctl)
+    assert dest_answers(ctl) == [(2, INCOMPLETE)] * 2
+    assert word(ctl, start()) == 0                  # a copy onto it again is allowed
+    scheduler.finish_all(ctl.lop_mgr)
+    assert word(ctl, status()) == 0x0100
+    assert dest_answers(ctl) == [(0, None)] * 2
+    assert not ctl.command("sd_list", {})["drives"][2]["incomplete"]
+    ctl = fw.reboot(ctl)
+    assert dest_answers(ctl) == [(0, None)] * 2
+
+
+def test_the_operator_clears_the_incomplete_mark_and_a_redefined_drive_has_none():
+    ctl = setup()
+    fw.run(ctl, PRIMARY, INITIATE)
+    word(ctl, start())
+    ctl.lop_mgr.step()
+    assert refusal(ctl, "lop_clear", {"sd": 2}) == "COPY_ACTIVE"       # the copy still writes it
+    ctl.command("lop_stop", {"sd": 2})
+    assert refusal(ctl, "lop_clear", {"sd": 0}) == "NOT_INCOMPLETE"
+    for bad in ({}, {"sd": 8}, {"sd": "2"}, {"sd": -1}):
+        assert refusal(ctl, "lop_clear", bad) == "BAD_ARGUMENT"
+    assert ctl.command("lop_clear", {"sd": 2}) == {"sd": 2, "incomplete": False}
+    assert dest_answers(ctl) == [(0, None)] * 2
+    assert any("SD2: INCOMPLETE COPY MARK CLEARED" in e["text"] for e in ctl.events.recent(5))
+    ctl = fw.reboot(ctl)
+    assert dest_answers(ctl) == [(0, None)] * 2
+    # a drive deleted and made again holds nothing of the old copy
+    word(ctl, start())
+    ctl.lop_mgr.step()
+    ctl.command("lop_stop", {"sd": 2})
+    ctl.command("lun_unmap", {"port": 0, "lun": DEST})
+    ctl.command("sd_delete", {"sd": 2})
+    ctl.command("sd_create", {"raid": 0, "slots": [6, 7, 8]})
+    ctl.command("lun_map", {"port": 0, "lun": DEST, "sd": 2})
+    assert dest_answers(ctl) == [(0, None)] * 2
+
+
+def test_a_drive_that_becomes_the_log_drive_loses_its_incomplete_mark():
+    ctl = setup()
+    fw.run(ctl, PRIMARY, INITIATE)
+    word(ctl, start())
+    ctl.lop_mgr.step()
+    fw.run(ctl, PRIMARY, TERMINATE)
+    ctl.lop_mgr.step()
+    assert ctl.command("sd_list", {})["drives"][2]["incomplete"]
+    for port, lun in ((0, DEST), (0, BACKUP), (1, BACKUP)):
+        ctl.command("lun_unmap", {"port": port, "lun": lun})
+    ctl.command("log_clear", {"sd": 1})
+    ctl.command("log_set", {"sd": 2})
+    assert not ctl.command("sd_list", {})["drives"][2]["incomplete"]
+    assert "incomplete\": []" in open(ctl.state_dir + "/lop.state").read()
+
+
+def test_a_copy_is_found_by_every_drive_it_involves():
+    # started through the log drive (SD1) onto SD2: the primary SD0 names it too
+    for sd in (0, 1, 2):
+        ctl = setup()
+        fw.run(ctl, PRIMARY, INITIATE)
+        word(ctl, start(1, 2))
+        assert [o["op"] for o in ctl.command("lop_status", {"sd": sd})["lops"]] == ["copy"]
+        r = ctl.command("lop_stop", {"sd": sd})
+        assert r["state"] == "TERMINATED" and r["source"] == 1 and r["to"] == 2
+    assert refusal(ctl, "lop_stop", {"sd": 3}) == "NO_OPERATION"
+
+
 def test_restart_after_the_snapshot_is_lost_reports_not_ready_never_completed():
     ctl = setup()
     fw.run(ctl, PRIMARY, INITIATE)
@@ -349,7 +434,8 @@ def test_restart_after_the_snapshot_is_lost_reports_not_ready_never_completed():
     assert word(ctl, status()) == 0x0002
     r = ctl.command("lop_status", {})["lops"][0]
     assert r["state"] == "TERMINATED" and "not resumed" in r["detail"]
-    assert fw.run(ctl, DEST, fw.read10(0, 1))[0] == 0
+    st, sn, _ = fw.run(ctl, DEST, fw.read10(0, 1))
+    assert st == 2 and fw.sense3(sn) == INCOMPLETE
 
 
 def _expected(ctl, blocks):

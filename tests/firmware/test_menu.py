@@ -265,7 +265,7 @@ def test_long_operations_start_show_stop():
     m = model()
     goto(m, "ADMINISTRATION", "LONG OPERATIONS")
     labels = [i[0] for i in m.frame.items]
-    assert labels == ["START OPERATION", "OPERATION STATUS", "STOP OPERATION"], labels
+    assert labels == ["START OPERATION", "OPERATION STATUS", "STOP OPERATION", "CLEAR INCOMPLETE"], labels
     m.key(ENTER)
     choose(m, "CONSISTENCY CHECK")
     choose(m, "SD0")            # a check destroys nothing: no target, no question
@@ -393,6 +393,35 @@ def test_copy_target_list_offers_only_drives_the_copy_accepts_and_asks_first():
     m.key(UP)
     m.key(ENTER)
     assert lines(m)[0] == "CANCELLED" and not ctl.lops.ops and _still(ctl, data, lun=2)
+
+
+def test_a_stopped_copy_shows_incomplete_and_the_panel_clears_it_after_asking():
+    b = fw.small_board(slots=10)
+    m = menu.Model(fw.boot(b=b))
+    ctl = m.ctl
+    ctl.command("sd_create", {"raid": 5, "slots": [6, 7, 8, 9]})
+    ctl.command("snapshot_start", {"sd": 0})
+    ctl.command("lop_start", {"op": "copy", "sd": 1, "to": 2})
+    ctl.lop_mgr.step()
+    ctl.command("lop_stop", {"sd": 0})
+    home(m)
+    m.key(DOWN)
+    m.key(DOWN)
+    assert lines(m)[0] == "SD2 RAID5 INCOMPLETE"
+    assert "INCOMPLETE" in screen_text(m)
+    goto(m, "ADMINISTRATION", "LONG OPERATIONS", "CLEAR INCOMPLETE")
+    assert [i[0] for i in m.frame.items] == ["SD2 RAID5 INCOMPLETE"], m.frame.items
+    m.key(ENTER)
+    assert lines(m) == ("ACCEPT SD2 AS IS?", ">NO")
+    m.key(ENTER)
+    assert lines(m)[0] == "CANCELLED" and ctl.lops.incomplete[2]
+    home(m)
+    goto(m, "ADMINISTRATION", "LONG OPERATIONS", "CLEAR INCOMPLETE")
+    m.key(ENTER)
+    m.key(DOWN)
+    assert lines(m)[1] == ">YES, HOSTS SEE IT"
+    m.key(ENTER)
+    assert lines(m) == ("DONE", "MARK CLEARED") and not ctl.lops.incomplete[2]
 
 
 def test_delete_list_holds_only_drives_delete_accepts():

@@ -24,7 +24,7 @@ def clean(s, width):
 
 
 def drive_line(d):
-    s = "SD%d %s %s" % (d.get("sd", 0), menu.level_name(d), d.get("status", "?"))
+    s = "SD%d %s %s" % (d.get("sd", 0), menu.level_name(d), menu.drive_state(d))
     if d.get("log"):
         s = s + (" LOG" if len(s) <= WIDTH - 4 else "*")
     return s

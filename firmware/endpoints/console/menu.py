@@ -75,8 +75,13 @@ class Password(Node):
     pass
 
 
+def drive_state(d):
+    # what a drive line says of a drive: a half-made copy on it before its RAID status
+    return "INCOMPLETE" if d.get("incomplete") else d.get("status", "?")
+
+
 def _drive_choice(d):
-    return ("SD%d %s %s" % (d["sd"], level_name(d), "LOG" if d.get("log") else d.get("status", "")),
+    return ("SD%d %s %s" % (d["sd"], level_name(d), "LOG" if d.get("log") else drive_state(d)),
             {"sd": d["sd"]})
 
 
@@ -95,6 +100,11 @@ def _drives_where(m, ok):
 def _deletable(m, args):
     # sd_delete refuses a mapped drive and one in the active snapshot
     return _drives_where(m, lambda d, in_snap, st: not d.get("luns") and not in_snap)
+
+
+def _incomplete(m, args):
+    # lop_clear accepts only a drive a copy left incomplete
+    return _drives_where(m, lambda d, in_snap, st: d.get("incomplete"))
 
 
 def _log_candidates(m, args):
@@ -263,6 +273,9 @@ TREE = Menu("MAIN MENU", [
                    "OPERATION STARTED"),
             View("OPERATION STATUS", "lops"),
             Action("STOP OPERATION", "lop_stop", [Step("STOP", _lops_running)], "OPERATION STOPPED"),
+            Action("CLEAR INCOMPLETE", "lop_clear",
+                   [Step("CLEAR MARK OF", _incomplete),
+                    _ask(lambda m, a: "ACCEPT SD%d AS IS?" % a["sd"], "HOSTS SEE IT")], "MARK CLEARED"),
         ]),
         Password("SET PASSWORD"),
     ], guard=True),

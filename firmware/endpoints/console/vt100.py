@@ -167,8 +167,8 @@ HELP = {
 
 def _sd_text(d):
     luns = " ".join("P%dL%d" % (p[0], p[1]) for p in d.get("luns", []))
-    return "  SD%-2d %-8s %9s %-9s %-3s %-2s  %s" % (
-        d.get("sd", 0), menu.level_name(d), "%d MB" % d.get("mb", 0), d.get("status", "?"),
+    return "  SD%-2d %-8s %9s %-10s %-3s %-2s  %s" % (
+        d.get("sd", 0), menu.level_name(d), "%d MB" % d.get("mb", 0), menu.drive_state(d),
         "LOG" if d.get("log") else "", "WB" if d.get("wb") else "WT", luns)
 
 
