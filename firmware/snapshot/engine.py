@@ -13,6 +13,7 @@
 import struct
 import binascii
 import os
+import time
 from micropython import const
 from hw.xor import zero
 from snapshot.index import (ExceptionIndex, find_run, pack_records, record_chunk, LOAD_PCT, MAX_SLOTS,
@@ -60,6 +61,10 @@ class Engine:
         self._rec = bytearray(512)  # the index record block being filled
         self._recv = memoryview(self._rec)
         self.copies = 0           # chunks copied to the log since boot (for tests and the map)
+        self.started = 0          # time.time() of the running snapshot's initiate
+        # how the last snapshot ended (primary, log, when, how, how full the log got), kept until
+        # the next initiate; RAM-only: the log header has no room for it (README "Last outcome")
+        self.last = None
         self.origin = Origin(self)
         # sd -> what a host write to it goes through instead of the drive: the Origin, stacked on
         # the primary while a snapshot is active (the write path: origins.get(sd, drive).write)
@@ -108,7 +113,7 @@ class Engine:
                 try:
                     self._rebuild_index()
                 except Exception as e:         # the log failed under the scan (DriveError)
-                    self.overflow("LOG SD%d UNREADABLE: %s" % (sd, e))
+                    self.overflow("LOG SD%d UNREADABLE: %s" % (sd, e), "log failed")
 
     def detach_log(self):
         if self.state == ACTIVE:
@@ -199,6 +204,8 @@ class Engine:
         self.snap_id = struct.unpack("<I", os.urandom(4))[0] | 1
         self.state = ACTIVE
         self.next_slot = 0
+        self.started = time.time()
+        self.last = None
         self._next_warning()
         zero(self._rec, len(self._rec))
         self.index.clear()
@@ -212,6 +219,7 @@ class Engine:
         self.events.log("info", "SNAPSHOT STARTED SD%d -> LOG SD%d" % (sd, self.log_sd))
 
     def terminate(self, reason="command"):
+        self._keep_outcome("copied" if reason.startswith("copied") else "terminated", reason)
         self.state = IDLE
         self.origins.clear()
         self._store_header()
@@ -265,14 +273,22 @@ class Engine:
         self._warn_at = (self.max_slots * USAGE_EVENTS[self._warned] + 99) // 100 \
             if self._warned < len(USAGE_EVENTS) else 1 << 62
 
-    def overflow(self, why):
-        # the snapshot ends without a terminate: the log filled, or its log or primary drive failed
+    def overflow(self, why, how="overflow"):
+        # the snapshot ends without a terminate: the log filled (how "overflow"), or its log drive
+        # ("log failed") or primary drive failed
+        self._keep_outcome(how, why)
         self.state = OVERFLOWED
         self.origins.clear()
         self.index.clear()
         self.primary, self.primary_sd = None, -1
         self.events.log("error", why + ": SNAPSHOT TERMINATED")
         self._store_header()
+
+    def _keep_outcome(self, how, why):
+        self.last = {"primary": self.primary_sd, "log": self.log_sd, "generation": self.generation,
+                     "started": self.started or None, "ended": time.time(), "how": how, "reason": why,
+                     "usage_pct": self.usage_pct(), "exceptions": self.next_slot,
+                     "capacity": self.max_slots}
 
     def _store_header(self):
         # a snapshot that ends ends in RAM even when its log drive cannot record it; a restart
@@ -321,7 +337,7 @@ class Engine:
                 "log": self.log_sd if self.log else None, "chunk_kb": self.chunk_blocks // 2,
                 "exceptions": self.next_slot if self.state == ACTIVE else 0,
                 "capacity": self.max_slots, "usage_pct": self.usage_pct() if self.state == ACTIVE else 0,
-                "generation": self.generation}
+                "generation": self.generation, "last": self.last}
 
     def copied_map(self, cells):
         # percent of each of `cells` regions of the primary already copied to the log

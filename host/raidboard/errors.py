@@ -44,7 +44,8 @@ HINTS = {
     "LOG_IN_USE": "unmap the LUNs of that drive first (raidboard lun list / lun unmap), or pick another drive",
     "NO_LOG_DEFINED": "mark a log system drive first: raidboard log set sdN",
     "SNAPSHOT_ACTIVE": "terminate the running snapshot first: raidboard snapshot stop",
-    "NO_SNAPSHOT": "start one first: raidboard snapshot start sdN",
+    "NO_SNAPSHOT": "nothing to stop (raidboard snapshot status says how the last one ended); "
+                   "start one with: raidboard snapshot start sdN",
     "NO_SUCH_DRIVE": "see the existing drives with: raidboard sd list",
     "NO_SUCH_SLOT": "see the disk slots with: raidboard disk list",
     "LUN_IN_USE": "unmap it first: raidboard lun unmap PORT/LUN",
