@@ -157,7 +157,8 @@ def test_snapshot_start_status_watch_stop(board):
     assert rbj(board, "snapshot", "stop", "--force") == {}
     assert rbj(board, "snapshot", "status")["state"] == "IDLE"
     _, err = rb(board, "snapshot", "stop", "--force", rc=1)
-    assert "NO_SNAPSHOT" in err
+    assert "NO_SNAPSHOT" in err and "was terminated (command)" in err
+    assert rbj(board, "snapshot", "status")["last"]["how"] == "terminated"
 
 
 def test_cdb_pass_through(board):

@@ -33,14 +33,15 @@ def snapshot_map(ctl, args):
     return {"cells": ctl.engine.copied_map(check.integer(args, "cells", 1, 4096, 64))}
 
 
+# how a stop after the snapshot ended hears of it, by the engine's last["how"]
+ENDED = {"terminated": "was terminated", "copied": "ended when it was", "overflow": "already ended by overflow",
+         "log failed": "already ended by a failure of its log drive"}
+
+
 def _no_snapshot(last):
     # say how the last snapshot ended, so a stop after an overflow does not read as "never started"
     if last is None:
         return "no snapshot is active"
-    if last["how"] in ("terminated", "copied"):
-        how = "was %s (%s)" % (last["how"], last["reason"])
-    else:
-        how = "already ended by %s (%s)" % (last["how"], last["reason"])
     t = time.gmtime(int(last["ended"]))
-    return "no snapshot is active: the snapshot of SD%d %s at %04d-%02d-%02d %02d:%02d:%02d UTC" % (
-        (last["primary"], how) + tuple(t[:6]))
+    return "no snapshot is active: the snapshot of SD%d %s (%s) at %04d-%02d-%02d %02d:%02d:%02d UTC" % (
+        (last["primary"], ENDED[last["how"]], last["reason"]) + tuple(t[:6]))

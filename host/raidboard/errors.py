@@ -20,6 +20,7 @@ from .proto import BoardError, LinkError, ProtocolError
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_BOOT, EXIT_PROTOCOL, EXIT_SCSI, EXIT_NVRAM = range(8)
 EXIT_UNCONFIRMED = 8
+EXIT_SNAPSHOT_LOST = 9     # `snapshot watch`: the snapshot ended by overflow or a failed log
 EXIT_INTERRUPTED = 130
 
 PASSWORD_ENV = "RAIDBOARD_PASSWORD"
