@@ -1,6 +1,7 @@
 # FIG. 5 and FIG. 6: what the primary and backup LUNs do without and with a snapshot, copy-on-write
 # to the log drive, overflow, and a restart in the middle of a snapshot.
 import fw
+from endpoints.console import lcd
 
 PRIMARY, BACKUP = 0, 1
 INITIATE = fw.cdb(0x20, 0, 0x60, 0, 0, 0, 0, 0, 0, 0)
@@ -390,6 +391,8 @@ def test_an_overflowed_snapshot_keeps_its_outcome_past_the_report_until_the_next
     st, sn, _ = fw.run(ctl, BACKUP, fw.cdb(0, 0, 0, 0, 0, 0), ini="iqn.test:other")
     assert fw.sense3(sn) == (0x09, 0x82, 0x00)
     assert ctl.command("snapshot_status")["state"] == "IDLE" and last(ctl) == out
+    assert lcd.snap_line(ctl.command("snapshot_status")) == "SNAP OVERFLOW 100%"
+    assert lcd.snap_detail(ctl.command("snapshot_status")).startswith("SD0 ENDED ")
     try:
         ctl.command("snapshot_stop", {})
         assert False, "stop after an overflow must be refused"
