@@ -27,6 +27,12 @@ STATE_NAMES = ("IDLE", "ACTIVE", "OVERFLOWED")
 
 HDR_MAGIC = b"RBSNAPv1"
 HDR = "<8sIIIII"           # magic, state, primary sd, chunk blocks, generation, snapshot id
+# the last snapshot's outcome, at OUT_AT of the header sector with its own CRC-32 after it (zeros: none):
+# how (index in HOWS + 1), primary, log, usage %, exceptions, capacity, generation, started, ended, reason
+OUT = "<BBBBIIIII48s"
+OUT_AT = const(64)
+OUT_LEN = const(72)
+HOWS = ("terminated", "copied", "overflow", "log failed")
 HDR_BLOCKS = const(8)      # the index records start at 4 KiB
 READ_RECS = const(64)      # record blocks read at a time when rebuilding the index
 DEFAULT_CHUNK_KB = const(64)
@@ -63,7 +69,7 @@ class Engine:
         self.copies = 0           # chunks copied to the log since boot (for tests and the map)
         self.started = 0          # time.time() of the running snapshot's initiate
         # how the last snapshot ended (primary, log, when, how, how full the log got), kept until
-        # the next initiate; RAM-only: the log header has no room for it (README "Last outcome")
+        # the next initiate, in RAM and in the log header (README "Last outcome")
         self.last = None
         self.origin = Origin(self)
         # sd -> what a host write to it goes through instead of the drive: the Origin, stacked on
@@ -100,6 +106,7 @@ class Engine:
             self.index.clear()
         self.state, self.primary, self.primary_sd, self.next_slot = IDLE, None, -1, 0
         self.origins.clear()
+        self.last = None
         self._read_header()
         if self.state == ACTIVE:
             p = drives.get(self.primary_sd)
@@ -137,6 +144,7 @@ class Engine:
             return
         _, state, prim, cb, gen, sid = struct.unpack_from(HDR, h, 0)
         self.generation, self.snap_id = gen, sid
+        self._read_outcome(h)
         if state in (ACTIVE, OVERFLOWED) and cb == self.chunk_blocks:
             self.state, self.primary_sd = state, prim
         elif state == ACTIVE:
@@ -148,7 +156,27 @@ class Engine:
         struct.pack_into(HDR, h, 0, HDR_MAGIC, self.state, max(self.primary_sd, 0),
                          self.chunk_blocks, self.generation, self.snap_id)
         struct.pack_into("<I", h, 32, binascii.crc32(memoryview(h)[:32]))
+        o = self.last
+        if o is not None:
+            struct.pack_into(OUT, h, OUT_AT, HOWS.index(o["how"]) + 1, o["primary"] & 0xFF, o["log"] & 0xFF,
+                             o["usage_pct"], o["exceptions"], o["capacity"], o["generation"],
+                             int(o["started"] or 0), int(o["ended"]), o["reason"].encode()[:48])
+            struct.pack_into("<I", h, OUT_AT + OUT_LEN, binascii.crc32(memoryview(h)[OUT_AT:OUT_AT + OUT_LEN]))
         self.log.write(0, memoryview(h))
+
+    def _read_outcome(self, h):
+        # the outcome a restart finds in the header (written with every end), if whole
+        if struct.unpack_from("<I", h, OUT_AT + OUT_LEN)[0] != binascii.crc32(memoryview(h)[OUT_AT:OUT_AT + OUT_LEN]):
+            return
+        how, prim, log, pct, n, cap, gen, t0, t1, why = struct.unpack_from(OUT, h, OUT_AT)
+        if not 1 <= how <= len(HOWS):
+            return
+        try:
+            why = why.rstrip(b"\0").decode()
+        except Exception:
+            why = "?"
+        self.last = {"primary": prim, "log": log, "generation": gen, "started": t0 or None, "ended": t1,
+                     "how": HOWS[how - 1], "reason": why, "usage_pct": pct, "exceptions": n, "capacity": cap}
 
     @staticmethod
     def _data_start(m):

@@ -410,3 +410,27 @@ def test_a_terminated_snapshot_keeps_its_outcome():
     out = last(ctl)
     assert out["how"] == "terminated" and out["reason"] == "command"
     assert out["primary"] == 0 and out["exceptions"] == 1
+
+
+def test_the_last_outcome_survives_a_restart_in_the_log_header():
+    ctl = fw.boot()
+    small_log(ctl)
+    fw.run(ctl, PRIMARY, INITIATE)
+    for c in range(ctl.engine.max_slots + 1):
+        write(ctl, c * CHUNK, bytes(512))
+    out = last(ctl)
+    ctl = fw.reboot(ctl)
+    kept = last(ctl)
+    assert kept["how"] == "overflow" and kept["reason"] == "LOG OVERFLOW" and kept["ended"] == int(out["ended"])
+    assert [kept[k] for k in ("primary", "log", "usage_pct", "exceptions", "capacity", "generation")] == \
+        [out[k] for k in ("primary", "log", "usage_pct", "exceptions", "capacity", "generation")]
+    assert fw.sense3(fw.run(ctl, BACKUP, fw.cdb(0, 0, 0, 0, 0, 0))[1]) == (0x09, 0x82, 0x00)
+    ctl = fw.reboot(ctl)
+    assert last(ctl)["how"] == "overflow"
+    fw.run(ctl, PRIMARY, INITIATE)
+    fw.run(ctl, PRIMARY, TERMINATE)
+    ctl = fw.reboot(ctl)
+    assert (last(ctl)["how"], last(ctl)["reason"]) == ("terminated", "command")
+    fw.run(ctl, PRIMARY, INITIATE)
+    ctl = fw.reboot(ctl)
+    assert last(ctl) is None and ctl.command("snapshot_status")["state"] == "ACTIVE"
