@@ -181,6 +181,16 @@ def test_cdb_pass_through(board):
     assert "CHECK CONDITION" in text and "ILLEGAL REQUEST" in text
 
 
+def test_cdb_names_the_boards_own_sense_and_return_words(board):
+    # lop/README.md Table 10: Get Long Operation Status on a board where no copy ran
+    r = rbj(board, "cdb", "0/0", "20 00 43 01 00 00 00 00 02 00")
+    assert r["word"] == "word 0x0105 no copy in progress"
+    # scsi/vendor.md Table 4: Terminate with no snapshot active
+    text, _ = rb(board, "cdb", "0/0", "20 00 61 00 00 00 00 00 00 00", rc=6)
+    assert "VENDOR SPECIFIC (key 0x9), ASC/ASCQ 0x81/0x0C initiate: an initialization" in text, text
+    assert "terminate: no snapshot active" in text
+
+
 def test_cdb_write_read_round_trip(board, tmp_path):
     port, lun = sorted(lunmap(board))[0]
     pl = "%d/%d" % (port, lun)
