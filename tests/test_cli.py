@@ -157,7 +157,8 @@ def test_snapshot_start_status_watch_stop(board):
     assert rbj(board, "snapshot", "stop", "--force") == {}
     assert rbj(board, "snapshot", "status")["state"] == "IDLE"
     _, err = rb(board, "snapshot", "stop", "--force", rc=1)
-    assert "NO_SNAPSHOT" in err
+    assert "NO_SNAPSHOT" in err and "was terminated (command)" in err
+    assert rbj(board, "snapshot", "status")["last"]["how"] == "terminated"
 
 
 def test_cdb_pass_through(board):
@@ -178,6 +179,16 @@ def test_cdb_pass_through(board):
     assert bad["status"] == 2 and bad["sense"]["key_name"] == "ILLEGAL REQUEST"
     text, _ = rb(board, "cdb", pl, "2800%s00000100" % lba, rc=6)
     assert "CHECK CONDITION" in text and "ILLEGAL REQUEST" in text
+
+
+def test_cdb_names_the_boards_own_sense_and_return_words(board):
+    # lop/README.md Table 10: Get Long Operation Status on a board where no copy ran
+    r = rbj(board, "cdb", "0/0", "20 00 43 01 00 00 00 00 02 00")
+    assert r["word"] == "word 0x0105 no copy in progress"
+    # scsi/vendor.md Table 4: Terminate with no snapshot active
+    text, _ = rb(board, "cdb", "0/0", "20 00 61 00 00 00 00 00 00 00", rc=6)
+    assert "VENDOR SPECIFIC (key 0x9), ASC/ASCQ 0x81/0x0C initiate: an initialization" in text, text
+    assert "terminate: no snapshot active" in text
 
 
 def test_cdb_write_read_round_trip(board, tmp_path):

@@ -83,3 +83,29 @@ def test_a_failed_log_drive_ends_the_snapshot_as_a_log_overflow(board):
     assert sense(c.read(1, 0, 8)) == (0x02, 0x04, 0x03)
     c.logout()
     assert "FIRMWARE FAULT" not in board.log()
+
+
+def test_the_cli_tells_how_a_snapshot_ended_after_its_log_failed(board):
+    snapshot_of_an_image(board, random.Random(11))
+    log = {d["sd"]: d for d in rbj(board, "sd", "list")["drives"]}[1]
+    for m in log["members"]:
+        rb(board, "disk", "fail", m["slot"], "--force")
+    st = rbj(board, "snapshot", "status")
+    assert st["state"] == "OVERFLOWED"
+    assert st["last"]["how"] == "log failed" and st["last"]["reason"] == "LOG SD1 OFFLINE"
+    assert st["last"]["primary"] == 0 and st["last"]["exceptions"] > 0
+    text, _ = rb(board, "snapshot", "status")
+    assert "0% used" not in text and "ended: log failed (LOG SD1 OFFLINE)" in text, text
+    # host/README.md exit codes: 9, the watched snapshot ended by overflow or a failed log
+    _, err = rb(board, "snapshot", "watch", "--count", "1", rc=10)
+    assert "log failed" in err
+    # the backup LUN's one report of it, decoded by name; a TUR from any initiator keeps the outcome
+    text, _ = rb(board, "cdb", "0/1", "00 00 00 00 00 00", rc=6)
+    assert "0x82/0x00 Log Overflow" in text, text
+    st = rbj(board, "snapshot", "status")
+    assert st["state"] == "IDLE" and st["last"]["how"] == "log failed"
+    text, _ = rb(board, "snapshot", "status")
+    assert "last snapshot: primary sd0, log sd1, ended: log failed" in text, text
+    rb(board, "snapshot", "watch", "--count", "1", rc=10)
+    _, err = rb(board, "snapshot", "stop", "--force", rc=1)
+    assert "NO_SNAPSHOT" in err and "already ended by a failure of its log drive (LOG SD1 OFFLINE) at " in err, err

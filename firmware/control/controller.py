@@ -226,7 +226,7 @@ class Controller:
         for sd, role in ((eng.log_sd, "LOG"), (eng.primary_sd, "PRIMARY")):
             e = self.cfg.sd[sd]
             if e is None or e.status == levels.OFFLINE:
-                eng.overflow("%s SD%d OFFLINE" % (role, sd))
+                eng.overflow("%s SD%d OFFLINE" % (role, sd), "log failed" if role == "LOG" else "overflow")
                 return
 
     def save(self):

@@ -13,6 +13,7 @@
 import struct
 import binascii
 import os
+import time
 from micropython import const
 from hw.xor import zero
 from snapshot.index import (ExceptionIndex, find_run, pack_records, record_chunk, LOAD_PCT, MAX_SLOTS,
@@ -26,6 +27,12 @@ STATE_NAMES = ("IDLE", "ACTIVE", "OVERFLOWED")
 
 HDR_MAGIC = b"RBSNAPv1"
 HDR = "<8sIIIII"           # magic, state, primary sd, chunk blocks, generation, snapshot id
+# the last snapshot's outcome, at OUT_AT of the header sector with its own CRC-32 after it (zeros: none):
+# how (index in HOWS + 1), primary, log, usage %, exceptions, capacity, generation, started, ended, reason
+OUT = "<BBBBIIIII48s"
+OUT_AT = const(64)
+OUT_LEN = const(72)
+HOWS = ("terminated", "copied", "overflow", "log failed")
 HDR_BLOCKS = const(8)      # the index records start at 4 KiB
 READ_RECS = const(64)      # record blocks read at a time when rebuilding the index
 DEFAULT_CHUNK_KB = const(64)
@@ -60,6 +67,10 @@ class Engine:
         self._rec = bytearray(512)  # the index record block being filled
         self._recv = memoryview(self._rec)
         self.copies = 0           # chunks copied to the log since boot (for tests and the map)
+        self.started = 0          # time.time() of the running snapshot's initiate
+        # how the last snapshot ended (primary, log, when, how, how full the log got), kept until
+        # the next initiate, in RAM and in the log header (README "Last outcome")
+        self.last = None
         self.origin = Origin(self)
         # sd -> what a host write to it goes through instead of the drive: the Origin, stacked on
         # the primary while a snapshot is active (the write path: origins.get(sd, drive).write)
@@ -95,6 +106,7 @@ class Engine:
             self.index.clear()
         self.state, self.primary, self.primary_sd, self.next_slot = IDLE, None, -1, 0
         self.origins.clear()
+        self.last = None
         self._read_header()
         if self.state == ACTIVE:
             p = drives.get(self.primary_sd)
@@ -108,7 +120,7 @@ class Engine:
                 try:
                     self._rebuild_index()
                 except Exception as e:         # the log failed under the scan (DriveError)
-                    self.overflow("LOG SD%d UNREADABLE: %s" % (sd, e))
+                    self.overflow("LOG SD%d UNREADABLE: %s" % (sd, e), "log failed")
 
     def detach_log(self):
         if self.state == ACTIVE:
@@ -132,6 +144,7 @@ class Engine:
             return
         _, state, prim, cb, gen, sid = struct.unpack_from(HDR, h, 0)
         self.generation, self.snap_id = gen, sid
+        self._read_outcome(h)
         if state in (ACTIVE, OVERFLOWED) and cb == self.chunk_blocks:
             self.state, self.primary_sd = state, prim
         elif state == ACTIVE:
@@ -143,7 +156,27 @@ class Engine:
         struct.pack_into(HDR, h, 0, HDR_MAGIC, self.state, max(self.primary_sd, 0),
                          self.chunk_blocks, self.generation, self.snap_id)
         struct.pack_into("<I", h, 32, binascii.crc32(memoryview(h)[:32]))
+        o = self.last
+        if o is not None:
+            struct.pack_into(OUT, h, OUT_AT, HOWS.index(o["how"]) + 1, o["primary"] & 0xFF, o["log"] & 0xFF,
+                             o["usage_pct"], o["exceptions"], o["capacity"], o["generation"],
+                             int(o["started"] or 0), int(o["ended"]), o["reason"].encode()[:48])
+            struct.pack_into("<I", h, OUT_AT + OUT_LEN, binascii.crc32(memoryview(h)[OUT_AT:OUT_AT + OUT_LEN]))
         self.log.write(0, memoryview(h))
+
+    def _read_outcome(self, h):
+        # the outcome a restart finds in the header (written with every end), if whole
+        if struct.unpack_from("<I", h, OUT_AT + OUT_LEN)[0] != binascii.crc32(memoryview(h)[OUT_AT:OUT_AT + OUT_LEN]):
+            return
+        how, prim, log, pct, n, cap, gen, t0, t1, why = struct.unpack_from(OUT, h, OUT_AT)
+        if not 1 <= how <= len(HOWS):
+            return
+        try:
+            why = why.rstrip(b"\0").decode()
+        except Exception:
+            why = "?"
+        self.last = {"primary": prim, "log": log, "generation": gen, "started": t0 or None, "ended": t1,
+                     "how": HOWS[how - 1], "reason": why, "usage_pct": pct, "exceptions": n, "capacity": cap}
 
     @staticmethod
     def _data_start(m):
@@ -199,6 +232,8 @@ class Engine:
         self.snap_id = struct.unpack("<I", os.urandom(4))[0] | 1
         self.state = ACTIVE
         self.next_slot = 0
+        self.started = time.time()
+        self.last = None
         self._next_warning()
         zero(self._rec, len(self._rec))
         self.index.clear()
@@ -212,6 +247,7 @@ class Engine:
         self.events.log("info", "SNAPSHOT STARTED SD%d -> LOG SD%d" % (sd, self.log_sd))
 
     def terminate(self, reason="command"):
+        self._keep_outcome("copied" if reason.startswith("copied") else "terminated", reason)
         self.state = IDLE
         self.origins.clear()
         self._store_header()
@@ -265,14 +301,22 @@ class Engine:
         self._warn_at = (self.max_slots * USAGE_EVENTS[self._warned] + 99) // 100 \
             if self._warned < len(USAGE_EVENTS) else 1 << 62
 
-    def overflow(self, why):
-        # the snapshot ends without a terminate: the log filled, or its log or primary drive failed
+    def overflow(self, why, how="overflow"):
+        # the snapshot ends without a terminate: the log filled (how "overflow"), or its log drive
+        # ("log failed") or primary drive failed
+        self._keep_outcome(how, why)
         self.state = OVERFLOWED
         self.origins.clear()
         self.index.clear()
         self.primary, self.primary_sd = None, -1
         self.events.log("error", why + ": SNAPSHOT TERMINATED")
         self._store_header()
+
+    def _keep_outcome(self, how, why):
+        self.last = {"primary": self.primary_sd, "log": self.log_sd, "generation": self.generation,
+                     "started": self.started or None, "ended": time.time(), "how": how, "reason": why,
+                     "usage_pct": self.usage_pct(), "exceptions": self.next_slot,
+                     "capacity": self.max_slots}
 
     def _store_header(self):
         # a snapshot that ends ends in RAM even when its log drive cannot record it; a restart
@@ -321,7 +365,7 @@ class Engine:
                 "log": self.log_sd if self.log else None, "chunk_kb": self.chunk_blocks // 2,
                 "exceptions": self.next_slot if self.state == ACTIVE else 0,
                 "capacity": self.max_slots, "usage_pct": self.usage_pct() if self.state == ACTIVE else 0,
-                "generation": self.generation}
+                "generation": self.generation, "last": self.last}
 
     def copied_map(self, cells):
         # percent of each of `cells` regions of the primary already copied to the log

@@ -93,7 +93,7 @@ class Origin:
             except Exception as x:
                 # the snapshot can no longer be kept; the primary carries on, the backup LUN
                 # reports the vendor-unique error once, as for an overflow
-                e.overflow("LOG DRIVE FAILED: %s" % x)
+                e.overflow("LOG DRIVE FAILED: %s" % x, "log failed")
                 buffer.give_span(b, n)
                 return -1
             e.add_exceptions(c, slot, k)

@@ -37,9 +37,14 @@ def cmd_cdb(sess, args):
             raise UsageError("--out %s: %s" % (args.out, e.strerror or e))
     res = {"status": status, "status_name": render.STATUS.get(status, "unknown"),
            "sense": render.sense_dict(r.get("sense")), "data": r.get("data") or "", "data_len": len(data_in)}
+    word = render.word_meaning(cdb, data_in) if status == 0 else None
+    if word:
+        res["word"] = word
 
     def text():
         lines = [render.sense_text(status, r.get("sense"))]
+        if word:
+            lines.append(word)
         if data_in:
             lines.append("data-in: %d bytes%s" % (len(data_in), (" (written to %s)" % args.out) if args.out else ""))
             lines.append(render.hexdump(data_in, limit=None if args.all else 512))

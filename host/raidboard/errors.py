@@ -22,6 +22,7 @@ from .proto import BoardError, LinkError, ProtocolError
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_BOOT, EXIT_PROTOCOL, EXIT_SCSI, EXIT_NVRAM = range(8)
 EXIT_UNCONFIRMED = 8
 EXIT_QUIESCE = 9
+EXIT_SNAPSHOT_LOST = 10    # `snapshot watch`: the snapshot ended by overflow or a failed log
 EXIT_INTERRUPTED = 130
 
 PASSWORD_ENV = "RAIDBOARD_PASSWORD"
@@ -50,7 +51,8 @@ HINTS = {
     "LOG_IN_USE": "unmap the LUNs of that drive first (raidboard lun list / lun unmap), or pick another drive",
     "NO_LOG_DEFINED": "mark a log system drive first: raidboard log set sdN",
     "SNAPSHOT_ACTIVE": "terminate the running snapshot first: raidboard snapshot stop",
-    "NO_SNAPSHOT": "start one first: raidboard snapshot start sdN",
+    "NO_SNAPSHOT": "nothing to stop (raidboard snapshot status says how the last one ended); "
+                   "start one with: raidboard snapshot start sdN",
     "NO_SUCH_DRIVE": "see the existing drives with: raidboard sd list",
     "NO_SUCH_SLOT": "see the disk slots with: raidboard disk list",
     "LUN_IN_USE": "unmap it first: raidboard lun unmap PORT/LUN",

@@ -40,7 +40,53 @@ ASC = {
     (0x3F, 0x0E): "reported luns data has changed",
     (0x44, 0x00): "internal target failure",
     (0x55, 0x03): "insufficient resources",
+    (0x04, 0x04): "logical unit not ready, format in progress",
+    (0x0E, 0x03): "invalid field in command information unit",
+    (0x1D, 0x00): "miscompare during verify operation",
+    (0x26, 0x04): "invalid release of persistent reservation",
+    (0x39, 0x00): "saving parameters not supported",
+    (0x53, 0x02): "medium removal prevented",
+    (0x55, 0x04): "insufficient registration resources",
 }
+
+# the board's own sense of its direct commands (firmware/scsi/vendor.md, Tables 2 and 4 and the
+# backup LUN's conditions): key VENDOR SPECIFIC, ASC 0x81/0x82. 09/81/0C answers an initiate and a
+# terminate with different meanings (kept as the patent prints it).
+VENDOR_SENSE = {
+    (0x81, 0x20): "issued to a backup LUN",
+    (0x81, 0x10): "a snapshot is already active",
+    (0x81, 0x19): "no system drive has LOG set (a log LUN has not been defined)",
+    (0x81, 0x06): "a rebuild runs on the primary or the log drive",
+    (0x81, 0x0C): "initiate: an initialization runs on the primary or the log drive; "
+                  "terminate: no snapshot active",
+    (0x81, 0x0D): "a consistency check runs on the primary or the log drive",
+    (0x82, 0x00): "Log Overflow: the snapshot ended without a terminate",
+}
+
+# the return words of the long operation direct commands (firmware/lop/README.md Tables 7 and 10),
+# by the command's byte 2: 0x44 Start Long Operation, 0x43 Get Long Operation Status
+WORDS = {
+    0x44: {0x0000: "copy started", 0x0002: "a system drive is not ready", 0x0105: "invalid system drive",
+           0x0106: "a copy is already in progress"},
+    0x43: {0x0000: "copy in progress", 0x0001: "irrecoverable data errors", 0x0002: "a system drive is not ready",
+           0x0100: "copy completed successfully", 0x0105: "no copy in progress",
+           0x0107: "copy terminated by command"},
+}
+
+
+def sense_meaning(key, asc, ascq):
+    """What the board means by a sense triple: its own (VENDOR_SENSE) or the standard's (ASC)."""
+    if key == 0x09 and (asc, ascq) in VENDOR_SENSE:
+        return VENDOR_SENSE[(asc, ascq)]
+    return ASC.get((asc, ascq)) or ("vendor specific" if asc >= 0x80 else "")
+
+
+def word_meaning(cdb, data_in):
+    """The return word of a long operation direct command (0x20, byte 2 0x43/0x44), else None."""
+    if len(cdb) < 3 or cdb[0] != 0x20 or cdb[2] not in WORDS or len(data_in) < 2:
+        return None
+    w = (data_in[0] << 8) | data_in[1]
+    return "word 0x%04X %s" % (w, WORDS[cdb[2]].get(w, "(not a documented word)"))
 
 
 def out(args, data, text):
@@ -130,9 +176,13 @@ def _time(t):
 
 
 def snapshot_text(s):
+    """The running snapshot, or none and how the last one ended (kept by the board until the next
+    start). OVERFLOWED means ended, overflow not yet reported to the backup LUN: no usage figures."""
     state = s.get("state", "?")
-    if state in ("IDLE", None):
-        return "snapshot: %s" % state
+    if state != "ACTIVE":
+        line = "snapshot: %s" % state
+        last = s.get("last")
+        return line + ("\n" + last_snapshot_text(last) if last else "")
     parts = ["snapshot: %s" % state]
     if s.get("primary") is not None:
         parts.append("primary sd%s" % s["primary"])
@@ -178,6 +228,18 @@ def lop_drives(op):
 def lop_what(op):
     """What a long operation is and on which drives, as a progress bar's note: `copy sd0 → sd2 RUNNING`."""
     return "%s %s %s" % (op.get("op", op.get("name", "operation")), lop_drives(op), op.get("state", ""))
+
+
+LAST_HOW = {"terminated": "terminated ({reason})", "copied": "{reason}",
+            "overflow": "ended by overflow ({reason})", "log failed": "ended: log failed ({reason})"}
+
+
+def last_snapshot_text(last):
+    how = LAST_HOW.get(last.get("how"), "ended ({reason})").format(reason=last.get("reason", "?"))
+    return "last snapshot: primary sd%s, log sd%s, %s; started %s, ended %s; log %s%% used, %s of %s chunks copied" % (
+        last.get("primary"), last.get("log"), how, _time(last.get("started")), _time(last.get("ended")),
+        pct_text(last.get("usage_pct", 0)), last.get("exceptions", "?"), last.get("capacity", "?"))
+
 
 
 def lop_line(op):
@@ -230,7 +292,7 @@ def describe_sense(s):
         return "%d bytes, not fixed format: %s" % (len(s), s.hex())
     key = s[2] & 0x0F
     asc, ascq = s[12], s[13]
-    text = ASC.get((asc, ascq)) or ("vendor specific" if asc >= 0x80 else "")
+    text = sense_meaning(key, asc, ascq)
     info = ""
     if s[0] & 0x80:
         info = " information 0x%08X" % int.from_bytes(s[3:7], "big")
@@ -247,7 +309,7 @@ def sense_dict(sense_hex):
         return {"raw": sense_hex}
     key = s[2] & 0x0F
     return {"raw": sense_hex, "response_code": s[0] & 0x7F, "key": key, "key_name": SENSE_KEYS[key],
-            "asc": s[12], "ascq": s[13], "text": ASC.get((s[12], s[13]), "")}
+            "asc": s[12], "ascq": s[13], "text": sense_meaning(key, s[12], s[13])}
 
 
 def hexdump(data, limit=None):

@@ -5,7 +5,7 @@ import sys
 import time
 
 from . import render
-from .errors import QuiesceError
+from .errors import QuiesceError, EXIT_SNAPSHOT_LOST, Exit
 from .inputs import parse_sd
 from .render import out
 from .session import confirm
@@ -60,7 +60,9 @@ def cmd_snapshot_status(sess, args):
 
 
 def cmd_snapshot_watch(sess, args):
-    """Log usage of the running snapshot as a progress bar, until Ctrl-C, --count or the end."""
+    """Log usage of the running snapshot as a progress bar, until Ctrl-C, --count or the end; a
+    snapshot that ended by overflow or a failed log ends it with EXIT_SNAPSHOT_LOST (a script that
+    watches its backup must not take that end for success)."""
     bar = None
     n = 0
     last = None
@@ -78,8 +80,20 @@ def cmd_snapshot_watch(sess, args):
         if r.get("state") not in ("ACTIVE", "COPYING") or (args.count and n >= args.count):
             break
         time.sleep(args.interval)
+    lost = _lost(last)
     if bar is not None:
         bar.done("snapshot " + str(last.get("state")))
+        if last.get("last"):
+            print(render.shown(render.last_snapshot_text(last["last"])), file=sys.stderr)
+    if lost:
+        raise Exit(EXIT_SNAPSHOT_LOST)
+
+
+def _lost(st):
+    # OVERFLOWED: ended, not yet reported to the backup LUN; IDLE: the outcome kept says how it ended
+    if st.get("state") == "ACTIVE":
+        return False
+    return st.get("state") == "OVERFLOWED" or (st.get("last") or {}).get("how") in ("overflow", "log failed")
 
 
 SHADES = " .:-=+*#%@"

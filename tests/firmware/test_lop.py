@@ -151,6 +151,8 @@ def test_table10_in_progress_completed_and_busy_destination():
     assert word(ctl, status()) == 0x0100
     assert digest(ctl, DEST, ctl.drives[0].blocks) == image
     assert ctl.engine.state == 0
+    out = ctl.command("snapshot_status", {})["last"]
+    assert out["how"] == "copied" and out["reason"] == "copied to SD2" and out["primary"] == 0
     st, sn, _ = fw.run(ctl, BACKUP, fw.read10(0, 1))
     assert st == 2 and fw.sense3(sn) == (0x02, 0x04, 0x03)
     write(ctl, 5, fw.pattern(9, 512), DEST)

@@ -133,7 +133,9 @@ def test_snapshot_cycle_from_the_front_panel():
     choose(m, "YES, BACKUP LOST")
     assert lines(m) == ("DONE", "SNAPSHOT ENDED")
     home(m)
-    assert lines(m)[1] == "SNAP IDLE"
+    # until the next start the LCD and the screen say how the last snapshot ended
+    assert lines(m)[1] == "SNAP TERMINATED 0%"
+    assert "IDLE   log drive SD1   last: SD0 terminated (command) at " in screen_text(m)
 
 
 def test_snapshot_map_shades_copied_regions():

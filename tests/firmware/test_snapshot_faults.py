@@ -157,6 +157,8 @@ def log_offline_is_an_overflow(wb):
     assert state(ctl) == "OVERFLOWED"
     assert ctl.cache.dirty(1) == 0           # what the cache held for the log can never land
     assert any("LOG SD1 OFFLINE: SNAPSHOT TERMINATED" in t for t in texts(ctl)), texts(ctl)
+    out = ctl.command("snapshot_status")["last"]
+    assert (out["how"], out["reason"], out["exceptions"]) == ("log failed", "LOG SD1 OFFLINE", 3)
     for c in range(8, 8 + 2 * ctl.cache.max_lines):          # the primary carries on
         assert write(ctl, c * CHUNK, fw.pattern(83, 4096)) is None
     overflow_reported_once(ctl)

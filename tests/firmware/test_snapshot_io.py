@@ -1,6 +1,7 @@
 # FIG. 5 and FIG. 6: what the primary and backup LUNs do without and with a snapshot, copy-on-write
 # to the log drive, overflow, and a restart in the middle of a snapshot.
 import fw
+from endpoints.console import lcd
 
 PRIMARY, BACKUP = 0, 1
 INITIATE = fw.cdb(0x20, 0, 0x60, 0, 0, 0, 0, 0, 0, 0)
@@ -368,3 +369,68 @@ def test_buffer_spans_are_adjacent_and_fall_back_to_what_is_free():
     assert b.take_span(2)[1] == 1                                 # only one slot is free
     b.give_span(first, n)
     assert b.free == 4
+
+
+def last(ctl):
+    return ctl.command("snapshot_status")["last"]
+
+
+def test_an_overflowed_snapshot_keeps_its_outcome_past_the_report_until_the_next_initiate():
+    ctl = fw.boot()
+    small_log(ctl)
+    cap = ctl.engine.max_slots
+    assert last(ctl) is None
+    fw.run(ctl, PRIMARY, INITIATE)
+    for c in range(cap + 1):
+        write(ctl, c * CHUNK, bytes(512))
+    out = last(ctl)
+    assert out["how"] == "overflow" and out["reason"] == "LOG OVERFLOW"
+    assert (out["primary"], out["log"], out["exceptions"], out["capacity"]) == (0, 1, cap, cap)
+    assert out["usage_pct"] == 100 and out["started"] <= out["ended"]
+    # the backup LUN's one overflow report (a TUR from any initiator) leaves the outcome in place
+    st, sn, _ = fw.run(ctl, BACKUP, fw.cdb(0, 0, 0, 0, 0, 0), ini="iqn.test:other")
+    assert fw.sense3(sn) == (0x09, 0x82, 0x00)
+    assert ctl.command("snapshot_status")["state"] == "IDLE" and last(ctl) == out
+    assert lcd.snap_line(ctl.command("snapshot_status")) == "SNAP OVERFLOW 100%"
+    assert lcd.snap_detail(ctl.command("snapshot_status")).startswith("SD0 ENDED ")
+    try:
+        ctl.command("snapshot_stop", {})
+        assert False, "stop after an overflow must be refused"
+    except Exception as e:
+        assert e.code == "NO_SNAPSHOT" and "already ended by overflow (LOG OVERFLOW)" in e.message, e.message
+    fw.run(ctl, PRIMARY, INITIATE)
+    assert last(ctl) is None
+
+
+def test_a_terminated_snapshot_keeps_its_outcome():
+    ctl = fw.boot()
+    fw.run(ctl, PRIMARY, INITIATE)
+    write(ctl, 0, bytes(512))
+    fw.run(ctl, BACKUP, TERMINATE)
+    out = last(ctl)
+    assert out["how"] == "terminated" and out["reason"] == "command"
+    assert out["primary"] == 0 and out["exceptions"] == 1
+
+
+def test_the_last_outcome_survives_a_restart_in_the_log_header():
+    ctl = fw.boot()
+    small_log(ctl)
+    fw.run(ctl, PRIMARY, INITIATE)
+    for c in range(ctl.engine.max_slots + 1):
+        write(ctl, c * CHUNK, bytes(512))
+    out = last(ctl)
+    ctl = fw.reboot(ctl)
+    kept = last(ctl)
+    assert kept["how"] == "overflow" and kept["reason"] == "LOG OVERFLOW" and kept["ended"] == int(out["ended"])
+    assert [kept[k] for k in ("primary", "log", "usage_pct", "exceptions", "capacity", "generation")] == \
+        [out[k] for k in ("primary", "log", "usage_pct", "exceptions", "capacity", "generation")]
+    assert fw.sense3(fw.run(ctl, BACKUP, fw.cdb(0, 0, 0, 0, 0, 0))[1]) == (0x09, 0x82, 0x00)
+    ctl = fw.reboot(ctl)
+    assert last(ctl)["how"] == "overflow"
+    fw.run(ctl, PRIMARY, INITIATE)
+    fw.run(ctl, PRIMARY, TERMINATE)
+    ctl = fw.reboot(ctl)
+    assert (last(ctl)["how"], last(ctl)["reason"]) == ("terminated", "command")
+    fw.run(ctl, PRIMARY, INITIATE)
+    ctl = fw.reboot(ctl)
+    assert last(ctl) is None and ctl.command("snapshot_status")["state"] == "ACTIVE"

@@ -3,8 +3,10 @@
 # shows one system drive per press of up/down and the snapshot state, e.g.
 #   SD0 RAID5 ONLINE
 #   SNAP ACTIVE LOG 12%
+# and, once it ended until the next start, how (SNAP OVERFLOW 100%, SNAP LOG FAILED 37%, ...)
 from endpoints.console import menu
 from micropython import const
+import time
 
 WIDTH = const(20)
 # buttons, by the name the line protocol's `button` command takes
@@ -30,12 +32,31 @@ def drive_line(d):
     return s
 
 
+# how the last snapshot ended (snapshot_status "last"), in words that fit "SNAP <how> 100%"
+LAST_HOW = {"terminated": "TERMINATED", "copied": "COPIED", "overflow": "OVERFLOW", "log failed": "LOG FAILED"}
+
+
 def snap_line(s):
     state = str(s.get("state", "IDLE")).upper()
+    last = s.get("last")
+    if state != "ACTIVE" and last:
+        # no snapshot runs: how the last one ended and how full its log got, until the next start
+        return "SNAP %s %d%%" % (LAST_HOW.get(last.get("how"), "ENDED"), int(last.get("usage_pct", 0)))
     if state == "IDLE" or s.get("primary") is None:
         return "SNAP " + state
     return "SNAP %s LOG %s%%" % ("OVERFLOW" if state.startswith("OVERFLOW") else state,
                                  menu.pct_text(s.get("usage_pct", 0)))
+
+
+def snap_detail(s):
+    # the snapshot view's second line: the running snapshot's primary, else when the last one ended
+    if s.get("primary") is not None:
+        return "PRIMARY SD%s" % s.get("primary")
+    last = s.get("last")
+    if s.get("state") == "ACTIVE" or not last:
+        return ""
+    t = time.localtime(int(last.get("ended") or 0))
+    return "SD%s ENDED %02d:%02d:%02d" % (last.get("primary"), t[3], t[4], t[5])
 
 
 def shade(pct, ramp):
@@ -74,7 +95,7 @@ def row_lines(r):
         return "PORT %d LUNS" % r[1], " ".join("%d:SD%d" % (e["lun"], e["sd"]) for e in r[2])
     if k == "snap":
         s = r[1]
-        return snap_line(s), ("PRIMARY SD%s" % s.get("primary")) if s.get("primary") is not None else ""
+        return snap_line(s), snap_detail(s)
     if k == "map":
         return "COPIED TO LOG:", mini_map(r[1])
     if k == "lop":

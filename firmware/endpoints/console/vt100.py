@@ -175,10 +175,20 @@ def _sd_text(d):
 def _snap_text(s):
     state = str(s.get("state", "IDLE")).upper()
     if s.get("primary") is None:
-        return "  %s   %s" % (state, ("log drive SD%s" % s["log"]) if s.get("log") is not None else "no LOG drive defined")
+        return "  %s   %s%s" % (state, ("log drive SD%s" % s["log"]) if s.get("log") is not None else "no LOG drive defined",
+                               _last_text(s.get("last")))
     return "  %s   primary SD%s   log SD%s   log usage %s%%   exceptions %s   generation %s" % (
         state, s.get("primary"), s.get("log", "?"), menu.pct_text(s.get("usage_pct", 0)), s.get("exceptions", 0),
         s.get("generation", "?"))
+
+
+def _last_text(last):
+    # how the last snapshot ended, kept by the board until the next start
+    if not last:
+        return ""
+    return "   last: SD%s %s (%s) at %s, log %s%% used, %s of %s chunks copied" % (
+        last.get("primary"), last.get("how"), last.get("reason"), clock(last.get("ended")),
+        last.get("usage_pct", 0), last.get("exceptions", 0), last.get("capacity", 0))
 
 
 def clock(t):
