@@ -133,12 +133,24 @@ class Line:
             if parts[0] == rid or parts[0] == "-":
                 return line
 
-    def call(self, cmd, args=None):
+    def exchange(self, cmd, args=None):
+        """Send one request; its answer line (events that come first are kept in `events`)."""
         self.n += 1
         rid = "r%d" % self.n
         self.s.sendall(("%s %s %s\n" % (rid, cmd, json.dumps(args or {}))).encode())
-        line = self.response(rid)
-        rid2, kind, rest = line.split(" ", 2)
+        return self.response(rid)
+
+    def request(self, cmd, args=None):
+        """(code, result): "OK" and the result, or the error code and its details."""
+        _, kind, rest = self.exchange(cmd, args).split(" ", 2)
+        if kind == "OK":
+            return "OK", json.loads(rest)
+        code, rest = rest.split(" ", 1)
+        return code, json.loads(rest)
+
+    def call(self, cmd, args=None):
+        line = self.exchange(cmd, args)
+        _, kind, rest = line.split(" ", 2)
         if kind == "OK":
             return json.loads(rest)
         raise RuntimeError(line)

@@ -31,15 +31,7 @@ def rb(board, *argv, password=None, rc=0, env=None):
 
 def raw(line, cmd, args=None):
     """A request as any client of the port can send it: (code, result)."""
-    line.n += 1
-    rid = "a%d" % line.n
-    line.s.sendall(("%s %s %s\n" % (rid, cmd, json.dumps(args or {}))).encode())
-    head = line.response(rid)
-    _, kind, rest = head.split(" ", 2)
-    if kind == "OK":
-        return "OK", json.loads(rest)
-    code, rest = rest.split(" ", 1)
-    return code, json.loads(rest)
+    return line.request(cmd, args)
 
 
 def set_password(board, tmp_path, new, current=None, rc=0):
