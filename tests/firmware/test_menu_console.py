@@ -124,15 +124,21 @@ def interleaving(c, port, data, count):
     return gaps
 
 
+def counting(obj, name):
+    # obj.name replaced by a wrapper that counts its calls; the count is [n]
+    n = [0]
+    f = getattr(obj, name)
+
+    def counted(*args):
+        n[0] += 1
+        return f(*args)
+    setattr(obj, name, counted)
+    return n
+
+
 def test_a_keystroke_flood_yields_to_the_host_ports_between_slices():
     c, port = setup()
-    keys = [0]
-    key = c.model.key
-
-    def counted(k):
-        keys[0] += 1
-        key(k)
-    c.model.key = counted
+    keys = counting(c.model, "key")
     gaps = interleaving(c, port, b"\r" * 5000, lambda: keys[0])
     assert keys[0] == 5000                      # every CR was a key (Enter)
     assert max(gaps) <= console.KEYS_PER_SLICE, max(gaps)
@@ -143,13 +149,7 @@ def test_a_keystroke_flood_yields_to_the_host_ports_between_slices():
 def test_a_request_flood_yields_to_the_host_ports_between_slices():
     c, port = setup()
     feed(c, port, b"#RB1\n")
-    lines = [0]
-    line = c.proto.line
-
-    def counted(n):
-        lines[0] += 1
-        return line(n)
-    c.proto.line = counted
+    lines = counting(c.proto, "line")
     flood = b"1 lcd\n\n\r\n" * 1000                # answered and empty lines alike
     gaps = interleaving(c, port, flood, lambda: lines[0])
     assert lines[0] == 3000
@@ -162,13 +162,7 @@ def test_input_of_a_client_that_went_away_is_dropped_at_the_next_slice():
     # the client sent a flood and closed: the console stops at the next slice instead of
     # handling (minutes of) keystrokes nobody will see, and the session ends
     c, port = setup()
-    keys = [0]
-    key = c.model.key
-
-    def counted(k):
-        keys[0] += 1
-        key(k)
-    c.model.key = counted
+    keys = counting(c.model, "key")
     slices = [0]
 
     def gone():
