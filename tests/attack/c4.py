@@ -1,23 +1,8 @@
 from common import *
+from c4util import rawreq
 import random, json as J
 random.seed(int(sys.argv[1]) if len(sys.argv) > 1 else 4)
 b = boot("/tmp/atk/c4")
-def rawreq(payload_bytes):
-    s = socket.create_connection(b.console, timeout=10)
-    s.sendall(b"#RB1\n")
-    buf = b""
-    while b"#RB1 OK" not in buf or not buf.endswith(b"\n"):
-        buf += s.recv(65536)
-    s.sendall(b"1 " + payload_bytes + b"\n")
-    buf = b""
-    while True:
-        d = s.recv(65536)
-        if not d: break
-        buf += d
-        lines = [l for l in buf.split(b"\n") if l.startswith(b"1 ") or l.startswith(b"- ")]
-        if lines: break
-    s.sendall(b"2 bye\n"); s.close()
-    return lines[0].decode("utf-8", "replace")
 RANGES = [(0x20, 0x7e), (0xa0, 0x2ff), (0x300, 0x36f), (0x2000, 0x206f), (0xd7f0, 0xd7ff), (0xe000, 0xe0ff),
           (0xfdd0, 0xfdef), (0xfff0, 0xffff), (0x10000, 0x1f6ff), (0x10fff0, 0x10ffff), (0x0, 0x1f), (0x7f, 0x9f)]
 def rstr(n):
@@ -44,7 +29,7 @@ try:
             before = cmd(b, "chap_get")
         except Exception as e:
             stats["weird"].append("chap_get failed: %r" % e); break
-        resp = rawreq(body)
+        resp = rawreq(b, body)
         ok = resp.startswith("1 OK")
         if not ok:
             code = resp.split(" ")[2] if len(resp.split(" ")) > 2 else resp
