@@ -1,7 +1,8 @@
 # The CPU (FIG. 3): boots the controller from a board definition and runs the asyncio loop that
 # serves the console and the host ports.
 #   micropython -X heapsize=<board heap> firmware/main.py BOARD.json STATE_DIR
-#       [--console tcp:HOST:PORT|stdio|pty] [--iscsi HOST:PORT,HOST:PORT]
+#       [--console tcp:HOST:PORT|stdio|pty] [--iscsi HOST:PORT,HOST:PORT] [--controller N]
+# (--controller: which controller of a dual-active pair this process is; control/pair.md)
 # (pty: fd 0/1 are a pty master the host made non-blocking; stdio: any blocking stdin/stdout)
 # Prints "RAIDBOARD READY {json}" on stdout once every endpoint listens; logs go to stderr.
 import sys
@@ -18,23 +19,24 @@ from lop import scheduler
 from control import controller
 from endpoints.console import uart as console
 from endpoints.iscsi import target as iscsi
+from endpoints.link import link as linkmod
 
 
 def usage(msg):
     print("raidboard firmware: " + msg, file=sys.stderr)
     print("usage: main.py BOARD.json STATE_DIR [--console tcp:HOST:PORT|stdio|pty] "
-          "[--iscsi HOST:PORT,HOST:PORT]", file=sys.stderr)
+          "[--iscsi HOST:PORT,HOST:PORT] [--controller 0|1]", file=sys.stderr)
     sys.exit(2)
 
 
 def parse(argv):
     if len(argv) < 3:
         usage("a board file and a state directory are needed")
-    opts = {"board": argv[1], "state": argv[2], "console": None, "iscsi": None}
+    opts = {"board": argv[1], "state": argv[2], "console": None, "iscsi": None, "controller": None}
     i = 3
     while i < len(argv):
         k = argv[i]
-        if k not in ("--console", "--iscsi") or i + 1 >= len(argv):
+        if k not in ("--console", "--iscsi", "--controller") or i + 1 >= len(argv):
             usage("unknown or incomplete option %r" % k)
         opts[k[2:]] = argv[i + 1]
         i += 2
@@ -55,6 +57,46 @@ def cannot_listen(what, err, option):
     sys.exit(5)
 
 
+class Ports:
+    # the host ports this process listens on: its own (controller `home` = its number, 0 when
+    # simplex) and, after a failover, its partner's at the same addresses (control/pair.md)
+    def __init__(self, ctl, b, portals, ready):
+        self.ctl, self.ready = ctl, ready
+        me = ctl.number or 0
+        self.addrs = {me: portals}
+        if ctl.number is not None:
+            self.addrs[1 - me] = [p["portal"] for p in b["partner_ports"]]
+
+    async def open_ports(self, home):
+        for n, p in enumerate(self.addrs[home]):
+            host, port = endpoint(p)
+            try:
+                got = "%s:%d" % (host, await iscsi.start(self.ctl, 2 * home + n, host, port))
+            except OSError as e:
+                if home != (self.ctl.number or 0):
+                    self.ctl.events.log("error", "PAIR: CANNOT TAKE OVER PORTAL %s: %s" % (p, e))
+                    continue
+                cannot_listen("the iSCSI portal of host port %d (%s)" % (n, p), e,
+                              "--iscsi HOST:PORT,HOST:PORT or the board file's host_ports[%d].portal" % n)
+            if got not in self.ready["portals"]:
+                self.ready["portals"].append(got)
+
+    async def close_ports(self, home):
+        await iscsi.close_ports(self.ctl, (2 * home, 2 * home + 1))
+
+
+async def join_pair(ctl, b, ports):
+    # the back-end link to the partner, the disks' heartbeat, then who serves what (control/pair.md)
+    host, port = endpoint(b["link"])
+    link = linkmod.Link(ctl.number, (host, port), ctl.pair, ctl.events)
+    ctl.pair.attach(link, linkmod.LinkDown, ports)
+    link.start()
+    asyncio.create_task(ctl.pair.heartbeat())
+    await ctl.pair.join()
+    if ctl.number in ctl.pair.serving:
+        await ports.open_ports(ctl.number)
+
+
 async def boot(opts, b):
     try:
         os.mkdir(opts["state"])
@@ -71,13 +113,12 @@ async def boot(opts, b):
     portals = opts["iscsi"].split(",") if opts["iscsi"] else [p["portal"] for p in b["host_ports"]]
     if len(portals) != 2:
         usage("--iscsi takes two portals, HOST:PORT,HOST:PORT")
-    for n, p in enumerate(portals):
-        host, port = endpoint(p)
-        try:
-            ready["portals"].append("%s:%d" % (host, await iscsi.start(ctl, n, host, port)))
-        except OSError as e:
-            cannot_listen("the iSCSI portal of host port %d (%s)" % (n, p), e,
-                          "--iscsi HOST:PORT,HOST:PORT or the board file's host_ports[%d].portal" % n)
+    ports = Ports(ctl, b, portals, ready)
+    if ctl.pair is None:
+        await ports.open_ports(0)
+    else:
+        await join_pair(ctl, b, ports)
+    ready["controller"] = ctl.number
     asyncio.create_task(scheduler.run(ctl.lop_mgr))      # the long operations' background scheduler
     ctl.events.log("info", "BOARD READY")
     print("RAIDBOARD READY " + json.dumps(ready))
@@ -90,6 +131,8 @@ def main():
     opts = parse(sys.argv)
     try:
         b = boardmod.load(opts["board"])
+        n = opts["controller"]
+        boardmod.controller(b, None if n is None else int(n) if n.isdigit() else -1)
     except boardmod.BoardError as e:
         print("raidboard firmware: bad board definition: %s" % e, file=sys.stderr)
         sys.exit(3)

@@ -103,3 +103,131 @@ def write_board(dir, model="dac960sx", **overrides):
         subprocess.run([MICROPYTHON, str(ROOT / "firmware" / "factory.py"), str(path), str(factory)],
                        check=True, capture_output=True)
     return path, d
+
+
+def free_ports(n):
+    """n loopback TCP ports nobody listens on now (a pair's portals and link must be fixed)."""
+    import socket
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def write_pair(dir, model="dac960sx", **overrides):
+    """A dual-active pair's board file in `dir` from boards/<model>-pair.json: consoles on ephemeral
+    ports, portals and the link on fixed free ones, small disks, its own factory NV image."""
+    d = json.loads((ROOT / "boards" / (model + "-pair.json")).read_text())
+    ports = free_ports(5)
+    for n, c in enumerate(d["controllers"]):
+        c["console"] = "tcp:127.0.0.1:0"
+        for i, p in enumerate(c["host_ports"]):
+            p["portal"] = "127.0.0.1:%d" % ports[2 * n + i]
+    d["link"] = "127.0.0.1:%d" % ports[4]
+    d.update({"disk_mb": 64, "buffer_kb": 4096, "heap_kb": 32768})
+    d.update(overrides)
+    path = Path(dir) / ("%s-pair.json" % model)
+    factory = Path(dir) / ("%s-factory.bin" % model)
+    d["factory_nvram"] = str(factory)
+    path.write_text(json.dumps(d))
+    subprocess.run([MICROPYTHON, str(ROOT / "firmware" / "factory.py"), str(path), str(factory)],
+                   check=True, capture_output=True)
+    return path, d
+
+
+class Controller(Board):
+    """One controller of a pair: its own process, console and portals; the state directory and
+    its disks are the pair's."""
+
+    def __init__(self, board_file, state, heap_kb, number, start=True):
+        self.number = number
+        self.board_file = Path(board_file)
+        self.state = Path(state)
+        self.heap_kb = heap_kb
+        self.proc = None
+        if start:
+            self.launch()
+
+    def launch(self):
+        (self.state / ("c%d" % self.number)).mkdir(exist_ok=True)
+        log = open(self.logpath(), "ab")
+        self.proc = subprocess.Popen(
+            [MICROPYTHON, "-X", "heapsize=%dK" % self.heap_kb, str(ROOT / "firmware" / "main.py"),
+             str(self.board_file), str(self.state), "--controller", str(self.number)],
+            stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL)
+        log.close()
+        return self
+
+    def logpath(self):
+        return self.state / ("c%d" % self.number) / "firmware.log"
+
+    def log(self):
+        return self.logpath().read_text()
+
+    def wait_ready(self, timeout=60):
+        deadline = time.time() + timeout
+        while True:
+            line = self.proc.stdout.readline()
+            if line.startswith(b"RAIDBOARD READY "):
+                break
+            if not line or time.time() > deadline:
+                self.proc.kill()
+                raise RuntimeError("controller %d did not boot:\n%s" % (self.number, self.log()[-3000:]))
+        self.ready = json.loads(line[len(b"RAIDBOARD READY "):])
+        host, port = self.ready["console"][4:].rsplit(":", 1)
+        self.console = (host, int(port))
+        self.portals = [(p.rsplit(":", 1)[0], int(p.rsplit(":", 1)[1])) for p in self.ready["portals"]]
+        self.iqn = self.ready["iqn"]
+        return self
+
+    def boot(self, timeout=60):
+        return self.launch().wait_ready(timeout)
+
+    def command(self, name, args=None, timeout=30):
+        sys.path.insert(0, str(ROOT / "host"))
+        from raidboard import proto
+        with proto.Link("socket://%s:%d" % self.console, timeout=timeout) as link:
+            return link.request(name, args or {})
+
+
+class Pair:
+    """A dual-active pair (FIG. 7) booted from boards/dac960sx-pair.json: controllers 0 and 1, each
+    its own firmware process, sharing the disks of one state directory."""
+
+    def __init__(self, dir, model="dac960sx", **overrides):
+        self.dir = Path(dir)
+        self.state = self.dir / "pair-state"
+        self.state.mkdir(exist_ok=True)
+        self.path, self.d = write_pair(self.dir, model, **overrides)
+        self.c = [Controller(self.path, self.state, self.d["heap_kb"], n) for n in (0, 1)]
+        for c in self.c:
+            c.wait_ready()
+
+    def portal(self, n, port):
+        """controller n's host port `port` as the board file names it (a takeover keeps it)"""
+        host, p = self.d["controllers"][n]["host_ports"][port]["portal"].rsplit(":", 1)
+        return host, int(p)
+
+    def kill(self, n=None):
+        for c in self.c if n is None else [self.c[n]]:
+            c.kill()
+
+    def restart(self, n):
+        return self.c[n].boot()
+
+    def wait(self, n, test, what, timeout=30):
+        """Poll controller n's pair_status until test(status) holds (no wall-clock assertion: the
+        timeout only bounds a hang)."""
+        deadline = time.time() + timeout
+        while True:
+            st = self.c[n].command("pair_status")
+            if test(st):
+                return st
+            if time.time() > deadline:
+                raise AssertionError("controller %d never reached %s; last status %r\n%s"
+                                     % (n, what, st, self.c[n].log()[-2000:]))
+            time.sleep(0.05)

@@ -6,6 +6,7 @@ from control import commands_hostmap as hostmap
 from control import commands_snapshot as snap
 from control import commands_diag as diag
 from control import commands_lop as lop
+from control import commands_pair as pair
 
 COMMANDS = {
     "status": diag.status, "sd_list": drives.sd_list, "sd_create": drives.sd_create,
@@ -20,5 +21,6 @@ COMMANDS = {
     "mask_set": hostmap.mask_set, "mask_clear": hostmap.mask_clear, "nvram_dump": diag.nvram_dump,
     "params_get": drives.params_get, "params_set": drives.params_set,
     "lop_start": lop.lop_start, "lop_status": lop.lop_status, "lop_stop": lop.lop_stop,
-    "lop_clear": lop.lop_clear,
+    "lop_clear": lop.lop_clear, "pair_status": pair.pair_status, "sd_owner": pair.sd_owner,
+    "pair_failback": pair.pair_failback, "pair_fail": pair.pair_fail, "pair_link": pair.pair_link,
 }

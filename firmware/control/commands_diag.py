@@ -26,7 +26,7 @@ def cdb(ctl, args):
     if args.get("initiator", CONSOLE_INITIATOR) != CONSOLE_INITIATOR:
         raise CmdError("BAD_ARGUMENT", "the pass-through runs as the console, %s; masking applies to it"
                        % CONSOLE_INITIATOR)
-    status, sns, din = ctl.execute((CONSOLE_INITIATOR, port, lun), c, data)
+    status, sns, din = ctl.execute_here_or_there((CONSOLE_INITIATOR, ctl.gport(port), lun), c, data)
     return {"status": status, "sense": bytes(sns).hex() if sns else "", "data": bytes(din).hex()}
 
 
@@ -35,7 +35,12 @@ def nvram_dump(ctl, args):
 
 
 def status(ctl, args):
-    return {"model": ctl.board["model"], "iqn": ctl.iqn, "drives": drives.sd_list(ctl, args)["drives"],
-            "luns": hostmap.lun_list(ctl, args)["map"], "snapshot": ctl.engine.status(),
-            "lops": [op.info() for op in ctl.lops.ops], "events": ctl.events.recent(5),
-            "params": drives.params_get(ctl, args)}
+    st = {"model": ctl.board["model"], "iqn": ctl.iqn, "drives": drives.sd_list(ctl, args)["drives"],
+          "luns": hostmap.lun_list(ctl, args)["map"], "snapshot": ctl.command("snapshot_status"),
+          "lops": [op.info() for op in ctl.lops.ops], "events": ctl.events.recent(5),
+          "params": drives.params_get(ctl, args)}
+    if ctl.pair is not None:
+        st["pair"] = ctl.pair.status()
+        for op in st["lops"]:
+            op["controller"] = ctl.number
+    return st

@@ -8,6 +8,7 @@ from hw import xor
 from storage import raid
 from snapshot import engine as snapshot
 from control import args as check
+from control import commands_pair as pair
 from control.errors import CmdError
 
 SEEK_DATA = const(3)      # lseek(2) whence values on Linux
@@ -156,9 +157,12 @@ def sd_create(ctl, args):
     wb = args.get("wb", False)
     if not isinstance(wb, bool):
         raise CmdError("BAD_ARGUMENT", "wb must be true or false")
+    _write_back_allowed(ctl, wb)
     vd = [(m[0] // ctl.tpc, m[0] % ctl.tpc, m[1], m[2]) for m in members]
     _zero_extents(ctl, members)
-    ctl.cfg.sd[sd] = nvram.SystemDriveEntry(level | (nvram.WB_MSK if wb else 0), vd, blocks, stripe_kb)
+    # of a pair, the controller that creates a drive owns it (its affinity; sd_owner moves it)
+    ctl.cfg.sd[sd] = nvram.SystemDriveEntry(level | (nvram.WB_MSK if wb else 0), vd, blocks, stripe_kb,
+                                            affinity=ctl.number or 0)
     ctl.save()
     ctl.rebuild_drives(sd)
     ctl.lop_mgr.drive_changed(sd)
@@ -239,12 +243,21 @@ def sd_delete(ctl, args):
     return {}
 
 
+def _write_back_allowed(ctl, wb):
+    # a pair's write-back data must be in both controllers' memory before a write is answered;
+    # without cache mirroring (control/pair.md "Not yet") a pair keeps every drive write-through
+    if wb and ctl.pair is not None:
+        raise CmdError("PAIR_WRITE_THROUGH", "a dual-active pair does not mirror its write-back cache yet: "
+                       "its drives stay write-through")
+
+
 def sd_policy(ctl, args):
     sd = check.system_drive(ctl, args)
     wb = args.get("wb")
     if not isinstance(wb, bool):
         raise CmdError("BAD_ARGUMENT", "wb must be true (write-back) or false (write-through)")
     e = ctl.cfg.sd[sd]
+    _write_back_allowed(ctl, wb)
     if not wb:
         ctl.flush_drive(sd)
     e.raid = (e.raid & ~nvram.WB_MSK) | (nvram.WB_MSK if wb else 0)
@@ -314,17 +327,21 @@ def disk_op(op):
 
 
 def params_get(ctl, args):
-    return {"auto_rebuild": ctl.cfg.auto_rebuild()}
+    return dict({"auto_rebuild": ctl.cfg.auto_rebuild()}, **pair.params(ctl))
 
 
 def params_set(ctl, args):
     # controller parameters in NV memory; only those named change
+    known = ("auto_rebuild", "failback") if ctl.pair is not None else ("auto_rebuild",)
     for k in args:
-        if k != "auto_rebuild":
-            raise CmdError("BAD_ARGUMENT", "no controller parameter %r (there is: auto_rebuild)" % (k,))
+        if k not in known:
+            raise CmdError("BAD_ARGUMENT", "no controller parameter %r (there is: %s)" % (k, ", ".join(known)))
     if "auto_rebuild" in args:
         if not isinstance(args["auto_rebuild"], bool):
             raise CmdError("BAD_ARGUMENT", "auto_rebuild must be true or false")
         ctl.cfg.set_auto_rebuild(args["auto_rebuild"])
+    if "failback" in args:
+        pair.set_failback(ctl, args["failback"])
+    if args:
         ctl.save()
     return params_get(ctl, args)

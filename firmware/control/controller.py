@@ -3,6 +3,7 @@
 # firmware command table (command). The commands live in commands*.py and use only the public
 # methods and attributes below.
 import os
+import asyncio
 from hw import board as boardmod
 from hw import nvram
 from hw import levels
@@ -22,6 +23,7 @@ from scsi.sense import ScsiError
 from scsi import vendor
 from hw.iop import exists
 from control import commands
+from control import pair as pairmod
 from control.errors import CmdError
 
 
@@ -61,17 +63,25 @@ class Controller:
     def __init__(self, board, state_dir, root="."):
         self.board = board
         self.state_dir = state_dir
+        # what is the controller's own (NV memory, cache journal, intent record, long operations):
+        # the state directory itself on a simplex board, STATE/c<n> for controller n of a pair
+        self.number = board.get("controller")
+        self.own_dir = state_dir if self.number is None else "%s/c%d" % (state_dir, self.number)
+        if not exists(self.own_dir):
+            os.mkdir(self.own_dir)
         self.root = root
         self.iqn = board["iqn"]
         self.events = eventsmod.EventLog()
         self.lops = lopmgr.Registry()
         self.names = boardmod.slot_names(board)
         self.tpc = board["targets_per_channel"]
-        self.iop = iopmod.IOP(state_dir, len(self.names), board["disk_mb"] * 2048, self.names)
+        self.gports = nvram.PORTS if board.get("controller") is None else 2 * nvram.PORTS
+        self.iop = iopmod.IOP(state_dir, len(self.names), board["disk_mb"] * 2048, self.names,
+                              own_dir=self.own_dir)
         for slot, text in self.iop.problems:
             self.events.log("error", ("DISK %s: %s" % (self.names[slot], text)) if slot >= 0 else text)
         self.buffer = buffermod.Buffer(board["buffer_kb"] * 1024, BUFFER_SLOT)
-        self.nv = nvram.Nvram(state_dir + "/" + NVRAM_FILE, board["nvram_kb"] * 1024)
+        self.nv = nvram.Nvram(self.own_dir + "/" + NVRAM_FILE, board["nvram_kb"] * 1024)
         self.cfg = self._load_config()
         # the exception index may take a quarter of the firmware's heap
         self.engine = snapshot.Engine(self.buffer, self.events, board["heap_kb"] * 256)
@@ -81,9 +91,10 @@ class Controller:
         self.backing = lumod.Backing(self.iqn, self.engine, self.lops, self.follow_disks,
                                      self.refresh_status, self.flush_drive, self.visible_lu,
                                      self.snapshot_refusal, self.initiate)
-        self.cache = cachemod.WriteBackCache(state_dir + "/" + CACHE_FILE, self.buffer,
+        self.cache = cachemod.WriteBackCache(self.own_dir + "/" + CACHE_FILE, self.buffer,
                                              max(1, self.buffer.slots - RESERVED_SLOTS))
         self.drives = {}          # sd -> SystemDrive, or CachedDrive when write-back (built ones)
+        self.pair = None
         self._lus = [None] * (nvram.PORTS * nvram.LUNS)
         self.rebuild_drives(attach=False)
         rep = self.cache.replay({sd: getattr(d, "drive", d) for sd, d in self.drives.items()})
@@ -97,6 +108,13 @@ class Controller:
         # only now is what a write-back log drive holds (its header, its index records) on it
         self._attach_log()
         self._gen = -1            # the disk states refresh_status last looked at (iop.gen)
+        # controller n of a dual-active pair (control/pair.md); None on a simplex board
+        if self.number is not None:
+            self.pair = pairmod.Pair(self)
+            self.iop.on_change = self.pair.disks_changed
+            self.engine.notify = self.pair.snapshot_changed
+            self.core.alua = self.pair.alua_state
+            self.pair.alua_changed = self.core.access_changed
         self.refresh_status(quiet=True)
         self.lop_mgr = lopmgr.Manager(self)     # change tracking and interrupted long operations
 
@@ -162,7 +180,8 @@ class Controller:
                 d = raid.SystemDrive(n, e.level(), members, e.stripe_kb * 2, self.iop, e.blocks)
                 if d.resync_note:
                     self.events.log("info" if d.resync_ok else "error", "SD%d %s" % (n, d.resync_note))
-                self.drives[n] = CachedDrive(d, self.cache) if e.write_back() else d
+                # a pair serves write-through (no cache mirroring yet: control/pair.md "Not yet")
+                self.drives[n] = CachedDrive(d, self.cache) if e.write_back() and self.number is None else d
             except ValueError as err:
                 self.events.log("error", "SD%d CANNOT BE BUILT: %s" % (n, err))
         if attach:
@@ -199,8 +218,8 @@ class Controller:
         # recompute system drive states from the disks; record changes in NV memory and the log
         changed = False
         for sd, e in enumerate(self.cfg.sd):
-            if e is None:
-                continue
+            if e is None or not self.mine(sd):
+                continue          # of a pair, the owner records a drive's state (both hear it)
             d = self.drives.get(sd)
             st = levels.OFFLINE if d is None else levels.STATUS_CODES[d.status()]
             if st != e.status:
@@ -221,7 +240,7 @@ class Controller:
         # a snapshot whose log or primary drive is OFFLINE can no longer show its image: it ends at
         # once as an overflow does (the backup LUN reports 09/82/00 once; scsi/vendor.md)
         eng = self.engine
-        if eng.state != snapshot.ACTIVE:
+        if eng.state != snapshot.ACTIVE or not self.mine(eng.primary_sd):
             return
         for sd, role in ((eng.log_sd, "LOG"), (eng.primary_sd, "PRIMARY")):
             e = self.cfg.sd[sd]
@@ -231,15 +250,95 @@ class Controller:
 
     def save(self):
         # a change NV memory cannot hold exactly is refused and undone: the configuration in
-        # memory goes back to the image NV memory holds, so the board never runs on one it lost
+        # memory goes back to the image NV memory holds, so the board never runs on one it lost.
+        # Of a pair, the partner's NV memory holds it too before the change is answered.
         try:
             self.nv.store(self.cfg)
         except nvram.NvramError as e:
             self.cfg = self.nv.current()
             raise CmdError("NV_REFUSED", "NV memory cannot hold this change (%s); nothing was changed" % e)
+        if self.pair is not None:
+            self.pair.send_config()
+
+    def mine(self, sd):
+        # does this controller write system drive sd? (always on a simplex board)
+        return self.pair is None or self.pair.mine(sd)
+
+    # ---- the pair's needs (control/pair.py) -------------------------------------------------
+    def adopt_config(self, image):
+        # the partner's configuration: into NV memory now, into use once the current command ends
+        cfg = self.nv.adopt(image)
+        asyncio.create_task(self._use_config(cfg))
+        return cfg
+
+    async def _use_config(self, cfg):
+        self.cfg = cfg
+        self.rebuild_drives()
+        self.pair.alua_moved()
+
+    def disks_changed(self):
+        # the partner changed a disk slot's state on the shared channels
+        self.iop.reload_states()
+        self.refresh_status()
+
+    def sd_at(self, nexus):
+        lu = self.logical_unit(nexus)
+        return None if lu is None else lu.sd
+
+    def snapshot_home(self, sd):
+        # the drive whose owner runs commands for drive sd: the backup LU's (the log drive's) and
+        # the snapshot commands run where the snapshot's primary is (None: no drive)
+        p = self.pair.snap_primary
+        if sd is None:
+            return p if p is not None else (self.engine.log_sd if self.engine.log_sd >= 0 else None)
+        e = self.cfg.sd[sd]
+        if p is not None and e is not None and e.is_log():
+            return p
+        return sd
+
+    def take_over(self, partner_dir):
+        # the partner died: its write in flight is closed (its intent record), its battery-backed
+        # state is taken and cleared so that it can never be applied twice, the snapshot's index
+        # is read again from the log, and its long operations resume here (control/pair.md)
+        rec = self.iop.adopt_intent(partner_dir)
+        if rec is not None and self.cfg.sd[rec] is not None:
+            self.rebuild_drives(rec)
+        self.took_back()
+        eng = self.engine
+        self.pair.snap_primary = eng.primary_sd if eng.state == snapshot.ACTIVE else None
+        self.lop_mgr.adopt(partner_dir)
+
+    def release(self, home):
+        # failback: controller `home`'s drives go back to it; what runs here on them stops
+        for sd, e in enumerate(self.cfg.sd):
+            if e is not None and e.affinity & 1 == home:
+                self.lop_mgr.hand_back(sd, home)
+
+    def took_back(self):
+        # this controller's drives are its own again: the snapshot's index as the log holds it now
+        eng = self.engine
+        if eng.log is not None and self.cfg.sd[eng.log_sd] is not None:
+            eng.attach_log(eng.log_sd, self.drives[eng.log_sd], self.cfg.sd[eng.log_sd].chunk_kb, self.drives)
+        self._gen = -1
+        self.refresh_status()
+
+    def gport(self, port):
+        # host port `port` of this controller as the pair numbers ports (2 * controller + port)
+        return port if self.number is None else 2 * self.number + port
+
+    def execute_here_or_there(self, nexus, cdb, data_out=None):
+        # execute for the console: on the partner (blocking) when it serves the drive
+        if self.pair is not None and self.pair.routed(nexus, cdb):
+            return self.pair.forward_blocking(nexus, cdb, data_out)
+        return self.core.execute(nexus, cdb, data_out)
+
+    def transition_sense(self):
+        return sense.fixed(sense.NOT_READY, 0x04, 0x0A)
 
     # ---- SCSI core interface ------------------------------------------------------------
     def execute(self, nexus, cdb, data_out=None, buf=None):
+        if self.pair is not None and self.pair.routed(nexus, cdb):
+            return self.pair.transition()     # ownership moved since the transport routed it
         return self.core.execute(nexus, cdb, data_out, buf)
 
     def expected_out(self, cdb):
@@ -261,14 +360,17 @@ class Controller:
         return out
 
     def logical_unit(self, nexus):
-        # nexus: (initiator name, port, lun) or, from iSCSI, (initiator name, port, lun, ISID)
-        initiator, port, lun = nexus[0], nexus[1], nexus[2]
-        if not (0 <= port < nvram.PORTS and 0 <= lun < nvram.LUNS):
+        # nexus: (initiator name, port, lun) or, from iSCSI, (initiator name, port, lun, ISID).
+        # The port is the pair's: 2 * controller + host port (0..3); host port n of either
+        # controller shows the same LUN map, as on the real pair's shared host buses
+        initiator, gport, lun = nexus[0], nexus[1], nexus[2]
+        if not (0 <= gport < self.gports and 0 <= lun < nvram.LUNS):
             return None
-        lu = self._lus[port * nvram.LUNS + lun]
+        i = (gport & 1) * nvram.LUNS + lun
+        lu = self._lus[i]
         if lu is None or not self.cfg.masks:
             return lu
-        return lu if self._mask_bits(initiator) >> (port * nvram.LUNS + lun) & 1 else None
+        return lu if self._mask_bits(initiator) >> i & 1 else None
 
     def _mask_bits(self, initiator):
         # the LUNs (bit port * 8 + lun) `initiator` may see: all while nothing is masked, none
@@ -359,7 +461,11 @@ class Controller:
         return vendor.long_operation(self.lop_mgr, cdb, buf, nexus)
 
     # ---- firmware command table ---------------------------------------------------------
-    def command(self, name, args=None):
+    def command(self, name, args=None, local=False):
+        # `local`: the partner forwarded it here, where its drive is served
+        if self.pair is not None and not local:
+            if self.pair.command_home(name, args if isinstance(args, dict) else {}) is not None:
+                return self.pair.remote_command(name, args)
         fn = commands.COMMANDS.get(name)
         if fn is None:
             raise CmdError("UNKNOWN_COMMAND", "no command %r; try: %s" % (name, ", ".join(sorted(commands.COMMANDS))))

@@ -38,10 +38,67 @@ def _endpoint(path, field, value):
     return host, p
 
 
+def _front(path, d, where):
+    # one controller's console and two host ports (the board's, or controllers[n]'s of a pair)
+    con = d.get("console")
+    if not isinstance(con, str) or not (con == "stdio" or con.startswith("tcp:")):
+        _fail(path, where + "console", "must be \"tcp:HOST:PORT\" or \"stdio\"")
+    if con.startswith("tcp:"):
+        _endpoint(path, where + "console", con[4:])
+    ports = d.get("host_ports")
+    if not isinstance(ports, list) or len(ports) != 2:
+        _fail(path, where + "host_ports", "must be a list of exactly two host ports")
+    for i, p in enumerate(ports):
+        f = "%shost_ports[%d]" % (where, i)
+        if not isinstance(p, dict):
+            _fail(path, f, "must be an object {type, portal}")
+        if p.get("type") not in _PORT_TYPES:
+            _fail(path, f + ".type", "must be one of %s, got %r" % (", ".join(_PORT_TYPES), p.get("type")))
+        _endpoint(path, f + ".portal", p.get("portal"))
+
+
+def _pair(path, d):
+    # a dual-active pair (FIG. 7): two controllers, each its console and host ports, one link
+    if "console" in d or "host_ports" in d:
+        _fail(path, "controllers", "a pair names its consoles and host ports per controller, not at the top")
+    cs = d["controllers"]
+    if not isinstance(cs, list) or len(cs) != 2:
+        _fail(path, "controllers", "must be a list of exactly two controllers")
+    for n, c in enumerate(cs):
+        if not isinstance(c, dict):
+            _fail(path, "controllers[%d]" % n, "must be an object {console, host_ports}")
+        _front(path, c, "controllers[%d]." % n)
+        for i, p in enumerate(c["host_ports"]):
+            if _endpoint(path, "portal", p["portal"])[1] == 0:
+                _fail(path, "controllers[%d].host_ports[%d].portal" % (n, i),
+                      "a pair's portals need fixed ports: the survivor of a failover listens on its partner's")
+    if _endpoint(path, "link", d.get("link"))[1] == 0:
+        _fail(path, "link", "the back-end link needs a fixed port")
+
+
+def controller(d, n):
+    """The board as controller n of it sees it: its own console and host ports at the top, and
+    `controller` (n, None for a simplex board) and `partner_ports` (the other controller's)."""
+    cs = d.get("controllers")
+    if cs is None:
+        if n is not None:
+            raise BoardError("controller %d: the board has one controller (no \"controllers\" field)" % n)
+        d["controller"] = None
+        return d
+    if n not in (0, 1):
+        raise BoardError("%s: a pair has controllers 0 and 1: boot one with --controller 0 or 1"
+                         % ("no --controller given" if n is None else "--controller is not 0 or 1"))
+    d["console"] = cs[n]["console"]
+    d["host_ports"] = cs[n]["host_ports"]
+    d["partner_ports"] = cs[1 - n]["host_ports"]
+    d["controller"] = n
+    return d
+
+
 def validate(d, path="board"):
     if not isinstance(d, dict):
         raise BoardError("%s: the file must hold one JSON object" % path)
-    for f in ("model", "iqn", "console", "factory_nvram"):
+    for f in ("model", "iqn", "factory_nvram"):
         if not isinstance(d.get(f), str) or not d.get(f):
             _fail(path, f, "missing or not a non-empty string")
     for f, (lo, hi) in _INTS.items():
@@ -55,20 +112,10 @@ def validate(d, path="board"):
               % (d["populated_slots"], d["drive_channels"] * d["targets_per_channel"]))
     if not d["iqn"].startswith("iqn.") or len(d["iqn"]) > 223:
         _fail(path, "iqn", "must be an iSCSI qualified name (iqn.…, at most 223 characters)")
-    if not (d["console"] == "stdio" or d["console"].startswith("tcp:")):
-        _fail(path, "console", "must be \"tcp:HOST:PORT\" or \"stdio\"")
-    if d["console"].startswith("tcp:"):
-        _endpoint(path, "console", d["console"][4:])
-    ports = d.get("host_ports")
-    if not isinstance(ports, list) or len(ports) != 2:
-        _fail(path, "host_ports", "must be a list of exactly two host ports")
-    for i, p in enumerate(ports):
-        f = "host_ports[%d]" % i
-        if not isinstance(p, dict):
-            _fail(path, f, "must be an object {type, portal}")
-        if p.get("type") not in _PORT_TYPES:
-            _fail(path, f + ".type", "must be one of %s, got %r" % (", ".join(_PORT_TYPES), p.get("type")))
-        _endpoint(path, f + ".portal", p.get("portal"))
+    if "controllers" in d:
+        _pair(path, d)
+    else:
+        _front(path, d, "")
     t = d.get("iscsi_task_timeout_s", 10)
     if type(t) is not int or not 1 <= t <= 3600:
         _fail(path, "iscsi_task_timeout_s", "must be an integer 1..3600 (seconds), got %r" % (t,))

@@ -85,12 +85,14 @@ def _transfer(writing):
 
 
 class IOP:
-    def __init__(self, state_dir, n_slots, disk_blocks, names, intent=True):
+    def __init__(self, state_dir, n_slots, disk_blocks, names, intent=True, own_dir=None):
         if n_slots < 1 or len(names) != n_slots:
             raise ValueError("iop: %d names for %d slots" % (len(names), n_slots))
         if disk_blocks < 1:
             raise ValueError("iop: disk_blocks must be >= 1, got %r" % (disk_blocks,))
         self.state_dir = state_dir
+        # the intent record is the controller's own (each of a pair has one); the disks are shared
+        self.own_dir = own_dir or state_dir
         self.n_slots = n_slots
         self.disk_blocks = disk_blocks
         self.names = list(names)
@@ -106,6 +108,7 @@ class IOP:
         self._files = [None] * n_slots
         self._state = ["online"] * n_slots
         self.gen = 0    # bumped on every slot state change: system drives cache their status by it
+        self.on_change = None
         # where each disk file's offset is after our last transfer on it (None: not known), so a
         # sequential transfer saves its lseek; kept with the file object it belongs to
         self._pf = [None] * n_slots
@@ -228,6 +231,8 @@ class IOP:
         self._state[slot] = st
         self.gen += 1
         self._save_states()
+        if self.on_change is not None:
+            self.on_change()     # the partner of a pair shares the slots
 
     def fail(self, slot):
         self.intent_clear()
@@ -261,7 +266,7 @@ class IOP:
 
     # ---- intent record (storage/README.md "Crash consistency"): which multi-member write may be torn
     def _intent_open(self):
-        path = self.state_dir + "/" + INTENT_FILE
+        path = self.own_dir + "/" + INTENT_FILE
         try:
             if not exists(path):
                 open(path, "wb").close()
@@ -271,6 +276,10 @@ class IOP:
             self.problems.append((-1, self.intent_error))
             return
         self._if = f
+        self._read_intent(f)
+
+    def _read_intent(self, f):
+        # the record in f (if a write was in flight when its controller stopped) into intent_pending
         h = f.read(_IHDR)
         if len(h) != _IHDR or h[0:4] != INTENT_MAGIC:
             if h and h[0:4] not in (INTENT_MAGIC, b"\0\0\0\0"):
@@ -279,7 +288,7 @@ class IOP:
                                       "mirrors or parity disagreeing; run a consistency check" % INTENT_FILE))
             return  # empty or cleared: nothing in flight
         magic, kind, _, drive, geo, seq, a, b, c, member, plen = struct.unpack_from(INTENT_FMT, h, 0)
-        self._iseq = seq
+        self._iseq = max(self._iseq, seq)
         if plen > INTENT_MAX_PAYLOAD:
             return
         pay = f.read(plen) if plen else b""
@@ -287,6 +296,33 @@ class IOP:
         if len(pay) != plen or crc != struct.unpack_from("<I", h, _IHDR - 4)[0]:
             return  # torn while rewritten: its write had not begun, the one before it had ended
         self.intent_pending = (kind, drive, geo, a, b, c, member, pay if plen else None)
+
+    def adopt_intent(self, other_dir):
+        # failover: the dead partner's intent record, to close its write hole here; the record is
+        # then cleared, so a restart of the partner cannot apply it again. -> its drive or None
+        path = other_dir + "/" + INTENT_FILE
+        try:
+            f = open(path, "r+b")
+        except OSError:
+            return None
+        try:
+            self.intent_pending = None
+            self._read_intent(f)
+            f.seek(0)
+            f.write(bytes(_IHDR))
+        finally:
+            f.close()
+        return None if self.intent_pending is None else self.intent_pending[1]
+
+    def reload_states(self):
+        # the partner of a pair changed a slot's state (fail, remove, replace): the file is shared
+        old = list(self._state)
+        self._load_states()
+        for s in range(self.n_slots):
+            if self._state[s] != old[s]:
+                if self._state[s] == "online" and self._files[s] is None:
+                    self._open(s, False)
+                self.gen += 1
 
     @property
     def intent_on(self):
@@ -316,7 +352,7 @@ class IOP:
                 raise OSError("short write")
         except OSError as e:
             # the data path carries on; crash consistency is lost until the directory works again
-            self.intent_error = "%s/%s: %s" % (self.state_dir, INTENT_FILE, e)
+            self.intent_error = "%s/%s: %s" % (self.own_dir, INTENT_FILE, e)
             return
         self.intent_writes += 1
 
@@ -331,7 +367,7 @@ class IOP:
             f.seek(0)
             f.write(b"\0\0\0\0")
         except OSError as e:
-            self.intent_error = "%s/%s: %s" % (self.state_dir, INTENT_FILE, e)
+            self.intent_error = "%s/%s: %s" % (self.own_dir, INTENT_FILE, e)
 
     def reset_counters(self):
         self.reads = 0

@@ -381,6 +381,19 @@ class Nvram:
         self.bank = target
         self.image = data
 
+    def adopt(self, image):
+        # the partner's image (a pair keeps one configuration): checked, then written as the next
+        # bank with the partner's generation. -> the Config it holds
+        cfg = decode(memoryview(image))
+        target = 1 - self.bank if self.bank >= 0 else 0
+        data = bytes(image[:HDR_LEN + PAYLOAD_LEN])
+        with open(self.path, "r+b") as f:
+            f.seek(target * self.bank_size)
+            f.write(data)
+        self.bank = target
+        self.image = data
+        return cfg
+
     def current(self):
         # the configuration NV memory holds now (a refused change is undone from it)
         return decode(self.image)

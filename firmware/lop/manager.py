@@ -57,13 +57,13 @@ def _sig(ctl, sd):
 class Manager:
     def __init__(self, ctl):
         self.ctl = ctl
-        self.path = ctl.state_dir + "/" + STATE_FILE
+        self.path = ctl.own_dir + "/" + STATE_FILE
         self.rate = 100
         self.copy_word = W_INVALID      # Table 10 when no copy runs: the last copy's outcome
         self.copy_pair = None           # (source, destination) the last copy named: who may hear of it
         self.history = []
         self.last_save = time.ticks_ms()
-        self.tracker = track.Tracker(ctl.state_dir + "/" + TRACK_FILE, ctl.engine)
+        self.tracker = track.Tracker(ctl.own_dir + "/" + TRACK_FILE, ctl.engine)
         if self.tracker.problem:
             ctl.events.log("warn", "CHANGE TRACKING RESET (%s): next copy is full" % self.tracker.problem)
         ctl.engine.listeners.append(self.tracker.writing)
@@ -74,9 +74,9 @@ class Manager:
         return self.ctl.lops.ops
 
     # ---- persistence --------------------------------------------------------------------------
-    def _read_state(self):
+    def _read_state(self, path):
         try:
-            with open(self.path) as f:
+            with open(path) as f:
                 st = json.loads(f.read())
         except OSError:
             return None
@@ -103,7 +103,7 @@ class Manager:
                 op.safe = op.pos
 
     def _resume(self):
-        st = self._read_state()
+        st = self._read_state(self.path)
         if not st:
             return
         ctl = self.ctl
@@ -112,17 +112,43 @@ class Manager:
         self.copy_word = w if type(w) is int and 0 <= w <= 0xFFFF else W_INVALID
         self.history = [h for h in st.get("history", []) if isinstance(h, dict)][-HISTORY:]
         self.copy_pair = _pair(st.get("copy_pair")) or self._last_copy_pair()
-        inc = st.get("incomplete")
-        for sd in inc if isinstance(inc, list) else ():
-            if type(sd) is int and 0 <= sd <= 7:
-                ctl.lops.incomplete[sd] = 1
+        self._mark_incomplete(st)
         eng = ctl.engine
         # a copy completed just before the kill, whose snapshot was not yet ended: end it now
         for h in self.history[-1:]:
             if (h.get("op") == "copy" and h.get("state") == "COMPLETED" and eng.state == snapshot.ACTIVE
                     and h.get("snap") == eng.snap_id):
                 eng.terminate("copied to SD%d (completed before restart)" % h.get("to", -1))
-        for s in st.get("ops", []):
+        self._revive_all(st.get("ops", []), "RESTART")
+        self.save()
+
+    def adopt(self, other_dir):
+        # failover: the dead partner's long operations resume here; its state file is set aside
+        # so a restart of the partner cannot run them a second time
+        path = other_dir + "/" + STATE_FILE
+        st = self._read_state(path)
+        if not st:
+            return
+        os.rename(path, path + ".adopted")
+        self._mark_incomplete(st)
+        self._revive_all(st.get("ops", []), "FAILOVER")
+        self.save()
+
+    def _mark_incomplete(self, st):
+        inc = st.get("incomplete")
+        for sd in inc if isinstance(inc, list) else ():
+            if type(sd) is int and 0 <= sd <= 7:
+                self.ctl.lops.incomplete[sd] = 1
+
+    def hand_back(self, sd, home):
+        # failback: an operation on a drive going back to its controller stops here (logged)
+        for op in list(self.ops):
+            if op.sd == sd:
+                self.stop(op, "drive handed back to controller %d: start it again there" % home)
+
+    def _revive_all(self, saved, when):
+        ctl = self.ctl
+        for s in saved:
             if not isinstance(s, dict):
                 continue
             try:
@@ -143,13 +169,12 @@ class Manager:
                     self.copy_pair = _pair([s.get("sd"), s.get("dst")])
                     info["to"] = s.get("dst")
                 self._remember(info)
-                ctl.events.log("error", "%s SD%s NOT RESUMED AFTER RESTART: %s"
-                               % (NAMES.get(s.get("kind"), "?").upper(), s.get("sd"), why))
+                ctl.events.log("error", "%s SD%s NOT RESUMED AFTER %s: %s"
+                               % (NAMES.get(s.get("kind"), "?").upper(), s.get("sd"), when, why))
                 continue
             op.resumed = True
             ctl.lops.add(op)
-            ctl.events.log("info", "%s RESUMED AT %d%%" % (op.label(), op.percent()))
-        self.save()
+            ctl.events.log("info", "%s RESUMED AT %d%% AFTER %s" % (op.label(), op.percent(), when))
 
     def _revive(self, s):
         ctl = self.ctl
@@ -375,8 +400,8 @@ class Manager:
     # ---- the scheduler's slice ----------------------------------------------------------------
     def step(self):
         for op in list(self.ops):
-            if op.state != "RUNNING":
-                continue
+            if op.state != "RUNNING" or not self.ctl.mine(op.sd):
+                continue         # of a pair, the drive's owner runs it
             try:
                 op.step()
             except Refused as e:

@@ -20,6 +20,7 @@ MAX_UA = const(4)                      # pending unit attentions per nexus
 UA_POWER_ON = const(0x2901)
 UA_TARGET_RESET = const(0x2902)
 UA_LUN_RESET = const(0x2903)
+UA_ALUA_CHANGED = const(0x2A06)        # ASYMMETRIC ACCESS STATE CHANGED
 
 
 # opcode -> handler(core, lu, cdb, data_out, buf) -> data_in
@@ -54,6 +55,9 @@ class Core:
         self._mv = memoryview(self._buf)
         self.nexus = None                              # of the command being executed
         self.pr = pr.Reservations(self)
+        # of a pair: alua(lu, controller) -> asymmetric access state of lu through that
+        # controller's target port group (scsi/README.md "ALUA"); None on a simplex board
+        self.alua = None
         self._seen = {}                                # I_T_L nexus -> None (for unit attentions)
         self._ua = {}                                  # I_T_L nexus -> [pending UA codes]
 
@@ -129,6 +133,12 @@ class Core:
             self._ua[nexus] = [code]            # a reset supersedes what was pending
         elif code not in q and len(q) < MAX_UA:
             q.append(code)
+
+    def access_changed(self):
+        # ALUA states moved (failover, failback, ownership): every nexus hears 2A/06 once
+        for n in self._seen:
+            if self.logical_unit(n) is not None:
+                self._post(n, UA_ALUA_CHANGED)
 
     def unit_attention(self, key, its, code):
         # establish `code` for the nexuses of I_T nexuses `its` (None: all) to the LU `key`

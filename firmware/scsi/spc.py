@@ -43,6 +43,8 @@ def inquiry(core, lu, cdb, data_out, buf):
         d[2] = 0x06                # SPC-4
         d[3] = 0x12                # HiSup, response data format 2
         d[4] = len(d) - 5
+        if core.alua is not None:
+            d[5] = 0x10            # TPGS 01: implicit ALUA (the pair moves states itself)
         d[7] = 0x02                # CmdQue
         d[8:16] = VENDOR
         product = core.model + (lu.model_suffix if lu is not None else "")
@@ -61,8 +63,11 @@ def inquiry(core, lu, cdb, data_out, buf):
         d = bytes((pq, 0x80, 0, len(sn))) + sn
     elif page == 0x83:
         naa = lu.naa()                            # NAA 6, 16 bytes, stable per logical unit
-        tpg = struct.pack(">BBBBI", 0x01, 0x14, 0, 4, lu.port + 1)   # relative target port
-        desc = bytes((0x01, 0x03, 0x00, 16)) + naa + tpg
+        gport = core.nexus[1]                     # the port asked: 2 * controller + host port
+        rtp = struct.pack(">BBBBI", 0x01, 0x14, 0, 4, gport + 1)     # relative target port
+        desc = bytes((0x01, 0x03, 0x00, 16)) + naa + rtp
+        if core.alua is not None:                 # target port group: the controller's
+            desc += struct.pack(">BBBBI", 0x01, 0x15, 0, 4, (gport >> 1) + 1)
         d = bytes((pq, 0x83)) + struct.pack(">H", len(desc)) + desc
     elif page == 0xB0:
         # Block Limits (SBC-3 length): WSNZ, COMPARE AND WRITE and transfer limits, no UNMAP
@@ -266,7 +271,35 @@ _USAGE = (
 _TIMEOUTS = b"\x00\x0a\x00\x00\x00\x00\x00\x00\x00\x00\x00\x1e"   # nominal: unspecified, 30 s recommended
 
 
+def report_tpgs(core, lu, cdb, buf):
+    # REPORT TARGET PORT GROUPS of a pair: one group per controller, its two host ports, and the
+    # state of this logical unit through it (scsi/README.md "ALUA")
+    if core.alua is None or lu is None:
+        raise sense.invalid_field(1)
+    ext = cdb[1] >> 5
+    if ext > 1:
+        raise sense.invalid_field(1)
+    alloc = (cdb[6] << 24) | (cdb[7] << 16) | (cdb[8] << 8) | cdb[9]
+    d = bytearray(8 if ext else 4)
+    if ext:
+        d[4] = 0x10            # format: extended header
+        d[5] = 1               # implicit transition time: 1 s
+    for home in (0, 1):
+        g = bytearray(8 + 8)
+        g[0] = core.alua(lu, home) | (0x80 if core.alua(lu, home) == 0 else 0)   # PREF on the owner
+        g[1] = 0x87            # T_SUP, S_SUP, AN_SUP, AO_SUP
+        struct.pack_into(">H", g, 2, home + 1)
+        g[7] = 2               # two target ports
+        struct.pack_into(">H", g, 10, 2 * home + 1)
+        struct.pack_into(">H", g, 14, 2 * home + 2)
+        d += g
+    struct.pack_into(">I", d, 0, len(d) - 4)
+    return _out(buf, d, alloc)
+
+
 def maintenance_in(core, lu, cdb, data_out, buf):
+    if cdb[1] & 0x1F == 0x0A:
+        return report_tpgs(core, lu, cdb, buf)
     if cdb[1] & 0x1F != 0x0C:
         raise sense.invalid_field(1)
     rctd = cdb[2] & 0x80

@@ -54,6 +54,7 @@ class Engine:
         self.primary = None
         self.primary_sd = -1
         self.state = IDLE
+        self.notify = None     # told the primary when a snapshot begins, None when it ends (a pair)
         self.generation = 0
         self.snap_id = 0
         self.chunk_blocks = DEFAULT_CHUNK_KB * 2
@@ -245,6 +246,8 @@ class Engine:
             raise
         self._stack()
         self.events.log("info", "SNAPSHOT STARTED SD%d -> LOG SD%d" % (sd, self.log_sd))
+        if self.notify is not None:
+            self.notify(sd)
 
     def terminate(self, reason="command"):
         self._keep_outcome("copied" if reason.startswith("copied") else "terminated", reason)
@@ -254,6 +257,8 @@ class Engine:
         self.index.clear()
         self.primary, self.primary_sd = None, -1
         self.events.log("info", "SNAPSHOT ENDED (%s)" % reason)
+        if self.notify is not None:
+            self.notify(None)
 
     def _stack(self):
         # the primary's host writes go through the origin from now on (copy-on-write)
@@ -311,6 +316,8 @@ class Engine:
         self.primary, self.primary_sd = None, -1
         self.events.log("error", why + ": SNAPSHOT TERMINATED")
         self._store_header()
+        if self.notify is not None:
+            self.notify(None)
 
     def _keep_outcome(self, how, why):
         self.last = {"primary": self.primary_sd, "log": self.log_sd, "generation": self.generation,

@@ -29,8 +29,8 @@ INTS = {                  # field: (low, high)
 OPTIONAL_INTS = {         # field: (low, high, default)
     "iscsi_task_timeout_s": (1, 3600, 10),
 }
-STRINGS = ("model", "description", "console", "iqn", "factory_nvram")
-FIELDS = set(INTS) | set(OPTIONAL_INTS) | set(STRINGS) | {"host_ports"}
+STRINGS = ("model", "description", "iqn", "factory_nvram")
+FIELDS = set(INTS) | set(OPTIONAL_INTS) | set(STRINGS) | {"console", "host_ports", "controllers", "link"}
 MODELS = ("DAC960SX", "DAC960SF")
 PORT_TYPES = ("SCSI", "FC")
 IPV4 = re.compile(r"^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$")
@@ -131,16 +131,53 @@ def _endpoint(fail, field, value):
 
 
 def _endpoints(d, fail):
+    # a simplex board names its console and host ports at the top; a pair (FIG. 7) per controller,
+    # with the back-end link's address; no two endpoints share a non-zero port
+    seen = {}
+    if "controllers" not in d:
+        if "link" in d:
+            fail("link", "only a pair (\"controllers\") has a back-end link")
+        _front(d, fail, "", seen)
+        return
+    for f in ("console", "host_ports"):
+        if f in d:
+            fail(f, "a pair names it per controller (controllers[n].%s), not at the top" % f)
+    cs = d["controllers"]
+    if not isinstance(cs, list) or len(cs) != 2:
+        fail("controllers", "must be a list of exactly two controllers")
+    for n, c in enumerate(cs):
+        where = "controllers[%d]" % n
+        if not isinstance(c, dict) or set(c) != {"console", "host_ports"}:
+            fail(where, "must be an object with exactly the fields console and host_ports")
+        _front(c, fail, where + ".", seen)
+        for i, p in enumerate(c["host_ports"]):
+            if p["portal"].endswith(":0"):
+                fail("%s.host_ports[%d].portal" % (where, i), "a pair's portals need fixed ports: the survivor "
+                     "of a failover listens on its partner's (port 0 is for a simplex board)")
+    ep = _endpoint(fail, "link", d.get("link"))
+    if ep[1] == 0:
+        fail("link", "the back-end link needs a fixed port (both controllers must find it)")
+    if ep in seen:
+        fail("link", "%s:%d is already the %s's" % (ep[0], ep[1], seen[ep]))
+
+
+def _front(d, fail, where, seen):
+    # one controller's console and two host ports
+    con = d.get("console")
+    if not isinstance(con, str) or not con:
+        fail(where + "console", "missing or not a non-empty string")
     ports = d.get("host_ports")
     if not isinstance(ports, list) or len(ports) != 2:
-        fail("host_ports", "must be a list of exactly two host ports")
-    seen = {}
-    if d["console"] != "stdio":
-        if not d["console"].startswith("tcp:"):
-            fail("console", "must be \"tcp:HOST:PORT\" or \"stdio\", got %r" % (d["console"],))
-        seen[_endpoint(fail, "console", d["console"][4:])] = "console"
+        fail(where + "host_ports", "must be a list of exactly two host ports")
+    if con != "stdio":
+        if not con.startswith("tcp:"):
+            fail(where + "console", "must be \"tcp:HOST:PORT\" or \"stdio\", got %r" % (con,))
+        ep = _endpoint(fail, where + "console", con[4:])
+        if ep[1] and ep in seen:
+            fail(where + "console", "%s:%d is already the %s's" % (ep[0], ep[1], seen[ep]))
+        seen[ep] = where + "console"
     for i, p in enumerate(ports):
-        f = "host_ports[%d]" % i
+        f = "%shost_ports[%d]" % (where, i)
         if not isinstance(p, dict) or set(p) != {"type", "portal"}:
             fail(f, "must be an object with exactly the fields type and portal")
         if p["type"] not in PORT_TYPES:

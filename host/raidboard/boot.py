@@ -79,8 +79,35 @@ class Board:
             self._pty_slave = None
 
 
-def start(board_path, state, console=None, iscsi=None, ready_timeout=60.0, detach=False, heap_kb=None):
-    """Boot the firmware; return a Board once it reported READY.
+class Pair:
+    """The two controllers of a dual-active board (or the one of them booted again)."""
+
+    def __init__(self, boards, state, endpoints):
+        self.boards = boards
+        self.state = Path(state)
+        self.endpoints = endpoints
+        self.proc = boards[0].proc
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    @property
+    def console_url(self):
+        return self.endpoints["console"]
+
+    def stop(self, grace=5.0):
+        return any([b.stop(grace) for b in self.boards])
+
+    def close_fds(self):
+        for b in self.boards:
+            b.close_fds()
+
+
+def start(board_path, state, console=None, iscsi=None, ready_timeout=60.0, detach=False, heap_kb=None,
+          controller=None):
+    """Boot the firmware; return a Board once it reported READY (a Pair for a dual-active board:
+    both controllers, or only `controller` when one is booted again beside its running partner).
 
     console: None (the board definition's), "tcp:HOST:PORT", or "pty".
     """
@@ -91,13 +118,65 @@ def start(board_path, state, console=None, iscsi=None, ready_timeout=60.0, detac
     except OSError as e:
         raise BootError("state directory %s: %s" % (state, e.strerror or e))
     old = read_endpoints(state)
+    if "controllers" in board:
+        if console or iscsi:
+            raise BootError("a pair takes its consoles and portals from the board file (--console and --iscsi "
+                            "are for one controller)")
+        return _start_pair(board_path, board, state, old, ready_timeout, heap_kb, controller)
+    if controller is not None:
+        raise BootError("--controller: %s has one controller" % board_path)
     if old and pid_alive(old.get("pid")):
         raise BootError("a board already runs on %s (pid %s, console %s); stop it with "
                         "`raidboard stop --state %s`" % (state, old["pid"], old.get("console"), state))
+    return _start_one(board_path, board, state, console, iscsi, ready_timeout, heap_kb)
+
+
+def _start_pair(board_path, board, state, old, ready_timeout, heap_kb, controller):
+    # both controllers at once (each waits for the other over the link), or one beside its partner
+    running = {n: c for n, c in enumerate((old or {}).get("controllers") or []) if pid_alive(c.get("pid"))}
+    which = [0, 1] if controller is None else [controller]
+    busy = [n for n in which if n in running]
+    if busy:
+        raise BootError("controller %d already runs on %s (pid %s); stop it with `raidboard stop --state %s`"
+                        % (busy[0], state, running[busy[0]]["pid"], state))
+    if controller is None and running:
+        raise BootError("a board already runs on %s; stop it with `raidboard stop --state %s`" % (state, state))
+    procs = []
+    try:
+        for n in which:
+            procs.append(_launch(board_path, board, state, None, None, heap_kb, n))
+        boards = [_ready(board_path, state, p, ready_timeout) for p in procs]
+    except BaseException:
+        for p in procs:
+            stop_pid(p[0].pid, 2.0, proc=p[0])
+        raise
+    ctls = [dict(c) for c in (old or {}).get("controllers") or [{}, {}]] if controller is not None else [{}, {}]
+    for n, b in zip(which, boards):
+        ctls[n] = dict(b.endpoints, controller=n)
+    first = next(c for c in ctls if c.get("pid") and pid_alive(c["pid"]))
+    endpoints = dict(first, controllers=ctls)
+    write_endpoints(state, endpoints)
+    return Pair(boards, state, endpoints)
+
+
+def _start_one(board_path, board, state, console, iscsi, ready_timeout, heap_kb):
+    launched = _launch(board_path, board, state, console, iscsi, heap_kb, None)
+    b = _ready(board_path, state, launched, ready_timeout)
+    write_endpoints(state, b.endpoints)
+    return b
+
+
+def _launch(board_path, board, state, console, iscsi, heap_kb, controller):
     argv = [micropython(), "-X", "heapsize=%dK" % (heap_kb or board["heap_kb"]),
             str(firmware_main()), str(Path(board_path).resolve()), str(state.resolve())]
+    logdir = state
+    if controller is not None:
+        argv += ["--controller", str(controller)]
+        logdir = state / ("c%d" % controller)      # the controller's own directory (control/pair.md)
+        logdir.mkdir(exist_ok=True)
     master = slave = None
-    if console is None and board.get("console") == "stdio":
+    own = board["controllers"][controller]["console"] if controller is not None else board.get("console")
+    if console is None and own == "stdio":
         console = "pty"          # a board whose UART is its stdio gets a pty people can open
     if console == "pty":
         master, slave = os.openpty()
@@ -110,7 +189,7 @@ def start(board_path, state, console=None, iscsi=None, ready_timeout=60.0, detac
         argv += ["--console", console]
     if iscsi:
         argv += ["--iscsi", iscsi]
-    logpath = state / LOG
+    logpath = logdir / LOG
     log = open(logpath, "ab")
     start_at = log.tell()
     try:
@@ -126,6 +205,11 @@ def start(board_path, state, console=None, iscsi=None, ready_timeout=60.0, detac
         log.close()
         if master is not None:
             os.close(master)
+    return proc, logpath, start_at, slave
+
+
+def _ready(board_path, state, launched, ready_timeout):
+    proc, logpath, start_at, slave = launched
     try:
         info = _wait_ready(proc, logpath, start_at, slave, ready_timeout)
     except BaseException:
@@ -140,8 +224,25 @@ def start(board_path, state, console=None, iscsi=None, ready_timeout=60.0, detac
     else:
         c = info.get("console") or ""
         endpoints["console"] = "socket://" + c[4:] if c.startswith("tcp:") else c
-    write_endpoints(state, endpoints)
     return Board(proc, state, endpoints, pty_slave=slave)
+
+
+def controller_view(ep, n=None):
+    """The endpoints of controller n of a pair (None: the first one running), as a simplex
+    board's endpoints read; a simplex board's unchanged."""
+    ctls = ep.get("controllers") if ep else None
+    if not ctls:
+        if n not in (None, 0):
+            raise BootError("--controller %d: the board has one controller" % n)
+        return ep
+    if n is not None:
+        if n not in (0, 1):
+            raise BootError("--controller must be 0 or 1")
+        return dict(ep, **ctls[n])
+    for c in ctls:
+        if c.get("pid") and pid_alive(c["pid"]):
+            return dict(ep, **c)
+    return dict(ep, **ctls[0])
 
 
 def _wait_ready(proc, logpath, offset, slave, timeout):

@@ -19,18 +19,14 @@ def cmd_boot(sess, args):
     if console is not None and console != "pty" and not console.startswith("tcp:"):
         raise UsageError("--console %r: use tcp:HOST:PORT (port 0 picks a free one) or pty" % console)
     b = boot.start(args.board, args.state_dir, console=console, iscsi=args.iscsi,
-                      ready_timeout=args.boot_timeout)
+                   ready_timeout=args.boot_timeout, controller=args.controller)
     ep = b.endpoints
     if args.detach:
         pid_file = Path(args.pid_file) if args.pid_file else Path(args.state_dir) / "firmware.pid"
-        pid_file.write_text("%d\n" % b.pid)
+        pid_file.write_text("".join("%d\n" % p for p in _pids(ep)))
         ep["pid_file"] = str(pid_file.resolve())
         boot.write_endpoints(args.state_dir, ep)
-        out(args, ep, lambda: "\n".join([
-            "board %s running (pid %d), detached" % (Path(args.board).stem, b.pid),
-            "console: %s" % ep["console"],
-            "portals: %s" % " ".join(ep.get("portals") or []),
-            "log:     %s" % ep["log"],
+        out(args, ep, lambda: "\n".join(_running(args, ep, b) + [
             "stop it: raidboard stop --state %s" % args.state_dir]))
         b.close_fds()
         return
@@ -42,9 +38,7 @@ def cmd_boot(sess, args):
             if args.json:
                 print(json.dumps(ep, sort_keys=True), flush=True)
             else:
-                print("board %s running (pid %d)\nconsole: %s\nportals: %s\nlog: %s\nCtrl-C stops the board."
-                      % (Path(args.board).stem, b.pid, ep["console"], " ".join(ep.get("portals") or []),
-                         ep["log"]), flush=True)
+                print("\n".join(_running(args, ep, b) + ["Ctrl-C stops the board."]), flush=True)
             _follow_log(b, Path(ep["log"]))
     except KeyboardInterrupt:
         pass
@@ -56,6 +50,23 @@ def cmd_boot(sess, args):
             print("board stopped", file=sys.stderr)
     if b.proc.returncode not in (0, None, -2, -15) and not args.attach:
         print("firmware exited with code %s (see %s)" % (b.proc.returncode, ep["log"]), file=sys.stderr)
+
+
+def _running(args, ep, b):
+    # what a person needs to reach a booted board: per controller of a pair
+    name = Path(args.board).stem
+    detached = ", detached" if args.detach else ""
+    if not ep.get("controllers"):
+        return ["board %s running (pid %d)%s" % (name, b.pid, detached), "console: %s" % ep["console"],
+                "portals: %s" % " ".join(ep.get("portals") or []), "log:     %s" % ep["log"]]
+    lines = ["board %s (a dual-active pair) running%s" % (name, detached)]
+    for c in ep["controllers"]:
+        if c.get("pid"):
+            lines += ["controller %d (pid %d)" % (c["controller"], c["pid"]),
+                      "  console: %s" % c["console"],
+                      "  portals: %s" % " ".join(c.get("portals") or []),
+                      "  log:     %s" % c["log"]]
+    return lines
 
 
 def _follow_log(b, logpath):
@@ -82,34 +93,50 @@ def _forget(state, pid):
                 pass
 
 
+def _pids(ep, controller=None):
+    # the firmware processes of a board's endpoints: one, or a pair's (or one controller of it)
+    if not ep:
+        return []
+    ctls = ep.get("controllers")
+    if not ctls:
+        return [ep["pid"]] if ep.get("pid") else []
+    return [c["pid"] for n, c in enumerate(ctls) if c.get("pid") and controller in (None, n)]
+
+
 def cmd_stop(sess, args):
-    pid = None
     state = args.state or DEFAULT_STATE
+    ep = None
     if args.pid_file:
         try:
-            pid = int(Path(args.pid_file).read_text().split()[0])
-        except (OSError, ValueError, IndexError) as e:
+            pids = [int(w) for w in Path(args.pid_file).read_text().split()]
+            if not pids:
+                raise ValueError("the file is empty")
+        except (OSError, ValueError) as e:
             raise UsageError("--pid-file %s: cannot read a pid: %s" % (args.pid_file, getattr(e, "strerror", None) or e))
     else:
         ep = boot.read_endpoints(state)
-        pid = ep.get("pid") if ep else None
-    if not pid or not boot.pid_alive(pid):
+        pids = _pids(ep, args.controller)
+    live = [p for p in pids if boot.pid_alive(p)]
+    if not live:
         if not args.pid_file:
-            _forget(state, pid)
-        out(args, {"stopped": False, "pid": pid}, "no board is running%s" % (
+            _forget(state, ep.get("pid") if ep else None)
+        out(args, {"stopped": False, "pid": pids[0] if pids else None}, "no board is running%s" % (
             "" if args.pid_file else " in %s" % state))
         return
-    if not _is_firmware(pid):
-        raise UsageError("pid %d is not a raidboard firmware process; not stopping it" % pid)
-    boot.stop_pid(pid, grace=args.grace)
+    for pid in live:
+        if not _is_firmware(pid):
+            raise UsageError("pid %d is not a raidboard firmware process; not stopping it" % pid)
+    for pid in live:
+        boot.stop_pid(pid, grace=args.grace)
     if args.pid_file:
         try:
             Path(args.pid_file).unlink()
         except OSError:
             pass
-    if not args.pid_file:
-        _forget(state, pid)
-    out(args, {"stopped": True, "pid": pid}, "board stopped (pid %d)" % pid)
+    elif not any(boot.pid_alive(p) for p in _pids(ep)):
+        _forget(state, ep.get("pid"))
+    out(args, {"stopped": True, "pid": live[0], "pids": live},
+        "board stopped (pid %s)" % ", ".join(str(p) for p in live))
 
 
 def _is_firmware(pid):

@@ -60,6 +60,9 @@ def _common(p, top=False):
                    help="the board's console: socket://HOST:PORT, tcp:HOST:PORT or /dev/pts/N")
     g.add_argument("--state", "-s", metavar="DIR", default=d,
                    help="state directory of a board started with `boot --detach`")
+    g.add_argument("--controller", "-c", type=int, choices=(0, 1), metavar="N", default=d,
+                   help="of a dual-active pair: the controller to talk to, boot or stop (default: "
+                        "the first one running; boot and stop: both)")
     g.add_argument("--json", "-j", action="store_true", default=False if top else argparse.SUPPRESS,
                    help="print results as JSON")
     g.add_argument("--timeout", type=float, metavar="S", default=30.0 if top else argparse.SUPPRESS,
@@ -87,6 +90,8 @@ examples:
   raidboard boot boards/dac960sx.json state --attach         and open its console here (make run)
   raidboard boot boards/dac960sx.json /tmp/b1 --console tcp:127.0.0.1:0 --iscsi 127.0.0.1:0,127.0.0.1:0 --detach
   raidboard boot boards/dac960sf.json /tmp/b2 --console pty --detach   prints console: /dev/pts/N
+  raidboard boot boards/dac960sx-pair.json pair --detach     a dual-active pair: both controllers
+  raidboard boot boards/dac960sx-pair.json pair --controller 1 --detach   restart controller 1 beside 0
 """)
     b.add_argument("board", help="board definition, e.g. boards/dac960sx.json")
     b.add_argument("state_dir", metavar="STATE", help="state directory (disks, NV memory); created if missing")
@@ -103,6 +108,7 @@ examples:
   raidboard stop                      the board in ./state
   raidboard stop --state /tmp/b1
   raidboard stop --pid-file /tmp/b1.pid
+  raidboard stop --state pair --controller 1   one controller of a pair (its partner takes over)
 """)
     s.add_argument("--pid-file", metavar="FILE")
     s.add_argument("--grace", type=float, default=5.0, metavar="S",

@@ -21,7 +21,7 @@ def console_url(args):
         return normalize_url(args.port)
     state = getattr(args, "state", None)
     if state:
-        ep = boot.read_endpoints(state)
+        ep = _controller(boot.read_endpoints(state), args)
         if not ep or not ep.get("console"):
             raise LinkError("no board recorded in %s (no %s); boot one with "
                             "`raidboard boot boards/dac960sx.json %s --detach`" % (state, boot.ENDPOINTS, state))
@@ -31,10 +31,18 @@ def console_url(args):
         return ep["console"]
     if os.environ.get("RAIDBOARD_PORT"):
         return normalize_url(os.environ["RAIDBOARD_PORT"])
-    ep = boot.read_endpoints(DEFAULT_STATE)
+    ep = _controller(boot.read_endpoints(DEFAULT_STATE), args)
     if ep and ep.get("console") and boot.pid_alive(ep.get("pid")):
         return ep["console"]
     raise LinkError(no_board_named(ep))
+
+
+def _controller(ep, args):
+    # of a pair, the controller named by --controller, else the first one running
+    try:
+        return boot.controller_view(ep, getattr(args, "controller", None))
+    except boot.BootError as e:
+        raise UsageError(str(e))
 
 
 def no_board_named(ep):

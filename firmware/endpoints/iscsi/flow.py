@@ -435,10 +435,15 @@ class Flow(Session):
         itt = t.itt
         flags = t.flags
         edtl = t.edtl
+        ctl = self.ctl
         try:
-            status, sense, data_in = self.ctl.execute(
-                self.nexus_for(t.lun), t.cdb, data_out,
-                None if big is None else memoryview(big)[_HEAD:_HEAD + XFER])
+            nexus = self.nexus_for(t.lun)
+            if ctl.pair is not None and ctl.pair.routed(nexus, t.cdb):
+                # of a pair: the drive's owner runs it (ALUA active/non-optimized here)
+                status, sense, data_in = await ctl.pair.forward(nexus, t.cdb, data_out)
+            else:
+                status, sense, data_in = ctl.execute(
+                    nexus, t.cdb, data_out, None if big is None else memoryview(big)[_HEAD:_HEAD + XFER])
         except Exception as e:
             sys.print_exception(e, sys.stderr)
             self.tgt.log("error", "iSCSI port %d: command 0x%02x failed inside the controller: %r"

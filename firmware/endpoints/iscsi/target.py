@@ -132,7 +132,7 @@ async def start(ctl, port_no, host="127.0.0.1", tcp_port=3260):
         tgt.reaper = asyncio.create_task(tgt.reap_forever())
     tgt.portals.append((host, actual, port_no))
     take = lambda sock, addr: tgt.connect(port_no, sock, addr)
-    tgt.listeners.append((s, asyncio.create_task(listen.accept(s, take))))
+    tgt.listeners.append((s, asyncio.create_task(listen.accept(s, take)), port_no))
     tgt.log("info", "iSCSI portal %s:%d up (host port %d)" % (host, actual, port_no))
     return actual
 
@@ -142,13 +142,29 @@ async def stop(ctl):
     tgt = _targets.pop(id(ctl), None)
     if tgt is None:
         return
-    for s, task in tgt.listeners:
+    for s, task, _ in tgt.listeners:
         task.cancel()
         s.close()
     if tgt.reaper is not None:
         tgt.reaper.cancel()
     for c in list(tgt.conns):
         c.kill()
+    await asyncio.sleep_ms(0)
+
+
+async def close_ports(ctl, port_nos):
+    """Close the portals of host ports `port_nos` and their connections (a pair's failback hands
+    them to the partner, which listens on the same addresses)."""
+    tgt = _targets.get(id(ctl))
+    if tgt is None:
+        return
+    for entry in [e for e in tgt.listeners if e[2] in port_nos]:
+        entry[1].cancel()
+        entry[0].close()
+        tgt.listeners.remove(entry)
+    tgt.portals = [p for p in tgt.portals if p[2] not in port_nos]
+    for c in [c for c in tgt.conns if c.port in port_nos]:
+        c.kill("portal handed to the partner controller")
     await asyncio.sleep_ms(0)
 
 

@@ -1,0 +1,567 @@
+# The partner of a dual-active pair (FIG. 7): which controller serves which system drives and host
+# ports, the configuration both NV memories hold, commands forwarded to a drive's owner, and what
+# happens when the partner dies, rejoins or can no longer be heard. The rules: control/pair.md.
+#
+# The back-end link (endpoints/link) is handed in by main.py; this module gives it the handler
+# methods hello, link_up, link_down, light and frame, and uses link.call (blocking, for what must
+# be in the partner's memory before an answer) and link.request (awaited, for forwarded commands).
+import os
+import json
+import struct
+import asyncio
+from micropython import const
+from snapshot.engine import ACTIVE as ACTIVE_SNAPSHOT
+from hw import nvram
+from control.errors import CmdError
+
+# pair messages (kinds 16 and up on the link; endpoints/link/linkproto.md "Pair messages")
+K_CFG = const(16)        # an NV memory image to store; reply b"ok" or b"conflict <generation>"
+K_FWD = const(17)        # a SCSI command for a drive the receiver serves; reply: its outcome
+K_CMD = const(18)        # a firmware command (JSON) for a drive the receiver serves; reply: JSON
+K_DISK = const(19)       # disk slot states changed on the shared channels: read them again
+K_GIVE = const(20)       # failback: "give me back my drives and ports" (reply when done)
+K_STATE = const(21)      # what the sender serves now (JSON); no reply
+K_SNAP = const(22)       # a snapshot began (its primary) or ended (-1); reply b"ok"
+
+LIGHT = (K_CFG, K_DISK, K_STATE, K_SNAP)   # handled at once, even inside a blocking call
+# answered by the controller a host asked, whoever owns the drive: they describe the port
+LOCAL_OPS = (0x12, 0xA0, 0xA3, 0x03)    # INQUIRY, REPORT LUNS, MAINTENANCE IN, REQUEST SENSE
+BOOT_WAIT_MS = const(3000)   # how long a booting controller waits to hear its partner
+
+CALL_MS = const(5000)    # a blocking call that gets no answer in this time: the partner is lost
+FWD_HDR = "<BBBBHHI"     # gport, lun, cdb length, isid length, initiator length, 0, data-out length
+RSP_HDR = "<BBHI"        # status, sense length, 0, data-in length
+
+# the partner as this controller sees it
+UNKNOWN = "UNKNOWN"      # booting: not heard yet
+UP = "UP"                # heard over the link
+DEAD = "FAILED"          # gone and reset: its drives and ports are served here
+APART = "LINK LOST"      # alive (its heartbeat on the disks moves) but the link is down
+
+# this controller
+ACTIVE = "ACTIVE"
+STOOD_DOWN = "STOOD DOWN"     # lost the link while the partner lived: serves nothing (pair.md)
+
+# NV parameter byte 0, bit 1: failback waits for a command instead of happening on rejoin
+MANUAL_FAILBACK = const(0x02)
+
+HEARTBEAT_FILE = "heartbeat"    # in each controller's own directory: a counter it rewrites
+PID_FILE = "firmware.pid"
+
+
+def manual_failback(cfg):
+    return bool(cfg.params[0] & MANUAL_FAILBACK)
+
+
+def set_manual_failback(cfg, on):
+    cfg.params[0] = (cfg.params[0] & ~MANUAL_FAILBACK) | (MANUAL_FAILBACK if on else 0)
+
+
+def own_pid():
+    # the unix port has no getpid(): /proc/self is this process
+    with open("/proc/self/stat") as f:
+        return int(f.read().split()[0])
+
+
+def firmware_alive(pid, state_dir):
+    # is `pid` a raidboard firmware on this state directory (not a recycled pid)?
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            cmd = f.read()
+        with open("/proc/%d/stat" % pid) as f:
+            if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                return False
+    except (OSError, ValueError, IndexError):
+        return False
+    return b"main.py" in cmd and state_dir.encode() in cmd
+
+
+class Pair:
+    def __init__(self, ctl):
+        self.ctl = ctl
+        self.me = ctl.number
+        self.other = 1 - self.me
+        self.link = None
+        self.Down = Exception            # the link's LinkDown, handed in with the link
+        self.partner = UNKNOWN
+        self.mode = ACTIVE
+        self.serving = set()             # whose drives and host ports this controller serves
+        self.partner_serving = set()     # what the partner said it serves
+        self.waiting = False             # restarted, its drives still served by the partner
+        eng = ctl.engine                 # the pair-wide snapshot: its primary, or None
+        self.snap_primary = eng.primary_sd if eng.state == ACTIVE_SNAPSHOT else None
+        self.partner_pid = 0
+        self.joined = asyncio.Event()
+        self.ports = None                # main.py: open_ports(home), close_ports(home) (async)
+        self.pid = own_pid()
+        self.beats = 0
+        self.partner_dir = "%s/c%d" % (ctl.state_dir, self.other)
+        with open("%s/%s" % (ctl.own_dir, PID_FILE), "w") as f:
+            f.write("%d\n" % self.pid)
+        self.alua_changed = None         # core hook: a unit attention for every nexus (2A/06)
+
+    def attach(self, link, down_exc, ports):
+        self.link, self.Down, self.ports = link, down_exc, ports
+
+    # ---- ownership -------------------------------------------------------------------------
+    def owner(self, sd):
+        # the controller that writes system drive sd now: its affinity's, or whoever serves it
+        e = self.ctl.cfg.sd[sd]
+        aff = 0 if e is None else e.affinity & 1
+        if aff in self.serving:
+            return self.me
+        if self.mode == STOOD_DOWN:
+            return None
+        return self.other
+
+    def mine(self, sd):
+        return self.mode == ACTIVE and self.owner(sd) == self.me
+
+    def server_of(self, home):
+        # who serves controller `home`'s host ports (its target port group)
+        if home in self.serving:
+            return self.me
+        return self.other
+
+    def alua_state(self, lu, home):
+        # asymmetric access state of logical unit lu through controller `home`'s target port
+        # group: 0 active/optimized on the owner, 1 active/non-optimized elsewhere (I/O forwarded
+        # over the link), 2 standby while this controller stood down (pair.md "ALUA")
+        if self.mode == STOOD_DOWN:
+            return 2
+        return 0 if self.server_of(home) == self.owner(self.ctl.snapshot_home(lu.sd)) else 1
+
+    # ---- the link's handler --------------------------------------------------------------------
+    def hello(self):
+        c = self.ctl.cfg
+        return json.dumps({"controller": self.me, "pid": self.pid, "generation": c.generation,
+                           "serving": sorted(self.serving), "mode": self.mode,
+                           "agreed": self.agreed()}).encode()
+
+    def light(self, kind):
+        return kind in LIGHT
+
+    def link_up(self, payload):
+        try:
+            h = json.loads(bytes(payload))
+            gen, pid, serving = int(h["generation"]), int(h["pid"]), set(h["serving"])
+            agreed = int(h.get("agreed", -1))
+        except (ValueError, KeyError, TypeError):
+            self.ctl.events.log("error", "PAIR: PARTNER'S HELLO UNREADABLE; LINK DROPPED")
+            self.link.drop("unreadable hello")
+            return
+        self.partner_pid, self.partner_serving = pid, serving
+        was = self.partner
+        self.partner = UP
+        self.ctl.events.log("info", "PAIR: CONTROLLER %d %s (pid %d, NV generation %d)"
+                            % (self.other, "REJOINED" if was == DEAD else "JOINED", pid, gen))
+        asyncio.create_task(self._meet(gen, agreed))
+
+    async def _meet(self, gen, agreed):
+        # outside the link's reader: agree on the configuration, then (booting) on who serves what
+        self._agree(gen, agreed)
+        if self.joined.is_set():
+            return
+        if self.me in self.partner_serving:
+            # restarted while the partner served this controller's drives and ports
+            if manual_failback(self.ctl.cfg):
+                self.waiting = True
+                self.ctl.events.log("warn", "PAIR: CONTROLLER %d WAITS FOR FAILBACK BY COMMAND" % self.me)
+                return
+            await self.claim_back()
+            self.ctl.took_back()
+        self.serving.add(self.me)
+        self.joined.set()
+
+    async def join(self, wait_ms=BOOT_WAIT_MS):
+        # at boot: meet the partner, or take over its drives and ports when it does not answer
+        try:
+            await asyncio.wait_for_ms(self.joined.wait(), wait_ms)
+        except asyncio.TimeoutError:
+            if self.waiting:
+                return
+            self.serving.add(self.me)
+            await self.take_over("controller %d did not answer at boot" % self.other)
+        self.joined.set()
+
+    def link_down(self, reason):
+        if self.partner != UP:
+            return
+        self.partner = UNKNOWN
+        self.ctl.events.log("error", "PAIR: LINK TO CONTROLLER %d LOST (%s)" % (self.other, reason))
+        asyncio.create_task(self._partner_lost())
+
+    def frame(self, kind, seq, payload):
+        if kind == K_CFG:
+            self._reply(seq, self._store_config(payload))
+        elif kind == K_DISK:
+            self.ctl.disks_changed()
+        elif kind == K_STATE:
+            try:
+                self.partner_serving = set(json.loads(bytes(payload))["serving"])
+            except (ValueError, KeyError, TypeError):
+                self.ctl.events.log("error", "PAIR: PARTNER STATE UNREADABLE")
+                return
+            if self.waiting and self.me not in self.partner_serving:
+                asyncio.create_task(self._served_again())
+        elif kind == K_SNAP:
+            p = struct.unpack("<b", payload)[0] if len(payload) == 1 else -1
+            self.snap_primary = p if p >= 0 else None
+            self._reply(seq, b"ok")
+        elif kind == K_FWD:
+            self._reply(seq, self._execute_forwarded(payload))
+        elif kind == K_CMD:
+            self._reply(seq, self._command_forwarded(payload))
+        elif kind == K_GIVE:
+            asyncio.create_task(self._give_on_request(seq))
+        else:
+            self.ctl.events.log("error", "PAIR: UNKNOWN MESSAGE KIND %d IGNORED" % kind)
+
+    def _reply(self, seq, payload):
+        try:
+            self.link.reply(seq, payload)
+        except self.Down:
+            pass            # the partner is gone; its request went with it
+
+    def _tell(self, kind, payload):
+        asyncio.create_task(self._send(kind, payload))
+
+    async def _send(self, kind, payload):
+        try:
+            await self.link.send(kind, payload)
+        except self.Down:
+            pass            # the partner learns it when the two meet again
+
+    # ---- one configuration for the pair (pair.md "Configuration") ----------------------------------
+    def agreed(self):
+        # the NV generation both held when they last agreed (kept in the own directory)
+        try:
+            with open(self.ctl.own_dir + "/pair.agreed") as f:
+                return int(f.read())
+        except (OSError, ValueError):
+            return -1
+
+    def _set_agreed(self, gen):
+        with open(self.ctl.own_dir + "/pair.agreed", "w") as f:
+            f.write("%d\n" % gen)
+
+    def _agree(self, theirs, their_agreed):
+        mine = self.ctl.cfg.generation
+        base = self.agreed()
+        if theirs == mine:
+            self._set_agreed(mine)
+            return
+        changed_here, changed_there = mine > base, theirs > max(base, their_agreed)
+        if changed_here and changed_there and base >= 0:
+            # both changed the configuration while apart: no silent merge. Controller 0's stands;
+            # controller 1 keeps its own image aside and takes controller 0's (pair.md)
+            self.ctl.events.log("error", "PAIR: CONFIGURATION CONFLICT: CONTROLLER %d AT GENERATION %d, "
+                                "CONTROLLER %d AT %d, BOTH CHANGED SINCE %d; CONTROLLER 0'S KEPT"
+                                % (self.me, mine, self.other, theirs, base))
+            if self.me == 0:
+                self.send_config()
+            return
+        if mine > theirs:
+            self.send_config()
+
+    def send_config(self):
+        # the configuration in NV memory here goes into the partner's before the change is answered
+        if self.partner != UP:
+            return
+        try:
+            ans = bytes(self.link.call(K_CFG, self.ctl.nv.image, CALL_MS))
+        except self.Down:
+            return       # lost: the partner takes it by generation when the two meet again
+        if ans == b"ok":
+            self._set_agreed(self.ctl.cfg.generation)
+        else:
+            self.ctl.events.log("error", "PAIR: CONTROLLER %d REFUSED THE CONFIGURATION: %s"
+                                % (self.other, ans.decode()))
+
+    def _store_config(self, image):
+        try:
+            cfg = self.ctl.adopt_config(bytes(image))
+        except nvram.NvramError as e:
+            self.ctl.events.log("error", "PAIR: CONFIGURATION FROM CONTROLLER %d UNUSABLE: %s" % (self.other, e))
+            return b"unusable " + str(e).encode()
+        self._set_agreed(cfg.generation)
+        return b"ok"
+
+    # ---- commands for drives the partner serves -------------------------------------------------
+    def routed(self, nexus, cdb):
+        # the partner executes a SCSI command for a logical unit whose drive it serves
+        if cdb[0] in LOCAL_OPS:
+            return False
+        sd = self.ctl.sd_at(nexus)
+        return sd is not None and self.owner(self.ctl.snapshot_home(sd)) == self.other
+
+    def snapshot_changed(self, primary):
+        # the engine here began (primary sd) or ended (None) a snapshot: the partner is told before
+        # the answer, so one snapshot at a time holds pair-wide (claim 11)
+        self.snap_primary = primary
+        if self.partner == UP:
+            try:
+                self.link.call(K_SNAP, struct.pack("<b", -1 if primary is None else primary), CALL_MS)
+            except self.Down:
+                pass
+
+    def _fwd_parts(self, nexus, cdb, data_out):
+        iname = nexus[0].encode()
+        isid = nexus[3] if len(nexus) > 3 else b""
+        data = data_out or b""
+        head = struct.pack(FWD_HDR, nexus[1], nexus[2], len(cdb), len(isid), len(iname), 0, len(data))
+        return [head, iname, isid, bytes(cdb), data]
+
+    async def forward(self, nexus, cdb, data_out):
+        try:
+            r = await self.link.request(K_FWD, self._fwd_parts(nexus, cdb, data_out))
+        except self.Down:
+            return self.transition()
+        return self._outcome(r)
+
+    def forward_blocking(self, nexus, cdb, data_out):
+        try:
+            r = self.link.call(K_FWD, self._fwd_parts(nexus, cdb, data_out), CALL_MS)
+        except self.Down:
+            return self.transition()
+        return self._outcome(r)
+
+    def _outcome(self, r):
+        status, slen, _, dlen = struct.unpack_from(RSP_HDR, r, 0)
+        off = struct.calcsize(RSP_HDR)
+        sense = bytes(r[off:off + slen]) if slen else None
+        return status, sense, r[off + slen:off + slen + dlen]
+
+    def transition(self):
+        # the owner was lost with the command: retryable, as ALUA's "state transition" is
+        return 2, self.ctl.transition_sense(), b""
+
+    def _execute_forwarded(self, p):
+        gport, lun, clen, ilen, nlen, _, dlen = struct.unpack_from(FWD_HDR, p, 0)
+        o = struct.calcsize(FWD_HDR)
+        iname = bytes(p[o:o + nlen]).decode()
+        o += nlen
+        isid = bytes(p[o:o + ilen])
+        o += ilen
+        cdb = bytes(p[o:o + clen])
+        o += clen
+        data = p[o:o + dlen] if dlen else None
+        nexus = (iname, gport, lun, isid) if ilen else (iname, gport, lun)
+        if not self.mine(self.ctl.snapshot_home(self.ctl.sd_at(nexus))):
+            status, sense, din = self.transition()
+        else:
+            status, sense, din = self.ctl.execute(nexus, cdb, data)
+        sense = sense or b""
+        return [struct.pack(RSP_HDR, status, len(sense), 0, len(din)), sense, din]
+
+    def command_home(self, name, args):
+        # the controller that must run firmware command `name` (None: this one)
+        sd = args.get("sd") if isinstance(args, dict) else None
+        if name in ("snapshot_start", "lop_start", "sd_policy", "lop_stop", "lop_clear") \
+                and type(sd) is int and 0 <= sd < nvram.MAX_SD:
+            sd = self.ctl.snapshot_home(sd)
+        elif name in ("snapshot_stop", "snapshot_status", "snapshot_map"):
+            sd = self.ctl.snapshot_home(None)
+        else:
+            return None
+        if sd is None or self.owner(sd) != self.other:
+            return None
+        return self.other
+
+    def remote_command(self, name, args):
+        # run a firmware command on the partner (blocking: the console waits for it)
+        try:
+            r = json.loads(bytes(self.link.call(K_CMD, json.dumps({"name": name, "args": args}).encode(), CALL_MS)))
+        except self.Down:
+                raise CmdError("PARTNER_LOST", "controller %d serves this drive and did not answer" % self.other)
+        if "error" in r:
+            raise CmdError(r["error"], r["message"])
+        return r["result"]
+
+    def _command_forwarded(self, p):
+        try:
+            req = json.loads(bytes(p))
+            return json.dumps({"result": self.ctl.command(req["name"], req["args"], local=True)}).encode()
+        except CmdError as e:
+            return json.dumps({"error": e.code, "message": e.message}).encode()
+        except (ValueError, KeyError, TypeError) as e:
+            return json.dumps({"error": "BAD_ARGUMENT", "message": "unreadable forwarded command: %s" % e}).encode()
+
+    def disks_changed(self):
+        # slot states are shared: the partner reads them again
+        if self.partner == UP:
+            self._tell(K_DISK, b"")
+
+    # ---- failover (claim 10) and failback ------------------------------------------------------
+    async def heartbeat(self, period_ms=100):
+        # the disks' heartbeat: a counter in this controller's own directory, rewritten while the
+        # firmware runs, read by the partner to tell a lost link from a dead controller
+        path = "%s/%s" % (self.ctl.own_dir, HEARTBEAT_FILE)
+        while True:
+            self.beats += 1
+            with open(path, "w") as f:
+                f.write("%d %s\n" % (self.beats, self.mode))
+            await asyncio.sleep_ms(period_ms)
+
+    def partner_beat(self):
+        try:
+            with open("%s/%s" % (self.partner_dir, HEARTBEAT_FILE)) as f:
+                w = f.read().split()
+            return int(w[0]), " ".join(w[1:])
+        except (OSError, ValueError, IndexError):
+            return -1, ""
+
+    async def _partner_lost(self):
+        # is the partner dead, hung, or alive behind a lost link? (pair.md "Failover")
+        if self.mode == STOOD_DOWN:
+            return
+        pid = self.partner_pid or self._pid_on_disk()
+        if not (pid and firmware_alive(pid, self.ctl.state_dir)):
+            await self.take_over("controller %d is gone" % self.other)
+            return
+        b0, _ = self.partner_beat()
+        await asyncio.sleep_ms(350)              # three heartbeats of the partner
+        if self.partner == UP:
+            return                               # the link came back
+        b1, mode = self.partner_beat()
+        if b1 == b0:
+            self._reset_partner(pid, "its heartbeat stopped")
+            await self.take_over("controller %d hung and was reset" % self.other)
+            return
+        # both alive, the link lost: controller 1 stands down, controller 0 takes over once it has
+        self.partner = APART
+        if self.me == 1:
+            await self.stand_down()
+            return
+        for _ in range(20):
+            if mode == STOOD_DOWN:
+                break
+            await asyncio.sleep_ms(100)
+            _, mode = self.partner_beat()
+        if mode != STOOD_DOWN:
+            self._reset_partner(pid, "it did not stand down")
+        await self.take_over("controller %d stood down after the link was lost" % self.other)
+
+    def _pid_on_disk(self):
+        try:
+            with open("%s/%s" % (self.partner_dir, PID_FILE)) as f:
+                return int(f.read())
+        except (OSError, ValueError):
+            return 0
+
+    def _reset_partner(self, pid, why):
+        # the reset line of the real pair: here a SIGKILL to the partner's firmware process
+        self.ctl.events.log("error", "PAIR: CONTROLLER %d RESET (%s)" % (self.other, why))
+        if firmware_alive(pid, self.ctl.state_dir):
+            os.system("kill -KILL %d" % pid)
+
+    async def take_over(self, why):
+        if self.other in self.serving or self.mode == STOOD_DOWN:
+            return
+        self.partner = DEAD
+        self.ctl.events.log("error", "PAIR: FAILOVER: %s; CONTROLLER %d SERVES ITS DRIVES AND PORTS"
+                            % (why, self.me))
+        self.serving.add(self.other)
+        self.ctl.take_over(self.partner_dir)
+        await self.ports.open_ports(self.other)
+        self._changed()
+        self.joined.set()
+
+    async def stand_down(self):
+        self.mode = STOOD_DOWN
+        self.ctl.events.log("error", "PAIR: LINK LOST WITH CONTROLLER %d ALIVE: CONTROLLER %d STANDS DOWN "
+                            "(serves no drive until it restarts)" % (self.other, self.me))
+        for home in sorted(self.serving):
+            await self.ports.close_ports(home)
+        self.serving = set()
+        self._changed()
+
+    async def give_back(self):
+        # failback: the partner's drives destaged and its ports closed here, then it serves them
+        self.ctl.events.log("info", "PAIR: FAILBACK: CONTROLLER %d GETS ITS DRIVES AND PORTS BACK" % self.other)
+        await self.ports.close_ports(self.other)
+        self.ctl.release(self.other)
+        self.serving.discard(self.other)
+        self._changed()
+
+    async def _give_on_request(self, seq):
+        if self.other in self.serving:
+            await self.give_back()
+        self._reply(seq, b"ok")
+
+    async def claim_back(self):
+        # this controller restarted while the partner served its drives and ports: ask for them
+        try:
+            await self.link.request(K_GIVE, b"")
+        except self.Down:
+            return False
+        self.partner_serving.discard(self.me)
+        return True
+
+    async def _served_again(self):
+        # manual failback done on the partner: this controller's drives and ports are its own again
+        self.waiting = False
+        self.serving.add(self.me)
+        self.ctl.took_back()
+        await self.ports.open_ports(self.me)
+        self._changed()
+        self.joined.set()
+
+    def check_failback(self):
+        # refuses a failback command that has nothing to do (before it starts in the background)
+        if self.waiting or (self.other in self.serving and self.partner == UP):
+            return
+        raise CmdError("NOTHING_TO_DO", "each controller serves its own drives and ports"
+                       if self.partner == UP else "controller %d is not running" % self.other)
+
+    async def fail_self(self, why):
+        # this controller's firmware declares itself failed: it stops at once, as a board held in
+        # reset; the partner takes over (its link sees the end, its pid check finds none)
+        self.ctl.events.log("error", "PAIR: CONTROLLER %d FAILED (%s)" % (self.me, why))
+        await asyncio.sleep_ms(20)          # the event reaches attached consoles first
+        raise SystemExit(6)
+
+    def reset_partner(self, why):
+        pid = self.partner_pid or self._pid_on_disk()
+        if not (pid and firmware_alive(pid, self.ctl.state_dir)):
+            raise CmdError("NOTHING_TO_DO", "controller %d is not running" % self.other)
+        self._reset_partner(pid, why)
+
+    def cut_link(self, down):
+        self.link.hold(down)
+        if down:
+            self.link.drop("closed by command")
+        self.ctl.events.log("warn", "PAIR: BACK-END LINK %s BY COMMAND" % ("CUT" if down else "RESTORED"))
+
+    def alua_moved(self):
+        if self.alua_changed is not None:
+            self.alua_changed()
+
+    async def failback(self):
+        # the command (either controller): drives and ports go back to where their affinity says
+        if self.waiting:
+            if not await self.claim_back():
+                raise CmdError("PARTNER_LOST", "controller %d did not answer" % self.other)
+            await self._served_again()
+        elif self.other in self.serving and self.partner == UP:
+            await self.give_back()
+
+    def _changed(self):
+        # ALUA states moved: every host hears 2A/06, the partner hears what this one serves
+        self.alua_moved()
+        if self.partner == UP:
+            self._tell(K_STATE, json.dumps({"serving": sorted(self.serving)}).encode())
+
+    # ---- for status displays ---------------------------------------------------------------------
+    def status(self):
+        return {"controller": self.me, "mode": self.mode, "partner": self.partner,
+                "serving": sorted(self.serving), "partner_serving": sorted(self.partner_serving),
+                "failback": "manual" if manual_failback(self.ctl.cfg) else "automatic",
+                "link": self._link_counters()}
+
+    def _link_counters(self):
+        k = self.link
+        if k is None:
+            return None
+        return {"up": k.up, "frames_in": k.frames_in, "frames_out": k.frames_out, "bad_frames": k.bad_frames,
+                "resyncs": k.resyncs, "retransmits": k.retransmits}
