@@ -62,26 +62,38 @@ class Ports:
     # simplex) and, after a failover, its partner's at the same addresses (control/pair.md)
     def __init__(self, ctl, b, portals, ready):
         self.ctl, self.ready = ctl, ready
+        self.open = set()          # the controllers whose ports listen here
         me = ctl.number or 0
         self.addrs = {me: portals}
         if ctl.number is not None:
             self.addrs[1 - me] = [p["portal"] for p in b["partner_ports"]]
 
     async def open_ports(self, home):
+        if home in self.open:
+            return
+        self.open.add(home)
         for n, p in enumerate(self.addrs[home]):
             host, port = endpoint(p)
-            try:
-                got = "%s:%d" % (host, await iscsi.start(self.ctl, 2 * home + n, host, port))
-            except OSError as e:
-                if home != (self.ctl.number or 0):
-                    self.ctl.events.log("error", "PAIR: CANNOT TAKE OVER PORTAL %s: %s" % (p, e))
-                    continue
-                cannot_listen("the iSCSI portal of host port %d (%s)" % (n, p), e,
-                              "--iscsi HOST:PORT,HOST:PORT or the board file's host_ports[%d].portal" % n)
-            if got not in self.ready["portals"]:
+            got = await self.listen(home, n, host, port)
+            if got is not None and got not in self.ready["portals"]:
                 self.ready["portals"].append(got)
 
+    async def listen(self, home, n, host, port):
+        # the partner's portal may still be held for a moment by its dying process: retried for 2 s
+        for attempt in range(100):
+            try:
+                return "%s:%d" % (host, await iscsi.start(self.ctl, 2 * home + n, host, port))
+            except OSError as e:
+                if home == (self.ctl.number or 0) and self.ctl.pair is None:
+                    cannot_listen("the iSCSI portal of host port %d (%s)" % (n, "%s:%d" % (host, port)), e,
+                                  "--iscsi HOST:PORT,HOST:PORT or the board file's host_ports[%d].portal" % n)
+                if attempt == 99:
+                    self.ctl.events.log("error", "PAIR: CANNOT LISTEN ON PORTAL %s:%d: %s" % (host, port, e))
+                    return None
+                await asyncio.sleep_ms(20)
+
     async def close_ports(self, home):
+        self.open.discard(home)
         await iscsi.close_ports(self.ctl, (2 * home, 2 * home + 1))
 
 
@@ -93,8 +105,6 @@ async def join_pair(ctl, b, ports):
     link.start()
     asyncio.create_task(ctl.pair.heartbeat())
     await ctl.pair.join()
-    if ctl.number in ctl.pair.serving:
-        await ports.open_ports(ctl.number)
 
 
 async def boot(opts, b):

@@ -106,16 +106,24 @@ def write_board(dir, model="dac960sx", **overrides):
 
 
 def free_ports(n):
-    """n loopback TCP ports nobody listens on now (a pair's portals and link must be fixed)."""
+    """n loopback TCP ports nobody listens on now, below the kernel's ephemeral range (a pair's
+    portals and link must be fixed; a port another process gets from port 0 cannot collide)."""
+    import random
     import socket
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
+    lo = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    got = []
+    while len(got) < n:
+        port = random.randrange(10000, lo)
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+            if port not in got:
+                got.append(port)
+        except OSError:
+            pass
+        finally:
             s.close()
+    return got
 
 
 def write_pair(dir, model="dac960sx", **overrides):

@@ -77,7 +77,7 @@ class Controller:
         self.tpc = board["targets_per_channel"]
         self.gports = nvram.PORTS if board.get("controller") is None else 2 * nvram.PORTS
         self.iop = iopmod.IOP(state_dir, len(self.names), board["disk_mb"] * 2048, self.names,
-                              own_dir=self.own_dir)
+                              own_dir=self.own_dir, makes_disks=not self.number)
         for slot, text in self.iop.problems:
             self.events.log("error", ("DISK %s: %s" % (self.names[slot], text)) if slot >= 0 else text)
         self.buffer = buffermod.Buffer(board["buffer_kb"] * 1024, BUFFER_SLOT)

@@ -171,6 +171,8 @@ class Pair:
             await self.claim_back()
             self.ctl.took_back()
         self.serving.add(self.me)
+        await self.ports.open_ports(self.me)
+        self._changed()
         self.joined.set()
 
     async def join(self, wait_ms=BOOT_WAIT_MS):
@@ -181,6 +183,7 @@ class Pair:
             if self.waiting:
                 return
             self.serving.add(self.me)
+            await self.ports.open_ports(self.me)
             await self.take_over("controller %d did not answer at boot" % self.other)
         self.joined.set()
 
@@ -313,6 +316,7 @@ class Pair:
         return [head, iname, isid, bytes(cdb), data]
 
     async def forward(self, nexus, cdb, data_out):
+        self.ctl.core.see(nexus)
         try:
             r = await self.link.request(K_FWD, self._fwd_parts(nexus, cdb, data_out))
         except self.Down:
@@ -425,7 +429,7 @@ class Pair:
             return                               # the link came back
         b1, mode = self.partner_beat()
         if b1 == b0:
-            self._reset_partner(pid, "its heartbeat stopped")
+            await self._reset_and_wait(pid, "its heartbeat stopped")
             await self.take_over("controller %d hung and was reset" % self.other)
             return
         # both alive, the link lost: controller 1 stands down, controller 0 takes over once it has
@@ -439,8 +443,9 @@ class Pair:
             await asyncio.sleep_ms(100)
             _, mode = self.partner_beat()
         if mode != STOOD_DOWN:
-            self._reset_partner(pid, "it did not stand down")
-        await self.take_over("controller %d stood down after the link was lost" % self.other)
+            await self._reset_and_wait(pid, "it did not stand down")
+        await self.take_over("controller %d stood down after the link was lost" % self.other,
+                             APART if mode == STOOD_DOWN else DEAD)
 
     def _pid_on_disk(self):
         try:
@@ -449,16 +454,22 @@ class Pair:
         except (OSError, ValueError):
             return 0
 
+    async def _reset_and_wait(self, pid, why):
+        # nothing of the partner's may be written here until its process is gone for sure
+        self._reset_partner(pid, why)
+        while firmware_alive(pid, self.ctl.state_dir):
+            await asyncio.sleep_ms(10)
+
     def _reset_partner(self, pid, why):
         # the reset line of the real pair: here a SIGKILL to the partner's firmware process
         self.ctl.events.log("error", "PAIR: CONTROLLER %d RESET (%s)" % (self.other, why))
         if firmware_alive(pid, self.ctl.state_dir):
             os.system("kill -KILL %d" % pid)
 
-    async def take_over(self, why):
+    async def take_over(self, why, partner=DEAD):
         if self.other in self.serving or self.mode == STOOD_DOWN:
             return
-        self.partner = DEAD
+        self.partner = partner
         self.ctl.events.log("error", "PAIR: FAILOVER: %s; CONTROLLER %d SERVES ITS DRIVES AND PORTS"
                             % (why, self.me))
         self.serving.add(self.other)
@@ -557,6 +568,7 @@ class Pair:
         return {"controller": self.me, "mode": self.mode, "partner": self.partner,
                 "serving": sorted(self.serving), "partner_serving": sorted(self.partner_serving),
                 "failback": "manual" if manual_failback(self.ctl.cfg) else "automatic",
+                "disk_writes": self.ctl.iop.writes,
                 "link": self._link_counters()}
 
     def _link_counters(self):

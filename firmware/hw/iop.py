@@ -3,6 +3,7 @@
 # board's state directory. The unix port's binary files are unbuffered (every write is a write(2)),
 # so data written here survives a killed firmware process without any flush.
 import os
+import time
 import struct
 import binascii
 from micropython import const
@@ -85,7 +86,7 @@ def _transfer(writing):
 
 
 class IOP:
-    def __init__(self, state_dir, n_slots, disk_blocks, names, intent=True, own_dir=None):
+    def __init__(self, state_dir, n_slots, disk_blocks, names, intent=True, own_dir=None, makes_disks=True):
         if n_slots < 1 or len(names) != n_slots:
             raise ValueError("iop: %d names for %d slots" % (len(names), n_slots))
         if disk_blocks < 1:
@@ -93,6 +94,9 @@ class IOP:
         self.state_dir = state_dir
         # the intent record is the controller's own (each of a pair has one); the disks are shared
         self.own_dir = own_dir or state_dir
+        # of a pair only controller 0 makes the blank disks of a first boot; controller 1 waits for
+        # them (two makers would race: one could find the other's file half made)
+        self.makes_disks = makes_disks
         self.n_slots = n_slots
         self.disk_blocks = disk_blocks
         self.names = list(names)
@@ -178,6 +182,8 @@ class IOP:
         want = self.disk_blocks * SECTOR
         if self._state[s] == "removed":
             return
+        if first_boot and not self.makes_disks:
+            self._wait_for_disk(path, want)
         if not exists(path):
             if first_boot:
                 _blank(path, want)
@@ -197,6 +203,11 @@ class IOP:
         except OSError as e:
             self._state[s] = "failed"
             self.problems.append((s, "%s cannot be opened (%s): slot %s marked failed" % (path, e, self.names[s])))
+
+    def _wait_for_disk(self, path, want, ms=10000):
+        while ms > 0 and not (exists(path) and _size(path) >= want):
+            time.sleep_ms(20)
+            ms -= 20
 
     def _check(self, slot, lba, mv):
         if not 0 <= slot < self.n_slots:

@@ -113,6 +113,12 @@ class Core:
             return 0
 
     # ---- unit attentions ----------------------------------------------------------------------
+    def see(self, nexus):
+        # a nexus whose commands another controller of a pair executes: it hears this one's
+        # unit attentions once this one serves it (after a failover)
+        if nexus not in self._seen:
+            self._see(nexus)
+
     def _see(self, nexus):
         if len(self._seen) < MAX_NEXUSES:
             self._seen[nexus] = None

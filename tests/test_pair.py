@@ -1,0 +1,238 @@
+"""The dual-active pair (FIG. 7, claims 9-12) through its real endpoints: two firmware processes on
+one state directory, the back-end link between them, hosts on all four portals.
+
+What is proven here: both join and serve their own drives; a command for a drive the other
+controller owns is forwarded and answered as the owner answers it; ALUA (INQUIRY TPGS, VPD 0x83,
+REPORT TARGET PORT GROUPS) tells hosts which port group is optimized; a configuration change on
+either is in both NV memories; ownership moves by command; one snapshot at a time pair-wide, its
+backup LUN reachable through both; a killed, hung or failed controller is taken over at its own
+portal addresses with every acknowledged write and the snapshot intact; failback; a cut link makes
+controller 1 stand down and no drive is written by both. The rules: firmware/control/pair.md.
+"""
+import os
+import signal
+import struct
+import time
+
+import pytest
+
+import test_iscsi_initiator as I
+from harness import Pair
+
+RTPG = bytes([0xA3, 0x0A, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0])
+RTPG_EXT = bytes([0xA3, 0x2A, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0])
+OPTIMIZED, NON_OPTIMIZED, STANDBY = 0, 1, 2
+
+
+@pytest.fixture
+def pair(tmp_path):
+    # eight disks: the factory layout takes six, two are left for a drive of controller 1's
+    p = Pair(tmp_path, populated_slots=8)
+    yield p
+    p.kill()
+
+
+def host(pair, n, port=0, name=I.INITIATOR):
+    """An initiator logged in at controller n's host port `port` (its board-file address)."""
+    h, p = pair.portal(n, port)
+    deadline = time.time() + 30
+    while True:
+        try:
+            i = I.Initiator(h, p, name=name)
+            i.login()
+            return i
+        except (OSError, I.ISCSIError):
+            if time.time() > deadline:
+                raise
+            time.sleep(0.02)      # the portal is being taken over: hosts retry the same way
+
+
+def groups(data):
+    """REPORT TARGET PORT GROUPS (length-only header) -> {group: (state, pref, [rel ports])}"""
+    out, off = {}, 4
+    while off < 4 + struct.unpack(">I", data[:4])[0]:
+        state, pref = data[off] & 0x0F, bool(data[off] & 0x80)
+        tpg, count = struct.unpack(">H", data[off + 2:off + 4])[0], data[off + 7]
+        ports = [struct.unpack(">H", data[off + 10 + 4 * k:off + 12 + 4 * k])[0] for k in range(count)]
+        out[tpg] = (state, pref, ports)
+        off += 8 + 4 * count
+    return out
+
+
+def designators(vpd83):
+    """VPD page 0x83 -> {designator type: value bytes}"""
+    out, off = {}, 4
+    while off < 4 + struct.unpack(">H", vpd83[2:4])[0]:
+        out[vpd83[off + 1] & 0x0F] = vpd83[off + 4:off + 4 + vpd83[off + 3]]
+        off += 4 + vpd83[off + 3]
+    return out
+
+
+def events(ctl):
+    return [e["text"] for e in ctl.command("events", {"n": 64})["events"]]
+
+
+def test_both_join_and_each_serves_its_own_ports(pair):
+    for n in (0, 1):
+        st = pair.c[n].command("pair_status")
+        assert st["partner"] == "UP" and st["mode"] == "ACTIVE"
+        assert st["serving"] == [n]
+        assert [d["owner"] for d in st["drives"]] == [0, 0]     # the factory drives are controller 0's
+    assert any("CONTROLLER 1 JOINED" in t for t in events(pair.c[0]))
+
+
+def test_a_write_through_the_partner_is_done_by_the_owner_and_read_back_anywhere(pair):
+    a, b = host(pair, 1), host(pair, 0, port=1)
+    data = os.urandom(8192)
+    before = [pair.c[n].command("pair_status")["disk_writes"] for n in (0, 1)]
+    assert a.write(0, 300, data)["status"] == 0          # SD0 is controller 0's: forwarded
+    after = [pair.c[n].command("pair_status")["disk_writes"] for n in (0, 1)]
+    assert after[0] > before[0] and after[1] == before[1]   # only the owner touched the disks
+    assert b.read(0, 300, 16)["data"] == data
+    assert a.read(0, 300, 16)["data"] == data
+
+
+def test_alua_tells_hosts_which_port_group_is_optimized(pair):
+    a, b = host(pair, 0), host(pair, 1, port=1)
+    assert a.command(0, bytes([0x12, 0, 0, 0, 96, 0]), read_len=96)["data"][5] & 0x30 == 0x10   # TPGS 01
+    for h, rel, tpg in ((a, 1, 1), (b, 4, 2)):
+        d = designators(h.command(0, bytes([0x12, 1, 0x83, 0, 255, 0]), read_len=255)["data"])
+        assert struct.unpack(">I", d[0x4])[0] == rel and struct.unpack(">I", d[0x5])[0] == tpg
+        r = h.command(0, RTPG, read_len=256)
+        assert r["status"] == 0
+        assert groups(r["data"]) == {1: (OPTIMIZED, True, [1, 2]), 2: (NON_OPTIMIZED, False, [3, 4])}
+    # the extended header: format 1, a transition time, and the same descriptors after it (its
+    # length counts the four header bytes more, as Linux's scsi_dh_alua reads it)
+    ext, plain = b.command(0, RTPG_EXT, read_len=256)["data"], a.command(0, RTPG, read_len=256)["data"]
+    assert ext[4] == 0x10 and ext[5] == 1 and ext[8:] == plain[4:]
+    assert struct.unpack(">I", ext[:4])[0] == struct.unpack(">I", plain[:4])[0] + 4
+
+
+def test_a_configuration_change_on_either_controller_is_in_both_nv_memories(pair):
+    pair.c[1].command("lun_map", {"port": 1, "lun": 5, "sd": 0})
+    for n in (0, 1):
+        dump = pair.c[n].command("nvram_dump")
+        assert {"port": 1, "lun": 5, "sd": 0} in dump["lun_map"]
+    assert pair.c[0].command("nvram_dump")["generation"] == pair.c[1].command("nvram_dump")["generation"]
+    # and on the NV memory files themselves, after both restart
+    pair.kill()
+    for c in pair.c:
+        c.launch()
+    for c in pair.c:
+        c.wait_ready()
+    assert {"port": 1, "lun": 5, "sd": 0} in pair.c[0].command("nvram_dump")["lun_map"]
+
+
+def test_ownership_moves_by_command_and_hosts_hear_the_change(pair):
+    a = host(pair, 1)
+    assert a.read(0, 0, 1)["status"] == 0
+    r = pair.c[0].command("sd_owner", {"sd": 0, "controller": 1})
+    assert r == {"sd": 0, "affinity": 1, "owner": 1}
+    pair.wait(1, lambda s: s["drives"][0]["owner"] == 1, "SD0 owned here")
+    r = a.read(0, 0, 1)
+    assert r["status"] == 2 and r["sense"][2] & 0x0F == 6 and r["sense"][12:14] == b"\x2a\x06"
+    assert groups(a.command(0, RTPG, read_len=256)["data"])[2][0] == OPTIMIZED
+    before = pair.c[0].command("pair_status")["disk_writes"]
+    assert a.write(0, 0, b"o" * 512)["status"] == 0
+    assert pair.c[0].command("pair_status")["disk_writes"] == before     # controller 1 wrote it
+
+
+def test_one_snapshot_at_a_time_pair_wide_and_its_backup_lun_answers_on_both(pair):
+    a, b = host(pair, 0), host(pair, 1)
+    old = os.urandom(4096)
+    assert a.write(0, 64, old)["status"] == 0
+    pair.c[1].command("snapshot_start", {"sd": 0})              # run where SD0 is: controller 0
+    assert pair.c[0].command("snapshot_status")["state"] == "ACTIVE"
+    with pytest.raises(Exception) as e:
+        pair.c[1].command("snapshot_start", {"sd": 0})
+    assert "SNAPSHOT_ACTIVE" in str(e.value)
+    assert b.write(0, 64, b"n" * 4096)["status"] == 0         # a first write through the partner
+    assert a.read(1, 64, 8)["data"] == old and b.read(1, 64, 8)["data"] == old
+    assert b.read(0, 64, 8)["data"] == b"n" * 4096
+
+
+def test_a_killed_controller_is_taken_over_at_its_own_portal_with_every_write_and_the_snapshot(pair):
+    a = host(pair, 1)
+    old, new = os.urandom(4096), os.urandom(4096)
+    assert a.write(0, 8, old)["status"] == 0
+    pair.c[0].command("snapshot_start", {"sd": 0})
+    assert a.write(0, 8, new)["status"] == 0
+    pair.kill(0)
+    st = pair.wait(1, lambda s: s["serving"] == [0, 1], "serving both")
+    assert st["partner"] == "FAILED"
+    b = host(pair, 0)                                   # controller 0's address, served by 1
+    assert b.read(0, 8, 8)["data"] == new
+    assert b.read(1, 8, 8)["data"] == old                # the backup LUN: the image at initiate
+    r = a.read(0, 8, 8)                                   # the host that stayed: 2A/06 once
+    assert r["status"] == 2 and r["sense"][12:14] == b"\x2a\x06"
+    assert a.read(0, 8, 8)["data"] == new
+    assert groups(a.command(0, RTPG, read_len=256)["data"])[1][0] == OPTIMIZED
+    assert pair.c[1].command("snapshot_status")["state"] == "ACTIVE"
+    assert any("FAILOVER" in t for t in events(pair.c[1]))
+
+
+def test_a_restarted_controller_gets_its_drives_and_ports_back(pair):
+    a = host(pair, 1)
+    pair.kill(0)
+    pair.wait(1, lambda s: s["serving"] == [0, 1], "took over")
+    assert a.write(0, 40, b"s" * 512)["status"] in (0, 2)
+    pair.restart(0)
+    pair.wait(1, lambda s: s["serving"] == [1] and s["partner"] == "UP", "gave back")
+    assert pair.c[0].command("pair_status")["serving"] == [0]
+    assert host(pair, 0).read(0, 40, 1)["data"] == b"s" * 512
+
+
+def test_manual_failback_waits_for_the_command(pair):
+    pair.c[0].command("params_set", {"failback": "manual"})
+    pair.kill(0)
+    pair.wait(1, lambda s: s["serving"] == [0, 1], "took over")
+    pair.c[0].launch()
+    st = pair.wait(1, lambda s: s["partner"] == "UP", "partner back")
+    assert st["serving"] == [0, 1]
+    pair.c[0].wait_ready()
+    assert pair.c[0].command("pair_status")["serving"] == []        # waits, serving nothing
+    assert pair.c[1].command("pair_failback") == {"started": True}
+    pair.wait(0, lambda s: s["serving"] == [0], "own ports again")
+    pair.wait(1, lambda s: s["serving"] == [1], "gave back")
+    assert host(pair, 0).read(0, 0, 1)["status"] == 0
+
+
+def test_a_hung_controller_is_reset_and_taken_over(pair):
+    os.kill(pair.c[0].proc.pid, signal.SIGSTOP)
+    pair.wait(1, lambda s: s["serving"] == [0, 1], "took over")
+    assert pair.c[0].proc.wait(timeout=30) == -signal.SIGKILL       # the reset line
+    assert any("RESET (its heartbeat stopped)" in t for t in events(pair.c[1]))
+    assert host(pair, 0).read(0, 0, 1)["status"] == 0
+
+
+def test_a_firmware_that_declares_itself_failed_is_taken_over(pair):
+    pair.c[0].command("pair_fail", {"controller": 0})
+    assert pair.c[0].proc.wait(timeout=30) == 6
+    pair.wait(1, lambda s: s["serving"] == [0, 1], "took over")
+
+
+def test_a_cut_link_makes_controller_1_stand_down_and_no_drive_is_written_by_both(pair):
+    assert pair.c[1].command("sd_create", {"raid": 1, "slots": [6, 7], "mb": 8})["sd"] == 2   # controller 1's
+    pair.c[1].command("lun_map", {"port": 0, "lun": 2, "sd": 2})
+    a, b = host(pair, 0), host(pair, 1)
+    assert b.write(2, 0, b"1" * 512)["status"] == 0
+    pair.c[0].command("pair_link", {"state": "down"})
+    st0 = pair.wait(0, lambda s: s["serving"] == [0, 1], "took over")
+    st1 = pair.c[1].command("pair_status")
+    assert st1["mode"] == "STOOD DOWN" and st1["serving"] == []
+    frozen = st1["disk_writes"]
+    for lun in (0, 2):                          # every drive, through both controllers' addresses
+        for n in (0, 1):
+            assert host(pair, n).write(lun, 8, b"w" * 512)["status"] == 0
+    assert pair.c[1].command("pair_status")["disk_writes"] == frozen
+    assert any("STANDS DOWN" in t for t in events(pair.c[1]))
+    assert any("stood down after the link was lost" in t for t in events(pair.c[0]))
+    assert st0["partner"] == "LINK LOST"
+
+
+def test_a_simplex_board_has_no_pair_commands(board):
+    import raidboard.proto as proto
+    with proto.Link("socket://%s:%d" % board.console) as link:
+        with pytest.raises(proto.BoardError) as e:
+            link.request("pair_status", {})
+    assert e.value.code == "NOT_A_PAIR"
