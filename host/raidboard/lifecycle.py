@@ -135,8 +135,10 @@ def cmd_stop(sess, args):
             pass
     elif not any(boot.pid_alive(p) for p in _pids(ep)):
         _forget(state, ep.get("pid"))
-    out(args, {"stopped": True, "pid": live[0], "pids": live},
-        "board stopped (pid %s)" % ", ".join(str(p) for p in live))
+    res = {"stopped": True, "pid": live[0]}
+    if len(pids) > 1:
+        res["pids"] = live           # both controllers of a pair
+    out(args, res, "board stopped (pid %s)" % ", ".join(str(p) for p in live))
 
 
 def _is_firmware(pid):
