@@ -117,6 +117,7 @@ class Link:
         self.bad_run = 0
         self.deferred = []            # (kind, seq, payload copy) a call() kept for the reader
         self.defer_bytes = 0
+        self.drainer = None           # the task that hands them over once the loop runs again
         self.call_seq = 0
         self.call_reply = None
         now = self.clock()
@@ -196,7 +197,12 @@ class Link:
         self.poller = select.poll()
         self.poller.register(s, select.POLLIN)
         self.tasks = [asyncio.create_task(self.reader(s)), asyncio.create_task(self.writer(s))]
-        self.queue(F.HELLO, self.handler.hello())
+        try:
+            hello = self.handler.hello()
+        except Exception as e:   # the pair logic's failure: no HELLO, no connection
+            self.drop("no HELLO to send: %r" % e)
+            return
+        self.queue(F.HELLO, hello)
         self.flush()
 
     def drop(self, reason="closed by command"):
@@ -209,6 +215,8 @@ class Link:
         was_up = self.up
         self.up = False
         self.why = reason
+        if self.drainer is not None:
+            self.tasks.append(self.drainer)
         _cancel(self.tasks)
         self.tasks = []
         try:
@@ -613,14 +621,15 @@ class Link:
 
     def defer(self, kind, seq, payload):
         # a pair frame a blocked call() cannot handle: a copy waits for the reader
-        if not self.deferred:
-            self.tasks.append(asyncio.create_task(self.drain_soon(self.s)))
+        if self.drainer is None:
+            self.drainer = asyncio.create_task(self.drain_soon(self.s))
         self.deferred.append((kind, seq, bytes(payload)))
         self.defer_bytes += len(payload)
 
     async def drain_soon(self, s):
         await asyncio.sleep_ms(0)
         if self.s is s:
+            self.drainer = None
             self.take(_ALL)
 
     def drain(self):
