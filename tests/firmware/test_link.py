@@ -312,21 +312,28 @@ def run(coro):
     asyncio.run(coro)
 
 
-def test_hello_both_ways_brings_the_link_up():
+def live(body, **kw):
+    # body(pair, link, log, peer) against a listening link with the test's partner connected
     async def main():
-        pair = Pair(b"one")
-        link, log, peer = await connected(pair)
-        assert pair.ups == [b'{"controller": "peer"}']
-        assert peer.kinds(F.HELLO) == [(F.HELLO, 1, 0, b'{"controller": "one"}')]
-        assert log.texts("link up")
-        link.close()
+        pair = Pair()
+        link, log, peer = await connected(pair, **kw)
+        try:
+            await body(pair, link, log, peer)
+        finally:
+            link.close()
     run(main())
 
 
+def test_hello_both_ways_brings_the_link_up():
+    async def main(pair, link, log, peer):
+        assert pair.ups == [b'{"controller": "peer"}']
+        assert peer.kinds(F.HELLO) == [(F.HELLO, 1, 0, b'{"controller": "test"}')]
+        assert log.texts("link up")
+    live(main)
+
+
 def test_request_and_reply_both_ways():
-    async def main():
-        pair = Pair()
-        link, log, peer = await connected(pair)
+    async def main(pair, link, log, peer):
         task = asyncio.create_task(link.request(HEAVY, b"question"))
         await until(lambda: peer.kinds(HEAVY), "request sent", peer)
         k, seq, ack, payload = peer.kinds(HEAVY)[0]
@@ -337,14 +344,11 @@ def test_request_and_reply_both_ways():
         peer.send(LIGHT, 3, 2, b"ping")                  # the partner asks: the handler replies
         await until(lambda: peer.kinds(F.REPLY), "reply", peer)
         assert peer.kinds(F.REPLY)[0][3] == struct.pack("<I", 3) + b"re:ping"
-        link.close()
-    run(main())
+    live(main)
 
 
 def test_pending_requests_fail_when_the_link_drops():
-    async def main():
-        pair = Pair()
-        link, log, peer = await connected(pair)
+    async def main(pair, link, log, peer):
         task = asyncio.create_task(link.request(HEAVY, b"never answered"))
         await until(lambda: peer.kinds(HEAVY), "request sent", peer)
         peer.s.close()
@@ -354,16 +358,17 @@ def test_pending_requests_fail_when_the_link_drops():
             raise AssertionError("request survived the link")
         except L.LinkDown as e:
             assert str(e) == "eof"
-        link.close()
-    run(main())
+    live(main)
 
 
-async def damaged_then_resent(damage, reason, last_good=1):
+def damaged_then_resent(damage, reason, last_good=1):
     # the partner's frame 2 arrives damaged, frame 3 whole: an error naming the reason, a NAK for
     # what followed frame 1, frame 3 dropped; the partner sends 2 and 3 again, each handled once
     # (noise before an intact frame 2 loses nothing: the NAK then acknowledges whatever came)
-    pair = Pair()
-    link, log, peer = await connected(pair)
+    return lambda pair, link, log, peer: resend_after(damage, reason, last_good, pair, link, log, peer)
+
+
+async def resend_after(damage, reason, last_good, pair, link, log, peer):
     one = frame(HEAVY, 2, 1, b"second frame")
     peer.raw(damage(bytearray(one)))
     peer.send(HEAVY, 3, 1, b"third frame")
@@ -377,8 +382,6 @@ async def damaged_then_resent(damage, reason, last_good=1):
     await asyncio.sleep_ms(20)
     assert pair.got == [(HEAVY, 2, b"second frame"), (HEAVY, 3, b"third frame")]
     assert link.bad_frames >= 1 and link.resyncs >= 1 and link.up
-    link.close()
-    return link, log
 
 
 def test_damaged_frames_from_the_partner_are_logged_nakked_and_resent():
@@ -402,21 +405,19 @@ def test_damaged_frames_from_the_partner_are_logged_nakked_and_resent():
 
     for damage, reason in ((flip, "CRC mismatch"), (version, "bad version 9"),
                            (length, "length 2147483647 over"), (cut, "CRC mismatch")):
-        run(damaged_then_resent(damage, reason))
-    run(damaged_then_resent(garbage, "bad magic", last_good=None))
+        live(damaged_then_resent(damage, reason))
+    live(damaged_then_resent(garbage, "bad magic", last_good=None))
 
 
 def test_a_frame_after_a_damaged_one_is_dropped_and_logged_once():
-    async def main():
-        link, log = await damaged_then_resent(lambda f: f[:-1] + bytes([f[-1] ^ 1]), "CRC mismatch")
+    async def main(pair, link, log, peer):
+        await damaged_then_resent(lambda f: f[:-1] + bytes([f[-1] ^ 1]), "CRC mismatch")(pair, link, log, peer)
         assert link.dropped >= 1 and len(log.texts("dropped, 2 expected")) == 1
-    run(main())
+    live(main)
 
 
 def test_a_nak_from_the_partner_makes_the_link_send_again():
-    async def main():
-        pair = Pair()
-        link, log, peer = await connected(pair)
+    async def main(pair, link, log, peer):
         for i in range(3):
             await link.send(HEAVY + i, b"frame %d" % i)
         await until(lambda: len(peer.got) >= 4, "frames out", peer)
@@ -425,14 +426,11 @@ def test_a_nak_from_the_partner_makes_the_link_send_again():
         await until(lambda: len(peer.kinds(HEAVY + 2)) == 2, "frame 4 again", peer)
         assert [g[1] for g in peer.got if g[0] >= HEAVY] == [2, 3, 4, 3, 4]
         assert log.texts("frames after 2 again")
-        link.close()
-    run(main())
+    live(main)
 
 
 def test_too_many_bad_frames_in_a_row_end_the_connection_and_it_comes_back():
-    async def main():
-        pair = Pair()
-        link, log, peer = await connected(pair)
+    async def main(pair, link, log, peer):
         peer.raw(b"RL\x01\x09" * L.TOO_MANY_BAD)     # 16 false frame starts
         await until(lambda: pair.downs, "dropped")
         assert pair.downs == ["bad frames: too many"] and not link.up
@@ -441,15 +439,13 @@ def test_too_many_bad_frames_in_a_row_end_the_connection_and_it_comes_back():
         again.send(F.HELLO, 1, 0, b"again")
         await until(lambda: link.up, "up again")
         assert pair.ups[-1] == b"again" and pair.downs == ["bad frames: too many"]
-        link.close()
-    run(main())
+    live(main)
 
 
 def test_heartbeat_when_idle_and_loss_after_dead_ms_on_the_links_clock():
-    async def main():
-        pair = Pair()
-        clock = Clock()
-        link, log, peer = await connected(pair, clock=clock, hb_ms=50, dead_ms=500)
+    clock = Clock()
+
+    async def main(pair, link, log, peer):
         await asyncio.sleep_ms(30)                   # the delayed ACK of the partner's HELLO
         peer.poll()
         sent = link.frames_out
@@ -469,14 +465,11 @@ def test_heartbeat_when_idle_and_loss_after_dead_ms_on_the_links_clock():
         assert not link.up and pair.downs == ["heartbeat lost after 500 ms"]
         await asyncio.sleep_ms(20)
         assert pair.downs == ["heartbeat lost after 500 ms"]
-        link.close()
-    run(main())
+    live(main, clock=clock, hb_ms=50, dead_ms=500)
 
 
 def test_eof_is_one_link_down_and_a_new_connection_replaces_the_old():
-    async def main():
-        pair = Pair()
-        link, log, peer = await connected(pair)
+    async def main(pair, link, log, peer):
         peer.s.close()
         await until(lambda: pair.downs, "link down")
         await asyncio.sleep_ms(30)
@@ -485,14 +478,11 @@ def test_eof_is_one_link_down_and_a_new_connection_replaces_the_old():
         again.send(F.HELLO, 1, 0, b"back")
         await until(lambda: link.up, "up again")
         assert pair.ups[-1] == b"back"
-        link.close()
-    run(main())
+    live(main)
 
 
 def test_a_second_connection_is_refused_while_the_partner_is_connected():
-    async def main():
-        pair = Pair()
-        link, log, peer = await connected(pair)
+    async def main(pair, link, log, peer):
         other = Peer(link.port)
         await until(lambda: other.kinds(F.BYE), "BYE", other)
         assert other.kinds(F.BYE)[0][3] == b"partner already connected"
@@ -500,8 +490,7 @@ def test_a_second_connection_is_refused_while_the_partner_is_connected():
         assert log.texts("refused: partner already connected")
         peer.send(LIGHT, 2, 1, b"still here")
         await until(lambda: peer.kinds(F.REPLY), "first connection still serves", peer)
-        link.close()
-    run(main())
+    live(main)
 
 
 def test_a_held_link_refuses_the_partner():
@@ -517,9 +506,7 @@ def test_a_held_link_refuses_the_partner():
 
 
 def test_a_full_window_makes_send_wait_until_acknowledged():
-    async def main():
-        pair = Pair()
-        link, log, peer = await connected(pair, window_frames=4)
+    async def main(pair, link, log, peer):
         done = []
 
         async def sender():
@@ -534,16 +521,13 @@ def test_a_full_window_makes_send_wait_until_acknowledged():
         peer.send(F.ACK, 1, 3)
         await until(lambda: task.done(), "the rest sent")
         assert done == [0, 1, 2, 3, 4, 5] and link.win.count <= 4
-        link.close()
-    run(main())
+    live(main, window_frames=4)
 
 
 def test_call_answers_a_light_request_inline_and_keeps_others_for_later():
     # the partner's light request arrives while our call waits: answered at once (else two
     # controllers calling each other would wait for ever); a heavy frame waits, in order
-    async def main():
-        pair = Pair()
-        link, log, peer = await connected(pair)
+    async def main(pair, link, log, peer):
         peer.send(LIGHT, 2, 1, b"light")
         peer.send(HEAVY, 3, 1, b"heavy")
         peer.send(F.REPLY, 4, 1, struct.pack("<I", 2) + b"the answer")     # our call will be frame 2
@@ -556,15 +540,11 @@ def test_call_answers_a_light_request_inline_and_keeps_others_for_later():
         await until(lambda: peer.kinds(F.REPLY), "inline reply", peer)
         assert peer.kinds(F.REPLY)[0][3] == struct.pack("<I", 2) + b"re:light"
         assert peer.kinds(30)[0][3] == b"question"
-        link.close()
-    run(main())
+    live(main)
 
 
 def test_call_without_a_reply_fails_at_its_timeout_and_when_down():
-    async def main():
-        pair = Pair()
-        clock = Clock()
-        link, log, peer = await connected(pair, clock=clock)
+    async def main(pair, link, log, peer):
         ticking = Clock()
 
         def stepping():                             # each look at the clock is 10 ms later
@@ -589,8 +569,7 @@ def test_call_without_a_reply_fails_at_its_timeout_and_when_down():
             raise AssertionError("link kind accepted")
         except ValueError:
             pass
-        link.close()
-    run(main())
+    live(main)
 
 
 # ---------- two links, and noise on the wire ----------
