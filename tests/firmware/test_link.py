@@ -7,6 +7,7 @@ import socket
 import struct
 import time
 from hw import events
+from endpoints import listen
 from endpoints.link import frame as F
 from endpoints.link import link as L
 from endpoints.link.window import Window
@@ -416,6 +417,35 @@ def test_a_frame_after_a_damaged_one_is_dropped_and_logged_once():
     live(main)
 
 
+def test_a_partners_protocol_errors_are_logged_and_ignored():
+    # whole frames that make no sense: logged, nothing else happens, the link stays up
+    async def main(pair, link, log, peer):
+        peer.send(F.REPLY, 2, 1, b"\x01\x00")              # no request number
+        peer.send(F.REPLY, 3, 1, struct.pack("<I", 99))    # nobody asked
+        peer.send(F.ACK, 3, 50)                            # acknowledges what was never sent
+        peer.send(F.HELLO, 4, 1, b"again")                 # a second HELLO
+        peer.send(LIGHT, 5, 1, b"still works")
+        await until(lambda: peer.kinds(F.REPLY), "reply", peer)
+        for text in ("REPLY of 2 bytes has no request number", "reply to request 99, which nobody waits for",
+                     "acknowledges frame 50, only 1 sent", "second HELLO on one connection ignored"):
+            assert log.texts(text), text
+        assert link.up and pair.ups == [b'{"controller": "peer"}'] and pair.got == [(LIGHT, 5, b"still works")]
+    live(main)
+
+
+def test_a_partner_that_skips_its_hello_is_disconnected():
+    async def main():
+        pair = Pair()
+        link, log = listening(pair)
+        peer = Peer(link.port)
+        peer.send(LIGHT, 1, 0, b"no hello first")
+        await until(lambda: peer.closed, "disconnected", peer)
+        assert log.texts("partner sent frame 1 (kind 16) before its HELLO") and not pair.got
+        assert not pair.downs                              # it never was up
+        link.close()
+    run(main())
+
+
 def test_a_nak_from_the_partner_makes_the_link_send_again():
     async def main(pair, link, log, peer):
         for i in range(3):
@@ -573,6 +603,28 @@ def test_call_without_a_reply_fails_at_its_timeout_and_when_down():
 
 
 # ---------- two links, and noise on the wire ----------
+def test_the_dialer_logs_once_while_the_partner_is_away_and_connects_when_it_comes():
+    async def main():
+        ls, port = listen.bind("127.0.0.1", 0, 1)
+        ls.close()                                       # a port nobody listens on, for now
+        pa, pb = Pair(b"0"), Pair(b"1")
+        log = Log()
+        a = L.Link(0, ("127.0.0.1", port), pa, log, window_bytes=SMALL_WINDOW)
+        pa.link = a
+        a.start()
+        await until(lambda: a.gen >= 3, "three dials")
+        assert len(log.texts("partner not reached")) == 1, log.texts("")
+        assert "127.0.0.1:%d" % port in log.texts("partner not reached")[0] and not pa.downs
+        b = L.Link(1, ("127.0.0.1", port), pb, Log(), window_bytes=SMALL_WINDOW)
+        pb.link = b
+        b.start()
+        await until(lambda: a.up and b.up, "up")
+        assert pa.ups == [b'{"controller": "1"}'] and pb.ups == [b'{"controller": "0"}']
+        a.close()
+        b.close()
+    run(main())
+
+
 class Echo(Pair):
     # answers every request with its payload; records the numbers of the requests it saw
     def __init__(self, name):
