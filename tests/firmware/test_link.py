@@ -461,7 +461,10 @@ def test_a_nak_from_the_partner_makes_the_link_send_again():
 
 def test_too_many_bad_frames_in_a_row_end_the_connection_and_it_comes_back():
     async def main(pair, link, log, peer):
-        peer.raw(b"RL\x01\x09" * L.TOO_MANY_BAD)     # 16 false frame starts
+        for seq in range(2, 2 + L.TOO_MANY_BAD):    # every frame damaged
+            f = bytearray(frame(HEAVY, seq, 1, b"data"))
+            f[-1] ^= 0x40
+            peer.raw(f)
         await until(lambda: pair.downs, "dropped")
         assert pair.downs == ["bad frames: too many"] and not link.up
         assert link.bad_frames == L.TOO_MANY_BAD
@@ -509,6 +512,28 @@ def test_eof_is_one_link_down_and_a_new_connection_replaces_the_old():
         await until(lambda: link.up, "up again")
         assert pair.ups[-1] == b"back"
     live(main)
+
+
+def test_a_bye_ends_the_connection_with_the_partners_reason():
+    async def main(pair, link, log, peer):
+        peer.send(F.BYE, 1, 1, b"\xff\xfe going away")         # not UTF-8: shown as bytes
+        await until(lambda: pair.downs, "link down")
+        assert pair.downs == ["closed by partner: b'\\xff\\xfe going away'"], pair.downs
+    live(main)
+
+
+def test_false_frame_starts_in_noise_are_one_report_and_the_heartbeat_ends_a_silent_partner():
+    clock = Clock()
+
+    async def main(pair, link, log, peer):
+        peer.raw(b"RL\x01\x09" * 100 + b"RL\x07" * 100)       # bad kinds, bad versions: one stretch
+        await until(lambda: link.bad_frames, "reported")
+        await asyncio.sleep_ms(20)
+        assert link.bad_frames == 1 and link.up
+        clock.t = 500
+        link.tick()
+        assert pair.downs == ["heartbeat lost after 500 ms"]
+    live(main, clock=clock)
 
 
 def test_a_second_connection_is_refused_while_the_partner_is_connected():

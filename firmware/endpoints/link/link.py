@@ -495,7 +495,7 @@ class Link:
                 if self.deferred:
                     self.drain()
                     continue
-            elif len(self.deferred) >= DEFER_FRAMES or self.defer_bytes >= DEFER_BYTES:
+            elif self.kept_full():
                 return
             k = self.p.next()
             if k == F.NEED:
@@ -551,7 +551,7 @@ class Link:
             self.win.rewind = True
             self.flush()
         elif kind == F.BYE:
-            self.drop("closed by partner: %s" % str(bytes(payload[:80]), "utf-8", "replace"))
+            self.drop("closed by partner: %s" % _said(payload[:80]))
         elif self.gap and seq == self.rx_seq:
             self.gap = False          # the damaged frame was not a numbered one: nothing to resend
 
@@ -632,6 +632,9 @@ class Link:
             self.drainer = None
             self.take(_ALL)
 
+    def kept_full(self):
+        return len(self.deferred) >= DEFER_FRAMES or self.defer_bytes >= DEFER_BYTES
+
     def drain(self):
         s = self.s
         while self.deferred and self.s is s:
@@ -649,17 +652,18 @@ class Link:
         if left <= 0:
             return False
         s = self.s
-        full = len(self.deferred) >= DEFER_FRAMES or self.defer_bytes >= DEFER_BYTES
         mask = 0 if self.pump() else select.POLLOUT
         if self.s is not s:
             raise LinkDown(self.why)
-        if not full:
+        if not self.kept_full():
             mask |= select.POLLIN
         self.poller.modify(s, mask)
         for _ in self.poller.ipoll(min(left, self.hb_ms)):
             pass
         self.take(mode)
-        if not full and self.s is s and self.read(s) > 0:
+        # take() stops early only when the kept frames are at their bound: the parser may then
+        # hold whole frames, and reading waits
+        if self.s is s and not self.kept_full() and self.read(s) > 0:
             self.take(mode)
         self.tick()
         if self.gen != gen or not self.up:
@@ -687,6 +691,14 @@ def _pair(kind):
 def _fits(payload):
     if F.size(payload) > F.MAX_PAYLOAD:
         raise ValueError("link: payload of %d bytes over %d" % (F.size(payload), F.MAX_PAYLOAD))
+
+
+def _said(payload):
+    # the partner's text, as far as it is UTF-8
+    try:
+        return str(bytes(payload), "utf-8")
+    except UnicodeError:
+        return repr(bytes(payload))
 
 
 def _text(e):
