@@ -433,6 +433,36 @@ def test_a_partners_protocol_errors_are_logged_and_ignored():
     live(main)
 
 
+def test_a_misbehaving_partner_cannot_flood_the_event_log():
+    async def main(pair, link, log, peer):
+        for seq in range(2, 42):
+            peer.send(F.REPLY, seq, 1, struct.pack("<I", 1000 + seq))
+        await until(lambda: link.faults == 40, "forty faults")
+        texts = log.texts("which nobody waits for")
+        assert len(texts) == 10 and texts[8].endswith("(16 partner faults so far)") and texts[9].endswith(
+            "(32 partner faults so far)"), texts
+    live(main)
+
+
+def test_a_burst_from_the_partner_leaves_room_for_the_other_endpoints():
+    async def main(pair, link, log, peer):
+        turns = [0]
+
+        async def other_endpoint():
+            while True:
+                turns[0] += 1
+                await asyncio.sleep_ms(0)
+        other = asyncio.create_task(other_endpoint())
+        seen = []
+        handled = pair.frame
+        pair.frame = lambda kind, seq, payload: (seen.append(turns[0]), handled(kind, seq, payload))
+        peer.raw(b"".join(frame(HEAVY, seq, 1, b"burst") for seq in range(2, 302)))
+        await until(lambda: len(seen) == 300, "burst handled")
+        other.cancel()
+        assert max(seen.count(t) for t in seen) <= L.SLICE
+    live(main)
+
+
 def test_a_partner_that_skips_its_hello_is_disconnected():
     async def main():
         pair = Pair()
@@ -669,6 +699,18 @@ async def pair_of_links():
     a.start()
     await until(lambda: a.up and b.up, "pair up")
     return a, b, pa, pb
+
+
+def test_megabyte_requests_cross_the_link_intact_through_a_one_frame_window():
+    async def main():
+        a, b, pa, pb = await pair_of_links()
+        for i in range(3):
+            data = struct.pack("<I", i) + bytes((i + k) & 0xFF for k in range(256)) * 4096    # 1 MiB
+            assert await a.request(HEAVY, data) == data
+        assert pb.numbers == [0, 1, 2] and a.bad_frames == b.bad_frames == 0
+        a.close()
+        b.close()
+    run(main())
 
 
 def test_random_noise_on_a_live_link_is_survived():

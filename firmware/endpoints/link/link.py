@@ -29,6 +29,7 @@ ACK_MS = const(2)              # an ACK waits this long for a frame of ours to c
 ACK_EVERY = const(16)          # ... unless this many frames wait for it
 DEFER_FRAMES = const(64)       # pair frames a blocked call() keeps for the reader, at most ...
 DEFER_BYTES = const(2 << 20)   # ... and their bytes
+SLICE = const(64)              # frames the reader handles before it lets the other endpoints run
 
 # what the frames taken from the parser may reach (_take): everything (the async reader), light
 # pair frames only (a call() waiting for its reply), no pair frame (waiting for room to send)
@@ -97,6 +98,7 @@ class Link:
         self.resyncs = 0
         self.retransmits = 0
         self.dropped = 0              # frames dropped as out of order
+        self.faults = 0               # what the partner did wrong (damaged frames included)
         self.reset()
 
     def reset(self):
@@ -178,7 +180,7 @@ class Link:
         who = listen.show(listen.peer(addr))
         if self.s is not None or self.held:
             why = "partner already connected" if self.s is not None else "link held"
-            self.log("warn", "link: connection from %s refused: %s" % (who, why))
+            self.fault("warn", "link: connection from %s refused: %s" % (who, why))
             self.bye(s, why)
             s.close()
             return
@@ -234,7 +236,7 @@ class Link:
             self.log("warn", "link down: %s" % reason)
             self.tell("link_down", self.handler.link_down, reason)
         elif self.me:
-            self.log("info", "link: connection from %s closed before its HELLO: %s" % (self.who, reason))
+            self.fault("info", "link: connection from %s closed before its HELLO: %s" % (self.who, reason))
         else:
             self.not_reached("%s: %s" % (self.who, reason))
 
@@ -457,7 +459,9 @@ class Link:
             if n == 0:
                 await ioready.readable(s)
             elif n > 0:
-                self.take(_ALL)
+                while self.take(_ALL, SLICE):
+                    self.ack_soon()
+                    await asyncio.sleep_ms(0)   # a long burst: the other endpoints run between slices
                 self.ack_soon()
 
     def read(self, s):
@@ -487,19 +491,23 @@ class Link:
         q.take_over(self.p)
         self.p = q
 
-    def take(self, mode):
-        """Handles the complete frames the parser holds, as `mode` allows (_ALL, _LIGHT, _NONE)."""
+    def take(self, mode, limit=-1):
+        """Handles the complete frames the parser holds, as `mode` allows (_ALL, _LIGHT, _NONE);
+        True when it stopped at `limit` frames with more to do."""
         s = self.s
         while self.s is s and s is not None:
+            if not limit:
+                return True
+            limit -= 1
             if mode == _ALL:
                 if self.deferred:
                     self.drain()
                     continue
             elif self.kept_full():
-                return
+                return False
             k = self.p.next()
             if k == F.NEED:
-                return
+                return False
             if k == F.BAD:
                 if self.bad_run >= TOO_MANY_BAD:
                     self.drop("bad frames: too many")
@@ -510,7 +518,7 @@ class Link:
         # the parser's report of a damaged frame: NAK, so the partner sends again from the last good one
         self.bad_frames += 1
         self.bad_run += 1
-        self.log("error", "link: bad frame from partner at byte %d: %s (resyncing)" % (offset, reason))
+        self.fault("error", "link: bad frame from partner at byte %d: %s (resyncing)" % (offset, reason))
         self.gap = True
         self.nak_due = True
 
@@ -547,7 +555,7 @@ class Link:
     def control_in(self, kind, seq, payload):
         # HB, ACK, NAK, BYE: `seq` is the highest number the partner has sent
         if kind == F.NAK:
-            self.log("warn", "link: partner asks for the frames after %d again" % self.p.ack)
+            self.fault("warn", "link: partner asks for the frames after %d again" % self.p.ack)
             self.win.rewind = True
             self.flush()
         elif kind == F.BYE:
@@ -563,7 +571,7 @@ class Link:
             return
         if not self.gap_logged:
             self.gap_logged = True
-            self.log("warn", "link: frame %d dropped, %d expected: the partner sends again from there"
+            self.fault("warn", "link: frame %d dropped, %d expected: the partner sends again from there"
                      % (seq, self.rx_seq + 1))
         if not self.gap:
             self.gap = True
@@ -571,7 +579,7 @@ class Link:
 
     def acked(self, ack):
         if ack > self.tx_hi:
-            self.log("error", "link: partner acknowledges frame %d, only %d sent (ignored)" % (ack, self.tx_hi))
+            self.fault("error", "link: partner acknowledges frame %d, only %d sent (ignored)" % (ack, self.tx_hi))
         elif self.win.release(ack):
             self.room.set()
 
@@ -585,7 +593,7 @@ class Link:
 
     def hello(self, payload):
         if self.up:
-            self.log("warn", "link: second HELLO on one connection ignored")
+            self.fault("warn", "link: second HELLO on one connection ignored")
             return
         self.up = True
         self.unreachable = False
@@ -594,7 +602,7 @@ class Link:
 
     def reply_in(self, payload):
         if len(payload) < 4:
-            self.log("error", "link: REPLY of %d bytes has no request number (ignored)" % len(payload))
+            self.fault("error", "link: REPLY of %d bytes has no request number (ignored)" % len(payload))
             return
         req = struct.unpack_from("<I", payload, 0)[0]
         if req == self.call_seq:
@@ -602,7 +610,7 @@ class Link:
             return
         w = self.pending.get(req)
         if w is None:
-            self.log("warn", "link: reply to request %d, which nobody waits for (ignored)" % req)
+            self.fault("warn", "link: reply to request %d, which nobody waits for (ignored)" % req)
             return
         w.data = bytes(payload[4:])
         w.ev.set()
@@ -627,10 +635,12 @@ class Link:
         self.defer_bytes += len(payload)
 
     async def drain_soon(self, s):
+        # the kept frames, then what the call left in the parser (its bound may have stopped it)
         await asyncio.sleep_ms(0)
         if self.s is s:
             self.drainer = None
-            self.take(_ALL)
+            while self.take(_ALL, SLICE):
+                await asyncio.sleep_ms(0)
 
     def kept_full(self):
         return len(self.deferred) >= DEFER_FRAMES or self.defer_bytes >= DEFER_BYTES
@@ -669,6 +679,16 @@ class Link:
         if self.gen != gen or not self.up:
             raise LinkDown(self.why)
         return True
+
+    def fault(self, level, text):
+        # what the partner did wrong: the first 8 and then the 16th, 32nd, 64th... are logged, so
+        # a misbehaving partner cannot flood the event log
+        self.faults += 1
+        n = self.faults
+        if n <= 8:
+            self.log(level, text)
+        elif not n & (n - 1):
+            self.log(level, "%s (%d partner faults so far)" % (text, n))
 
     def tell(self, what, fn, arg):
         try:
