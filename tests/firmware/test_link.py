@@ -348,6 +348,27 @@ def test_request_and_reply_both_ways():
     live(main)
 
 
+def test_a_late_reply_cannot_reach_a_request_of_a_newer_connection():
+    async def main(pair, link, log, peer):
+        peer.send(HEAVY, 2, 1, b"answered later")
+        await until(lambda: pair.got, "request")
+        gen = link.gen
+        link.reply(2, b"in time", gen)
+        peer.s.close()
+        await until(lambda: not link.up, "down")
+        again = Peer(link.port)
+        again.send(F.HELLO, 1, 0, b"again")
+        await until(lambda: link.up, "up again")
+        try:
+            link.reply(2, b"too late", gen)
+            raise AssertionError("a reply crossed connections")
+        except L.LinkDown as e:
+            assert str(e) == "request 2 came on an earlier connection"
+        await asyncio.sleep_ms(10)
+        assert not again.kinds(F.REPLY)
+    live(main)
+
+
 def test_pending_requests_fail_when_the_link_drops():
     async def main(pair, link, log, peer):
         task = asyncio.create_task(link.request(HEAVY, b"never answered"))

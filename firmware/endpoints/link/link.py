@@ -296,9 +296,13 @@ class Link:
             raise LinkDown(w.err)
         return w.data
 
-    def reply(self, req_seq, payload=b""):
+    def reply(self, req_seq, payload=b"", gen=0):
         """Answers the partner's request req_seq. Never waits for the event loop: when the window
-        is full it blocks until the partner acknowledges (at most dead_ms)."""
+        is full it blocks until the partner acknowledges (at most dead_ms). A reply given after
+        handler.frame returned passes `gen`, the link's gen when the request came: numbers start
+        again on each connection, and an answer must not reach a newer request of the same number."""
+        if gen and gen != self.gen:
+            raise LinkDown("request %d came on an earlier connection" % req_seq)
         struct.pack_into("<I", self.tag, 0, req_seq)
         parts = [self.tag]
         if isinstance(payload, (list, tuple)):
