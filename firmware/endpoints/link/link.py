@@ -434,6 +434,7 @@ class Link:
         self.frames_out += 1
         if win.acks[i] > self.ack_sent:
             self.ack_sent = win.acks[i]
+            self.ack_now = self.ack_now and self.rx_seq > self.ack_sent
         if win.seqs[i] > self.tx_hi:
             self.tx_hi = win.seqs[i]
 
