@@ -649,6 +649,30 @@ def test_call_answers_a_light_request_inline_and_keeps_others_for_later():
     live(main)
 
 
+def test_a_call_keeps_at_most_its_bound_of_frames_for_later_and_loses_none():
+    # 70 heavy frames before the reply: the call keeps 64, stops reading and times out; then the
+    # reader handles all 70 in order, and the late reply finds nobody waiting
+    async def main(pair, link, log, peer):
+        peer.raw(b"".join(frame(HEAVY, seq, 1, b"%d" % seq) for seq in range(2, 72)))
+        peer.send(F.REPLY, 72, 1, struct.pack("<I", 2) + b"late")
+        ticking = Clock()
+
+        def stepping():
+            ticking.t += 10
+            return ticking.t
+        link.clock = stepping
+        link.last_rx = link.last_tx = ticking.t
+        try:
+            link.call(30, b"question", 200)
+            raise AssertionError("the reply was read past the bound")
+        except L.LinkDown as e:
+            assert str(e) == "no reply to kind 30 within 200 ms"
+        assert len(link.deferred) == L.DEFER_FRAMES and not pair.got and link.up
+        await until(lambda: len(pair.got) == 70, "all handled")
+        assert [g[1] for g in pair.got] == list(range(2, 72)) and log.texts("reply to request 2, which nobody")
+    live(main)
+
+
 def test_call_without_a_reply_fails_at_its_timeout_and_when_down():
     async def main(pair, link, log, peer):
         ticking = Clock()

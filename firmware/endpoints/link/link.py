@@ -672,6 +672,8 @@ class Link:
             raise LinkDown(self.why)
         if not self.kept_full():
             mask |= select.POLLIN
+        else:
+            self.last_rx = self.clock()   # not reading is our doing, not the partner's silence
         self.poller.modify(s, mask)
         for _ in self.poller.ipoll(min(left, self.hb_ms)):
             pass
