@@ -36,6 +36,15 @@ class Errors:
         self.seen.append((reason, offset))
 
 
+def raises(kind, fn, *args):
+    # the message of the `kind` exception fn(*args) raises
+    try:
+        fn(*args)
+    except kind as e:
+        return str(e)
+    raise AssertionError("%r did not raise %r" % (fn, kind))
+
+
 def frame(kind, seq, ack, payload=b""):
     b = bytearray(F.HDR + F.size(payload))
     F.encode(b, kind, seq, ack, payload)
@@ -68,11 +77,8 @@ def test_codec_round_trip():
     assert frame(30, 2, 1, parts) == frame(30, 2, 1, b"head-tail")      # parts are not joined first
     wire = frame(30, 2, 1, b"head-tail")
     assert wire[0:4] == b"RL\x01\x1e" and struct.unpack_from("<III", wire, 4) == (2, 1, 9)
-    try:
-        F.encode(bytearray(F.MAX_FRAME + 1), 30, 1, 0, bytes(F.MAX_PAYLOAD + 1))
-        raise AssertionError("oversize payload encoded")
-    except ValueError:
-        pass
+    assert raises(ValueError, F.encode, bytearray(F.MAX_FRAME + 1), 30, 1, 0, bytes(F.MAX_PAYLOAD + 1)) == \
+        "link payload of 1052673 bytes over 1052672"
 
 
 def test_parser_takes_bytes_one_by_one_and_in_odd_slices():
@@ -313,6 +319,18 @@ def run(coro):
     asyncio.run(coro)
 
 
+def stepping(link):
+    # the link's clock from now on: each look at it is 10 ms later (a blocked call() times out
+    # after a count of looks, whatever the machine's speed)
+    t = [0]
+
+    def clock():
+        t[0] += 10
+        return t[0]
+    link.clock = clock
+    link.last_rx = link.last_tx = 0
+
+
 def live(body, **kw):
     # body(pair, link, log, peer) against a listening link with the test's partner connected
     async def main():
@@ -359,11 +377,7 @@ def test_a_late_reply_cannot_reach_a_request_of_a_newer_connection():
         again = Peer(link.port)
         again.send(F.HELLO, 1, 0, b"again")
         await until(lambda: link.up, "up again")
-        try:
-            link.reply(2, b"too late", gen)
-            raise AssertionError("a reply crossed connections")
-        except L.LinkDown as e:
-            assert str(e) == "request 2 came on an earlier connection"
+        assert raises(L.LinkDown, link.reply, 2, b"too late", gen) == "request 2 came on an earlier connection"
         await asyncio.sleep_ms(10)
         assert not again.kinds(F.REPLY)
     live(main)
@@ -655,18 +669,8 @@ def test_a_call_keeps_at_most_its_bound_of_frames_for_later_and_loses_none():
     async def main(pair, link, log, peer):
         peer.raw(b"".join(frame(HEAVY, seq, 1, b"%d" % seq) for seq in range(2, 72)))
         peer.send(F.REPLY, 72, 1, struct.pack("<I", 2) + b"late")
-        ticking = Clock()
-
-        def stepping():
-            ticking.t += 10
-            return ticking.t
-        link.clock = stepping
-        link.last_rx = link.last_tx = ticking.t
-        try:
-            link.call(30, b"question", 200)
-            raise AssertionError("the reply was read past the bound")
-        except L.LinkDown as e:
-            assert str(e) == "no reply to kind 30 within 200 ms"
+        stepping(link)
+        assert raises(L.LinkDown, link.call, 30, b"question", 200) == "no reply to kind 30 within 200 ms"
         assert len(link.deferred) == L.DEFER_FRAMES and not pair.got and link.up
         await until(lambda: len(pair.got) == 70, "all handled")
         assert [g[1] for g in pair.got] == list(range(2, 72)) and log.texts("reply to request 2, which nobody")
@@ -675,30 +679,12 @@ def test_a_call_keeps_at_most_its_bound_of_frames_for_later_and_loses_none():
 
 def test_call_without_a_reply_fails_at_its_timeout_and_when_down():
     async def main(pair, link, log, peer):
-        ticking = Clock()
-
-        def stepping():                             # each look at the clock is 10 ms later
-            ticking.t += 10
-            return ticking.t
-        link.clock = stepping
-        link.last_rx = link.last_tx = ticking.t
-        try:
-            link.call(30, b"no answer", 100)
-            raise AssertionError("call returned")
-        except L.LinkDown as e:
-            assert str(e) == "no reply to kind 30 within 100 ms"
+        stepping(link)
+        assert raises(L.LinkDown, link.call, 30, b"no answer", 100) == "no reply to kind 30 within 100 ms"
         assert link.up                              # the heartbeat decides about the link
         link.drop("cut")
-        try:
-            link.call(30, b"x", 100)
-            raise AssertionError("call on a dropped link")
-        except L.LinkDown as e:
-            assert str(e) == "cut"
-        try:
-            link.call(5, b"x", 100)
-            raise AssertionError("link kind accepted")
-        except ValueError:
-            pass
+        assert raises(L.LinkDown, link.call, 30, b"x", 100) == "cut"
+        assert raises(ValueError, link.call, 5, b"x", 100) == "link: kind 5 is not a pair kind (16-255)"
     live(main)
 
 
