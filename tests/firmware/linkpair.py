@@ -1,10 +1,14 @@
 # One end of a two-process link test (MicroPython): `micropython linkpair.py ROLE PORT MODE N`.
 # ROLE 1 listens on 127.0.0.1:PORT (0: any; it prints "PORT <n>"), ROLE 0 dials it. Kind 16 is
 # light: its handler answers at once with the request's first 8 bytes (as a mirror's
-# acknowledgement would). MODE "cross": both ends make N sync calls at the same time, each
-# answering the other's requests inline while it waits; "bench": ROLE 0 times N calls of 4 KiB
+# acknowledgement would). Kind 18 is not: the reader handles it, and its handler first makes a
+# call of its own back to the partner (the payload it holds must survive the frames that call
+# reads), then answers. MODE "cross": both ends make N sync calls at the same time (every 8th
+# one of ROLE 0's of kind 18: not both, for two calls of kinds the other side does not answer
+# inline would wait for each other), each answering the other's light requests inline while it waits; "bench": ROLE 0 times N calls of 4 KiB
 # (after 100 unmeasured) and prints "RTT_US <median> <p99>". Each end prints
-# "DONE calls=<made> served=<answered>" once both are done.
+# "DONE calls=<made> served=<answered> nested=<kind 18 answered> parsers=<receive buffers used>"
+# once both are done.
 import sys
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0] + "/../../firmware")
@@ -14,6 +18,7 @@ from endpoints.link import link as L
 
 ECHO = 16      # light: answered inline
 DONE = 17      # "I made all my calls"
+NEST = 18      # handled by the reader, with a call back to the partner before the answer
 
 
 class Log:
@@ -26,6 +31,7 @@ class Pair:
         self.role = role
         self.link = None
         self.served = 0
+        self.nested = 0
         self.partner_done = False
 
     def hello(self):
@@ -44,18 +50,26 @@ class Pair:
         if kind == ECHO:
             self.served += 1
             self.link.reply(seq, payload[:8])
+        elif kind == NEST:
+            held = bytes(payload)
+            back = self.link.call(ECHO, payload[:8], 2000)
+            if back != held[:8] or payload != held:
+                raise AssertionError("payload changed under a nested call")
+            self.nested += 1
+            self.served += 1
+            self.link.reply(seq, payload[:8])
         elif kind == DONE:
             self.partner_done = True
 
 
-async def calls(pair, n, size, measure):
+async def calls(pair, n, size, measure, nest=False):
     link = pair.link
     data = bytearray(size)
     times = []
     for i in range(n):
         data[0:8] = (pair.role * 1000000 + i).to_bytes(8, "little")
         t0 = time.ticks_us()
-        r = link.call(ECHO, data, 2000)
+        r = link.call(NEST if nest and pair.role == 0 and i % 8 == 7 else ECHO, data, 2000)
         if measure:
             times.append(time.ticks_diff(time.ticks_us(), t0))
         if r != data[0:8]:
@@ -76,7 +90,7 @@ async def main(role, port, mode, n):
         await asyncio.sleep_ms(5)
     made = 0
     if mode == "cross":
-        await calls(pair, n, 512, False)
+        await calls(pair, n, 512, False, True)
         made = n
     elif role == 0:
         await calls(pair, 100, 4096, False)
@@ -88,7 +102,7 @@ async def main(role, port, mode, n):
     while not pair.partner_done:
         await asyncio.sleep_ms(5)
     await asyncio.sleep_ms(50)             # the partner's last ACKs
-    print("DONE calls=%d served=%d" % (made, pair.served))
+    print("DONE calls=%d served=%d nested=%d parsers=%d" % (made, pair.served, pair.nested, 1 + len(link.spares)))
     link.close()
 
 

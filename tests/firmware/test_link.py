@@ -7,6 +7,7 @@ import socket
 import struct
 import time
 from hw import events
+from endpoints import listen
 from endpoints.link import frame as F
 from endpoints.link import link as L
 from endpoints.link.window import Window
@@ -33,6 +34,15 @@ class Errors:
 
     def __call__(self, reason, offset):
         self.seen.append((reason, offset))
+
+
+def raises(kind, fn, *args):
+    # the message of the `kind` exception fn(*args) raises
+    try:
+        fn(*args)
+    except kind as e:
+        return str(e)
+    raise AssertionError("%r did not raise %r" % (fn, kind))
 
 
 def frame(kind, seq, ack, payload=b""):
@@ -67,11 +77,8 @@ def test_codec_round_trip():
     assert frame(30, 2, 1, parts) == frame(30, 2, 1, b"head-tail")      # parts are not joined first
     wire = frame(30, 2, 1, b"head-tail")
     assert wire[0:4] == b"RL\x01\x1e" and struct.unpack_from("<III", wire, 4) == (2, 1, 9)
-    try:
-        F.encode(bytearray(F.MAX_FRAME + 1), 30, 1, 0, bytes(F.MAX_PAYLOAD + 1))
-        raise AssertionError("oversize payload encoded")
-    except ValueError:
-        pass
+    assert raises(ValueError, F.encode, bytearray(F.MAX_FRAME + 1), 30, 1, 0, bytes(F.MAX_PAYLOAD + 1)) == \
+        "link payload of 1052673 bytes over 1052672"
 
 
 def test_parser_takes_bytes_one_by_one_and_in_odd_slices():
@@ -312,21 +319,40 @@ def run(coro):
     asyncio.run(coro)
 
 
-def test_hello_both_ways_brings_the_link_up():
+def stepping(link):
+    # the link's clock from now on: each look at it is 10 ms later (a blocked call() times out
+    # after a count of looks, whatever the machine's speed)
+    t = [0]
+
+    def clock():
+        t[0] += 10
+        return t[0]
+    link.clock = clock
+    link.last_rx = link.last_tx = 0
+
+
+def live(body, **kw):
+    # body(pair, link, log, peer) against a listening link with the test's partner connected
     async def main():
-        pair = Pair(b"one")
-        link, log, peer = await connected(pair)
-        assert pair.ups == [b'{"controller": "peer"}']
-        assert peer.kinds(F.HELLO) == [(F.HELLO, 1, 0, b'{"controller": "one"}')]
-        assert log.texts("link up")
-        link.close()
+        pair = Pair()
+        link, log, peer = await connected(pair, **kw)
+        try:
+            await body(pair, link, log, peer)
+        finally:
+            link.close()
     run(main())
 
 
+def test_hello_both_ways_brings_the_link_up():
+    async def main(pair, link, log, peer):
+        assert pair.ups == [b'{"controller": "peer"}']
+        assert peer.kinds(F.HELLO) == [(F.HELLO, 1, 0, b'{"controller": "test"}')]
+        assert log.texts("link up")
+    live(main)
+
+
 def test_request_and_reply_both_ways():
-    async def main():
-        pair = Pair()
-        link, log, peer = await connected(pair)
+    async def main(pair, link, log, peer):
         task = asyncio.create_task(link.request(HEAVY, b"question"))
         await until(lambda: peer.kinds(HEAVY), "request sent", peer)
         k, seq, ack, payload = peer.kinds(HEAVY)[0]
@@ -337,14 +363,28 @@ def test_request_and_reply_both_ways():
         peer.send(LIGHT, 3, 2, b"ping")                  # the partner asks: the handler replies
         await until(lambda: peer.kinds(F.REPLY), "reply", peer)
         assert peer.kinds(F.REPLY)[0][3] == struct.pack("<I", 3) + b"re:ping"
-        link.close()
-    run(main())
+    live(main)
+
+
+def test_a_late_reply_cannot_reach_a_request_of_a_newer_connection():
+    async def main(pair, link, log, peer):
+        peer.send(HEAVY, 2, 1, b"answered later")
+        await until(lambda: pair.got, "request")
+        gen = link.gen
+        link.reply(2, b"in time", gen)
+        peer.s.close()
+        await until(lambda: not link.up, "down")
+        again = Peer(link.port)
+        again.send(F.HELLO, 1, 0, b"again")
+        await until(lambda: link.up, "up again")
+        assert raises(L.LinkDown, link.reply, 2, b"too late", gen) == "request 2 came on an earlier connection"
+        await asyncio.sleep_ms(10)
+        assert not again.kinds(F.REPLY)
+    live(main)
 
 
 def test_pending_requests_fail_when_the_link_drops():
-    async def main():
-        pair = Pair()
-        link, log, peer = await connected(pair)
+    async def main(pair, link, log, peer):
         task = asyncio.create_task(link.request(HEAVY, b"never answered"))
         await until(lambda: peer.kinds(HEAVY), "request sent", peer)
         peer.s.close()
@@ -354,16 +394,17 @@ def test_pending_requests_fail_when_the_link_drops():
             raise AssertionError("request survived the link")
         except L.LinkDown as e:
             assert str(e) == "eof"
-        link.close()
-    run(main())
+    live(main)
 
 
-async def damaged_then_resent(damage, reason, last_good=1):
+def damaged_then_resent(damage, reason, last_good=1):
     # the partner's frame 2 arrives damaged, frame 3 whole: an error naming the reason, a NAK for
     # what followed frame 1, frame 3 dropped; the partner sends 2 and 3 again, each handled once
     # (noise before an intact frame 2 loses nothing: the NAK then acknowledges whatever came)
-    pair = Pair()
-    link, log, peer = await connected(pair)
+    return lambda pair, link, log, peer: resend_after(damage, reason, last_good, pair, link, log, peer)
+
+
+async def resend_after(damage, reason, last_good, pair, link, log, peer):
     one = frame(HEAVY, 2, 1, b"second frame")
     peer.raw(damage(bytearray(one)))
     peer.send(HEAVY, 3, 1, b"third frame")
@@ -377,8 +418,6 @@ async def damaged_then_resent(damage, reason, last_good=1):
     await asyncio.sleep_ms(20)
     assert pair.got == [(HEAVY, 2, b"second frame"), (HEAVY, 3, b"third frame")]
     assert link.bad_frames >= 1 and link.resyncs >= 1 and link.up
-    link.close()
-    return link, log
 
 
 def test_damaged_frames_from_the_partner_are_logged_nakked_and_resent():
@@ -402,21 +441,78 @@ def test_damaged_frames_from_the_partner_are_logged_nakked_and_resent():
 
     for damage, reason in ((flip, "CRC mismatch"), (version, "bad version 9"),
                            (length, "length 2147483647 over"), (cut, "CRC mismatch")):
-        run(damaged_then_resent(damage, reason))
-    run(damaged_then_resent(garbage, "bad magic", last_good=None))
+        live(damaged_then_resent(damage, reason))
+    live(damaged_then_resent(garbage, "bad magic", last_good=None))
 
 
 def test_a_frame_after_a_damaged_one_is_dropped_and_logged_once():
-    async def main():
-        link, log = await damaged_then_resent(lambda f: f[:-1] + bytes([f[-1] ^ 1]), "CRC mismatch")
+    async def main(pair, link, log, peer):
+        await damaged_then_resent(lambda f: f[:-1] + bytes([f[-1] ^ 1]), "CRC mismatch")(pair, link, log, peer)
         assert link.dropped >= 1 and len(log.texts("dropped, 2 expected")) == 1
+    live(main)
+
+
+def test_a_partners_protocol_errors_are_logged_and_ignored():
+    # whole frames that make no sense: logged, nothing else happens, the link stays up
+    async def main(pair, link, log, peer):
+        peer.send(F.REPLY, 2, 1, b"\x01\x00")              # no request number
+        peer.send(F.REPLY, 3, 1, struct.pack("<I", 99))    # nobody asked
+        peer.send(F.ACK, 3, 50)                            # acknowledges what was never sent
+        peer.send(F.HELLO, 4, 1, b"again")                 # a second HELLO
+        peer.send(LIGHT, 5, 1, b"still works")
+        await until(lambda: peer.kinds(F.REPLY), "reply", peer)
+        for text in ("REPLY of 2 bytes has no request number", "reply to request 99, which nobody waits for",
+                     "acknowledges frame 50, only 1 sent", "second HELLO on one connection ignored"):
+            assert log.texts(text), text
+        assert link.up and pair.ups == [b'{"controller": "peer"}'] and pair.got == [(LIGHT, 5, b"still works")]
+    live(main)
+
+
+def test_a_misbehaving_partner_cannot_flood_the_event_log():
+    async def main(pair, link, log, peer):
+        for seq in range(2, 42):
+            peer.send(F.REPLY, seq, 1, struct.pack("<I", 1000 + seq))
+        await until(lambda: link.faults == 40, "forty faults")
+        texts = log.texts("which nobody waits for")
+        assert len(texts) == 10 and texts[8].endswith("(16 partner faults so far)") and texts[9].endswith(
+            "(32 partner faults so far)"), texts
+    live(main)
+
+
+def test_a_burst_from_the_partner_leaves_room_for_the_other_endpoints():
+    async def main(pair, link, log, peer):
+        turns = [0]
+
+        async def other_endpoint():
+            while True:
+                turns[0] += 1
+                await asyncio.sleep_ms(0)
+        other = asyncio.create_task(other_endpoint())
+        seen = []
+        handled = pair.frame
+        pair.frame = lambda kind, seq, payload: (seen.append(turns[0]), handled(kind, seq, payload))
+        peer.raw(b"".join(frame(HEAVY, seq, 1, b"burst") for seq in range(2, 302)))
+        await until(lambda: len(seen) == 300, "burst handled")
+        other.cancel()
+        assert max(seen.count(t) for t in seen) <= L.SLICE
+    live(main)
+
+
+def test_a_partner_that_skips_its_hello_is_disconnected():
+    async def main():
+        pair = Pair()
+        link, log = listening(pair)
+        peer = Peer(link.port)
+        peer.send(LIGHT, 1, 0, b"no hello first")
+        await until(lambda: peer.closed, "disconnected", peer)
+        assert log.texts("partner sent frame 1 (kind 16) before its HELLO") and not pair.got
+        assert not pair.downs                              # it never was up
+        link.close()
     run(main())
 
 
 def test_a_nak_from_the_partner_makes_the_link_send_again():
-    async def main():
-        pair = Pair()
-        link, log, peer = await connected(pair)
+    async def main(pair, link, log, peer):
         for i in range(3):
             await link.send(HEAVY + i, b"frame %d" % i)
         await until(lambda: len(peer.got) >= 4, "frames out", peer)
@@ -425,15 +521,15 @@ def test_a_nak_from_the_partner_makes_the_link_send_again():
         await until(lambda: len(peer.kinds(HEAVY + 2)) == 2, "frame 4 again", peer)
         assert [g[1] for g in peer.got if g[0] >= HEAVY] == [2, 3, 4, 3, 4]
         assert log.texts("frames after 2 again")
-        link.close()
-    run(main())
+    live(main)
 
 
 def test_too_many_bad_frames_in_a_row_end_the_connection_and_it_comes_back():
-    async def main():
-        pair = Pair()
-        link, log, peer = await connected(pair)
-        peer.raw(b"RL\x01\x09" * L.TOO_MANY_BAD)     # 16 false frame starts
+    async def main(pair, link, log, peer):
+        for seq in range(2, 2 + L.TOO_MANY_BAD):    # every frame damaged
+            f = bytearray(frame(HEAVY, seq, 1, b"data"))
+            f[-1] ^= 0x40
+            peer.raw(f)
         await until(lambda: pair.downs, "dropped")
         assert pair.downs == ["bad frames: too many"] and not link.up
         assert link.bad_frames == L.TOO_MANY_BAD
@@ -441,15 +537,13 @@ def test_too_many_bad_frames_in_a_row_end_the_connection_and_it_comes_back():
         again.send(F.HELLO, 1, 0, b"again")
         await until(lambda: link.up, "up again")
         assert pair.ups[-1] == b"again" and pair.downs == ["bad frames: too many"]
-        link.close()
-    run(main())
+    live(main)
 
 
 def test_heartbeat_when_idle_and_loss_after_dead_ms_on_the_links_clock():
-    async def main():
-        pair = Pair()
-        clock = Clock()
-        link, log, peer = await connected(pair, clock=clock, hb_ms=50, dead_ms=500)
+    clock = Clock()
+
+    async def main(pair, link, log, peer):
         await asyncio.sleep_ms(30)                   # the delayed ACK of the partner's HELLO
         peer.poll()
         sent = link.frames_out
@@ -469,14 +563,11 @@ def test_heartbeat_when_idle_and_loss_after_dead_ms_on_the_links_clock():
         assert not link.up and pair.downs == ["heartbeat lost after 500 ms"]
         await asyncio.sleep_ms(20)
         assert pair.downs == ["heartbeat lost after 500 ms"]
-        link.close()
-    run(main())
+    live(main, clock=clock, hb_ms=50, dead_ms=500)
 
 
 def test_eof_is_one_link_down_and_a_new_connection_replaces_the_old():
-    async def main():
-        pair = Pair()
-        link, log, peer = await connected(pair)
+    async def main(pair, link, log, peer):
         peer.s.close()
         await until(lambda: pair.downs, "link down")
         await asyncio.sleep_ms(30)
@@ -485,14 +576,33 @@ def test_eof_is_one_link_down_and_a_new_connection_replaces_the_old():
         again.send(F.HELLO, 1, 0, b"back")
         await until(lambda: link.up, "up again")
         assert pair.ups[-1] == b"back"
-        link.close()
-    run(main())
+    live(main)
+
+
+def test_a_bye_ends_the_connection_with_the_partners_reason():
+    async def main(pair, link, log, peer):
+        peer.send(F.BYE, 1, 1, b"\xff\xfe going away")         # not UTF-8: shown as bytes
+        await until(lambda: pair.downs, "link down")
+        assert pair.downs == ["closed by partner: b'\\xff\\xfe going away'"], pair.downs
+    live(main)
+
+
+def test_false_frame_starts_in_noise_are_one_report_and_the_heartbeat_ends_a_silent_partner():
+    clock = Clock()
+
+    async def main(pair, link, log, peer):
+        peer.raw(b"RL\x01\x09" * 100 + b"RL\x07" * 100)       # bad kinds, bad versions: one stretch
+        await until(lambda: link.bad_frames, "reported")
+        await asyncio.sleep_ms(20)
+        assert link.bad_frames == 1 and link.up
+        clock.t = 500
+        link.tick()
+        assert pair.downs == ["heartbeat lost after 500 ms"]
+    live(main, clock=clock)
 
 
 def test_a_second_connection_is_refused_while_the_partner_is_connected():
-    async def main():
-        pair = Pair()
-        link, log, peer = await connected(pair)
+    async def main(pair, link, log, peer):
         other = Peer(link.port)
         await until(lambda: other.kinds(F.BYE), "BYE", other)
         assert other.kinds(F.BYE)[0][3] == b"partner already connected"
@@ -500,8 +610,7 @@ def test_a_second_connection_is_refused_while_the_partner_is_connected():
         assert log.texts("refused: partner already connected")
         peer.send(LIGHT, 2, 1, b"still here")
         await until(lambda: peer.kinds(F.REPLY), "first connection still serves", peer)
-        link.close()
-    run(main())
+    live(main)
 
 
 def test_a_held_link_refuses_the_partner():
@@ -517,9 +626,7 @@ def test_a_held_link_refuses_the_partner():
 
 
 def test_a_full_window_makes_send_wait_until_acknowledged():
-    async def main():
-        pair = Pair()
-        link, log, peer = await connected(pair, window_frames=4)
+    async def main(pair, link, log, peer):
         done = []
 
         async def sender():
@@ -534,16 +641,13 @@ def test_a_full_window_makes_send_wait_until_acknowledged():
         peer.send(F.ACK, 1, 3)
         await until(lambda: task.done(), "the rest sent")
         assert done == [0, 1, 2, 3, 4, 5] and link.win.count <= 4
-        link.close()
-    run(main())
+    live(main, window_frames=4)
 
 
 def test_call_answers_a_light_request_inline_and_keeps_others_for_later():
     # the partner's light request arrives while our call waits: answered at once (else two
     # controllers calling each other would wait for ever); a heavy frame waits, in order
-    async def main():
-        pair = Pair()
-        link, log, peer = await connected(pair)
+    async def main(pair, link, log, peer):
         peer.send(LIGHT, 2, 1, b"light")
         peer.send(HEAVY, 3, 1, b"heavy")
         peer.send(F.REPLY, 4, 1, struct.pack("<I", 2) + b"the answer")     # our call will be frame 2
@@ -556,44 +660,57 @@ def test_call_answers_a_light_request_inline_and_keeps_others_for_later():
         await until(lambda: peer.kinds(F.REPLY), "inline reply", peer)
         assert peer.kinds(F.REPLY)[0][3] == struct.pack("<I", 2) + b"re:light"
         assert peer.kinds(30)[0][3] == b"question"
-        link.close()
-    run(main())
+    live(main)
+
+
+def test_a_call_keeps_at_most_its_bound_of_frames_for_later_and_loses_none():
+    # 70 heavy frames before the reply: the call keeps 64, stops reading and times out; then the
+    # reader handles all 70 in order, and the late reply finds nobody waiting
+    async def main(pair, link, log, peer):
+        peer.raw(b"".join(frame(HEAVY, seq, 1, b"%d" % seq) for seq in range(2, 72)))
+        peer.send(F.REPLY, 72, 1, struct.pack("<I", 2) + b"late")
+        stepping(link)
+        assert raises(L.LinkDown, link.call, 30, b"question", 200) == "no reply to kind 30 within 200 ms"
+        assert len(link.deferred) == L.DEFER_FRAMES and not pair.got and link.up
+        await until(lambda: len(pair.got) == 70, "all handled")
+        assert [g[1] for g in pair.got] == list(range(2, 72)) and log.texts("reply to request 2, which nobody")
+    live(main)
 
 
 def test_call_without_a_reply_fails_at_its_timeout_and_when_down():
-    async def main():
-        pair = Pair()
-        clock = Clock()
-        link, log, peer = await connected(pair, clock=clock)
-        ticking = Clock()
-
-        def stepping():                             # each look at the clock is 10 ms later
-            ticking.t += 10
-            return ticking.t
-        link.clock = stepping
-        link.last_rx = link.last_tx = ticking.t
-        try:
-            link.call(30, b"no answer", 100)
-            raise AssertionError("call returned")
-        except L.LinkDown as e:
-            assert str(e) == "no reply to kind 30 within 100 ms"
+    async def main(pair, link, log, peer):
+        stepping(link)
+        assert raises(L.LinkDown, link.call, 30, b"no answer", 100) == "no reply to kind 30 within 100 ms"
         assert link.up                              # the heartbeat decides about the link
         link.drop("cut")
-        try:
-            link.call(30, b"x", 100)
-            raise AssertionError("call on a dropped link")
-        except L.LinkDown as e:
-            assert str(e) == "cut"
-        try:
-            link.call(5, b"x", 100)
-            raise AssertionError("link kind accepted")
-        except ValueError:
-            pass
-        link.close()
-    run(main())
+        assert raises(L.LinkDown, link.call, 30, b"x", 100) == "cut"
+        assert raises(ValueError, link.call, 5, b"x", 100) == "link: kind 5 is not a pair kind (16-255)"
+    live(main)
 
 
 # ---------- two links, and noise on the wire ----------
+def test_the_dialer_logs_once_while_the_partner_is_away_and_connects_when_it_comes():
+    async def main():
+        ls, port = listen.bind("127.0.0.1", 0, 1)
+        ls.close()                                       # a port nobody listens on, for now
+        pa, pb = Pair(b"0"), Pair(b"1")
+        log = Log()
+        a = L.Link(0, ("127.0.0.1", port), pa, log, window_bytes=SMALL_WINDOW)
+        pa.link = a
+        a.start()
+        await until(lambda: a.gen >= 3, "three dials")
+        assert len(log.texts("partner not reached")) == 1, log.texts("")
+        assert "127.0.0.1:%d" % port in log.texts("partner not reached")[0] and not pa.downs
+        b = L.Link(1, ("127.0.0.1", port), pb, Log(), window_bytes=SMALL_WINDOW)
+        pb.link = b
+        b.start()
+        await until(lambda: a.up and b.up, "up")
+        assert pa.ups == [b'{"controller": "1"}'] and pb.ups == [b'{"controller": "0"}']
+        a.close()
+        b.close()
+    run(main())
+
+
 class Echo(Pair):
     # answers every request with its payload; records the numbers of the requests it saw
     def __init__(self, name):
@@ -613,6 +730,18 @@ async def pair_of_links():
     a.start()
     await until(lambda: a.up and b.up, "pair up")
     return a, b, pa, pb
+
+
+def test_megabyte_requests_cross_the_link_intact_through_a_one_frame_window():
+    async def main():
+        a, b, pa, pb = await pair_of_links()
+        for i in range(3):
+            data = struct.pack("<I", i) + bytes((i + k) & 0xFF for k in range(256)) * 4096    # 1 MiB
+            assert await a.request(HEAVY, data) == data
+        assert pb.numbers == [0, 1, 2] and a.bad_frames == b.bad_frames == 0
+        a.close()
+        b.close()
+    run(main())
 
 
 def test_random_noise_on_a_live_link_is_survived():

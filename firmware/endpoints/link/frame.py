@@ -78,10 +78,11 @@ class Parser:
     """Frames out of a byte stream. Bytes go in through space()/fed(n) (a socket's readinto fills
     space() directly); next() then gives the kind of each complete good frame, with its fields in
     `seq`, `ack` and `payload` (a memoryview into the receive buffer, valid until the next space()).
-    A damaged frame (bad magic, version, kind or length, CRC mismatch) is counted in `errors`,
-    reported as on_error(reason, offset) (offset: its first byte in the stream) and skipped by
-    scanning for the next magic; the bytes it took are searched again, so a good frame that
-    followed a cut-off one is found. The buffer is allocated once and always holds the largest frame."""
+    A damaged frame (bad magic, version, kind or length, CRC mismatch) is skipped by scanning for
+    the next magic; the bytes it took are searched again, so a good frame that followed a cut-off
+    one is found. The start of a damaged stretch, and each frame in it that looked whole but failed
+    its CRC, is counted in `errors` and reported as on_error(reason, offset) (offset: its first
+    byte in the stream). The buffer is allocated once and always holds the largest frame."""
 
     def __init__(self, on_error):
         self.buf = bytearray(MAX_FRAME + CHUNK)
@@ -156,15 +157,15 @@ class Parser:
             return self.skip(s, "bad kind %d" % b[s + 3])
         if avail < HDR:
             return NEED
-        _, _, kind, seq, ack, n = struct.unpack_from(_FIELDS, b, s)
+        kind = b[s + 3]
+        seq, ack, n, crc = struct.unpack_from("<IIII", b, s + 4)
         if n > MAX_PAYLOAD:
             return self.skip(s, "length %d over %d" % (n, MAX_PAYLOAD))
         if avail < HDR + n:
             return NEED
         mv = self.mv
-        crc = binascii.crc32(mv[s + HDR:s + HDR + n], binascii.crc32(mv[s:s + 16]))
-        if crc != struct.unpack_from("<I", b, s + 16)[0]:
-            return self.skip(s, "CRC mismatch")
+        if crc != binascii.crc32(mv[s + HDR:s + HDR + n], binascii.crc32(mv[s:s + 16])):
+            return self.skip(s, "CRC mismatch", True)
         if self.lost:
             self.lost = False
             self.resyncs += 1
@@ -173,10 +174,11 @@ class Parser:
         self.payload = mv[s + HDR:s + HDR + n]
         return kind
 
-    def skip(self, s, reason):
-        # report a damaged frame once (not every byte of a stretch of noise) and move to the
-        # next magic after its first byte
-        if not (self.lost and reason == "bad magic"):
+    def skip(self, s, reason, whole=False):
+        # report where a damaged stretch begins, and inside it each frame that looked whole but
+        # failed its CRC (not every false "RL" in noise or in a damaged frame's payload); then move
+        # to the next magic after this frame's first byte
+        if whole or not self.lost:
             self.errors += 1
             self.on_error(reason, self.base + s)
         self.lost = True

@@ -29,6 +29,7 @@ ACK_MS = const(2)              # an ACK waits this long for a frame of ours to c
 ACK_EVERY = const(16)          # ... unless this many frames wait for it
 DEFER_FRAMES = const(64)       # pair frames a blocked call() keeps for the reader, at most ...
 DEFER_BYTES = const(2 << 20)   # ... and their bytes
+SLICE = const(64)              # frames the reader handles before it lets the other endpoints run
 
 # what the frames taken from the parser may reach (_take): everything (the async reader), light
 # pair frames only (a call() waiting for its reply), no pair frame (waiting for room to send)
@@ -97,6 +98,7 @@ class Link:
         self.resyncs = 0
         self.retransmits = 0
         self.dropped = 0              # frames dropped as out of order
+        self.faults = 0               # what the partner did wrong (damaged frames included)
         self.reset()
 
     def reset(self):
@@ -117,6 +119,7 @@ class Link:
         self.bad_run = 0
         self.deferred = []            # (kind, seq, payload copy) a call() kept for the reader
         self.defer_bytes = 0
+        self.drainer = None           # the task that hands them over once the loop runs again
         self.call_seq = 0
         self.call_reply = None
         now = self.clock()
@@ -177,7 +180,7 @@ class Link:
         who = listen.show(listen.peer(addr))
         if self.s is not None or self.held:
             why = "partner already connected" if self.s is not None else "link held"
-            self.log("warn", "link: connection from %s refused: %s" % (who, why))
+            self.fault("warn", "link: connection from %s refused: %s" % (who, why))
             self.bye(s, why)
             s.close()
             return
@@ -196,7 +199,12 @@ class Link:
         self.poller = select.poll()
         self.poller.register(s, select.POLLIN)
         self.tasks = [asyncio.create_task(self.reader(s)), asyncio.create_task(self.writer(s))]
-        self.queue(F.HELLO, self.handler.hello())
+        try:
+            hello = self.handler.hello()
+        except Exception as e:   # the pair logic's failure: no HELLO, no connection
+            self.drop("no HELLO to send: %r" % e)
+            return
+        self.queue(F.HELLO, hello)
         self.flush()
 
     def drop(self, reason="closed by command"):
@@ -209,6 +217,8 @@ class Link:
         was_up = self.up
         self.up = False
         self.why = reason
+        if self.drainer is not None:
+            self.tasks.append(self.drainer)
         _cancel(self.tasks)
         self.tasks = []
         try:
@@ -226,7 +236,7 @@ class Link:
             self.log("warn", "link down: %s" % reason)
             self.tell("link_down", self.handler.link_down, reason)
         elif self.me:
-            self.log("info", "link: connection from %s closed before its HELLO: %s" % (self.who, reason))
+            self.fault("info", "link: connection from %s closed before its HELLO: %s" % (self.who, reason))
         else:
             self.not_reached("%s: %s" % (self.who, reason))
 
@@ -286,9 +296,13 @@ class Link:
             raise LinkDown(w.err)
         return w.data
 
-    def reply(self, req_seq, payload=b""):
+    def reply(self, req_seq, payload=b"", gen=0):
         """Answers the partner's request req_seq. Never waits for the event loop: when the window
-        is full it blocks until the partner acknowledges (at most dead_ms)."""
+        is full it blocks until the partner acknowledges (at most dead_ms). A reply given after
+        handler.frame returned passes `gen`, the link's gen when the request came: numbers start
+        again on each connection, and an answer must not reach a newer request of the same number."""
+        if gen and gen != self.gen:
+            raise LinkDown("request %d came on an earlier connection" % req_seq)
         struct.pack_into("<I", self.tag, 0, req_seq)
         parts = [self.tag]
         if isinstance(payload, (list, tuple)):
@@ -420,6 +434,7 @@ class Link:
         self.frames_out += 1
         if win.acks[i] > self.ack_sent:
             self.ack_sent = win.acks[i]
+            self.ack_now = self.ack_now and self.rx_seq > self.ack_sent
         if win.seqs[i] > self.tx_hi:
             self.tx_hi = win.seqs[i]
 
@@ -449,7 +464,9 @@ class Link:
             if n == 0:
                 await ioready.readable(s)
             elif n > 0:
-                self.take(_ALL)
+                while self.take(_ALL, SLICE):
+                    self.ack_soon()
+                    await asyncio.sleep_ms(0)   # a long burst: the other endpoints run between slices
                 self.ack_soon()
 
     def read(self, s):
@@ -479,19 +496,23 @@ class Link:
         q.take_over(self.p)
         self.p = q
 
-    def take(self, mode):
-        """Handles the complete frames the parser holds, as `mode` allows (_ALL, _LIGHT, _NONE)."""
+    def take(self, mode, limit=-1):
+        """Handles the complete frames the parser holds, as `mode` allows (_ALL, _LIGHT, _NONE);
+        True when it stopped at `limit` frames with more to do."""
         s = self.s
         while self.s is s and s is not None:
+            if not limit:
+                return True
+            limit -= 1
             if mode == _ALL:
                 if self.deferred:
                     self.drain()
                     continue
-            elif len(self.deferred) >= DEFER_FRAMES or self.defer_bytes >= DEFER_BYTES:
-                return
+            elif self.kept_full():
+                return False
             k = self.p.next()
             if k == F.NEED:
-                return
+                return False
             if k == F.BAD:
                 if self.bad_run >= TOO_MANY_BAD:
                     self.drop("bad frames: too many")
@@ -502,7 +523,7 @@ class Link:
         # the parser's report of a damaged frame: NAK, so the partner sends again from the last good one
         self.bad_frames += 1
         self.bad_run += 1
-        self.log("error", "link: bad frame from partner at byte %d: %s (resyncing)" % (offset, reason))
+        self.fault("error", "link: bad frame from partner at byte %d: %s (resyncing)" % (offset, reason))
         self.gap = True
         self.nak_due = True
 
@@ -539,11 +560,11 @@ class Link:
     def control_in(self, kind, seq, payload):
         # HB, ACK, NAK, BYE: `seq` is the highest number the partner has sent
         if kind == F.NAK:
-            self.log("warn", "link: partner asks for the frames after %d again" % self.p.ack)
+            self.fault("warn", "link: partner asks for the frames after %d again" % self.p.ack)
             self.win.rewind = True
             self.flush()
         elif kind == F.BYE:
-            self.drop("closed by partner: %s" % str(bytes(payload[:80]), "utf-8", "replace"))
+            self.drop("closed by partner: %s" % _said(payload[:80]))
         elif self.gap and seq == self.rx_seq:
             self.gap = False          # the damaged frame was not a numbered one: nothing to resend
 
@@ -555,7 +576,7 @@ class Link:
             return
         if not self.gap_logged:
             self.gap_logged = True
-            self.log("warn", "link: frame %d dropped, %d expected: the partner sends again from there"
+            self.fault("warn", "link: frame %d dropped, %d expected: the partner sends again from there"
                      % (seq, self.rx_seq + 1))
         if not self.gap:
             self.gap = True
@@ -563,7 +584,7 @@ class Link:
 
     def acked(self, ack):
         if ack > self.tx_hi:
-            self.log("error", "link: partner acknowledges frame %d, only %d sent (ignored)" % (ack, self.tx_hi))
+            self.fault("error", "link: partner acknowledges frame %d, only %d sent (ignored)" % (ack, self.tx_hi))
         elif self.win.release(ack):
             self.room.set()
 
@@ -577,7 +598,7 @@ class Link:
 
     def hello(self, payload):
         if self.up:
-            self.log("warn", "link: second HELLO on one connection ignored")
+            self.fault("warn", "link: second HELLO on one connection ignored")
             return
         self.up = True
         self.unreachable = False
@@ -586,7 +607,7 @@ class Link:
 
     def reply_in(self, payload):
         if len(payload) < 4:
-            self.log("error", "link: REPLY of %d bytes has no request number (ignored)" % len(payload))
+            self.fault("error", "link: REPLY of %d bytes has no request number (ignored)" % len(payload))
             return
         req = struct.unpack_from("<I", payload, 0)[0]
         if req == self.call_seq:
@@ -594,7 +615,7 @@ class Link:
             return
         w = self.pending.get(req)
         if w is None:
-            self.log("warn", "link: reply to request %d, which nobody waits for (ignored)" % req)
+            self.fault("warn", "link: reply to request %d, which nobody waits for (ignored)" % req)
             return
         w.data = bytes(payload[4:])
         w.ev.set()
@@ -613,15 +634,21 @@ class Link:
 
     def defer(self, kind, seq, payload):
         # a pair frame a blocked call() cannot handle: a copy waits for the reader
-        if not self.deferred:
-            self.tasks.append(asyncio.create_task(self.drain_soon(self.s)))
+        if self.drainer is None:
+            self.drainer = asyncio.create_task(self.drain_soon(self.s))
         self.deferred.append((kind, seq, bytes(payload)))
         self.defer_bytes += len(payload)
 
     async def drain_soon(self, s):
+        # the kept frames, then what the call left in the parser (its bound may have stopped it)
         await asyncio.sleep_ms(0)
         if self.s is s:
-            self.take(_ALL)
+            self.drainer = None
+            while self.take(_ALL, SLICE):
+                await asyncio.sleep_ms(0)
+
+    def kept_full(self):
+        return len(self.deferred) >= DEFER_FRAMES or self.defer_bytes >= DEFER_BYTES
 
     def drain(self):
         s = self.s
@@ -640,22 +667,35 @@ class Link:
         if left <= 0:
             return False
         s = self.s
-        full = len(self.deferred) >= DEFER_FRAMES or self.defer_bytes >= DEFER_BYTES
         mask = 0 if self.pump() else select.POLLOUT
         if self.s is not s:
             raise LinkDown(self.why)
-        if not full:
+        if not self.kept_full():
             mask |= select.POLLIN
+        else:
+            self.last_rx = self.clock()   # not reading is our doing, not the partner's silence
         self.poller.modify(s, mask)
         for _ in self.poller.ipoll(min(left, self.hb_ms)):
             pass
         self.take(mode)
-        if not full and self.s is s and self.read(s) > 0:
+        # take() stops early only when the kept frames are at their bound: the parser may then
+        # hold whole frames, and reading waits
+        if self.s is s and not self.kept_full() and self.read(s) > 0:
             self.take(mode)
         self.tick()
         if self.gen != gen or not self.up:
             raise LinkDown(self.why)
         return True
+
+    def fault(self, level, text):
+        # what the partner did wrong: the first 8 and then the 16th, 32nd, 64th... are logged, so
+        # a misbehaving partner cannot flood the event log
+        self.faults += 1
+        n = self.faults
+        if n <= 8:
+            self.log(level, text)
+        elif not n & (n - 1):
+            self.log(level, "%s (%d partner faults so far)" % (text, n))
 
     def tell(self, what, fn, arg):
         try:
@@ -678,6 +718,14 @@ def _pair(kind):
 def _fits(payload):
     if F.size(payload) > F.MAX_PAYLOAD:
         raise ValueError("link: payload of %d bytes over %d" % (F.size(payload), F.MAX_PAYLOAD))
+
+
+def _said(payload):
+    # the partner's text, as far as it is UTF-8
+    try:
+        return str(bytes(payload), "utf-8")
+    except UnicodeError:
+        return repr(bytes(payload))
 
 
 def _text(e):
