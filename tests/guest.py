@@ -93,13 +93,14 @@ class GuestUnavailable(Exception):
     """What this machine lacks to run a guest (a tool, the package mirror)."""
 
 
-def need_guest():
-    """The kit; skips locally (fails under CI=true) when QEMU or the packages cannot be had."""
+def need_guest(tools=DISK_TOOLS):
+    """The kit; skips locally (fails under CI=true) when QEMU, the host `tools` the guests will
+    carry or the packages cannot be had."""
     need_tool("qemu-system-x86_64", "qemu-system-x86")
     need_tool("dpkg-deb", "dpkg")
-    for tool in DISK_TOOLS:
+    for tool in tools:
         if not find_tool(tool):
-            need_tool(tool, "e2fsprogs")
+            unavailable("no %s on this host to put in the guest" % tool)
     if not qemu_has_iscsi():
         unavailable("QEMU without its iSCSI block driver (Debian qemu-block-extra)")
     try:
@@ -156,18 +157,24 @@ class Kit:
         return cls(kit)
 
     def load_order(self, wanted):
-        """The modules in `wanted` and all they depend on, each after its dependencies."""
-        deps = self.meta["modules"]
-        order = []
+        return dependency_order(self.meta["modules"], wanted)
 
-        def visit(name):
-            if name not in order:
-                for d in deps[name]:
-                    visit(d)
-                order.append(name)
-        for name in wanted:
-            visit(name)
-        return order
+
+def dependency_order(deps, wanted):
+    """The modules in `wanted` and all they depend on ({module: [its dependencies]}), each after
+    its dependencies."""
+    order = []
+
+    def visit(name):
+        if name not in deps:
+            raise GuestUnavailable("no kernel module %s (a guest's modules must be in KIT_MODULES)" % name)
+        if name not in order:
+            for d in deps[name]:
+                visit(d)
+            order.append(name)
+    for name in wanted:
+        visit(name)
+    return order
 
 
 def apt_download(dir, package):
@@ -192,25 +199,15 @@ def build_kit(tmp):
     busybox_deb = apt_download(tmp, "busybox-static")
     out = tmp / "kit"
     (out / "modules").mkdir(parents=True)
-    deps = module_graph(kernel_deb)
-    wanted = set()
-    for name in KIT_MODULES:
-        closure(deps, name, wanted)
-    release = extract_kernel(kernel_deb, out, {deps[n][0]: n for n in wanted})
+    graph = module_graph(kernel_deb)
+    deps = {n: d for n, (_, d) in graph.items()}
+    wanted = dependency_order(deps, KIT_MODULES)
+    release = extract_kernel(kernel_deb, out, {graph[n][0]: n for n in wanted})
     subprocess.run(["dpkg-deb", "-x", str(busybox_deb), str(tmp / "bb")], check=True)
     shutil.copy(tmp / "bb" / "bin" / "busybox", out / "busybox")
     (out / "kit.json").write_text(json.dumps({
         "package": versioned, "release": release,
-        "modules": {n: deps[n][1] for n in sorted(wanted)}}, indent=1))
-
-
-def closure(deps, name, into):
-    if name not in deps:
-        raise GuestUnavailable("the kernel package has no module %s" % name)
-    if name not in into:
-        into.add(name)
-        for d in deps[name][1]:
-            closure(deps, d, into)
+        "modules": {n: deps[n] for n in sorted(wanted)}}, indent=1))
 
 
 def deb_members(deb):
