@@ -15,6 +15,10 @@ The scenario is a shell script run by /init with these functions (see INIT):
   `host NAME`     prints `GUEST-WAIT NAME` and waits until the host answers (`Guest.go`)
   `fail TEXT`     prints `GUEST-FAIL TEXT` and ends the scenario
 It runs under `set -e`; /init then prints `GUEST-EXIT <status>` and powers the guest off.
+
+`$RAIDBOARD_GUEST_QEMU_ARGS` is added to QEMU's command line, e.g. to see every CDB the guest
+sends: `-D /tmp/trace.log -trace scsi_req_parsed -trace scsi_req_build_sense`. Each guest's
+console is kept in its work directory as console.log.
 """
 import fcntl
 import gzip
@@ -372,6 +376,7 @@ class Guest:
                "-chardev", "socket,id=qmp,fd=%d" % theirs.fileno(), "-mon", "chardev=qmp,mode=control",
                "-iscsi", "initiator-name=" + initiator,
                "-device", "virtio-scsi-pci,id=scsi0"]
+        cmd += os.environ.get("RAIDBOARD_GUEST_QEMU_ARGS", "").split()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, pass_fds=[theirs.fileno()])
         theirs.close()
