@@ -16,6 +16,12 @@ The scenario is a shell script run by /init with these functions (see INIT):
   `fail TEXT`     prints `GUEST-FAIL TEXT` and ends the scenario
 It runs under `set -e`; /init then prints `GUEST-EXIT <status>` and powers the guest off.
 
+On the host side: `kit = need_guest(tools)`, then `g = Guest(kit, workdir, urls, script, initiator,
+modules, tools)`; `g.wait(NAME)` … `g.go()` around what the host does for the guest, `g.attach(url)`
+to plug in another LUN, `g.finish()` for the scenario's exit status, `g.info`, `g.close()`.
+A multipath guest adds `("dm_multipath", "dm_round_robin", "scsi_dh_alua")` to DISK_MODULES and
+`"dmsetup"` to the tools, and gives one URL per path (`disk N` for each).
+
 `$RAIDBOARD_GUEST_QEMU_ARGS` is added to QEMU's command line, e.g. to see every CDB the guest
 sends: `-D /tmp/trace.log -trace scsi_req_parsed -trace scsi_req_build_sense`. Each guest's
 console is kept in its work directory as console.log.
