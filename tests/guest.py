@@ -373,7 +373,7 @@ class Guest:
         self.disks = 0
         initrd = self.workdir / "initrd.gz"
         initrd.write_bytes(initramfs(kit, script, len(urls), modules, tools))
-        ours, theirs = socket.socketpair()
+        self.monitor, theirs = socket.socketpair()
         cmd = ["qemu-system-x86_64", "-nodefaults", "-no-user-config", "-accel", "tcg", "-smp", "1",
                "-m", str(memory_mb), "-display", "none", "-no-reboot", "-S",
                "-kernel", str(kit.kernel), "-initrd", str(initrd),
@@ -389,7 +389,7 @@ class Guest:
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
         try:
-            self.qmp = Qmp(ours)
+            self.qmp = Qmp(self.monitor)
             for url in urls:
                 self.attach(url)
             self.qmp.call("cont")
@@ -467,3 +467,5 @@ class Guest:
             self.proc.kill()
         self.proc.wait()
         self.reader.join(timeout=10)
+        for f in (self.proc.stdin, self.proc.stdout, self.monitor):
+            f.close()
