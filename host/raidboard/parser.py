@@ -93,6 +93,9 @@ examples:
     b.add_argument("--console", metavar="tcp:HOST:PORT|pty",
                    help="serial console endpoint (default: the board definition's); port 0 = any free port")
     b.add_argument("--iscsi", metavar="H:P,H:P", help="portals of host ports 0 and 1")
+    b.add_argument("--management", metavar="tcp:HOST:PORT",
+                   help="the management endpoint, where the CLI's commands go while a person holds the "
+                        "console (default: the board definition's; with --console, any free port)")
     b.add_argument("--detach", action="store_true", help="run in the background; write a pid file")
     b.add_argument("--pid-file", metavar="FILE", help="with --detach (default STATE/firmware.pid)")
     b.add_argument("--attach", action="store_true", help="attach the VT-100 console in this terminal")
