@@ -125,6 +125,24 @@ class Session:
             self._link = link
         return self._link
 
+    def shared(self):
+        """Whether the open link is on the management endpoint, which serves several clients at
+        once (False without a link, or on the console)."""
+        return self._link is not None and self._link.hello.get("endpoint") == "management"
+
+    def release(self):
+        """Between two commands of the shell: a link on the console is closed, as the console is one
+        line with one owner (a person, a cron job may want it); one on the management endpoint is kept."""
+        if not self.shared():
+            self.close()
+
+    def wait_events(self, wait):
+        """Wait up to `wait` s for the open link's events (pending_events then gives them)."""
+        if self._link is not None:
+            ev = self._link.wait_event(wait)
+            if ev is not None:
+                self._link.events.appendleft(ev)
+
     def pending_events(self):
         """The events the open link has received and nobody has taken yet (none without a link)."""
         events = self._link.events if self._link is not None else ()
