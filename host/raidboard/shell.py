@@ -158,12 +158,13 @@ def run(sess, args, parser, run_line):
     prompt = _prompt_session(tree, names) if interactive else None
     watch = EventWatch(sess, args) if interactive else None
     if interactive:
-        print("raidboard shell: commands as on the command line (try `help`, Tab completes, Ctrl-D quits)")
+        print("raidboard shell: `help` lists the commands, Tab completes them, Ctrl-D quits")
         try:
             h = sess.link().hello
-            print(shown("connected to %s%s%s" % (
-                h.get("model", "the board"), (" firmware " + str(h["firmware"])) if h.get("firmware") else "",
-                "" if sess.shared() else " (its console, taken only while a command runs)")))
+            print(shown("connected to %s%s" % (h.get("model", "the board"),
+                                               (" firmware " + str(h["firmware"])) if h.get("firmware") else "")))
+            if not sess.shared():
+                print("(through its console, which the shell takes only while a command runs)")
         except (LinkError, BoardError) as e:     # BoardError: the console password was refused
             print("not connected: %s" % shown(e))
         watch.start()

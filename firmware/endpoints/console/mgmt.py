@@ -22,6 +22,8 @@ IN_SIZE = const(4096)
 BUSY = ('- ERR MANAGEMENT_BUSY {"message": "%d management clients are connected, the most the board '
         'serves; try again when one disconnects", "limit": %d}\r\n' % (CLIENTS, CLIENTS)).encode()
 FRONT_PANEL = ("lcd", "button", "screen")
+REFUSE_MS = const(1000)
+_SCRATCH = memoryview(bytearray(64))    # what refused clients send, dropped
 
 
 def _front_panel(args):
@@ -100,11 +102,28 @@ class Management:
 
 
 async def _refuse(port):
+    # BUSY goes out once the client has said something (its #RB1) or after REFUSE_MS: a client
+    # library may drop what arrives before it sent anything (pyserial's socket:// does). Then what
+    # it sends is read and dropped until it closes, for at most REFUSE_MS: closing on unread input
+    # would be a reset, which can destroy our line on its way.
     try:
-        await asyncio.wait_for_ms(port.write(BUSY), 1000)
+        await asyncio.wait_for_ms(port.read(_SCRATCH), REFUSE_MS)
+    except asyncio.TimeoutError:
+        pass
+    except Exception:
+        port.close()
+        return
+    try:
+        await asyncio.wait_for_ms(port.write(BUSY), REFUSE_MS)
+        await asyncio.wait_for_ms(_drain(port), REFUSE_MS)
     except Exception:
         pass
     port.close()
+
+
+async def _drain(port):
+    while True:
+        await port.read(_SCRATCH)       # Disconnected at the client's close
 
 
 async def start(ctl, spec, acc):
