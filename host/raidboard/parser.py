@@ -23,7 +23,8 @@ examples:
 
 The board is found by --port (socket://127.0.0.1:PORT or /dev/pts/N), else by --state DIR
 (the endpoints a detached boot left there), else $RAIDBOARD_PORT, else ./state if its board runs;
-with none of these the CLI refuses (exit 3) rather than guess a port.
+with none of these the CLI refuses (exit 3) rather than guess a port. A board found by its state
+directory is reached at its management endpoint, so scripts run while a person is on the console.
 
 exit codes: 0 ok, 1 refused by the board, 2 usage, 3 cannot reach the board, 4 boot failed,
 5 protocol error, 6 SCSI status not GOOD (cdb), 7 no valid NV memory bank (nvram dump),
@@ -71,7 +72,8 @@ def _common(p, top=False):
     d = None if top else argparse.SUPPRESS
     g = p.add_argument_group("board and output")
     g.add_argument("--port", "-p", metavar="URL", default=d,
-                   help="the board's console: socket://HOST:PORT, tcp:HOST:PORT or /dev/pts/N")
+                   help="the board's console or management endpoint: socket://HOST:PORT, tcp:HOST:PORT "
+                        "or /dev/pts/N")
     g.add_argument("--state", "-s", metavar="DIR", default=d,
                    help="state directory of a board started with `boot --detach`")
     g.add_argument("--json", "-j", action="store_true", default=False if top else argparse.SUPPRESS,
