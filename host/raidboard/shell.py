@@ -42,19 +42,23 @@ def command_tree(parser):
 class BoardNames:
     """Names on the board for completion, refreshed after every command."""
 
-    def __init__(self, sess):
+    def __init__(self, sess, lock=None):
         self.sess = sess
+        self.lock = lock or contextlib.nullcontext()    # the link's, when a thread reads it too
         self.drives, self.portluns, self.slots, self.logs = [], [], [], []
         self.stale = True
 
     def refresh(self):
         self.stale = False
         try:
-            drives = self.sess.call("sd_list").get("drives", [])
+            with self.lock:
+                drives = self.sess.call("sd_list").get("drives", [])
+                lun_map = self.sess.call("lun_list").get("map", [])
+                disks = self.sess.call("disk_list").get("disks", [])
+                self.sess.release()         # completion takes the console only for these three
             self.drives = ["sd%d" % d["sd"] for d in drives]
             self.logs = ["sd%d" % d["sd"] for d in drives if d.get("log")]
-            self.portluns = ["%d/%d" % (m["port"], m["lun"]) for m in self.sess.call("lun_list").get("map", [])]
-            disks = self.sess.call("disk_list").get("disks", [])
+            self.portluns = ["%d/%d" % (m["port"], m["lun"]) for m in lun_map]
             self.slots = [str(d["slot"]) for d in disks] + [str(d["name"]) for d in disks if d.get("name")]
         except Exception:
             pass  # completion is a convenience: a board that does not answer simply offers no names
@@ -153,10 +157,10 @@ def run(sess, args, parser, run_line):
     sess)` runs one command line and returns its exit code."""
     top = parser()
     tree = command_tree(top)
-    names = BoardNames(sess)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
-    prompt = _prompt_session(tree, names) if interactive else None
     watch = EventWatch(sess, args) if interactive else None
+    names = BoardNames(sess, watch.lock if watch else None)
+    prompt = _prompt_session(tree, names) if interactive else None
     if interactive:
         print("raidboard shell: `help` lists the commands, Tab completes them, Ctrl-D quits")
         try:
