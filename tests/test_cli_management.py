@@ -224,3 +224,25 @@ def test_hostile_clients_stall_neither_the_console_nor_the_host_ports(board):
             time.sleep(0.1)
     else:
         raise AssertionError("the management endpoint did not take clients again")
+
+
+def test_a_flood_of_connections_is_turned_away_without_piling_up(board):
+    held = [Link(url(board.management)) for _ in range(CLIENTS)]
+    try:
+        flood = [socket.create_connection(board.management, timeout=20) for _ in range(40)]
+        for s in flood:
+            s.sendall(b"#RB1\n")
+        told = [read_until(s, b"\n") for s in flood]
+        for s in flood:
+            s.close()
+        busy = [t for t in told if t.startswith(b"- ERR MANAGEMENT_BUSY ")]
+        # those taken while REFUSING_MAX refusals are under way are closed without a word, the others
+        # told why; none is left hanging
+        assert 1 <= len(busy) and len(busy) + told.count(b"") == len(flood)
+        with Link(url(board.console)) as c:                  # the console is not disturbed
+            assert c.request("lun_list")["map"]
+        assert held[0].request("lun_list")["map"]            # nor the clients served
+    finally:
+        for link in held:
+            link.close()
+    rb("--port", url(board.management), "status")

@@ -23,6 +23,7 @@ BUSY = ('- ERR MANAGEMENT_BUSY {"message": "%d management clients are connected,
         'serves; try again when one disconnects", "limit": %d}\r\n' % (CLIENTS, CLIENTS)).encode()
 FRONT_PANEL = ("lcd", "button", "screen")
 REFUSE_MS = const(1000)
+REFUSING_MAX = const(8)     # refusals told at once; past them a newcomer is closed at once
 _SCRATCH = memoryview(bytearray(64))    # what refused clients send, dropped
 
 
@@ -85,6 +86,7 @@ class Client:
 class Management:
     def __init__(self, ctl, acc):
         self.clients = [Client(ctl, acc) for _ in range(CLIENTS)]
+        self.refusing = 0           # refused clients still being told so
         ctl.events.subscribe(self._on_event)
 
     def _on_event(self, ev):
@@ -98,27 +100,29 @@ class Management:
                 c.port = port
                 asyncio.create_task(c.serve(port))
                 return
-        asyncio.create_task(_refuse(port))
+        if self.refusing >= REFUSING_MAX:
+            port.close()            # a flood of connections is not told, so it holds no descriptors
+            return
+        self.refusing += 1
+        asyncio.create_task(self._refuse(port))
 
-
-async def _refuse(port):
-    # BUSY goes out once the client has said something (its #RB1) or after REFUSE_MS: a client
-    # library may drop what arrives before it sent anything (pyserial's socket:// does). Then what
-    # it sends is read and dropped until it closes, for at most REFUSE_MS: closing on unread input
-    # would be a reset, which can destroy our line on its way.
-    try:
-        await asyncio.wait_for_ms(port.read(_SCRATCH), REFUSE_MS)
-    except asyncio.TimeoutError:
-        pass
-    except Exception:
-        port.close()
-        return
-    try:
-        await asyncio.wait_for_ms(port.write(BUSY), REFUSE_MS)
-        await asyncio.wait_for_ms(_drain(port), REFUSE_MS)
-    except Exception:
-        pass
-    port.close()
+    async def _refuse(self, port):
+        # BUSY goes out once the client has said something (its #RB1) or after REFUSE_MS: a client
+        # library may drop what arrives before it sent anything (pyserial's socket:// does). Then
+        # what it sends is read and dropped until it closes, for at most REFUSE_MS: closing on
+        # unread input would be a reset, which can destroy our line on its way.
+        try:
+            try:
+                await asyncio.wait_for_ms(port.read(_SCRATCH), REFUSE_MS)
+            except asyncio.TimeoutError:
+                pass                    # one that says nothing (nc, telnet) is told all the same
+            await asyncio.wait_for_ms(port.write(BUSY), REFUSE_MS)
+            await asyncio.wait_for_ms(_drain(port), REFUSE_MS)
+        except Exception:
+            pass
+        finally:
+            port.close()
+            self.refusing -= 1
 
 
 async def _drain(port):
