@@ -75,6 +75,7 @@ def test_completion_uses_board_names(board):
         assert c("/c0/e1/s") == ["/c0/e1/s0", "/c0/e1/s1"]
         assert c("/c0/p1/l") == ["/c0/p1/l0", "/c0/p1/l1"] + ["/c0/p1/l%d" % n for n in range(2, 8)]
         assert c("/c0/v1 ") == ["show", "del", "set"] and c("/c0/e0/s2 f") == ["fail"]
+        assert c("/c0/vall ") == ["show"] and c("/c0 s") == ["show", "set"]
         # names follow the board: a new drive appears after the next refresh
         sess.call("lun_unmap", {"port": 0, "lun": 1})
         sess.call("lun_unmap", {"port": 1, "lun": 1})

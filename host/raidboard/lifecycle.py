@@ -1,5 +1,6 @@
 """The board's process: `boot` (foreground, detached or attached), `stop`, and `console`."""
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -8,6 +9,9 @@ from . import boot, term
 from .errors import UsageError
 from .render import out
 from .session import DEFAULT_STATE, console_url
+
+# --management: tcp:HOST:PORT, PORT 0..65535 (0: any free port)
+TCP = re.compile(r"tcp:[^:\s]+:(6553[0-5]|655[0-2]\d|65[0-4]\d\d|6[0-4]\d{3}|[1-5]?\d{1,4})")
 
 
 def cmd_boot(sess, args):
@@ -18,7 +22,7 @@ def cmd_boot(sess, args):
     console = args.console
     if console is not None and console != "pty" and not console.startswith("tcp:"):
         raise UsageError("--console %r: use tcp:HOST:PORT (port 0 picks a free one) or pty" % console)
-    if args.management is not None and not args.management.startswith("tcp:"):
+    if args.management is not None and not TCP.fullmatch(args.management):
         raise UsageError("--management %r: use tcp:HOST:PORT (port 0 picks a free one)" % args.management)
     b = boot.start(args.board, args.state_dir, console=console, iscsi=args.iscsi,
                       ready_timeout=args.boot_timeout, management=args.management)

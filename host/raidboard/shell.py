@@ -28,7 +28,8 @@ BUILTINS = ["help", "exit", "quit"]
 NOT_IN_SHELL = {"shell": "already in the shell",
                 "boot": "start a board from your system's shell (`raidboard boot BOARD STATE --detach`)"}
 STORCLI_VERBS = {"c": ["show", "set"], "v": ["show", "del", "set"], "s": ["show", "fail", "remove", "replace"],
-                 "l": ["show", "map", "unmap"]}     # by the last element of the path
+                 "l": ["show", "map", "unmap"]}     # by the last element of the path; `…all`: show
+
 
 def command_tree(parser):
     """{name: subtree} for groups, {name: leaf parser} for commands."""
@@ -91,8 +92,9 @@ def complete_storcli(names, words, prefix):
     if not words:
         return [p for p in names.storcli_paths() if p.startswith(prefix)]
     if len(words) == 1:
-        last = words[0].rstrip("/").rsplit("/", 1)[-1][:1].lower()
-        return [v for v in STORCLI_VERBS.get(last, []) if v.startswith(prefix)]
+        last = words[0].rstrip("/").rsplit("/", 1)[-1].lower()
+        verbs = ["show"] if last.endswith("all") else STORCLI_VERBS.get(last[:1], [])
+        return [v for v in verbs if v.startswith(prefix)]
     return []
 
 
