@@ -37,9 +37,13 @@ def detached(tmp_path):
 
 
 def read_until(sock, text, limit=1 << 20):
+    """What sock receives up to `text`, or until the board closes it (b"" if it said nothing)."""
     got = b""
     while text not in got and len(got) < limit:
-        chunk = sock.recv(65536)
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:        # closed on our unread request: a reset
+            break
         if not chunk:
             break
         got += chunk
@@ -229,7 +233,7 @@ def test_hostile_clients_stall_neither_the_console_nor_the_host_ports(board):
 def test_a_flood_of_connections_is_turned_away_without_piling_up(board):
     held = [Link(url(board.management)) for _ in range(CLIENTS)]
     try:
-        flood = [socket.create_connection(board.management, timeout=20) for _ in range(40)]
+        flood = [socket.create_connection(board.management, timeout=20) for _ in range(16)]
         for s in flood:
             s.sendall(b"#RB1\n")
         told = [read_until(s, b"\n") for s in flood]
