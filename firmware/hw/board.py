@@ -18,6 +18,7 @@ _INTS = {
     "heap_kb": (4096, 1 << 21),
 }
 _PORT_TYPES = ("SCSI", "FC")
+MANAGEMENT_KB = 1088        # the management endpoint's 4 clients: a 260 KiB line buffer and 4 KiB of input each
 
 
 def _fail(path, field, problem):
@@ -59,6 +60,11 @@ def validate(d, path="board"):
         _fail(path, "console", "must be \"tcp:HOST:PORT\" or \"stdio\"")
     if d["console"].startswith("tcp:"):
         _endpoint(path, "console", d["console"][4:])
+    if "management" in d:
+        m = d["management"]
+        if not isinstance(m, str) or not m.startswith("tcp:"):
+            _fail(path, "management", "must be \"tcp:HOST:PORT\"")
+        _endpoint(path, "management", m[4:])
     ports = d.get("host_ports")
     if not isinstance(ports, list) or len(ports) != 2:
         _fail(path, "host_ports", "must be a list of exactly two host ports")
@@ -76,10 +82,12 @@ def validate(d, path="board"):
     if d["buffer_kb"] * 1024 > d["heap_kb"] * 1024 // 2:
         _fail(path, "buffer_kb", "the buffer (%d KiB) must fit in half the heap (%d KiB)"
               % (d["buffer_kb"], d["heap_kb"]))
-    # beside the buffer and the exception index (a quarter of the heap) the firmware needs 2 MiB
-    if d["buffer_kb"] + d["heap_kb"] // 4 + 2048 > d["heap_kb"]:
-        _fail(path, "heap_kb", "%d KiB cannot hold the buffer, the exception index and 2048 KiB for the firmware"
-              % d["heap_kb"])
+    # beside the buffer and the exception index (a quarter of the heap) the firmware needs 2 MiB,
+    # and the management endpoint's clients MANAGEMENT_KB more
+    need = 2048 + (MANAGEMENT_KB if "management" in d else 0)
+    if d["buffer_kb"] + d["heap_kb"] // 4 + need > d["heap_kb"]:
+        _fail(path, "heap_kb", "%d KiB cannot hold the buffer, the exception index and %d KiB for the firmware"
+              % (d["heap_kb"], need))
     return d
 
 

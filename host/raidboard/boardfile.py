@@ -16,6 +16,7 @@ from .model import ISCSI_NAME_MAX
 BUFFER_SLOT_KB = 272      # one slot of the controller buffer: four 64 KiB chunks and their trailer pages
 BUFFER_MIN_KB = 3 * BUFFER_SLOT_KB   # the write-back cache's slot and the two it leaves to copy-on-write
 FIRMWARE_KB = 2048        # heap the firmware needs beside buffer and index (code, 1 MiB SCSI buffer, sessions)
+MANAGEMENT_KB = 1088      # and with a management endpoint: its 4 clients' line buffers and input
 MAX_FILE = 65536          # a board file is a page of JSON; never read a device or a huge file whole
 INTS = {                  # field: (low, high)
     "drive_channels": (1, 8),
@@ -30,7 +31,8 @@ OPTIONAL_INTS = {         # field: (low, high, default)
     "iscsi_task_timeout_s": (1, 3600, 10),
 }
 STRINGS = ("model", "description", "console", "iqn", "factory_nvram")
-FIELDS = set(INTS) | set(OPTIONAL_INTS) | set(STRINGS) | {"host_ports"}
+OPTIONAL_STRINGS = ("description", "management")
+FIELDS = set(INTS) | set(OPTIONAL_INTS) | set(STRINGS) | set(OPTIONAL_STRINGS) | {"host_ports"}
 MODELS = ("DAC960SX", "DAC960SF")
 PORT_TYPES = ("SCSI", "FC")
 IPV4 = re.compile(r"^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$")
@@ -71,8 +73,8 @@ def check(path, repo):
 
 
 def _types(d, fail):
-    for f in STRINGS:
-        if f == "description" and f not in d:
+    for f in STRINGS + OPTIONAL_STRINGS[1:]:
+        if f in OPTIONAL_STRINGS and f not in d:
             continue
         if not isinstance(d.get(f), str) or (f != "description" and not d[f]):
             fail(f, "missing or not a non-empty string")
@@ -100,10 +102,12 @@ def _sizes(d, fail):
     if 2 * buf > heap:
         fail("buffer_kb", "the buffer (%d KiB) must fit in half the heap (%d KiB)" % (buf, heap))
     # the exception index takes a quarter of the heap; the firmware itself needs FIRMWARE_KB
-    if buf + heap // 4 + FIRMWARE_KB > heap:
+    need = FIRMWARE_KB + (MANAGEMENT_KB if "management" in d else 0)
+    if buf + heap // 4 + need > heap:
         fail("heap_kb", "%d KiB cannot hold the buffer (%d KiB), the exception index (a quarter of the heap) "
-             "and %d KiB for the firmware: at least %d KiB" % (heap, buf, FIRMWARE_KB,
-                                                                 -(-(buf + FIRMWARE_KB) * 4 // 3)))
+             "and %d KiB for the firmware%s: at least %d KiB"
+             % (heap, buf, need, " and its management endpoint" if "management" in d else "",
+                -(-(buf + need) * 4 // 3)))
     machine = _memory_kb()
     if machine is not None and heap > machine:
         fail("heap_kb", "%d KiB is more than this machine's memory (%d KiB)" % (heap, machine))
@@ -139,6 +143,13 @@ def _endpoints(d, fail):
         if not d["console"].startswith("tcp:"):
             fail("console", "must be \"tcp:HOST:PORT\" or \"stdio\", got %r" % (d["console"],))
         seen[_endpoint(fail, "console", d["console"][4:])] = "console"
+    if "management" in d:
+        if not d["management"].startswith("tcp:"):
+            fail("management", "must be \"tcp:HOST:PORT\", got %r" % (d["management"],))
+        ep = _endpoint(fail, "management", d["management"][4:])
+        if ep[1] and ep in seen:
+            fail("management", "%s:%d is already the console's" % ep)
+        seen[ep] = "management"
     for i, p in enumerate(ports):
         f = "host_ports[%d]" % i
         if not isinstance(p, dict) or set(p) != {"type", "portal"}:

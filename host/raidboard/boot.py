@@ -3,7 +3,8 @@
 The firmware prints `RAIDBOARD READY {json}` once its endpoints are open. Its stdout and stderr go
 to STATE/firmware.log (so a detached board never writes into a closed pipe); the READY line is
 found there, or on the pty when the console is the firmware's stdio. A detached board leaves
-STATE/endpoints.json (pid, console URL, portals, iqn) so later commands find it with --state.
+STATE/endpoints.json (pid, console URL, management URL, portals, iqn) so later commands find it
+with --state.
 """
 import json
 import os
@@ -79,10 +80,12 @@ class Board:
             self._pty_slave = None
 
 
-def start(board_path, state, console=None, iscsi=None, ready_timeout=60.0, detach=False, heap_kb=None):
+def start(board_path, state, console=None, iscsi=None, ready_timeout=60.0, detach=False, heap_kb=None,
+          management=None):
     """Boot the firmware; return a Board once it reported READY.
 
-    console: None (the board definition's), "tcp:HOST:PORT", or "pty".
+    console: None (the board definition's), "tcp:HOST:PORT", or "pty". management: None (the
+    board definition's; with a console given here, any free port of its host) or "tcp:HOST:PORT".
     """
     board = read_board(board_path)
     state = Path(state)
@@ -110,6 +113,8 @@ def start(board_path, state, console=None, iscsi=None, ready_timeout=60.0, detac
         argv += ["--console", console]
     if iscsi:
         argv += ["--iscsi", iscsi]
+    if management:
+        argv += ["--management", management]
     logpath = state / LOG
     log = open(logpath, "ab")
     start_at = log.tell()
@@ -139,9 +144,16 @@ def start(board_path, state, console=None, iscsi=None, ready_timeout=60.0, detac
         endpoints["console"] = os.ttyname(slave)
     else:
         c = info.get("console") or ""
-        endpoints["console"] = "socket://" + c[4:] if c.startswith("tcp:") else c
+        endpoints["console"] = socket_url(c)
+    if info.get("management"):
+        endpoints["management"] = socket_url(info["management"])
     write_endpoints(state, endpoints)
     return Board(proc, state, endpoints, pty_slave=slave)
+
+
+def socket_url(spec):
+    """pyserial's URL of an endpoint the firmware reports as tcp:HOST:PORT."""
+    return "socket://" + spec[4:] if spec.startswith("tcp:") else spec
 
 
 def _wait_ready(proc, logpath, offset, slave, timeout):

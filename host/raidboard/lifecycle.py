@@ -1,5 +1,6 @@
 """The board's process: `boot` (foreground, detached or attached), `stop`, and `console`."""
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -8,6 +9,9 @@ from . import boot, term
 from .errors import UsageError
 from .render import out
 from .session import DEFAULT_STATE, console_url
+
+# --management: tcp:HOST:PORT, PORT 0..65535 (0: any free port)
+TCP = re.compile(r"tcp:[^:\s]+:(6553[0-5]|655[0-2]\d|65[0-4]\d\d|6[0-4]\d{3}|[1-5]?\d{1,4})")
 
 
 def cmd_boot(sess, args):
@@ -18,33 +22,32 @@ def cmd_boot(sess, args):
     console = args.console
     if console is not None and console != "pty" and not console.startswith("tcp:"):
         raise UsageError("--console %r: use tcp:HOST:PORT (port 0 picks a free one) or pty" % console)
+    if args.management is not None and not TCP.fullmatch(args.management):
+        raise UsageError("--management %r: use tcp:HOST:PORT (port 0 picks a free one)" % args.management)
     b = boot.start(args.board, args.state_dir, console=console, iscsi=args.iscsi,
-                      ready_timeout=args.boot_timeout)
+                      ready_timeout=args.boot_timeout, management=args.management)
     ep = b.endpoints
     if args.detach:
         pid_file = Path(args.pid_file) if args.pid_file else Path(args.state_dir) / "firmware.pid"
         pid_file.write_text("%d\n" % b.pid)
         ep["pid_file"] = str(pid_file.resolve())
         boot.write_endpoints(args.state_dir, ep)
-        out(args, ep, lambda: "\n".join([
-            "board %s running (pid %d), detached" % (Path(args.board).stem, b.pid),
-            "console: %s" % ep["console"],
-            "portals: %s" % " ".join(ep.get("portals") or []),
-            "log:     %s" % ep["log"],
-            "stop it: raidboard stop --state %s" % args.state_dir]))
+        out(args, ep, lambda: "\n".join(
+            ["board %s running (pid %d), detached" % (Path(args.board).stem, b.pid)] + _where(ep) +
+            ["stop it: raidboard stop --state %s" % args.state_dir]))
         b.close_fds()
         return
     try:
         if args.attach:
-            print("console: %s" % ep["console"], file=sys.stderr)
+            # the portals too: with port 0 this is the only place a person learns them
+            print("\n".join(_where(ep)[:3]), file=sys.stderr)
             term.attach(ep["console"], stop_note="detaching stops the board")
         else:
             if args.json:
                 print(json.dumps(ep, sort_keys=True), flush=True)
             else:
-                print("board %s running (pid %d)\nconsole: %s\nportals: %s\nlog: %s\nCtrl-C stops the board."
-                      % (Path(args.board).stem, b.pid, ep["console"], " ".join(ep.get("portals") or []),
-                         ep["log"]), flush=True)
+                print("\n".join(["board %s running (pid %d)" % (Path(args.board).stem, b.pid)] + _where(ep) +
+                                ["Ctrl-C stops the board."]), flush=True)
             _follow_log(b, Path(ep["log"]))
     except KeyboardInterrupt:
         pass
@@ -56,6 +59,14 @@ def cmd_boot(sess, args):
             print("board stopped", file=sys.stderr)
     if b.proc.returncode not in (0, None, -2, -15) and not args.attach:
         print("firmware exited with code %s (see %s)" % (b.proc.returncode, ep["log"]), file=sys.stderr)
+
+
+def _where(ep):
+    """Where a booted board listens, one line each: console, portals, management, log."""
+    return ["console: %s" % ep["console"],
+            "portals: %s" % " ".join(ep.get("portals") or []),
+            "management: %s" % ep.get("management", "none (the board file names none)"),
+            "log: %s" % ep["log"]]
 
 
 def _follow_log(b, logpath):
