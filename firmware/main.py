@@ -1,9 +1,13 @@
 # The CPU (FIG. 3): boots the controller from a board definition and runs the asyncio loop that
 # serves the console and the host ports.
 #   micropython -X heapsize=<board heap> firmware/main.py BOARD.json STATE_DIR
-#       [--console tcp:HOST:PORT|stdio|pty] [--iscsi HOST:PORT,HOST:PORT] [--controller N]
+#       [--console tcp:HOST:PORT|stdio|pty] [--iscsi HOST:PORT,HOST:PORT] [--management tcp:HOST:PORT]
+#       [--controller N]
 # (--controller: which controller of a dual-active pair this process is; control/pair.md)
 # (pty: fd 0/1 are a pty master the host made non-blocking; stdio: any blocking stdin/stdout)
+# The management endpoint is the board file's "management"; a --console given here moves it to any
+# free port of its host (a board moved off its file's console is a second one, which would collide
+# on the file's management port), unless --management names it.
 # Prints "RAIDBOARD READY {json}" on stdout once every endpoint listens; logs go to stderr.
 import sys
 
@@ -18,25 +22,31 @@ from hw import board as boardmod
 from lop import scheduler
 from control import controller
 from endpoints.console import uart as console
+from endpoints.console import mgmt
+from endpoints.console import access
 from endpoints.iscsi import target as iscsi
 from endpoints.link import link as linkmod
+
+
+LINK_WINDOW = 2 << 20      # the link's send window: a forwarded 1 MiB write and what follows it
 
 
 def usage(msg):
     print("raidboard firmware: " + msg, file=sys.stderr)
     print("usage: main.py BOARD.json STATE_DIR [--console tcp:HOST:PORT|stdio|pty] "
-          "[--iscsi HOST:PORT,HOST:PORT] [--controller 0|1]", file=sys.stderr)
+          "[--iscsi HOST:PORT,HOST:PORT] [--management tcp:HOST:PORT] [--controller 0|1]", file=sys.stderr)
     sys.exit(2)
 
 
 def parse(argv):
     if len(argv) < 3:
         usage("a board file and a state directory are needed")
-    opts = {"board": argv[1], "state": argv[2], "console": None, "iscsi": None, "controller": None}
+    opts = {"board": argv[1], "state": argv[2], "console": None, "iscsi": None, "management": None,
+            "controller": None}
     i = 3
     while i < len(argv):
         k = argv[i]
-        if k not in ("--console", "--iscsi", "--controller") or i + 1 >= len(argv):
+        if k not in ("--console", "--iscsi", "--management", "--controller") or i + 1 >= len(argv):
             usage("unknown or incomplete option %r" % k)
         opts[k[2:]] = argv[i + 1]
         i += 2
@@ -55,6 +65,13 @@ def cannot_listen(what, err, option):
     print("raidboard firmware: %s cannot listen: %s; choose another address with %s (port 0: any free port)"
           % (what, "the address is in use by another program" if in_use else err, option), file=sys.stderr)
     sys.exit(5)
+
+
+def management(opts, b):
+    spec = opts["management"] or b.get("management")
+    if spec and opts["console"] and not opts["management"]:
+        spec = spec.rsplit(":", 1)[0] + ":0"
+    return spec
 
 
 class Ports:
@@ -84,7 +101,8 @@ class Ports:
             try:
                 return "%s:%d" % (host, await iscsi.start(self.ctl, 2 * home + n, host, port))
             except OSError as e:
-                if home == (self.ctl.number or 0) and self.ctl.pair is None:
+                own = home == (self.ctl.number or 0)
+                if own and (self.ctl.pair is None or attempt == 99):
                     cannot_listen("the iSCSI portal of host port %d (%s)" % (n, "%s:%d" % (host, port)), e,
                                   "--iscsi HOST:PORT,HOST:PORT or the board file's host_ports[%d].portal" % n)
                 if attempt == 99:
@@ -100,7 +118,7 @@ class Ports:
 async def join_pair(ctl, b, ports):
     # the back-end link to the partner, the disks' heartbeat, then who serves what (control/pair.md)
     host, port = endpoint(b["link"])
-    link = linkmod.Link(ctl.number, (host, port), ctl.pair, ctl.events)
+    link = linkmod.Link(ctl.number, (host, port), ctl.pair, ctl.events, window_bytes=LINK_WINDOW)
     ctl.pair.attach(link, linkmod.LinkDown, ports)
     link.start()
     asyncio.create_task(ctl.pair.heartbeat())
@@ -114,12 +132,22 @@ async def boot(opts, b):
         pass
     root = HERE + "/.."
     ctl = controller.Controller(b, opts["state"], root)
-    ready = {"model": b["model"], "iqn": ctl.iqn, "console": None, "portals": []}
+    ready = {"model": b["model"], "iqn": ctl.iqn, "console": None, "portals": [], "management": None}
     spec = opts["console"] or b["console"]
+    acc = access.Access(ctl)    # one password and count of wrong passwords for console and management
     try:
-        ready["console"] = await console.start(ctl, spec)
+        ready["console"] = await console.start(ctl, spec, acc)
     except OSError as e:
         cannot_listen("the console (%s)" % spec, e, "--console tcp:HOST:PORT or the board file's console")
+    spec = management(opts, b)
+    if spec:
+        try:
+            ready["management"] = await mgmt.start(ctl, spec, acc)
+        except ValueError as e:
+            usage(str(e))
+        except OSError as e:
+            cannot_listen("the management endpoint (%s)" % spec, e,
+                          "--management tcp:HOST:PORT or the board file's management")
     portals = opts["iscsi"].split(",") if opts["iscsi"] else [p["portal"] for p in b["host_ports"]]
     if len(portals) != 2:
         usage("--iscsi takes two portals, HOST:PORT,HOST:PORT")

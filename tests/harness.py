@@ -62,6 +62,8 @@ class Board:
         self.console = (host, int(port))
         self.portals = [(p.rsplit(":", 1)[0], int(p.rsplit(":", 1)[1])) for p in self.ready["portals"]]
         self.iqn = self.ready["iqn"]
+        host, port = self.ready["management"][4:].rsplit(":", 1)
+        self.management = (host, int(port))
         return self
 
     def alive(self):

@@ -19,7 +19,7 @@ def board_in(tmp_path, **changes):
     """boards/dac960sx.json on ephemeral ports with its factory image next to it, then `changes`."""
     d = json.loads((REPO / "boards" / "dac960sx.json").read_text())
     shutil.copy(REPO / "nvram" / "dac960sx-factory.bin", tmp_path / "factory.bin")
-    d.update(console="tcp:127.0.0.1:0", disk_mb=16,
+    d.update(console="tcp:127.0.0.1:0", management="tcp:127.0.0.1:0", disk_mb=16,
              host_ports=[{"type": "SCSI", "portal": "127.0.0.1:0"}, {"type": "SCSI", "portal": "127.0.0.1:0"}],
              factory_nvram=str(tmp_path / "factory.bin"))
     d.update(changes)
@@ -53,6 +53,9 @@ def boot(board, state):
     ("nvram_kb", 16.5, "not an integer"),
     ("disk_mb", 0, "must be 1.."),
     ("spare_disks", 2, "unknown field"),
+    ("management", "udp:127.0.0.1:1", "must be \"tcp:HOST:PORT\""),
+    ("management", "tcp:127.0.0.1:65536", "PORT must be 0..65535"),
+    ("heap_kb", 7000, "the firmware and its management endpoint: at least 8182 KiB"),
     ("iscsi_task_timeout_s", 0, "must be 1..3600"),
     ("iscsi_task_timeout_s", 2.5, "not an integer"),
 ])

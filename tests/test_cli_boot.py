@@ -151,10 +151,15 @@ def test_a_port_in_use_names_the_endpoint_and_the_option_that_moves_it(tmp_path)
         for n, (args, words) in enumerate(((["--console", "tcp:" + busy, "--iscsi", "127.0.0.1:0,127.0.0.1:0"],
                              ("the console (tcp:%s)" % busy, "--console tcp:HOST:PORT")),
                             (["--console", "tcp:127.0.0.1:0", "--iscsi", "127.0.0.1:0," + busy],
-                             ("the iSCSI portal of host port 1 (%s)" % busy, "host_ports[1].portal")))):
+                             ("the iSCSI portal of host port 1 (%s)" % busy, "host_ports[1].portal")),
+                            (EPHEMERAL + ["--management", "tcp:" + busy],
+                             ("the management endpoint (tcp:%s)" % busy, "--management tcp:HOST:PORT")))):
             _, err = rb("boot", BOARD, tmp_path / ("state%d" % n), *args, "--detach", rc=4)
             assert "in use by another program" in err and "Traceback" not in err, err
             for w in words:
                 assert w in err, err
     finally:
         held.close()
+    for bad in ("udp:127.0.0.1:1", "tcp:127.0.0.1", "tcp:127.0.0.1:65536", "tcp::1"):
+        _, err = rb("boot", BOARD, tmp_path / "bad", *EPHEMERAL, "--management", bad, "--detach", rc=2)
+        assert "--management %r: use tcp:HOST:PORT" % bad in err

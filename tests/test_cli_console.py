@@ -128,13 +128,19 @@ def test_128_kib_each_way_through_the_pty_console(tmp_path):
 
 def test_boot_attach_then_detach_stops_the_board(tmp_path):
     state = tmp_path / "state"
-    t = Tmux(tmp_path, "%s boot %s %s --console tcp:127.0.0.1:0 --iscsi 127.0.0.1:0,127.0.0.1:0 --attach"
-             % (quote(RAIDBOARD), quote(BOARD), quote(str(state))))
+    notes = tmp_path / "stderr"      # what boot says before the console's screen covers it
+    t = Tmux(tmp_path, "%s boot %s %s --console tcp:127.0.0.1:0 --iscsi 127.0.0.1:0,127.0.0.1:0 --attach 2>%s"
+             % (quote(RAIDBOARD), quote(BOARD), quote(str(state)), quote(str(notes))))
     try:
         t.wait_for("MONITOR")
         assert "socket://127.0.0.1:" in t.title()
-        pid = json.loads((state / "endpoints.json").read_text())["pid"]
+        ep = json.loads((state / "endpoints.json").read_text())
+        pid = ep["pid"]
         os.kill(pid, 0)
+        # with port 0 the only place a person learns the portals: printed with their real ports
+        said = notes.read_text()
+        assert "portals: %s" % " ".join(ep["portals"]) in said and ":0 " not in said + " "
+        assert "management: %s" % ep["management"] in said
         t.keys("C-]")
         t.wait_for("EXIT=0")
         deadline = time.monotonic() + 10

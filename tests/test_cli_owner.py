@@ -48,9 +48,12 @@ def test_a_program_holding_the_pty_console_is_named_and_the_cli_refuses(pty_boar
                               text=True)
     try:
         assert holder.stdout.readline() == "holding\n"
-        for command in ("status", "console"):          # the line protocol and the terminal alike
-            _, err = rb("--state", state, command, rc=3)
+        for how in (("--port", dev, "status"), ("--state", state, "console")):   # the line protocol and the terminal alike
+            _, err = rb(*how, rc=3)
             assert "console %s is in use by" % dev in err and "(pid %d)" % holder.pid in err
+        # a board whose console is a pty has a TCP management endpoint all the same: scripts that
+        # name the board by its state directory reach it there, beside the holder of the console
+        assert json.loads(rb("--json", "--state", state, "status")[0])["model"] == "DAC960SX"
     finally:
         holder.stdin.close()
         holder.wait()
@@ -77,7 +80,7 @@ def test_a_terminal_program_left_on_the_pty_console_is_named(pty_board, program)
             if device_holders(dev):
                 break
             subprocess.run(["sleep", "0.02"])
-        _, err = rb("--state", state, "status", rc=3)
+        _, err = rb("--port", dev, "status", rc=3)
         assert "is in use by %s (pid" % name in err
         screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
         assert "RB1" not in screen          # nothing of the line protocol reached the program's screen

@@ -64,7 +64,18 @@ def test_completion_uses_board_names(board):
         assert c("sd policy sd0 w") == ["wb", "wt", "write-back", "write-through"]
         assert c("sd create --r") == ["--raid"]
         assert c("cdb 0/0 12000000240000 --d") == ["--data", "--data-file"]
-        assert "shell" not in c("")
+        assert "shell" not in c("") and "boot" not in c("")
+        # the long operations by the names the board knows them
+        assert c("lop start ") == ["copy", "resync", "rebuild", "init", "check", "rate"]
+        assert c("lop start co") == ["copy"]
+        # the log drive (sd1) is never a snapshot's primary
+        assert c("snapshot start ") == ["sd0"] and c("snapshot start sd") == ["sd0"]
+        # StorCLI paths, from the board's drives, slots and LUNs, then the verbs each takes
+        assert c("/c0/v") == ["/c0/vall", "/c0/v0", "/c0/v1"]
+        assert c("/c0/e1/s") == ["/c0/e1/s0", "/c0/e1/s1"]
+        assert c("/c0/p1/l") == ["/c0/p1/l0", "/c0/p1/l1"] + ["/c0/p1/l%d" % n for n in range(2, 8)]
+        assert c("/c0/v1 ") == ["show", "del", "set"] and c("/c0/e0/s2 f") == ["fail"]
+        assert c("/c0/vall ") == ["show"] and c("/c0 s") == ["show", "set"]
         # names follow the board: a new drive appears after the next refresh
         sess.call("lun_unmap", {"port": 0, "lun": 1})
         sess.call("lun_unmap", {"port": 1, "lun": 1})
@@ -103,3 +114,26 @@ def test_interactive_shell_in_a_terminal(board, tmp_path):
     lm = json.loads(subprocess.run([RAIDBOARD, "--port", url(board), "--json", "lun", "list"],
                                    capture_output=True, text=True, timeout=30).stdout)["map"]
     assert [m["sd"] for m in lm if (m["port"], m["lun"]) == (1, 4)] == [1]
+
+
+def test_shell_help_and_completion_in_a_terminal(board, tmp_path):
+    t = Tmux(tmp_path, "RAIDBOARD_HISTORY=%s %s --port %s shell" % (quote(str(tmp_path / "h")), quote(RAIDBOARD),
+                                                                   url(board)))
+    try:
+        t.wait_for("raidboard>")
+        t.keys("help", "Enter")
+        screen = t.wait_for("shell: help [COMMAND]")
+        assert "  status " in screen and "  lop " in screen
+        assert "  boot " not in screen and "  shell " not in screen     # not run here
+        t.keys("C-l", "lop start co", "Tab")
+        t.wait_for("raidboard> lop start copy")
+        t.keys("C-u", "snapshot start ", "Tab")      # one candidate: sd0, never the log drive sd1
+        t.wait_for("raidboard> snapshot start sd0")
+        t.keys("C-u", "/c0/v1 sh", "Tab")
+        t.wait_for("raidboard> /c0/v1 show")
+        t.keys("C-u", "boot x y", "Enter")
+        t.wait_for("start a board from your system's shell")
+        t.keys("exit", "Enter")
+        t.wait_for("EXIT=0")
+    finally:
+        t.close()

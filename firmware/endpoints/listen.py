@@ -10,6 +10,14 @@ EAGAIN = (errno.EAGAIN, getattr(errno, "EWOULDBLOCK", errno.EAGAIN))
 
 
 
+def tcp_spec(spec):
+    """(host, port) of an endpoint written "tcp:HOST:PORT" (port 0: any), or None."""
+    p = spec.split(":") if isinstance(spec, str) else ()
+    if len(p) != 3 or p[0] != "tcp" or not p[1] or not p[2].isdigit() or int(p[2]) > 65535:
+        return None
+    return p[1], int(p[2])
+
+
 def bind(host, port, backlog):
     """A non-blocking socket listening on host:port, and the TCP port it got (port 0: any)."""
     ai = socket.getaddrinfo(host, port)[0]

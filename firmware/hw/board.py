@@ -18,6 +18,8 @@ _INTS = {
     "heap_kb": (4096, 1 << 21),
 }
 _PORT_TYPES = ("SCSI", "FC")
+LINK_KB = 4608              # a pair's back-end link: its 2 MiB send window and receive buffers
+MANAGEMENT_KB = 1088        # the management endpoint's 4 clients: a 260 KiB line buffer and 4 KiB of input each
 
 
 def _fail(path, field, problem):
@@ -45,6 +47,11 @@ def _front(path, d, where):
         _fail(path, where + "console", "must be \"tcp:HOST:PORT\" or \"stdio\"")
     if con.startswith("tcp:"):
         _endpoint(path, where + "console", con[4:])
+    if "management" in d:
+        m = d["management"]
+        if not isinstance(m, str) or not m.startswith("tcp:"):
+            _fail(path, where + "management", "must be \"tcp:HOST:PORT\"")
+        _endpoint(path, where + "management", m[4:])
     ports = d.get("host_ports")
     if not isinstance(ports, list) or len(ports) != 2:
         _fail(path, where + "host_ports", "must be a list of exactly two host ports")
@@ -90,6 +97,8 @@ def controller(d, n):
                          % ("no --controller given" if n is None else "--controller is not 0 or 1"))
     d["console"] = cs[n]["console"]
     d["host_ports"] = cs[n]["host_ports"]
+    if "management" in cs[n]:
+        d["management"] = cs[n]["management"]
     d["partner_ports"] = cs[1 - n]["host_ports"]
     d["controller"] = n
     return d
@@ -123,10 +132,14 @@ def validate(d, path="board"):
     if d["buffer_kb"] * 1024 > d["heap_kb"] * 1024 // 2:
         _fail(path, "buffer_kb", "the buffer (%d KiB) must fit in half the heap (%d KiB)"
               % (d["buffer_kb"], d["heap_kb"]))
-    # beside the buffer and the exception index (a quarter of the heap) the firmware needs 2 MiB
-    if d["buffer_kb"] + d["heap_kb"] // 4 + 2048 > d["heap_kb"]:
-        _fail(path, "heap_kb", "%d KiB cannot hold the buffer, the exception index and 2048 KiB for the firmware"
-              % d["heap_kb"])
+    # beside the buffer and the exception index (a quarter of the heap) the firmware needs 2 MiB,
+    # and the management endpoint's clients MANAGEMENT_KB more
+    # (a pair: each controller's management endpoint and the back-end link's buffers)
+    front = d["controllers"][0] if "controllers" in d else d
+    need = 2048 + (MANAGEMENT_KB if "management" in front else 0) + (LINK_KB if "controllers" in d else 0)
+    if d["buffer_kb"] + d["heap_kb"] // 4 + need > d["heap_kb"]:
+        _fail(path, "heap_kb", "%d KiB cannot hold the buffer, the exception index and %d KiB for the firmware"
+              % (d["heap_kb"], need))
     return d
 
 

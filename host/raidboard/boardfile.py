@@ -16,6 +16,8 @@ from .model import ISCSI_NAME_MAX
 BUFFER_SLOT_KB = 272      # one slot of the controller buffer: four 64 KiB chunks and their trailer pages
 BUFFER_MIN_KB = 3 * BUFFER_SLOT_KB   # the write-back cache's slot and the two it leaves to copy-on-write
 FIRMWARE_KB = 2048        # heap the firmware needs beside buffer and index (code, 1 MiB SCSI buffer, sessions)
+LINK_KB = 4608           # a pair's back-end link: its send window and receive buffers
+MANAGEMENT_KB = 1088      # and with a management endpoint: its 4 clients' line buffers and input
 MAX_FILE = 65536          # a board file is a page of JSON; never read a device or a huge file whole
 INTS = {                  # field: (low, high)
     "drive_channels": (1, 8),
@@ -30,7 +32,9 @@ OPTIONAL_INTS = {         # field: (low, high, default)
     "iscsi_task_timeout_s": (1, 3600, 10),
 }
 STRINGS = ("model", "description", "iqn", "factory_nvram")
-FIELDS = set(INTS) | set(OPTIONAL_INTS) | set(STRINGS) | {"console", "host_ports", "controllers", "link"}
+OPTIONAL_STRINGS = ("description",)
+FIELDS = set(INTS) | set(OPTIONAL_INTS) | set(STRINGS) | {"console", "management", "host_ports", "controllers",
+                                                           "link"}
 MODELS = ("DAC960SX", "DAC960SF")
 PORT_TYPES = ("SCSI", "FC")
 IPV4 = re.compile(r"^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$")
@@ -72,7 +76,7 @@ def check(path, repo):
 
 def _types(d, fail):
     for f in STRINGS:
-        if f == "description" and f not in d:
+        if f in OPTIONAL_STRINGS and f not in d:
             continue
         if not isinstance(d.get(f), str) or (f != "description" and not d[f]):
             fail(f, "missing or not a non-empty string")
@@ -100,10 +104,16 @@ def _sizes(d, fail):
     if 2 * buf > heap:
         fail("buffer_kb", "the buffer (%d KiB) must fit in half the heap (%d KiB)" % (buf, heap))
     # the exception index takes a quarter of the heap; the firmware itself needs FIRMWARE_KB
-    if buf + heap // 4 + FIRMWARE_KB > heap:
+    # (a pair: each controller's management endpoint, and the back-end link's buffers)
+    front = d["controllers"][0] if isinstance(d.get("controllers"), list) and d["controllers"] else d
+    extra = [(MANAGEMENT_KB, "its management endpoint")] if isinstance(front, dict) and "management" in front else []
+    if "controllers" in d:
+        extra.append((LINK_KB, "the back-end link"))
+    need = FIRMWARE_KB + sum(k for k, _ in extra)
+    if buf + heap // 4 + need > heap:
         fail("heap_kb", "%d KiB cannot hold the buffer (%d KiB), the exception index (a quarter of the heap) "
-             "and %d KiB for the firmware: at least %d KiB" % (heap, buf, FIRMWARE_KB,
-                                                                 -(-(buf + FIRMWARE_KB) * 4 // 3)))
+             "and %d KiB for the firmware%s: at least %d KiB"
+             % (heap, buf, need, "".join(" and " + w for _, w in extra), -(-(buf + need) * 4 // 3)))
     machine = _memory_kb()
     if machine is not None and heap > machine:
         fail("heap_kb", "%d KiB is more than this machine's memory (%d KiB)" % (heap, machine))
@@ -147,8 +157,8 @@ def _endpoints(d, fail):
         fail("controllers", "must be a list of exactly two controllers")
     for n, c in enumerate(cs):
         where = "controllers[%d]" % n
-        if not isinstance(c, dict) or set(c) != {"console", "host_ports"}:
-            fail(where, "must be an object with exactly the fields console and host_ports")
+        if not isinstance(c, dict) or not {"console", "host_ports"} <= set(c) <= {"console", "host_ports", "management"}:
+            fail(where, "must be an object with the fields console and host_ports (and management)")
         _front(c, fail, where + ".", seen)
         for i, p in enumerate(c["host_ports"]):
             if p["portal"].endswith(":0"):
@@ -176,6 +186,14 @@ def _front(d, fail, where, seen):
         if ep[1] and ep in seen:
             fail(where + "console", "%s:%d is already the %s's" % (ep[0], ep[1], seen[ep]))
         seen[ep] = where + "console"
+    if "management" in d:
+        m = d["management"]
+        if not isinstance(m, str) or not m.startswith("tcp:"):
+            fail(where + "management", "must be \"tcp:HOST:PORT\", got %r" % (m,))
+        ep = _endpoint(fail, where + "management", m[4:])
+        if ep[1] and ep in seen:
+            fail(where + "management", "%s:%d is already the %s's" % (ep[0], ep[1], seen[ep]))
+        seen[ep] = where + "management"
     for i, p in enumerate(ports):
         f = "%shost_ports[%d]" % (where, i)
         if not isinstance(p, dict) or set(p) != {"type", "portal"}:

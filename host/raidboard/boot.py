@@ -3,7 +3,8 @@
 The firmware prints `RAIDBOARD READY {json}` once its endpoints are open. Its stdout and stderr go
 to STATE/firmware.log (so a detached board never writes into a closed pipe); the READY line is
 found there, or on the pty when the console is the firmware's stdio. A detached board leaves
-STATE/endpoints.json (pid, console URL, portals, iqn) so later commands find it with --state.
+STATE/endpoints.json (pid, console URL, management URL, portals, iqn) so later commands find it
+with --state.
 """
 import json
 import os
@@ -105,11 +106,12 @@ class Pair:
 
 
 def start(board_path, state, console=None, iscsi=None, ready_timeout=60.0, detach=False, heap_kb=None,
-          controller=None):
+          management=None, controller=None):
     """Boot the firmware; return a Board once it reported READY (a Pair for a dual-active board:
     both controllers, or only `controller` when one is booted again beside its running partner).
 
-    console: None (the board definition's), "tcp:HOST:PORT", or "pty".
+    console: None (the board definition's), "tcp:HOST:PORT", or "pty". management: None (the
+    board definition's; with a console given here, any free port of its host) or "tcp:HOST:PORT".
     """
     board = read_board(board_path)
     state = Path(state)
@@ -189,6 +191,8 @@ def _launch(board_path, board, state, console, iscsi, heap_kb, controller):
         argv += ["--console", console]
     if iscsi:
         argv += ["--iscsi", iscsi]
+    if management:
+        argv += ["--management", management]
     logpath = logdir / LOG
     log = open(logpath, "ab")
     start_at = log.tell()
@@ -223,8 +227,15 @@ def _ready(board_path, state, launched, ready_timeout):
         endpoints["console"] = os.ttyname(slave)
     else:
         c = info.get("console") or ""
-        endpoints["console"] = "socket://" + c[4:] if c.startswith("tcp:") else c
+        endpoints["console"] = socket_url(c)
+    if info.get("management"):
+        endpoints["management"] = socket_url(info["management"])
     return Board(proc, state, endpoints, pty_slave=slave)
+
+
+def socket_url(spec):
+    """pyserial's URL of an endpoint the firmware reports as tcp:HOST:PORT."""
+    return "socket://" + spec[4:] if spec.startswith("tcp:") else spec
 
 
 def controller_view(ep, n=None):

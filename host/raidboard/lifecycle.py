@@ -1,5 +1,6 @@
 """The board's process: `boot` (foreground, detached or attached), `stop`, and `console`."""
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -8,6 +9,9 @@ from . import boot, term
 from .errors import UsageError
 from .render import out
 from .session import DEFAULT_STATE, console_url
+
+# --management: tcp:HOST:PORT, PORT 0..65535 (0: any free port)
+TCP = re.compile(r"tcp:[^:\s]+:(6553[0-5]|655[0-2]\d|65[0-4]\d\d|6[0-4]\d{3}|[1-5]?\d{1,4})")
 
 
 def cmd_boot(sess, args):
@@ -18,8 +22,10 @@ def cmd_boot(sess, args):
     console = args.console
     if console is not None and console != "pty" and not console.startswith("tcp:"):
         raise UsageError("--console %r: use tcp:HOST:PORT (port 0 picks a free one) or pty" % console)
+    if args.management is not None and not TCP.fullmatch(args.management):
+        raise UsageError("--management %r: use tcp:HOST:PORT (port 0 picks a free one)" % args.management)
     b = boot.start(args.board, args.state_dir, console=console, iscsi=args.iscsi,
-                   ready_timeout=args.boot_timeout, controller=args.controller)
+                   ready_timeout=args.boot_timeout, management=args.management, controller=args.controller)
     ep = b.endpoints
     if args.detach:
         pid_file = Path(args.pid_file) if args.pid_file else Path(args.state_dir) / "firmware.pid"
@@ -32,7 +38,8 @@ def cmd_boot(sess, args):
         return
     try:
         if args.attach:
-            print("console: %s" % ep["console"], file=sys.stderr)
+            # the portals too: with port 0 this is the only place a person learns them
+            print("\n".join(_where(ep)[:3]), file=sys.stderr)
             term.attach(ep["console"], stop_note="detaching stops the board")
         else:
             if args.json:
@@ -57,16 +64,20 @@ def _running(args, ep, b):
     name = Path(args.board).stem
     detached = ", detached" if args.detach else ""
     if not ep.get("controllers"):
-        return ["board %s running (pid %d)%s" % (name, b.pid, detached), "console: %s" % ep["console"],
-                "portals: %s" % " ".join(ep.get("portals") or []), "log:     %s" % ep["log"]]
+        return ["board %s running (pid %d)%s" % (name, b.pid, detached)] + _where(ep)
     lines = ["board %s (a dual-active pair) running%s" % (name, detached)]
     for c in ep["controllers"]:
         if c.get("pid"):
-            lines += ["controller %d (pid %d)" % (c["controller"], c["pid"]),
-                      "  console: %s" % c["console"],
-                      "  portals: %s" % " ".join(c.get("portals") or []),
-                      "  log:     %s" % c["log"]]
+            lines += ["controller %d (pid %d)" % (c["controller"], c["pid"])] + ["  " + w for w in _where(c)]
     return lines
+
+
+def _where(ep):
+    """Where a booted board listens, one line each: console, portals, management, log."""
+    return ["console: %s" % ep["console"],
+            "portals: %s" % " ".join(ep.get("portals") or []),
+            "management: %s" % ep.get("management", "none (the board file names none)"),
+            "log: %s" % ep["log"]]
 
 
 def _follow_log(b, logpath):

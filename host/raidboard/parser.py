@@ -23,13 +23,28 @@ examples:
 
 The board is found by --port (socket://127.0.0.1:PORT or /dev/pts/N), else by --state DIR
 (the endpoints a detached boot left there), else $RAIDBOARD_PORT, else ./state if its board runs;
-with none of these the CLI refuses (exit 3) rather than guess a port.
+with none of these the CLI refuses (exit 3) rather than guess a port. A board found by its state
+directory is reached at its management endpoint, so scripts run while a person is on the console.
 
 exit codes: 0 ok, 1 refused by the board, 2 usage, 3 cannot reach the board, 4 boot failed,
 5 protocol error, 6 SCSI status not GOOD (cdb), 7 no valid NV memory bank (nvram dump),
 8 not confirmed: a command that destroys data asks "[y/N]" on a terminal and needs --force in a
 script, 9 snapshot start: the host's --freeze or --thaw command failed, 130 Ctrl-C.
 """
+
+
+LOP_NAMES = ("copy", "resync", "rebuild", "init", "check", "rate")   # lop_start's op (firmware/lop/README.md)
+LOP_OPERATIONS = """\
+operations (OP), as the firmware names them:
+  copy     the active snapshot's point-in-time image of SD (its primary, or the log drive) onto
+           --to SD; the destination answers BUSY meanwhile, and is incomplete if the copy stops
+  resync   as copy, but only what changed since the last copy onto --to SD (incremental re-sync)
+  rebuild  rebuild SD's replaced disk; --arg standby=SLOT first puts an unused disk in for a failed one
+  init     initialize SD: zeroed with full-row writes, parity consistent (its data is lost)
+  check    consistency check of SD's parity or mirrors; --arg fix=true rewrites what differs
+  rate     (SD is ignored) --arg rate=1..100: the share of time every operation gets
+"""
+INTERVAL_HELP = "with --wait: seconds between two progress samples (default 0.5)"
 
 
 class Parser(argparse.ArgumentParser):
@@ -57,7 +72,8 @@ def _common(p, top=False):
     d = None if top else argparse.SUPPRESS
     g = p.add_argument_group("board and output")
     g.add_argument("--port", "-p", metavar="URL", default=d,
-                   help="the board's console: socket://HOST:PORT, tcp:HOST:PORT or /dev/pts/N")
+                   help="the board's console or management endpoint: socket://HOST:PORT, tcp:HOST:PORT "
+                        "or /dev/pts/N")
     g.add_argument("--state", "-s", metavar="DIR", default=d,
                    help="state directory of a board started with `boot --detach`")
     g.add_argument("--controller", "-c", type=int, choices=(0, 1), metavar="N", default=d,
@@ -98,6 +114,9 @@ examples:
     b.add_argument("--console", metavar="tcp:HOST:PORT|pty",
                    help="serial console endpoint (default: the board definition's); port 0 = any free port")
     b.add_argument("--iscsi", metavar="H:P,H:P", help="portals of host ports 0 and 1")
+    b.add_argument("--management", metavar="tcp:HOST:PORT",
+                   help="the management endpoint, where the CLI's commands go while a person holds the "
+                        "console (default: the board definition's; with --console, any free port)")
     b.add_argument("--detach", action="store_true", help="run in the background; write a pid file")
     b.add_argument("--pid-file", metavar="FILE", help="with --detach (default STATE/firmware.pid)")
     b.add_argument("--attach", action="store_true", help="attach the VT-100 console in this terminal")
@@ -106,20 +125,26 @@ examples:
     s = P(sub, "stop", "stop a board started with --detach", func=lifecycle.cmd_stop, epilog="""\
 examples:
   raidboard stop                      the board in ./state
-  raidboard stop --state /tmp/b1
-  raidboard stop --pid-file /tmp/b1.pid
+  raidboard stop --state /tmp/b1      the board booted into /tmp/b1
+  raidboard stop --pid-file /tmp/b1.pid   the board of `boot … --detach --pid-file /tmp/b1.pid`
   raidboard stop --state pair --controller 1   one controller of a pair (its partner takes over)
+
+The board is told to stop in order (SIGINT: every acknowledged write is on disk); if it is still
+running after --grace seconds it gets SIGTERM, then SIGKILL.
 """)
-    s.add_argument("--pid-file", metavar="FILE")
+    s.add_argument("--pid-file", metavar="FILE",
+                   help="stop the board whose pid is in FILE (written by `boot --detach --pid-file FILE`) "
+                        "instead of the one of --state; the file is removed")
     s.add_argument("--grace", type=float, default=5.0, metavar="S",
                    help="seconds the firmware gets to stop in order before it is killed")
 
     P(sub, "console", "attach this terminal to the VT-100 console (Ctrl-] detaches)", func=lifecycle.cmd_console,
       epilog="examples:\n  raidboard console\n  raidboard console --port /dev/pts/5\n"
              "  raidboard console --port socket://127.0.0.1:4960\n")
-    P(sub, "status", "drives, LUN map, snapshot, long operations, recent events", func=drives.cmd_status)
+    P(sub, "status", "drives, LUN map, snapshot, long operations, recent events", func=drives.cmd_status,
+      epilog="examples:\n  raidboard status\n  raidboard --state /tmp/b1 --json status | jq .snapshot\n")
 
-    sd = _group(sub, "sd", "system drives", "examples:\n  raidboard sd list\n"
+    sd = _group(sub, "sd", "system drives", "examples:\n  raidboard sd list\n  raidboard sd show sd0\n"
                 "  raidboard sd create --raid 5 --slots 0,1,2,3 --mb 512\n  raidboard sd create --raid 1 --slots 1:0,1:1\n"
                 "  raidboard sd policy sd0 wb\n  raidboard sd delete sd2\n")
     P(sd, "list", "list system drives", func=drives.cmd_sd_list)
@@ -136,7 +161,8 @@ examples:
     c.add_argument("drive", help="sd0..sd7")
     c = P(sd, "policy", "set the write policy", func=drives.cmd_sd_policy)
     c.add_argument("drive", help="sd0..sd7")
-    c.add_argument("policy", choices=["wb", "wt", "write-back", "write-through"])
+    c.add_argument("policy", choices=["wb", "wt", "write-back", "write-through"],
+                   help="wb: write-back (the controller's cache acknowledges), wt: write-through")
 
     lg = _group(sub, "log", "the LOG bit of a system drive (the snapshot's log drive)",
                 "examples:\n  raidboard log set sd1\n  raidboard log clear sd1\n")
@@ -163,7 +189,7 @@ examples:
     c = P(mk, "set", "let INITIATOR see exactly these PORT/LUNs", func=access.cmd_mask_set)
     c.add_argument("initiator", help="the initiator's iSCSI name (iqn., eui. or naa.; lowercase; at most %d bytes)"
                    % ISCSI_NAME_MAX)
-    c.add_argument("luns", nargs="*", metavar="PORT/LUN")
+    c.add_argument("luns", nargs="*", metavar="PORT/LUN", help="the LUNs it sees, e.g. 0/0 1/0 (none: it sees none)")
     how = c.add_mutually_exclusive_group()
     how.add_argument("--secret", action="store_true",
                      help="give the mask its own CHAP secret (%d to %d bytes in UTF-8): $%s, else asked"
@@ -171,7 +197,7 @@ examples:
     how.add_argument("--secret-file", metavar="FILE", help="the mask's own CHAP secret is the first line of FILE")
     how.add_argument("--no-secret", action="store_true", help="remove the mask's own CHAP secret")
     c = P(mk, "clear", "remove an initiator's mask", func=access.cmd_mask_clear)
-    c.add_argument("initiator")
+    c.add_argument("initiator", help="the initiator's iSCSI name, as `mask list` shows it")
 
     pw = _group(sub, "password", "the console password (kept in NV memory as a digest)",
                 "The new password is asked twice on the terminal, or read from --new-password-file;\n"
@@ -193,7 +219,7 @@ examples:
     c = P(ch, "set", "require CHAP with this user (at most %d bytes in UTF-8) and a secret (%d to %d bytes)"
           % (CHAP_USER_MAX, CHAP_SECRET_MIN, CHAP_SECRET_MAX),
           func=access.cmd_chap)
-    c.add_argument("user")
+    c.add_argument("user", help="the CHAP user name initiators log in with")
     c.add_argument("--secret-file", metavar="FILE", help="the secret is the first line of FILE")
     c.set_defaults(action="set")
     c = P(ch, "clear", "log in without authentication", func=access.cmd_chap)
@@ -203,10 +229,10 @@ examples:
                 "examples:\n  raidboard lun list\n  raidboard lun map 0/2 sd1\n  raidboard lun unmap 1/2\n")
     P(ln, "list", "list the LUN map", func=drives.cmd_lun_list)
     c = P(ln, "map", "map PORT/LUN to a system drive", func=drives.cmd_lun_map)
-    c.add_argument("portlun", metavar="PORT/LUN")
+    c.add_argument("portlun", metavar="PORT/LUN", help="host port 0 or 1 / LUN 0..7, e.g. 0/2")
     c.add_argument("drive", help="sd0..sd7")
     c = P(ln, "unmap", "unmap PORT/LUN", func=drives.cmd_lun_unmap)
-    c.add_argument("portlun", metavar="PORT/LUN")
+    c.add_argument("portlun", metavar="PORT/LUN", help="host port 0 or 1 / LUN 0..7, e.g. 1/2")
 
     sn = _group(sub, "snapshot", "snapshot backup (WO 99/63441)",
                 "examples:\n  raidboard snapshot start sd0\n"
@@ -225,11 +251,13 @@ examples:
     c = P(sn, "map", "which regions of the primary were copied to the log", func=snapshot.cmd_snapshot_map)
     c.add_argument("--cells", type=int, default=64, metavar="N", help="number of regions (default 64)")
     c = P(sn, "watch", "progress bar of the log usage until the snapshot ends or Ctrl-C", func=snapshot.cmd_snapshot_watch)
-    c.add_argument("--interval", type=float, default=1.0, metavar="S")
+    c.add_argument("--interval", type=float, default=1.0, metavar="S",
+                   help="seconds between two samples of the log usage (default 1)")
     c.add_argument("--count", type=int, default=0, metavar="N", help="stop after N samples")
 
     dk = _group(sub, "disk", "physical disks (slots)",
-                "examples:\n  raidboard disk list\n  raidboard disk fail 2\n  raidboard disk replace 0:2\n"
+                "examples:\n  raidboard disk list\n  raidboard disk fail 2\n  raidboard disk remove 1:1\n"
+                "  raidboard disk replace 0:2\n"
                 "  raidboard disk autorebuild off\n")
     P(dk, "list", "list disk slots", func=disks.cmd_disk_list)
     for act, h in (("fail", "fail a disk"), ("remove", "remove a disk"),
@@ -239,7 +267,7 @@ examples:
         c.set_defaults(action=act)
     c = P(dk, "autorebuild", "show or set whether a replaced disk is rebuilt at once (NV memory; default on)",
           func=disks.cmd_disk_autorebuild)
-    c.add_argument("setting", nargs="?", choices=("on", "off"))
+    c.add_argument("setting", nargs="?", choices=("on", "off"), help="on or off (none: show the setting)")
 
     c = P(sub, "cdb", "send a raw SCSI CDB to PORT/LUN", func=diagnostics.cmd_cdb, epilog="""\
 examples:
@@ -249,7 +277,7 @@ examples:
   raidboard cdb 0/0 2a000000000000000100 --data-file blk.bin   WRITE(10) one block
 exit code 6 when the SCSI status is not GOOD.
 """)
-    c.add_argument("portlun", metavar="PORT/LUN")
+    c.add_argument("portlun", metavar="PORT/LUN", help="host port 0 or 1 / LUN 0..7, e.g. 0/0")
     c.add_argument("cdb", help="the CDB in hex")
     c.add_argument("--data", metavar="HEX", help="data-out as hex")
     c.add_argument("--data-file", metavar="FILE", help="data-out from a file")
@@ -264,25 +292,37 @@ exit code 6 when the SCSI status is not GOOD.
     c.add_argument("--count", type=int, metavar="N", help="with --follow: stop after N new events")
 
     nv = _group(sub, "nvram", "NV memory images (offline)",
-                "examples:\n  raidboard nvram dump state/nvram.bin\n  raidboard nvram dump --json nvram/dac960sx-factory.bin\n")
+                "examples:\n  raidboard nvram dump state/nvram.bin\n  raidboard nvram dump --json nvram/dac960sx-factory.bin\n"
+                "  raidboard nvram show\n")
     c = P(nv, "dump", "decode an NV memory image file as text or JSON", func=diagnostics.cmd_nvram_dump, link=False)
-    c.add_argument("file")
+    c.add_argument("file", help="an NV memory image: a state directory's nvram.bin or a factory image")
     P(nv, "show", "the NV memory as the running board decodes it", func=diagnostics.cmd_nvram_show)
 
-    lp = _group(sub, "lop", "long operations (copy, rebuild, initialize, check)",
-                "examples:\n  raidboard lop start copy sd0 --to sd2 --wait\n  raidboard lop status\n"
-                "  raidboard lop status sd0 --wait\n  raidboard lop stop sd0\n  raidboard lop clear sd2 --force\n")
-    c = P(lp, "start", "start a long operation on a system drive", func=lops.cmd_lop_start)
-    c.add_argument("op", help="operation name as the firmware knows it (copy, resync, rebuild, init, check)")
+    lp = _group(sub, "lop", "long operations: %s" % ", ".join(LOP_NAMES),
+                "examples:\n  raidboard lop start copy sd0 --to sd2 --wait\n  raidboard lop start check sd0 --arg fix=true\n"
+                "  raidboard lop status\n"
+                "  raidboard lop status sd0 --wait\n  raidboard lop stop sd0\n  raidboard lop clear sd2 --force\n\n"
+                + LOP_OPERATIONS)
+    c = P(lp, "start", "start a long operation on a system drive", func=lops.cmd_lop_start, epilog="""\
+examples:
+  raidboard lop start copy sd0 --to sd2 --wait      the snapshot's image of sd0 onto sd2
+  raidboard lop start resync sd0 --to sd2           only what changed since that copy
+  raidboard lop start rebuild sd0 --arg standby=1:2
+  raidboard lop start init sd2 --force
+  raidboard lop start check sd0 --arg fix=true
+  raidboard lop start rate sd0 --arg rate=50        every operation's share of the time
+
+""" + LOP_OPERATIONS)
+    c.add_argument("op", choices=LOP_NAMES, metavar="OP", help="the operation: %s (below)" % ", ".join(LOP_NAMES))
     c.add_argument("drive", help="sd0..sd7")
     c.add_argument("--to", metavar="SD", help="target system drive (copy, resync)")
     c.add_argument("--arg", action="append", metavar="NAME=VALUE", help="extra argument (repeatable)")
     c.add_argument("--wait", action="store_true", help="show a progress bar until it ends")
-    c.add_argument("--interval", type=float, default=0.5, metavar="S")
+    c.add_argument("--interval", type=float, default=0.5, metavar="S", help=INTERVAL_HELP)
     c = P(lp, "status", "progress of long operations", func=lops.cmd_lop_status)
     c.add_argument("drive", nargs="?", help="sd0..sd7 (default: all)")
     c.add_argument("--wait", action="store_true", help="progress bar until it ends")
-    c.add_argument("--interval", type=float, default=0.5, metavar="S")
+    c.add_argument("--interval", type=float, default=0.5, metavar="S", help=INTERVAL_HELP)
     c = P(lp, "stop", "stop the long operation of a system drive", func=lops.cmd_lop_stop)
     c.add_argument("drive", help="sd0..sd7: any drive it involves (a copy: source, primary, log or destination)")
     c = P(lp, "clear", "accept a drive a copy left incomplete: its LUNs answer again", func=lops.cmd_lop_clear)
@@ -290,11 +330,27 @@ exit code 6 when the SCSI status is not GOOD.
 
     c = P(sub, "call", "send any firmware command (see firmware/README.md)", func=diagnostics.cmd_call,
           epilog="examples:\n  raidboard call mask_list\n  raidboard call chap_get\n")
-    c.add_argument("name")
+    c.add_argument("name", help="the command's name in the firmware's command table, e.g. sd_list")
     c.add_argument("params", nargs="?", help="arguments as a JSON object")
 
-    P(sub, "shell", "interactive shell with history and completion", func=shell)
+    P(sub, "shell", "interactive shell with history and completion", func=shell, epilog="""\
+examples:
+  raidboard shell                          then e.g. `status`, `lop start copy sd0 --to sd2`, `help`
+  raidboard --state /tmp/b1 shell
+  raidboard shell < commands.txt           one command a line, from a script
+""")
+    _leaf_examples(top)
     return top
+
+
+def _leaf_examples(top):
+    """A command of a group without examples of its own gets the group's examples of it."""
+    for gname, g in top.commands.items():
+        for name, leaf in g.commands.items():
+            if leaf.epilog is None:
+                mine = [ln for ln in g.epilog.splitlines()
+                        if ln.strip().startswith("raidboard %s %s" % (gname, name))]
+                leaf.epilog = "examples:\n" + "\n".join(mine) + "\n"
 
 
 def _leaf(sub, name, help, func=None, link=True, epilog=None):

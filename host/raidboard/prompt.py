@@ -5,6 +5,7 @@ import os
 from prompt_toolkit import PromptSession
 from prompt_toolkit.completion import Completer, Completion
 from prompt_toolkit.history import FileHistory
+from prompt_toolkit.patch_stdout import patch_stdout
 
 
 class LineCompleter(Completer):
@@ -20,11 +21,20 @@ class LineCompleter(Completer):
             yield Completion(c, start_position=-len(word))
 
 
-def session(candidates):
-    """A prompt with history in ~/.raidboard_history (or $RAIDBOARD_HISTORY) completing from `candidates`."""
-    path = os.environ.get("RAIDBOARD_HISTORY") or os.path.expanduser("~/.raidboard_history")
-    try:
-        history = FileHistory(path)
-    except OSError:
-        history = None
-    return PromptSession(history=history, completer=LineCompleter(candidates), complete_while_typing=False)
+class Prompt:
+    """A prompt with history in ~/.raidboard_history (or $RAIDBOARD_HISTORY) completing from
+    `candidates`; what other threads print while it waits (the board's events) goes above it."""
+
+    def __init__(self, candidates):
+        path = os.environ.get("RAIDBOARD_HISTORY") or os.path.expanduser("~/.raidboard_history")
+        try:
+            history = FileHistory(path)
+        except OSError:
+            history = None
+        self.session = PromptSession(history=history, completer=LineCompleter(candidates),
+                                     complete_while_typing=False)
+
+    def ask(self, text):
+        with patch_stdout(raw=True):
+            return self.session.prompt(text)
+

@@ -22,6 +22,8 @@ import time
 import serial
 
 HELLO = b"#RB1"
+BUSY = {b"ERR CONSOLE_IN_USE": "close the other client, e.g. a `raidboard console`, and try again",
+        b"ERR MANAGEMENT_BUSY": "try again when one of them is done"}    # the board's last words, and what to do
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
 
 
@@ -93,25 +95,25 @@ class Link:
         except (serial.SerialException, OSError, ValueError) as e:
             busy = self._busy_message()
             if busy:
-                raise LinkError("console %s: %s (close the other client, e.g. a `raidboard console`, "
-                                "and try again)" % (self.url, busy))
+                raise LinkError("console %s: %s" % (self.url, busy))
             raise LinkError("console %s closed: %s" % (self.url, reason(e)))
         if data is None:
             return b""
         if not data:
-            busy = self._busy_message()
-            raise LinkError("console %s: %s" % (self.url, busy + " (close the other client, e.g. a "
-                            "`raidboard console`, and try again)" if busy else "closed by the board"))
+            raise LinkError("console %s: %s" % (self.url, self._busy_message() or "closed by the board"))
         self._buf += data
         return data
 
     def _busy_message(self):
-        """The board's `- ERR CONSOLE_IN_USE {...}` line, if that is why it hung up."""
-        i = self._buf.find(b"ERR CONSOLE_IN_USE")
-        if i < 0:
-            return None
-        d = _json_tail(bytes(self._buf[i + 18:]).split(b"\n")[0].decode("utf-8", "replace")) or {}
-        return d.get("message", "console in use by another client")
+        """The board's whole `- ERR CONSOLE_IN_USE {...}` (or MANAGEMENT_BUSY) line, if that is why it
+        hung up: its message and what to do."""
+        for code, hint in BUSY.items():
+            i = self._buf.find(code)
+            j = self._buf.find(b"\n", i)
+            if i >= 0 and j >= 0:
+                d = _json_tail(bytes(self._buf[i + len(code):j]).decode("utf-8", "replace")) or {}
+                return "%s (%s)" % (d.get("message", "in use by other clients"), hint)
+        return None
 
     def _readline(self, deadline):
         """Next complete line (without the line end), or None at the deadline."""
@@ -144,9 +146,8 @@ class Link:
                 self._write(HELLO + b"\n")
                 next_hello = now + 1.5
             busy = self._busy_message()
-            if busy and b"\n" in self._buf[self._buf.find(b"CONSOLE_IN_USE"):]:
-                raise LinkError("console %s: %s (close the other client, e.g. a `raidboard console`, "
-                                "and try again)" % (self.url, busy))
+            if busy:
+                raise LinkError("console %s: %s" % (self.url, busy))
             i = self._buf.find(HELLO + b" OK")
             if i >= 0:
                 del self._buf[:i]

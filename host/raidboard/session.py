@@ -14,9 +14,16 @@ DEFAULT_CONSOLE = "socket://127.0.0.1:4960"  # the console of boards/dac960sx.js
 
 
 def console_url(args):
-    """Where the board's console is: --port, else --state's endpoints file, else $RAIDBOARD_PORT,
-    else ./state if a board runs there. Nothing else: a board listening on some default port may
-    not be the one meant, so with none of these named the error says where it looked."""
+    """Where the board's console (the UART) is, for `raidboard console`."""
+    return board_url(args, "console")
+
+
+def board_url(args, endpoint="management"):
+    """Where commands go: --port, else --state's endpoints file, else $RAIDBOARD_PORT, else ./state
+    if a board runs there. Nothing else: a board listening on some default port may not be the one
+    meant, so with none of these named the error says where it looked. From an endpoints file the
+    board's management endpoint is taken when it has one (it serves several clients at once, beside
+    a person on the console), else its console; `endpoint="console"` takes the console."""
     if getattr(args, "port", None):
         return normalize_url(args.port)
     state = getattr(args, "state", None)
@@ -28,12 +35,12 @@ def console_url(args):
         if ep.get("pid") and not boot.pid_alive(ep["pid"]):
             raise LinkError("the board of %s (pid %s) is not running any more; boot it again with "
                             "`raidboard boot %s %s --detach`" % (state, ep["pid"], ep.get("board", "BOARD"), state))
-        return ep["console"]
+        return ep.get(endpoint) or ep["console"]
     if os.environ.get("RAIDBOARD_PORT"):
         return normalize_url(os.environ["RAIDBOARD_PORT"])
     ep = _controller(boot.read_endpoints(DEFAULT_STATE), args)
     if ep and ep.get("console") and boot.pid_alive(ep.get("pid")):
-        return ep["console"]
+        return ep.get(endpoint) or ep["console"]
     raise LinkError(no_board_named(ep))
 
 
@@ -114,16 +121,35 @@ class Session:
 
     def link(self):
         if self._link is None:
-            link = Link(console_url(self.args), timeout=self.args.timeout)
+            link = Link(board_url(self.args), timeout=self.args.timeout)
             try:
                 if link.hello.get("login"):
-                    self.password = console_password(self.args)
-                    link.login(self.password)
+                    pw = self.password or console_password(self.args)   # the shell asks once
+                    link.login(pw)
+                    self.password = pw
             except BaseException:
                 link.close()
                 raise
             self._link = link
         return self._link
+
+    def shared(self):
+        """Whether the open link is on the management endpoint, which serves several clients at
+        once (False without a link, or on the console)."""
+        return self._link is not None and self._link.hello.get("endpoint") == "management"
+
+    def release(self):
+        """Between two commands of the shell: a link on the console is closed, as the console is one
+        line with one owner (a person, a cron job may want it); one on the management endpoint is kept."""
+        if not self.shared():
+            self.close()
+
+    def wait_events(self, wait):
+        """Wait up to `wait` s for the open link's events (pending_events then gives them)."""
+        if self._link is not None:
+            ev = self._link.wait_event(wait)
+            if ev is not None:
+                self._link.events.appendleft(ev)
 
     def pending_events(self):
         """The events the open link has received and nobody has taken yet (none without a link)."""

@@ -3,7 +3,8 @@
 # but #RB1, challenge, login and bye until the client proves it knows the password by
 # challenge-response — the password never crosses the line. One Access per console: the menus and
 # the line protocol share its count of wrong passwords, which outlives the sessions; a challenge
-# does not (forget()).
+# does not: it is kept by the client that asked for it (`client.nonce`: each line-protocol client,
+# on the console or the management endpoint, has its own, forgotten when its session ends).
 import os
 import time
 import hashlib
@@ -61,7 +62,6 @@ class Access:
         self.clock = clock
         self.fails = 0
         self.since = 0          # clock when the FAILS_MAX-th wrong password came
-        self.nonce = None
 
     def required(self):
         return self.ctl.cfg.password is not None
@@ -90,19 +90,17 @@ class Access:
         self._ready()
         return self._judge(not self.required() or _eq(digest(password), self.ctl.cfg.password))
 
-    def challenge(self):
-        self.nonce = os.urandom(NONCE_LEN)
-        return {"nonce": self.nonce.hex()}
-
-    def forget(self):
-        """A challenge belongs to the session that asked for it: the console forgets it when a
+    def challenge(self, client):
+        """A fresh nonce for `client` (anything with a `nonce` attribute: lineproto.LineProto). A
+        challenge belongs to the client and session that asked for it: the client drops it when a
         session begins and ends, so a proof made for another session's nonce is NO_CHALLENGE."""
-        self.nonce = None
+        client.nonce = os.urandom(NONCE_LEN)
+        return {"nonce": client.nonce.hex()}
 
-    def _proof(self, args, what):
+    def _proof(self, client, args, what):
         # a proof is good for one challenge, right or wrong
         self._ready()
-        nonce, self.nonce = self.nonce, None
+        nonce, client.nonce = client.nonce, None
         if nonce is None:
             raise CmdError("NO_CHALLENGE", "ask for a challenge first; each one is good for one answer")
         got = _hex(args, "proof", 32)
@@ -110,13 +108,13 @@ class Access:
             raise CmdError("WRONG_PASSWORD", "the proof does not match the password in NV memory")
         return nonce
 
-    def login(self, args):
+    def login(self, client, args):
         """`login {"proof"}`: proof = HMAC-SHA256(SHA-1(password), nonce + "login")."""
         if self.required():
-            self._proof(args, b"login")
+            self._proof(client, args, b"login")
         return {}
 
-    def set_password(self, args):
+    def set_password(self, client, args):
         """`password_set {"new", "proof"}` over the line (endpoints/console/lineproto.md): with a password set, the
         proof of it over a fresh challenge, and the new digest masked with a key only the holder of
         the current password can make; with none, the new digest as it is. "new": "" clears it."""
@@ -124,7 +122,7 @@ class Access:
         if not isinstance(new, str):
             raise CmdError("BAD_ARGUMENT", "'new' must be 20 bytes in hex, or \"\" to clear the password")
         if self.required():
-            nonce = self._proof(args, b"password_set")
+            nonce = self._proof(client, args, b"password_set")
             if new:
                 new = _xor(_hex(args, "new", 20),
                            hmac_sha256(self.ctl.cfg.password, nonce + b"new")[:20])

@@ -1,7 +1,10 @@
 # The console line protocol (endpoints/console/lineproto.md): requests "<id> <command> [json]" in, "<id> OK json" /
 # "<id> ERR CODE json" out, "* EVENT json" between responses. Bytes arrive in chunks of any size;
 # a request line is collected in one preallocated buffer and a line that does not fit is discarded
-# up to its newline and answered with LINE_TOO_LONG, so no input grows memory.
+# up to its newline and answered with LINE_TOO_LONG, so no input grows memory. One LineProto per
+# client: the console's (uart.py) and each management client's (mgmt.py); each answers the access
+# commands (challenge, login, password_set) and bye itself, with its own login state and challenge,
+# under the one Access the board's console endpoints share.
 import json
 import sys
 import micropython
@@ -10,6 +13,7 @@ from micropython import const
 LINE_MAX = const(266240)    # room for a 128 KiB data-out in hex plus the request around it
 ID_MAX = const(16)
 CMD_MAX = const(32)
+EVQ = const(64)             # events kept for a line-mode client between two flushes
 HELLO = "#RB1"
 FIRMWARE = "raidboard-fw 0.1"
 OPEN = ("challenge", "login", "bye")    # what a client may send before it logged in
@@ -56,17 +60,51 @@ def event_line(ev):
     return "* EVENT %s\n" % json.dumps(ev)
 
 
-def hello(ctl, login):
-    # login: whether requests need a login first (a password is set)
-    return "%s OK %s\n" % (HELLO, json.dumps({"model": ctl.board["model"], "firmware": FIRMWARE,
-                                               "iqn": ctl.iqn, "login": login}))
+class EventQueue:
+    """The events waiting for one line-mode client between two flushes: EVQ of them, the rest
+    counted and told in one `* EVENTS_LOST` line."""
+
+    def __init__(self):
+        self.q = [None] * EVQ
+        self.n = 0
+        self.lost = 0
+
+    def put(self, ev):
+        if self.n < EVQ:
+            self.q[self.n] = ev
+            self.n += 1
+        else:
+            self.lost += 1
+
+    def clear(self):
+        for k in range(self.n):
+            self.q[k] = None
+        self.n = 0
+        self.lost = 0
+
+    async def flush(self, port):
+        # put() may add while a write waits: the loop reads n afresh after each one
+        k = 0
+        while k < self.n:
+            ev = self.q[k]
+            self.q[k] = None
+            await port.write(event_line(ev).encode())
+            k += 1
+        self.n = 0
+        if self.lost:
+            lost, self.lost = self.lost, 0
+            await port.write(("* EVENTS_LOST %s\n" % json.dumps({"count": lost})).encode())
 
 
 class LineProto:
-    def __init__(self, ctl, local, access):
+    def __init__(self, ctl, local, access, endpoint="console"):
         self.ctl = ctl
-        self.local = local      # name -> fn(args) -> dict: commands the console answers itself
-        self.access = access    # access.py: whether a login is needed
+        self.access = access    # access.py: whether a login is needed, the count of wrong passwords
+        self.endpoint = endpoint    # "console" or "management", told in the greeting
+        self.local = {"bye": self._bye, "challenge": self._challenge, "login": self._login,
+                      "password_set": self._password_set}
+        for k in local:         # name -> fn(args) -> dict: commands the endpoint answers itself
+            self.local[k] = local[k]
         self.buf = bytearray(LINE_MAX)
         self.mv = memoryview(self.buf)
         self.reset()
@@ -76,6 +114,31 @@ class LineProto:
         self.over = False
         self.left = False       # set by `bye`: the console goes back to VT-100 mode
         self.authed = False     # logged in (or set the password) since entering line mode
+        self.nonce = None       # this client's challenge (access.py), good for one answer
+
+    def greeting(self):
+        # login: whether requests need a login first (a password is set)
+        return "%s OK %s\n" % (HELLO, json.dumps({"model": self.ctl.board["model"], "firmware": FIRMWARE,
+                                                   "iqn": self.ctl.iqn, "login": self.access.required(),
+                                                   "endpoint": self.endpoint}))
+
+    # -- the commands every line-protocol client has (lineproto.md "Access") --
+    def _bye(self, args):
+        self.left = True
+        return {}
+
+    def _challenge(self, args):
+        return self.access.challenge(self)
+
+    def _login(self, args):
+        r = self.access.login(self, args)
+        self.authed = True
+        return r
+
+    def _password_set(self, args):
+        r = self.access.set_password(self, args)
+        self.authed = True    # it proved the old password, or there was none
+        return r
 
     async def feed(self, port, src, i, n, lines):
         """Consume src[i:n] (src a bytearray), answering each complete line on port, at most
@@ -123,7 +186,7 @@ class LineProto:
             return err("-", "BAD_REQUEST", "line is not UTF-8 text")
         mv = None
         if text.strip() == HELLO:
-            return hello(self.ctl, self.access.required())
+            return self.greeting()
         parts = text.split(" ", 2)
         if len(parts) < 2 or not _ok_id(parts[0]) or not _ok_cmd(parts[1]):
             return err("-", "BAD_REQUEST",

@@ -8,7 +8,6 @@
 #   desc = await console.start(ctl, "pty")               # -> "pty" (fd 0/1: a non-blocking pty master)
 import sys
 import time
-import json
 import select
 import termios
 import asyncio
@@ -25,7 +24,6 @@ from endpoints import listen
 from endpoints import ioready
 
 IN_SIZE = const(4096)
-EVQ = const(64)             # events kept for the line-mode client between two flushes
 ESC_WAIT_MS = const(80)     # a lone Esc is a key when nothing follows it this soon
 FIRST_DRAW_MS = const(150)  # a program that sends "#RB1" at once never sees the menus
 MENU_IDLE_MS = const(300000)   # menus fall back to (locked) monitor mode after 5 min without a key
@@ -292,21 +290,17 @@ class PtyPort(Port):
 # ---- the console ----------------------------------------------------------------------------
 
 class Console:
-    def __init__(self, ctl):
+    def __init__(self, ctl, acc=None):
         self.ctl = ctl
-        self.access = access.Access(ctl)
+        self.access = acc or access.Access(ctl)     # shared with the management endpoint (mgmt.py)
         self.model = menu.Model(ctl, self.access)
         self.screen = vt100.Screen()
         self.keys = vt100.KeyDecoder(self._key)
-        self.proto = lineproto.LineProto(ctl, {"bye": self._bye, "lcd": self._lcd, "button": self._button,
-                                               "screen": self._screen, "challenge": self._challenge,
-                                               "login": self._login, "password_set": self._password_set},
-                                         self.access)
+        self.proto = lineproto.LineProto(ctl, {"lcd": self._lcd, "button": self._button,
+                                               "screen": self._screen}, self.access)
         self.inbuf = bytearray(IN_SIZE)
         self.inmv = memoryview(self.inbuf)
-        self.evq = [None] * EVQ
-        self.evn = 0
-        self.lost = 0
+        self.events = lineproto.EventQueue()
         self.wake = asyncio.Event()
         self.lock = asyncio.Lock()
         self.busy = False
@@ -319,31 +313,10 @@ class Console:
         if not self.alive:
             return
         if self.line:
-            if self.evn < EVQ:
-                self.evq[self.evn] = ev
-                self.evn += 1
-            else:
-                self.lost += 1
+            self.events.put(ev)
         self.wake.set()
 
-    # -- commands the console answers itself in line mode --
-    def _bye(self, args):
-        self.proto.left = True
-        return {}
-
-    def _challenge(self, args):
-        return self.access.challenge()
-
-    def _login(self, args):
-        r = self.access.login(args)
-        self.proto.authed = True
-        return r
-
-    def _password_set(self, args):
-        r = self.access.set_password(args)
-        self.proto.authed = True    # it proved the old password, or there was none
-        return r
-
+    # -- commands the console answers itself in line mode (lineproto.py answers bye and access) --
     def _lcd(self, args):
         l1, l2 = lcd.render(self.model)
         return {"lines": [l1, l2], "mode": self.model.mode}
@@ -363,14 +336,12 @@ class Console:
     async def session(self, port):
         self.model.reset()
         self.screen.invalidate()
-        self.proto.reset()
-        self.access.forget()
+        self.proto.reset()          # also forgets a challenge an earlier session asked for
         self.keys.state = 0
         self.line = False
         self.bol = True
         self.magic = 0
-        self.evn = 0
-        self.lost = 0
+        self.events.clear()
         self.alive = True
         self.last_key = time.ticks_ms()
         self.wake.clear()       # set by the previous session's end: the first draw must wait
@@ -399,7 +370,7 @@ class Console:
         finally:
             self.alive = False
             self.line = False
-            self.access.forget()
+            self.proto.reset()
             self.wake.set()
             try:
                 ticker.cancel()
@@ -434,9 +405,8 @@ class Console:
             else:
                 i = self._keys_in(i, min(n, i + KEYS_PER_SLICE))
                 if self.line:
-                    self.evn = 0
-                    self.lost = 0
-                    await port.write(lineproto.hello(self.ctl, self.access.required()).encode())
+                    self.events.clear()
+                    await port.write(self.proto.greeting().encode())
         if not self.line:
             await self._draw(port)
         if self.keys.state == 1:
@@ -507,7 +477,7 @@ class Console:
             await self.lock.acquire()
             try:
                 if self.line:
-                    await self._flush_events(port)
+                    await self.events.flush(port)
                 elif timed_out and self.keys.state == 1:
                     self.keys.flush()
                     await self._draw(port)
@@ -526,17 +496,6 @@ class Console:
             if not timed_out and not self.line:
                 await asyncio.sleep_ms(50)  # a burst of events costs one redraw
             first = False
-
-    async def _flush_events(self, port):
-        n = self.evn
-        for k in range(n):
-            ev = self.evq[k]
-            self.evq[k] = None
-            await port.write(lineproto.event_line(ev).encode())
-        self.evn = 0
-        if self.lost:
-            lost, self.lost = self.lost, 0
-            await port.write(("* EVENTS_LOST %s\n" % json.dumps({"count": lost})).encode())
 
     # -- endpoints --
     def serve_tcp(self, ls):
@@ -573,17 +532,18 @@ class Console:
 
 
 
-async def start(ctl, spec):
+async def start(ctl, spec, acc=None):
     """Start the console endpoint; returns its description ("tcp:HOST:PORT" with the real port,
-    "stdio" or "pty"). Raises ValueError for a bad spec and OSError when it cannot listen."""
-    c = Console(ctl)
+    "stdio" or "pty"). Raises ValueError for a bad spec and OSError when it cannot listen. `acc`:
+    the Access (password, count of wrong passwords) it shares with the management endpoint."""
+    c = Console(ctl, acc)
     if spec == "stdio" or spec == "pty":
         asyncio.create_task(c.serve_pty(PtyPort(nonblocking=spec == "pty")))
         return spec
-    p = spec.split(":")
-    if len(p) != 3 or p[0] != "tcp" or not p[2].isdigit() or int(p[2]) > 65535:
+    hp = listen.tcp_spec(spec)
+    if hp is None:
         raise ValueError("console must be 'tcp:HOST:PORT', 'stdio' or 'pty', not %r" % (spec,))
-    host, port = p[1], int(p[2])
+    host, port = hp
     s, port = listen.bind(host, port, 2)
     asyncio.create_task(c.serve_tcp(s))
     return "tcp:%s:%d" % (host, port)
