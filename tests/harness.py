@@ -134,7 +134,7 @@ def write_pair(dir, model="dac960sx", **overrides):
     d = json.loads((ROOT / "boards" / (model + "-pair.json")).read_text())
     ports = free_ports(5)
     for n, c in enumerate(d["controllers"]):
-        c["console"] = "tcp:127.0.0.1:0"
+        c["console"] = c["management"] = "tcp:127.0.0.1:0"
         for i, p in enumerate(c["host_ports"]):
             p["portal"] = "127.0.0.1:%d" % ports[2 * n + i]
     d["link"] = "127.0.0.1:%d" % ports[4]

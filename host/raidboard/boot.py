@@ -130,7 +130,7 @@ def start(board_path, state, console=None, iscsi=None, ready_timeout=60.0, detac
     if old and pid_alive(old.get("pid")):
         raise BootError("a board already runs on %s (pid %s, console %s); stop it with "
                         "`raidboard stop --state %s`" % (state, old["pid"], old.get("console"), state))
-    return _start_one(board_path, board, state, console, iscsi, ready_timeout, heap_kb)
+    return _start_one(board_path, board, state, console, iscsi, management, ready_timeout, heap_kb)
 
 
 def _start_pair(board_path, board, state, old, ready_timeout, heap_kb, controller):
@@ -146,7 +146,7 @@ def _start_pair(board_path, board, state, old, ready_timeout, heap_kb, controlle
     procs = []
     try:
         for n in which:
-            procs.append(_launch(board_path, board, state, None, None, heap_kb, n))
+            procs.append(_launch(board_path, board, state, None, None, None, heap_kb, n))
         boards = [_ready(board_path, state, p, ready_timeout) for p in procs]
     except BaseException:
         for p in procs:
@@ -161,14 +161,14 @@ def _start_pair(board_path, board, state, old, ready_timeout, heap_kb, controlle
     return Pair(boards, state, endpoints)
 
 
-def _start_one(board_path, board, state, console, iscsi, ready_timeout, heap_kb):
-    launched = _launch(board_path, board, state, console, iscsi, heap_kb, None)
+def _start_one(board_path, board, state, console, iscsi, management, ready_timeout, heap_kb):
+    launched = _launch(board_path, board, state, console, iscsi, management, heap_kb, None)
     b = _ready(board_path, state, launched, ready_timeout)
     write_endpoints(state, b.endpoints)
     return b
 
 
-def _launch(board_path, board, state, console, iscsi, heap_kb, controller):
+def _launch(board_path, board, state, console, iscsi, management, heap_kb, controller):
     argv = [micropython(), "-X", "heapsize=%dK" % (heap_kb or board["heap_kb"]),
             str(firmware_main()), str(Path(board_path).resolve()), str(state.resolve())]
     logdir = state
