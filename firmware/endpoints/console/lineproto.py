@@ -6,6 +6,7 @@ import json
 import sys
 import micropython
 from micropython import const
+from endpoints.console import jsontext
 
 LINE_MAX = const(266240)    # room for a 128 KiB data-out in hex plus the request around it
 ID_MAX = const(16)
@@ -49,11 +50,11 @@ def err(rid, code, message, **extra):
     d = {"message": message}
     for k in extra:
         d[k] = extra[k]
-    return "%s ERR %s %s\n" % (rid, code, json.dumps(d))
+    return "%s ERR %s %s\n" % (rid, code, jsontext.dumps(d))
 
 
 def event_line(ev):
-    return "* EVENT %s\n" % json.dumps(ev)
+    return "* EVENT %s\n" % jsontext.dumps(ev)
 
 
 def hello(ctl, login):
@@ -150,7 +151,7 @@ class LineProto:
             res = fn(args) if fn else self.ctl.command(cmd, args)
             if res is None:
                 res = {}
-            return "%s OK %s\n" % (rid, json.dumps(res))
+            return "%s OK %s\n" % (rid, jsontext.dumps(res))
         except Exception as e:
             code = getattr(e, "code", None)
             if isinstance(code, str):
