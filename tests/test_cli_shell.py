@@ -8,6 +8,7 @@ from pathlib import Path
 from raidboard import cli, shell
 from raidboard.session import Session
 from test_cli_console import Tmux, quote
+from harness import answer
 
 RAIDBOARD = str(Path(sys.executable).with_name("raidboard"))
 
@@ -100,6 +101,6 @@ def test_interactive_shell_in_a_terminal(board, tmp_path):
         assert "lun map 1/4 sd1" in hist.read_text()
     finally:
         t.close()
-    lm = json.loads(subprocess.run([RAIDBOARD, "--port", url(board), "--json", "lun", "list"],
+    lm = answer(subprocess.run([RAIDBOARD, "--port", url(board), "--json", "lun", "list"],
                                    capture_output=True, text=True, timeout=30).stdout)["map"]
     assert [m["sd"] for m in lm if (m["port"], m["lun"]) == (1, 4)] == [1]

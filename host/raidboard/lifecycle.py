@@ -1,10 +1,9 @@
 """The board's process: `boot` (foreground, detached or attached), `stop`, and `console`."""
-import json
 import sys
 import time
 from pathlib import Path
 
-from . import boot, term
+from . import boot, render, term
 from .errors import UsageError
 from .render import out
 from .session import DEFAULT_STATE, console_url
@@ -40,7 +39,7 @@ def cmd_boot(sess, args):
             term.attach(ep["console"], stop_note="detaching stops the board")
         else:
             if args.json:
-                print(json.dumps(ep, sort_keys=True), flush=True)
+                render.json_line(args, ep)
             else:
                 print("board %s running (pid %d)\nconsole: %s\nportals: %s\nlog: %s\nCtrl-C stops the board."
                       % (Path(args.board).stem, b.pid, ep["console"], " ".join(ep.get("portals") or []),

@@ -12,7 +12,7 @@ LINE_MAX = const(266240)    # room for a 128 KiB data-out in hex plus the reques
 ID_MAX = const(16)
 CMD_MAX = const(32)
 HELLO = "#RB1"
-FIRMWARE = "raidboard-fw 0.1"
+FIRMWARE = "raidboard-fw 0.1"       # the version; also read by the host CLI (raidboard --version)
 OPEN = ("challenge", "login", "bye")    # what a client may send before it logged in
 
 
