@@ -162,7 +162,7 @@ def test_no_percentage_anywhere_has_more_than_one_decimal():
         texts.append(p.text)
         for t in texts:
             assert not LONG_PCT.search(t), (v, t)
-        assert json.dumps(render.rounded({"lops": [dict(op)]})).count(".") <= 1
+        assert json.dumps(render.jsonable({"lops": [dict(op)]})).count(".") <= 1
 
 
 def test_a_board_sending_no_number_for_a_percentage_draws_0_and_says_so():
