@@ -76,7 +76,7 @@ def test_start_init_and_cc_and_their_progress(board):
     _, err = rb(board, "/c0/v0", "start", "init", rc=8)
     assert "initialize sd0? all its data is lost" in err
     assert rbj(board, "/c0/v0", "show", "init") == {"lops": []}
-    assert "init started on sd0" in rb(board, "/c0/v0", "start", "init", "full", "--force")[0]
+    assert "init started on sd0" in rb(board, "/c0/v0", "--force", "start", "init", "full")[0]
     rb(board, "lop", "status", "sd0", "--wait")
     assert [o["op"] for o in rbj(board, "/c0/v0", "show", "init")["lops"]] == ["init"]
     text, _ = rb(board, "/c0/v1", "show", "rebuild")

@@ -70,9 +70,17 @@ def storcli(argv):
 
 
 def _words(rest):
-    # the command's words, and the options after them
-    n = next((k for k, w in enumerate(rest) if w.startswith("-")), len(rest))
-    return rest[:n], rest[n:]
+    # the command's words, and the options among them (`/c0/v0 --force start init`), with their values
+    words, options = [], []
+    i = 0
+    while i < len(rest):
+        if rest[i] in VALUED:
+            options += rest[i:i + 2]
+            i += 2
+            continue
+        (options if rest[i].startswith("-") else words).append(rest[i])
+        i += 1
+    return words, options
 
 
 def _translate(objs, words):
