@@ -40,7 +40,7 @@ def run(argv, sess=None):
         if getattr(args, "func", None) is None:
             group = getattr(args, "group", None)
             (group or parser()).print_help(sys.stderr)
-            raise UsageError("%s: which one? (the list above)" % ("no action given" if group else "no command given"))
+            raise UsageError("no %s given: the list above has them" % ("action" if group else "command"))
         if sess is None:
             sess = Session(args)
         else:
@@ -66,7 +66,11 @@ def wants_json(argv, sess):
 
 def cmd_version(args):
     """The host CLI's package version and the firmware's, where it can be found."""
-    v = {"raidboard": metadata.version("raidboard"), "firmware": boot.firmware_version()}
+    try:
+        mine = metadata.version("raidboard")
+    except metadata.PackageNotFoundError:     # run from a source tree that was never installed
+        mine = "(not installed)"
+    v = {"raidboard": mine, "firmware": boot.firmware_version()}
     out(args, v, "raidboard %s\nfirmware %s" % (v["raidboard"], v["firmware"] or "not found (set RAIDBOARD_FIRMWARE)"))
     return EXIT_OK
 
