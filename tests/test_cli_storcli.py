@@ -166,3 +166,14 @@ def test_version_names_the_cli_and_the_firmware(tmp_path):
     p = subprocess.run([RAIDBOARD, "--version"], capture_output=True, text=True, timeout=30,
                        env={"PATH": "/usr/bin:/bin", "RAIDBOARD_FIRMWARE": str(tmp_path / "main.py")})
     assert p.returncode == 0 and "firmware not found" in p.stdout
+
+
+def test_a_watch_that_ends_in_a_lost_snapshot_ends_its_json_lines_with_the_failure(board):
+    rbj(board, "snapshot", "start", "sd0")
+    for slot in (4, 5):                                     # the log drive sd1's two disks
+        rb(board, "disk", "fail", slot, "--force")
+    out, _ = rb(board, "--json", "snapshot", "watch", "--count", "1", rc=10)
+    sample, end = out.splitlines()
+    assert answer(sample)["last"]["how"] == "log failed"
+    s = failure(end)
+    assert s["Error Code"] == "SNAPSHOT_LOST" and s["Exit Code"] == 10 and "log failed" in s["Error Message"]
