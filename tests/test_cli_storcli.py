@@ -59,7 +59,10 @@ def test_add_vd_takes_storcli_drive_lists(make_board):
                         (["r1", "drives=1:0-1:99999999"], "at most 8 members"),
                         (["r4", "drives=1:2,1:3"], "not a RAID type this board has"),
                         (["drives=1:2,1:3"], "needs a RAID type"),
-                        (["r1", "drives=1:2,1:3", "pdcache=on"], "'pdcache=on' is not an option")):
+                        (["r1", "drives=1:2,1:3", "pdcache=on"], "'pdcache=on' is not an option"),
+                        (["r1", "drives=1:2,1:3", "strip=big"], "strip='big': write the stripe size in KB"),
+                        (["r1", "drives=1:2,1:3", "size=lots"], "size='lots': write it as N, NMB or NGB"),
+                        (["r1", "drives=x:y"], "'x:y' is not C:T")):
         _, err = rb(b, "/c0", "add", "vd", *words, rc=2)
         assert said in err, (words, err)
 

@@ -162,8 +162,10 @@ def _add_vd(words):
             create += ["--slots", ",".join(drive_list(value))]
         elif key == "size":
             create += ["--mb", str(_size_mb(value))]
-        elif key == "strip":
+        elif key == "strip" and value.isdigit():
             create += ["--stripe-kb", value]
+        elif key == "strip":
+            raise UsageError("add vd: strip=%r: write the stripe size in KB, e.g. strip=64" % value)
         elif w.lower() == "wb":
             create.append("--wb")
         elif w.lower() != "wt":
