@@ -49,9 +49,7 @@ def _start(m, args):
         if not isinstance(fix, bool):
             raise Refused(ops.W_INVALID, "BAD_ARGUMENT", "fix must be true or false")
         op = m.start_row(kind, sd, rate, fix=fix, standby=args.get("standby"))
-    r = op.info()
-    r["words"] = "0x%04X" % ops.W_OK
-    return r
+    return op.info()
 
 
 def _find(m, args):

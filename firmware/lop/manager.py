@@ -134,9 +134,9 @@ class Manager:
                 why = None
             if op is None:
                 word = W_NOT_READY
-                info = {"op": SHORT.get(s.get("kind"), "?"), "name": NAMES.get(s.get("kind"), "?"),
-                        "sd": s.get("sd"), "state": "TERMINATED", "word": word, "words": "0x%04X" % word,
-                        "percent": 0, "pct": 0, "detail": "not resumed after restart: " + (why or "?"),
+                info = {"op": SHORT.get(s.get("kind"), "?"),
+                        "sd": s.get("sd"), "state": "TERMINATED", "word": word,
+                        "percent": 0, "detail": "not resumed after restart: " + (why or "?"),
                         "started": s.get("started"), "finished": time.time()}
                 if s.get("kind") == COPY:
                     self.copy_word = word

@@ -1,11 +1,10 @@
 """The board's process: `boot` (foreground, detached or attached), `stop`, and `console`."""
-import json
 import re
 import sys
 import time
 from pathlib import Path
 
-from . import boot, term
+from . import boot, render, term
 from .errors import UsageError
 from .render import out
 from .session import DEFAULT_STATE, console_url
@@ -44,7 +43,7 @@ def cmd_boot(sess, args):
             term.attach(ep["console"], stop_note="detaching stops the board")
         else:
             if args.json:
-                print(json.dumps(ep, sort_keys=True), flush=True)
+                render.json_line(args, ep)
             else:
                 print("\n".join(["board %s running (pid %d)" % (Path(args.board).stem, b.pid)] + _where(ep) +
                                 ["Ctrl-C stops the board."]), flush=True)

@@ -4,6 +4,7 @@
 import time
 from endpoints.console import menu
 from endpoints.console import lcd
+from lop import ops
 from micropython import const
 
 COLS = const(80)
@@ -17,6 +18,9 @@ OUT_SIZE = const(8192)      # one full redraw is about 2.5 KB
 CHAR = const(10)
 BACKSPACE = const(11)
 REDRAW = const(12)
+
+# a long operation by its full name (the board's answers carry only the short one: init, check …)
+LONG_NAMES = {ops.SHORT[k]: ops.NAMES[k] for k in ops.NAMES}
 
 _N, _ESC, _CSI, _SS3, _SKIP = 0, 1, 2, 3, 4
 
@@ -207,8 +211,12 @@ def _event_text(e):
 def _lop_text(o):
     to = (" -> SD%s" % o["target"]) if o.get("target") is not None else ""
     return "  %-18s SD%s%-7s %5s%%  %-10s word %s %s" % (
-        str(o.get("name", o.get("op", "?"))).upper(), o.get("sd", "?"), to, menu.op_pct(o),
-        str(o.get("state", "")).upper(), o.get("words", ""), o.get("detail") or "")
+        LONG_NAMES.get(o.get("op"), str(o.get("op", "?"))).upper(), o.get("sd", "?"), to, menu.op_pct(o),
+        str(o.get("state", "")).upper(), _word(o.get("word")), o.get("detail") or "")
+
+
+def _word(w):
+    return "0x%04X" % w if isinstance(w, int) else ""
 
 
 def body(m):
