@@ -166,6 +166,11 @@ def sd_create(ctl, args):
     wb = args.get("wb", False)
     if not isinstance(wb, bool):
         raise CmdError("BAD_ARGUMENT", "wb must be true or false")
+    dry = args.get("dry_run", False)
+    if not isinstance(dry, bool):
+        raise CmdError("BAD_ARGUMENT", "dry_run must be true or false")
+    if dry:
+        return {"sd": sd, "blocks": blocks}     # what would be created: every check above passed
     vd = [(m[0] // ctl.tpc, m[0] % ctl.tpc, m[1], m[2]) for m in members]
     _zero_extents(ctl, members)
     ctl.cfg.sd[sd] = nvram.SystemDriveEntry(level | (nvram.WB_MSK if wb else 0), vd, blocks, stripe_kb)
@@ -307,8 +312,10 @@ def log_clear(ctl, args):
 
 
 def disk_list(ctl, args):
+    # free_mb: the largest free region, the most a new drive can take of the disk
     return {"disks": [{"slot": s, "name": ctl.names[s], "state": ctl.iop.state(s),
-                       "mb": ctl.iop.disk_blocks // 2048} for s in range(len(ctl.names))]}
+                       "mb": ctl.iop.disk_blocks // 2048, "free_mb": _free_region(ctl, s, None)[1] // 2048}
+                      for s in range(len(ctl.names))]}
 
 
 def disk_op(op):
