@@ -487,8 +487,9 @@ class Model:
         except Exception:
             return []
         keep = [e["seq"] for e in evs if not session_noise(e)][-STATUS_EVENTS:]
-        if len(keep) < STATUS_EVENTS:
-            return [e for e in evs if e["seq"] in keep or session_noise(e)][-STATUS_EVENTS:]
+        room = STATUS_EVENTS - len(keep)
+        if room:
+            keep += [e["seq"] for e in evs if session_noise(e)][-room:]
         return [e for e in evs if e["seq"] in keep]
 
     def drive_count(self):

@@ -285,12 +285,15 @@ def body(m):
 
 
 def _fit_monitor(m, b, rows):
-    # the monitor does not scroll: when its body is too long, the oldest events give way
+    # the monitor does not scroll: when its body is too long, events give way, iSCSI session
+    # traffic first, then the oldest
     while len(b) > rows:
         ev = [x[1] for x in b if x[1] >= 0 and m.rows[x[1]][0] == "event"]
         if not ev:
             break
-        b = [x for x in b if x[1] != ev[0]]
+        noise = [i for i in ev if menu.session_noise(m.rows[i][1])]
+        drop = (noise or ev)[0]
+        b = [x for x in b if x[1] != drop]
     return b
 
 
