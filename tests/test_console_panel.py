@@ -14,20 +14,25 @@ def test_a_terminal_sees_the_monitor_without_pressing_a_key(board):
         t.close()
 
 
-def test_the_monitor_keeps_snapshot_and_copy_events_over_iscsi_logins(board):
+def commands(board, *calls):
+    # (name, args) requests over the line protocol, then back to the menus; their results
     line = Line(board.console)
     line.hello()
-    line.call("snapshot_start", {"sd": 0})
-    line.call("snapshot_stop")
+    out = [line.call(name, args) for name, args in calls]
+    line.call("bye")
+    line.close()
+    return out
+
+
+def test_the_monitor_keeps_snapshot_events_over_iscsi_logins_and_logouts(board):
+    commands(board, ("snapshot_start", {"sd": 0}), ("snapshot_stop", {}))
     for _ in range(4):                      # eight session events after the snapshot's two
         c = Initiator(*board.portals[0])
         c.login()
         c.logout()
         c.close()
-    evs = line.call("events", {"n": 12})["events"]
+    evs = commands(board, ("events", {"n": 12}))[0]["events"]
     assert sum("iSCSI port 0" in e["text"] for e in evs) >= 8, evs
-    line.call("bye")
-    line.close()
     t = Term(board.console)
     try:
         t.wait("SNAPSHOT ENDED")
@@ -53,11 +58,7 @@ def test_a_long_refusal_is_short_on_the_lcd_and_whole_on_the_screen(board):
 
 
 def test_a_failed_disk_takes_the_monitors_lcd(board):
-    line = Line(board.console)
-    line.hello()
-    line.call("disk_fail", {"slot": 2})
-    line.call("bye")
-    line.close()
+    commands(board, ("disk_fail", {"slot": 2}))
     t = Term(board.console)
     try:
         t.wait(lambda t: t.lcd()[0] in ("!SD0 CRITICAL", "!DISK 0:2 FAILED"))

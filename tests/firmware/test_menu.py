@@ -244,12 +244,17 @@ def test_create_drive_with_no_free_space_is_refused_before_any_step():
     assert "REFUSED: NO SPACE - no disk has free space" in screen_text(m)
 
 
-def test_create_drive_lists_free_space_asks_the_size_and_names_the_drive():
-    m = model()
-    ctl = m.ctl
+def unlog_sd1(ctl):
+    # SD1 an ordinary drive: its backup LUNs unmapped, LOG cleared
     for port in (0, 1):
         ctl.command("lun_unmap", {"port": port, "lun": 1})
     ctl.command("log_clear", {"sd": 1})
+
+
+def test_create_drive_lists_free_space_asks_the_size_and_names_the_drive():
+    m = model()
+    ctl = m.ctl
+    unlog_sd1(ctl)
     ctl.command("sd_delete", {"sd": 1})
     goto(m, "CONFIGURATION", "CREATE DRIVE")
     # two free disks: the levels two disks can build
@@ -280,9 +285,7 @@ def test_create_and_delete_drive_in_menus():
     m = model()
     ctl = m.ctl
     # free two disks: delete SD1 after unmapping and clearing LOG
-    for port in (0, 1):
-        ctl.command("lun_unmap", {"port": port, "lun": 1})
-    ctl.command("log_clear", {"sd": 1})
+    unlog_sd1(ctl)
     goto(m, "CONFIGURATION", "DELETE DRIVE")
     choose(m, "SD1")
     assert lines(m) == ("DELETE SD1?", ">NO")
