@@ -52,7 +52,7 @@ def value_text(v):
     Python repr (None, True, 'x'), made safe and cut to VALUE_MAX characters."""
     try:
         s = json.dumps(v)
-    except (TypeError, ValueError):
+    except Exception:       # not JSON-able, or nested too deep to write
         s = "a value JSON cannot hold"
     if len(s) > VALUE_MAX:
         s = s[:VALUE_MAX - len(_CUT)] + _CUT

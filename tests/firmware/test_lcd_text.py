@@ -68,6 +68,8 @@ def walk(m, depth=0):
 def busy_board():
     ctl = fw.boot(b=fw.small_board(slots=10))
     ctl.command("sd_create", {"raid": 5, "slots": [6, 7, 8, 9]})
+    for lun in range(2, 8):                         # a LUN map longer than a line
+        ctl.command("lun_map", {"port": 0, "lun": lun, "sd": 2})
     ctl.command("snapshot_start", {"sd": 0})
     ctl.command("lop_start", {"op": "copy", "sd": 1, "to": 2})
     ctl.command("disk_fail", {"slot": 0})

@@ -96,7 +96,8 @@ def row_lines(r):
         return drive_line(d), "%dMB %s%s" % (d.get("mb", 0), "WB" if d.get("wb") else "WT",
                                              " LOG" if d.get("log") else "")
     if k == "luns":
-        return "PORT %d LUNS" % r[1], " ".join("%d:SD%d" % (e["lun"], e["sd"]) for e in r[2])
+        # as many whole "LUN:SD" pairs as fit; the screen lists them all
+        return "PORT %d LUNS" % r[1], fit(" ".join("%d:SD%d" % (e["lun"], e["sd"]) for e in r[2]))
     if k == "snap":
         s = r[1]
         return snap_line(s), snap_detail(s)
