@@ -362,7 +362,7 @@ class Controller:
     def command(self, name, args=None):
         fn = commands.COMMANDS.get(name)
         if fn is None:
-            raise CmdError("UNKNOWN_COMMAND", "no command %r; try: %s" % (name, ", ".join(sorted(commands.COMMANDS))))
+            raise CmdError("UNKNOWN_COMMAND", "no command %s; try: %s" % (eventsmod.value_text(name), ", ".join(sorted(commands.COMMANDS))))
         if args is None:
             args = {}
         if not isinstance(args, dict):
