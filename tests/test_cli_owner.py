@@ -54,7 +54,7 @@ def test_a_program_holding_the_pty_console_is_named_and_the_cli_refuses(pty_boar
             assert "console %s is in use by" % dev in err and "(pid %d)" % holder.pid in err
         # a board whose console is a pty has a TCP management endpoint all the same: scripts that
         # name the board by its state directory reach it there, beside the holder of the console
-        assert json.loads(rb("--json", "--state", state, "status")[0])["model"] == "DAC960SX"
+        assert answer(rb("--json", "--state", state, "status")[0])["model"] == "DAC960SX"
     finally:
         holder.stdin.close()
         holder.wait()

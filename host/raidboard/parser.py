@@ -222,10 +222,11 @@ running after --grace seconds it gets SIGTERM, then SIGKILL.
     c.set_defaults(action="clear")
 
     ln = _group(sub, "lun", "LUN map of the host ports",
-                "examples:\n  raidboard lun list\n  raidboard lun map 0/2 sd1\n  raidboard lun unmap 1/2\n")
+                "examples:\n  raidboard lun list\n  raidboard lun show 0/1\n  raidboard lun map 0/2 sd1\n"
+                "  raidboard lun unmap 1/2\n")
     P(ln, "list", "list the LUN map", func=drives.cmd_lun_list)
     c = P(ln, "show", "what one PORT/LUN is mapped to", func=drives.cmd_lun_show)
-    c.add_argument("portlun", metavar="PORT/LUN")
+    c.add_argument("portlun", metavar="PORT/LUN", help="host port 0 or 1 / LUN 0..7, e.g. 0/1")
     c = P(ln, "map", "map PORT/LUN to a system drive", func=drives.cmd_lun_map)
     c.add_argument("portlun", metavar="PORT/LUN", help="host port 0 or 1 / LUN 0..7, e.g. 0/2")
     c.add_argument("drive", help="sd0..sd7")
@@ -254,7 +255,8 @@ running after --grace seconds it gets SIGTERM, then SIGKILL.
     c.add_argument("--count", type=int, default=0, metavar="N", help="stop after N samples")
 
     dk = _group(sub, "disk", "physical disks (slots)",
-                "examples:\n  raidboard disk list\n  raidboard disk fail 2\n  raidboard disk remove 1:1\n"
+                "examples:\n  raidboard disk list\n  raidboard disk show 1:2\n  raidboard disk fail 2\n"
+                "  raidboard disk remove 1:1\n"
                 "  raidboard disk replace 0:2\n"
                 "  raidboard disk autorebuild off\n")
     P(dk, "list", "list disk slots", func=disks.cmd_disk_list)
