@@ -107,6 +107,20 @@ def write_board(dir, model="dac960sx", **overrides):
     return path, d
 
 
+def answer(text, status="Success"):
+    """The Response Data of a CLI's one JSON document (host/README.md "JSON output"), whose status
+    must be `status`."""
+    doc = json.loads(text)
+    said = doc["Controllers"][0]["Command Status"]
+    assert said["Status"] == status, said
+    return doc["Controllers"][0]["Response Data"]
+
+
+def answers(text):
+    """The Response Data of each line of a command that goes on (JSON Lines: `--wait`, `watch`, `--follow`)."""
+    return [answer(line) for line in text.splitlines()]
+
+
 def free_ports(n):
     """n loopback TCP ports nobody listens on now, below the kernel's ephemeral range (a pair's
     portals and link must be fixed; a port another process gets from port 0 cannot collide)."""

@@ -3,11 +3,11 @@
 Every query runs with --json and its output is parsed; every change is read back from the board.
 The CLI runs as its own process (the installed console script), as a user would run it.
 """
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from harness import answer, answers
 
 
 RAIDBOARD = str(Path(sys.executable).with_name("raidboard"))
@@ -26,7 +26,7 @@ def rb(board, *argv, rc=0, timeout=60, env=None):
 
 def rbj(board, *argv, rc=0):
     out, _ = rb(board, "--json", *argv, rc=rc)
-    return json.loads(out)
+    return answer(out, "Success" if rc == 0 else "Failure")
 
 
 def drives(board):
@@ -148,7 +148,7 @@ def test_snapshot_start_status_watch_stop(board):
     assert "SNAPSHOT_ACTIVE" in err
     # watch prints one JSON sample per line
     out, _ = rb(board, "--json", "snapshot", "watch", "--count", "2", "--interval", "0.1")
-    samples = [json.loads(x) for x in out.splitlines()]
+    samples = answers(out)
     assert len(samples) == 2 and all(s["state"] == "ACTIVE" for s in samples)
     _, err = rb(board, "snapshot", "watch", "--count", "1")
     assert "log usage" in err
@@ -230,7 +230,7 @@ def test_events(board):
     assert evs[-1]["text"] in text
     # --follow prints the recent ones, then whatever arrives, one JSON object per line
     out, _ = rb(board, "--json", "events", "--follow", "--seconds", "1", "-n", "3")
-    followed = [json.loads(x) for x in out.splitlines()]
+    followed = answers(out)
     assert followed and followed[-1]["seq"] >= evs[-1]["seq"]
 
 
@@ -310,7 +310,7 @@ def test_controller_paths_are_told_apart_from_file_paths(tmp_path):
     for path in ("/check/work/boards/dac960sx.json", "/c0x", "/cache", "/c0/v1/../x"):
         assert storcli(["boot", path, "state"]) == ["boot", path, "state"]
     p = subprocess.run([RAIDBOARD, "/c1", "show"], capture_output=True, text=True, timeout=60)
-    assert p.returncode == 2 and "this board is controller /c0" in p.stderr
+    assert p.returncode == 2 and "there is no controller 1: this board is one controller, /c0" in p.stderr
 
 
 # every command that destroys data or configuration (host/README.md, "Commands that ask first")
@@ -320,6 +320,7 @@ DESTRUCTIVE = [
     ["lop", "start", "init", "sd0"], ["lop", "start", "copy", "sd1", "--to", "sd0"],
     ["lop", "start", "resync", "sd1", "--to", "sd0"], ["disk", "fail", "0"], ["disk", "remove", "0:1"],
     ["disk", "replace", "2"], ["/c0/e0/s3", "fail"], ["call", "sd_delete", '{"sd": 1}'],
+    ["/c0/v0", "start", "init"], ["/c0/v0", "start", "init", "full"],
     ["call", "lop_start", '{"op": "init", "sd": 0}'], ["lop", "start", "rebuild", "sd0", "--arg", "standby=5"],
     ["call", "chap_set", '{"user": "", "secret": ""}'],
 ]

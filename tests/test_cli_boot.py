@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from harness import answer
 
 RAIDBOARD = str(Path(sys.executable).with_name("raidboard"))
 REPO = Path(__file__).resolve().parents[1]
@@ -36,7 +37,7 @@ def test_boot_detach_status_stop(tmp_path):
     state = tmp_path / "state"
     pidfile = tmp_path / "board.pid"
     out, _ = rb("--json", "boot", BOARD, state, *EPHEMERAL, "--detach", "--pid-file", pidfile)
-    ep = json.loads(out)
+    ep = answer(out)
     pid = ep["pid"]
     try:
         assert alive(pid)
@@ -45,18 +46,18 @@ def test_boot_detach_status_stop(tmp_path):
         assert len(ep["portals"]) == 2 and all(not p.endswith(":0") for p in ep["portals"])
         assert json.loads((state / "endpoints.json").read_text())["pid"] == pid
         # later commands find the board by its state directory
-        st = json.loads(rb("--json", "--state", state, "status")[0])
+        st = answer(rb("--json", "--state", state, "status")[0])
         assert st["model"] == "DAC960SX"
         # a second boot into the same state is refused: one board per state directory
         _, err = rb("boot", BOARD, state, *EPHEMERAL, "--detach", rc=4)
         assert "already runs" in err
         out, _ = rb("--json", "stop", "--state", state)
-        assert json.loads(out) == {"stopped": True, "pid": pid}
+        assert answer(out) == {"stopped": True, "pid": pid}
         assert not alive(pid)
         assert not (state / "endpoints.json").exists() and not pidfile.exists()
         # stopping again is harmless, and says so
         out, _ = rb("--json", "stop", "--state", state)
-        assert json.loads(out)["stopped"] is False
+        assert answer(out)["stopped"] is False
         # after a stop, --state says the board is gone (exit 3)
         _, err = rb("--state", state, "status", rc=3)
         assert "no board recorded" in err
@@ -65,7 +66,7 @@ def test_boot_detach_status_stop(tmp_path):
         rb("--state", state, "lun", "map", "1/7", "sd0")
         rb("stop", "--state", state)
         rb("boot", BOARD, state, *EPHEMERAL, "--detach")
-        lm = json.loads(rb("--json", "--state", state, "lun", "list")[0])["map"]
+        lm = answer(rb("--json", "--state", state, "lun", "list")[0])["map"]
         assert [m["sd"] for m in lm if (m["port"], m["lun"]) == (1, 7)] == [0]
     finally:
         rb("stop", "--state", state)
@@ -75,13 +76,13 @@ def test_boot_detach_status_stop(tmp_path):
 def test_boot_pty_console(tmp_path):
     state = tmp_path / "state"
     out, _ = rb("--json", "boot", BOARD, state, "--console", "pty", "--iscsi", "127.0.0.1:0,127.0.0.1:0", "--detach")
-    ep = json.loads(out)
+    ep = answer(out)
     try:
         assert ep["console"].startswith("/dev/pts/")
         # by the /dev/pts path, and by the state directory
-        st = json.loads(rb("--json", "--port", ep["console"], "status")[0])
+        st = answer(rb("--json", "--port", ep["console"], "status")[0])
         assert st["model"] == "DAC960SX"
-        assert json.loads(rb("--json", "-s", state, "disk", "list")[0])["disks"]
+        assert answer(rb("--json", "-s", state, "disk", "list")[0])["disks"]
         # several clients one after the other on the same pty
         for _ in range(3):
             rb("--port", ep["console"], "lun", "list")
@@ -105,9 +106,9 @@ def test_boot_foreground_ctrl_c_stops_the_board(tmp_path):
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         line = p.stdout.readline()
-        ep = json.loads(line)
+        ep = answer(line)
         assert alive(ep["pid"])
-        assert json.loads(rb("--json", "--port", ep["console"], "status")[0])["model"] == "DAC960SX"
+        assert answer(rb("--json", "--port", ep["console"], "status")[0])["model"] == "DAC960SX"
         os.killpg(p.pid, signal.SIGINT)  # what Ctrl-C in its terminal does
         assert p.wait(timeout=30) == 0
         deadline = time.monotonic() + 10

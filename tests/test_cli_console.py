@@ -12,6 +12,7 @@ from shlex import quote
 from pathlib import Path
 
 import pytest
+from harness import answer
 
 RAIDBOARD = str(Path(sys.executable).with_name("raidboard"))
 REPO = Path(__file__).resolve().parents[1]
@@ -84,14 +85,14 @@ def test_console_attach_over_tcp(board, tmp_path):
         s = t.wait_for("EXIT=0")
         assert "Detached from" in s
         # the console is free again for the CLI
-        assert json.loads(rb("--port", url, "--json", "status")[0])["model"].startswith("DAC960")
+        assert answer(rb("--port", url, "--json", "status")[0])["model"].startswith("DAC960")
     finally:
         t.close()
 
 
 def test_console_attach_over_pty(tmp_path):
     state = tmp_path / "state"
-    ep = json.loads(rb("--json", "boot", BOARD, state, "--console", "pty", "--iscsi",
+    ep = answer(rb("--json", "boot", BOARD, state, "--console", "pty", "--iscsi",
                        "127.0.0.1:0,127.0.0.1:0", "--detach")[0])
     t = None
     try:
@@ -117,7 +118,7 @@ def test_128_kib_each_way_through_the_pty_console(tmp_path):
     try:
         data = os.urandom(128 * 1024)
         (tmp_path / "in.bin").write_bytes(data)
-        out = json.loads(rb("--state", state, "--json", "cdb", "0/0", "2A000000001000010000",
+        out = answer(rb("--state", state, "--json", "cdb", "0/0", "2A000000001000010000",
                             "--data-file", tmp_path / "in.bin")[0])
         assert out["status"] == 0, out
         rb("--state", state, "cdb", "0/0", "28000000001000010000", "--out", tmp_path / "out.bin")

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from harness import answer
 from raidboard.proto import BoardError, Link, LinkError, password_key, proof
 from test_cli_boot import BOARD, EPHEMERAL, rb
 from test_cli_console import Tmux, quote
@@ -31,7 +32,7 @@ def hostport(socket_url):
 def detached(tmp_path):
     """A board booted by `raidboard boot … --detach`; yields (state dir, endpoints)."""
     state = tmp_path / "state"
-    ep = json.loads(rb("--json", "boot", BOARD, state, *EPHEMERAL, "--detach")[0])
+    ep = answer(rb("--json", "boot", BOARD, state, *EPHEMERAL, "--detach")[0])
     yield state, ep
     rb("stop", "--state", state)
 
@@ -77,9 +78,9 @@ def test_scripts_run_while_a_person_is_in_the_menus(detached):
         # the console is the person's: a client of the console itself is told so
         assert "console in use" in rb("--port", ep["console"], "status", rc=3)[1]
         # a script that names the board by its state directory goes to the management endpoint
-        assert json.loads(rb("--json", "--state", state, "status")[0])["model"] == "DAC960SX"
+        assert answer(rb("--json", "--state", state, "status")[0])["model"] == "DAC960SX"
         rb("--state", state, "snapshot", "start", "sd0")
-        assert json.loads(rb("--json", "--state", state, "snapshot", "status")[0])["state"] == "ACTIVE"
+        assert answer(rb("--json", "--state", state, "snapshot", "status")[0])["state"] == "ACTIVE"
         # and the person is still in the menus: a key is answered
         person.sendall(b"\x1b[B")
         assert person.recv(65536)

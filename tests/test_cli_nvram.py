@@ -1,7 +1,6 @@
 """`raidboard nvram dump`: the host's own decoder of NV memory images (offline), checked against the
 factory images, against the NV memory of a running board (and the board's own decode of it), and
 against damaged images. Also `lop`, which needs the firmware's long operations."""
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from test_cli import rb, rbj
+from harness import answer
 
 RAIDBOARD = str(Path(sys.executable).with_name("raidboard"))
 REPO = Path(__file__).resolve().parents[1]
@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 def dump(path, rc=0):
     p = subprocess.run([RAIDBOARD, "nvram", "dump", "--json", str(path)], capture_output=True, text=True, timeout=30)
     assert p.returncode == rc, (p.returncode, p.stdout, p.stderr)
-    return json.loads(p.stdout) if p.stdout else None, p.stderr
+    return answer(p.stdout, "Success" if rc == 0 else "Failure"), p.stderr
 
 
 def current(d):
@@ -145,7 +145,7 @@ def test_lop_commands(board):
     if p.returncode == 1 and "NOT_SUPPORTED" in p.stderr:
         pytest.skip("the firmware has no long operations yet (firmware/lop/ops.py answers NOT_SUPPORTED)")
     assert p.returncode == 0, p.stderr
-    st = json.loads(p.stdout)
+    st = answer(p.stdout)
     assert isinstance(st, dict)
     # a consistency check of the RAID 5 drive, to the end, with a progress bar
     out, err = rb(board, "lop", "start", "check", "sd0", "--wait", "--interval", "0.2", timeout=300)

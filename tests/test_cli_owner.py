@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from raidboard.proto import device_holders
+from harness import answer
 
 RAIDBOARD = str(Path(sys.executable).with_name("raidboard"))
 REPO = Path(__file__).resolve().parents[1]
@@ -31,7 +32,7 @@ def pty_board(tmp_path):
     state = tmp_path / "st"
     out, _ = rb("--json", "boot", REPO / "boards" / "dac960sx.json", state, "--console", "pty",
                 "--iscsi", "127.0.0.1:0,127.0.0.1:0", "--detach")
-    yield state, json.loads(out)["console"]
+    yield state, answer(out)["console"]
     rb("stop", "--state", state)
 
 
@@ -53,7 +54,7 @@ def test_a_program_holding_the_pty_console_is_named_and_the_cli_refuses(pty_boar
             assert "console %s is in use by" % dev in err and "(pid %d)" % holder.pid in err
         # a board whose console is a pty has a TCP management endpoint all the same: scripts that
         # name the board by its state directory reach it there, beside the holder of the console
-        assert json.loads(rb("--json", "--state", state, "status")[0])["model"] == "DAC960SX"
+        assert answer(rb("--json", "--state", state, "status")[0])["model"] == "DAC960SX"
     finally:
         holder.stdin.close()
         holder.wait()
@@ -101,16 +102,16 @@ def test_without_a_named_board_the_cli_says_where_it_looked(tmp_path):
 
 def test_a_named_board_is_found_from_anywhere(board, tmp_path):
     url = "socket://%s:%d" % tuple(board.console)
-    assert "drives" in json.loads(rb("--json", "status", cwd=tmp_path, env={"RAIDBOARD_PORT": url})[0])
-    assert "drives" in json.loads(rb("--json", "--port", url, "status", cwd=tmp_path)[0])
+    assert "drives" in answer(rb("--json", "status", cwd=tmp_path, env={"RAIDBOARD_PORT": url})[0])
+    assert "drives" in answer(rb("--json", "--port", url, "status", cwd=tmp_path)[0])
 
 
 def snapshot_state(url):
-    return json.loads(rb("--json", "--port", url, "snapshot", "status")[0])["state"]
+    return answer(rb("--json", "--port", url, "snapshot", "status")[0])["state"]
 
 
 def primary_of(url):
-    drives = json.loads(rb("--json", "--port", url, "sd", "list")[0])
+    drives = answer(rb("--json", "--port", url, "sd", "list")[0])
     return "sd%d" % next(d["sd"] for d in drives["drives"] if not d["log"])
 
 
@@ -119,7 +120,7 @@ def test_freeze_and_thaw_run_around_the_initiate(board, tmp_path):
     marks = tmp_path / "marks"
     freeze, thaw = "echo frozen >> %s; echo chatter" % marks, "echo thawed >> %s; cat" % marks
     out, err = rb("--json", "--port", url, "snapshot", "start", primary_of(url), "--freeze", freeze, "--thaw", thaw)
-    assert "generation" in json.loads(out)           # what the commands print stays off the JSON
+    assert "generation" in answer(out)           # what the commands print stays off the JSON
     assert "chatter" in err
     assert marks.read_text() == "frozen\nthawed\n" and snapshot_state(url) == "ACTIVE"
     # a failing initiate (a snapshot is already active) still thaws; its own refusal is the exit code

@@ -13,6 +13,7 @@ import termios
 from raidboard import render
 
 from test_cli import RAIDBOARD, rb, rbj
+from harness import answers
 
 # a percentage with more than one decimal, as a float artefact prints it (8.699999999999999%)
 LONG_PCT = re.compile(r"\d+\.\d{2,}\s*%")
@@ -111,7 +112,7 @@ def test_lop_wait_on_a_terminal_redraws_one_line_and_json_gives_one_sample_per_l
     assert rest.strip() == "done", rest
     # --json: one object per sample, each a whole line, percentages rounded
     out, _ = rb(board, "--json", "lop", "start", "check", "sd0", "--wait", "--interval", "0.05")
-    samples = [json.loads(line) for line in out.splitlines()]
+    samples = answers(out)
     assert samples and all("lops" in s for s in samples), out
     assert samples[-1]["lops"][0]["state"] == "COMPLETED" and samples[-1]["lops"][0]["percent"] == 100
     assert not LONG_PCT.search(out.replace('"', "") + "%"), out
@@ -161,7 +162,7 @@ def test_no_percentage_anywhere_has_more_than_one_decimal():
         texts.append(p.text)
         for t in texts:
             assert not LONG_PCT.search(t), (v, t)
-        assert json.dumps(render.rounded({"lops": [dict(op)]})).count(".") <= 1
+        assert json.dumps(render.jsonable({"lops": [dict(op)]})).count(".") <= 1
 
 
 def test_a_board_sending_no_number_for_a_percentage_draws_0_and_says_so():

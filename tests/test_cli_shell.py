@@ -8,6 +8,7 @@ from pathlib import Path
 from raidboard import cli, shell
 from raidboard.session import Session
 from test_cli_console import Tmux, quote
+from harness import answer
 
 RAIDBOARD = str(Path(sys.executable).with_name("raidboard"))
 
@@ -40,9 +41,10 @@ def test_shell_reads_commands_from_stdin(board):
         obj, end = dec.raw_decode(text, i)
         docs.append(obj)
         i = text.find("{", end)
-    lm = docs[0]["map"]
-    assert [m["sd"] for m in lm if (m["port"], m["lun"]) == (1, 6)] == [0]
-    assert docs[1]["state"] == "IDLE"
+    data = [d["Controllers"][0]["Response Data"] for d in docs]
+    assert [d["Controllers"][0]["Command Status"]["Status"] for d in docs] == ["Success", "Success"]
+    assert [m["sd"] for m in data[0]["map"] if (m["port"], m["lun"]) == (1, 6)] == [0]
+    assert data[1]["state"] == "IDLE"
     assert "NO_SUCH_DRIVE" in p.stderr and "bogus" in p.stderr
     assert "board:" not in p.stdout  # `status` after exit did not run
 
@@ -111,7 +113,7 @@ def test_interactive_shell_in_a_terminal(board, tmp_path):
         assert "lun map 1/4 sd1" in hist.read_text()
     finally:
         t.close()
-    lm = json.loads(subprocess.run([RAIDBOARD, "--port", url(board), "--json", "lun", "list"],
+    lm = answer(subprocess.run([RAIDBOARD, "--port", url(board), "--json", "lun", "list"],
                                    capture_output=True, text=True, timeout=30).stdout)["map"]
     assert [m["sd"] for m in lm if (m["port"], m["lun"]) == (1, 4)] == [1]
 

@@ -25,7 +25,7 @@ def test_snapshot_cycle_through_the_menus(board):
     t.wait("MAIN MENU")
     t.choose("CONFIGURATION", "CLEAR LOG DRIVE", "SD1")
     t.wait("REFUSED: LUN IN USE")                 # its backup LUNs are mapped: said why
-    t.wait_lcd("LUN IN USE")
+    t.wait_lcd("LUNS IN USE", "UNMAP THEM FIRST")  # the panel's 20-column form
     t.select("UNMAP LUN")
     for m in ("P0 LUN 1", "P1 LUN 1"):
         t.choose("UNMAP LUN", m, "YES")
@@ -38,7 +38,7 @@ def test_snapshot_cycle_through_the_menus(board):
     # no LOG drive: the snapshot is refused with the reason, on the screen and on the LCD
     t.choose("ADMINISTRATION", "START SNAPSHOT", "SD0")
     t.wait("REFUSED: NO LOG DEFINED")
-    t.wait_lcd("NO LOG DEFINED")
+    t.wait_lcd("NO LOG DRIVE", "SET ONE FIRST")
     t.key(ESC)
     t.wait(lambda t: t.selected() == "ADMINISTRATION")
     t.choose("CONFIGURATION", "SET LOG DRIVE", "SD1", "YES")

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from console_term import Line
+from harness import answer
 
 RAIDBOARD = str(Path(sys.executable).with_name("raidboard"))
 CONSOLE = "iqn.1998-06.com.mylex:console"
@@ -56,9 +57,9 @@ def test_with_a_password_a_client_of_the_port_can_do_nothing_before_it_logs_in(b
     assert code == "NO_CHALLENGE"
     c.close()
     # nothing changed: the drives, the disks, CHAP and the password are as they were
-    st = json.loads(rb(board, "--json", "status", password="front-panel-1"))
+    st = answer(rb(board, "--json", "status", password="front-panel-1"))
     assert [d["sd"] for d in st["drives"]] == [0, 1] and st["drives"][0]["status"] == "ONLINE"
-    dump = json.loads(rb(board, "--json", "call", "chap_get", password="front-panel-1"))
+    dump = answer(rb(board, "--json", "call", "chap_get", password="front-panel-1"))
     assert dump == {"user": "backup", "secret_set": True}
 
 

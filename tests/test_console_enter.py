@@ -103,7 +103,9 @@ class Walker:
         out = []
         self.at(path)
         for label in self.lists[path]:
-            if self.at(path + (label,)) == "menu":
+            # a menu shows its label last in the path row; an action refused at once (CREATE
+            # DRIVE with every disk taken) leaves the menu it was chosen from
+            if self.at(path + (label,)) == "menu" and self.t.screen.display[4].rstrip().endswith("> " + label):
                 out += self.leaves(path + (label,))
             else:
                 out.append(path + (label,))

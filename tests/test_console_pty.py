@@ -119,6 +119,35 @@ def test_terminal_program_on_the_console_pty(pty_board):
     assert proc.poll() is None
 
 
+def test_a_terminal_program_sees_the_monitor_without_a_key(pty_board, tmp_path):
+    # picocom flushes the line as it opens it: the board notices the line settings it makes and
+    # draws the whole screen then, with no key pressed; a CLI run in between changes nothing
+    need_tool("tmux", "tmux")
+    if terminal_program() != "picocom":
+        pytest.skip("picocom not installed")
+    import sys
+    from pathlib import Path
+    proc, dev, state = pty_board
+    rb = str(Path(sys.executable).with_name("raidboard"))
+    cmd = "picocom -q --nolock -b 115200 %s" % dev
+    for round in range(2):
+        t = Tmux("rbdraw%d%d" % (round, os.getpid()), cmd)
+        try:
+            s = t.wait("MONITOR MODE")
+            assert "|SD0 RAID5 ONLINE    |" in s and "|SNAP IDLE           |" in s, s
+        finally:
+            t.kill()
+        # the line protocol on the same pty is not disturbed by the drawing (once picocom is gone)
+        for _ in range(100):
+            p = subprocess.run([rb, "--port", dev, "status"], capture_output=True, text=True, timeout=60,
+                               stdin=subprocess.DEVNULL)
+            if "in use by picocom" not in p.stderr:
+                break
+            time.sleep(0.1)
+        assert p.returncode == 0 and "DAC960SX" in p.stdout, p.stderr
+    assert proc.poll() is None
+
+
 def test_the_pty_console_needs_the_password_as_the_tcp_one_does(pty_board, tmp_path):
     # one access model for every console endpoint: the line protocol on the pty refuses requests
     # before the login, and the CLI logs in with the password from its environment

@@ -3,7 +3,6 @@ BUSY on the backup system drive), firmware killed with -9 during a copy, a rebui
 check and an initialization (each must resume or say it was terminated, never claim a completed
 copy with a wrong image), the line protocol `cdb` fallback, and the CLI's progress bar."""
 import hashlib
-import json
 import random
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import test_iscsi_initiator as I
+from harness import answer
 
 RAIDBOARD = str(Path(sys.executable).with_name("raidboard"))
 INITIATE = bytes([0x20, 0, 0x60, 0, 0, 0, 0, 0, 0, 0])
@@ -195,7 +195,7 @@ def test_cli_copy_with_progress_bar_and_json(lboard):
     assert p.returncode == 0, p.stderr
     assert "%" in p.stderr + p.stdout
     p = subprocess.run([RAIDBOARD, "--port", url, "--json", "lop", "status"], capture_output=True, text=True, timeout=30)
-    st = json.loads(p.stdout)
+    st = answer(p.stdout)
     assert st["copy_word"] == "0x0100" and st["lops"][0]["state"] == "COMPLETED" and st["lops"][0]["to"] == 2
     p = subprocess.run([RAIDBOARD, "--port", url, "lop", "start", "copy", "sd0", "--to", "sd2", "--force"],
                        capture_output=True, text=True, timeout=30)

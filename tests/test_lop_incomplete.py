@@ -2,11 +2,11 @@
 a copy, the destination's LUN answers NOT READY 02/04/80 (TEST UNIT READY, READ) over iSCSI until a
 copy completes or the operator clears the mark; status shows INCOMPLETE; a copy started through the
 log drive is found by the primary's and the destination's numbers too."""
-import json
 import subprocess
 
 import test_iscsi_initiator as I
 from test_lop import RAIDBOARD, INITIATE, lboard, login, reboot  # noqa: F401 (fixture)
+from harness import answer
 
 TUR = bytes(6)
 READ = bytes([0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0])
@@ -40,7 +40,7 @@ def test_a_stopped_or_killed_copy_leaves_its_destination_not_ready_until_a_copy_
     assert p.returncode == 6 and "incomplete copy" in p.stdout, p.stdout
     p = cli(b, "sd", "list")
     assert [ln.split()[2] for ln in p.stdout.splitlines() if ln.startswith("sd2")] == ["INCOMPLETE"], p.stdout
-    assert [d["incomplete"] for d in json.loads(cli(b, "--json", "status").stdout)["drives"]] == [False, False, True]
+    assert [d["incomplete"] for d in answer(cli(b, "--json", "status").stdout)["drives"]] == [False, False, True]
 
     # a kill -9 in the middle of the next copy: it resumes (BUSY); stopped, then killed again,
     # the destination still is no backup

@@ -1,13 +1,12 @@
 """LUN masking and CHAP set from the `raidboard` CLI, seen by a real initiator (libiscsi's
 iscsi-ls): masks live in NV memory and survive a restart. Two masked tenants over iSCSI: the direct
 commands and task management of one never reach the other's drives."""
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-from harness import need_tool
+from harness import answer, need_tool
 from test_iscsi_initiator import BootedBoard, Initiator, sense_key
 from test_lop import lop_start, wait_status, LOP_STATUS, INITIATE
 
@@ -20,7 +19,7 @@ def rb(board, *argv, env=None):
     p = subprocess.run([RAIDBOARD, "--port", "socket://%s:%d" % board.console, "--json"] + list(argv),
                        capture_output=True, text=True, timeout=60, env=dict(os.environ, **(env or {})))
     assert p.returncode == 0, p.stderr
-    return json.loads(p.stdout)
+    return answer(p.stdout)
 
 
 def luns_seen(board, name, auth=""):

@@ -1,6 +1,7 @@
 # Argument checks shared by the command table: each answers the value or raises CmdError
 # BAD_ARGUMENT / NV_LIMIT / NO_SUCH_DRIVE with the message the console and the CLI show.
 from hw import nvram
+from hw import events
 from control.errors import CmdError
 
 
@@ -9,7 +10,7 @@ def integer(args, key, lo, hi, default=None):
     if v is None:
         raise CmdError("BAD_ARGUMENT", "'%s' is required" % key)
     if type(v) is not int or not lo <= v <= hi:
-        raise CmdError("BAD_ARGUMENT", "'%s' must be an integer %d..%d, got %r" % (key, lo, hi, v))
+        raise CmdError("BAD_ARGUMENT", "'%s' must be an integer %d..%d, got %s" % (key, lo, hi, events.value_text(v)))
     return v
 
 

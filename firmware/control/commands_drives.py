@@ -5,6 +5,7 @@ from micropython import const
 from hw import nvram
 from hw import levels
 from hw import xor
+from hw import events
 from storage import raid
 from snapshot import engine as snapshot
 from control import args as check
@@ -20,6 +21,15 @@ STRIPE_KB = nvram.STRIPE_KB
 
 def luns_of(ctl, sd):
     return [[i // nvram.LUNS, i % nvram.LUNS] for i, v in enumerate(ctl.cfg.lunmap) if v == sd]
+
+
+def luns_text(ctl, sd):
+    # the LUNs of a drive as people write them: "port 0 LUN 1, port 1 LUN 1"
+    return ", ".join("port %d LUN %d" % (p, l) for p, l in luns_of(ctl, sd))
+
+
+def listed(values):
+    return ", ".join(str(v) for v in values)
 
 
 def _no_snapshot(ctl, sd, what):
@@ -73,10 +83,10 @@ def sd_create(ctl, args):
     if isinstance(level, str):
         level = levels.LEVEL_WORDS.get(level.upper())
     if level not in levels.LEVELS:
-        raise CmdError("BAD_LEVEL", "raid must be %s, got %r" % (levels.LEVELS_TEXT, args.get("raid")))
+        raise CmdError("BAD_LEVEL", "raid must be %s, got %s" % (levels.LEVELS_TEXT, events.value_text(args.get("raid"))))
     stripe_kb = check.integer(args, "stripe_kb", 8, 256, 64)
     if stripe_kb not in STRIPE_KB:
-        raise CmdError("BAD_ARGUMENT", "stripe_kb must be one of %s" % (STRIPE_KB,))
+        raise CmdError("BAD_ARGUMENT", "stripe_kb must be one of %s" % listed(STRIPE_KB))
     sb = stripe_kb * 2
     if "sd" in args:
         sd = check.integer(args, "sd", 0, nvram.MAX_SD - 1)
@@ -94,7 +104,7 @@ def sd_create(ctl, args):
         members = []
         for x in ext:
             if not isinstance(x, list) or len(x) != 3 or any(type(v) is not int or v < 0 for v in x):
-                raise CmdError("BAD_ARGUMENT", "extent %r is not [slot, start, blocks]" % (x,))
+                raise CmdError("BAD_ARGUMENT", "extent %s is not [slot, start, blocks]" % events.value_text(x))
             members.append(tuple(x))
     else:
         slots = args.get("slots")
@@ -158,6 +168,11 @@ def sd_create(ctl, args):
     if not isinstance(wb, bool):
         raise CmdError("BAD_ARGUMENT", "wb must be true or false")
     _write_back_allowed(ctl, wb)
+    dry = args.get("dry_run", False)
+    if not isinstance(dry, bool):
+        raise CmdError("BAD_ARGUMENT", "dry_run must be true or false")
+    if dry:
+        return {"sd": sd, "blocks": blocks}     # what would be created: every check above passed
     vd = [(m[0] // ctl.tpc, m[0] % ctl.tpc, m[1], m[2]) for m in members]
     _zero_extents(ctl, members)
     # of a pair, the controller that creates a drive owns it (its affinity; sd_owner moves it)
@@ -228,7 +243,7 @@ def sd_delete(ctl, args):
     sd = check.system_drive(ctl, args)
     _no_snapshot(ctl, sd, "delete it")
     if luns_of(ctl, sd):
-        raise CmdError("LUN_IN_USE", "SD%d is mapped to LUNs %s; unmap them first" % (sd, luns_of(ctl, sd)))
+        raise CmdError("LUN_IN_USE", "SD%d is mapped to %s; unmap them first" % (sd, luns_text(ctl, sd)))
     if ctl.lops.ops and any(sd in op.drives for op in ctl.lops.ops):
         raise CmdError("LOP_ACTIVE", "a long operation runs on SD%d" % sd)
     was_log = ctl.cfg.sd[sd].is_log()
@@ -274,11 +289,11 @@ def log_set(ctl, args):
         if e is not None and e.is_log() and i != sd:
             raise CmdError("LOG_EXISTS", "SD%d is already the log drive; clear it first" % i)
     if luns_of(ctl, sd) and not ctl.cfg.sd[sd].is_log():
-        raise CmdError("LUN_IN_USE", "SD%d has LUNs in use %s; unmap them first (its LUNs become backup LUNs)"
-                       % (sd, luns_of(ctl, sd)))
+        raise CmdError("LUN_IN_USE", "SD%d is mapped to %s; unmap them first (its LUNs become backup LUNs)"
+                       % (sd, luns_text(ctl, sd)))
     chunk = check.integer(args, "chunk_kb", 4, snapshot.MAX_CHUNK_KB, snapshot.DEFAULT_CHUNK_KB)
     if chunk not in snapshot.CHUNK_KB_CHOICES:
-        raise CmdError("BAD_ARGUMENT", "chunk_kb must be one of %s" % (snapshot.CHUNK_KB_CHOICES,))
+        raise CmdError("BAD_ARGUMENT", "chunk_kb must be one of %s" % listed(snapshot.CHUNK_KB_CHOICES))
     e = ctl.cfg.sd[sd]
     if e.blocks < snapshot.HDR_BLOCKS + chunk * 2 + 1:
         raise CmdError("TOO_SMALL", "SD%d is too small to hold one %d KB chunk" % (sd, chunk))
@@ -300,7 +315,7 @@ def log_clear(ctl, args):
     if ctl.engine.state == snapshot.ACTIVE:
         raise CmdError("SNAPSHOT_ACTIVE", "a snapshot is active; LOG can change after it ends")
     if luns_of(ctl, sd):
-        raise CmdError("LUN_IN_USE", "SD%d has backup LUNs %s; unmap them first" % (sd, luns_of(ctl, sd)))
+        raise CmdError("LUN_IN_USE", "SD%d has backup LUNs %s; unmap them first" % (sd, luns_text(ctl, sd)))
     e.raid &= ~nvram.LOG
     ctl.save()
     ctl.engine.detach_log()
@@ -310,8 +325,10 @@ def log_clear(ctl, args):
 
 
 def disk_list(ctl, args):
+    # free_mb: the largest free region, the most a new drive can take of the disk
     return {"disks": [{"slot": s, "name": ctl.names[s], "state": ctl.iop.state(s),
-                       "mb": ctl.iop.disk_blocks // 2048} for s in range(len(ctl.names))]}
+                       "mb": ctl.iop.disk_blocks // 2048, "free_mb": _free_region(ctl, s, None)[1] // 2048}
+                      for s in range(len(ctl.names))]}
 
 
 def disk_op(op):
@@ -335,7 +352,8 @@ def params_set(ctl, args):
     known = ("auto_rebuild", "failback") if ctl.pair is not None else ("auto_rebuild",)
     for k in args:
         if k not in known:
-            raise CmdError("BAD_ARGUMENT", "no controller parameter %r (there is: %s)" % (k, ", ".join(known)))
+            raise CmdError("BAD_ARGUMENT", "no controller parameter %s (there is: %s)"
+                           % (events.value_text(k), ", ".join(known)))
     if "auto_rebuild" in args:
         if not isinstance(args["auto_rebuild"], bool):
             raise CmdError("BAD_ARGUMENT", "auto_rebuild must be true or false")

@@ -2,6 +2,7 @@
 # which LUNs (mask_*) and the iSCSI target's CHAP account (chap_*).
 from hw import nvram
 from control import args as check
+from hw import events
 from control.errors import CmdError
 
 
@@ -124,7 +125,7 @@ def mask_set(ctl, args):
     bits = 0
     for x in luns:
         if not isinstance(x, list) or len(x) != 2 or x[0] not in (0, 1) or type(x[1]) is not int or not 0 <= x[1] < 8:
-            raise CmdError("BAD_ARGUMENT", "%r is not [port 0-1, lun 0-7]" % (x,))
+            raise CmdError("BAD_ARGUMENT", "%s is not [port 0-1, lun 0-7]" % events.value_text(x))
         bits |= 1 << (x[0] * nvram.LUNS + x[1])
     secret = _mask_secret(args, name, ctl.cfg.mask_secrets)
     masks = [m for m in ctl.cfg.masks if m[0] != name]
@@ -143,7 +144,7 @@ def mask_clear(ctl, args):
     before = len(ctl.cfg.masks)
     ctl.cfg.masks = [m for m in ctl.cfg.masks if m[0] != name]
     if len(ctl.cfg.masks) == before:
-        raise CmdError("NOT_MASKED", "no mask for initiator %r" % (name,))
+        raise CmdError("NOT_MASKED", "no mask for initiator %s" % events.value_text(name))
     ctl.cfg.mask_secrets.pop(name, None)     # a secret goes with its mask
     ctl.save()
     return {}

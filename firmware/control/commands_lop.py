@@ -1,6 +1,7 @@
 # The command table's long operations (lop_start / lop_status / lop_stop): the console's and the
 # CLI's way to what lop/ runs. A refusal from lop/ (Refused: Table 7 word, code, message) becomes
 # CmdError with the word in its message; arguments are refused in the same words.
+from hw import events
 from lop import ops
 from lop.errors import Refused
 from control.errors import CmdError
@@ -14,7 +15,7 @@ def _sd_arg(args, *keys):
         if k in args:
             v = args[k]
             if type(v) is not int or not 0 <= v <= 7:
-                raise Refused(ops.W_INVALID, "BAD_ARGUMENT", "'%s' must be a system drive 0..7, got %r" % (k, v))
+                raise Refused(ops.W_INVALID, "BAD_ARGUMENT", "'%s' must be a system drive 0..7, got %s" % (k, events.value_text(v)))
             return v
     raise Refused(ops.W_INVALID, "BAD_ARGUMENT", "'%s' is required" % keys[0])
 
@@ -22,7 +23,7 @@ def _sd_arg(args, *keys):
 def _rate(m, args):
     r = args.get("rate", m.rate)
     if type(r) is not int or not 1 <= r <= 100:
-        raise Refused(ops.W_INVALID, "BAD_ARGUMENT", "rate must be an integer 1..100 (percent of the time), got %r" % (r,))
+        raise Refused(ops.W_INVALID, "BAD_ARGUMENT", "rate must be an integer 1..100 (percent of the time), got %s" % events.value_text(r))
     return r
 
 
@@ -34,7 +35,7 @@ def _start(m, args):
     kind = KINDS.get(name) if isinstance(name, str) else None
     if kind is None:
         raise Refused(ops.W_INVALID, "BAD_ARGUMENT",
-                      "op must be one of copy, resync, rebuild, init, check or rate; got %r" % (name,))
+                      "op must be one of copy, resync, rebuild, init, check or rate; got %s" % events.value_text(name))
     rate = _rate(m, args)
     if kind == ops.COPY:
         src = _sd_arg(args, "sd", "src", "source")
@@ -49,9 +50,7 @@ def _start(m, args):
         if not isinstance(fix, bool):
             raise Refused(ops.W_INVALID, "BAD_ARGUMENT", "fix must be true or false")
         op = m.start_row(kind, sd, rate, fix=fix, standby=args.get("standby"))
-    r = op.info()
-    r["words"] = "0x%04X" % ops.W_OK
-    return r
+    return op.info()
 
 
 def _find(m, args):
@@ -59,7 +58,7 @@ def _find(m, args):
         for op in m.ops:
             if op.id == args["id"]:
                 return op
-        raise Refused(ops.W_INVALID, "NO_SUCH_OPERATION", "no running long operation has id %r" % (args["id"],))
+        raise Refused(ops.W_INVALID, "NO_SUCH_OPERATION", "no running long operation has id %s" % events.value_text(args["id"]))
     sd = _sd_arg(args, "sd")
     op = m.find(sd)
     if op is not None:

@@ -468,7 +468,7 @@ class Controller:
                 return self.pair.remote_command(name, args)
         fn = commands.COMMANDS.get(name)
         if fn is None:
-            raise CmdError("UNKNOWN_COMMAND", "no command %r; try: %s" % (name, ", ".join(sorted(commands.COMMANDS))))
+            raise CmdError("UNKNOWN_COMMAND", "no command %s; try: %s" % (eventsmod.value_text(name), ", ".join(sorted(commands.COMMANDS))))
         if args is None:
             args = {}
         if not isinstance(args, dict):

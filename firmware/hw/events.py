@@ -7,6 +7,7 @@
 # the operator's terminal. Control characters (C0, DEL, C1) are shown as \uXXXX and the text is
 # cut to TEXT_MAX characters.
 import sys
+import json
 import time
 import micropython
 from micropython import const
@@ -41,6 +42,21 @@ def safe_text(text):
     if len(text) > TEXT_MAX:
         text = text[:TEXT_MAX - len(_CUT)] + _CUT
     return text
+
+
+VALUE_MAX = const(40)       # a value echoed in a refusal: enough to recognise what was sent
+
+
+def value_text(v):
+    """A value a request sent, as a refusal shows it: its JSON (null, true, "x", [1, 2]), never a
+    Python repr (None, True, 'x'), made safe and cut to VALUE_MAX characters."""
+    try:
+        s = json.dumps(v)
+    except Exception:       # not JSON-able, or nested too deep to write
+        s = "a value JSON cannot hold"
+    if len(s) > VALUE_MAX:
+        s = s[:VALUE_MAX - len(_CUT)] + _CUT
+    return safe_text(s)
 
 
 class EventLog:

@@ -10,6 +10,7 @@ import json
 import time
 import binascii
 from micropython import const
+from hw import events
 from storage import raid
 from snapshot import engine as snapshot
 from lop import ops
@@ -160,9 +161,9 @@ class Manager:
                 why = None
             if op is None:
                 word = W_NOT_READY
-                info = {"op": SHORT.get(s.get("kind"), "?"), "name": NAMES.get(s.get("kind"), "?"),
-                        "sd": s.get("sd"), "state": "TERMINATED", "word": word, "words": "0x%04X" % word,
-                        "percent": 0, "pct": 0, "detail": "not resumed after restart: " + (why or "?"),
+                info = {"op": SHORT.get(s.get("kind"), "?"),
+                        "sd": s.get("sd"), "state": "TERMINATED", "word": word,
+                        "percent": 0, "detail": "not resumed after restart: " + (why or "?"),
                         "started": s.get("started"), "finished": time.time()}
                 if s.get("kind") == COPY:
                     self.copy_word = word
@@ -201,7 +202,7 @@ class Manager:
                 op = ops.Check(self, sd, rate, s.get("fix", False))
                 op.found = s.get("found", 0)
             else:
-                raise Refused(W_INVALID, "BAD_STATE", "unknown kind %r" % kind)
+                raise Refused(W_INVALID, "BAD_STATE", "unknown kind %s" % events.value_text(kind))
         op.pos = min(s.get("pos", 0), op.end)
         op.started = s.get("started", op.started)
         if kind == INIT:
@@ -279,7 +280,7 @@ class Manager:
     def start_row(self, kind, sd, rate, fix=False, standby=None):
         ctl = self.ctl
         if not 0 <= sd <= 7 or ctl.cfg.sd[sd] is None:
-            raise Refused(W_INVALID, "NO_SUCH_DRIVE", "system drive %r is not defined" % (sd,))
+            raise Refused(W_INVALID, "NO_SUCH_DRIVE", "system drive %s is not defined" % events.value_text(sd))
         if ctl.drives.get(sd) is None:
             raise Refused(W_NOT_READY, "NOT_READY", "SD%d is not built" % sd)
         for op in self.ops:
@@ -322,7 +323,7 @@ class Manager:
         # member to rebuild
         ctl = self.ctl
         if type(slot) is not int or not 0 <= slot < len(ctl.names):
-            raise Refused(W_INVALID, "NO_SUCH_SLOT", "no disk slot %r" % (slot,))
+            raise Refused(W_INVALID, "NO_SUCH_SLOT", "no disk slot %s" % events.value_text(slot))
         if ctl.iop.state(slot) != "online":
             raise Refused(W_NOT_READY, "DISK_NOT_ONLINE", "standby disk %s is %s" % (ctl.names[slot], ctl.iop.state(slot)))
         for e in ctl.cfg.sd:

@@ -63,10 +63,10 @@ class Op:
 
     def info(self):
         p = self.percent()
-        d = {"id": self.id, "op": SHORT[self.kind], "name": NAMES[self.kind], "sd": self.sd,
+        # done in tenths, cut rather than rounded up (100 only once complete); one key per fact
+        d = {"id": self.id, "op": SHORT[self.kind], "sd": self.sd,
              "drives": list(self.drives), "state": self.state, "percent": int(p * 10) / 10,
-             "pct": int(p), "word": self.word, "words": "0x%04X" % self.word, "rate": self.rate,
-             "started": self.started, "detail": self.detail}
+             "word": self.word, "rate": self.rate, "started": self.started, "detail": self.detail}
         if self.finished is not None:
             d["finished"] = self.finished
         return d

@@ -8,6 +8,7 @@ with --state.
 """
 import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -41,6 +42,21 @@ def firmware_main():
     if not path.exists():
         raise BootError("firmware not found at %s (set RAIDBOARD_FIRMWARE to firmware/main.py)" % path)
     return path
+
+
+# where the firmware names its version (the #RB1 greeting's "firmware"), read without running it
+FIRMWARE_VERSION = re.compile(r'^FIRMWARE = "([^"\n]+)"', re.M)
+
+
+def firmware_version():
+    """The firmware's version (endpoints/console/lineproto.py FIRMWARE), or None where no
+    firmware is found or it names none."""
+    try:
+        src = (firmware_main().parent / "endpoints" / "console" / "lineproto.py").read_text()
+    except (BootError, OSError, UnicodeDecodeError):
+        return None
+    m = FIRMWARE_VERSION.search(src)
+    return m.group(1) if m else None
 
 
 def read_board(path):

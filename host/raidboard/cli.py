@@ -4,14 +4,17 @@ This module wires the parts together: StorCLI paths are translated (storcli.py),
 (parser.py), its command runs over a Session (session.py) and whatever ends it becomes an exit code
 (errors.py). The shell (shell.py) is handed the parser and `run`, so it never imports this module.
 """
+import shlex
 import sys
+from importlib import metadata
 
-from . import errors, shell
-from .errors import EXIT_OK, EXIT_USAGE
+from . import boot, errors, shell
+from .errors import EXIT_OK, UsageError
 from .parser import build_parser
 from .proto import LinkError
+from .render import out
 from .session import Session
-from .storcli import storcli
+from .storcli import json_suffix, storcli
 
 
 def cmd_shell(sess, args):
@@ -26,12 +29,18 @@ def parser():
 def run(argv, sess=None):
     """Parse and run one command line; return the exit code. `sess` keeps the link open (shell)."""
     own = sess is None
+    line = shlex.join(argv)
+    args = None
     try:
         argv = storcli(list(argv))
         args = parser().parse_args(argv)
+        args.command_line = line
+        if args.version:
+            return cmd_version(args)
         if getattr(args, "func", None) is None:
-            (getattr(args, "group", None) or parser()).print_help(sys.stderr)
-            return EXIT_USAGE
+            group = getattr(args, "group", None)
+            (group or parser()).print_help(sys.stderr)
+            raise UsageError("no %s given: the list above has them" % ("action" if group else "command"))
         if sess is None:
             sess = Session(args)
         else:
@@ -41,10 +50,29 @@ def run(argv, sess=None):
     except errors.FAILURES as e:
         if isinstance(e, LinkError) and not own:
             sess.close()
-        return errors.report(e)
+        return errors.report(e, line if wants_json(argv, sess) else None, one_line=getattr(args, "streamed", False))
     finally:
         if own and sess is not None:
             sess.close()
+
+
+def wants_json(argv, sess):
+    """Whether this line asked for JSON (-j/--json, StorCLI's J, or the shell's own --json), read
+    from the words themselves, so a line that did not parse gets its JSON failure too."""
+    base = getattr(sess, "base_args", None) if sess is not None else None
+    return bool(getattr(base, "json", False) or json_suffix(argv)
+                or any(a in ("-j", "--json") for a in argv))
+
+
+def cmd_version(args):
+    """The host CLI's package version and the firmware's, where it can be found."""
+    try:
+        mine = metadata.version("raidboard")
+    except metadata.PackageNotFoundError:     # run from a source tree that was never installed
+        mine = "(not installed)"
+    v = {"raidboard": mine, "firmware": boot.firmware_version()}
+    out(args, v, "raidboard %s\nfirmware %s" % (v["raidboard"], v["firmware"] or "not found (set RAIDBOARD_FIRMWARE)"))
+    return EXIT_OK
 
 
 def merge_options(base, args):

@@ -49,9 +49,10 @@ def cmd_cdb(sess, args):
             lines.append("data-in: %d bytes%s" % (len(data_in), (" (written to %s)" % args.out) if args.out else ""))
             lines.append(render.hexdump(data_in, limit=None if args.all else 512))
         return "\n".join(lines)
-    out(args, res, text)
+    if status == 0 or not args.json:     # with --json a failure's one document is the error's
+        out(args, res, text)
     if status != 0:
-        raise Exit(EXIT_SCSI)
+        raise Exit(EXIT_SCSI, "SCSI status 0x%02X %s" % (status, res["status_name"]), data=res)
 
 
 def cmd_events(sess, args):
@@ -85,7 +86,10 @@ def cmd_events(sess, args):
 
 
 def _print_event(args, e):
-    print(json.dumps(e, sort_keys=True) if args.json else render.event_line(e), flush=True)
+    if args.json:
+        render.json_line(args, e)
+    else:
+        print(render.event_line(e), flush=True)
 
 
 # firmware commands that `call` asks about, as the commands above do
@@ -106,7 +110,7 @@ def cmd_call(sess, args):
             (args.name == "chap_set" and not params.get("user")):
         confirm(args, "send %s? it destroys data or configuration" % args.name)
     r = sess.call(args.name, params)
-    print(json.dumps(r, indent=None if not args.json else 1, sort_keys=True))
+    out(args, r, lambda: json.dumps(r, sort_keys=True))
 
 
 def cmd_nvram_dump(sess, args):
@@ -116,9 +120,11 @@ def cmd_nvram_dump(sess, args):
         raise UsageError("nvram dump %s: %s" % (args.file, e.strerror or e))
     d = nvimage.dump(data)
     d["file"] = str(args.file)
-    out(args, d, lambda: nvimage.text(d))
-    if d.get("current") is None:
-        raise Exit(EXIT_NVRAM)
+    valid = d.get("current") is not None
+    if valid or not args.json:
+        out(args, d, lambda: nvimage.text(d))
+    if not valid:
+        raise Exit(EXIT_NVRAM, "%s holds no valid bank of NV memory" % args.file, data=d)
 
 
 def cmd_nvram_show(sess, args):

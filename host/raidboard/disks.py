@@ -1,6 +1,7 @@
 """Physical disk slots: `disk list|fail|remove|replace|autorebuild`."""
 from . import render
 from .inputs import resolve_slot
+from .proto import BoardError
 from .render import out
 from .session import confirm
 
@@ -8,6 +9,14 @@ from .session import confirm
 def cmd_disk_list(sess, args):
     r = sess.call("disk_list")
     out(args, r, lambda: render.disks_table(r.get("disks", [])))
+
+
+def cmd_disk_show(sess, args):
+    slot = resolve_slot(sess, args.slot)
+    disks = [d for d in sess.call("disk_list").get("disks", []) if d.get("slot") == slot]
+    if not disks:
+        raise BoardError("NO_SUCH_SLOT", "disk slot %d does not exist" % slot)
+    out(args, disks[0], lambda: render.disks_table(disks))
 
 
 def cmd_disk_action(sess, args):

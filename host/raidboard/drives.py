@@ -25,7 +25,7 @@ def cmd_status(sess, args):
             lines.append("recent events:")
             lines.extend("  " + render.event_line(e) for e in ev)
         return "\n".join(lines)
-    out(args, render.rounded(st), text)
+    out(args, st, text)
 
 
 def cmd_sd_list(sess, args):
@@ -99,6 +99,14 @@ def cmd_log(sess, args):
 def cmd_lun_list(sess, args):
     r = sess.call("lun_list")
     out(args, r, lambda: render.luns_table(r.get("map", [])))
+
+
+def cmd_lun_show(sess, args):
+    port, lun = parse_portlun(args.portlun)
+    entries = [e for e in sess.call("lun_list").get("map", []) if (e.get("port"), e.get("lun")) == (port, lun)]
+    if not entries:
+        raise BoardError("NOT_MAPPED", "port %d LUN %d is not mapped" % (port, lun))
+    out(args, entries[0], lambda: render.luns_table(entries))
 
 
 def cmd_lun_map(sess, args):

@@ -14,6 +14,7 @@
 """
 import sys
 
+from . import render
 from .boot import BootError
 from .model import MEMBER_RULES
 from .nvimage import shown
@@ -39,11 +40,14 @@ class QuiesceError(Exception):
 
 
 class Exit(Exception):
-    """Leave the command with this exit code; what there was to say has been said."""
+    """Leave the command with this exit code; what there was to say on stderr has been said. `why`
+    and `data` (what the command found) are the Error Message and Response Data of its JSON document."""
 
-    def __init__(self, code):
+    def __init__(self, code, why="", data=None):
         super().__init__(code)
         self.code = code
+        self.why = why
+        self.data = data
 
 
 # what to do about a board's ERR <CODE>
@@ -66,31 +70,48 @@ HINTS = {
     "UNKNOWN_COMMAND": "this firmware does not know that command; see firmware/README.md",
 }
 
-# the failures a command ends with other than a refusal, each with its exit code and what is said on
-# stderr (None: nothing)
+# the failures a command ends with other than a refusal, each with its exit code, the Error Code of
+# its JSON document and what is said on stderr (None: nothing)
 SAID = (
-    (UsageError, EXIT_USAGE, "raidboard: {}"),
-    (QuiesceError, EXIT_QUIESCE, "raidboard: {}"),
-    (LinkError, EXIT_UNREACHABLE, "raidboard: cannot reach the board: {}"),
-    (ProtocolError, EXIT_PROTOCOL, "raidboard: protocol error: {}"),
-    (BootError, EXIT_BOOT, "raidboard: boot failed: {}"),
-    (KeyboardInterrupt, EXIT_INTERRUPTED, ""),      # ends the line ^C was echoed on
-    (BrokenPipeError, EXIT_OK, None),               # the reader went away (`| head`): nothing is wrong
+    (UsageError, EXIT_USAGE, "USAGE", "raidboard: {}"),
+    (QuiesceError, EXIT_QUIESCE, "HOST_COMMAND_FAILED", "raidboard: {}"),
+    (LinkError, EXIT_UNREACHABLE, "UNREACHABLE", "raidboard: cannot reach the board: {}"),
+    (ProtocolError, EXIT_PROTOCOL, "PROTOCOL", "raidboard: protocol error: {}"),
+    (BootError, EXIT_BOOT, "BOOT_FAILED", "raidboard: boot failed: {}"),
+    (KeyboardInterrupt, EXIT_INTERRUPTED, "INTERRUPTED", ""),   # ends the line ^C was echoed on
+    (BrokenPipeError, EXIT_OK, None, None),         # the reader went away (`| head`): nothing is wrong
 )
-FAILURES = (BoardError, Exit) + tuple(kind for kind, _, _ in SAID)
+FAILURES = (BoardError, Exit) + tuple(x[0] for x in SAID)
+
+# the Error Code of a JSON document for the exit codes a command chooses itself (Exit)
+EXIT_NAMES = {EXIT_SCSI: "SCSI_STATUS", EXIT_NVRAM: "NO_VALID_BANK", EXIT_UNCONFIRMED: "NOT_CONFIRMED",
+              EXIT_SNAPSHOT_LOST: "SNAPSHOT_LOST"}
 
 
-def report(e):
-    """Say on stderr why a command ended with one of FAILURES; return its exit code."""
+def report(e, json_description=None, one_line=False):
+    """Say on stderr why a command ended with one of FAILURES; return its exit code. With
+    `json_description` (--json) also print the failure's JSON document on stdout: on one line
+    after a command's JSON Lines (`one_line`)."""
+    code, name, message, data, hint = _failure(e)
+    if json_description is not None and name is not None:
+        failure = {"Error Code": name, "Error Message": message, "Exit Code": code}
+        if hint:
+            failure["What To Do"] = hint
+        render.print_document(render.document(data, json_description, failure), one_line)
+    return code
+
+
+def _failure(e):
+    # (exit code, Error Code, message, Response Data, hint); stderr said
     if isinstance(e, Exit):
-        return e.code
+        return e.code, EXIT_NAMES.get(e.code, "EXIT_%d" % e.code), e.why, e.data, None
     if isinstance(e, BoardError):
         print("raidboard: the board refused: %s: %s" % (shown(e.code), shown(e.message)), file=sys.stderr)
         hint = HINTS.get(e.code)
         if hint:
             print("  what to do: " + hint, file=sys.stderr)
-        return EXIT_REFUSED
-    _, code, said = next(x for x in SAID if isinstance(e, x[0]))
+        return EXIT_REFUSED, e.code, e.message, None, hint
+    _, code, name, said = next(x for x in SAID if isinstance(e, x[0]))
     if said is not None:
         print(said.format(e), file=sys.stderr)
-    return code
+    return code, name, str(e), None, None

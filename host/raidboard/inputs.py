@@ -1,18 +1,28 @@
 """What the user typed, checked before anything is sent: system drive, PORT/LUN, RAID level, disk
 slot and hex arguments, and the strings NV memory holds (refused here naming the field and its
 limit, as the board would refuse them: nvram/README.md "String fields")."""
+import re
+
 from .errors import UsageError
 from .model import ISCSI_NAME, ISCSI_NAME_MAX, LUNS, MAX_SD, PORTS, RAID_NAMES
 
+STORCLI_DRIVE = re.compile(r"/c(\d+)/v(\d+)/?")
+
 
 def parse_sd(s):
+    """A system drive: sdN, N, vN or StorCLI's /c0/vN."""
     t = str(s).strip().lower()
-    if t.startswith("sd"):
+    storcli = STORCLI_DRIVE.fullmatch(t)
+    if storcli and storcli.group(1) != "0":
+        raise UsageError("%s: there is no controller %s: this board is one controller, /c0" % (s, storcli.group(1)))
+    if storcli:
+        t = storcli.group(2)
+    elif t.startswith("sd"):
         t = t[2:]
     elif t.startswith("v"):  # StorCLI-style virtual drive
         t = t[1:]
     if not t.isdigit() or not 0 <= int(t) < MAX_SD:
-        raise UsageError("%r is not a system drive: use sd0..sd7 or 0..7" % s)
+        raise UsageError("%r is not a system drive: use sd0..sd7, 0..7 or /c0/v0../c0/v7" % s)
     return int(t)
 
 

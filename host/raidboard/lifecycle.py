@@ -1,11 +1,10 @@
 """The board's process: `boot` (foreground, detached or attached), `stop`, and `console`."""
-import json
 import re
 import sys
 import time
 from pathlib import Path
 
-from . import boot, term
+from . import boot, render, term
 from .errors import UsageError
 from .render import out
 from .session import DEFAULT_STATE, console_url
@@ -43,7 +42,7 @@ def cmd_boot(sess, args):
             term.attach(ep["console"], stop_note="detaching stops the board")
         else:
             if args.json:
-                print(json.dumps(ep, sort_keys=True), flush=True)
+                render.json_line(args, ep)
             else:
                 print("\n".join(_running(args, ep, b) + ["Ctrl-C stops the board."]), flush=True)
             _follow_log(b, Path(ep["log"]))

@@ -51,12 +51,21 @@ def _lop_ops(r):
     return ops
 
 
+# the kinds `lop status --op` picks (a re-sync runs as a copy)
+KINDS = ("copy", "rebuild", "init", "check")
+
+
 def cmd_lop_status(sess, args):
     if args.wait:
         return _lop_wait(sess, args, parse_sd(args.drive) if args.drive is not None else None)
     p = {"sd": parse_sd(args.drive)} if args.drive is not None else {}
     r = sess.call("lop_status", p)
-    out(args, render.rounded(r), lambda: render.lops_table(_lop_ops(r)))
+    if args.op is None:
+        out(args, r, lambda: render.lops_table(_lop_ops(r)))
+        return
+    ops = [o for o in _lop_ops(r) if o.get("op") == args.op]
+    none = "no %s runs%s" % (args.op, " on sd%d" % p["sd"] if p else "")
+    out(args, {"lops": ops}, lambda: render.lops_table(ops, none))
 
 
 def _lop_wait(sess, args, sd):
@@ -67,7 +76,7 @@ def _lop_wait(sess, args, sd):
         ops = [o for o in _lop_ops(r) if sd is None or o.get("sd") in (sd, None) or sd in o.get("drives", ())]
         running = [o for o in ops if str(o.get("state", o.get("status", ""))).upper() in ("RUNNING", "ACTIVE", "IN_PROGRESS")]
         if args.json:
-            print(json.dumps(render.rounded(r), sort_keys=True), flush=True)
+            render.json_line(args, r)
         elif ops:
             o = running[0] if running else ops[0]
             bar.update(o.get("percent", o.get("pct", 0)), render.lop_what(o))

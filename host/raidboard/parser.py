@@ -16,7 +16,8 @@ examples:
   raidboard lun map 0/1 sd1                                host port 0, LUN 1 -> sd1
   raidboard snapshot start sd0 && raidboard snapshot watch
   raidboard cdb 0/0 25000000000000000000                   READ CAPACITY(10) on port 0 LUN 0
-  raidboard --json sd list | jq .                          any query as JSON
+  raidboard --json sd list | jq '.Controllers[0]["Response Data"]'   any answer as JSON
+  raidboard /c0/vall show J                                StorCLI's paths (/c0/eC/sT: C is the drive channel)
   raidboard console                                        the VT-100 console (Ctrl-] detaches)
   raidboard shell                                          interactive, with completion
   raidboard stop
@@ -98,6 +99,7 @@ def build_parser(shell=None):
                  "board (snapshot backup of WO 99/63441) over its serial console.",
                  epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(top, top=True)
+    top.add_argument("--version", action="store_true", help="the version of this CLI and of the firmware, then exit")
     sub = top.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=Parser)
 
     b = P(sub, "boot", "start a board from a board definition", func=lifecycle.cmd_boot, epilog="""\
@@ -226,8 +228,11 @@ running after --grace seconds it gets SIGTERM, then SIGKILL.
     c.set_defaults(action="clear")
 
     ln = _group(sub, "lun", "LUN map of the host ports",
-                "examples:\n  raidboard lun list\n  raidboard lun map 0/2 sd1\n  raidboard lun unmap 1/2\n")
+                "examples:\n  raidboard lun list\n  raidboard lun show 0/1\n  raidboard lun map 0/2 sd1\n"
+                "  raidboard lun unmap 1/2\n")
     P(ln, "list", "list the LUN map", func=drives.cmd_lun_list)
+    c = P(ln, "show", "what one PORT/LUN is mapped to", func=drives.cmd_lun_show)
+    c.add_argument("portlun", metavar="PORT/LUN", help="host port 0 or 1 / LUN 0..7, e.g. 0/1")
     c = P(ln, "map", "map PORT/LUN to a system drive", func=drives.cmd_lun_map)
     c.add_argument("portlun", metavar="PORT/LUN", help="host port 0 or 1 / LUN 0..7, e.g. 0/2")
     c.add_argument("drive", help="sd0..sd7")
@@ -256,10 +261,13 @@ running after --grace seconds it gets SIGTERM, then SIGKILL.
     c.add_argument("--count", type=int, default=0, metavar="N", help="stop after N samples")
 
     dk = _group(sub, "disk", "physical disks (slots)",
-                "examples:\n  raidboard disk list\n  raidboard disk fail 2\n  raidboard disk remove 1:1\n"
+                "examples:\n  raidboard disk list\n  raidboard disk show 1:2\n  raidboard disk fail 2\n"
+                "  raidboard disk remove 1:1\n"
                 "  raidboard disk replace 0:2\n"
                 "  raidboard disk autorebuild off\n")
     P(dk, "list", "list disk slots", func=disks.cmd_disk_list)
+    c = P(dk, "show", "one disk slot", func=disks.cmd_disk_show)
+    c.add_argument("slot", help="slot index or channel:target")
     for act, h in (("fail", "fail a disk"), ("remove", "remove a disk"),
                    ("replace", "put in a new disk (its drive rebuilds onto it when automatic rebuild is on)")):
         c = P(dk, act, h, func=disks.cmd_disk_action)
@@ -321,6 +329,7 @@ examples:
     c.add_argument("--interval", type=float, default=0.5, metavar="S", help=INTERVAL_HELP)
     c = P(lp, "status", "progress of long operations", func=lops.cmd_lop_status)
     c.add_argument("drive", nargs="?", help="sd0..sd7 (default: all)")
+    c.add_argument("--op", choices=lops.KINDS, help="only operations of this kind (with a drive: says when none runs on it)")
     c.add_argument("--wait", action="store_true", help="progress bar until it ends")
     c.add_argument("--interval", type=float, default=0.5, metavar="S", help=INTERVAL_HELP)
     c = P(lp, "stop", "stop the long operation of a system drive", func=lops.cmd_lop_stop)

@@ -90,14 +90,66 @@ def word_meaning(cdb, data_in):
 
 
 def out(args, data, text):
-    """Print `data` as JSON with --json (control characters escaped as JSON does), else `text` (a
-    string or a callable making one), each of its lines through `shown`."""
+    """Print `data` as one JSON document with --json (`document`; control characters escaped as
+    JSON does), else `text` (a string or a callable making one), each of its lines through `shown`."""
     if args.json:
-        print(json.dumps(data, indent=1, sort_keys=True))
+        print_document(document(data, said(args)))
     else:
         t = text() if callable(text) else text
         if t:
             print("\n".join(shown(line) for line in t.split("\n")))
+
+
+def print_document(doc, one_line=False):
+    print(json.dumps(doc, indent=None if one_line else 1, sort_keys=True), flush=True)
+
+
+def json_line(args, data):
+    """One sample of a command that goes on (`lop --wait`, `snapshot watch`, `events --follow`):
+    a whole document on one line (JSON Lines); a failure after it is one line too."""
+    args.streamed = True
+    print_document(document(data, said(args)), one_line=True)
+
+
+def said(args):
+    """The command line as the user gave it (cli.run keeps it on args): a document's Description."""
+    return getattr(args, "command_line", None) or "raidboard"
+
+
+# the frame of every JSON answer, StorCLI's (host/README.md "JSON output")
+def document(data, description, failure=None):
+    """`{"Controllers": [{"Command Status": {...}, "Response Data": data}]}`. `failure`: the keys a
+    failed command adds to its status (Error Code, Error Message, Exit Code, What To Do)."""
+    status = {"Controller": 0, "Status": "Success", "Description": description}
+    if failure:
+        status.update(failure, Status="Failure")
+    return {"Controllers": [{"Command Status": status, "Response Data": jsonable(data if data is not None else {})}]}
+
+
+TIME_KEYS = ("time", "started", "ended", "finished")   # the board's clock, seconds since the epoch
+
+
+def jsonable(v, key=None):
+    """The board's answer as --json prints it: a time (TIME_KEYS) as ISO 8601 UTC, a percentage
+    (`percent`, `*_pct`) with one decimal at most."""
+    if isinstance(v, dict):
+        return {k: jsonable(x, k) for k, x in v.items()}
+    if isinstance(v, list):
+        return [jsonable(x) for x in v]
+    if key in TIME_KEYS and _real(v):
+        return utc_time(v)
+    if isinstance(key, str) and (key == "percent" or key.endswith("pct")) and _real(v) and isinstance(v, float):
+        return round(v, 1)
+    return v
+
+
+def utc_time(t):
+    """Seconds since the epoch as ISO 8601 UTC, `2026-11-27T01:02:03Z` (the number itself if no
+    date has it)."""
+    try:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+    except (OverflowError, OSError, ValueError):
+        return t
 
 
 def table(rows, headers):
@@ -209,16 +261,6 @@ def pct_text(v):
     return ("%.1f" % v).rstrip("0").rstrip(".")
 
 
-def rounded(r):
-    """The board's answer with every percentage of its long operations rounded to one decimal (the
-    board's float 8.7 arrives as 8.699999999999999): what --json prints."""
-    ops = r.get("lops") if isinstance(r, dict) else None
-    for o in ops if isinstance(ops, list) else ():
-        if isinstance(o, dict) and isinstance(o.get("percent"), float):
-            o["percent"] = round(o["percent"], 1)
-    return r
-
-
 def lop_drives(op):
     """`sd0 → sd2` for a copy or re-sync, `sd0` for the others."""
     to = op.get("to", op.get("target"))
@@ -262,8 +304,9 @@ def iso_time(t, day_of=None):
     return time.strftime("%Y-%m-%dT%H:%M:%S", tm)
 
 
-def lops_table(ops):
-    """Running operations, then the history (newest first), each with its times: `lop status`."""
+def lops_table(ops, none="no long operation running"):
+    """Running operations, then the history (newest first), each with its times: `lop status`;
+    `none` says that none runs."""
     def row(o):
         pct = o.get("percent", o.get("pct"))
         rate = o.get("rate")
@@ -273,7 +316,7 @@ def lops_table(ops):
     heads = ["OPERATION", "DRIVES", "STATE", "DONE", "RATE", "STARTED", "ENDED"]
     running = [row(o) for o in ops if o.get("state") == "RUNNING"]
     history = [row(o) for o in ops if o.get("state") != "RUNNING"]
-    parts = [table(running, heads) if running else "no long operation running"]
+    parts = [table(running, heads) if running else none]
     if history:
         parts.append("\nhistory:\n" + table(history, heads))
     return "\n".join(parts)

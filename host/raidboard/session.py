@@ -101,13 +101,13 @@ def confirm(args, question):
     if getattr(args, "force", False):
         return
     if not sys.stdin.isatty():
-        print("raidboard: %s -- not done: no terminal to ask on; add --force to do it from a script"
-              % question, file=sys.stderr)
-        raise Exit(EXIT_UNCONFIRMED)
+        why = "%s -- not done: no terminal to ask on; add --force to do it from a script" % question
+        print("raidboard: " + why, file=sys.stderr)
+        raise Exit(EXIT_UNCONFIRMED, why)
     print("%s [y/N] " % question, end="", file=sys.stderr, flush=True)
     if sys.stdin.readline().strip().lower() not in ("y", "yes"):
         print("raidboard: not done", file=sys.stderr)
-        raise Exit(EXIT_UNCONFIRMED)
+        raise Exit(EXIT_UNCONFIRMED, "%s -- not done: answered no" % question)
 
 
 class Session:

@@ -279,7 +279,10 @@ class EventWatch:
 
 def _print_events(sess, args):
     for e in sess.pending_events():
-        print(("event " + render.event_line(e)) if not args.json else e, flush=True)
+        if args.json:
+            render.json_line(args, e)
+        else:
+            print("event " + render.event_line(e), flush=True)
 
 
 def _prompt_session(tree, names):

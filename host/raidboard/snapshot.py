@@ -1,5 +1,4 @@
 """The snapshot backup (WO 99/63441): `snapshot start|stop|status|watch|map`."""
-import json
 import subprocess
 import sys
 import time
@@ -71,7 +70,7 @@ def cmd_snapshot_watch(sess, args):
         last = r
         n += 1
         if args.json:
-            print(json.dumps(r, sort_keys=True), flush=True)
+            render.json_line(args, r)
         else:
             if bar is None:
                 bar = render.Progress("log usage")
@@ -86,7 +85,8 @@ def cmd_snapshot_watch(sess, args):
         if last.get("last"):
             print(render.shown(render.last_snapshot_text(last["last"])), file=sys.stderr)
     if lost:
-        raise Exit(EXIT_SNAPSHOT_LOST)
+        how = (last.get("last") or {}).get("how") or "overflow"
+        raise Exit(EXIT_SNAPSHOT_LOST, "the snapshot ended (%s): its backup image is gone" % how, data=last)
 
 
 def _lost(st):

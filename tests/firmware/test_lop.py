@@ -635,11 +635,11 @@ def test_command_table_bad_input_rate_and_progress():
     ctl.command("lop_start", {"op": "check", "sd": 0})
     ctl.lop_mgr.step()
     s = ctl.command("status")["lops"][0]
-    assert s["op"] == "check" and s["rate"] == 30 and 0 < s["pct"] < 100 and s["state"] == "RUNNING"
+    assert s["op"] == "check" and s["rate"] == 30 and 0 < s["percent"] < 100 and s["state"] == "RUNNING"
     # a drive in use by an operation cannot be deleted
     assert refusal(ctl, "sd_delete", {"sd": 0}) in ("LOP_ACTIVE", "SNAPSHOT_ACTIVE", "LUN_IN_USE")
     r = ctl.command("lop_stop", {"id": s["id"]})
-    assert r["state"] == "TERMINATED" and r["words"] == "0x0107"
+    assert r["state"] == "TERMINATED" and r["word"] == 0x0107
 
 
 def test_unreadable_state_file_is_reported_not_fatal():

@@ -77,10 +77,11 @@ def test_refusal_is_shown_on_lcd_and_screen():
     m = model()
     goto(m, "CONFIGURATION", "CLEAR LOG")
     choose(m, "SD1")
-    l1, l2 = lines(m)
-    assert l1 == "LUN IN USE", (l1, l2)       # SD1's backup LUNs are mapped
-    assert l2.startswith("SD1 HAS"), l2
-    assert "REFUSED: LUN IN USE - SD1 has" in screen_text(m)
+    # SD1's backup LUNs are mapped: the panel's short form, the controller's whole message on the screen
+    assert lines(m) == ("LUNS IN USE", "UNMAP THEM FIRST"), lines(m)
+    rows = screen_text(m).split("\n")
+    assert rows[21:23] == ["REFUSED: LUN IN USE - SD1 has backup LUNs port 0 LUN 1, port 1 LUN 1; unmap them",
+                           "  first" + " " * 73], rows[21:23]      # wrapped at a word, nothing lost
     # the refusal stays until the next key, then the menu is back
     m.key(DOWN)
     assert lines(m)[0] == "CONFIGURATION"
@@ -109,7 +110,7 @@ def test_snapshot_cycle_from_the_front_panel():
     # without a LOG drive the snapshot is refused, with the reason
     goto(m, "ADMINISTRATION", "START SNAPSHOT")
     choose(m, "SD0")
-    assert lines(m)[0] == "NO LOG DEFINED", lines(m)
+    assert lines(m) == ("NO LOG DRIVE", "SET ONE FIRST"), lines(m)
     home(m)
     goto(m, "CONFIGURATION", "SET LOG")
     choose(m, "SD1")
@@ -179,7 +180,7 @@ def test_password_guards_configuration():
     assert lines(m) == ("PASSWORD:", "<OK>")
     m.char("x")
     m.key(ENTER)
-    assert lines(m) == ("WRONG PASSWORD", "THE PASSWORD IN NV M")
+    assert lines(m) == ("WRONG PASSWORD", "TRY AGAIN")
     m.key(ENTER)        # CONFIGURATION again, typed this time with the buttons: "s" "3" ... is long;
     m.key(ESC)          # so cancel, and type it on the keyboard
     assert lines(m)[0] == "CANCELLED"
@@ -217,7 +218,7 @@ def test_disk_fail_and_replace():
     choose(m, "YES, DRIVES DEGRADE")
     assert lines(m) == ("DONE", "DISK FAILED")
     home(m)
-    assert lines(m)[0] == "SD0 RAID5 CRITICAL"
+    assert lines(m)[0] == "!SD0 CRITICAL"      # the fault display
     goto(m, "DISKS", "REPLACE DISK")
     choose(m, "0:0")
     choose(m, "YES, DISK WIPED")
@@ -235,13 +236,56 @@ def test_automatic_rebuild_setting_in_menus():
     assert any("automatic rebuild of a replaced disk: OFF" in str(r[1]) for r in m.rows), m.rows
 
 
+def test_create_drive_with_no_free_space_is_refused_before_any_step():
+    m = model()
+    goto(m, "CONFIGURATION", "CREATE DRIVE")     # SD0 and SD1 take every disk whole
+    assert lines(m) == ("NO FREE SPACE", "DELETE A DRIVE"), lines(m)
+    assert m.frame.title == "CONFIGURATION", m.frame.title
+    assert "REFUSED: NO SPACE - no disk has free space" in screen_text(m)
+
+
+def unlog_sd1(ctl):
+    # SD1 an ordinary drive: its backup LUNs unmapped, LOG cleared
+    for port in (0, 1):
+        ctl.command("lun_unmap", {"port": port, "lun": 1})
+    ctl.command("log_clear", {"sd": 1})
+
+
+def test_create_drive_lists_free_space_asks_the_size_and_names_the_drive():
+    m = model()
+    ctl = m.ctl
+    unlog_sd1(ctl)
+    ctl.command("sd_delete", {"sd": 1})
+    goto(m, "CONFIGURATION", "CREATE DRIVE")
+    # two free disks: the levels two disks can build
+    assert [i[0] for i in m.frame.items] == ["RAID 1", "RAID 0", "JBOD"], m.frame.items
+    choose(m, "RAID 0")
+    assert [i[0] for i in m.frame.items] == ["1:0 FREE 16MB", "1:1 FREE 16MB", "DONE"], m.frame.items
+    choose(m, "1:0")
+    choose(m, "1:1")
+    choose(m, "DONE")
+    assert m.frame.title == "SIZE"
+    assert [i[0] for i in m.frame.items] == ["ALL 32MB", "16MB", "8MB", "4MB", "2MB", "1MB"], m.frame.items
+    choose(m, "16MB")
+    choose(m, "WRITE THROUGH")
+    choose(m, "YES")
+    assert lines(m) == ("DONE", "SD1 CREATED 16MB"), lines(m)
+    assert [(d["sd"], d["level"], d["mb"]) for d in ctl.command("sd_list")["drives"]] == [(0, "RAID5", 48), (1, "RAID0", 16)]
+    # the free space left, per disk; a disk count the level refuses ends the action at once
+    m.key(ENTER)
+    choose(m, "RAID 1")
+    assert [i[0] for i in m.frame.items] == ["1:0 FREE 8MB", "1:1 FREE 8MB", "DONE"], m.frame.items
+    choose(m, "1:0")
+    choose(m, "DONE")
+    assert lines(m) == ("WRONG DISK COUNT", "FOR THIS RAID LEVEL"), lines(m)
+    assert m.frame.title == "CONFIGURATION"
+
+
 def test_create_and_delete_drive_in_menus():
     m = model()
     ctl = m.ctl
     # free two disks: delete SD1 after unmapping and clearing LOG
-    for port in (0, 1):
-        ctl.command("lun_unmap", {"port": port, "lun": 1})
-    ctl.command("log_clear", {"sd": 1})
+    unlog_sd1(ctl)
     goto(m, "CONFIGURATION", "DELETE DRIVE")
     choose(m, "SD1")
     assert lines(m) == ("DELETE SD1?", ">NO")
@@ -254,11 +298,12 @@ def test_create_and_delete_drive_in_menus():
     choose(m, "1:0")    # toggles
     choose(m, "1:1")
     s = screen_text(m)
-    assert "[x] 1:0" in s and "[x] 1:1" in s and "[ ] 0:0" in s, s
+    assert "[x] 1:0 FREE 16MB" in s and "[x] 1:1 FREE 16MB" in s and "0:0" not in s, s
     choose(m, "DONE")
+    choose(m, "ALL")
     choose(m, "WRITE BACK")
     choose(m, "YES")
-    assert lines(m) == ("DONE", "DRIVE CREATED"), lines(m)
+    assert lines(m) == ("DONE", "SD1 CREATED 16MB"), lines(m)
     d = ctl.command("sd_list")["drives"]
     assert [x["level"] for x in d] == ["RAID5", "RAID1"] and d[1]["wb"], d
 
@@ -276,7 +321,7 @@ def test_long_operations_start_show_stop():
     m.key(ENTER)
     choose(m, "CONSISTENCY CHECK")
     choose(m, "SD0")
-    assert lines(m)[0] == "LOP ACTIVE", lines(m)
+    assert lines(m) == ("OPERATION RUNNING", "STOP IT FIRST"), lines(m)
     m.key(DOWN)
     m.key(ENTER)        # OPERATION STATUS
     assert lines(m)[0] == "CHECK SD0", lines(m)
@@ -406,13 +451,11 @@ def test_a_stopped_copy_shows_incomplete_and_the_panel_clears_it_after_asking():
     ctl.command("lop_start", {"op": "copy", "sd": 1, "to": 2})
     ctl.lop_mgr.step()
     ctl.command("lop_stop", {"sd": 0})
-    home(m)
-    m.key(DOWN)
-    m.key(DOWN)
-    assert lines(m)[0] == "SD2 RAID5 INCOMPLETE"
+    m.refresh()                                 # as the console does once a second
+    assert lines(m)[0] == "!SD2 INCOMPLETE COPY"
     assert "INCOMPLETE" in screen_text(m)
     goto(m, "ADMINISTRATION", "LONG OPERATIONS", "CLEAR INCOMPLETE")
-    assert [i[0] for i in m.frame.items] == ["SD2 RAID5 INCOMPLETE"], m.frame.items
+    assert [i[0] for i in m.frame.items] == ["SD2 INCOMPLETE"], m.frame.items     # 19 columns
     m.key(ENTER)
     assert lines(m) == ("ACCEPT SD2 AS IS?", ">NO")
     m.key(ENTER)
@@ -496,12 +539,12 @@ def test_wrong_passwords_lock_the_panel_out_for_a_while():
         home(m)
     goto(m, "DISKS")
     type_pw(m, "right")                          # even the right one: locked out
-    assert lines(m)[0] == "LOGIN LOCKED", lines(m)
+    assert lines(m)[0] == "PANEL LOCKED", lines(m)
     home(m)
     now[0] += access.LOCK_MS - 1
     goto(m, "DISKS")
     type_pw(m, "right")
-    assert lines(m)[0] == "LOGIN LOCKED"
+    assert lines(m)[0] == "PANEL LOCKED"
     home(m)
     now[0] += 1
     goto(m, "DISKS")

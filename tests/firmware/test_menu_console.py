@@ -194,3 +194,55 @@ def test_a_long_run_of_input_that_writes_nothing_is_probed():
     feed(c, port, b"\n" * 4096)
     assert probes.count(b"\n") == 4096 // console.LINES_PER_SLICE // console.PROBE_SLICES, len(probes)
     assert len(probes) == probes.count(b"\n")  # nothing else: empty lines are not answered
+
+
+class Line:
+    # a pty's line settings as a terminal program changes them: one value per look (settings()),
+    # from a script; marks the board makes are counted
+    def __init__(self, script):
+        self.script = list(script)
+        self.looks = 0
+        self.marks = 0
+        self.done = asyncio.Event()
+
+    def settings(self):
+        self.looks += 1
+        if len(self.script) > 1:
+            return self.script.pop(0)
+        self.done.set()
+        return self.script[0]
+
+    def mark(self):
+        self.marks += 1
+
+
+def watch(c, script):
+    # the console's watch of the line, for as many looks as the script has
+    line = Line(script)
+
+    async def go():
+        t = asyncio.create_task(c._watch_line(line))
+        await line.done.wait()
+        t.cancel()
+    asyncio.run(go())
+    return line
+
+
+def test_a_terminal_program_setting_the_line_gets_the_monitor_drawn_once_it_settles():
+    c, port = setup()
+    c.model.key(console.menu.ENTER)          # someone left the menus open
+    c.screen.full = False
+    c.wake.clear()
+    # quiet, then picocom: sets the line, flushes it, sets it again; then quiet again
+    line = watch(c, ["raw", "raw", "raw", "115200", "115200+clocal", "115200+clocal", "marked", "marked"])
+    assert c.model.mode == "monitor" and c.screen.full and c.wake.is_set()
+    assert line.marks == 2, line.marks       # at start, and after the program came
+
+
+def test_a_program_in_line_mode_is_not_drawn_on():
+    c, port = setup()
+    c.line = True                             # the CLI sent #RB1 before its settings were noticed
+    c.screen.full = False
+    c.wake.clear()
+    watch(c, ["raw", "9600", "9600", "marked", "marked"])
+    assert not c.screen.full and not c.wake.is_set()

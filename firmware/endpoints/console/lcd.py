@@ -3,7 +3,13 @@
 # shows one system drive per press of up/down and the snapshot state, e.g.
 #   SD0 RAID5 ONLINE
 #   SNAP ACTIVE LOG 12%
-# and, once it ended until the next start, how (SNAP OVERFLOW 100%, SNAP LOG FAILED 37%, ...)
+# and, once it ended until the next start, how (SNAP OVERFLOW 100%, SNAP LOG FAILED 37%, ...).
+# While a fault stands (a drive CRITICAL, OFFLINE or holding an incomplete copy, a disk failed or
+# removed) the first line is the fault display instead: "!SD0 CRITICAL", stepping to the next
+# fault on each refresh (once a second) when there are several.
+#
+# Every text it shows is written for 20 columns: a refusal shows its authored short form (SHORT)
+# and the VT-100 screen the controller's whole message; nothing is cut in the middle of a word.
 from endpoints.console import menu
 from micropython import const
 import time
@@ -26,10 +32,8 @@ def clean(s, width):
 
 
 def drive_line(d):
-    s = "SD%d %s %s" % (d.get("sd", 0), menu.level_name(d), menu.drive_state(d))
-    if d.get("log"):
-        s = s + (" LOG" if len(s) <= WIDTH - 4 else "*")
-    return s
+    # "SD0 RAID5 ONLINE", "SD1 RAID1 ONLINE LOG"; the level gives way when it would not fit
+    return menu.drive_words(d, " LOG" if d.get("log") else "", WIDTH)
 
 
 # how the last snapshot ended (snapshot_status "last"), in words that fit "SNAP <how> 100%"
@@ -92,7 +96,8 @@ def row_lines(r):
         return drive_line(d), "%dMB %s%s" % (d.get("mb", 0), "WB" if d.get("wb") else "WT",
                                              " LOG" if d.get("log") else "")
     if k == "luns":
-        return "PORT %d LUNS" % r[1], " ".join("%d:SD%d" % (e["lun"], e["sd"]) for e in r[2])
+        # as many whole "LUN:SD" pairs as fit; the screen lists them all
+        return "PORT %d LUNS" % r[1], fit(" ".join("%d:SD%d" % (e["lun"], e["sd"]) for e in r[2]))
     if k == "snap":
         s = r[1]
         return snap_line(s), snap_detail(s)
@@ -104,19 +109,91 @@ def row_lines(r):
             "%s%% %s" % (menu.op_pct(o), str(o.get("state", "")).upper())
     if k == "event":
         e = r[1]
-        return "EVENT %d %s" % (e.get("seq", 0), str(e.get("level", "")).upper()), str(e.get("text", ""))
+        return "EVENT %d %s" % (e.get("seq", 0), str(e.get("level", "")).upper()), fit(e.get("text", ""))
     if k == "disk":
         d = r[1]
         return "DISK %s" % d.get("name", d.get("slot")), "%s %dMB" % (str(d.get("state", "")).upper(), d.get("mb", 0))
-    return str(r[1]), ""
+    return fit(r[1]), ""
+
+
+# each refusal the menus can show, as the panel says it: what is wrong over what to do. The
+# controller's codes (control/, lop/, the Table 2 rows of snapshot_refusal, access.py) and the
+# menus' own; tests/test_lcd_text.py holds every code the firmware raises to this table.
+SHORT = {
+    "BAD_ARGUMENT": ("NOT ACCEPTED", "SEE CONSOLE SCREEN"),
+    "BAD_LEVEL": ("WRONG DISK COUNT", "FOR THIS RAID LEVEL"),
+    "BAD_STATE": ("OPERATION STATE BAD", "SEE EVENT LOG"),
+    "BUSY": ("CONTROLLER BUSY", "TRY AGAIN"),
+    "CANCELLED": ("CANCELLED", "NOTHING CHANGED"),
+    "CHECK_IN_PROGRESS": ("CHECK IN PROGRESS", "WAIT OR STOP IT"),
+    "CONSOLE_ONLY": ("PANEL IS ON THE", "CONSOLE PORT ONLY"),
+    "COPY_ACTIVE": ("A COPY IS RUNNING", "STOP IT FIRST"),
+    "DISK_IN_USE": ("DISK IS IN USE", "PICK AN UNUSED DISK"),
+    "DISK_NOT_ONLINE": ("DISK NOT ONLINE", "REPLACE IT FIRST"),
+    "DRIVE_EXISTS": ("DRIVE EXISTS", "DELETE IT FIRST"),
+    "FIRMWARE_ERROR": ("FIRMWARE ERROR", "SEE CONSOLE SCREEN"),
+    "INIT_IN_PROGRESS": ("INIT IN PROGRESS", "WAIT OR STOP IT"),
+    "INVALID_DRIVE": ("TARGET NOT USABLE", "PICK ANOTHER DRIVE"),
+    "IS_LOG_DRIVE": ("IT IS THE LOG DRIVE", "PICK ANOTHER DRIVE"),
+    "LOGIN_LOCKED": ("PANEL LOCKED", "TRY AGAIN LATER"),
+    "LOG_EXISTS": ("LOG DRIVE EXISTS", "CLEAR IT FIRST"),
+    "LOP_ACTIVE": ("OPERATION RUNNING", "STOP IT FIRST"),
+    "LUN_IN_USE": ("LUNS IN USE", "UNMAP THEM FIRST"),
+    "NOTHING_TO_REBUILD": ("NOTHING TO REBUILD", "REPLACE A DISK"),
+    "NOT_INCOMPLETE": ("COPY NOT INCOMPLETE", "NOTHING TO CLEAR"),
+    "NOT_LOG": ("NOT THE LOG DRIVE", "NOTHING TO CLEAR"),
+    "NOT_MAPPED": ("LUN NOT MAPPED", "NOTHING TO UNMAP"),
+    "NOT_MASKED": ("NO SUCH MASK", "NOTHING TO CLEAR"),
+    "NOT_READY": ("DRIVE NOT READY", "SEE EVENT LOG"),
+    "NO_BASE": ("NO EARLIER COPY", "USE COPY DRIVE"),
+    "NO_CHALLENGE": ("NO CHALLENGE", "ASK ONE FIRST"),
+    "NO_FREE_DRIVE": ("ALL DRIVES DEFINED", "DELETE ONE FIRST"),
+    "NO_LOG_DEFINED": ("NO LOG DRIVE", "SET ONE FIRST"),
+    "NO_OPERATION": ("NO OPERATION RUNS", "ON THAT DRIVE"),
+    "NO_SNAPSHOT": ("NO SNAPSHOT ACTIVE", "START ONE FIRST"),
+    "NO_SPACE": ("NO FREE SPACE", "DELETE A DRIVE"),
+    "NO_SUCH_DRIVE": ("NO SUCH DRIVE", "PICK ANOTHER DRIVE"),
+    "NO_SUCH_OPERATION": ("OPERATION ENDED", "NOTHING TO STOP"),
+    "NO_SUCH_SLOT": ("NO SUCH DISK SLOT", "PICK ANOTHER SLOT"),
+    "NV_LIMIT": ("NV MEMORY LIMIT", "SEE CONSOLE SCREEN"),
+    "NV_REFUSED": ("NV MEMORY REFUSED", "NOTHING CHANGED"),
+    "OVERLAP": ("DISK SPACE OVERLAPS", "PICK OTHER DISKS"),
+    "PASSWORDS_DIFFER": ("PASSWORDS DIFFER", "PASSWORD UNCHANGED"),
+    "PASSWORD_REQUIRED": ("PASSWORD REQUIRED", "ENTER IT FIRST"),
+    "REBUILD_IN_PROGRESS": ("REBUILD IN PROGRESS", "WAIT FOR IT"),
+    "SNAPSHOT_ACTIVE": ("SNAPSHOT ACTIVE", "END IT FIRST"),
+    "TABLE_FULL": ("MASK TABLE FULL", "CLEAR ONE FIRST"),
+    "TOO_SMALL": ("DRIVE TOO SMALL", "FOR A LOG DRIVE"),
+    "UNKNOWN_COMMAND": ("UNKNOWN COMMAND", "SEE CONSOLE SCREEN"),
+    "WRONG_PASSWORD": ("WRONG PASSWORD", "TRY AGAIN"),
+}
+
+
+def fit(text, width=WIDTH):
+    # text cut to width at a word boundary, never in the middle of a word
+    text = str(text)
+    if len(text) <= width:
+        return text
+    cut = text[:width + 1].rfind(" ")
+    return text[:cut] if cut > 0 else text[:width]
 
 
 def message_lines(msg):
-    # a result: "DONE" over what was done; a refusal: why (the code spelled out) over the detail
-    ok, head, detail = msg
+    # a result: "DONE" over what was done; a refusal: its short form (SHORT), or for a code the
+    # table does not know (none the firmware raises) the code over "REFUSED"
+    ok, key, detail = msg
     if ok:
-        return "DONE", head
-    return head, detail.upper() if detail else "REFUSED"
+        return "DONE", fit(key)
+    return SHORT.get(key) or (fit(menu.spelled(key)), "REFUSED")
+
+
+def monitor_line(m):
+    # the monitor's first line: the fault display while any fault stands, else the chosen drive
+    if m.alerts:
+        return "!" + m.alerts[m.tick % len(m.alerts)]
+    drives = m.status.get("drives", [])
+    f = m.frame
+    return drive_line(drives[f.cursor]) if f.cursor < len(drives) else m.ctl.board.get("model", "RAID")
 
 
 def render(m):
@@ -125,8 +202,7 @@ def render(m):
     if m.message is not None:
         a, b = message_lines(m.message)
     elif f.kind == menu.MONITOR:
-        drives = m.status.get("drives", [])
-        a = drive_line(drives[f.cursor]) if f.cursor < len(drives) else m.ctl.board.get("model", "RAID")
+        a = monitor_line(m)
         b = snap_line(m.status.get("snapshot") or {})
     elif f.kind == menu.VIEW:
         a, b = row_lines(m.rows[f.cursor]) if m.rows else (f.title, "")
@@ -138,5 +214,5 @@ def render(m):
         a = f.title
         label = f.items[f.cursor][0] if f.items else ""
         mark = "*" if f.cursor in f.picked else ">"
-        b = mark + label
+        b = mark + fit(label, WIDTH - 1)
     return clean(a, WIDTH), clean(b, WIDTH)

@@ -9,13 +9,14 @@ import json
 import sys
 import micropython
 from micropython import const
+from endpoints.console import jsontext
 
 LINE_MAX = const(266240)    # room for a 128 KiB data-out in hex plus the request around it
 ID_MAX = const(16)
 CMD_MAX = const(32)
 EVQ = const(64)             # events kept for a line-mode client between two flushes
 HELLO = "#RB1"
-FIRMWARE = "raidboard-fw 0.1"
+FIRMWARE = "raidboard-fw 0.1"       # the version; also read by the host CLI (raidboard --version)
 OPEN = ("challenge", "login", "bye")    # what a client may send before it logged in
 
 
@@ -53,11 +54,11 @@ def err(rid, code, message, **extra):
     d = {"message": message}
     for k in extra:
         d[k] = extra[k]
-    return "%s ERR %s %s\n" % (rid, code, json.dumps(d))
+    return "%s ERR %s %s\n" % (rid, code, jsontext.dumps(d))
 
 
 def event_line(ev):
-    return "* EVENT %s\n" % json.dumps(ev)
+    return "* EVENT %s\n" % jsontext.dumps(ev)
 
 
 class EventQueue:
@@ -213,7 +214,7 @@ class LineProto:
             res = fn(args) if fn else self.ctl.command(cmd, args)
             if res is None:
                 res = {}
-            return "%s OK %s\n" % (rid, json.dumps(res))
+            return "%s OK %s\n" % (rid, jsontext.dumps(res))
         except Exception as e:
             code = getattr(e, "code", None)
             if isinstance(code, str):

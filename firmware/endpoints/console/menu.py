@@ -3,7 +3,9 @@
 # through ctl.command(), and keeps what it fetched in `rows` so both views show the same data.
 from micropython import const
 from endpoints.console import access
+from control.errors import CmdError
 from hw import levels
+from hw import nvram
 from hw.levels import RAID0, RAID1, RAID3, RAID5, RAID6, NORAID
 
 # buttons of the front panel (the VT-100 view maps arrow keys, Enter and Esc onto them)
@@ -25,6 +27,7 @@ PW_MAX = const(32)
 MAP_COLS = const(64)
 MAP_ROWS = const(8)
 EVENTS_SHOWN = const(60)
+STATUS_EVENTS = const(5)    # the events on the monitor and the STATUS view
 # a drive's status as the command table names it
 ONLINE = levels.STATUS_NAMES[levels.ONLINE]
 CRITICAL = levels.STATUS_NAMES[levels.CRITICAL]
@@ -53,9 +56,10 @@ class View(Node):
 class Step:
     # one choice an action needs; `source(model, args)` lists (label, value) where value is a
     # dict merged into the command arguments, or None to cancel; a source answering None instead
-    # of a list means the step does not apply to what was chosen so far (it is skipped). title:
-    # text, or fn(model, args) naming what was chosen. multi: the key that collects the values of
-    # several toggled choices into a list (ends with the "DONE" choice).
+    # of a list means the step does not apply to what was chosen so far (it is skipped); a source
+    # that raises CmdError ends the action there with that refusal, before any further choice.
+    # title: text, or fn(model, args) naming what was chosen. multi: the key that collects the
+    # values of several toggled choices into a list (ends with the "DONE" choice).
     def __init__(self, title, source, multi=None):
         self.title = title
         self.source = source
@@ -67,7 +71,8 @@ class Action(Node):
         Node.__init__(self, label, guard)
         self.cmd = cmd
         self.steps = steps
-        self.done = done        # what the LCD says when the command succeeded
+        self.done = done        # what the LCD says when the command succeeded: text (20 characters
+                                # at most), or fn(args, result) making it
 
 
 class Password(Node):
@@ -80,9 +85,17 @@ def drive_state(d):
     return "INCOMPLETE" if d.get("incomplete") else d.get("status", "?")
 
 
-def _drive_choice(d):
-    return ("SD%d %s %s" % (d["sd"], level_name(d), "LOG" if d.get("log") else drive_state(d)),
-            {"sd": d["sd"]})
+def drive_words(d, tail, width, head=""):
+    # head + "SD0 RAID5 ONLINE" + tail in width columns: the level gives way when it would not fit
+    s = "%sSD%d %s %s%s" % (head, d.get("sd", 0), level_name(d), drive_state(d), tail)
+    return s if len(s) <= width else "%sSD%d %s%s" % (head, d.get("sd", 0), drive_state(d), tail)
+
+
+def _drive_choice(d, head=""):
+    # a drive as a choice: 19 columns, the LCD's line after the cursor mark
+    if d.get("log"):
+        return ("%sSD%d %s LOG" % (head, d["sd"], level_name(d)), {"sd": d["sd"]})
+    return drive_words(d, "", 19, head), {"sd": d["sd"]}
 
 
 def _drives(m, args):
@@ -117,10 +130,51 @@ def _log_drives(m, args):
     return [c for c in _drives(m, args) if c[0].endswith("LOG")]
 
 
+def _free_disks(m):
+    # the disks a new drive can take a region of
+    return [d for d in m.fetch("disk_list").get("disks", []) if d.get("state") == "online" and d.get("free_mb", 0) > 0]
+
+
 def _levels(m, args):
-    # the most asked-for first; "RAID 5" is easier to read on the panel than "RAID5"
+    # the first step of CREATE DRIVE: refuses at once when no drive can be made, else offers the
+    # levels the disks with free space can build, the most asked-for first ("RAID 5" reads better
+    # on the panel than "RAID5")
+    if len(m.fetch("sd_list").get("drives", [])) >= nvram.MAX_SD:
+        raise CmdError("NO_FREE_DRIVE", "all %d system drives are defined: delete one first" % nvram.MAX_SD)
+    n = len(_free_disks(m))
+    if not n:
+        raise CmdError("NO_SPACE", "no disk has free space: delete a drive or replace a disk first")
     return [(levels.LEVEL_NAMES[lv].replace("RAID", "RAID "), {"raid": lv})
-            for lv in (RAID5, RAID1, RAID0, RAID6, RAID3, NORAID)]
+            for lv in (RAID5, RAID1, RAID0, RAID6, RAID3, NORAID)
+            if any(levels.validate(lv, k) is None for k in range(1, n + 1))]
+
+
+def size_text(mb):
+    return "%dMB" % mb if mb < 100000 else "%dGB" % (mb // 1024)
+
+
+def _free_slots(m, args):
+    # each disk a new drive can use, with the space it has left (not its size)
+    return [("%s FREE %s" % (d.get("name", d["slot"]), size_text(d.get("free_mb", 0))), d["slot"])
+            for d in _free_disks(m)]
+
+
+def _sizes(m, args):
+    # the whole free space the chosen disks give at this level, then round sizes below it; the
+    # controller's dry run says what it would create, or refuses (wrong disk count...) right here
+    r = m.ctl.command("sd_create", dict(args, dry_run=True))
+    most = r.get("blocks", 0) // 2048
+    out = [("ALL " + size_text(most), {})]
+    mb = 1 << 20
+    while mb and len(out) < 6:
+        if mb < most:
+            out.append((size_text(mb), {"mb": mb}))
+        mb >>= 1
+    return out
+
+
+def _created(args, r):
+    return "SD%d CREATED %s" % (r.get("sd", 0), size_text(r.get("blocks", 0) // 2048))
 
 
 def _slots(m, args):
@@ -219,7 +273,7 @@ def _lop_targets(m, args):
     if args.get("op") == "resync":      # only onto the drive holding the earlier copy (else NO_BASE)
         tr = m.fetch("lop_status").get("tracking") or {}
         ok = [d for d in ok if tr.get("primary") == snap.get("primary") and d["sd"] == tr.get("backup")]
-    return [("TO " + _drive_choice(d)[0], {"target": d["sd"]}) for d in ok]
+    return [(_drive_choice(d, "TO ")[0], {"target": d["sd"]}) for d in ok]
 
 
 def _lop_question(m, args):
@@ -244,8 +298,8 @@ TREE = Menu("MAIN MENU", [
     View("EVENT LOG", "events"),
     Menu("CONFIGURATION", [
         Action("CREATE DRIVE", "sd_create",
-               [Step("RAID LEVEL", _levels), Step("SELECT DISKS", _slots, multi="slots"),
-                Step("WRITE POLICY", _policy), Step("CREATE?", _confirm)], "DRIVE CREATED"),
+               [Step("RAID LEVEL", _levels), Step("SELECT DISKS", _free_slots, multi="slots"),
+                Step("SIZE", _sizes), Step("WRITE POLICY", _policy), Step("CREATE?", _confirm)], _created),
         Action("DELETE DRIVE", "sd_delete",
                [Step("DELETE DRIVE", _deletable),
                 _ask(lambda m, a: "DELETE SD%d?" % a["sd"], "ALL DATA LOST")], "DRIVE DELETED"),
@@ -314,10 +368,9 @@ def level_name(d):
     return "?"
 
 
-def refusal(code, message):
-    # what the LCD and the screen say when the controller refuses: the code spelled out as the
-    # headline ("NO LOG DEFINED") and the controller's message as the detail
-    return code.replace("_", " ").upper(), str(message or "")
+def spelled(code):
+    # a refusal's code as the screen's headline: "NO_LOG_DEFINED" -> "NO LOG DEFINED"
+    return str(code).replace("_", " ").upper()
 
 
 # ---- the state machine -----------------------------------------------------------------------
@@ -344,11 +397,14 @@ class Model:
         # back to monitor mode, locked: after a disconnect, on leaving the line protocol, on Esc
         self.stack = [Frame(MONITOR, None, "MONITOR")]
         self.unlocked = False
-        self.message = None     # (ok, headline, detail): outcome of the last action, until the next key
+        self.message = None     # outcome of the last action, until the next key: (True, done text, "")
+                                # or (False, refusal code, the controller's message)
         self.pw = ""            # password being entered
         self.pw_ch = -1         # LCD entry: index in PW_CHARS, -1 = "<OK>"
         self.rows = []
         self.status = {}
+        self.alerts = []        # the faults the monitor's LCD shows, one a refresh (see alerts())
+        self.tick = 0
         self.map = []
         self.refresh()
 
@@ -389,7 +445,7 @@ class Model:
             rows.append(("snap", st.get("snapshot") or {}))
             for o in st.get("lops", []):
                 rows.append(("lop", o))
-            for e in st.get("events", []):
+            for e in self.status_events():
                 rows.append(("event", e))
         elif kind == "snapmap":
             rows.append(("snap", self.status.get("snapshot") or {}))
@@ -410,6 +466,9 @@ class Model:
         elif kind == "lops":
             for o in self.fetch("lop_status").get("lops", []):
                 rows.append(("lop", o))
+        if f.kind == MONITOR:
+            self.alerts = alerts(self.status.get("drives", []), self.fetch("disk_list").get("disks", []))
+            self.tick += 1
         if kind is not None:
             if not rows:
                 rows.append(("text", "(nothing to show)"))
@@ -418,6 +477,20 @@ class Model:
                 f.cursor = min(f.cursor, len(rows) - 1)
             else:
                 f.cursor = min(f.cursor, max(0, self.drive_count() - 1))
+
+    def status_events(self):
+        # the monitor's five event lines keep what an operator acts on: iSCSI session traffic
+        # (info-level logins, logouts, closed sessions) fills them only while fewer than five
+        # other events are among the last EVENTS_SHOWN
+        try:
+            evs = self.ctl.events.recent(EVENTS_SHOWN)
+        except Exception:
+            return []
+        keep = [e["seq"] for e in evs if not session_noise(e)][-STATUS_EVENTS:]
+        room = STATUS_EVENTS - len(keep)
+        if room:
+            keep += [e["seq"] for e in evs if session_noise(e)][-room:]
+        return [e for e in evs if e["seq"] in keep]
 
     def drive_count(self):
         return len(self.status.get("drives", []))
@@ -435,6 +508,17 @@ class Model:
     def key(self, k):
         self.message = None
         f = self.frame
+        try:
+            self._button(f, k)
+        except CmdError as e:
+            # an action's step refused before any further choice (CREATE DRIVE with no free
+            # space): the action ends here, with the reason
+            while self.frame.kind == PICK:
+                self.stack.pop()
+            self.message = (False, e.code, e.message)
+        self.refresh()
+
+    def _button(self, f, k):
         if f.kind == PASSWORD:
             self._pw_key(k)
         elif k == UP or k == DOWN:
@@ -446,7 +530,6 @@ class Model:
             self._enter(f)
         elif k == ESC:
             self._back()
-        self.refresh()
 
     def char(self, c):
         # a printable character typed on the keyboard: only the password entry takes text
@@ -549,7 +632,7 @@ class Model:
             f.args[st.multi] = [f.items[i][1] for i in sorted(f.picked)]
         elif value is None:
             self.stack.pop()
-            self.message = (False, "CANCELLED", "")
+            self.message = (False, "CANCELLED", "nothing was changed")
             return
         else:
             f.args.update(value)
@@ -563,8 +646,8 @@ class Model:
     def run(self, cmd, args, done):
         # every refusal is shown with the controller's reason, on the screen and on the LCD
         try:
-            self.ctl.command(cmd, args)
-            self.message = (True, done, "")
+            r = self.ctl.command(cmd, args)
+            self.message = (True, done(args, r) if callable(done) else done, "")
         except Exception as e:
             t = _err_text(e)
             self.message = (False, t[0], t[1])
@@ -588,7 +671,7 @@ class Model:
         elif k == ESC:
             self.stack.pop()
             self.pw = ""
-            self.message = (False, "CANCELLED", "")
+            self.message = (False, "CANCELLED", "nothing was changed")
         elif k == ENTER and self.pw_ch >= 0:
             if len(self.pw) < PW_MAX:
                 self.pw += PW_CHARS[self.pw_ch]
@@ -606,7 +689,7 @@ class Model:
         try:
             if self.access.check(pw):
                 return True
-            self.message = (False, "WRONG PASSWORD", "the password in NV memory does not match")
+            self.message = (False, "WRONG_PASSWORD", "the password in NV memory does not match")
         except Exception as e:
             t = _err_text(e)
             self.message = (False, t[0], t[1])
@@ -628,14 +711,36 @@ class Model:
 
     def _pw_confirm(self, pw, again):
         if pw != again:
-            self.message = (False, "PASSWORDS DIFFER", "typed differently twice: the password is unchanged")
+            self.message = (False, "PASSWORDS_DIFFER", "typed differently twice: the password is unchanged")
             return
         self.access.store(access.digest(pw) if pw else None)
         self.message = (True, "PASSWORD SET" if pw else "PASSWORD CLEARED", "")
 
 
 def _err_text(e):
+    # (code, message) of a refusal; any other exception is a fault of the firmware
     code = getattr(e, "code", None)
     if isinstance(code, str):
-        return refusal(code, getattr(e, "message", "") or "")
-    return "FIRMWARE ERROR", repr(e)
+        return code, str(getattr(e, "message", "") or "")
+    return "FIRMWARE_ERROR", "%s: %s" % (type(e).__name__, e)
+
+
+def session_noise(e):
+    # iSCSI session traffic: info-level events of the host ports (logins, logouts, closed and
+    # reinstated sessions, portals up); their warnings (refused logins, digest errors) count
+    return e.get("level") == "info" and str(e.get("text", "")).startswith("iSCSI")
+
+
+def alerts(drives, disks):
+    # the faults a front panel alerts on: a drive not ONLINE or holding an incomplete copy, a
+    # failed or removed disk; each at most 19 characters (the LCD shows it after "!")
+    out = []
+    for d in drives:
+        if d.get("incomplete"):
+            out.append("SD%s INCOMPLETE COPY" % d.get("sd"))
+        elif d.get("status", ONLINE) != ONLINE:
+            out.append("SD%s %s" % (d.get("sd"), d.get("status")))
+    for d in disks:
+        if d.get("state") in ("failed", "removed"):
+            out.append("DISK %s %s" % (d.get("name"), str(d.get("state")).upper()))
+    return out

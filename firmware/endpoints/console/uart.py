@@ -30,6 +30,7 @@ MENU_IDLE_MS = const(300000)   # menus fall back to (locked) monitor mode after 
 IN_USE_GRACE_MS = const(500)   # how long a new client waits for the previous one to be gone
 SB_MAX = const(64)          # longest telnet subnegotiation we wait out
 PTY_CHUNK = const(512)      # bytes per write once the pty says it has room
+LINE_POLL_MS = const(250)   # how often the pty's line settings are looked at (draw on connect)
 PROBE_SLICES = const(16)    # slices without output after which a probe byte goes out: a client
                             # that closed answers it with a reset, which ends the session
 PROBE_KEYS = b"\x00"        # VT-100 mode: NUL, which terminals ignore
@@ -81,6 +82,10 @@ class Port:
     def probe(self, b):
         # TCP: see _input. A pty says at once when its terminal program closed (gone()).
         pass
+
+    def settings(self):
+        # the line settings a terminal program makes when it opens the line (pty only)
+        return None
 
 
 class TcpPort(Port):
@@ -229,6 +234,25 @@ class PtyPort(Port):
             termios.setraw(0)   # on a pty master this sets the slave: no echo of our output
         except Exception as e:
             log("stdio is not a tty (%r); using it as is" % (e,))
+
+    def settings(self):
+        # termios of a pty master are its slave's: a terminal program opening /dev/pts/N sets
+        # them (picocom: speed, CLOCAL), and flushes the line as it does, so a change is the
+        # sign it came and that what was drawn before it is gone
+        try:
+            return termios.tcgetattr(0)[:6]
+        except OSError:
+            return None     # not a terminal: nothing to watch
+
+    def mark(self):
+        # a speed no terminal program asks for (a pty has none): the next program's settings
+        # then always differ, even when it asks for what the last one had
+        try:
+            a = termios.tcgetattr(0)
+            a[4] = a[5] = termios.B1152000
+            termios.tcsetattr(0, termios.TCSANOW, a)
+        except OSError:
+            pass
 
     def gone(self):
         # the terminal program closed the slave
@@ -497,6 +521,39 @@ class Console:
                 await asyncio.sleep_ms(50)  # a burst of events costs one redraw
             first = False
 
+    # -- draw on connect (pty): the firmware holds the slave open, so no hang-up tells it that a
+    # terminal program came; the line settings that program makes do --
+    async def _watch_line(self, port):
+        port.mark()
+        last = port.settings()
+        while True:
+            await asyncio.sleep_ms(LINE_POLL_MS)
+            now = port.settings()
+            if now == last:
+                continue
+            while True:     # settled: picocom sets the line, flushes it, sets it again
+                await asyncio.sleep_ms(LINE_POLL_MS)
+                last = port.settings()
+                if last == now:
+                    break
+                now = last
+            port.mark()
+            last = port.settings()
+            await self.lock.acquire()
+            try:
+                self.arrived()
+            finally:
+                self.lock.release()
+
+    def arrived(self):
+        # a terminal program opened the console: it sees the monitor at once, drawn in full and
+        # locked, as a new TCP client does. A program already in line mode (the CLI sends #RB1
+        # at once) is left alone.
+        if self.alive and not self.line:
+            self.model.reset()
+            self.screen.invalidate()
+            self.wake.set()
+
     # -- endpoints --
     def serve_tcp(self, ls):
         return listen.accept(ls, lambda s, addr: asyncio.create_task(self._tcp_client(TcpPort(s))))
@@ -524,6 +581,7 @@ class Console:
 
     async def serve_pty(self, port):
         # the pty never goes away: a closed terminal program is a disconnect, the next one a new session
+        asyncio.create_task(self._watch_line(port))
         while True:
             self.busy = True
             await self.session(port)

@@ -4,19 +4,25 @@
 import time
 from endpoints.console import menu
 from endpoints.console import lcd
+from lop import ops
 from micropython import const
 
 COLS = const(80)
 ROWS = const(24)
 BODY_TOP = const(5)
 BODY_ROWS = const(17)
-MSG_ROW = const(22)
+MSG_ROWS = const(3)         # a long refusal takes up to 3 rows, from the bottom of the body up
+EVENT_INDENT = const(23)    # where an event row's text starts: its continuation lines align there
+WRAP_INDENT = const(4)
 OUT_SIZE = const(8192)      # one full redraw is about 2.5 KB
 
 # keys the decoder produces besides the four buttons (menu.UP .. menu.ESC)
 CHAR = const(10)
 BACKSPACE = const(11)
 REDRAW = const(12)
+
+# a long operation by its full name (the board's answers carry only the short one: init, check …)
+LONG_NAMES = {ops.SHORT[k]: ops.NAMES[k] for k in ops.NAMES}
 
 _N, _ESC, _CSI, _SS3, _SKIP = 0, 1, 2, 3, 4
 
@@ -200,6 +206,25 @@ def clock(t):
         return str(t)
 
 
+def wrap(text, width, indent):
+    # text in lines of at most width, broken at spaces (a word longer than a line is split);
+    # continuation lines start with indent spaces
+    lead = len(text) - len(text.lstrip(" "))
+    out = []
+    pad = ""
+    while len(pad) + len(text) > width:
+        room = width - len(pad)
+        cut = text.rfind(" ", lead + 1, room + 1)
+        if cut <= lead:
+            cut = room
+        out.append(pad + text[:cut])
+        text = text[cut:].lstrip(" ")
+        pad = " " * indent
+        lead = 0
+    out.append(pad + text)
+    return out
+
+
 def _event_text(e):
     return "  %5s %s %-5s %s" % (e.get("seq", ""), clock(e.get("time", 0)), e.get("level", ""), e.get("text", ""))
 
@@ -207,8 +232,12 @@ def _event_text(e):
 def _lop_text(o):
     to = (" -> SD%s" % o["target"]) if o.get("target") is not None else ""
     return "  %-18s SD%s%-7s %5s%%  %-10s word %s %s" % (
-        str(o.get("name", o.get("op", "?"))).upper(), o.get("sd", "?"), to, menu.op_pct(o),
-        str(o.get("state", "")).upper(), o.get("words", ""), o.get("detail") or "")
+        LONG_NAMES.get(o.get("op"), str(o.get("op", "?"))).upper(), o.get("sd", "?"), to, menu.op_pct(o),
+        str(o.get("state", "")).upper(), _word(o.get("word")), o.get("detail") or "")
+
+
+def _word(w):
+    return "0x%04X" % w if isinstance(w, int) else ""
 
 
 def body(m):
@@ -245,7 +274,7 @@ def body(m):
         elif k == "lop":
             out.append((_lop_text(r[1]), i))
         elif k == "event":
-            out.append((_event_text(r[1]), i))
+            out.append((_event_text(r[1]), i, EVENT_INDENT))
         elif k == "disk":
             d = r[1]
             out.append(("        %-4s  %-5s  %-10s %d MB" % (d.get("slot"), d.get("name", ""), d.get("state", ""), d.get("mb", 0)), i))
@@ -259,7 +288,30 @@ def body(m):
                 out.append(("  scale: ' ' none  " + lcd.RAMP[1:] + " (more copied ->)  '@' all", -1))
         else:
             out.append(("  " + str(r[1]), i))
-    return out
+    # rows longer than the screen wrap: nothing at their end is lost
+    return [(t, row[1]) for row in out for t in wrap(row[0], COLS, row[2] if len(row) > 2 else WRAP_INDENT)]
+
+
+def _fit_monitor(m, b, rows):
+    # the monitor does not scroll: when its body is too long, events give way, iSCSI session
+    # traffic first, then the oldest
+    while len(b) > rows:
+        ev = [x[1] for x in b if x[1] >= 0 and m.rows[x[1]][0] == "event"]
+        if not ev:
+            break
+        noise = [i for i in ev if menu.session_noise(m.rows[i][1])]
+        drop = (noise or ev)[0]
+        b = [x for x in b if x[1] != drop]
+    return b
+
+
+def _message(m):
+    # the outcome of the last action, in up to MSG_ROWS rows: the controller's whole message
+    if m.message is None:
+        return [""]
+    ok, key, detail = m.message
+    text = ("DONE: " + key) if ok else ("REFUSED: " + menu.spelled(key))
+    return wrap(text + ((" - " + detail) if detail else ""), COLS, 2)[:MSG_ROWS]
 
 
 def compose(m):
@@ -276,7 +328,11 @@ def compose(m):
     path = " > ".join(fr.title for fr in m.stack[1:]) if len(m.stack) > 1 else "STATUS (live)"
     lines.append("== " + path + " ")
     attrs = [0] * ROWS
+    msg = _message(m)
+    rows = BODY_ROWS - len(msg) + 1
     b = body(m)
+    if f.kind == menu.MONITOR:
+        b = _fit_monitor(m, b, rows)
     sel = -1
     if f.kind != menu.MONITOR:
         for i in range(len(b)):
@@ -284,9 +340,9 @@ def compose(m):
                 sel = i
                 break
     top = 0
-    if sel >= BODY_ROWS:
-        top = sel - BODY_ROWS + 1
-    for i in range(BODY_ROWS):
+    if sel >= rows:
+        top = sel - rows + 1
+    for i in range(rows):
         j = top + i
         if j < len(b):
             lines.append(b[j][0])
@@ -294,12 +350,10 @@ def compose(m):
                 attrs[BODY_TOP + i] = 1
         else:
             lines.append("")
-    if m.message is not None:
-        ok, head, detail = m.message
-        lines.append(("DONE: " if ok else "REFUSED: ") + head + ((" - " + detail) if detail else ""))
-        attrs[MSG_ROW] = 1
-    else:
-        lines.append("")
+    for t in msg:
+        if m.message is not None:
+            attrs[len(lines)] = 1
+        lines.append(t)
     lines.append(HELP.get(f.kind, ""))
     for r in range(ROWS):
         lines[r] = lcd.clean(lines[r], COLS - 1 if r == ROWS - 1 else COLS)
