@@ -35,7 +35,7 @@ def sd_owner(ctl, args):
         raise CmdError("SNAPSHOT_ACTIVE", "SD%d is in the active snapshot (primary SD%d); stop it first"
                        % (sd, p.snap_primary))
     if any(op.sd == sd for op in ctl.lops.ops):
-        raise CmdError("LOP_RUNNING", "a long operation runs on SD%d; wait for it or stop it first" % sd)
+        raise CmdError("LOP_ACTIVE", "a long operation runs on SD%d; wait for it or stop it first" % sd)
     if to not in p.serving and to != p.other:
         raise CmdError("BAD_ARGUMENT", "controller %d" % to)
     if e.affinity & 1 == to:
