@@ -236,3 +236,26 @@ def test_a_simplex_board_has_no_pair_commands(board):
         with pytest.raises(proto.BoardError) as e:
             link.request("pair_status", {})
     assert e.value.code == "NOT_A_PAIR"
+
+
+def test_write_back_data_is_in_the_partners_memory_and_survives_the_owners_death(pair):
+    pair.c[1].command("sd_policy", {"sd": 0, "wb": True})          # run on SD0's owner, controller 0
+    assert pair.c[0].command("sd_list")["drives"][0]["wb"] is True
+    a = host(pair, 1)
+    data = os.urandom(65536)
+    assert a.write(0, 2048, data)["status"] == 0                    # forwarded, cached, mirrored
+    assert os.path.getsize(pair.state / "c1" / "mirror.journal") > len(data)
+    pair.kill(0)                                                     # dirty lines die with it
+    pair.wait(1, lambda s: s["serving"] == [0, 1], "took over")
+    replayed = [t for t in events(pair.c[1]) if "PARTNER'S WRITE-BACK DATA REPLAYED" in t]
+    assert replayed and not replayed[0].startswith("PAIR: PARTNER'S WRITE-BACK DATA REPLAYED: 0 records")
+    assert host(pair, 0).read(0, 2048, 128)["data"] == data
+    assert os.path.getsize(pair.state / "c0" / "cache.journal") == 0    # cannot be applied twice
+    # the survivor writes back alone (no copy anywhere else), then hands SD0 back destaged
+    more = os.urandom(65536)
+    assert host(pair, 1).write(0, 4096, more)["status"] in (0, 2)
+    assert host(pair, 1).write(0, 4096, more)["status"] == 0
+    pair.restart(0)
+    pair.wait(1, lambda s: s["serving"] == [1] and s["partner"] == "UP", "gave back")
+    b = host(pair, 0)
+    assert b.read(0, 2048, 128)["data"] == data and b.read(0, 4096, 128)["data"] == more

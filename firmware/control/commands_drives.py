@@ -167,7 +167,6 @@ def sd_create(ctl, args):
     wb = args.get("wb", False)
     if not isinstance(wb, bool):
         raise CmdError("BAD_ARGUMENT", "wb must be true or false")
-    _write_back_allowed(ctl, wb)
     dry = args.get("dry_run", False)
     if not isinstance(dry, bool):
         raise CmdError("BAD_ARGUMENT", "dry_run must be true or false")
@@ -258,21 +257,12 @@ def sd_delete(ctl, args):
     return {}
 
 
-def _write_back_allowed(ctl, wb):
-    # a pair's write-back data must be in both controllers' memory before a write is answered;
-    # without cache mirroring (control/pair.md "Not yet") a pair keeps every drive write-through
-    if wb and ctl.pair is not None:
-        raise CmdError("PAIR_WRITE_THROUGH", "a dual-active pair does not mirror its write-back cache yet: "
-                       "its drives stay write-through")
-
-
 def sd_policy(ctl, args):
     sd = check.system_drive(ctl, args)
     wb = args.get("wb")
     if not isinstance(wb, bool):
         raise CmdError("BAD_ARGUMENT", "wb must be true (write-back) or false (write-through)")
     e = ctl.cfg.sd[sd]
-    _write_back_allowed(ctl, wb)
     if not wb:
         ctl.flush_drive(sd)
     e.raid = (e.raid & ~nvram.WB_MSK) | (nvram.WB_MSK if wb else 0)

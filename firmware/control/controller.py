@@ -112,6 +112,7 @@ class Controller:
         if self.number is not None:
             self.pair = pairmod.Pair(self)
             self.iop.on_change = self.pair.disks_changed
+            self.cache.mirror = self.pair.mirror
             self.engine.notify = self.pair.snapshot_changed
             self.core.alua = self.pair.alua_state
             self.pair.alua_changed = self.core.access_changed
@@ -180,8 +181,7 @@ class Controller:
                 d = raid.SystemDrive(n, e.level(), members, e.stripe_kb * 2, self.iop, e.blocks)
                 if d.resync_note:
                     self.events.log("info" if d.resync_ok else "error", "SD%d %s" % (n, d.resync_note))
-                # a pair serves write-through (no cache mirroring yet: control/pair.md "Not yet")
-                self.drives[n] = CachedDrive(d, self.cache) if e.write_back() and self.number is None else d
+                self.drives[n] = CachedDrive(d, self.cache) if e.write_back() else d
             except ValueError as err:
                 self.events.log("error", "SD%d CANNOT BE BUILT: %s" % (n, err))
         if attach:
@@ -300,6 +300,7 @@ class Controller:
         # the partner died: its write in flight is closed (its intent record), its battery-backed
         # state is taken and cleared so that it can never be applied twice, the snapshot's index
         # is read again from the log, and its long operations resume here (control/pair.md)
+        self._replay_partner_cache(partner_dir)
         rec = self.iop.adopt_intent(partner_dir)
         if rec is not None and self.cfg.sd[rec] is not None:
             self.rebuild_drives(rec)
@@ -308,11 +309,27 @@ class Controller:
         self.pair.snap_primary = eng.primary_sd if eng.state == snapshot.ACTIVE else None
         self.lop_mgr.adopt(partner_dir)
 
+    def _replay_partner_cache(self, partner_dir):
+        # the partner's write-back data (the copy kept here) onto the disks, before anything reads
+        # them; then no copy of it is left to be applied twice (the partner's journal included)
+        src, other = self.pair.partner_journal()
+        if exists(src):
+            wb = cachemod.WriteBackCache(src, self.buffer, 1)
+            rep = wb.replay({sd: getattr(d, "drive", d) for sd, d in self.drives.items()})
+            wb.close()
+            self.events.log("warn" if rep["errors"] else "info",
+                            "PAIR: PARTNER'S WRITE-BACK DATA REPLAYED: %d records, %d blocks%s" % (
+                                rep["records"], rep["blocks"], "; " + "; ".join(rep["errors"]) if rep["errors"] else ""))
+        if exists(other):
+            open(other, "wb").close()
+
     def release(self, home):
-        # failback: controller `home`'s drives go back to it; what runs here on them stops
+        # failback: controller `home`'s drives go back to it, destaged; what runs here on them stops
         for sd, e in enumerate(self.cfg.sd):
             if e is not None and e.affinity & 1 == home:
                 self.lop_mgr.hand_back(sd, home)
+                if not self.destaged(sd):
+                    self.events.log("error", "SD%d: WRITE-BACK DATA NOT DESTAGED AT FAILBACK" % sd)
 
     def took_back(self):
         # this controller's drives are its own again: the snapshot's index as the log holds it now

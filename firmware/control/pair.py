@@ -22,8 +22,9 @@ K_DISK = const(19)       # disk slot states changed on the shared channels: read
 K_GIVE = const(20)       # failback: "give me back my drives and ports" (reply when done)
 K_STATE = const(21)      # what the sender serves now (JSON); no reply
 K_SNAP = const(22)       # a snapshot began (its primary) or ended (-1); reply b"ok"
+K_WB = const(23)         # write-back journal records to keep (a first byte 1: start afresh); b"ok"
 
-LIGHT = (K_CFG, K_DISK, K_STATE, K_SNAP)   # handled at once, even inside a blocking call
+LIGHT = (K_CFG, K_DISK, K_STATE, K_SNAP, K_WB)   # handled at once, even inside a blocking call
 # answered by the controller a host asked, whoever owns the drive: they describe the port
 LOCAL_OPS = (0x12, 0xA0, 0xA3, 0x03)    # INQUIRY, REPORT LUNS, MAINTENANCE IN, REQUEST SENSE
 BOOT_WAIT_MS = const(3000)   # how long a booting controller waits to hear its partner
@@ -47,6 +48,65 @@ MANUAL_FAILBACK = const(0x02)
 
 HEARTBEAT_FILE = "heartbeat"    # in each controller's own directory: a counter it rewrites
 PID_FILE = "firmware.pid"
+EPOCH_FILE = "epoch"            # bumped when the controller writes back without its partner's copy
+MIRROR_FILE = "mirror.journal"  # the partner's write-back journal, as this controller keeps it
+MIRROR_EPOCH = "mirror.epoch"   # the partner's epoch that copy belongs to
+MIRROR_CHUNK = const(960 * 1024)    # records per message (a link frame holds 1 MiB + 4 KiB)
+
+
+def read_int(path, default=-1):
+    try:
+        with open(path) as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return default
+
+
+def write_int(path, n):
+    with open(path, "w") as f:
+        f.write("%d\n" % n)
+
+
+class Mirror:
+    # the write-back cache's copy in the partner's memory (storage/cache.py `mirror`): records
+    # gathered during a write go out in one blocking call before the write is answered
+    def __init__(self, pair):
+        self.pair = pair
+        self.parts = [b"\0"]
+        self.size = 0
+        self.alone = False          # a record went unmirrored: the partner's copy is stale
+
+    def reset(self):
+        # the copy starts afresh, stamped with this controller's epoch
+        self.parts = [struct.pack("<BI", 1, read_int(self.pair.ctl.own_dir + "/" + EPOCH_FILE, 0))]
+        self.size = 0
+
+    def record(self, hdr, data):
+        self.parts.append(bytes(hdr))
+        self.parts.append(data)
+        self.size += len(hdr) + len(data)
+        if self.size > MIRROR_CHUNK:
+            self.commit()
+
+    def commit(self):
+        parts, self.parts, self.size = self.parts, [b"\0"], 0
+        if len(parts) == 1 and parts[0] == b"\0":
+            return
+        p = self.pair
+        if p.partner == UP:
+            try:
+                p.link.call(K_WB, parts, CALL_MS)
+                return
+            except p.Down:
+                pass
+        if not self.alone:
+            # writing back without the partner's copy: its copy no longer counts (pair.md)
+            self.alone = True
+            own = p.ctl.own_dir + "/" + EPOCH_FILE
+            write_int(own, read_int(own, 0) + 1)
+
+
+CACHE_JOURNAL = "cache.journal"   # a controller's own write-back journal (control/controller.py)
 
 
 def manual_failback(cfg):
@@ -99,6 +159,8 @@ class Pair:
         with open("%s/%s" % (ctl.own_dir, PID_FILE), "w") as f:
             f.write("%d\n" % self.pid)
         self.alua_changed = None         # core hook: a unit attention for every nexus (2A/06)
+        self.mirror = Mirror(self)
+        self.partner_epoch = -1
 
     def attach(self, link, down_exc, ports):
         self.link, self.Down, self.ports = link, down_exc, ports
@@ -158,8 +220,11 @@ class Pair:
         asyncio.create_task(self._meet(gen, agreed))
 
     async def _meet(self, gen, agreed):
-        # outside the link's reader: agree on the configuration, then (booting) on who serves what
+        # outside the link's reader: agree on the configuration and the write-back copies, then
+        # (booting) on who serves what
         self._agree(gen, agreed)
+        self.mirror.alone = False
+        self.ctl.cache.remirror()
         if self.joined.is_set():
             return
         if self.me in self.partner_serving:
@@ -207,6 +272,8 @@ class Pair:
                 return
             if self.waiting and self.me not in self.partner_serving:
                 asyncio.create_task(self._served_again())
+        elif kind == K_WB:
+            self._reply(seq, self._keep_records(payload))
         elif kind == K_SNAP:
             p = struct.unpack("<b", payload)[0] if len(payload) == 1 else -1
             self.snap_primary = p if p >= 0 else None
@@ -289,6 +356,30 @@ class Pair:
             return b"unusable " + str(e).encode()
         self._set_agreed(cfg.generation)
         return b"ok"
+
+    def _keep_records(self, p):
+        # the partner's write-back journal records, kept in this controller's battery-backed memory
+        try:
+            start = 5 if p[0] else 1
+            with open(self.ctl.own_dir + "/" + MIRROR_FILE, "wb" if p[0] else "ab") as f:
+                f.write(p[start:])
+            if p[0]:
+                write_int(self.ctl.own_dir + "/" + MIRROR_EPOCH, struct.unpack_from("<I", p, 1)[0])
+        except OSError as e:
+            self.ctl.events.log("error", "PAIR: PARTNER'S WRITE-BACK DATA NOT KEPT: %s" % e)
+            return b"failed"
+        return b"ok"
+
+    def partner_journal(self):
+        # at a takeover: the copy of the partner's write-back journal kept here, when it is
+        # current (the partner never wrote back without it), else the journal it left (pair.md)
+        mine = self.ctl.own_dir + "/" + MIRROR_FILE
+        theirs = self.partner_dir + "/" + CACHE_JOURNAL
+        if read_int(self.ctl.own_dir + "/" + MIRROR_EPOCH) == read_int(self.partner_dir + "/" + EPOCH_FILE, 0):
+            return mine, theirs
+        self.ctl.events.log("error", "PAIR: NO CURRENT COPY OF CONTROLLER %d'S WRITE-BACK DATA (it wrote "
+                            "back alone): the journal it left is used" % self.other)
+        return theirs, mine
 
     # ---- commands for drives the partner serves -------------------------------------------------
     def routed(self, nexus, cdb):

@@ -13,6 +13,10 @@
 # The journal is emptied when nothing is dirty, and rewritten (temp + rename) with only the dirty
 # lines when it grows past journal_limit or a drive's lines are flushed or discarded; replaying
 # records whose data is already on the drive is harmless, so any crash point is safe.
+#
+# Of a dual-active pair, `mirror` (control/pair.py) keeps a copy of the journal in the partner's
+# memory: every record is sent before the write is answered, and every rewrite of the journal
+# starts the copy afresh (so the partner never holds a record the journal dropped).
 import os
 import struct
 import binascii
@@ -65,6 +69,7 @@ class WriteBackCache:
         self.journal_bytes = 0
         self.destaged = 0  # lines written back, for the statistics
         self.write_through = 0  # line segments written straight through for lack of buffer
+        self.mirror = None      # of a pair: record(header, data), reset(), commit() (above)
 
     # ---- journal
     def _open_journal(self, truncate):
@@ -73,6 +78,9 @@ class WriteBackCache:
         if truncate or not exists(self.path):
             self._jf = open(self.path, "wb")
             self.journal_bytes = 0
+            if self.mirror is not None:
+                self.mirror.reset()
+                self.mirror.commit()
         else:
             self._jf = open(self.path, "r+b")
             self.journal_bytes = self._jf.seek(0, 2)
@@ -86,6 +94,8 @@ class WriteBackCache:
         struct.pack_into("<I", h, 20, crc)
         f.write(h)
         f.write(seg)
+        if self.mirror is not None:
+            self.mirror.record(h, seg)
         return HDR + len(seg)
 
     def _rewrite(self):
@@ -98,6 +108,8 @@ class WriteBackCache:
         tmp = self.path + ".tmp"
         f = open(tmp, "wb")
         size = 0
+        if self.mirror is not None:
+            self.mirror.reset()
         for key in self.lines:
             slot = self.lines[key]
             ln = key // MAX_DRIVES
@@ -110,6 +122,8 @@ class WriteBackCache:
         self._jf = None
         os.rename(tmp, self.path)
         self._open_journal(False)
+        if self.mirror is not None:
+            self.mirror.commit()
 
     def _dirty_runs(self, slot):
         # the runs (first, end) of dirty sectors of a cache line
@@ -311,6 +325,8 @@ class WriteBackCache:
             self._age[slot] = self._clock
             pos += c
             mo += nb
+        if self.mirror is not None:
+            self.mirror.commit()     # in the partner's memory before the write is answered
         if self.journal_bytes > self.journal_limit:
             self._rewrite()
 
@@ -378,6 +394,11 @@ class WriteBackCache:
             if (no < 0 and self.journal_bytes) or (no >= 0 and self._jdrv[no]):
                 self._rewrite()
         return n
+
+    def remirror(self):
+        # a partner (re)joined: its copy becomes what the journal holds now
+        if self.mirror is not None and self._jf is not None:
+            self._rewrite()
 
     def discard(self, drive_number):
         # forget a deleted drive's dirty data (its lines and journal records)
