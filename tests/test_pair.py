@@ -259,3 +259,23 @@ def test_write_back_data_is_in_the_partners_memory_and_survives_the_owners_death
     pair.wait(1, lambda s: s["serving"] == [1] and s["partner"] == "UP", "gave back")
     b = host(pair, 0)
     assert b.read(0, 2048, 128)["data"] == data and b.read(0, 4096, 128)["data"] == more
+
+
+def test_the_backup_lun_is_read_from_the_disks_by_the_partner_with_every_exception_mirrored(pair):
+    a, b = host(pair, 0), host(pair, 1)
+    old = os.urandom(65536)
+    assert a.write(0, 0, old)["status"] == 0
+    pair.c[0].command("snapshot_start", {"sd": 0})
+    assert pair.c[1].command("pair_status")["snapshot_follower"] is True
+    for lba in range(0, 128, 8):                     # first writes: the chunk copied, mirrored
+        assert a.write(0, lba, b"n" * 4096)["status"] == 0
+    reads = [pair.c[n].command("pair_status")["disk_reads"] for n in (0, 1)]
+    assert b.read(1, 0, 128)["data"] == old           # through controller 1 ...
+    after = [pair.c[n].command("pair_status")["disk_reads"] for n in (0, 1)]
+    assert after[0] == reads[0] and after[1] > reads[1]      # ... from the disks, by controller 1
+    assert b.read(0, 0, 128)["data"] == b"n" * 65536
+    # the end of the snapshot reaches the backup LUN on both controllers
+    pair.c[1].command("snapshot_stop")
+    for h in (a, b):
+        r = h.read(1, 0, 1)
+        assert r["status"] == 2 and r["sense"][2] & 0x0F == 2

@@ -114,6 +114,7 @@ class Controller:
             self.iop.on_change = self.pair.disks_changed
             self.cache.mirror = self.pair.mirror
             self.engine.notify = self.pair.snapshot_changed
+            self.engine.mirror_exceptions = self.pair.mirror_exceptions
             self.core.alua = self.pair.alua_state
             self.pair.alua_changed = self.core.access_changed
         self.refresh_status(quiet=True)
@@ -333,11 +334,20 @@ class Controller:
 
     def took_back(self):
         # this controller's drives are its own again: the snapshot's index as the log holds it now
-        eng = self.engine
-        if eng.log is not None and self.cfg.sd[eng.log_sd] is not None:
-            eng.attach_log(eng.log_sd, self.drives[eng.log_sd], self.cfg.sd[eng.log_sd].chunk_kb, self.drives)
+        self.follow_log(False)
         self._gen = -1
         self.refresh_status()
+
+    def follow_log(self, follower):
+        # the snapshot as the log drive holds it (header, index records); a follower serves its
+        # backup LUN and never writes the log (control/pair.md "The snapshot across the pair")
+        eng = self.engine
+        if eng.log is None or self.cfg.sd[eng.log_sd] is None:
+            return
+        eng.attach_log(eng.log_sd, self.drives[eng.log_sd], self.cfg.sd[eng.log_sd].chunk_kb, self.drives)
+        if follower:
+            eng.follower = True
+            eng.origins.clear()
 
     def gport(self, port):
         # host port `port` of this controller as the pair numbers ports (2 * controller + port)

@@ -21,10 +21,13 @@ K_CMD = const(18)        # a firmware command (JSON) for a drive the receiver se
 K_DISK = const(19)       # disk slot states changed on the shared channels: read them again
 K_GIVE = const(20)       # failback: "give me back my drives and ports" (reply when done)
 K_STATE = const(21)      # what the sender serves now (JSON); no reply
-K_SNAP = const(22)       # a snapshot began (its primary) or ended (-1); reply b"ok"
+K_SNAP = const(22)       # a snapshot began or ended (JSON); reply b"ok"
 K_WB = const(23)         # write-back journal records to keep (a first byte 1: start afresh); b"ok"
+K_EXC = const(24)        # new exceptions of the snapshot: chunk, log slot, count "<III"; b"ok"
 
-LIGHT = (K_CFG, K_DISK, K_STATE, K_SNAP, K_WB)   # handled at once, even inside a blocking call
+LIGHT = (K_CFG, K_DISK, K_STATE, K_SNAP, K_WB, K_EXC)   # handled at once, even inside a blocking call
+# what a backup LUN answers from the disks on either controller (claim 12): it is read-only
+BACKUP_READS = (0x00, 0x08, 0x28, 0xA8, 0x88, 0x25, 0x9E, 0x1A, 0x5A)
 # answered by the controller a host asked, whoever owns the drive: they describe the port
 LOCAL_OPS = (0x12, 0xA0, 0xA3, 0x03)    # INQUIRY, REPORT LUNS, MAINTENANCE IN, REQUEST SENSE
 BOOT_WAIT_MS = const(3000)   # how long a booting controller waits to hear its partner
@@ -225,6 +228,7 @@ class Pair:
         self._agree(gen, agreed)
         self.mirror.alone = False
         self.ctl.cache.remirror()
+        self._follow_if_theirs()
         if self.joined.is_set():
             return
         if self.me in self.partner_serving:
@@ -275,8 +279,12 @@ class Pair:
         elif kind == K_WB:
             self._reply(seq, self._keep_records(payload))
         elif kind == K_SNAP:
-            p = struct.unpack("<b", payload)[0] if len(payload) == 1 else -1
-            self.snap_primary = p if p >= 0 else None
+            self._reply(seq, self._follow_snapshot(payload))
+        elif kind == K_EXC:
+            c, slot, k = struct.unpack_from("<III", payload, 0)
+            eng = self.ctl.engine
+            if eng.follower and eng.state == ACTIVE_SNAPSHOT:
+                eng.follow_exceptions(c, slot, k)
             self._reply(seq, b"ok")
         elif kind == K_FWD:
             self._reply(seq, self._execute_forwarded(payload))
@@ -387,17 +395,55 @@ class Pair:
         if cdb[0] in LOCAL_OPS:
             return False
         sd = self.ctl.sd_at(nexus)
-        return sd is not None and self.owner(self.ctl.snapshot_home(sd)) == self.other
+        if sd is None:
+            return False
+        e = self.ctl.cfg.sd[sd]
+        if cdb[0] in BACKUP_READS and self.ctl.engine.follower and e.is_log() and not e.write_back():
+            return False        # the backup LUN read from the shared disks here (pair.md)
+        return self.owner(self.ctl.snapshot_home(sd)) == self.other
 
-    def snapshot_changed(self, primary):
-        # the engine here began (primary sd) or ended (None) a snapshot: the partner is told before
-        # the answer, so one snapshot at a time holds pair-wide (claim 11)
-        self.snap_primary = primary
+    def snapshot_changed(self, state):
+        # the engine here began or ended a snapshot: the partner is told before the answer, so one
+        # snapshot at a time holds pair-wide and its backup LUN answers there too (claims 9, 11)
+        eng = self.ctl.engine
+        self.snap_primary = eng.primary_sd if state == ACTIVE_SNAPSHOT else None
         if self.partner == UP:
+            msg = {"state": state, "primary": eng.primary_sd, "snap_id": eng.snap_id,
+                   "generation": eng.generation, "started": eng.started, "last": eng.last}
             try:
-                self.link.call(K_SNAP, struct.pack("<b", -1 if primary is None else primary), CALL_MS)
+                self.link.call(K_SNAP, json.dumps(msg).encode(), CALL_MS)
             except self.Down:
                 pass
+
+    def mirror_exceptions(self, c, slot, k):
+        # a new run of exceptions is in the partner's index before the primary is overwritten, so
+        # the backup LUN it serves never reads new data for a copied chunk (claim 11)
+        if self.partner == UP:
+            try:
+                self.link.call(K_EXC, struct.pack("<III", c, slot, k), CALL_MS)
+            except self.Down:
+                pass
+
+    def _follow_if_theirs(self):
+        # a snapshot whose primary the partner serves: this engine follows it, read from the log
+        p = self.ctl.engine.primary_sd
+        if self.ctl.engine.state != ACTIVE_SNAPSHOT or self.owner(p) != self.other:
+            return
+        self.ctl.follow_log(True)
+
+    def _follow_snapshot(self, p):
+        try:
+            d = json.loads(bytes(p))
+            state, primary = int(d["state"]), int(d["primary"])
+        except (ValueError, KeyError, TypeError):
+            self.ctl.events.log("error", "PAIR: SNAPSHOT MESSAGE UNREADABLE")
+            return b"unreadable"
+        eng = self.ctl.engine
+        if eng.log is not None:
+            eng.follow(state, primary, self.ctl.drives.get(primary), d.get("snap_id", 0),
+                       d.get("generation", 0), d.get("started"), d.get("last"))
+        self.snap_primary = primary if state == ACTIVE_SNAPSHOT else None
+        return b"ok"
 
     def _fwd_parts(self, nexus, cdb, data_out):
         iname = nexus[0].encode()
@@ -584,6 +630,7 @@ class Pair:
         await self.ports.close_ports(self.other)
         self.ctl.release(self.other)
         self.serving.discard(self.other)
+        self._follow_if_theirs()
         self._changed()
 
     async def _give_on_request(self, seq):
@@ -659,7 +706,8 @@ class Pair:
         return {"controller": self.me, "mode": self.mode, "partner": self.partner,
                 "serving": sorted(self.serving), "partner_serving": sorted(self.partner_serving),
                 "failback": "manual" if manual_failback(self.ctl.cfg) else "automatic",
-                "disk_writes": self.ctl.iop.writes,
+                "disk_writes": self.ctl.iop.writes, "disk_reads": self.ctl.iop.reads,
+                "snapshot_follower": self.ctl.engine.follower,
                 "link": self._link_counters()}
 
     def _link_counters(self):

@@ -54,7 +54,12 @@ class Engine:
         self.primary = None
         self.primary_sd = -1
         self.state = IDLE
-        self.notify = None     # told the primary when a snapshot begins, None when it ends (a pair)
+        # of a pair (control/pair.md "The snapshot across the pair"): notify(state) is told when a
+        # snapshot begins or ends, mirror_exceptions(c, slot, k) of each new exception before the
+        # primary is written; a follower keeps the partner's snapshot and never writes the log
+        self.notify = None
+        self.mirror_exceptions = None
+        self.follower = False
         self.generation = 0
         self.snap_id = 0
         self.chunk_blocks = DEFAULT_CHUNK_KB * 2
@@ -108,6 +113,7 @@ class Engine:
         self.state, self.primary, self.primary_sd, self.next_slot = IDLE, None, -1, 0
         self.origins.clear()
         self.last = None
+        self.follower = False
         self._read_header()
         if self.state == ACTIVE:
             p = drives.get(self.primary_sd)
@@ -247,7 +253,7 @@ class Engine:
         self._stack()
         self.events.log("info", "SNAPSHOT STARTED SD%d -> LOG SD%d" % (sd, self.log_sd))
         if self.notify is not None:
-            self.notify(sd)
+            self.notify(ACTIVE)
 
     def terminate(self, reason="command"):
         self._keep_outcome("copied" if reason.startswith("copied") else "terminated", reason)
@@ -258,7 +264,7 @@ class Engine:
         self.primary, self.primary_sd = None, -1
         self.events.log("info", "SNAPSHOT ENDED (%s)" % reason)
         if self.notify is not None:
-            self.notify(None)
+            self.notify(IDLE)
 
     def _stack(self):
         # the primary's host writes go through the origin from now on (copy-on-write)
@@ -292,10 +298,31 @@ class Engine:
         # chunks c..c+k-1 are on the log in slots slot..slot+k-1, their records too: into the index
         self.index.insert_run(c, slot, k)
         self.next_slot = slot + k
+        if self.mirror_exceptions is not None:
+            self.mirror_exceptions(c, slot, k)   # in the partner's index before the primary is written
         self.copies += k
         if self.next_slot >= self._warn_at:
             self._next_warning()
             self.events.log("warn", "LOG DRIVE %d%% FULL" % USAGE_EVENTS[self._warned - 1])
+
+    # ---- a pair's follower: the partner's snapshot, kept from its messages -----------------------
+    def follow(self, state, primary_sd, primary, snap_id, generation, started, last):
+        # the partner began (ACTIVE) or ended a snapshot; this engine serves its backup LUN reads
+        if state == ACTIVE:
+            self.primary, self.primary_sd, self.next_slot = primary, primary_sd, 0
+            self.snap_id, self.generation, self.started = snap_id, generation, started
+            self.last = None
+        else:
+            self.primary, self.primary_sd, self.last = None, -1, last
+        self.state = state
+        self.follower = True
+        self.origins.clear()
+        if self.index is not None:
+            self.index.clear()
+
+    def follow_exceptions(self, c, slot, k):
+        self.index.insert_run(c, slot, k)
+        self.next_slot = slot + k
 
     def _next_warning(self):
         # the usage events (75/90/98 %) as slot counts, so the write path compares two integers
@@ -317,7 +344,7 @@ class Engine:
         self.events.log("error", why + ": SNAPSHOT TERMINATED")
         self._store_header()
         if self.notify is not None:
-            self.notify(None)
+            self.notify(OVERFLOWED)
 
     def _keep_outcome(self, how, why):
         self.last = {"primary": self.primary_sd, "log": self.log_sd, "generation": self.generation,
@@ -327,7 +354,10 @@ class Engine:
 
     def _store_header(self):
         # a snapshot that ends ends in RAM even when its log drive cannot record it; a restart
-        # then finds that log OFFLINE (or its header unreadable): no snapshot either way
+        # then finds that log OFFLINE (or its header unreadable): no snapshot either way. A
+        # follower never writes the log: the partner's header is the one
+        if self.follower:
+            return
         try:
             self._write_header()
         except Exception as e:
