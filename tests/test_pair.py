@@ -279,3 +279,20 @@ def test_the_backup_lun_is_read_from_the_disks_by_the_partner_with_every_excepti
     for h in (a, b):
         r = h.read(1, 0, 1)
         assert r["status"] == 2 and r["sense"][2] & 0x0F == 2
+
+
+def test_configurations_changed_apart_are_a_reported_conflict_not_a_merge(pair):
+    pair.kill(1)
+    pair.wait(0, lambda s: s["serving"] == [0, 1], "took over")
+    pair.c[0].command("lun_map", {"port": 0, "lun": 6, "sd": 0})       # changed on 0 alone
+    pair.kill(0)
+    pair.restart(1)                                                  # 1 boots alone: serves both
+    pair.c[1].command("lun_map", {"port": 0, "lun": 7, "sd": 0})       # changed on 1 alone
+    pair.restart(0)
+    pair.wait(1, lambda s: s["partner"] == "UP" and s["serving"] == [1], "met again")
+    for n in (0, 1):
+        assert any("CONFIGURATION CONFLICT" in t for t in events(pair.c[n]))
+    lun_maps = [pair.c[n].command("nvram_dump")["lun_map"] for n in (0, 1)]
+    assert lun_maps[0] == lun_maps[1]                                # controller 0's, on both
+    assert {"port": 0, "lun": 6, "sd": 0} in lun_maps[1] and {"port": 0, "lun": 7, "sd": 0} not in lun_maps[1]
+    assert list((pair.state / "c1").glob("nvram.conflict-*.bin"))         # 1's own, kept aside

@@ -7,6 +7,7 @@
 # be in the partner's memory before an answer) and link.request (awaited, for forwarded commands).
 import os
 import json
+import binascii
 import struct
 import asyncio
 from micropython import const
@@ -200,8 +201,11 @@ class Pair:
     def hello(self):
         c = self.ctl.cfg
         return json.dumps({"controller": self.me, "pid": self.pid, "generation": c.generation,
-                           "serving": sorted(self.serving), "mode": self.mode,
+                           "image": self.image_crc(), "serving": sorted(self.serving), "mode": self.mode,
                            "agreed": self.agreed()}).encode()
+
+    def image_crc(self):
+        return binascii.crc32(self.ctl.nv.image)
 
     def light(self, kind):
         return kind in LIGHT
@@ -211,6 +215,7 @@ class Pair:
             h = json.loads(bytes(payload))
             gen, pid, serving = int(h["generation"]), int(h["pid"]), set(h["serving"])
             agreed = int(h.get("agreed", -1))
+            image = int(h.get("image", -1))
         except (ValueError, KeyError, TypeError):
             self.ctl.events.log("error", "PAIR: PARTNER'S HELLO UNREADABLE; LINK DROPPED")
             self.link.drop("unreadable hello")
@@ -220,12 +225,12 @@ class Pair:
         self.partner = UP
         self.ctl.events.log("info", "PAIR: CONTROLLER %d %s (pid %d, NV generation %d)"
                             % (self.other, "REJOINED" if was == DEAD else "JOINED", pid, gen))
-        asyncio.create_task(self._meet(gen, agreed))
+        asyncio.create_task(self._meet(gen, agreed, image))
 
-    async def _meet(self, gen, agreed):
+    async def _meet(self, gen, agreed, image):
         # outside the link's reader: agree on the configuration and the write-back copies, then
         # (booting) on who serves what
-        self._agree(gen, agreed)
+        self._agree(gen, agreed, image)
         self.mirror.alone = False
         self.ctl.cache.remirror()
         self._follow_if_theirs()
@@ -323,14 +328,16 @@ class Pair:
         with open(self.ctl.own_dir + "/pair.agreed", "w") as f:
             f.write("%d\n" % gen)
 
-    def _agree(self, theirs, their_agreed):
+    def _agree(self, theirs, their_agreed, their_image):
         mine = self.ctl.cfg.generation
         base = self.agreed()
-        if theirs == mine:
+        if theirs == mine and their_image == self.image_crc():
             self._set_agreed(mine)
             return
-        changed_here, changed_there = mine > base, theirs > max(base, their_agreed)
-        if changed_here and changed_there and base >= 0:
+        # the one that changed since they last agreed sends; never agreed counts as changed
+        changed_here = base < 0 or mine > base
+        changed_there = base < 0 or theirs > max(base, their_agreed)
+        if changed_here and changed_there:
             # both changed the configuration while apart: no silent merge. Controller 0's stands;
             # controller 1 keeps its own image aside and takes controller 0's (pair.md)
             self.ctl.events.log("error", "PAIR: CONFIGURATION CONFLICT: CONTROLLER %d AT GENERATION %d, "
@@ -338,8 +345,12 @@ class Pair:
                                 % (self.me, mine, self.other, theirs, base))
             if self.me == 0:
                 self.send_config()
-            return
-        if mine > theirs:
+            else:
+                aside = "%s/nvram.conflict-%d.bin" % (self.ctl.own_dir, mine)
+                with open(aside, "wb") as f:
+                    f.write(self.ctl.nv.image)
+                self.ctl.events.log("warn", "PAIR: CONTROLLER 1'S CONFIGURATION KEPT AS %s" % aside)
+        elif changed_here:
             self.send_config()
 
     def send_config(self):
