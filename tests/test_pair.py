@@ -9,10 +9,13 @@ backup LUN reachable through both; a killed, hung or failed controller is taken 
 portal addresses with every acknowledged write and the snapshot intact; failback; a cut link makes
 controller 1 stand down and no drive is written by both. The rules: firmware/control/pair.md.
 """
+import json
 import os
+import socket
 import signal
 import struct
 import time
+import zlib
 
 import pytest
 
@@ -296,3 +299,31 @@ def test_configurations_changed_apart_are_a_reported_conflict_not_a_merge(pair):
     assert lun_maps[0] == lun_maps[1]                                # controller 0's, on both
     assert {"port": 0, "lun": 6, "sd": 0} in lun_maps[1] and {"port": 0, "lun": 7, "sd": 0} not in lun_maps[1]
     assert list((pair.state / "c1").glob("nvram.conflict-*.bin"))         # 1's own, kept aside
+
+
+def frame(kind, seq, payload):
+    """One back-end link frame (firmware/endpoints/link/linkproto.md)."""
+    head = struct.pack("<2sBBIII", b"RL", 1, kind, seq, 0, len(payload))
+    return head + struct.pack("<I", zlib.crc32(head + payload)) + payload
+
+
+def test_a_stranger_on_the_back_end_link_cannot_join_nor_change_the_configuration(pair):
+    pair.kill(0)
+    pair.wait(1, lambda s: s["serving"] == [0, 1], "took over")
+    gen = pair.c[1].command("nvram_dump")["generation"]
+    host_, port = pair.d["link"].rsplit(":", 1)
+    hello = json.dumps({"controller": 0, "pid": os.getpid(), "generation": gen + 50, "image": 0,
+                        "serving": [], "mode": "ACTIVE", "agreed": -1, "nonce": "00" * 16}).encode()
+    with socket.create_connection((host_, int(port)), timeout=10) as s:
+        s.sendall(frame(1, 1, hello) + frame(25, 2, b"\0" * 32) + frame(16, 3, b"\xff" * 3173))
+        s.settimeout(10)
+        try:
+            while s.recv(65536):
+                pass                                   # until the board drops the connection
+        except OSError:
+            pass
+    st = pair.c[1].command("pair_status")
+    assert st["serving"] == [0, 1] and st["partner"] == "FAILED"
+    assert pair.c[1].command("nvram_dump")["generation"] == gen
+    assert any("FAILED TO PROVE THE PAIR KEY" in t for t in events(pair.c[1]))
+    assert host(pair, 0).read(0, 0, 1)["status"] == 0

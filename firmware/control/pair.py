@@ -9,10 +9,12 @@ import os
 import json
 import binascii
 import struct
+import time
 import asyncio
 from micropython import const
 from snapshot.engine import ACTIVE as ACTIVE_SNAPSHOT
 from hw import nvram
+from hw.hmac import hmac_sha256, same
 from control.errors import CmdError
 
 # pair messages (kinds 16 and up on the link; endpoints/link/linkproto.md "Pair messages")
@@ -25,8 +27,9 @@ K_STATE = const(21)      # what the sender serves now (JSON); no reply
 K_SNAP = const(22)       # a snapshot began or ended (JSON); reply b"ok"
 K_WB = const(23)         # write-back journal records to keep (a first byte 1: start afresh); b"ok"
 K_EXC = const(24)        # new exceptions of the snapshot: chunk, log slot, count "<III"; b"ok"
+K_AUTH = const(25)       # HMAC-SHA256(pair key, label + our challenge + sender); b"ok" or b"refused"
 
-LIGHT = (K_CFG, K_DISK, K_STATE, K_SNAP, K_WB, K_EXC)   # handled at once, even inside a blocking call
+LIGHT = (K_CFG, K_DISK, K_STATE, K_SNAP, K_WB, K_EXC, K_AUTH)   # handled at once, even inside a blocking call
 # what a backup LUN answers from the disks on either controller (claim 12): it is read-only
 BACKUP_READS = (0x00, 0x08, 0x28, 0xA8, 0x88, 0x25, 0x9E, 0x1A, 0x5A)
 # answered by the controller a host asked, whoever owns the drive: they describe the port
@@ -56,6 +59,8 @@ EPOCH_FILE = "epoch"            # bumped when the controller writes back without
 MIRROR_FILE = "mirror.journal"  # the partner's write-back journal, as this controller keeps it
 MIRROR_EPOCH = "mirror.epoch"   # the partner's epoch that copy belongs to
 MIRROR_CHUNK = const(960 * 1024)    # records per message (a link frame holds 1 MiB + 4 KiB)
+KEY_FILE = "pair.key"           # in the state directory: the secret both controllers of it share
+NONCE_LEN = const(16)
 
 
 def read_int(path, default=-1):
@@ -113,6 +118,29 @@ class Mirror:
 CACHE_JOURNAL = "cache.journal"   # a controller's own write-back journal (control/controller.py)
 
 
+def pair_key(state_dir, me):
+    # the pair's link secret: made by controller 0 at the first boot (controller 1 waits a while
+    # for it, then makes it itself when booting alone), 32 random bytes
+    path = state_dir + "/" + KEY_FILE
+    for _ in range(0 if me == 0 else 500):
+        if _key_there(path):
+            break
+        time.sleep_ms(20)
+    if not _key_there(path):
+        with open(path + ".tmp", "wb") as f:
+            f.write(os.urandom(32))
+        os.rename(path + ".tmp", path)
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _key_there(path):
+    try:
+        return os.stat(path)[6] == 32
+    except OSError:
+        return False
+
+
 def manual_failback(cfg):
     return bool(cfg.params[0] & MANUAL_FAILBACK)
 
@@ -164,7 +192,9 @@ class Pair:
             f.write("%d\n" % self.pid)
         self.alua_changed = None         # core hook: a unit attention for every nexus (2A/06)
         self.mirror = Mirror(self)
-        self.partner_epoch = -1
+        self.key = pair_key(ctl.state_dir, self.me)
+        self.nonce = b""
+        self.hello_in = None
 
     def attach(self, link, down_exc, ports):
         self.link, self.Down, self.ports = link, down_exc, ports
@@ -199,10 +229,13 @@ class Pair:
 
     # ---- the link's handler --------------------------------------------------------------------
     def hello(self):
+        # a fresh challenge with every connection: the partner proves it knows the pair key
+        self.nonce = os.urandom(NONCE_LEN)
+        self.hello_in = None
         c = self.ctl.cfg
         return json.dumps({"controller": self.me, "pid": self.pid, "generation": c.generation,
                            "image": self.image_crc(), "serving": sorted(self.serving), "mode": self.mode,
-                           "agreed": self.agreed()}).encode()
+                           "agreed": self.agreed(), "nonce": self.nonce.hex()}).encode()
 
     def image_crc(self):
         return binascii.crc32(self.ctl.nv.image)
@@ -211,21 +244,46 @@ class Pair:
         return kind in LIGHT
 
     def link_up(self, payload):
+        # the partner's HELLO: kept until its proof (AUTH) arrives; ours goes out now
         try:
             h = json.loads(bytes(payload))
-            gen, pid, serving = int(h["generation"]), int(h["pid"]), set(h["serving"])
-            agreed = int(h.get("agreed", -1))
-            image = int(h.get("image", -1))
+            self.hello_in = (int(h["generation"]), int(h["pid"]), set(h["serving"]),
+                             int(h.get("agreed", -1)), int(h.get("image", -1)))
+            theirs = bytes.fromhex(h["nonce"])
         except (ValueError, KeyError, TypeError):
             self.ctl.events.log("error", "PAIR: PARTNER'S HELLO UNREADABLE; LINK DROPPED")
             self.link.drop("unreadable hello")
             return
+        asyncio.create_task(self._prove(theirs))
+
+    async def _prove(self, nonce):
+        try:
+            ans = await self.link.request(K_AUTH, self._proof(nonce, self.me))
+        except self.Down:
+            return
+        if bytes(ans) != b"ok":
+            self.ctl.events.log("error", "PAIR: CONTROLLER %d REFUSED THIS CONTROLLER'S PROOF OF THE PAIR KEY"
+                                % self.other)
+
+    def _proof(self, nonce, who):
+        return hmac_sha256(self.key, b"raidboard link" + nonce + bytes((who,)))
+
+    def _authenticate(self, proof):
+        # the partner's answer to our challenge: only a controller with this pair's key joins
+        if self.hello_in is None or not same(bytes(proof), self._proof(self.nonce, self.other)):
+            self.ctl.events.log("error", "PAIR: A PEER ON THE BACK-END LINK FAILED TO PROVE THE PAIR KEY; "
+                                "LINK DROPPED")
+            self.link.drop("failed authentication")
+            return b"refused"
+        gen, pid, serving, agreed, image = self.hello_in
+        self.hello_in = None
         self.partner_pid, self.partner_serving = pid, serving
         was = self.partner
         self.partner = UP
         self.ctl.events.log("info", "PAIR: CONTROLLER %d %s (pid %d, NV generation %d)"
                             % (self.other, "REJOINED" if was == DEAD else "JOINED", pid, gen))
         asyncio.create_task(self._meet(gen, agreed, image))
+        return b"ok"
 
     async def _meet(self, gen, agreed, image):
         # outside the link's reader: agree on the configuration and the write-back copies, then
@@ -269,6 +327,14 @@ class Pair:
         asyncio.create_task(self._partner_lost())
 
     def frame(self, kind, seq, payload):
+        if kind == K_AUTH:
+            self._reply(seq, self._authenticate(payload))
+            return
+        if self.partner != UP:
+            # nothing but a proof from a peer that has not given one (pair.md "Who is on the link")
+            self.ctl.events.log("error", "PAIR: MESSAGE KIND %d FROM AN UNPROVEN PEER; LINK DROPPED" % kind)
+            self.link.drop("message before authentication")
+            return
         if kind == K_CFG:
             self._reply(seq, self._store_config(payload))
         elif kind == K_DISK:

@@ -10,39 +10,14 @@ import time
 import hashlib
 from micropython import const
 from control.errors import CmdError
+from hw.hmac import hmac_sha256, same, xor_bytes
 
 NONCE_LEN = const(16)
 FAILS_MAX = const(5)        # wrong passwords in a row before the console stops trying them
 LOCK_MS = const(30000)      # ... for this long (by the clock given to Access)
-_BLOCK = const(64)          # SHA-256 block size, for HMAC
-_IPAD = bytes(0x36 for _ in range(_BLOCK))
-_OPAD = bytes(0x5C for _ in range(_BLOCK))
-
-
 def digest(password):
     """What NV memory keeps of a password: its SHA-1 (the key of every proof)."""
     return hashlib.sha1(password.encode()).digest()
-
-
-def _xor(a, b):
-    return bytes(x ^ y for x, y in zip(a, b))
-
-
-def hmac_sha256(key, msg):
-    # RFC 2104 (MicroPython's hashlib has SHA-256 but no hmac); keys here are 20 bytes
-    k = key + bytes(_BLOCK - len(key))
-    inner = hashlib.sha256(_xor(k, _IPAD) + msg).digest()
-    return hashlib.sha256(_xor(k, _OPAD) + inner).digest()
-
-
-def _eq(a, b):
-    # compares every byte whatever the first difference is
-    if len(a) != len(b):
-        return False
-    d = 0
-    for x, y in zip(a, b):
-        d |= x ^ y
-    return d == 0
 
 
 def _hex(args, key, n):
@@ -88,7 +63,7 @@ class Access:
     def check(self, password):
         """A password typed in the menus (on the front panel or the terminal)."""
         self._ready()
-        return self._judge(not self.required() or _eq(digest(password), self.ctl.cfg.password))
+        return self._judge(not self.required() or same(digest(password), self.ctl.cfg.password))
 
     def challenge(self, client):
         """A fresh nonce for `client` (anything with a `nonce` attribute: lineproto.LineProto). A
@@ -104,7 +79,7 @@ class Access:
         if nonce is None:
             raise CmdError("NO_CHALLENGE", "ask for a challenge first; each one is good for one answer")
         got = _hex(args, "proof", 32)
-        if not self._judge(_eq(got, hmac_sha256(self.ctl.cfg.password, nonce + what))):
+        if not self._judge(same(got, hmac_sha256(self.ctl.cfg.password, nonce + what))):
             raise CmdError("WRONG_PASSWORD", "the proof does not match the password in NV memory")
         return nonce
 
@@ -124,7 +99,7 @@ class Access:
         if self.required():
             nonce = self._proof(client, args, b"password_set")
             if new:
-                new = _xor(_hex(args, "new", 20),
+                new = xor_bytes(_hex(args, "new", 20),
                            hmac_sha256(self.ctl.cfg.password, nonce + b"new")[:20])
         elif new:
             new = _hex(args, "new", 20)
