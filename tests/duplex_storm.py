@@ -55,8 +55,9 @@ class Host:
     """One initiator at one portal address; it logs in again after a reset and repeats a command
     that got a retryable answer. Anything else goes to `errors`."""
 
-    def __init__(self, addr, errors, name):
+    def __init__(self, addr, errors, name=I.INITIATOR, pause=0.02):
         self.addr, self.errors, self.name = addr, errors, name
+        self.pause = pause                      # s between two tries
         self.ini = None
         self.retries = collections.Counter()    # what was retried: "reset" or the sense "02/04/0A"
 
@@ -72,7 +73,7 @@ class Host:
             except (OSError, I.ISCSIError):
                 self.close()
                 self.retries["reset"] += 1
-                time.sleep(0.02)
+                time.sleep(self.pause)
                 continue
             if r["status"] == 0:
                 return r
@@ -81,7 +82,7 @@ class Host:
                     self.addr, lun, cdb[:1].hex(), r["status"], (r["sense"] or b"").hex()))
                 return None
             self.retries["%02X/%02X/%02X" % (r["sense"][2] & 0x0F, r["sense"][12], r["sense"][13])] += 1
-            time.sleep(0.01)
+            time.sleep(self.pause)
         self.errors.append("%s LUN %d: no answer in %d s" % (self.addr, lun, GIVE_UP))
         return None
 
@@ -107,6 +108,14 @@ class Host:
             self.ini = None
 
 
+def give_controller_1_a_drive(pair):
+    """SD2, a RAID 1 of slots 6-7 made on controller 1 (so its own), as LUN OWN1 of both host ports"""
+    c1 = pair.c[1]
+    c1.command("sd_create", {"raid": 1, "slots": [6, 7], "mb": 8})
+    for port in (0, 1):
+        c1.command("lun_map", {"port": port, "lun": OWN1, "sd": 2})
+
+
 class Storm:
     def __init__(self, tmp, rnd, log=None):
         self.rnd, self.log = rnd, log or (lambda s: None)
@@ -120,10 +129,7 @@ class Storm:
         self.primary_lock = threading.Lock()    # initiate and terminate see no primary write in flight
         self.backup_lock = threading.Lock()     # nor a backup LUN read
         self.writes = {PRIMARY: 0, OWN1: 0}
-        c1 = self.pair.c[1]
-        c1.command("sd_create", {"raid": 1, "slots": [6, 7], "mb": 8})
-        for port in (0, 1):
-            c1.command("lun_map", {"port": port, "lun": OWN1, "sd": 2})
+        give_controller_1_a_drive(self.pair)
         self.hosts = {PRIMARY: self.host(0, 0), OWN1: self.host(1, 0), BACKUP: self.host(1, 1)}
         for lun in (PRIMARY, OWN1):
             self.write(lun, 0, REGION)
