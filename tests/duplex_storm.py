@@ -25,6 +25,9 @@ documented in firmware/control/pair.md "What a host sees during a failover"):
 - CHECK CONDITION 06/2A/06 UNIT ATTENTION, ASYMMETRIC ACCESS STATE CHANGED: once per nexus after a
   failover or failback; repeated.
 Hosts repeat a write until it is acknowledged (same data), so nothing is left in flight at a check.
+A console's snapshot_start or snapshot_stop cut short by the kill (its connection lost, or the refusal
+PARTNER_LOST: the owner it was sent to died) may or may not have run: the survivor's snapshot_status
+says which. Any other refusal is a divergence.
 """
 import collections
 import random
@@ -33,10 +36,11 @@ import threading
 import time
 
 import test_iscsi_initiator as I
+from raidboard import proto
 from crash_storm import Ledger, differ, seed_of, tagged
 from harness import Pair
 
-REGION = 1024                     # blocks of each LUN the storm writes (512 KiB: 8 snapshot chunks)
+REGION = 2048                     # blocks of each LUN the storm writes (1 MiB: 16 snapshot chunks)
 PRIMARY, BACKUP, OWN1 = 0, 1, 2   # LUNs: SD0 (controller 0's), the backup LUN, SD2 (controller 1's)
 RETRYABLE = {(0x02, 0x04, 0x0A), (0x06, 0x2A, 0x06)}
 GIVE_UP = 60                      # s a host keeps retrying one command (only bounds a hang)
@@ -155,7 +159,12 @@ class Storm:
             self.image = None
             try:
                 ctl.command("snapshot_%s" % how, {"sd": 0} if how == "start" else {})
-            except Exception as e:        # the console's controller died under it
+            except (proto.LinkError, OSError) as e:        # the console's controller died under it
+                self.log("snapshot_%s cut: %s" % (how, e))
+                return
+            except proto.BoardError as e:
+                if e.code != "PARTNER_LOST":     # (the owner it was sent to died under it)
+                    self.errors.append("snapshot_%s: %s %s" % (how, e.code, e))
                 self.log("snapshot_%s cut: %s" % (how, e))
                 return
             self.image = self.pending[1] if how == "start" else None
@@ -197,12 +206,13 @@ class Storm:
         victim, survivor = k % 2, 1 - k % 2
         stop = threading.Event()
         jobs = [lambda: self.writer(PRIMARY, stop), lambda: self.writer(OWN1, stop), lambda: self.reader(stop)]
-        if k % 3 == 2 and self.image is not None:
+        recycle = k % 3 == 2 and self.image is not None
+        if recycle:
             jobs.append(lambda: self.recycler(stop))
         threads = [threading.Thread(target=j, daemon=True) for j in jobs]
         for t in threads:
             t.start()
-        time.sleep(self.rnd.uniform(0.02, 0.4))
+        time.sleep(self.rnd.uniform(0.0, 0.15) if recycle else self.rnd.uniform(0.02, 0.4))
         self.pair.kill(victim)
         self.pair.wait(survivor, lambda s: s["serving"] == [0, 1], "took over", timeout=GIVE_UP)
         self.until_writes(3)                # the hosts go on through the taken-over portal
