@@ -23,6 +23,7 @@ bench: $(BIN)/raidboard
 
 torture: $(BIN)/raidboard
 	$(BIN)/python tests/bench/run.py --only crash --kills 1000
+	$(BIN)/python tests/bench/run.py --only duplex --kills 200
 
 clean-state:
 	rm -rf $(STATE)

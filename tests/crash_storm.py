@@ -2,6 +2,7 @@
 `make torture`). After every kill the board reboots and two promises are checked block by block:
 the backup LUN shows exactly the image at initiate, and every acknowledged write is on the primary
 (a block of the one write in flight at the kill may hold its old or its new data, nothing else)."""
+import struct
 import subprocess
 import time
 from pathlib import Path
@@ -28,7 +29,7 @@ def run_storm(tmp, kills, rnd, write_back=(), log=None):
             "for sd in %r: c.command('sd_policy', {'sd': sd, 'wb': True})\n") % (
                 str(ROOT / "firmware"), str(board_file), str(state), str(ROOT), tuple(write_back))],
             check=True, capture_output=True)
-    model = {}                 # block -> seed of the last acknowledged write
+    ledger = Ledger()
     divergences = 0
     seed = 0
     for k in range(kills):
@@ -41,20 +42,16 @@ def run_storm(tmp, kills, rnd, write_back=(), log=None):
         p.kill()
         out = p.stdout.read().decode(errors="replace").split("\n")    # what the firmware acknowledged
         p.wait()
-        inflight = None
         for line in out:
             w = line.split()
             if not w:
                 continue
             if w[0] == "GO" and len(w) == 4:    # (the kill may cut the last line short: the
                                                 # write it announces had not started)
-                inflight = (int(w[1]), int(w[2]), int(w[3]))
+                ledger.go(int(w[1]), int(w[2]), int(w[3]))
                 seed = max(seed, int(w[1]))
-            elif w[0] == "ACK" and len(w) == 2 and inflight:
-                s, lba, n = inflight
-                for b in range(lba, lba + n):
-                    model[b] = s
-                inflight = None
+            elif w[0] == "ACK" and len(w) == 2 and ledger.inflight:
+                ledger.ack()
             elif w[0] == "FAIL":
                 raise AssertionError("a write failed during the storm: " + line)
         seed += 1000          # the next run's seeds never repeat an in-flight seed
@@ -63,22 +60,63 @@ def run_storm(tmp, kills, rnd, write_back=(), log=None):
         lines = {l[:1]: l[2:].split() for l in chk.stdout.splitlines() if l[:2] in ("P ", "B ")}
         if "STATE ACTIVE" not in chk.stdout or len(lines.get("P", [])) == 0:
             raise AssertionError("board did not come back with the snapshot active:\n" + chk.stdout[-2000:] + chk.stderr[-2000:])
-        bad = 0
-        for b, tag in enumerate(lines["B"]):
-            if tag != "%d:0" % b:
-                bad += 1
-        for b, tag in enumerate(lines["P"]):
-            ok = {"%d:%d" % (b, model.get(b, 0))}
-            if inflight and inflight[1] <= b < inflight[1] + inflight[2]:
-                ok.add("%d:%d" % (b, inflight[0]))
-            if tag not in ok:
-                bad += 1
-        if inflight:         # the in-flight write may or may not have landed: learn which
-            s, lba, n = inflight
-            for b in range(lba, lba + n):
-                if lines["P"][b] == "%d:%d" % (b, s):
-                    model[b] = s
+        bad = differ([_seed(b, t) for b, t in enumerate(lines["B"])], {}) + ledger.settle(
+            [_seed(b, t) for b, t in enumerate(lines["P"])])
         if log is not None and bad:
             log("kill %d: %d divergent blocks" % (k, bad))
         divergences += bad
     return divergences
+
+
+def _seed(block, tag):
+    # storm.py's "block:seed" tag of `block` -> its seed (-1: another block's, or torn)
+    b, _, s = tag.partition(":")
+    return int(s) if s and b == str(block) else -1
+
+
+def tagged(lba, seed):
+    """A block that says which block and which write it is (the layout of tests/firmware/storm.py)."""
+    return struct.pack("<II", lba, seed) * 64
+
+
+def seed_of(lba, block):
+    """-> the write seed a block read from `lba` carries (-1: another block's, torn or never written)."""
+    b, s = struct.unpack_from("<II", block, 0)
+    return s if b == lba and block[8:] == block[:504] else -1
+
+
+def differ(seen, image, lba=0):
+    """seen: the seeds read from block `lba` on -> the blocks whose seed is not the one `image`
+    (block -> seed, 0 when absent) holds"""
+    return sum(1 for i, s in enumerate(seen) if s != image.get(lba + i, 0))
+
+
+class Ledger:
+    """What a host was promised on one drive: block -> seed of its last acknowledged write, and the
+    one write in flight (announced, not acknowledged), whose blocks may hold their old or new seed."""
+
+    def __init__(self):
+        self.acked = {}
+        self.inflight = None
+
+    def go(self, seed, lba, n):
+        self.inflight = (seed, lba, n)
+
+    def ack(self):
+        s, lba, n = self.inflight
+        for b in range(lba, lba + n):
+            self.acked[b] = s
+        self.inflight = None
+
+    def settle(self, seen):
+        """seen: the seed read back from each block -> the blocks that broke the promise; a block of
+        the in-flight write that holds it is acknowledged from here on, and nothing is in flight."""
+        bad = 0
+        s, lba, n = self.inflight or (None, 0, 0)
+        for b, got in enumerate(seen):
+            if lba <= b < lba + n and got == s:
+                self.acked[b] = s
+            elif got != self.acked.get(b, 0):
+                bad += 1
+        self.inflight = None
+        return bad

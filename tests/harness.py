@@ -91,6 +91,12 @@ class Board:
     def log(self):
         return (self.state / "firmware.log").read_text()
 
+    def command(self, name, args=None, timeout=30):
+        sys.path.insert(0, str(ROOT / "host"))
+        from raidboard import proto
+        with proto.Link("socket://%s:%d" % self.console, timeout=timeout) as link:
+            return link.request(name, args or {})
+
 
 def write_board(dir, model="dac960sx", **overrides):
     """A board file in `dir` derived from boards/<model>.json, with its own factory NV image."""
@@ -210,12 +216,6 @@ class Controller(Board):
 
     def boot(self, timeout=60):
         return self.launch().wait_ready(timeout)
-
-    def command(self, name, args=None, timeout=30):
-        sys.path.insert(0, str(ROOT / "host"))
-        from raidboard import proto
-        with proto.Link("socket://%s:%d" % self.console, timeout=timeout) as link:
-            return link.request(name, args or {})
 
 
 class Pair:

@@ -14,7 +14,7 @@ def bench(*argv):
 def test_help_lists_every_part_and_runs_nothing():
     p = bench("--help")
     assert p.returncode == 0 and not [l for l in p.stdout.splitlines() if l.startswith("BENCH ")]
-    for part in ("snapshot", "iscsi", "crash", "abuse", "console_flood"):
+    for part in ("snapshot", "iscsi", "crash", "abuse", "console_flood", "duplex", "pair"):
         assert "\n  %s " % part in p.stdout, p.stdout
 
 
