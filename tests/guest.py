@@ -20,7 +20,8 @@ On the host side: `kit = need_guest(tools)`, then `g = Guest(kit, workdir, urls,
 modules, tools)`; `g.wait(NAME)` … `g.go()` around what the host does for the guest, `g.attach(url)`
 to plug in another LUN, `g.finish()` for the scenario's exit status, `g.info`, `g.close()`.
 A multipath guest adds `("dm_multipath", "dm_round_robin", "scsi_dh_alua")` to DISK_MODULES and
-`"dmsetup"` to the tools, and gives one URL per path (`disk N` for each).
+`"dmsetup"` to the tools, and gives one URL per path (`disk N` for each); scsi_dh_alua first, so
+that it attaches to each disk as the disk is scanned (tests/test_guest_linux_pair.py).
 
 `$RAIDBOARD_GUEST_QEMU_ARGS` is added to QEMU's command line, e.g. to see every CDB the guest
 sends: `-D /tmp/trace.log -trace scsi_req_parsed -trace scsi_req_build_sense`. Each guest's

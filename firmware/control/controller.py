@@ -373,10 +373,15 @@ class Controller:
 
     def task_mgmt(self, nexus, kind):
         # task management from a transport (ABORT TASK SET, LOGICAL UNIT RESET, ...): the SCSI
-        # core keeps the per-nexus state it affects (unit attentions, reservations)
-        self.core.task_mgmt(nexus, kind)
+        # core keeps the per-nexus state it affects (unit attentions, reservations); of a pair,
+        # the drive's owner keeps it too (control/pair.md "Task management and sessions")
+        if self.pair is None or not self.pair.nexus_event(nexus, kind):
+            self.core.task_mgmt(nexus, kind)
 
     def nexus_lost(self, initiator, port, isid=None):
+        if self.pair is not None:
+            self.pair.nexus_event((initiator, port, 0) if isid is None else (initiator, port, 0, isid),
+                                  pairmod.NEXUS_LOST)
         self.core.nexus_lost(initiator, port, isid)
 
     def luns(self, port, initiator):

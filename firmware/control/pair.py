@@ -28,12 +28,15 @@ K_SNAP = const(22)       # a snapshot began or ended (JSON); reply b"ok"
 K_WB = const(23)         # write-back journal records to keep (a first byte 1: start afresh); b"ok"
 K_EXC = const(24)        # new exceptions of the snapshot: chunk, log slot, count "<III"; b"ok"
 K_AUTH = const(25)       # HMAC-SHA256(pair key, label + our challenge + sender); b"ok" or b"refused"
+K_NEXUS = const(26)      # task management or the end of a session, for the nexus state kept here; reply b"ok"
 
-LIGHT = (K_CFG, K_DISK, K_STATE, K_SNAP, K_WB, K_EXC, K_AUTH)   # handled at once, even inside a blocking call
+LIGHT = (K_CFG, K_DISK, K_STATE, K_SNAP, K_WB, K_EXC, K_AUTH, K_NEXUS)   # handled at once, even inside a blocking call
 # what a backup LUN answers from the disks on either controller (claim 12): it is read-only
 BACKUP_READS = (0x00, 0x08, 0x28, 0xA8, 0x88, 0x25, 0x9E, 0x1A, 0x5A)
 # answered by the controller a host asked, whoever owns the drive: they describe the port
 LOCAL_OPS = (0x12, 0xA0, 0xA3, 0x03)    # INQUIRY, REPORT LUNS, MAINTENANCE IN, REQUEST SENSE
+TUR = bytes(6)           # a CDB that is routed as every command for a logical unit's medium is
+NEXUS_LOST = "nexus_lost"   # the NEXUS message's event for the end of a session (or all of them)
 BOOT_WAIT_MS = const(3000)   # how long a booting controller waits to hear its partner
 
 CALL_MS = const(5000)    # a blocking call that gets no answer in this time: the partner is lost
@@ -361,6 +364,8 @@ class Pair:
             self._reply(seq, self._execute_forwarded(payload))
         elif kind == K_CMD:
             self._reply(seq, self._command_forwarded(payload))
+        elif kind == K_NEXUS:
+            self._reply(seq, self._nexus_event_here(payload))
         elif kind == K_GIVE:
             asyncio.create_task(self._give_on_request(seq))
         else:
@@ -554,7 +559,8 @@ class Pair:
         # the owner was lost with the command: retryable, as ALUA's "state transition" is
         return 2, self.ctl.transition_sense(), b""
 
-    def _execute_forwarded(self, p):
+    def _fwd_unpack(self, p):
+        # a FWD (or NEXUS) payload -> nexus, CDB (or event name), data-out (None when empty)
         gport, lun, clen, ilen, nlen, _, dlen = struct.unpack_from(FWD_HDR, p, 0)
         o = struct.calcsize(FWD_HDR)
         iname = bytes(p[o:o + nlen]).decode()
@@ -564,13 +570,44 @@ class Pair:
         cdb = bytes(p[o:o + clen])
         o += clen
         data = p[o:o + dlen] if dlen else None
-        nexus = (iname, gport, lun, isid) if ilen else (iname, gport, lun)
+        return ((iname, gport, lun, isid) if ilen else (iname, gport, lun)), cdb, data
+
+    def _execute_forwarded(self, p):
+        nexus, cdb, data = self._fwd_unpack(p)
         if not self.mine(self.ctl.snapshot_home(self.ctl.sd_at(nexus))):
             status, sense, din = self.transition()
         else:
             status, sense, din = self.ctl.execute(nexus, cdb, data)
         sense = sense or b""
         return [struct.pack(RSP_HDR, status, len(sense), 0, len(din)), sense, din]
+
+    # ---- task management and session ends (pair.md "Task management and sessions") -----------
+    def nexus_event(self, nexus, what):
+        # A transport event of `nexus` here: a task management function (Controller.task_mgmt's
+        # names) or NEXUS_LOST. The owner of a drive keeps the unit attentions and RESERVE(6/10)
+        # of every nexus whose commands it executes, so it hears the event too: a LUN reset of a
+        # logical unit the partner serves runs there only (True: nothing to do here); target
+        # resets and the end of a session run on both.
+        if what == "lun_reset":
+            if not self.routed(nexus, TUR):
+                return False
+        elif what not in ("target_warm_reset", "target_cold_reset", NEXUS_LOST):
+            return False             # ABORT / CLEAR TASK SET: no command waits in either core
+        if self.partner == UP:
+            try:
+                self.link.call(K_NEXUS, self._fwd_parts(nexus, what.encode(), None), CALL_MS)
+            except self.Down:
+                pass                 # the partner is lost, and its nexus state with it
+        return what == "lun_reset"
+
+    def _nexus_event_here(self, p):
+        nexus, what, _ = self._fwd_unpack(p)
+        what = what.decode()
+        if what == NEXUS_LOST:
+            self.ctl.core.nexus_lost(nexus[0], nexus[1], nexus[3] if len(nexus) > 3 else None)
+        else:
+            self.ctl.core.task_mgmt(nexus, what)
+        return b"ok"
 
     def command_home(self, name, args):
         # the controller that must run firmware command `name` (None: this one)
