@@ -200,13 +200,16 @@ class Controller(Board):
 
     def wait_ready(self, timeout=60):
         deadline = time.time() + timeout
+        said = []
         while True:
             line = self.proc.stdout.readline()
             if line.startswith(b"RAIDBOARD READY "):
                 break
+            said.append(line.decode(errors="replace"))
             if not line or time.time() > deadline:
                 self.proc.kill()
-                raise RuntimeError("controller %d did not boot:\n%s" % (self.number, self.log()[-3000:]))
+                raise RuntimeError("controller %d did not boot (exit %s):\n%s\nstdout:\n%s"
+                                   % (self.number, self.proc.wait(), self.log()[-3000:], "".join(said)[-3000:]))
         self.ready = json.loads(line[len(b"RAIDBOARD READY "):])
         host, port = self.ready["console"][4:].rsplit(":", 1)
         self.console = (host, int(port))
@@ -228,8 +231,12 @@ class Pair:
         self.state.mkdir(exist_ok=True)
         self.path, self.d = write_pair(self.dir, model, **overrides)
         self.c = [Controller(self.path, self.state, self.d["heap_kb"], n) for n in (0, 1)]
-        for c in self.c:
-            c.wait_ready()
+        try:
+            for c in self.c:
+                c.wait_ready()
+        except BaseException:
+            self.kill()              # no controller outlives a pair that did not boot
+            raise
 
     def portal(self, n, port):
         """controller n's host port `port` as the board file names it (a takeover keeps it)"""

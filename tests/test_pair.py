@@ -294,7 +294,7 @@ def test_configurations_changed_apart_are_a_reported_conflict_not_a_merge(pair):
     pair.restart(0)
     pair.wait(1, lambda s: s["partner"] == "UP" and s["serving"] == [1], "met again")
     for n in (0, 1):
-        assert any("CONFIGURATION CONFLICT" in t for t in events(pair.c[n]))
+        assert any("CONFIGURATION CONFLICT" in t for t in events(pair.c[n])), (n, events(pair.c[0]), events(pair.c[1]))
     lun_maps = [pair.c[n].command("nvram_dump")["lun_map"] for n in (0, 1)]
     assert lun_maps[0] == lun_maps[1]                                # controller 0's, on both
     assert {"port": 0, "lun": 6, "sd": 0} in lun_maps[1] and {"port": 0, "lun": 7, "sd": 0} not in lun_maps[1]

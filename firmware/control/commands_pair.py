@@ -28,6 +28,9 @@ def sd_owner(ctl, args):
     p = _pair(ctl)
     sd = check.integer(args, "sd", 0, nvram.MAX_SD - 1)
     to = check.integer(args, "controller", 0, 1)
+    if p.mode != pairmod.ACTIVE:
+        raise CmdError("NOT_READY", "this controller stood down after the link was lost; restart it "
+                       "(it serves nothing until then)")
     e = ctl.cfg.sd[sd]
     if e is None:
         raise CmdError("NO_SUCH_DRIVE", "SD%d is not defined" % sd)
@@ -36,8 +39,6 @@ def sd_owner(ctl, args):
                        % (sd, p.snap_primary))
     if any(op.sd == sd for op in ctl.lops.ops):
         raise CmdError("LOP_ACTIVE", "a long operation runs on SD%d; wait for it or stop it first" % sd)
-    if to not in p.serving and to != p.other:
-        raise CmdError("BAD_ARGUMENT", "controller %d" % to)
     if e.affinity & 1 == to:
         return {"sd": sd, "affinity": to, "owner": p.owner(sd)}
     ctl.flush_drive(sd)          # nothing of it may stay dirty where it no longer is written

@@ -285,13 +285,15 @@ class Pair:
         self.partner = UP
         self.ctl.events.log("info", "PAIR: CONTROLLER %d %s (pid %d, NV generation %d)"
                             % (self.other, "REJOINED" if was == DEAD else "JOINED", pid, gen))
-        asyncio.create_task(self._meet(gen, agreed, image))
+        # decided now, before a configuration from the partner can arrive and hide the conflict
+        asyncio.create_task(self._meet(self._agree(gen, agreed, image)))
         return b"ok"
 
-    async def _meet(self, gen, agreed, image):
+    async def _meet(self, send):
         # outside the link's reader: agree on the configuration and the write-back copies, then
         # (booting) on who serves what
-        self._agree(gen, agreed, image)
+        if send:
+            self.send_config()
         self.mirror.alone = False
         self.ctl.cache.remirror()
         self._follow_if_theirs()
@@ -400,11 +402,12 @@ class Pair:
             f.write("%d\n" % gen)
 
     def _agree(self, theirs, their_agreed, their_image):
+        # -> whether this controller's configuration goes to the partner
         mine = self.ctl.cfg.generation
         base = self.agreed()
         if theirs == mine and their_image == self.image_crc():
             self._set_agreed(mine)
-            return
+            return False
         # the one that changed since they last agreed sends; never agreed counts as changed
         changed_here = base < 0 or mine > base
         changed_there = base < 0 or theirs > max(base, their_agreed)
@@ -414,15 +417,13 @@ class Pair:
             self.ctl.events.log("error", "PAIR: CONFIGURATION CONFLICT: CONTROLLER %d AT GENERATION %d, "
                                 "CONTROLLER %d AT %d, BOTH CHANGED SINCE %d; CONTROLLER 0'S KEPT"
                                 % (self.me, mine, self.other, theirs, base))
-            if self.me == 0:
-                self.send_config()
-            else:
+            if self.me == 1:
                 aside = "%s/nvram.conflict-%d.bin" % (self.ctl.own_dir, mine)
                 with open(aside, "wb") as f:
                     f.write(self.ctl.nv.image)
                 self.ctl.events.log("warn", "PAIR: CONTROLLER 1'S CONFIGURATION KEPT AS %s" % aside)
-        elif changed_here:
-            self.send_config()
+            return self.me == 0
+        return changed_here
 
     def send_config(self):
         # the configuration in NV memory here goes into the partner's before the change is answered
@@ -612,7 +613,8 @@ class Pair:
     def command_home(self, name, args):
         # the controller that must run firmware command `name` (None: this one)
         sd = args.get("sd") if isinstance(args, dict) else None
-        if name in ("snapshot_start", "lop_start", "sd_policy", "lop_stop", "lop_clear") \
+        # sd_owner too: the drive's owner destages its cache and checks its long operations
+        if name in ("snapshot_start", "lop_start", "sd_policy", "lop_stop", "lop_clear", "sd_owner") \
                 and type(sd) is int and 0 <= sd < nvram.MAX_SD:
             sd = self.ctl.snapshot_home(sd)
         elif name in ("snapshot_stop", "snapshot_status", "snapshot_map"):

@@ -169,7 +169,8 @@ class IOP:
 
     def _save_states(self):
         path = self.state_dir + "/" + STATE_FILE
-        tmp = path + ".tmp"
+        # the temporary copy in the controller's own directory: both of a pair may write at once
+        tmp = self.own_dir + "/" + STATE_FILE + ".tmp"
         f = open(tmp, "w")
         f.write("# slot state (online|failed|removed|rebuild)\n")
         for s in range(self.n_slots):
