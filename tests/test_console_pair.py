@@ -1,0 +1,33 @@
+"""The console of a dual-active pair (pyte on controller 1's TCP console): the monitor's LCD says
+which controller this is and that its partner is up; controller 0 is killed, and the survivor's
+LCD and STATUS screen show the takeover, with the hint to restart controller 0 from the host."""
+import pytest
+
+from console_term import DOWN, Term
+from harness import Pair
+
+
+@pytest.fixture
+def pair(tmp_path):
+    p = Pair(tmp_path)
+    yield p
+    p.kill()
+
+
+def test_the_survivors_panel_and_status_screen_show_the_takeover(pair):
+    pair.wait(1, lambda st: st["partner"] == "UP" and st["serving"] == [1], "partner up")
+    t = Term(pair.c[1].console)
+    try:
+        t.wait_lcd("C1 ACTIVE PARTNER UP", "SNAP IDLE")
+        t.key(DOWN)                                       # then the drives, one a press
+        t.wait_lcd("SD0 RAID5 ONLINE", "SNAP IDLE")
+        t.wait("this controller C1: ACTIVE, serves C1   partner C0: UP")
+        pair.kill(0)
+        t.wait_lcd("!PARTNER FAILED", "C1 SERVES C0 PORTS")
+        t.wait("this controller C1: ACTIVE, serves C0 and C1   partner C0: FAILED")
+        text = t.text()
+        assert "restart C0 from the host: raidboard boot BOARD STATE --controller 0 --detach" in text, text
+        assert "C1 (C0's)" in text, text                 # SD0 is C0's, served by C1 now
+        assert "PAIR: FAILOVER: controller 0 is gone" in text, text
+    finally:
+        t.close()
