@@ -3,7 +3,7 @@ which controller this is and that its partner is up; controller 0 is killed, and
 LCD and STATUS screen show the takeover, with the hint to restart controller 0 from the host."""
 import pytest
 
-from console_term import DOWN, Term
+from console_term import DOWN, ENTER, Term
 from harness import Pair
 
 
@@ -29,5 +29,19 @@ def test_the_survivors_panel_and_status_screen_show_the_takeover(pair):
         assert "restart C0 from the host: raidboard boot BOARD STATE --controller 0 --detach" in text, text
         assert "C1 (C0's)" in text, text                 # SD0 is C0's, served by C1 now
         assert "PAIR: FAILOVER: controller 0 is gone" in text, text
+    finally:
+        t.close()
+
+
+def test_operation_status_lists_the_partners_long_operations_with_their_controller(pair):
+    pair.wait(1, lambda st: st["partner"] == "UP" and st["serving"] == [1], "partner up")
+    pair.c[1].command("lop_start", {"op": "check", "sd": 0, "rate": 1})     # SD0 is C0's: runs there
+    t = Term(pair.c[1].console)
+    try:
+        t.wait("MONITOR MODE")
+        t.key(ENTER)
+        t.choose("ADMINISTRATION", "LONG OPERATIONS", "OPERATION STATUS")
+        t.wait_lcd("CHECK SD0 ON C0")
+        assert "CONSISTENCY CHECK" in t.text() and "on C0  word" in t.text(), t.text()
     finally:
         t.close()

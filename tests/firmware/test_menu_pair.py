@@ -59,6 +59,17 @@ def test_after_a_failover_the_panel_alerts_and_the_status_screen_says_who_serves
     assert "PAIR: FAILOVER: controller 0 did not answer at boot" in s, s
 
 
+def test_a_partner_not_heard_for_a_moment_does_not_stick_on_the_panel():
+    # while the partner is not heard its drives' commands fail (PARTNER_LOST); once this controller
+    # took them over the monitor shows the takeover, not the refusal of a second ago
+    ctl, _ = controller()
+    m = menu.Model(ctl)
+    assert lines(m) == ("PARTNER CONTROLLER", "DID NOT ANSWER")
+    asyncio.run(ctl.pair.join(10))
+    m.refresh()                         # once a second in the console
+    assert lines(m) == ("!PARTNER FAILED", "C0 SERVES C1 PORTS")
+
+
 def test_pair_events_keep_their_place_among_the_monitors_five_lines():
     ctl = failed_over()
     for i in range(8):      # session traffic after the failover does not push it out

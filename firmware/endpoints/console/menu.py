@@ -444,6 +444,8 @@ class Model:
         self.unlocked = False
         self.message = None     # outcome of the last action, until the next key: (True, done text, "")
                                 # or (False, refusal code, the controller's message)
+        self.passing = False    # the message is a screen's failed fetch: gone at the next refresh,
+                                # which fetches again (a partner lost for a moment, then taken over)
         self.pw = ""            # password being entered
         self.pw_ch = -1         # LCD entry: index in PW_CHARS, -1 = "<OK>"
         self.rows = []
@@ -469,11 +471,15 @@ class Model:
             if self.message is None:
                 t = _err_text(e)
                 self.message = (False, t[0], "%s: %s" % (name, t[1]))
+                self.passing = True
             return {}
 
     # ---- data for the current frame (both views read rows/status/map) ----
 
     def refresh(self):
+        if self.passing:
+            self.message = None
+            self.passing = False
         f = self.frame
         kind = f.node.kind if f.kind == VIEW else ("status" if f.kind == MONITOR else None)
         self.status = self.fetch("status") if kind in ("status", "snapmap") or f.kind == MONITOR else self.status
@@ -612,6 +618,7 @@ class Model:
             while self.frame.kind == PICK:
                 self.stack.pop()
             self.message = (False, e.code, e.message)
+        self.passing = False    # what this key brought stays until the next key
         self.refresh()
 
     def _button(self, f, k):
