@@ -1,10 +1,13 @@
-"""The console of a dual-active pair (pyte on controller 1's TCP console): the monitor's LCD says
+"""The console of a dual-active pair (pyte on a controller's TCP console): the monitor's LCD says
 which controller this is and that its partner is up; controller 0 is killed, and the survivor's
-LCD and STATUS screen show the takeover, with the hint to restart controller 0 from the host."""
+LCD and STATUS screen show the takeover, with the hint to restart controller 0 from the host, then
+the failback when it is; a cut link shows on both panels; OPERATION STATUS lists the partner's
+long operations."""
 import pytest
 
-from console_term import DOWN, ENTER, Term
+from console_term import DOWN, ENTER, UP, Term
 from harness import Pair
+from raidboard import proto
 
 
 @pytest.fixture
@@ -29,8 +32,37 @@ def test_the_survivors_panel_and_status_screen_show_the_takeover(pair):
         assert "restart C0 from the host: raidboard boot BOARD STATE --controller 0 --detach" in text, text
         assert "C1 (C0's)" in text, text                 # SD0 is C0's, served by C1 now
         assert "PAIR: FAILOVER: controller 0 is gone" in text, text
+        pair.restart(0)                                   # automatic failback
+        t.wait_lcd("SD0 RAID5 ONLINE", "SNAP IDLE")       # the alert is gone
+        t.key(UP)
+        t.wait_lcd("C1 ACTIVE PARTNER UP", "SNAP IDLE")
     finally:
         t.close()
+
+
+def cut_link(c):
+    # over the management endpoint: the console is the terminal's
+    with proto.Link("socket://" + c.ready["management"][len("tcp:"):]) as link:
+        link.request("pair_link", {"state": "down"})
+
+
+def test_a_cut_link_shows_on_both_panels(pair):
+    pair.wait(1, lambda st: st["partner"] == "UP" and st["serving"] == [1], "partner up")
+    t0, t1 = Term(pair.c[0].console), Term(pair.c[1].console)
+    try:
+        t0.wait_lcd("C0 ACTIVE PARTNER UP")
+        cut_link(pair.c[0])
+        t1.wait_lcd("!C1 STOOD DOWN", "SERVES NO DRIVE")
+        t1.wait("this controller C1: STOOD DOWN, serves no drive")
+        said = " ".join(t1.text().split())              # the hint wraps onto a second row
+        assert "C1 stood down; restart it from the host: raidboard stop --state STATE --controller 1, " \
+               "then raidboard boot BOARD STATE --controller 1 --detach" in said, said
+        t0.wait_lcd("!PARTNER LINK LOST", "C0 SERVES C1 PORTS")
+        t0.wait("this controller C0: ACTIVE, serves C0 and C1   partner C1: LINK LOST")
+        assert "PAIR: FAILOVER: controller 1 stood down after the link" in t0.text(), t0.text()
+    finally:
+        t0.close()
+        t1.close()
 
 
 def test_operation_status_lists_the_partners_long_operations_with_their_controller(pair):
