@@ -54,6 +54,7 @@ def test_a_cut_link_shows_on_both_panels(pair):
         cut_link(pair.c[0])
         t1.wait_lcd("!C1 STOOD DOWN", "SERVES NO DRIVE")
         t1.wait("this controller C1: STOOD DOWN, serves no drive")
+        assert "ONLINE         WT --" in t1.text()           # it serves no drive now
         said = " ".join(t1.text().split())              # the hint wraps onto a second row
         assert "C1 stood down; restart it from the host: raidboard stop --state STATE --controller 1, " \
                "then raidboard boot BOARD STATE --controller 1 --detach" in said, said
