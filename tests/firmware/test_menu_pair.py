@@ -89,6 +89,8 @@ def test_the_controller_pair_menu_is_there_only_on_a_pair():
     goto_item(m, "PAIR STATUS")
     assert lines(m) == ("C0 PARTNER FAILED", "SERVES C0 AND C1")
     m.key(DOWN)
+    assert lines(m) == ("LINK DOWN", "FAILBACK AUTOMATIC")
+    m.key(DOWN)
     assert lines(m) == ("SD0 RAID5 ONLINE", "%dMB WT C0" % ctl_mb(m, 0))
 
 
@@ -171,7 +173,7 @@ def test_every_pair_text_fits_the_lcd():
                     for theirs in ([], [me], [0, 1]):
                         p = {"controller": me, "mode": mode, "partner": partner, "serving": serving,
                              "partner_serving": theirs}
-                        texts = [lcd.pair_line(p), lcd.serves_line(p)]
+                        texts = [lcd.pair_line(p), lcd.serves_line(p)] + list(lcd.row_lines(("link", p)))
                         for a, b in menu.pair_alerts(p):
                             assert len(a) <= lcd.WIDTH - 1, a
                             texts.append(b)

@@ -136,6 +136,9 @@ def row_lines(r):
         return "COPIED TO LOG:", mini_map(r[1])
     if k == "pair":
         return pair_line(r[1]), serves_line(r[1])
+    if k == "link":
+        return "LINK " + ("UP" if (r[1].get("link") or {}).get("up") else "DOWN"), \
+            "FAILBACK " + str(r[1].get("failback", "?")).upper()
     if k == "lop":
         o = r[1]
         on = (" ON C%d" % o["controller"]) if "controller" in o else ""

@@ -487,7 +487,7 @@ class Model:
         if kind == "status":
             st = self.status
             if "pair" in st:
-                rows.append(("pair", st["pair"]))
+                rows += [("pair", st["pair"]), ("link", st["pair"])]
                 self.owners(st.get("drives", []))
             for d in st.get("drives", []):
                 rows.append(("sd", d))
@@ -521,7 +521,8 @@ class Model:
             for o in self.long_operations():
                 rows.append(("lop", o))
         elif kind == "pair":
-            rows.append(("pair", self.fetch("pair_status")))
+            p = self.fetch("pair_status")
+            rows += [("pair", p), ("link", p)]
             for d in self.pair_drives():
                 rows.append(("sd", d))
         if f.kind == MONITOR:

@@ -190,17 +190,20 @@ def _owner_text(d):
 
 
 def _pair_text(p):
-    # the pair section: this controller, what it serves, its partner, the link, the failback mode,
-    # and what to do where a controller is down, waits or stood down
-    me, other = p.get("controller", 0), 1 - p.get("controller", 0)
-    serves = " and ".join("C%d" % n for n in p.get("serving", [])) or "no drive"
+    # the pair section's first line: this controller, what it serves, its partner
+    return "  this controller C%d: %s, serves %s   partner C%d: %s" % (
+        p.get("controller", 0), p.get("mode", "?"), " and ".join("C%d" % n for n in p.get("serving", [])) or "no drive",
+        1 - p.get("controller", 0), p.get("partner", "?"))
+
+
+def _link_text(p):
+    # then the link and the failback mode, and what to do where a controller is down, waits or
+    # stood down
     k = p.get("link") or {}
-    out = ["  this controller C%d: %s, serves %s   partner C%d: %s" % (
-               me, p.get("mode", "?"), serves, other, p.get("partner", "?")),
-           "  back-end link %s (frames in %s, out %s, bad %s)   failback: %s" % (
-               "up" if k.get("up") else "down", k.get("frames_in", 0), k.get("frames_out", 0),
-               k.get("bad_frames", 0), p.get("failback", "?"))]
-    hint = pair_hint(p, me, other)
+    out = ["  back-end link %s (frames in %s, out %s, bad %s)   failback: %s" % (
+        "up" if k.get("up") else "down", k.get("frames_in", 0), k.get("frames_out", 0),
+        k.get("bad_frames", 0), p.get("failback", "?"))]
+    hint = pair_hint(p, p.get("controller", 0), 1 - p.get("controller", 0))
     if hint:
         out.append("  " + hint)
     return out
@@ -321,7 +324,9 @@ def body(m):
         elif k == "lop":
             out.append((_lop_text(r[1]), i))
         elif k == "pair":
-            out += [(t, i) for t in _pair_text(r[1])]
+            out.append((_pair_text(r[1]), i))
+        elif k == "link":
+            out += [(t, i) for t in _link_text(r[1])]
         elif k == "event":
             out.append((_event_text(r[1]), i, EVENT_INDENT))
         elif k == "disk":
