@@ -78,3 +78,30 @@ def test_operation_status_lists_the_partners_long_operations_with_their_controll
         assert "CONSISTENCY CHECK" in t.text() and "on C0  word" in t.text(), t.text()
     finally:
         t.close()
+
+
+def test_manual_failback_from_the_survivors_menu(pair):
+    pair.wait(1, lambda st: st["partner"] == "UP" and st["serving"] == [1], "partner up")
+    t = Term(pair.c[1].console)
+    try:
+        t.wait("MONITOR MODE")
+        t.key(ENTER)
+        t.choose("ADMINISTRATION", "CONTROLLER PAIR", "FAILBACK MODE", "MANUAL")
+        t.wait_lcd("DONE", "SETTING SAVED")
+        t.choose("PAIR STATUS")         # a view: it follows the pair as it changes
+        pair.kill(0)
+        t.wait("partner C0: FAILED")
+        pair.restart(0)                 # it waits: nothing of it is served back by itself
+        t.wait("C0 waits for its drives: FAILBACK (CONTROLLER PAIR menu) gives them back")
+        t.wait_lcd("C1 ACTIVE PARTNER UP", "SERVES C0 AND C1")
+        t.home()
+        t.wait_lcd("!C0 WAITS FAILBACK", "C1 SERVES C0 PORTS")
+        t.key(ENTER)
+        t.choose("ADMINISTRATION", "CONTROLLER PAIR", "FAILBACK", "YES, PORTS MOVE")
+        t.wait_lcd("DONE", "FAILBACK STARTED")
+        pair.wait(0, lambda st: st["serving"] == [0], "served again")
+        t.home()
+        t.wait_lcd("C1 ACTIVE PARTNER UP", "SNAP IDLE")
+        t.wait("this controller C1: ACTIVE, serves C1   partner C0: UP")
+    finally:
+        t.close()

@@ -218,7 +218,7 @@ def pair_hint(p, me, other):
         return "C%d stood down; restart it from the host: %s%s" % (me, stop % me, boot % me)
     w = menu.waiting(p)
     if w is not None:
-        return "C%d waits for its drives: ADMINISTRATION > CONTROLLER PAIR > FAILBACK gives them back" % w
+        return "C%d waits for its drives: FAILBACK (CONTROLLER PAIR menu) gives them back" % w
     if p.get("partner") == pairmod.DEAD:
         return "restart C%d from the host: %s" % (other, boot % other)
     if p.get("partner") == pairmod.APART:
