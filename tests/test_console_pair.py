@@ -2,7 +2,7 @@
 which controller this is and that its partner is up; controller 0 is killed, and the survivor's
 LCD and STATUS screen show the takeover, with the hint to restart controller 0 from the host, then
 the failback when it is; a cut link shows on both panels; OPERATION STATUS lists the partner's
-long operations."""
+long operations; a manual failback is run from the survivor's CONTROLLER PAIR menu."""
 import pytest
 
 from console_term import DOWN, ENTER, UP, Term

@@ -368,7 +368,8 @@ TREE = Menu("MAIN MENU", [
         ]),
         Menu("CONTROLLER PAIR", [
             View("PAIR STATUS", "pair"),
-            Action("MOVE DRIVE", "sd_owner", [Step("MOVE DRIVE", _movable), Step(lambda m, a: "MOVE SD%d" % a["sd"], _move_to)], _moved),
+            Action("MOVE DRIVE", "sd_owner",
+                   [Step("MOVE DRIVE", _movable), Step(lambda m, a: "MOVE SD%d" % a["sd"], _move_to)], _moved),
             Action("FAILBACK", "pair_failback", [_ask("FAILBACK?", "PORTS MOVE")], "FAILBACK STARTED"),
             Action("FAIL CONTROLLER", "pair_fail",
                    [Step("FAIL", _members),
