@@ -2,10 +2,10 @@
 which controller this is and that its partner is up; controller 0 is killed, and the survivor's
 LCD and STATUS screen show the takeover, with the hint to restart controller 0 from the host, then
 the failback when it is; a cut link shows on both panels; OPERATION STATUS lists the partner's
-long operations; a manual failback is run from the survivor's CONTROLLER PAIR menu."""
+long operations and stops one where it runs; a manual failback is run from the survivor's CONTROLLER PAIR menu."""
 import pytest
 
-from console_term import DOWN, ENTER, UP, Term
+from console_term import DOWN, ENTER, ESC, UP, Term
 from harness import Pair
 from raidboard import proto
 
@@ -76,6 +76,10 @@ def test_operation_status_lists_the_partners_long_operations_with_their_controll
         t.choose("ADMINISTRATION", "LONG OPERATIONS", "OPERATION STATUS")
         t.wait_lcd("CHECK SD0 ON C0")
         assert "CONSISTENCY CHECK" in t.text() and "on C0  word" in t.text(), t.text()
+        t.key(ESC)
+        t.choose("STOP OPERATION", "CHECK SD0")          # stopped where it runs
+        t.wait_lcd("DONE", "OPERATION STOPPED")
+        assert [o["state"] for o in pair.c[0].command("lop_status")["lops"]] in ([], ["TERMINATED"])
     finally:
         t.close()
 
