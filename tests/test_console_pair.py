@@ -2,7 +2,8 @@
 which controller this is and that its partner is up; controller 0 is killed, and the survivor's
 LCD and STATUS screen show the takeover, with the hint to restart controller 0 from the host, then
 the failback when it is; a cut link shows on both panels; OPERATION STATUS lists the partner's
-long operations and stops one where it runs; a manual failback is run from the survivor's CONTROLLER PAIR menu."""
+long operations and stops one where it runs; a manual failback is run from the survivor's
+CONTROLLER PAIR menu; a controller failed from its own menu stops and its partner takes over."""
 import pytest
 
 from console_term import DOWN, ENTER, ESC, UP, Term
@@ -109,3 +110,20 @@ def test_manual_failback_from_the_survivors_menu(pair):
         t.wait("this controller C1: ACTIVE, serves C1   partner C0: UP")
     finally:
         t.close()
+
+
+def test_fail_this_controller_from_its_menu(pair):
+    pair.wait(1, lambda st: st["partner"] == "UP" and st["serving"] == [1], "partner up")
+    t = Term(pair.c[0].console)
+    try:
+        t.wait("MONITOR MODE")
+        t.key(ENTER)
+        t.choose("ADMINISTRATION", "CONTROLLER PAIR", "FAIL CONTROLLER", "C0 (THIS ONE)")
+        t.wait_lcd("FAIL C0?", ">NO")
+        t.select("YES, C0 STOPS")
+        t.key(ENTER)                        # this controller stops, its console with it
+        assert pair.c[0].proc.wait(timeout=30) == 6
+    finally:
+        t.close()
+    st = pair.wait(1, lambda st: st["serving"] == [0, 1], "took over")
+    assert st["partner"] == "FAILED"
