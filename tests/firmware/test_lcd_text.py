@@ -1,8 +1,11 @@
 # Every text the front panel shows is written for its 2x20 characters: walking every menu, every
 # view row and every step of every action (on a quiet board and on a busy one: a snapshot, a copy,
-# a failed disk, long event texts), no text reaches the LCD longer than 20 columns, so none is
-# cut in the middle of a word. The refusals' short forms are checked by tests/test_lcd_text.py.
+# a failed disk, long event texts; a controller of a pair after a failover, with its CONTROLLER
+# PAIR menu), no text reaches the LCD longer than 20 columns, so none is cut in the middle of a
+# word. The refusals' short forms are checked by tests/test_lcd_text.py; every state of the pair's
+# own lines by test_menu_pair.py.
 import fw
+import test_menu_pair
 from endpoints.console import menu
 from endpoints.console import lcd
 from endpoints.console.menu import UP, DOWN, ENTER, ESC
@@ -79,8 +82,15 @@ def busy_board():
     return ctl
 
 
+def busy_pair():
+    # controller 1 of a pair serving both controllers' drives, a long operation running
+    ctl = test_menu_pair.failed_over(1)
+    ctl.command("lop_start", {"op": "check", "sd": 0})
+    return ctl
+
+
 def test_no_text_reaches_the_lcd_longer_than_20_columns():
-    for ctl in (fw.boot(), busy_board()):
+    for ctl in (fw.boot(), busy_board(), busy_pair()):
         m = menu.Model(ctl)
         for _ in range(3):
             m.key(DOWN)

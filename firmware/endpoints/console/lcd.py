@@ -7,10 +7,14 @@
 # While a fault stands (a drive CRITICAL, OFFLINE or holding an incomplete copy, a disk failed or
 # removed) the first line is the fault display instead: "!SD0 CRITICAL", stepping to the next
 # fault on each refresh (once a second) when there are several.
+# On a controller of a pair the first idle line is the pair's ("C0 ACTIVE PARTNER UP"; up/down
+# go on to the drives), and the pair's faults come first: "!PARTNER FAILED" over
+# "C1 SERVES C0 PORTS", "!C1 STOOD DOWN" over "SERVES NO DRIVE".
 #
 # Every text it shows is written for 20 columns: a refusal shows its authored short form (SHORT)
 # and the VT-100 screen the controller's whole message; nothing is cut in the middle of a word.
 from endpoints.console import menu
+from control import pair as pairmod
 from micropython import const
 import time
 
@@ -88,13 +92,40 @@ def mini_map(cells):
     return out
 
 
+# what this controller's partner is, in the words of the pair line after "C0 "
+PARTNER_WORDS = {pairmod.UP: "ACTIVE PARTNER UP", pairmod.UNKNOWN: "PARTNER NOT HEARD",
+                 pairmod.DEAD: "PARTNER FAILED", pairmod.APART: "PARTNER LINK LOST"}
+
+
+def pair_line(p):
+    # "C0 ACTIVE PARTNER UP": which controller this is and what it knows of its partner
+    me = p.get("controller", 0)
+    if p.get("mode") == pairmod.STOOD_DOWN:
+        return "C%d STOOD DOWN" % me
+    if menu.waiting(p) == me:
+        return "C%d WAITS FAILBACK" % me
+    return "C%d %s" % (me, PARTNER_WORDS.get(p.get("partner"), "PARTNER ?"))
+
+
+def serves_line(p):
+    s = p.get("serving", [])
+    return "SERVES " + " AND ".join("C%d" % n for n in s) if s else "SERVES NO DRIVE"
+
+
+def owner_text(d):
+    # " C1": who serves the drive now, on a pair ("--" while this controller stood down)
+    if "affinity" not in d:
+        return ""
+    return " C%d" % d["owner"] if d.get("owner") is not None else " --"
+
+
 def row_lines(r):
     # one row of a view (see menu.Model.refresh) as two LCD lines
     k = r[0]
     if k == "sd":
         d = r[1]
-        return drive_line(d), "%dMB %s%s" % (d.get("mb", 0), "WB" if d.get("wb") else "WT",
-                                             " LOG" if d.get("log") else "")
+        return drive_line(d), "%dMB %s%s%s" % (d.get("mb", 0), "WB" if d.get("wb") else "WT",
+                                               " LOG" if d.get("log") else "", owner_text(d))
     if k == "luns":
         # as many whole "LUN:SD" pairs as fit; the screen lists them all
         return "PORT %d LUNS" % r[1], fit(" ".join("%d:SD%d" % (e["lun"], e["sd"]) for e in r[2]))
@@ -103,9 +134,15 @@ def row_lines(r):
         return snap_line(s), snap_detail(s)
     if k == "map":
         return "COPIED TO LOG:", mini_map(r[1])
+    if k == "pair":
+        return pair_line(r[1]), serves_line(r[1])
+    if k == "link":
+        return "LINK " + ("UP" if (r[1].get("link") or {}).get("up") else "DOWN"), \
+            "FAILBACK " + str(r[1].get("failback", "?")).upper()
     if k == "lop":
         o = r[1]
-        return "%s SD%s" % (str(o.get("op", "?")).upper(), o.get("sd", "?")), \
+        on = (" ON C%d" % o["controller"]) if "controller" in o else ""
+        return "%s SD%s%s" % (str(o.get("op", "?")).upper(), o.get("sd", "?"), on), \
             "%s%% %s" % (menu.op_pct(o), str(o.get("state", "")).upper())
     if k == "event":
         e = r[1]
@@ -190,13 +227,21 @@ def message_lines(msg):
     return SHORT.get(key) or (fit(menu.spelled(key)), "REFUSED")
 
 
-def monitor_line(m):
-    # the monitor's first line: the fault display while any fault stands, else the chosen drive
+def monitor_lines(m):
+    # the monitor: the fault display while any fault stands (its own second line, or the
+    # snapshot's), else the chosen line (on a pair its line first, then the drives) over the snapshot
+    snap = snap_line(m.status.get("snapshot") or {})
     if m.alerts:
-        return "!" + m.alerts[m.tick % len(m.alerts)]
+        a, b = m.alerts[m.tick % len(m.alerts)]
+        return "!" + a, b or snap
     drives = m.status.get("drives", [])
-    f = m.frame
-    return drive_line(drives[f.cursor]) if f.cursor < len(drives) else m.ctl.board.get("model", "RAID")
+    i = m.frame.cursor
+    pair = m.status.get("pair")
+    if pair:
+        if i == 0:
+            return pair_line(pair), snap
+        i -= 1
+    return (drive_line(drives[i]) if i < len(drives) else m.ctl.board.get("model", "RAID")), snap
 
 
 def render(m):
@@ -205,8 +250,7 @@ def render(m):
     if m.message is not None:
         a, b = message_lines(m.message)
     elif f.kind == menu.MONITOR:
-        a = monitor_line(m)
-        b = snap_line(m.status.get("snapshot") or {})
+        a, b = monitor_lines(m)
     elif f.kind == menu.VIEW:
         a, b = row_lines(m.rows[f.cursor]) if m.rows else (f.title, "")
     elif f.kind == menu.PASSWORD:

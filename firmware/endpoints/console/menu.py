@@ -4,6 +4,7 @@
 from micropython import const
 from endpoints.console import access
 from control.errors import CmdError
+from control import pair as pairmod
 from hw import levels
 from hw import nvram
 from hw.levels import RAID0, RAID1, RAID3, RAID5, RAID6, NORAID
@@ -36,21 +37,22 @@ CRITICAL = levels.STATUS_NAMES[levels.CRITICAL]
 # ---- the tree --------------------------------------------------------------------------------
 
 class Node:
-    def __init__(self, label, guard=False):
+    def __init__(self, label, guard=False, pair=False):
         self.label = label      # at most 20 characters: it is shown on the LCD as is
         self.guard = guard      # needs the NV-memory password (configuration, administration)
+        self.pair = pair        # offered only on a controller of a dual-active pair
 
 
 class Menu(Node):
-    def __init__(self, label, children, guard=False):
-        Node.__init__(self, label, guard)
+    def __init__(self, label, children, guard=False, pair=False):
+        Node.__init__(self, label, guard, pair)
         self.children = children
 
 
 class View(Node):
     def __init__(self, label, kind):
         Node.__init__(self, label)
-        self.kind = kind        # 'status', 'snapmap', 'events', 'disks', 'lops'
+        self.kind = kind        # 'status', 'snapmap', 'events', 'disks', 'lops', 'pair'
 
 
 class Step:
@@ -287,9 +289,42 @@ def _lop_loss(m, args):
 
 
 def _lops_running(m, args):
+    # this controller's by id; the partner's by drive, which the command runs on the drive's owner
     return [("%s SD%s %s%%" % (str(o.get("op", "?")).upper(), o.get("sd", "?"), op_pct(o)),
-             {"id": o["id"]} if "id" in o else {"sd": o.get("sd")})
-            for o in m.fetch("status").get("lops", [])]
+             {"id": o["id"]} if "id" in o and o.get("controller") == m.ctl.number else {"sd": o.get("sd")})
+            for o in m.long_operations()]
+
+
+# ---- the controller pair (control/pair.md) -----------------------------------------------------
+
+def _movable(m, args):
+    # sd_owner refuses a drive in the active snapshot and one a long operation runs on
+    busy = [o.get("sd") for o in m.long_operations()]
+    return [(drive_words(d, " ON C%d" % d.get("affinity", 0), 19), {"sd": d["sd"]})
+            for d in m.pair_drives() if d["sd"] not in busy and not d.get("in_snapshot")]
+
+
+def _move_to(m, args):
+    # the other controller than the drive's affinity (moving it to its own does nothing)
+    aff = [d.get("affinity", 0) for d in m.pair_drives() if d["sd"] == args.get("sd")] or [0]
+    return [("TO C%d" % (1 - aff[0]), {"controller": 1 - aff[0]})]
+
+
+def _moved(args, r):
+    return "SD%d NOW ON C%d" % (r.get("sd", 0), r.get("affinity", 0))
+
+
+def _members(m, args):
+    me = m.ctl.number
+    return [("C%d (THIS ONE)" % me, {"controller": me}), ("C%d (PARTNER)" % (1 - me), {"controller": 1 - me})]
+
+
+def _failback_modes(m, args):
+    return [("AUTOMATIC", {"failback": "automatic"}), ("MANUAL", {"failback": "manual"})]
+
+
+def _failed(args, r):
+    return "C%d FAILED" % r.get("failed", 0)
 
 
 TREE = Menu("MAIN MENU", [
@@ -331,6 +366,17 @@ TREE = Menu("MAIN MENU", [
                    [Step("CLEAR MARK OF", _incomplete),
                     _ask(lambda m, a: "ACCEPT SD%d AS IS?" % a["sd"], "HOSTS SEE IT")], "MARK CLEARED"),
         ]),
+        Menu("CONTROLLER PAIR", [
+            View("PAIR STATUS", "pair"),
+            Action("MOVE DRIVE", "sd_owner",
+                   [Step("MOVE DRIVE", _movable), Step(lambda m, a: "MOVE SD%d" % a["sd"], _move_to)], _moved),
+            Action("FAILBACK", "pair_failback", [_ask("FAILBACK?", "PORTS MOVE")], "FAILBACK STARTED"),
+            Action("FAIL CONTROLLER", "pair_fail",
+                   [Step("FAIL", _members),
+                    _ask(lambda m, a: "FAIL C%d?" % a["controller"],
+                         lambda m, a: "C%d STOPS" % a["controller"])], _failed),
+            Action("FAILBACK MODE", "params_set", [Step("FAILBACK", _failback_modes)], "SETTING SAVED"),
+        ], pair=True),
         Password("SET PASSWORD"),
     ], guard=True),
     Menu("DISKS", [
@@ -399,6 +445,8 @@ class Model:
         self.unlocked = False
         self.message = None     # outcome of the last action, until the next key: (True, done text, "")
                                 # or (False, refusal code, the controller's message)
+        self.passing = False    # the message is a screen's failed fetch: gone at the next refresh,
+                                # which fetches again (a partner lost for a moment, then taken over)
         self.pw = ""            # password being entered
         self.pw_ch = -1         # LCD entry: index in PW_CHARS, -1 = "<OK>"
         self.rows = []
@@ -424,17 +472,24 @@ class Model:
             if self.message is None:
                 t = _err_text(e)
                 self.message = (False, t[0], "%s: %s" % (name, t[1]))
+                self.passing = True
             return {}
 
     # ---- data for the current frame (both views read rows/status/map) ----
 
     def refresh(self):
+        if self.passing:
+            self.message = None
+            self.passing = False
         f = self.frame
         kind = f.node.kind if f.kind == VIEW else ("status" if f.kind == MONITOR else None)
         self.status = self.fetch("status") if kind in ("status", "snapmap") or f.kind == MONITOR else self.status
         rows = []
         if kind == "status":
             st = self.status
+            if "pair" in st:
+                rows += [("pair", st["pair"]), ("link", st["pair"])]
+                self.owners(st.get("drives", []))
             for d in st.get("drives", []):
                 rows.append(("sd", d))
             ports = {}
@@ -464,10 +519,16 @@ class Model:
             on = self.fetch("params_get").get("auto_rebuild")
             rows.append(("text", "automatic rebuild of a replaced disk: %s" % ("ON" if on else "OFF")))
         elif kind == "lops":
-            for o in self.fetch("lop_status").get("lops", []):
+            for o in self.long_operations():
                 rows.append(("lop", o))
+        elif kind == "pair":
+            p = self.fetch("pair_status")
+            rows += [("pair", p), ("link", p)]
+            for d in self.pair_drives():
+                rows.append(("sd", d))
         if f.kind == MONITOR:
-            self.alerts = alerts(self.status.get("drives", []), self.fetch("disk_list").get("disks", []))
+            self.alerts = alerts(self.status.get("drives", []), self.fetch("disk_list").get("disks", []),
+                                 self.status.get("pair"))
             self.tick += 1
         if kind is not None:
             if not rows:
@@ -476,7 +537,7 @@ class Model:
             if f.kind == VIEW:
                 f.cursor = min(f.cursor, len(rows) - 1)
             else:
-                f.cursor = min(f.cursor, max(0, self.drive_count() - 1))
+                f.cursor = min(f.cursor, max(0, self.monitor_count() - 1))
 
     def status_events(self):
         # the monitor's five event lines keep what an operator acts on: iSCSI session traffic
@@ -494,6 +555,49 @@ class Model:
 
     def drive_count(self):
         return len(self.status.get("drives", []))
+
+    def monitor_count(self):
+        # what Up/Down step through in monitor mode: on a pair its line first, then the drives
+        return self.drive_count() + ("pair" in self.status)
+
+    def owners(self, drives):
+        # on a pair, each drive gets who serves it now (owner; None while this one stood down)
+        # and its home controller (affinity)
+        own = {}
+        for d in self.fetch("pair_status").get("drives", []):
+            own[d["sd"]] = d
+        for d in drives:
+            o = own.get(d.get("sd"), {})
+            d["owner"], d["affinity"] = o.get("owner"), o.get("affinity", 0)
+        return drives
+
+    def pair_drives(self):
+        # the drives with their owners, and whether the active snapshot holds them
+        snap = self.fetch("snapshot_status")
+        in_snap = (snap.get("primary"), snap.get("log")) if snap.get("state") == "ACTIVE" else ()
+        drives = self.owners(self.fetch("sd_list").get("drives", []))
+        for d in drives:
+            d["in_snapshot"] = d["sd"] in in_snap
+        return drives
+
+    def long_operations(self):
+        # this controller's long operations and, on a pair whose partner is up, the partner's,
+        # each with the controller that runs it
+        ops = self.fetch("lop_status").get("lops", [])
+        p = self.ctl.pair
+        if p is None:
+            return ops
+        for o in ops:
+            o["controller"] = self.ctl.number
+        if p.partner != pairmod.UP:
+            return ops
+        try:
+            theirs = p.remote_command("lop_status", {}).get("lops", [])
+        except CmdError:
+            return ops          # the partner went away while asked: its operations are not known
+        for o in theirs:
+            o["controller"] = p.other
+        return ops + theirs
 
     def refresh_interval_ms(self):
         f = self.frame
@@ -516,6 +620,7 @@ class Model:
             while self.frame.kind == PICK:
                 self.stack.pop()
             self.message = (False, e.code, e.message)
+        self.passing = False    # what this key brought stays until the next key
         self.refresh()
 
     def _button(self, f, k):
@@ -544,7 +649,7 @@ class Model:
 
     def _count(self, f):
         if f.kind == MONITOR:
-            return self.drive_count()
+            return self.monitor_count()
         if f.kind == VIEW:
             return len(self.rows)
         return len(f.items)
@@ -560,7 +665,7 @@ class Model:
     def _push_node(self, node):
         if isinstance(node, Menu):
             f = Frame(MENU, node, node.label)
-            f.items = [(c.label, c) for c in node.children]
+            f.items = [(c.label, c) for c in node.children if not c.pair or self.ctl.pair is not None]
         elif isinstance(node, View):
             f = Frame(VIEW, node, node.label)
         elif isinstance(node, Action):
@@ -731,16 +836,44 @@ def session_noise(e):
     return e.get("level") == "info" and str(e.get("text", "")).startswith("iSCSI")
 
 
-def alerts(drives, disks):
-    # the faults a front panel alerts on: a drive not ONLINE or holding an incomplete copy, a
-    # failed or removed disk; each at most 19 characters (the LCD shows it after "!")
-    out = []
+def alerts(drives, disks, pair=None):
+    # the faults a front panel alerts on: the pair's (below), a drive not ONLINE or holding an
+    # incomplete copy, a failed or removed disk. Each is (first line, second line or None: the
+    # snapshot line); a first line has at most 19 characters (the LCD shows it after "!")
+    out = pair_alerts(pair) if pair else []
     for d in drives:
         if d.get("incomplete"):
-            out.append("SD%s INCOMPLETE COPY" % d.get("sd"))
+            out.append(("SD%s INCOMPLETE COPY" % d.get("sd"), None))
         elif d.get("status", ONLINE) != ONLINE:
-            out.append("SD%s %s" % (d.get("sd"), d.get("status")))
+            out.append(("SD%s %s" % (d.get("sd"), d.get("status")), None))
     for d in disks:
         if d.get("state") in ("failed", "removed"):
-            out.append("DISK %s %s" % (d.get("name"), str(d.get("state")).upper()))
+            out.append(("DISK %s %s" % (d.get("name"), str(d.get("state")).upper()), None))
     return out
+
+
+def waiting(p):
+    # the controller of the pair that waits for a failback (its drives served by the other), or None
+    me = p.get("controller", 0)
+    if me not in p.get("serving", []) and me in p.get("partner_serving", []):
+        return me
+    if 1 - me in p.get("serving", []) and p.get("partner") == pairmod.UP:
+        return 1 - me
+    return None
+
+
+def pair_alerts(p):
+    # pair_status p as the fault display says it: a controller that stood down, one that waits for
+    # a failback, a partner failed or cut off and who serves its ports now
+    me, other = p.get("controller", 0), 1 - p.get("controller", 0)
+    if p.get("mode") == pairmod.STOOD_DOWN:
+        return [("C%d STOOD DOWN" % me, "SERVES NO DRIVE")]
+    w = waiting(p)
+    if w is not None:
+        return [("C%d WAITS FAILBACK" % w, "C%d SERVES C%d PORTS" % (1 - w, w))]
+    partner = p.get("partner")
+    if partner not in (pairmod.DEAD, pairmod.APART):
+        return []
+    if other in p.get("serving", []):
+        return [("PARTNER " + partner, "C%d SERVES C%d PORTS" % (me, other))]
+    return [("PARTNER " + partner, "DECIDING WHO SERVES")]

@@ -3,6 +3,7 @@
 # changed span of each changed row, so a live status screen costs a few bytes per second.
 import time
 from endpoints.console import menu
+from control import pair as pairmod
 from endpoints.console import lcd
 from lop import ops
 from micropython import const
@@ -173,9 +174,56 @@ HELP = {
 
 def _sd_text(d):
     luns = " ".join("P%dL%d" % (p[0], p[1]) for p in d.get("luns", []))
-    return "  SD%-2d %-8s %9s %-10s %-3s %-2s  %s" % (
+    return "  SD%-2d %-8s %9s %-10s %-3s %-2s %s %s" % (
         d.get("sd", 0), menu.level_name(d), "%d MB" % d.get("mb", 0), menu.drive_state(d),
-        "LOG" if d.get("log") else "", "WB" if d.get("wb") else "WT", luns)
+        "LOG" if d.get("log") else "", "WB" if d.get("wb") else "WT", _owner_text(d), luns)
+
+
+def _owner_text(d):
+    # on a pair: who serves the drive now, and its home when another serves it ("C1 (C0's)")
+    if "affinity" not in d:
+        return ""
+    if d.get("owner") is None:
+        return "--         "
+    home = "" if d["owner"] == d["affinity"] else "(C%d's)" % d["affinity"]
+    return "C%d %-7s " % (d["owner"], home)
+
+
+def _pair_text(p):
+    # the pair section's first line: this controller, what it serves, its partner
+    return "  this controller C%d: %s, serves %s   partner C%d: %s" % (
+        p.get("controller", 0), p.get("mode", "?"), " and ".join("C%d" % n for n in p.get("serving", [])) or "no drive",
+        1 - p.get("controller", 0), p.get("partner", "?"))
+
+
+def _link_text(p):
+    # then the link and the failback mode, and what to do where a controller is down, waits or
+    # stood down
+    k = p.get("link") or {}
+    out = ["  back-end link %s (frames in %s, out %s, bad %s)   failback: %s" % (
+        "up" if k.get("up") else "down", k.get("frames_in", 0), k.get("frames_out", 0),
+        k.get("bad_frames", 0), p.get("failback", "?"))]
+    hint = pair_hint(p, p.get("controller", 0), 1 - p.get("controller", 0))
+    if hint:
+        out.append("  " + hint)
+    return out
+
+
+def pair_hint(p, me, other):
+    # what the operator does next, where a controller is down, waits or stood down. A controller
+    # is restarted from the host (the real pair's reset release)
+    boot = "raidboard boot BOARD STATE --controller %d --detach"
+    stop = "raidboard stop --state STATE --controller %d, then "
+    if p.get("mode") == pairmod.STOOD_DOWN:
+        return "C%d stood down; restart it from the host: %s%s" % (me, stop % me, boot % me)
+    w = menu.waiting(p)
+    if w is not None:
+        return "C%d waits for its drives: FAILBACK (CONTROLLER PAIR menu) gives them back" % w
+    if p.get("partner") == pairmod.DEAD:
+        return "restart C%d from the host: %s" % (other, boot % other)
+    if p.get("partner") == pairmod.APART:
+        return "C%d stood down; restart it from the host: %s%s" % (other, stop % other, boot % other)
+    return ""
 
 
 def _snap_text(s):
@@ -231,9 +279,10 @@ def _event_text(e):
 
 def _lop_text(o):
     to = (" -> SD%s" % o["target"]) if o.get("target") is not None else ""
-    return "  %-18s SD%s%-7s %5s%%  %-10s word %s %s" % (
+    on = ("on C%d  " % o["controller"]) if "controller" in o else ""
+    return "  %-18s SD%s%-7s %5s%%  %-10s %sword %s %s" % (
         LONG_NAMES.get(o.get("op"), str(o.get("op", "?"))).upper(), o.get("sd", "?"), to, menu.op_pct(o),
-        str(o.get("state", "")).upper(), _word(o.get("word")), o.get("detail") or "")
+        str(o.get("state", "")).upper(), on, _word(o.get("word")), o.get("detail") or "")
 
 
 def _word(w):
@@ -260,7 +309,8 @@ def body(m):
         k = r[0]
         if k != head:
             head = k
-            t = {"sd": "System drives    RAID       SIZE STATUS    LOG WP  LUNs (port,lun)",
+            t = {"sd": "System drives    RAID       SIZE STATUS    LOG WP %sLUNs (port,lun)"
+                       % ("SERVED BY  " if k == "sd" and "affinity" in r[1] else ""), "pair": "Controller pair",
                  "luns": "LUN map", "snap": "Snapshot", "lop": "Long operations", "event": "Recent events",
                  "disk": "Disks  slot  name   state      size", "map": None, "text": None}.get(k)
             if t:
@@ -273,6 +323,10 @@ def body(m):
             out.append((_snap_text(r[1]), i))
         elif k == "lop":
             out.append((_lop_text(r[1]), i))
+        elif k == "pair":
+            out.append((_pair_text(r[1]), i))
+        elif k == "link":
+            out += [(t, i) for t in _link_text(r[1])]
         elif k == "event":
             out.append((_event_text(r[1]), i, EVENT_INDENT))
         elif k == "disk":
