@@ -260,7 +260,7 @@ def controller_view(ep, n=None):
     ctls = ep.get("controllers") if ep else None
     if not ctls:
         if n not in (None, 0):
-            raise BootError("--controller %d: the board has one controller" % n)
+            raise BootError("there is no controller %d: this board is one controller, /c0" % n)
         return ep
     if n is not None:
         if n not in (0, 1):

@@ -88,16 +88,16 @@ EXIT_NAMES = {EXIT_SCSI: "SCSI_STATUS", EXIT_NVRAM: "NO_VALID_BANK", EXIT_UNCONF
               EXIT_SNAPSHOT_LOST: "SNAPSHOT_LOST"}
 
 
-def report(e, json_description=None, one_line=False):
+def report(e, json_description=None, one_line=False, controller=0):
     """Say on stderr why a command ended with one of FAILURES; return its exit code. With
     `json_description` (--json) also print the failure's JSON document on stdout: on one line
-    after a command's JSON Lines (`one_line`)."""
+    after a command's JSON Lines (`one_line`); `controller`: the pair's controller asked."""
     code, name, message, data, hint = _failure(e)
     if json_description is not None and name is not None:
         failure = {"Error Code": name, "Error Message": message, "Exit Code": code}
         if hint:
             failure["What To Do"] = hint
-        render.print_document(render.document(data, json_description, failure), one_line)
+        render.print_document(render.document(data, json_description, failure, controller), one_line)
     return code
 
 

@@ -64,10 +64,14 @@ def _running(args, ep, b):
     detached = ", detached" if args.detach else ""
     if not ep.get("controllers"):
         return ["board %s running (pid %d)%s" % (name, b.pid, detached)] + _where(ep)
-    lines = ["board %s (a dual-active pair) running%s" % (name, detached)]
+    booted = "running" if args.controller is None else \
+        "controller %d started beside its partner" % args.controller
+    lines = ["board %s (a dual-active pair) %s%s" % (name, booted, detached)]
     for c in ep["controllers"]:
-        if c.get("pid"):
+        if c.get("pid") and boot.pid_alive(c["pid"]):
             lines += ["controller %d (pid %d)" % (c["controller"], c["pid"])] + ["  " + w for w in _where(c)]
+        elif c.get("pid"):
+            lines.append("controller %d (pid %d): not running" % (c["controller"], c["pid"]))
     return lines
 
 
