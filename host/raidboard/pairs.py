@@ -131,6 +131,17 @@ def status_on_pair(sess, st):
     return st
 
 
+def lop_status(views):
+    """`lop status` of a pair: every controller's operations, each naming its controller, and what
+    else each one reports (copy word, rate, change tracking) under `controllers`."""
+    ops, rest = [], []
+    for v in answered(views):
+        a = v["answer"]
+        ops += tagged(a.get("lops") or [], v["controller"])
+        rest.append(dict({k: x for k, x in a.items() if k != "lops"}, controller=v["controller"]))
+    return {"lops": ops, "controllers": rest}
+
+
 # ---- ownership, failback, failing a controller, the link -----------------------------------------
 def cmd_sd_owner(sess, args):
     sd = parse_sd(args.drive)
@@ -176,7 +187,7 @@ def _took_over(talk, n, timeout):
 
 
 def cmd_pair_link(sess, args):
-    if args.state == "down":
+    if args.link == "down":
         confirm(args, "cut the back-end link? with both controllers alive controller 1 stands down (serves "
                       "nothing until it is restarted) and controller 0 takes over its drives and ports")
         r = sess.call("pair_link", {"state": "down"})

@@ -197,7 +197,7 @@ running after --grace seconds it gets SIGTERM, then SIGKILL.
     c.add_argument("which", type=int, choices=(0, 1), metavar="N", help="the controller to fail, 0 or 1")
     c = P(pr, "link", "cut or restore the back-end link between the controllers (tests, demos)",
           func=pairs.cmd_pair_link)
-    c.add_argument("state", choices=("down", "up"),
+    c.add_argument("link", choices=("down", "up"), metavar="down|up",
                    help="down: cut it (asks first: controller 1 stands down), up: restore it")
 
     c = P(sub, "params", "controller parameters: show them, or set the ones given", func=pairs.cmd_params,

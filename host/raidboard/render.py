@@ -322,12 +322,19 @@ def lops_table(ops, none="no long operation running"):
                 pct_text(pct) + "%" if pct is not None else "-", "%s%%" % rate if _real(rate) else "-",
                 iso_time(o.get("started")), iso_time(o.get("finished"), o.get("started"))]
     heads = ["OPERATION", "DRIVES", "STATE", "DONE", "RATE", "STARTED", "ENDED"]
+    if any("controller" in o for o in ops):     # a pair's: which controller runs each
+        heads.append("CONTROLLER")
+        row = _with_controller(row)
     running = [row(o) for o in ops if o.get("state") == "RUNNING"]
     history = [row(o) for o in ops if o.get("state") != "RUNNING"]
     parts = [table(running, heads) if running else none]
     if history:
         parts.append("\nhistory:\n" + table(history, heads))
     return "\n".join(parts)
+
+
+def _with_controller(row):
+    return lambda o: row(o) + [o.get("controller", "")]
 
 
 def sense_text(status, sense_hex):

@@ -60,8 +60,8 @@ def storcli(argv):
         words, options = words[:-1], options + ["--json"]
     parts = [x for x in path.lower().split("/") if x]
     if parts[0] not in ("c0", "c1", "call"):
-        raise UsageError("%s: there is no controller %s: a board is one controller, /c0; a dual-active "
-                         "pair is /c0 and /c1 (e.g. raidboard /c0 show)" % (path, parts[0][1:]))
+        raise UsageError("%s: there is no controller %s: this board is one controller, /c0 (a dual-active "
+                         "pair: /c0 and /c1; e.g. raidboard /c0 show)" % (path, parts[0][1:]))
     command = _translate(parts[1:], words or ["show"])
     if command is None:
         raise UsageError("%s %s: not a StorCLI form this board has; they are: %s"
