@@ -125,8 +125,9 @@ def test_fail_a_controller_work_through_the_survivor_and_restart_it(cli):
     assert "controller 0 of the pair in %s is not running (pid %d): talking to controller 1" % (cli.state, old[0]) in err
     ctls = cli.json("pair", "status")["controllers"]
     assert ctls[0]["running"] is False and "--controller 0 --detach" in ctls[0]["restart"]
-    _, err = cli.run("--controller", "0", "status", rc=3)
-    assert "controller 0 of the pair" in err and "talk to controller 1 (--controller 1)" in err
+    for named in (("--controller", "0", "status"), ("/c0", "show")):
+        _, err = cli.run(*named, rc=3)
+        assert "controller 0 of the pair" in err and "talk to controller 1 (--controller 1)" in err
 
     events = cli.json("events")["events"]
     assert any("FAILOVER" in e["text"] and e["controller"] == 1 for e in events)
@@ -152,4 +153,20 @@ def test_manual_failback_and_a_cut_link(cli):
     cli.json("pair", "link", "down", "--force")
     ctls = cli.wait_pair(lambda c: c[1].get("mode") == "STOOD DOWN" or not c[1]["running"], "controller 1 stands down")
     assert cli.json("pair", "link", "up")["link"] == "up"
-    assert cli.json("stop")["stopped"] is True
+
+    for pid in cli.pids():
+        os.kill(pid, signal.SIGKILL)
+    _, err = cli.run("status", rc=3)
+    assert "neither controller of the pair in %s is running" % cli.state in err
+
+
+def test_a_shell_line_goes_to_the_controller_it_names(cli):
+    p = subprocess.run([RAIDBOARD, "--state", str(cli.state), "shell"], capture_output=True, text=True, timeout=60,
+                       input="--json --controller 1 status\n--json status\n/c1 show J\n")
+    docs, text = [], p.stdout
+    while text.strip():
+        doc, end = json.JSONDecoder().raw_decode(text.strip())
+        docs.append(doc["Controllers"][0])
+        text = text.strip()[end:]
+    assert [(d["Command Status"]["Controller"], d["Response Data"]["pair"]["controller"]) for d in docs] == [
+        (1, 1), (0, 0), (1, 1)]

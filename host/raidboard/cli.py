@@ -78,7 +78,7 @@ def cmd_version(args):
 
 def merge_options(base, args):
     """Shell: a line's own options win; the rest come from the options the shell was started with."""
-    for k in ("port", "state", "password_file"):
+    for k in ("port", "state", "password_file", "controller"):
         if getattr(args, k, None) is None:
             setattr(args, k, getattr(base, k, None))
     args.json = bool(getattr(args, "json", False) or getattr(base, "json", False))

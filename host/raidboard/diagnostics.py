@@ -86,7 +86,9 @@ def _event_links(sess, views):
     """The sessions `events --follow` listens on, by controller (None: the one board)."""
     if views is None:
         return {None: sess}
-    return {v["controller"]: sess.partner(v["controller"]) for v in pairs.answered(views)}
+    mine = getattr(sess.args, "answering", None)
+    return {v["controller"]: sess if v["controller"] == mine else sess.partner(v["controller"])
+            for v in pairs.answered(views)}
 
 
 def _follow(args, links, evs):

@@ -68,6 +68,10 @@ HINTS = {
     "WRONG_PASSWORD": "that is not the console password (after 5 wrong ones in a row the console waits 30 s)",
     "LOGIN_LOCKED": "too many wrong passwords: wait, then try again with the right one",
     "UNKNOWN_COMMAND": "this firmware does not know that command; see firmware/README.md",
+    "NOT_A_PAIR": "this board has one controller; a dual-active pair is booted from boards/dac960sx-pair.json",
+    "NOTHING_TO_DO": "see what each controller serves with: raidboard pair status",
+    "PARTNER_LOST": "the other controller did not answer: raidboard pair status shows whether it runs",
+    "LOP_ACTIVE": "wait for the long operation (raidboard lop status) or stop it (raidboard lop stop SD) first",
 }
 
 # the failures a command ends with other than a refusal, each with its exit code, the Error Code of

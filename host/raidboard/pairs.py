@@ -15,31 +15,38 @@ TAKEOVER_POLL_S = 0.1     # `pair fail`: how often the survivor is asked whether
 
 
 def each(sess, command, params=None, only=None):
-    """Ask every controller of the pair `command`: [{controller, pid, running, answer | why}], in
-    controller order; None when the board is not a pair found through its endpoints file. `only`:
-    that controller alone."""
+    """Ask every controller of the pair `command`: [{controller, pid, running, answer | why |
+    restart}], in controller order; None when the board is not a pair found through its endpoints
+    file. `only`: that controller alone. The session's own controller is reached first, as any
+    command reaches it (stderr says when controller 0 is down; exit 3 when none runs)."""
     ep = pair_endpoints(sess.args)
     if ep is None:
         return None
+    sess.link()
     views = []
     for n, c in enumerate(ep["controllers"]):
-        if only is not None and n != only:
-            continue
-        v = {"controller": n, "pid": c.get("pid"), "running": boot.pid_alive(c.get("pid"))}
-        if not v["running"]:
-            v["restart"] = "raidboard boot %s %s --controller %d --detach" % (
-                c.get("board", "BOARD"), c.get("state", "STATE"), n)
-        if v["running"]:
-            other = sess.partner(n)
-            try:
-                v["answer"] = other.call(command, params)
-            except LinkError as e:
-                v["why"] = str(e)
-            finally:
-                sess.password = sess.password or other.password
-                other.close()
-        views.append(v)
+        if only is None or n == only:
+            views.append(_ask(sess, n, c, command, params))
     return views
+
+
+def _ask(sess, n, c, command, params):
+    v = {"controller": n, "pid": c.get("pid"), "running": boot.pid_alive(c.get("pid"))}
+    if not v["running"]:
+        v["restart"] = "raidboard boot %s %s --controller %d --detach" % (
+            c.get("board", "BOARD"), c.get("state", "STATE"), n)
+        return v
+    if n == getattr(sess.args, "answering", None):
+        v["answer"] = sess.call(command, params)
+        return v
+    other = sess.partner(n)
+    try:
+        v["answer"] = other.call(command, params)
+    except LinkError as e:
+        v["why"] = str(e)
+    finally:
+        other.close()
+    return v
 
 
 def answered(views):

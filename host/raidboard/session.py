@@ -84,12 +84,14 @@ def not_running(ep, state):
     if ep.get("controller") is None:
         return ("the board of %s (pid %s) is not running any more; boot it again with "
                 "`raidboard boot %s %s --detach`" % (state, ep["pid"], ep.get("board", "BOARD"), state))
-    n = ep["controller"]
-    partner = any(boot.pid_alive(c.get("pid")) for c in ep["controllers"] if c.get("controller") != n)
-    return ("controller %d of the pair in %s (pid %s) is not running; %s, or restart it beside its partner: "
-            "`raidboard boot %s %s --controller %d --detach`"
-            % (n, state, ep["pid"], "talk to controller %d (--controller %d)" % (1 - n, 1 - n) if partner
-               else "neither is: boot the pair again", ep.get("board", "BOARD"), state, n))
+    n, board = ep["controller"], ep.get("board", "BOARD")
+    if not any(boot.pid_alive(c.get("pid")) for c in ep["controllers"]):
+        return ("neither controller of the pair in %s is running (pids %s); boot it again with "
+                "`raidboard boot %s %s --detach`" % (state, ", ".join(str(c.get("pid")) for c in ep["controllers"]),
+                                                    board, state))
+    return ("controller %d of the pair in %s (pid %s) is not running; talk to controller %d (--controller %d), "
+            "or restart it beside its partner: `raidboard boot %s %s --controller %d --detach`"
+            % (n, state, ep["pid"], 1 - n, 1 - n, board, state, n))
 
 
 def no_board_named(ep):
@@ -157,9 +159,14 @@ class Session:
         self.args = args
         self.base_args = args   # the shell's own options, under each line's (cli.merge_options)
         self._link = None
+        self._target = None     # where the open link goes: (--port, --state, --controller) when opened
+        self.answering = None   # of a pair, the controller the open link reaches (render.answering)
         self.password = None    # the one this session logged in with
 
     def link(self):
+        target = tuple(getattr(self.args, k, None) for k in ("port", "state", "controller"))
+        if self._link is not None and target != self._target:
+            self.close()            # a shell line naming another board or controller
         if self._link is None:
             link = Link(board_url(self.args), timeout=self.args.timeout)
             try:
@@ -171,7 +178,9 @@ class Session:
             except BaseException:
                 link.close()
                 raise
-            self._link = link
+            self._link, self._target = link, target
+            self.answering = getattr(self.args, "answering", None)
+        self.args.answering = self.answering
         return self._link
 
     def _check_controller(self, link):
