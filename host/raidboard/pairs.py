@@ -166,10 +166,12 @@ def cmd_pair_failback(sess, args):
 
 def cmd_pair_fail(sess, args):
     n, survivor = args.which, 1 - args.which
-    confirm(args, "fail controller %d? its firmware stops, as a board held in reset; controller %d takes over "
-                  "its drives and ports" % (n, survivor))
     ep = pair_endpoints(args)
-    talk = sess.partner(survivor) if ep and boot.pid_alive(ep["controllers"][survivor].get("pid")) else sess
+    alone = ep is not None and not boot.pid_alive(ep["controllers"][survivor].get("pid"))
+    confirm(args, "fail controller %d? its firmware stops, as a board held in reset; %s" % (n, (
+        "controller %d is not running: no drive is served until one is restarted" % survivor) if alone else
+        "controller %d takes over its drives and ports" % survivor))
+    talk = sess.partner(survivor) if ep is not None and not alone else sess
     try:
         r = talk.call("pair_fail", {"controller": n})
         st = _took_over(talk, n, args.timeout) if talk is not sess else None

@@ -70,15 +70,16 @@ def storcli(argv):
 
 
 def _named_controller(c, given):
-    # /c0 and /c1 name a controller of a pair: the command goes to that one (--controller N; on a
-    # one-controller board /c1 is refused once the board is reached: session.py). /call: any.
+    # /c1 is a pair's controller 1: the command goes there (--controller 1; on a one-controller
+    # board it is refused once the board is reached: session.py). /c0 is the board as ever: a
+    # pair's controller 0, or its partner while it is down (said on stderr). /call: either.
     if c == "call":
         return []
     n = c[1:]
     for flag in ("--controller", "-c"):
         if flag in given[:-1] and given[given.index(flag) + 1] != n:
             raise UsageError("/%s and %s %s name different controllers" % (c, flag, given[given.index(flag) + 1]))
-    return ["--controller", n]
+    return ["--controller", n] if n != "0" else []
 
 
 def _words(rest):
