@@ -152,7 +152,9 @@ def cmd_stop(sess, args):
     res = {"stopped": True, "pid": live[0]}
     if len(pids) > 1:
         res["pids"] = live           # both controllers of a pair
-    out(args, res, "board stopped (pid %s)" % ", ".join(str(p) for p in live))
+    what = "board" if args.controller is None or not (ep or {}).get("controllers") else \
+        "controller %d of the pair" % args.controller
+    out(args, res, "%s stopped (pid %s)" % (what, ", ".join(str(p) for p in live)))
 
 
 def _is_firmware(pid):
