@@ -21,6 +21,9 @@ examples:
   raidboard console                                        the VT-100 console (Ctrl-] detaches)
   raidboard shell                                          interactive, with completion
   raidboard stop
+  raidboard boot boards/dac960sx-pair.json pair --detach   a dual-active pair (two controllers)
+  raidboard --state pair pair status                       both controllers, who serves which drive
+  raidboard --state pair pair fail 0                       fail one; its partner takes over
 
 The board is found by --port (socket://127.0.0.1:PORT or /dev/pts/N), else by --state DIR
 (the endpoints a detached boot left there), else $RAIDBOARD_PORT, else ./state if its board runs;
