@@ -76,6 +76,13 @@ def test_pair_status_ownership_params_and_both_stopped(cli):
     assert all(c["link"]["up"] and c["failback"] == "automatic" for c in ctls)
     text, _ = cli.run("pair", "status")
     assert "controller 1 (pid %d): ACTIVE, serving its own drives and ports" % cli.pids()[1] in text
+    # one endpoint named with --port: that controller's view only, checked against --controller
+    c1 = json.loads((cli.state / "endpoints.json").read_text())["controllers"][1]["management"]
+    p = subprocess.run([RAIDBOARD, "--port", c1, "--json", "pair", "status"], capture_output=True, text=True, timeout=60)
+    assert [c["controller"] for c in json.loads(p.stdout)["Controllers"][0]["Response Data"]["controllers"]] == [1]
+    p = subprocess.run([RAIDBOARD, "--port", c1, "--controller", "0", "status"], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 2 and "is controller 1's endpoint" in p.stderr
 
     assert cli.json("sd", "owner", "sd1", "1") == {"sd": 1, "affinity": 1, "owner": 1}
     status, st = cli.doc("status")
@@ -115,8 +122,18 @@ def test_pair_status_ownership_params_and_both_stopped(cli):
 
 def test_fail_a_controller_work_through_the_survivor_and_restart_it(cli):
     old = cli.pids()
+    # a person follows both controllers' events while controller 0 fails (bounded by --seconds)
+    follow = subprocess.Popen([RAIDBOARD, "--state", str(cli.state), "--json", "events", "-n", "1", "--follow",
+                               "--count", "8", "--seconds", "15"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    assert json.loads(follow.stdout.readline())["Controllers"][0]["Response Data"]["controller"] in (0, 1)
     r = cli.json("pair", "fail", "0", "--force")
     assert r["failed"] == 0 and r["survivor"] == 1 and r["serving"] == [0, 1] and r["partner"] == "FAILED"
+
+    out, err = follow.communicate(timeout=60)
+    followed = [json.loads(line)["Controllers"][0]["Response Data"] for line in out.splitlines()]
+    assert any("FAILOVER" in e["text"] and e["controller"] == 1 for e in followed), (followed, err)
+    assert "controller 0 stopped answering" in err and "following the other" in err
 
     # commands go to the survivor and say so on stderr
     (status, st) = cli.doc("status")

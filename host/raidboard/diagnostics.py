@@ -71,10 +71,10 @@ def cmd_events(sess, args):
     if not args.follow:
         out(args, r, lambda: "\n".join(pairs.event_line(e) for e in evs) or "no events")
         return
-    for e in evs:
-        _print_event(args, e)
-    links = _event_links(sess, views)
+    links = _event_links(sess, views)       # listening on each before anything is printed
     try:
+        for e in evs:
+            _print_event(args, e)
         _follow(args, links, evs)
     finally:
         for s in links.values():
@@ -87,8 +87,17 @@ def _event_links(sess, views):
     if views is None:
         return {None: sess}
     mine = getattr(sess.args, "answering", None)
-    return {v["controller"]: sess if v["controller"] == mine else sess.partner(v["controller"])
-            for v in pairs.answered(views)}
+    links = {v["controller"]: sess if v["controller"] == mine else sess.partner(v["controller"])
+             for v in pairs.answered(views)}
+    for n, s in list(links.items()):
+        try:
+            s.link()            # opened now: events from here on reach it
+        except LinkError as err:
+            if s is sess:
+                raise
+            print("raidboard: controller %s cannot be followed (%s)" % (n, err), file=sys.stderr)
+            del links[n]
+    return links
 
 
 def _follow(args, links, evs):
