@@ -113,6 +113,8 @@ def test_pair_status_ownership_params_and_both_stopped(cli):
         status, _ = cli.doc(*words, rc=8)
         assert status["Error Code"] == "NOT_CONFIRMED"
     assert "there is no controller 2" in cli.run("/c2", "show", rc=2)[1]
+    _, err = cli.run("boot", cli.board, cli.state, "--detach", "--controller", "1", rc=4)
+    assert "controller 1 already runs on %s" % cli.state in err and "--controller 1` (its partner takes over)" in err
 
     pids = cli.pids()
     assert sorted(cli.json("stop")["pids"]) == sorted(pids)
