@@ -11,7 +11,7 @@ import time
 import pytest
 
 from harness import write_pair
-from test_cli import RAIDBOARD
+from test_cli import RAIDBOARD, rb
 
 
 class CLI:
@@ -190,3 +190,15 @@ def test_a_shell_line_goes_to_the_controller_it_names(cli):
         text = text.strip()[end:]
     assert [(d["Command Status"]["Controller"], d["Response Data"]["pair"]["controller"]) for d in docs] == [
         (1, 1), (0, 0), (1, 1)]
+
+
+def test_a_one_controller_board_refuses_the_pair_commands(board):
+    # the shared simplex board, named with --port
+    _, err = rb(board, "/c1", "show", rc=2)
+    assert "there is no controller 1: this board is one controller, /c0" in err
+    for words in (("pair", "status"), ("sd", "owner", "sd0", "1"), ("pair", "failback")):
+        _, err = rb(board, *words, rc=1)
+        assert "NOT_A_PAIR" in err and "a dual-active pair is booted from boards/dac960sx-pair.json" in err
+    _, err = rb(board, "params", "--failback", "manual", rc=1)
+    assert 'no controller parameter "failback"' in err
+    assert "autorebuild:" in rb(board, "params")[0]
