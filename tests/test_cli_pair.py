@@ -124,18 +124,21 @@ def test_pair_status_ownership_params_and_both_stopped(cli):
 
 def test_fail_a_controller_work_through_the_survivor_and_restart_it(cli):
     old = cli.pids()
-    # a person follows both controllers' events while controller 0 fails (bounded by --seconds)
+    # a person follows both controllers' events while controller 0 fails (--seconds bounds a hang)
     follow = subprocess.Popen([RAIDBOARD, "--state", str(cli.state), "--json", "events", "-n", "1", "--follow",
-                               "--count", "8", "--seconds", "15"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True)
+                               "--seconds", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert json.loads(follow.stdout.readline())["Controllers"][0]["Response Data"]["controller"] in (0, 1)
     r = cli.json("pair", "fail", "0", "--force")
     assert r["failed"] == 0 and r["survivor"] == 1 and r["serving"] == [0, 1] and r["partner"] == "FAILED"
-
-    out, err = follow.communicate(timeout=60)
-    followed = [json.loads(line)["Controllers"][0]["Response Data"] for line in out.splitlines()]
-    assert any("FAILOVER" in e["text"] and e["controller"] == 1 for e in followed), (followed, err)
-    assert "controller 0 stopped answering" in err and "following the other" in err
+    said = follow.stderr.readline()
+    assert "controller 0 stopped answering" in said and "following the other" in said
+    followed = []
+    while not any("FAILOVER" in e["text"] and e["controller"] == 1 for e in followed):
+        line = follow.stdout.readline()
+        assert line, "the follow ended without controller 1's failover: %s" % followed
+        followed.append(json.loads(line)["Controllers"][0]["Response Data"])
+    follow.terminate()
+    follow.communicate(timeout=60)
 
     # commands go to the survivor and say so on stderr
     (status, st) = cli.doc("status")
