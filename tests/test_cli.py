@@ -309,8 +309,8 @@ def test_controller_paths_are_told_apart_from_file_paths(tmp_path):
     assert storcli(["/c0/v1", "show"]) == ["sd", "show", "1"]
     for path in ("/check/work/boards/dac960sx.json", "/c0x", "/cache", "/c0/v1/../x"):
         assert storcli(["boot", path, "state"]) == ["boot", path, "state"]
-    p = subprocess.run([RAIDBOARD, "/c1", "show"], capture_output=True, text=True, timeout=60)
-    assert p.returncode == 2 and "there is no controller 1: this board is one controller, /c0" in p.stderr
+    p = subprocess.run([RAIDBOARD, "/c2", "show"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "there is no controller 2: this board is one controller, /c0" in p.stderr
 
 
 # every command that destroys data or configuration (host/README.md, "Commands that ask first")

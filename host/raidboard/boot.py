@@ -155,8 +155,9 @@ def _start_pair(board_path, board, state, old, ready_timeout, heap_kb, controlle
     which = [0, 1] if controller is None else [controller]
     busy = [n for n in which if n in running]
     if busy:
-        raise BootError("controller %d already runs on %s (pid %s); stop it with `raidboard stop --state %s`"
-                        % (busy[0], state, running[busy[0]]["pid"], state))
+        raise BootError("controller %d already runs on %s (pid %s); stop it with `raidboard stop --state %s "
+                        "--controller %d` (its partner takes over)" % (busy[0], state, running[busy[0]]["pid"], state,
+                                                                     busy[0]))
     if controller is None and running:
         raise BootError("a board already runs on %s; stop it with `raidboard stop --state %s`" % (state, state))
     procs = []
@@ -260,7 +261,7 @@ def controller_view(ep, n=None):
     ctls = ep.get("controllers") if ep else None
     if not ctls:
         if n not in (None, 0):
-            raise BootError("--controller %d: the board has one controller" % n)
+            raise BootError("there is no controller %d: this board is one controller, /c0" % n)
         return ep
     if n is not None:
         if n not in (0, 1):

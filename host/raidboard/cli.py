@@ -8,7 +8,7 @@ import shlex
 import sys
 from importlib import metadata
 
-from . import boot, errors, shell
+from . import boot, errors, render, shell
 from .errors import EXIT_OK, UsageError
 from .parser import build_parser
 from .proto import LinkError
@@ -50,7 +50,8 @@ def run(argv, sess=None):
     except errors.FAILURES as e:
         if isinstance(e, LinkError) and not own:
             sess.close()
-        return errors.report(e, line if wants_json(argv, sess) else None, one_line=getattr(args, "streamed", False))
+        return errors.report(e, line if wants_json(argv, sess) else None, one_line=getattr(args, "streamed", False),
+                             controller=render.answering(args))
     finally:
         if own and sess is not None:
             sess.close()
@@ -77,7 +78,7 @@ def cmd_version(args):
 
 def merge_options(base, args):
     """Shell: a line's own options win; the rest come from the options the shell was started with."""
-    for k in ("port", "state", "password_file"):
+    for k in ("port", "state", "password_file", "controller"):
         if getattr(args, k, None) is None:
             setattr(args, k, getattr(base, k, None))
     args.json = bool(getattr(args, "json", False) or getattr(base, "json", False))

@@ -1,13 +1,15 @@
 """Looking into the board: raw CDBs, the event log, NV memory and any firmware command
 (`cdb`, `events`, `nvram`, `call`)."""
 import json
+import sys
 import time
 from pathlib import Path
 
-from . import nvimage, render
+from . import nvimage, pairs, render
 from .errors import EXIT_NVRAM, EXIT_SCSI, Exit, UsageError
 from .inputs import parse_portlun, read_hex
 from .lops import wipes
+from .proto import LinkError
 from .render import out
 from .session import confirm
 
@@ -57,39 +59,80 @@ def cmd_cdb(sess, args):
 
 def cmd_events(sess, args):
     p = {"n": args.n} if args.n is not None else {}
-    r = sess.call("events", p)
+    # a pair found through its endpoints file: both controllers' events merged by time, unless
+    # --controller names one (host/README.md "A dual-active pair")
+    views = pairs.each(sess, "events", p) if getattr(args, "controller", None) is None else None
+    if views is None:
+        r = sess.call("events", p)
+    else:
+        merged = pairs.merged_events(views)
+        r = {"events": merged[-args.n:] if args.n else merged}
     evs = r.get("events", [])
     if not args.follow:
-        out(args, r, lambda: "\n".join(render.event_line(e) for e in evs) or "no events")
+        out(args, r, lambda: "\n".join(pairs.event_line(e) for e in evs) or "no events")
         return
-    seen = -1
-    for e in evs:
-        _print_event(args, e)
-        seen = max(seen, e.get("seq", -1))
-    link = sess.link()
+    links = _event_links(sess, views)       # listening on each before anything is printed
+    try:
+        for e in evs:
+            _print_event(args, e)
+        _follow(args, links, evs)
+    finally:
+        for s in links.values():
+            if s is not sess:
+                s.close()
+
+
+def _event_links(sess, views):
+    """The sessions `events --follow` listens on, by controller (None: the one board)."""
+    if views is None:
+        return {None: sess}
+    mine = getattr(sess.args, "answering", None)
+    links = {v["controller"]: sess if v["controller"] == mine else sess.partner(v["controller"])
+             for v in pairs.answered(views)}
+    for n, s in list(links.items()):
+        try:
+            s.link()            # opened now: events from here on reach it
+        except LinkError as err:
+            if s is sess:
+                raise
+            print("raidboard: controller %s cannot be followed (%s)" % (n, err), file=sys.stderr)
+            del links[n]
+    return links
+
+
+def _follow(args, links, evs):
+    # each controller numbers its own events: what was printed is remembered per controller
+    seen = {n: max([e.get("seq", -1) for e in evs if e.get("controller") == n] or [-1]) for n in links}
     deadline = time.monotonic() + args.seconds if args.seconds else None
     got = 0
-    while True:
+    while links:
         left = 1.0 if deadline is None else deadline - time.monotonic()
         if left <= 0:
-            break
-        e = link.wait_event(min(left, 1.0))
-        if e is None:
-            continue
-        if e.get("seq", seen + 1) <= seen:
-            continue
-        seen = e.get("seq", seen)
-        _print_event(args, e)
-        got += 1
-        if args.count and got >= args.count:
-            break
+            return
+        for n, s in list(links.items()):
+            try:
+                e = s.link().wait_event(min(left, 1.0) / len(links))
+            except LinkError as err:
+                if n is None or len(links) == 1:
+                    raise
+                print("raidboard: controller %s stopped answering (%s); following the other" % (n, err),
+                      file=sys.stderr)
+                del links[n]
+                continue
+            if e is None or e.get("seq", seen[n] + 1) <= seen[n]:
+                continue
+            seen[n] = e.get("seq", seen[n])
+            _print_event(args, e if n is None else dict(e, controller=n))
+            got += 1
+            if args.count and got >= args.count:
+                return
 
 
 def _print_event(args, e):
     if args.json:
         render.json_line(args, e)
     else:
-        print(render.event_line(e), flush=True)
+        print(pairs.event_line(e), flush=True)
 
 
 # firmware commands that `call` asks about, as the commands above do

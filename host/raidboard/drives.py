@@ -1,5 +1,5 @@
 """Commands on system drives, their LOG bit and the LUN map: `status`, `sd`, `log`, `lun`."""
-from . import render
+from . import pairs, render
 from .errors import UsageError
 from .inputs import parse_portlun, parse_raid, parse_sd, resolve_slot
 from .model import LEVELS, MAX_MEMBERS
@@ -10,19 +10,25 @@ from .session import confirm
 
 def cmd_status(sess, args):
     st = sess.call("status")
+    if st.get("pair") is not None:
+        pairs.status_on_pair(sess, st)
 
     def text():
         lines = ["board: %s" % st.get("model", "?")]
+        if st.get("pair") is not None:
+            lines.append(pairs.status_text(st["pair"]))
         lines.append(render.drives_table(st.get("drives", [])))
         lines.append("")
         lines.append(render.luns_table(st.get("luns", [])))
         lines.append("")
         lines.append(render.snapshot_text(st.get("snapshot") or {}))
         for op in st.get("lops", []) or []:
-            lines.append("long operation: " + render.lop_line(op))
+            lines.append("long operation: " + render.lop_line(op) + (
+                " (controller %s)" % op["controller"] if "controller" in op else ""))
         ev = st.get("events", []) or []
         if ev:
-            lines.append("recent events:")
+            lines.append("recent events%s:" % (
+                " (controller %s)" % st["pair"].get("controller") if st.get("pair") is not None else ""))
             lines.extend("  " + render.event_line(e) for e in ev)
         return "\n".join(lines)
     out(args, st, text)

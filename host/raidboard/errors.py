@@ -68,6 +68,10 @@ HINTS = {
     "WRONG_PASSWORD": "that is not the console password (after 5 wrong ones in a row the console waits 30 s)",
     "LOGIN_LOCKED": "too many wrong passwords: wait, then try again with the right one",
     "UNKNOWN_COMMAND": "this firmware does not know that command; see firmware/README.md",
+    "NOT_A_PAIR": "this board has one controller; a dual-active pair is booted from boards/dac960sx-pair.json",
+    "NOTHING_TO_DO": "see what each controller serves with: raidboard pair status",
+    "PARTNER_LOST": "the other controller did not answer: raidboard pair status shows whether it runs",
+    "LOP_ACTIVE": "wait for the long operation (raidboard lop status) or stop it (raidboard lop stop SD) first",
 }
 
 # the failures a command ends with other than a refusal, each with its exit code, the Error Code of
@@ -88,16 +92,16 @@ EXIT_NAMES = {EXIT_SCSI: "SCSI_STATUS", EXIT_NVRAM: "NO_VALID_BANK", EXIT_UNCONF
               EXIT_SNAPSHOT_LOST: "SNAPSHOT_LOST"}
 
 
-def report(e, json_description=None, one_line=False):
+def report(e, json_description=None, one_line=False, controller=0):
     """Say on stderr why a command ended with one of FAILURES; return its exit code. With
     `json_description` (--json) also print the failure's JSON document on stdout: on one line
-    after a command's JSON Lines (`one_line`)."""
+    after a command's JSON Lines (`one_line`); `controller`: the pair's controller asked."""
     code, name, message, data, hint = _failure(e)
     if json_description is not None and name is not None:
         failure = {"Error Code": name, "Error Message": message, "Exit Code": code}
         if hint:
             failure["What To Do"] = hint
-        render.print_document(render.document(data, json_description, failure), one_line)
+        render.print_document(render.document(data, json_description, failure, controller), one_line)
     return code
 
 

@@ -45,7 +45,7 @@ def cmd_boot(sess, args):
                 render.json_line(args, ep)
             else:
                 print("\n".join(_running(args, ep, b) + ["Ctrl-C stops the board."]), flush=True)
-            _follow_log(b, Path(ep["log"]))
+            _follow_logs(getattr(b, "boards", [b]))
     except KeyboardInterrupt:
         pass
     finally:
@@ -64,10 +64,14 @@ def _running(args, ep, b):
     detached = ", detached" if args.detach else ""
     if not ep.get("controllers"):
         return ["board %s running (pid %d)%s" % (name, b.pid, detached)] + _where(ep)
-    lines = ["board %s (a dual-active pair) running%s" % (name, detached)]
+    booted = "running" if args.controller is None else \
+        "controller %d started beside its partner" % args.controller
+    lines = ["board %s (a dual-active pair) %s%s" % (name, booted, detached)]
     for c in ep["controllers"]:
-        if c.get("pid"):
+        if c.get("pid") and boot.pid_alive(c["pid"]):
             lines += ["controller %d (pid %d)" % (c["controller"], c["pid"])] + ["  " + w for w in _where(c)]
+        elif c.get("pid"):
+            lines.append("controller %d (pid %d): not running" % (c["controller"], c["pid"]))
     return lines
 
 
@@ -79,18 +83,32 @@ def _where(ep):
             "log: %s" % ep["log"]]
 
 
-def _follow_log(b, logpath):
-    """Copy the firmware's log to stderr until the firmware exits."""
-    with open(logpath, "rb") as f:
-        f.seek(0, 2)
-        while b.proc.poll() is None:
-            chunk = f.read()
-            if chunk:
-                sys.stderr.buffer.write(chunk)
-                sys.stderr.flush()
-            else:
+def _follow_logs(boards):
+    """Copy the firmware's log to stderr until the firmware exits; of a pair booted together, both
+    controllers' logs, each line marked `c0|`/`c1|`, until both have exited (one killed for a
+    failover keeps the other's log coming)."""
+    logs = [open(b.endpoints["log"], "rb") for b in boards]
+    marks = [b"c%d| " % n if len(boards) > 1 else b"" for n in range(len(boards))]
+    rest = [b""] * len(boards)
+    try:
+        for f in logs:
+            f.seek(0, 2)
+        while True:
+            running = any(b.proc.poll() is None for b in boards)
+            got = False
+            for i, f in enumerate(logs):
+                lines = (rest[i] + f.read()).split(b"\n")
+                rest[i] = lines.pop() if running else b""
+                got = got or any(lines)
+                sys.stderr.buffer.write(b"".join(marks[i] + ln + b"\n" for ln in lines if ln))
+            sys.stderr.flush()
+            if not running:
+                return
+            if not got:
                 time.sleep(0.2)
-        sys.stderr.buffer.write(f.read())
+    finally:
+        for f in logs:
+            f.close()
 
 
 def _forget(state, pid):
@@ -148,7 +166,9 @@ def cmd_stop(sess, args):
     res = {"stopped": True, "pid": live[0]}
     if len(pids) > 1:
         res["pids"] = live           # both controllers of a pair
-    out(args, res, "board stopped (pid %s)" % ", ".join(str(p) for p in live))
+    what = "board" if args.controller is None or not (ep or {}).get("controllers") else \
+        "controller %d of the pair" % args.controller
+    out(args, res, "%s stopped (pid %s)" % (what, ", ".join(str(p) for p in live)))
 
 
 def _is_firmware(pid):

@@ -2,7 +2,7 @@
 import json
 import time
 
-from . import render
+from . import pairs, render
 from .errors import UsageError
 from .inputs import parse_sd
 from .render import out
@@ -59,7 +59,7 @@ def cmd_lop_status(sess, args):
     if args.wait:
         return _lop_wait(sess, args, parse_sd(args.drive) if args.drive is not None else None)
     p = {"sd": parse_sd(args.drive)} if args.drive is not None else {}
-    r = sess.call("lop_status", p)
+    r = _status(sess, args, p)
     if args.op is None:
         out(args, r, lambda: render.lops_table(_lop_ops(r)))
         return
@@ -68,11 +68,18 @@ def cmd_lop_status(sess, args):
     out(args, {"lops": ops}, lambda: render.lops_table(ops, none))
 
 
+def _status(sess, args, p):
+    # a pair found through its endpoints file: both controllers' operations, each naming the
+    # controller that runs it (unless --controller names one)
+    views = pairs.each(sess, "lop_status", p) if getattr(args, "controller", None) is None else None
+    return sess.call("lop_status", p) if views is None else pairs.lop_status(views)
+
+
 def _lop_wait(sess, args, sd):
     p = {"sd": sd} if sd is not None else {}
     bar = render.Progress("sd%s" % sd if sd is not None else "lop")
     while True:
-        r = sess.call("lop_status", p)
+        r = _status(sess, args, p)
         ops = [o for o in _lop_ops(r) if sd is None or o.get("sd") in (sd, None) or sd in o.get("drives", ())]
         running = [o for o in ops if str(o.get("state", o.get("status", ""))).upper() in ("RUNNING", "ACTIVE", "IN_PROGRESS")]
         if args.json:

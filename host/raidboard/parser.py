@@ -2,7 +2,7 @@
 Options are never abbreviated, and a usage error is a UsageError (exit 2), not argparse's exit."""
 import argparse
 
-from . import access, diagnostics, disks, drives, lifecycle, lops, snapshot
+from . import access, diagnostics, disks, drives, lifecycle, lops, pairs, snapshot
 from .errors import CHAP_SECRET_ENV, MASK_SECRET_ENV, PASSWORD_ENV, UsageError
 from .model import CHAP_SECRET_MAX, CHAP_SECRET_MIN, CHAP_USER_MAX, ISCSI_NAME_MAX
 
@@ -21,6 +21,9 @@ examples:
   raidboard console                                        the VT-100 console (Ctrl-] detaches)
   raidboard shell                                          interactive, with completion
   raidboard stop
+  raidboard boot boards/dac960sx-pair.json pair --detach   a dual-active pair (two controllers)
+  raidboard --state pair pair status                       both controllers, who serves which drive
+  raidboard --state pair pair fail 0                       fail one; its partner takes over
 
 The board is found by --port (socket://127.0.0.1:PORT or /dev/pts/N), else by --state DIR
 (the endpoints a detached boot left there), else $RAIDBOARD_PORT, else ./state if its board runs;
@@ -31,6 +34,21 @@ exit codes: 0 ok, 1 refused by the board, 2 usage, 3 cannot reach the board, 4 b
 5 protocol error, 6 SCSI status not GOOD (cdb), 7 no valid NV memory bank (nvram dump),
 8 not confirmed: a command that destroys data asks "[y/N]" on a terminal and needs --force in a
 script, 9 snapshot start: the host's --freeze or --thaw command failed, 130 Ctrl-C.
+"""
+
+
+PAIR_HELP = """\
+examples:
+  raidboard pair status                     both controllers, the link, who serves which drive
+  raidboard --json pair status
+  raidboard pair fail 0                     stop controller 0 (asks); controller 1 takes over
+  raidboard pair fail 1 --force             the same from a script
+  raidboard pair failback                   with failback manual: hand the drives back now
+  raidboard pair link down --force          cut the back-end link: controller 1 stands down
+  raidboard pair link up
+
+Restart a failed controller beside its partner:
+  raidboard boot boards/dac960sx-pair.json STATE --controller N --detach
 """
 
 
@@ -148,7 +166,8 @@ running after --grace seconds it gets SIGTERM, then SIGKILL.
 
     sd = _group(sub, "sd", "system drives", "examples:\n  raidboard sd list\n  raidboard sd show sd0\n"
                 "  raidboard sd create --raid 5 --slots 0,1,2,3 --mb 512\n  raidboard sd create --raid 1 --slots 1:0,1:1\n"
-                "  raidboard sd policy sd0 wb\n  raidboard sd delete sd2\n")
+                "  raidboard sd policy sd0 wb\n  raidboard sd delete sd2\n"
+                "  raidboard sd owner sd0 1                  a pair: controller 1 serves sd0 from now on\n")
     P(sd, "list", "list system drives", func=drives.cmd_sd_list)
     c = P(sd, "show", "one system drive with its member extents", func=drives.cmd_sd_show)
     c.add_argument("drive", help="sd0..sd7")
@@ -165,6 +184,33 @@ running after --grace seconds it gets SIGTERM, then SIGKILL.
     c.add_argument("drive", help="sd0..sd7")
     c.add_argument("policy", choices=["wb", "wt", "write-back", "write-through"],
                    help="wb: write-back (the controller's cache acknowledges), wt: write-through")
+    c = P(sd, "owner", "a dual-active pair: move a system drive to the other controller", func=pairs.cmd_sd_owner)
+    c.add_argument("drive", help="sd0..sd7")
+    c.add_argument("to", type=int, choices=(0, 1), metavar="0|1",
+                   help="the controller that owns (serves) the drive from now on; hosts hear 2A/06 "
+                        "and their multipath moves to its ports")
+
+    pr = _group(sub, "pair", "a dual-active pair: both controllers, ownership, failover and failback", PAIR_HELP)
+    P(pr, "status", "both controllers: mode, what each serves, partner, link, failback, drive owners",
+      func=pairs.cmd_pair_status)
+    P(pr, "failback", "give each controller back its own drives and ports (failback manual, or at once)",
+      func=pairs.cmd_pair_failback)
+    c = P(pr, "fail", "fail a controller: its firmware stops; its partner takes over (asks first)",
+          func=pairs.cmd_pair_fail)
+    c.add_argument("which", type=int, choices=(0, 1), metavar="N", help="the controller to fail, 0 or 1")
+    c = P(pr, "link", "cut or restore the back-end link between the controllers (tests, demos)",
+          func=pairs.cmd_pair_link)
+    c.add_argument("link", choices=("down", "up"), metavar="down|up",
+                   help="down: cut it (asks first: controller 1 stands down), up: restore it")
+
+    c = P(sub, "params", "controller parameters: show them, or set the ones given", func=pairs.cmd_params,
+          epilog="examples:\n  raidboard params\n  raidboard params --failback manual\n"
+                 "  raidboard params --autorebuild off --json\n")
+    c.add_argument("--failback", choices=("automatic", "manual"),
+                   help="a pair: automatic (a restarted controller takes its drives back at once) or "
+                        "manual (it waits for `raidboard pair failback`)")
+    c.add_argument("--autorebuild", choices=("on", "off"),
+                   help="rebuild a replaced member at once (the same as `raidboard disk autorebuild`)")
 
     lg = _group(sub, "log", "the LOG bit of a system drive (the snapshot's log drive)",
                 "examples:\n  raidboard log set sd1\n  raidboard log clear sd1\n")

@@ -93,7 +93,7 @@ def out(args, data, text):
     """Print `data` as one JSON document with --json (`document`; control characters escaped as
     JSON does), else `text` (a string or a callable making one), each of its lines through `shown`."""
     if args.json:
-        print_document(document(data, said(args)))
+        print_document(document(data, said(args), controller=answering(args)))
     else:
         t = text() if callable(text) else text
         if t:
@@ -108,7 +108,7 @@ def json_line(args, data):
     """One sample of a command that goes on (`lop --wait`, `snapshot watch`, `events --follow`):
     a whole document on one line (JSON Lines); a failure after it is one line too."""
     args.streamed = True
-    print_document(document(data, said(args)), one_line=True)
+    print_document(document(data, said(args), controller=answering(args)), one_line=True)
 
 
 def said(args):
@@ -116,11 +116,19 @@ def said(args):
     return getattr(args, "command_line", None) or "raidboard"
 
 
+def answering(args):
+    """The controller the command talked to: of a pair, the one the session reached (session.py
+    sets `answering`); 0 on a one-controller board."""
+    n = getattr(args, "answering", None) if args is not None else None
+    return n if n is not None else getattr(args, "controller", None) or 0
+
+
 # the frame of every JSON answer, StorCLI's (host/README.md "JSON output")
-def document(data, description, failure=None):
+def document(data, description, failure=None, controller=0):
     """`{"Controllers": [{"Command Status": {...}, "Response Data": data}]}`. `failure`: the keys a
-    failed command adds to its status (Error Code, Error Message, Exit Code, What To Do)."""
-    status = {"Controller": 0, "Status": "Success", "Description": description}
+    failed command adds to its status (Error Code, Error Message, Exit Code, What To Do);
+    `controller`: the pair's controller that answered (render.answering)."""
+    status = {"Controller": controller, "Status": "Success", "Description": description}
     if failure:
         status.update(failure, Status="Failure")
     return {"Controllers": [{"Command Status": status, "Response Data": jsonable(data if data is not None else {})}]}
@@ -314,12 +322,19 @@ def lops_table(ops, none="no long operation running"):
                 pct_text(pct) + "%" if pct is not None else "-", "%s%%" % rate if _real(rate) else "-",
                 iso_time(o.get("started")), iso_time(o.get("finished"), o.get("started"))]
     heads = ["OPERATION", "DRIVES", "STATE", "DONE", "RATE", "STARTED", "ENDED"]
+    if any("controller" in o for o in ops):     # a pair's: which controller runs each
+        heads.append("CONTROLLER")
+        row = _with_controller(row)
     running = [row(o) for o in ops if o.get("state") == "RUNNING"]
     history = [row(o) for o in ops if o.get("state") != "RUNNING"]
     parts = [table(running, heads) if running else none]
     if history:
         parts.append("\nhistory:\n" + table(history, heads))
     return "\n".join(parts)
+
+
+def _with_controller(row):
+    return lambda o: row(o) + [o.get("controller", "")]
 
 
 def sense_text(status, sense_hex):

@@ -1,6 +1,7 @@
 """One command's (or the shell's) hold on the board: where its console is, the open link, the
 console password and other secrets read without the command line, and the question asked before a
 command that destroys data."""
+import copy
 import getpass
 import os
 import sys
@@ -23,33 +24,74 @@ def board_url(args, endpoint="management"):
     if a board runs there. Nothing else: a board listening on some default port may not be the one
     meant, so with none of these named the error says where it looked. From an endpoints file the
     board's management endpoint is taken when it has one (it serves several clients at once, beside
-    a person on the console), else its console; `endpoint="console"` takes the console."""
+    a person on the console), else its console; `endpoint="console"` takes the console. Of a pair,
+    the controller --controller names, else the first one running (controller_endpoints)."""
     if getattr(args, "port", None):
         return normalize_url(args.port)
     state = getattr(args, "state", None)
     if state:
-        ep = _controller(boot.read_endpoints(state), args)
+        ep = controller_endpoints(boot.read_endpoints(state), args, state)
         if not ep or not ep.get("console"):
             raise LinkError("no board recorded in %s (no %s); boot one with "
                             "`raidboard boot boards/dac960sx.json %s --detach`" % (state, boot.ENDPOINTS, state))
         if ep.get("pid") and not boot.pid_alive(ep["pid"]):
-            raise LinkError("the board of %s (pid %s) is not running any more; boot it again with "
-                            "`raidboard boot %s %s --detach`" % (state, ep["pid"], ep.get("board", "BOARD"), state))
+            raise LinkError(not_running(ep, state))
         return ep.get(endpoint) or ep["console"]
     if os.environ.get("RAIDBOARD_PORT"):
         return normalize_url(os.environ["RAIDBOARD_PORT"])
-    ep = _controller(boot.read_endpoints(DEFAULT_STATE), args)
+    ep = controller_endpoints(boot.read_endpoints(DEFAULT_STATE), args, DEFAULT_STATE)
     if ep and ep.get("console") and boot.pid_alive(ep.get("pid")):
         return ep.get(endpoint) or ep["console"]
     raise LinkError(no_board_named(ep))
 
 
-def _controller(ep, args):
-    # of a pair, the controller named by --controller, else the first one running
+def pair_endpoints(args):
+    """The endpoints file of the pair the CLI talks to, or None: a simplex board, or a board named
+    by --port or $RAIDBOARD_PORT (one endpoint, exactly that one)."""
+    if getattr(args, "port", None):
+        return None
+    state = getattr(args, "state", None)
+    if not state and os.environ.get("RAIDBOARD_PORT"):
+        return None
+    ep = boot.read_endpoints(state or DEFAULT_STATE)
+    return ep if ep and ep.get("controllers") else None
+
+
+# the state directories whose pair's controller 0 was found not running: said once (a shell runs
+# many commands)
+TOLD = set()
+
+
+def controller_endpoints(ep, args, state):
+    """Of a pair, the endpoints of the controller --controller names, else of the first one running;
+    when that is not controller 0, stderr says so once. A simplex board's unchanged."""
+    n = getattr(args, "controller", None)
     try:
-        return boot.controller_view(ep, getattr(args, "controller", None))
+        view = boot.controller_view(ep, n)
     except boot.BootError as e:
         raise UsageError(str(e))
+    if view and view.get("controller") is not None:
+        args.answering = view["controller"]
+    if n is None and view and view.get("controller") and state not in TOLD:
+        TOLD.add(state)
+        print("raidboard: controller 0 of the pair in %s is not running (pid %s): talking to controller %d"
+              % (state, ep["controllers"][0].get("pid"), view["controller"]), file=sys.stderr)
+    return view
+
+
+def not_running(ep, state):
+    """Why the board (or the pair's controller) recorded in `state` cannot be talked to."""
+    if ep.get("controller") is None:
+        return ("the board of %s (pid %s) is not running any more; boot it again with "
+                "`raidboard boot %s %s --detach`" % (state, ep["pid"], ep.get("board", "BOARD"), state))
+    n, board = ep["controller"], ep.get("board", "BOARD")
+    if not any(boot.pid_alive(c.get("pid")) for c in ep["controllers"]):
+        return ("neither controller of the pair in %s is running (pids %s); boot it again with "
+                "`raidboard boot %s %s --detach`" % (state, ", ".join(str(c.get("pid")) for c in ep["controllers"]),
+                                                    board, state))
+    return ("controller %d of the pair in %s (pid %s) is not running; talk to controller %d (--controller %d), "
+            "or restart it beside its partner: `raidboard boot %s %s --controller %d --detach`"
+            % (n, state, ep["pid"], 1 - n, 1 - n, board, state, n))
 
 
 def no_board_named(ep):
@@ -117,9 +159,14 @@ class Session:
         self.args = args
         self.base_args = args   # the shell's own options, under each line's (cli.merge_options)
         self._link = None
+        self._target = None     # where the open link goes: (--port, --state, --controller) when opened
+        self.answering = None   # of a pair, the controller the open link reaches (render.answering)
         self.password = None    # the one this session logged in with
 
     def link(self):
+        target = tuple(getattr(self.args, k, None) for k in ("port", "state", "controller"))
+        if self._link is not None and target != self._target:
+            self.close()            # a shell line naming another board or controller
         if self._link is None:
             link = Link(board_url(self.args), timeout=self.args.timeout)
             try:
@@ -127,11 +174,42 @@ class Session:
                     pw = self.password or console_password(self.args)   # the shell asks once
                     link.login(pw)
                     self.password = pw
+                self._check_controller(link)
             except BaseException:
                 link.close()
                 raise
-            self._link = link
+            self._link, self._target = link, target
+            self.answering = getattr(self.args, "answering", None)
+        self.args.answering = self.answering
         return self._link
+
+    def _check_controller(self, link):
+        # --controller N with an endpoint named by --port or $RAIDBOARD_PORT (not read from the
+        # pair's endpoints file): it must be controller N's (StorCLI's /c1 on a simplex board too)
+        n = getattr(self.args, "controller", None)
+        if n is None or pair_endpoints(self.args) is not None:
+            return
+        try:
+            mine = link.request("pair_status", {}).get("controller")
+        except BoardError as e:
+            if e.code != "NOT_A_PAIR":
+                raise
+            mine = None
+        if mine is None and n != 0:
+            raise UsageError("there is no controller %d: this board is one controller, /c0" % n)
+        self.args.answering = mine
+        if mine is not None and mine != n:
+            raise UsageError("--controller %d: %s is controller %d's endpoint; name controller %d's, or "
+                             "the pair's state directory with --state" % (n, link.url, mine, n))
+
+    def partner(self, n):
+        """A session of its own with controller n of the pair whose endpoints file this one read
+        (it logs in with the password this one used)."""
+        args = copy.copy(self.args)
+        args.controller, args.port = n, None
+        s = Session(args)
+        s.password = self.password
+        return s
 
     def shared(self):
         """Whether the open link is on the management endpoint, which serves several clients at

@@ -10,7 +10,7 @@ from .model import LEVELS, MAX_MEMBERS
 CONTROLLER_PATH = re.compile(r"/c(\d+|all)(/(v|e|s|p|l)(\d+|all))*/?$", re.I)
 
 # the global options that take a value: the word after one is never the command
-VALUED = ("--port", "-p", "--state", "-s", "--timeout", "--password-file")
+VALUED = ("--port", "-p", "--state", "-s", "--timeout", "--password-file", "--controller", "-c")
 
 FORMS = ("/c0 show [all], /c0 show autorebuild, /c0 set autorebuild=on|off, "
          "/c0 add vd r0|r1|r3|r5|r10|jbod drives=C:T[-C:T][,...] [size=N[MB|GB]] [strip=KB] [wb|wt], "
@@ -59,14 +59,27 @@ def storcli(argv):
     if words and words[-1] in ("J", "j"):
         words, options = words[:-1], options + ["--json"]
     parts = [x for x in path.lower().split("/") if x]
-    if parts[0] not in ("c0", "call"):
-        raise UsageError("%s: there is no controller %s: this board is one controller, /c0 "
-                         "(e.g. raidboard /c0 show)" % (path, parts[0][1:]))
+    if parts[0] not in ("c0", "c1", "call"):
+        raise UsageError("%s: there is no controller %s: this board is one controller, /c0 (a dual-active "
+                         "pair: /c0 and /c1; e.g. raidboard /c0 show)" % (path, parts[0][1:]))
     command = _translate(parts[1:], words or ["show"])
     if command is None:
         raise UsageError("%s %s: not a StorCLI form this board has; they are: %s"
                          % (path, " ".join(words), FORMS))
-    return argv[:i] + command + options
+    return argv[:i] + command + options + _named_controller(parts[0], argv[:i] + options)
+
+
+def _named_controller(c, given):
+    # /c1 is a pair's controller 1: the command goes there (--controller 1; on a one-controller
+    # board it is refused once the board is reached: session.py). /c0 is the board as ever: a
+    # pair's controller 0, or its partner while it is down (said on stderr). /call: either.
+    if c == "call":
+        return []
+    n = c[1:]
+    for flag in ("--controller", "-c"):
+        if flag in given[:-1] and given[given.index(flag) + 1] != n:
+            raise UsageError("/%s and %s %s name different controllers" % (c, flag, given[given.index(flag) + 1]))
+    return ["--controller", n] if n != "0" else []
 
 
 def _words(rest):
