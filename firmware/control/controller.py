@@ -314,10 +314,12 @@ class Controller:
         # the partner's write-back data (the copy kept here) onto the disks, before anything reads
         # them; then no copy of it is left to be applied twice (the partner's journal included)
         src, other = self.pair.partner_journal()
+        rep = {"records": 0, "errors": []}
         if exists(src):
             wb = cachemod.WriteBackCache(src, self.buffer, 1)
             rep = wb.replay({sd: getattr(d, "drive", d) for sd, d in self.drives.items()})
             wb.close()
+        if rep["records"] or rep["errors"]:
             self.events.log("warn" if rep["errors"] else "info",
                             "PAIR: PARTNER'S WRITE-BACK DATA REPLAYED: %d records, %d blocks%s" % (
                                 rep["records"], rep["blocks"], "; " + "; ".join(rep["errors"]) if rep["errors"] else ""))
