@@ -327,3 +327,41 @@ def test_a_stranger_on_the_back_end_link_cannot_join_nor_change_the_configuratio
     assert pair.c[1].command("nvram_dump")["generation"] == gen
     assert any("FAILED TO PROVE THE PAIR KEY" in t for t in events(pair.c[1]))
     assert host(pair, 0).read(0, 0, 1)["status"] == 0
+
+
+def test_a_fig8_copy_running_on_a_killed_controller_continues_on_the_survivor(tmp_path):
+    pair = Pair(tmp_path, populated_slots=12)
+    try:
+        c0, c1 = pair.c
+        assert c0.command("sd_create", {"raid": 0, "slots": [6, 7, 8]})["sd"] == 2     # controller 0's
+        a = host(pair, 0)
+        old = os.urandom(65536)
+        assert a.write(0, 1024, old)["status"] == 0
+        c0.command("snapshot_start", {"sd": 0})
+        assert a.write(0, 1024, os.urandom(65536))["status"] == 0       # after the point in time
+        c0.command("lop_start", {"op": "copy", "sd": 0, "to": 2, "rate": 1})
+        pair.kill(0)
+        pair.wait(1, lambda s: s["serving"] == [0, 1], "took over")
+        assert any("COPY" in t and "RESUMED" in t and "FAILOVER" in t for t in events(c1)), events(c1)
+        c1.command("lop_start", {"op": "rate", "rate": 100})
+        deadline = time.time() + 120
+        while any(op["state"] == "RUNNING" for op in c1.command("lop_status")["lops"]):
+            assert time.time() < deadline, c1.command("lop_status")
+            time.sleep(0.2)
+        assert [op["state"] for op in c1.command("lop_status")["lops"]] == ["COMPLETED"]
+        c1.command("lun_map", {"port": 0, "lun": 2, "sd": 2})
+        assert host(pair, 1).read(2, 1024, 128)["data"] == old             # the image at initiate
+    finally:
+        pair.kill()
+
+
+def test_a_long_operation_moves_with_its_drive_at_failback(pair):
+    pair.kill(0)
+    pair.wait(1, lambda s: s["serving"] == [0, 1], "took over")
+    pair.c[1].command("lop_start", {"op": "check", "sd": 0, "rate": 1})      # runs on the survivor
+    pair.restart(0)
+    pair.wait(1, lambda s: s["serving"] == [1], "gave back")
+    assert any("CHECK" in t and "HANDED TO CONTROLLER 0" in t for t in events(pair.c[1]))
+    assert any("RESUMED" in t and "AFTER FAILBACK" in t for t in events(pair.c[0]))
+    assert [op["state"] for op in pair.c[0].command("lop_status")["lops"]] == ["RUNNING"]
+    assert not any(op["state"] == "RUNNING" for op in pair.c[1].command("lop_status")["lops"])

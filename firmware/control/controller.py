@@ -327,18 +327,24 @@ class Controller:
             open(other, "wb").close()
 
     def release(self, home):
-        # failback: controller `home`'s drives go back to it, destaged; what runs here on them stops
+        # failback: controller `home`'s drives go back to it, destaged, with the long operations
+        # that run on them here -> those operations, saved
+        ops = []
         for sd, e in enumerate(self.cfg.sd):
             if e is not None and e.affinity & 1 == home:
-                self.lop_mgr.hand_back(sd, home)
+                ops += self.lop_mgr.hand_back(sd, home)
                 if not self.destaged(sd):
                     self.events.log("error", "SD%d: WRITE-BACK DATA NOT DESTAGED AT FAILBACK" % sd)
+        return ops
 
-    def took_back(self):
-        # this controller's drives are its own again: the snapshot's index as the log holds it now
+    def took_back(self, ops=()):
+        # this controller's drives are its own again: the snapshot's index as the log holds it now,
+        # the change tracking as the partner left it, and the long operations it handed over
         self.follow_log(False)
+        self.lop_mgr.tracker.reload()
         self._gen = -1
         self.refresh_status()
+        self.lop_mgr.adopt_saved(list(ops), "FAILBACK")
 
     def follow_log(self, follower):
         # the snapshot as the log drive holds it (header, index records); a follower serves its

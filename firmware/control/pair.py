@@ -29,8 +29,9 @@ K_WB = const(23)         # write-back journal records to keep (a first byte 1: s
 K_EXC = const(24)        # new exceptions of the snapshot: chunk, log slot, count "<III"; b"ok"
 K_AUTH = const(25)       # HMAC-SHA256(pair key, label + our challenge + sender); b"ok" or b"refused"
 K_NEXUS = const(26)      # task management or the end of a session, for the nexus state kept here; reply b"ok"
+K_LOPS = const(27)       # the long operations handed over with the drives at failback (JSON); no reply
 
-LIGHT = (K_CFG, K_DISK, K_STATE, K_SNAP, K_WB, K_EXC, K_AUTH, K_NEXUS)   # handled at once, even inside a blocking call
+LIGHT = (K_CFG, K_DISK, K_STATE, K_SNAP, K_WB, K_EXC, K_AUTH, K_NEXUS, K_LOPS)   # handled at once, even inside a blocking call
 # what a backup LUN answers from the disks on either controller (claim 12): it is read-only
 BACKUP_READS = (0x00, 0x08, 0x28, 0xA8, 0x88, 0x25, 0x9E, 0x1A, 0x5A)
 # answered by the controller a host asked, whoever owns the drive: they describe the port
@@ -198,6 +199,7 @@ class Pair:
         self.key = pair_key(ctl.state_dir, self.me)
         self.nonce = b""
         self.hello_in = None
+        self.handed = []                 # long operations the partner handed over at failback
 
     def attach(self, link, down_exc, ports):
         self.link, self.Down, self.ports = link, down_exc, ports
@@ -306,7 +308,7 @@ class Pair:
                 self.ctl.events.log("warn", "PAIR: CONTROLLER %d WAITS FOR FAILBACK BY COMMAND" % self.me)
                 return
             await self.claim_back()
-            self.ctl.took_back()
+            self.ctl.took_back(self._handed())
         self.serving.add(self.me)
         await self.ports.open_ports(self.me)
         self._changed()
@@ -366,6 +368,11 @@ class Pair:
             self._reply(seq, self._execute_forwarded(payload))
         elif kind == K_CMD:
             self._reply(seq, self._command_forwarded(payload))
+        elif kind == K_LOPS:
+            try:
+                self.handed = json.loads(bytes(payload))
+            except ValueError:
+                self.ctl.events.log("error", "PAIR: HANDED-OVER LONG OPERATIONS UNREADABLE")
         elif kind == K_NEXUS:
             self._reply(seq, self._nexus_event_here(payload))
         elif kind == K_GIVE:
@@ -744,8 +751,13 @@ class Pair:
         # failback: the partner's drives destaged and its ports closed here, then it serves them
         self.ctl.events.log("info", "PAIR: FAILBACK: CONTROLLER %d GETS ITS DRIVES AND PORTS BACK" % self.other)
         await self.ports.close_ports(self.other)
-        self.ctl.release(self.other)
+        ops = self.ctl.release(self.other)
         self.serving.discard(self.other)
+        if ops and self.partner == UP:
+            try:
+                await self.link.send(K_LOPS, json.dumps(ops).encode())
+            except self.Down:
+                pass
         self._follow_if_theirs()
         self._changed()
 
@@ -753,6 +765,10 @@ class Pair:
         if self.other in self.serving:
             await self.give_back()
         self._reply(seq, b"ok")
+
+    def _handed(self):
+        ops, self.handed = self.handed, []
+        return ops
 
     async def claim_back(self):
         # this controller restarted while the partner served its drives and ports: ask for them
@@ -767,7 +783,7 @@ class Pair:
         # manual failback done on the partner: this controller's drives and ports are its own again
         self.waiting = False
         self.serving.add(self.me)
-        self.ctl.took_back()
+        self.ctl.took_back(self._handed())
         await self.ports.open_ports(self.me)
         self._changed()
         self.joined.set()

@@ -64,7 +64,8 @@ class Manager:
         self.copy_pair = None           # (source, destination) the last copy named: who may hear of it
         self.history = []
         self.last_save = time.ticks_ms()
-        self.tracker = track.Tracker(ctl.own_dir + "/" + TRACK_FILE, ctl.engine)
+        # in the state directory itself: of a pair, the primary's owner keeps it (track.py)
+        self.tracker = track.Tracker(ctl.state_dir + "/" + TRACK_FILE, ctl.engine)
         if self.tracker.problem:
             ctl.events.log("warn", "CHANGE TRACKING RESET (%s): next copy is full" % self.tracker.problem)
         ctl.engine.listeners.append(self.tracker.writing)
@@ -142,10 +143,23 @@ class Manager:
                 self.ctl.lops.incomplete[sd] = 1
 
     def hand_back(self, sd, home):
-        # failback: an operation on a drive going back to its controller stops here (logged)
+        # failback: an operation on a drive going back to its controller leaves here, as saved,
+        # to resume there (adopt_saved) -> the saved operations
+        out = []
         for op in list(self.ops):
             if op.sd == sd:
-                self.stop(op, "drive handed back to controller %d: start it again there" % home)
+                out.append(op.save())
+                self.ctl.lops.remove(op)
+                self.ctl.events.log("info", "%s HANDED TO CONTROLLER %d AT %d%%" % (op.label(), home, op.percent()))
+        if out:
+            self.save()
+        return out
+
+    def adopt_saved(self, saved, when):
+        # the operations the partner handed over with their drives
+        if saved:
+            self._revive_all(saved, when)
+            self.save()
 
     def _revive_all(self, saved, when):
         ctl = self.ctl

@@ -12,7 +12,7 @@
 # The tracker hears of host writes as a listener of the snapshot engine (Engine.listeners, told
 # before the data is written); a listener raises no SCSI error (whether a write may happen at all
 # is decided before it is told).
-# File `lop.track` in the state dir: a 512-byte header (CRC'd, written in one write) then cum, cur
+# File `lop.track` in the state dir (a pair's one file, written by the primary's owner): a 512-byte header (CRC'd, written in one write) then cum, cur
 # and dstd. Every file update keeps the invariant at any kill point: bits are only ever cleared
 # after what they stand for is on disk, and a torn or missing header means "full copy".
 import struct
@@ -145,6 +145,14 @@ class Tracker:
         if self._f is not None:
             self._f.close()
             self._f = None
+
+    def reload(self):
+        # of a dual-active pair the file is the pair's, written by the primary's owner: a
+        # controller that becomes the owner reads what the other one left
+        self.close()
+        self.p = self.d = -1
+        self.full = 1
+        self._load()
 
     # ---- the pair ----------------------------------------------------------------------------
     def tracking(self, p, d, sigp, sigd):
