@@ -365,3 +365,24 @@ def test_a_long_operation_moves_with_its_drive_at_failback(pair):
     assert any("RESUMED" in t and "AFTER FAILBACK" in t for t in events(pair.c[0]))
     assert [op["state"] for op in pair.c[0].command("lop_status")["lops"]] == ["RUNNING"]
     assert not any(op["state"] == "RUNNING" for op in pair.c[1].command("lop_status")["lops"])
+
+
+def test_an_overflow_reaches_the_backup_lun_on_both_controllers(pair):
+    c0, c1 = pair.c
+    for port in (0, 1):
+        c1.command("lun_unmap", {"port": port, "lun": 1})
+    c1.command("log_clear", {"sd": 1})                          # a log of few, large chunks
+    c1.command("log_set", {"sd": 1, "chunk_kb": 256})
+    for port in (0, 1):
+        c1.command("lun_map", {"port": port, "lun": 1, "sd": 1})
+    capacity = c0.command("snapshot_status")["capacity"]
+    a, b = host(pair, 0), host(pair, 1)
+    c1.command("snapshot_start", {"sd": 0})
+    for chunk in range(capacity + 1):                          # one first write a chunk: the last overflows
+        assert a.write(0, chunk * 512, b"f" * 512)["status"] == 0
+    for h in (a, b):                                           # each controller says it once ...
+        r = h.read(1, 0, 1)
+        assert r["status"] == 2 and r["sense"][2] & 0x0F == 9 and r["sense"][12:14] == b"\x82\x00"
+        r = h.read(1, 0, 1)                                    # ... then NOT READY
+        assert r["status"] == 2 and r["sense"][2] & 0x0F == 2
+    assert c1.command("snapshot_status")["last"]["how"] == "overflow"
