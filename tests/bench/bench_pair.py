@@ -4,8 +4,9 @@ which alternate between the controllers, each followed by a failback), and first
 snapshot on a pair against a simplex board, side by side in interleaved rounds: issued through the
 owner's port (duplex_snapshot_first_write_ratio) and through the partner's (forwarded,
 duplex_forwarded_write_ratio). Each ratio is the median of the rounds' ratios; the rounds' range
-is printed as _min/_max. `--kills N`, `--rounds N`. (duplex_wb_write_ratio is not measured:
-write-back is not mirrored yet, a pair keeps every drive write-through.)"""
+is printed as _min/_max. Write-back writes with the cache mirrored to the partner against the same on
+the simplex board (no partner): 64 KiB writes (duplex_wb_write_ratio) and 4 KiB writes
+(duplex_wb_write_4k_ratio), interleaved the same way. `--kills N`, `--rounds N`."""
 import random
 import statistics
 import struct
@@ -44,6 +45,7 @@ def run(emit, argv):
             (sdir / "state").mkdir()
             simplex = Board(board_file, sdir / "state", bd["heap_kb"])
             ratios(emit, pair, simplex, rounds)
+            wb_ratios(emit, pair, simplex, rounds)
         finally:
             pair.kill()
             if simplex is not None:
@@ -101,6 +103,44 @@ def ratios(emit, pair, simplex, rounds):
         emit(name, statistics.median(r), "x")
         emit(name + "_min", min(r), "x")
         emit(name + "_max", max(r), "x")
+
+
+def wb_ratios(emit, pair, simplex, rounds):
+    """write-back writes on SD0 through its owner, mirrored to the partner, vs the simplex board's"""
+    for ctl in (simplex, pair.c[0]):
+        ctl.command("sd_policy", {"sd": 0, "wb": True})
+    hosts = {"simplex": Host(simplex.portals[0], []), "pair": Host(pair.portal(0, 0), [])}
+    rnd = random.Random(rounds)
+    for name, blocks in (("duplex_wb_write_ratio", 128), ("duplex_wb_write_4k_ratio", 8)):
+        got = {k: [] for k in hosts}
+        for _ in range(rounds):
+            spent = dict.fromkeys(hosts, 0.0)
+            for b in range(0, FIRST_WRITES, BATCH):
+                order = list(hosts)
+                rnd.shuffle(order)
+                for k in order:
+                    spent[k] += writes(hosts[k], b * blocks, blocks)
+            for k in hosts:
+                got[k].append(spent[k])
+        r = [a / b for a, b in zip(got["simplex"], got["pair"])]
+        emit(name, statistics.median(r), "x")
+        emit(name + "_min", min(r), "x")
+        emit(name + "_max", max(r), "x")
+    for h in hosts.values():
+        h.close()
+    for ctl in (simplex, pair.c[0]):
+        ctl.command("sd_policy", {"sd": 0, "wb": False})
+
+
+def writes(host, lba, blocks):
+    """-> s for BATCH writes of `blocks` blocks from `lba` on"""
+    data = bytes(blocks * 512)
+    t0 = time.perf_counter()
+    for i in range(BATCH):
+        cdb = struct.pack(">BBQIBB", 0x8A, 0, lba + i * blocks, blocks, 0, 0)
+        if host.run(PRIMARY, cdb, data_out=data) is None:
+            raise RuntimeError("a write failed: %s" % host.errors)
+    return time.perf_counter() - t0
 
 
 def first_writes(host, chunk):
