@@ -101,9 +101,14 @@ class Board:
 def write_board(dir, model="dac960sx", **overrides):
     """A board file in `dir` derived from boards/<model>.json, with its own factory NV image."""
     d = json.loads((ROOT / "boards" / (model + ".json")).read_text())
+    return _small(dir, model, model, d, overrides)
+
+
+def _small(dir, model, name, d, overrides):
+    # small disks and buffer, the overrides, and its own factory NV image beside the file
     d.update({"disk_mb": 64, "buffer_kb": 4096, "heap_kb": 32768})
     d.update(overrides)
-    path = Path(dir) / ("%s.json" % model)
+    path = Path(dir) / ("%s.json" % name)
     factory = Path(dir) / ("%s-factory.bin" % model)
     d["factory_nvram"] = str(factory)
     path.write_text(json.dumps(d))
@@ -158,15 +163,7 @@ def write_pair(dir, model="dac960sx", **overrides):
         for i, p in enumerate(c["host_ports"]):
             p["portal"] = "127.0.0.1:%d" % ports[2 * n + i]
     d["link"] = "127.0.0.1:%d" % ports[4]
-    d.update({"disk_mb": 64, "buffer_kb": 4096, "heap_kb": 32768})
-    d.update(overrides)
-    path = Path(dir) / ("%s-pair.json" % model)
-    factory = Path(dir) / ("%s-factory.bin" % model)
-    d["factory_nvram"] = str(factory)
-    path.write_text(json.dumps(d))
-    subprocess.run([MICROPYTHON, str(ROOT / "firmware" / "factory.py"), str(path), str(factory)],
-                   check=True, capture_output=True)
-    return path, d
+    return _small(dir, model, model + "-pair", d, overrides)
 
 
 class Controller(Board):

@@ -96,22 +96,13 @@ class Board:
             self._pty_slave = None
 
 
-class Pair:
-    """The two controllers of a dual-active board (or the one of them booted again)."""
+class Pair(Board):
+    """The two controllers of a dual-active board (or the one of them booted again); pid and
+    console are the first one's."""
 
     def __init__(self, boards, state, endpoints):
+        Board.__init__(self, boards[0].proc, state, endpoints)
         self.boards = boards
-        self.state = Path(state)
-        self.endpoints = endpoints
-        self.proc = boards[0].proc
-
-    @property
-    def pid(self):
-        return self.proc.pid
-
-    @property
-    def console_url(self):
-        return self.endpoints["console"]
 
     def stop(self, grace=5.0):
         return any([b.stop(grace) for b in self.boards])
