@@ -31,7 +31,6 @@ from control.errors import CmdError
 # trailer pages, or one of the largest (256 KiB) chunks
 BUFFER_SLOT = 4 * (64 + 4) * 1024
 NVRAM_FILE = "nvram.bin"
-CACHE_FILE = "cache.journal"
 RESERVED_SLOTS = 2        # buffer slots the write-back cache leaves for copy-on-write and config
 ALL_LUNS = (1 << (nvram.PORTS * nvram.LUNS)) - 1
 
@@ -91,7 +90,7 @@ class Controller:
         self.backing = lumod.Backing(self.iqn, self.engine, self.lops, self.follow_disks,
                                      self.refresh_status, self.flush_drive, self.visible_lu,
                                      self.snapshot_refusal, self.initiate)
-        self.cache = cachemod.WriteBackCache(self.own_dir + "/" + CACHE_FILE, self.buffer,
+        self.cache = cachemod.WriteBackCache(self.own_dir + "/" + cachemod.JOURNAL_FILE, self.buffer,
                                              max(1, self.buffer.slots - RESERVED_SLOTS))
         self.drives = {}          # sd -> SystemDrive, or CachedDrive when write-back (built ones)
         self.pair = None

@@ -14,6 +14,7 @@ import asyncio
 from micropython import const
 from snapshot.engine import ACTIVE as ACTIVE_SNAPSHOT
 from hw import nvram
+from storage import cache as cachemod
 from hw.hmac import hmac_sha256, same
 from control.errors import CmdError
 
@@ -59,6 +60,7 @@ MANUAL_FAILBACK = const(0x02)
 
 HEARTBEAT_FILE = "heartbeat"    # in each controller's own directory: a counter it rewrites
 PID_FILE = "firmware.pid"
+AGREED_FILE = "pair.agreed"     # the NV generation both held when they last agreed
 EPOCH_FILE = "epoch"            # bumped when the controller writes back without its partner's copy
 MIRROR_FILE = "mirror.journal"  # the partner's write-back journal, as this controller keeps it
 MIRROR_EPOCH = "mirror.epoch"   # the partner's epoch that copy belongs to
@@ -117,9 +119,6 @@ class Mirror:
             self.alone = True
             own = p.ctl.own_dir + "/" + EPOCH_FILE
             write_int(own, read_int(own, 0) + 1)
-
-
-CACHE_JOURNAL = "cache.journal"   # a controller's own write-back journal (control/controller.py)
 
 
 def pair_key(state_dir, me):
@@ -192,8 +191,7 @@ class Pair:
         self.pid = own_pid()
         self.beats = 0
         self.partner_dir = "%s/c%d" % (ctl.state_dir, self.other)
-        with open("%s/%s" % (ctl.own_dir, PID_FILE), "w") as f:
-            f.write("%d\n" % self.pid)
+        write_int(ctl.own_dir + "/" + PID_FILE, self.pid)
         self.alua_changed = None         # core hook: a unit attention for every nexus (2A/06)
         self.mirror = Mirror(self)
         self.key = pair_key(ctl.state_dir, self.me)
@@ -398,15 +396,10 @@ class Pair:
     # ---- one configuration for the pair (pair.md "Configuration") ----------------------------------
     def agreed(self):
         # the NV generation both held when they last agreed (kept in the own directory)
-        try:
-            with open(self.ctl.own_dir + "/pair.agreed") as f:
-                return int(f.read())
-        except (OSError, ValueError):
-            return -1
+        return read_int(self.ctl.own_dir + "/" + AGREED_FILE)
 
     def _set_agreed(self, gen):
-        with open(self.ctl.own_dir + "/pair.agreed", "w") as f:
-            f.write("%d\n" % gen)
+        write_int(self.ctl.own_dir + "/" + AGREED_FILE, gen)
 
     def _agree(self, theirs, their_agreed, their_image):
         # -> whether this controller's configuration goes to the partner
@@ -472,7 +465,7 @@ class Pair:
         # at a takeover: the copy of the partner's write-back journal kept here, when it is
         # current (the partner never wrote back without it), else the journal it left (pair.md)
         mine = self.ctl.own_dir + "/" + MIRROR_FILE
-        theirs = self.partner_dir + "/" + CACHE_JOURNAL
+        theirs = self.partner_dir + "/" + cachemod.JOURNAL_FILE
         if read_int(self.ctl.own_dir + "/" + MIRROR_EPOCH) == read_int(self.partner_dir + "/" + EPOCH_FILE, 0):
             return mine, theirs
         self.ctl.events.log("error", "PAIR: NO CURRENT COPY OF CONTROLLER %d'S WRITE-BACK DATA (it wrote "
@@ -708,11 +701,7 @@ class Pair:
                              APART if mode == STOOD_DOWN else DEAD)
 
     def _pid_on_disk(self):
-        try:
-            with open("%s/%s" % (self.partner_dir, PID_FILE)) as f:
-                return int(f.read())
-        except (OSError, ValueError):
-            return 0
+        return read_int(self.partner_dir + "/" + PID_FILE, 0)
 
     async def _reset_and_wait(self, pid, why):
         # nothing of the partner's may be written here until its process is gone for sure

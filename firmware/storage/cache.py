@@ -24,6 +24,7 @@ from micropython import const
 from hw.iop import exists
 from storage.raid import OFFLINE
 
+JOURNAL_FILE = "cache.journal"   # a controller's journal, in its own directory (control/)
 MAGIC = const(0x4A575252)  # "RRWJ"
 HDR = const(24)
 SECTOR = const(512)
