@@ -113,7 +113,8 @@ class Controller:
             self.iop.on_change = self.pair.disks_changed
             self.cache.mirror = self.pair.mirror
             self.engine.notify = self.pair.snapshot_changed
-            self.engine.mirror_exceptions = self.pair.mirror_exceptions
+            self.engine.announce = self.pair.announce_exceptions
+            self.engine.confirm = self.pair.confirm_exceptions
             self.core.alua = self.pair.alua_state
             self.pair.alua_changed = self.core.access_changed
         self.refresh_status(quiet=True)

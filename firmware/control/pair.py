@@ -32,6 +32,8 @@ K_AUTH = const(25)       # HMAC-SHA256(pair key, label + our challenge + sender)
 K_NEXUS = const(26)      # task management or the end of a session, for the nexus state kept here; reply b"ok"
 K_LOPS = const(27)       # the long operations handed over with the drives at failback (JSON); no reply
 
+REQUESTS = (K_CFG, K_FWD, K_CMD, K_SNAP, K_WB, K_EXC, K_NEXUS)   # answered with a REPLY
+REFUSED = b"refused"    # the REPLY to a request that could not be read
 LIGHT = (K_CFG, K_DISK, K_STATE, K_SNAP, K_WB, K_EXC, K_AUTH, K_NEXUS, K_LOPS)   # handled at once, even inside a blocking call
 # what a backup LUN answers from the disks on either controller (claim 12): it is read-only
 BACKUP_READS = (0x00, 0x08, 0x28, 0xA8, 0x88, 0x25, 0x9E, 0x1A, 0x5A)
@@ -194,6 +196,9 @@ class Pair:
         write_int(ctl.own_dir + "/" + PID_FILE, self.pid)
         self.alua_changed = None         # core hook: a unit attention for every nexus (2A/06)
         self.mirror = Mirror(self)
+        self.announced = None            # a run of exceptions: True once posted, its answer not yet
+                                         # taken; its bytes while it waits for the copy (pair.md)
+        self.mirror_file = None          # the partner's write-back records (MIRROR_FILE), open
         self.key = pair_key(ctl.state_dir, self.me)
         self.nonce = b""
         self.hello_in = None
@@ -340,16 +345,23 @@ class Pair:
             self.ctl.events.log("error", "PAIR: MESSAGE KIND %d FROM AN UNPROVEN PEER; LINK DROPPED" % kind)
             self.link.drop("message before authentication")
             return
+        try:
+            self._dispatch(kind, seq, payload)
+        except (ValueError, TypeError, KeyError, IndexError) as e:
+            # only a partner out of step with this firmware sends what cannot be read: it is
+            # refused at once, so a request does not wait out its timeout (pair.md "Messages")
+            self.ctl.events.log("error", "PAIR: MESSAGE KIND %d FROM CONTROLLER %d REFUSED: UNREADABLE (%s)"
+                                % (kind, self.other, e))
+            if kind in REQUESTS:
+                self._reply(seq, REFUSED)
+
+    def _dispatch(self, kind, seq, payload):
         if kind == K_CFG:
             self._reply(seq, self._store_config(payload))
         elif kind == K_DISK:
             self.ctl.disks_changed()
         elif kind == K_STATE:
-            try:
-                self.partner_serving = set(json.loads(bytes(payload))["serving"])
-            except (ValueError, KeyError, TypeError):
-                self.ctl.events.log("error", "PAIR: PARTNER STATE UNREADABLE")
-                return
+            self.partner_serving = set(json.loads(bytes(payload))["serving"])
             if self.waiting and self.me not in self.partner_serving:
                 asyncio.create_task(self._served_again())
         elif kind == K_WB:
@@ -367,10 +379,10 @@ class Pair:
         elif kind == K_CMD:
             self._reply(seq, self._command_forwarded(payload))
         elif kind == K_LOPS:
-            try:
-                self.handed = json.loads(bytes(payload))
-            except ValueError:
-                self.ctl.events.log("error", "PAIR: HANDED-OVER LONG OPERATIONS UNREADABLE")
+            ops = json.loads(bytes(payload))
+            if not isinstance(ops, list):
+                raise TypeError("not a list of long operations")
+            self.handed = ops
         elif kind == K_NEXUS:
             self._reply(seq, self._nexus_event_here(payload))
         elif kind == K_GIVE:
@@ -450,20 +462,34 @@ class Pair:
 
     def _keep_records(self, p):
         # the partner's write-back journal records, kept in this controller's battery-backed memory
+        # (a file written through at once; it stays open between messages)
+        if not len(p) or p[0] > 1 or (p[0] and len(p) < 5):
+            raise ValueError("not a write-back message")      # refused before the copy is touched
         try:
-            start = 5 if p[0] else 1
-            with open(self.ctl.own_dir + "/" + MIRROR_FILE, "wb" if p[0] else "ab") as f:
-                f.write(p[start:])
+            if p[0] or self.mirror_file is None:
+                self._close_mirror_file()
+                self.mirror_file = open(self.ctl.own_dir + "/" + MIRROR_FILE, "wb" if p[0] else "ab")
+            self.mirror_file.write(p[5 if p[0] else 1:])
             if p[0]:
                 write_int(self.ctl.own_dir + "/" + MIRROR_EPOCH, struct.unpack_from("<I", p, 1)[0])
         except OSError as e:
+            self._close_mirror_file()
             self.ctl.events.log("error", "PAIR: PARTNER'S WRITE-BACK DATA NOT KEPT: %s" % e)
             return b"failed"
         return b"ok"
 
+    def _close_mirror_file(self):
+        f, self.mirror_file = self.mirror_file, None
+        if f is not None:
+            try:
+                f.close()
+            except OSError:
+                pass
+
     def partner_journal(self):
         # at a takeover: the copy of the partner's write-back journal kept here, when it is
         # current (the partner never wrote back without it), else the journal it left (pair.md)
+        self._close_mirror_file()        # the takeover replays and empties it
         mine = self.ctl.own_dir + "/" + MIRROR_FILE
         theirs = self.partner_dir + "/" + cachemod.JOURNAL_FILE
         if read_int(self.ctl.own_dir + "/" + MIRROR_EPOCH) == read_int(self.partner_dir + "/" + EPOCH_FILE, 0):
@@ -498,14 +524,33 @@ class Pair:
             except self.Down:
                 pass
 
-    def mirror_exceptions(self, c, slot, k):
-        # a new run of exceptions is in the partner's index before the primary is overwritten, so
-        # the backup LUN it serves never reads new data for a copied chunk (claim 11)
-        if self.partner == UP:
-            try:
-                self.link.call(K_EXC, struct.pack("<III", c, slot, k), CALL_MS)
-            except self.Down:
-                pass
+    def announce_exceptions(self, c, slot, k):
+        # a run of exceptions goes to the partner as its copy begins; confirm_exceptions waits for
+        # the answer once the copy is made: in the partner's index before the primary is
+        # overwritten (claim 11), and the round trip is made while the copy is. A write-back log
+        # drive mirrors its cache over the link during the copy: then the run goes in one call
+        # at confirm_exceptions
+        if self.partner != UP:
+            return
+        self.announced = struct.pack("<III", c, slot, k)
+        eng = self.ctl.engine
+        if self.ctl.cfg.sd[eng.log_sd].write_back():
+            return
+        try:
+            self.link.post(K_EXC, self.announced, CALL_MS)
+            self.announced = True
+        except self.Down:
+            self.announced = None
+
+    def confirm_exceptions(self):
+        run, self.announced = self.announced, None
+        try:
+            if run is True:
+                self.link.wait()
+            elif run is not None:
+                self.link.call(K_EXC, run, CALL_MS)
+        except self.Down:
+            pass
 
     def _follow_if_theirs(self):
         # a snapshot whose primary the partner serves: this engine follows it, read from the log
@@ -551,6 +596,10 @@ class Pair:
         return self._outcome(r)
 
     def _outcome(self, r):
+        if len(r) < struct.calcsize(RSP_HDR):
+            # refused by the owner (pair.md "Messages"): as if it had been lost with the command
+            self.ctl.events.log("error", "PAIR: FORWARDED COMMAND REFUSED BY CONTROLLER %d" % self.other)
+            return self.transition()
         status, slen, _, dlen = struct.unpack_from(RSP_HDR, r, 0)
         off = struct.calcsize(RSP_HDR)
         sense = bytes(r[off:off + slen]) if slen else None
@@ -630,7 +679,9 @@ class Pair:
         try:
             r = json.loads(bytes(self.link.call(K_CMD, json.dumps({"name": name, "args": args}).encode(), CALL_MS)))
         except self.Down:
-                raise CmdError("PARTNER_LOST", "controller %d serves this drive and did not answer" % self.other)
+            raise CmdError("PARTNER_LOST", "controller %d serves this drive and did not answer" % self.other)
+        except ValueError:      # REFUSED (pair.md "Messages")
+            raise CmdError("PARTNER_LOST", "controller %d serves this drive and refused the command" % self.other)
         if "error" in r:
             raise CmdError(r["error"], r["message"])
         return r["result"]

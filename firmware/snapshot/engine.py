@@ -55,11 +55,17 @@ class Engine:
         self.primary_sd = -1
         self.state = IDLE
         # of a pair (control/pair.md "The snapshot across the pair"): notify(state) is told when a
-        # snapshot begins or ends, mirror_exceptions(c, slot, k) of each new exception before the
-        # primary is written; a follower keeps the partner's snapshot and never writes the log
+        # snapshot begins or ends; announce(c, slot, k) of a run of exceptions before its copy
+        # begins, and confirm() returns once the partner has it, before the primary is written. A
+        # follower keeps the partner's snapshot and never writes the log; the run announced last
+        # (chunks pending_c.. to slots pending_slot.., pending_k of them) may still be on its way
+        # to the log, and stays out of the index until it is known to be there
         self.notify = None
-        self.mirror_exceptions = None
+        self.announce = None
+        self.confirm = None
         self.follower = False
+        self.pending_c = self.pending_slot = self.pending_k = 0
+        self._chk = bytearray(512)         # a follower's look at a record block
         self.generation = 0
         self.snap_id = 0
         self.chunk_blocks = DEFAULT_CHUNK_KB * 2
@@ -114,6 +120,7 @@ class Engine:
         self.origins.clear()
         self.last = None
         self.follower = False
+        self.pending_k = 0
         self._read_header()
         if self.state == ACTIVE:
             p = drives.get(self.primary_sd)
@@ -298,8 +305,8 @@ class Engine:
         # chunks c..c+k-1 are on the log in slots slot..slot+k-1, their records too: into the index
         self.index.insert_run(c, slot, k)
         self.next_slot = slot + k
-        if self.mirror_exceptions is not None:
-            self.mirror_exceptions(c, slot, k)   # in the partner's index before the primary is written
+        if self.confirm is not None:
+            self.confirm()       # in the partner's index before the primary is written
         self.copies += k
         if self.next_slot >= self._warn_at:
             self._next_warning()
@@ -316,12 +323,18 @@ class Engine:
             self.primary, self.primary_sd, self.last = None, -1, last
         self.state = state
         self.follower = True
+        self.pending_k = 0
         self.origins.clear()
         if self.index is not None:
             self.index.clear()
 
     def follow_exceptions(self, c, slot, k):
-        self.index.insert_run(c, slot, k)
+        # the partner is about to copy chunks c..c+k-1 to slots slot..: the run it announced
+        # before is on the log if this one comes after it (a copy that failed is announced again
+        # at the same slots), and this one may not be there yet (read_backup checks its records)
+        if self.pending_k and slot >= self.pending_slot + self.pending_k:
+            self.index.insert_run(self.pending_c, self.pending_slot, self.pending_k)
+        self.pending_c, self.pending_slot, self.pending_k = c, slot, k
         self.next_slot = slot + k
 
     def _next_warning(self):
@@ -336,6 +349,8 @@ class Engine:
     def overflow(self, why, how="overflow"):
         # the snapshot ends without a terminate: the log filled (how "overflow"), or its log drive
         # ("log failed") or primary drive failed
+        if self.confirm is not None:
+            self.confirm()       # a run announced to the partner: its answer comes first
         self._keep_outcome(how, why)
         self.state = OVERFLOWED
         self.origins.clear()
@@ -365,7 +380,23 @@ class Engine:
 
     # ---- backup LUN read path ------------------------------------------------------------
     def read_backup(self, lba, mv):
-        # the primary as it was at initiate: log where the chunk was copied, else the primary.
+        # the primary as it was at initiate: log where the chunk was copied, else the primary
+        if self.pending_k:
+            a = self.pending_c * self.chunk_blocks
+            b = a + self.pending_k * self.chunk_blocks
+            end = lba + (len(mv) >> 9)
+            if lba < b and end > a:
+                lo = max(lba, a)
+                hi = min(end, b)
+                if lba < lo:
+                    self._read_indexed(lba, mv[:(lo - lba) << 9])
+                self._read_announced(lo, mv[(lo - lba) << 9:(hi - lba) << 9])
+                if hi < end:
+                    self._read_indexed(hi, mv[(hi - lba) << 9:])
+                return
+        self._read_indexed(lba, mv)
+
+    def _read_indexed(self, lba, mv):
         # Neighbouring chunks from the same place are read in one go (index.run): a run of
         # uncopied chunks from the primary, a run of chunks in consecutive log slots from the log.
         index = self.index
@@ -392,6 +423,40 @@ class Engine:
             else:
                 self.log.read(self.data + slot * cb + (pos - c * cb), seg)
             pos = seg_end
+
+    def _read_announced(self, pos, seg):
+        # a follower's read of chunks the partner announced and may still be copying: a chunk
+        # whose record is on the log is read from its slot; the others from the primary, which
+        # the partner overwrites only after the record is written, so a record still missing
+        # once the primary was read proves that read was of the old data (control/pair.md)
+        cb = self.chunk_blocks
+        c0, s0 = self.pending_c, self.pending_slot
+        end = pos + (len(seg) >> 9)
+        while pos < end:
+            j = pos // cb
+            n = min(end, (j + 1) * cb) - pos
+            part = seg[:n << 9]
+            seg = seg[n << 9:]
+            at = self.data + (s0 + j - c0) * cb + (pos - j * cb)
+            if self._copied(j, s0 + j - c0):
+                self.log.read(at, part)
+            else:
+                self.primary.read(pos, part)
+                if self._copied(j, s0 + j - c0):
+                    self.log.read(at, part)
+            pos += n
+
+    def _copied(self, chunk, s):
+        # whether the log holds the record of `chunk` in slot s; once the run's last record is
+        # there the whole run is, and it joins the index
+        b = self._chk
+        self.log.read(HDR_BLOCKS + s // RECS_PER_BLOCK, memoryview(b))
+        if record_chunk(b, (s % RECS_PER_BLOCK) * REC_LEN, self.snap_id, s) != chunk:
+            return False
+        if self.pending_k and s == self.pending_slot + self.pending_k - 1:
+            self.index.insert_run(self.pending_c, self.pending_slot, self.pending_k)
+            self.pending_k = 0
+        return True
 
     # ---- status --------------------------------------------------------------------------
     def usage_pct(self):

@@ -4,6 +4,7 @@
 # the wall clock: heartbeats and loss run on a clock the test drives; waits are bounded loops.
 import asyncio
 import socket
+import binascii
 import struct
 import time
 from hw import events
@@ -76,7 +77,7 @@ def test_codec_round_trip():
     parts = [b"head", bytearray(b"-"), memoryview(b"tail")]
     assert frame(30, 2, 1, parts) == frame(30, 2, 1, b"head-tail")      # parts are not joined first
     wire = frame(30, 2, 1, b"head-tail")
-    assert wire[0:4] == b"RL\x01\x1e" and struct.unpack_from("<III", wire, 4) == (2, 1, 9)
+    assert wire[0:4] == b"RL\x02\x1e" and struct.unpack_from("<III", wire, 4) == (2, 1, 9)
     assert raises(ValueError, F.encode, bytearray(F.MAX_FRAME + 1), 30, 1, 0, bytes(F.MAX_PAYLOAD + 1)) == \
         "link payload of 1052673 bytes over 1052672"
 
@@ -107,22 +108,49 @@ def test_garbage_before_a_frame_is_one_error_then_the_frame():
     assert bad_case(b"\x00garbage line noise\xff" * 10, "bad magic", step=5) == [("bad magic", 0)]
 
 
-def test_a_flipped_payload_bit_is_a_crc_mismatch():
+def test_a_flipped_payload_bit_fails_the_payload_check():
     f = bytearray(frame(18, 4, 3, b"payload" * 10))
     f[F.HDR + 11] ^= 0x08
-    bad_case(bytes(f), "CRC mismatch")
+    bad_case(bytes(f), "payload check mismatch")
+
+
+def test_a_flipped_header_bit_is_refused_before_its_payload_is_waited_for():
+    # a damaged length would otherwise hold back the frames behind it until that many bytes came
+    for byte in (4, 8, 13, 16):
+        f = bytearray(frame(18, 4, 3, b"payload" * 10))
+        f[byte] ^= 0x10
+        assert bad_case(bytes(f)[:F.HDR], "header CRC mismatch") == [("header CRC mismatch", 0)]
+
+
+def test_the_payload_check_is_the_documented_word_sum():
+    # linkproto.md "Frame": Fletcher-style sums of little-endian 32-bit words, the last padded
+    def documented(b):
+        b = bytes(b) + bytes(-len(b) % 4)
+        s1 = s2 = 0
+        for i in range(0, len(b), 4):
+            s1 = (s1 + struct.unpack_from("<I", b, i)[0]) & 0xFFFFFFFF
+            s2 = (s2 + s1) & 0xFFFFFFFF
+        return s1 ^ (((s2 << 16) | (s2 >> 16)) & 0xFFFFFFFF)
+
+    for n in list(range(0, 24)) + [4095, 4096, 4097]:
+        payload = bytes((i * 131 + n * 7 + 0xA5) & 0xFF for i in range(n))
+        wire = frame(20, 1, 0, payload)
+        assert struct.unpack_from("<I", wire, 16)[0] == documented(payload), n
+    wire = frame(20, 1, 0, b"\xff" * 65536)                   # the sums wrap at 32 bits
+    assert struct.unpack_from("<I", wire, 16)[0] == documented(b"\xff" * 65536)
 
 
 def test_a_length_over_the_limit_is_refused_before_any_wait():
     f = bytearray(frame(18, 4, 3, b"abc"))
     struct.pack_into("<I", f, 12, F.MAX_PAYLOAD + 1)
+    struct.pack_into("<I", f, 20, binascii.crc32(f[0:20]))     # a header whose CRC holds
     bad_case(bytes(f), "length %d over %d" % (F.MAX_PAYLOAD + 1, F.MAX_PAYLOAD))
 
 
 def test_a_wrong_version_or_kind_is_refused():
     f = bytearray(frame(18, 4, 3, b"abc"))
-    f[2] = 2
-    bad_case(bytes(f), "bad version 2")
+    f[2] = 1
+    bad_case(bytes(f), "bad version 1")
     for kind in (0, 7, 15):
         f = bytearray(frame(18, 4, 3, b"abc"))
         f[3] = kind
@@ -130,12 +158,12 @@ def test_a_wrong_version_or_kind_is_refused():
 
 
 def test_a_cut_off_frame_then_a_good_one():
-    # the cut frame's length takes bytes of the good one: the CRC fails, and the good one is
+    # the cut frame's length takes bytes of the good one: the check fails, and the good one is
     # found again in the bytes the damaged frame had taken (a frame cut by more than what
     # follows it waits for more traffic: on a live link heartbeats bring it)
     f = frame(18, 4, 3, b"p" * 10)
-    bad_case(f[:24], "CRC mismatch")
-    bad_case(f[:24], "CRC mismatch", step=1)
+    bad_case(f[:F.HDR + 4], "payload check mismatch")
+    bad_case(f[:F.HDR + 4], "payload check mismatch", step=1)
 
 
 def test_error_offsets_count_from_the_start_of_the_stream():
@@ -439,15 +467,15 @@ def test_damaged_frames_from_the_partner_are_logged_nakked_and_resent():
     def cut(f):
         return f[:F.HDR + 4]
 
-    for damage, reason in ((flip, "CRC mismatch"), (version, "bad version 9"),
-                           (length, "length 2147483647 over"), (cut, "CRC mismatch")):
+    for damage, reason in ((flip, "payload check mismatch"), (version, "bad version 9"),
+                           (length, "header CRC mismatch"), (cut, "payload check mismatch")):
         live(damaged_then_resent(damage, reason))
     live(damaged_then_resent(garbage, "bad magic", last_good=None))
 
 
 def test_a_frame_after_a_damaged_one_is_dropped_and_logged_once():
     async def main(pair, link, log, peer):
-        await damaged_then_resent(lambda f: f[:-1] + bytes([f[-1] ^ 1]), "CRC mismatch")(pair, link, log, peer)
+        await damaged_then_resent(lambda f: f[:-1] + bytes([f[-1] ^ 1]), "payload check mismatch")(pair, link, log, peer)
         assert link.dropped >= 1 and len(log.texts("dropped, 2 expected")) == 1
     live(main)
 
@@ -685,6 +713,22 @@ def test_call_without_a_reply_fails_at_its_timeout_and_when_down():
         link.drop("cut")
         assert raises(L.LinkDown, link.call, 30, b"x", 100) == "cut"
         assert raises(ValueError, link.call, 5, b"x", 100) == "link: kind 5 is not a pair kind (16-255)"
+    live(main)
+
+
+def test_a_call_in_two_halves_lets_work_run_between_and_fails_cleanly():
+    # post() sends at once; the answer is read by wait(); no second call meanwhile; a link lost
+    # between the halves is the wait's LinkDown and leaves the link ready for the next call
+    async def main(pair, link, log, peer):
+        link.post(30, b"announce", 1000)
+        assert raises(RuntimeError, link.call, 31, b"x", 100) == "link.call while a call waits"
+        peer.send(F.REPLY, 2, 2, struct.pack("<I", 2) + b"noted")
+        assert link.wait() == b"noted" and not link.calling
+        await until(lambda: peer.kinds(30), "the request reached the peer", peer)
+        assert peer.kinds(30)[0][3] == b"announce"
+        link.post(30, b"again", 1000)
+        link.drop("cut")
+        assert raises(L.LinkDown, link.wait) == "cut" and not link.calling
     live(main)
 
 

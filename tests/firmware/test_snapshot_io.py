@@ -434,3 +434,42 @@ def test_the_last_outcome_survives_a_restart_in_the_log_header():
     fw.run(ctl, PRIMARY, INITIATE)
     ctl = fw.reboot(ctl)
     assert last(ctl) is None and ctl.command("snapshot_status")["state"] == "ACTIVE"
+
+
+def test_a_follower_reads_an_announced_run_from_the_primary_until_its_records_are_on_the_log():
+    # the pair's overlap (control/pair.md): the owner announces a run before copying it, so the
+    # partner's backup LUN must not trust the slots until the records say the copy is made.
+    # Two controllers on one set of disks stand for the pair: `owner` writes, `follower` serves
+    # the backup LUN from the announcements it is given
+    owner = fw.boot()
+    follower = fw.boot(owner.state_dir)
+    old = fw.pattern(40, CHUNK * 512 * 4)
+    write(owner, 0, old)
+    fw.run(owner, PRIMARY, INITIATE)
+    e, f = owner.engine, follower.engine
+    f.follow(e.state, 0, follower.drives[0], e.snap_id, e.generation, e.started, None)
+
+    def backup(c):
+        buf = bytearray(CHUNK * 512)
+        f.read_backup(c * CHUNK, memoryview(buf))
+        return buf
+
+    seen = []
+    e.announce = lambda c, slot, k: (f.follow_exceptions(c, slot, k), seen.append(("announced", backup(c))))
+    e.confirm = lambda: seen.append(("confirmed", backup(1), f.pending_k))
+    assert write(owner, CHUNK + 3, fw.pattern(41, 4096)) == (0, None)          # chunk 1, slot 0
+    chunk1 = old[CHUNK * 512:2 * CHUNK * 512]
+    assert seen[0] == ("announced", chunk1)                   # no record yet: the primary, still old
+    assert seen[1] == ("confirmed", chunk1, 0)                # the record is there: the slot; run indexed
+    assert backup(1) == chunk1 and f.index.count == 1
+
+    # an announced run whose copy never came (the owner's copy failed) is announced again at the
+    # same slot for the next chunk: the first stays out of the index and reads the primary
+    f.follow_exceptions(2, 1, 1)
+    assert backup(2) == old[2 * CHUNK * 512:3 * CHUNK * 512]
+    del seen[:]
+    assert write(owner, 3 * CHUNK, fw.pattern(42, 4096)) == (0, None)          # chunk 3, slot 1 again
+    assert f.pending_c == 3 and f.index.count == 1
+    assert backup(3) == old[3 * CHUNK * 512:]                 # its record is there: from slot 1
+    assert f.index.count == 2 and f.pending_k == 0
+    assert backup(2) == old[2 * CHUNK * 512:3 * CHUNK * 512]   # the primary: slot 1 is chunk 3's

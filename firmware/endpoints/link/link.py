@@ -30,6 +30,9 @@ ACK_EVERY = const(16)          # ... unless this many frames wait for it
 DEFER_FRAMES = const(64)       # pair frames a blocked call() keeps for the reader, at most ...
 DEFER_BYTES = const(2 << 20)   # ... and their bytes
 SLICE = const(64)              # frames the reader handles before it lets the other endpoints run
+SPIN_US = const(500)           # a call() waits this long on the CPU before it sleeps in poll(): its
+                               # controller has nothing else to do, and waking from poll() costs
+                               # more than the partner's answer (linkproto.md "Calls")
 
 # what the frames taken from the parser may reach (_take): everything (the async reader), light
 # pair frames only (a call() waiting for its reply), no pair frame (waiting for room to send)
@@ -122,6 +125,7 @@ class Link:
         self.drainer = None           # the task that hands them over once the loop runs again
         self.call_seq = 0
         self.call_reply = None
+        self.call_kind = self.call_ms = self.call_deadline = 0
         now = self.clock()
         self.last_rx = now
         self.last_tx = now
@@ -262,6 +266,8 @@ class Link:
             return
         if self.gap and time.ticks_diff(now, self.nak_at) >= self.hb_ms:
             self.nak_due = True
+        if self.rx_seq > self.ack_sent:
+            self.ack_now = True       # a call's reply, or frames taken while the loop was blocked
         if time.ticks_diff(now, self.last_tx) >= self.hb_ms:
             self.hb_due = True
         self.flush()
@@ -321,28 +327,62 @@ class Link:
         payload it returns (a copy). While it waits it takes what comes: link frames, and pair
         frames the handler calls light, which it handles at once; other pair frames wait for the
         reader. LinkDown when the link drops or no reply came within timeout_ms."""
+        self.post(kind, payload, timeout_ms)
+        return self.wait()
+
+    def post(self, kind, payload, timeout_ms):
+        """call() in two halves: post() sends the request and returns at once, wait() gives the
+        reply. Between them the controller may work on (the partner answers meanwhile), but
+        makes no other call() and does not let the event loop run."""
         _pair(kind)
         _fits(payload)
         if self.calling:
             raise RuntimeError("link.call while a call waits")
         if not self.up:
             raise LinkDown(self.why)
-        deadline = time.ticks_add(self.clock(), timeout_ms)
+        self.call_kind, self.call_ms = kind, timeout_ms
+        self.call_deadline = time.ticks_add(self.clock(), timeout_ms)
         self.calling = True
+        self.call_reply = None
         try:
-            self.call_reply = None
-            self.call_seq = self.queue(kind, payload) or self.queue_blocking(kind, payload, deadline)
+            self.call_seq = self.queue(kind, payload) or self.queue_blocking(kind, payload, self.call_deadline)
             self.flush()
+        except BaseException:
+            self.called()
+            raise
+
+    def wait(self):
+        """The reply to the request post() sent (see call())."""
+        try:
+            self.spin()
             while self.call_reply is None:
-                if not self.block(deadline, _LIGHT):
-                    raise LinkDown("no reply to kind %d within %d ms" % (kind, timeout_ms))
-            self.ack_now = True       # the partner's window: do not make it wait for the ticker
-            self.flush()
+                if not self.block(self.call_deadline, _LIGHT):
+                    raise LinkDown("no reply to kind %d within %d ms" % (self.call_kind, self.call_ms))
+            # no ACK for the reply now: our next frame carries it, else the ticker's (tick), so
+            # a stream of calls wakes neither the partner nor our writer for ACKs
             return self.call_reply
         finally:
-            self.calling = False
-            self.call_seq = 0
-            self.call_reply = None
+            self.called()
+
+    def called(self):
+        self.calling = False
+        self.call_seq = 0
+        self.call_reply = None
+
+    def spin(self):
+        # a call's first SPIN_US: read without sleeping, as long as the frame went out whole and
+        # the kept frames have room
+        s = self.s
+        t0 = time.ticks_us()
+        while s is not None and self.call_reply is None and self.s is s and not self.win.part \
+                and not self.kept_full():
+            if self.read(s) > 0:
+                self.take(_LIGHT)
+                if self.rx_seq - self.ack_sent >= ACK_EVERY:
+                    self.ack_now = True
+                    self.flush()
+            elif time.ticks_diff(time.ticks_us(), t0) >= SPIN_US:
+                return
 
     def queue(self, kind, payload):
         """Encodes a numbered frame into the window; its number, 0 when the window is full."""
@@ -544,8 +584,6 @@ class Link:
             return
         self.rx_seq = seq
         self.gap = self.gap_logged = False
-        if mode != _ALL:
-            self.ack_now = True       # the loop is blocked: no delayed ACK would go out
         if kind == F.HELLO:
             self.hello(p.payload)
         elif not self.up:
@@ -682,7 +720,7 @@ class Link:
         # hold whole frames, and reading waits
         if self.s is s and not self.kept_full() and self.read(s) > 0:
             self.take(mode)
-        self.tick()
+        self.tick()                   # the loop is blocked: the ACKs due go out from here
         if self.gen != gen or not self.up:
             raise LinkDown(self.why)
         return True
