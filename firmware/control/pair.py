@@ -99,11 +99,13 @@ class Mirror:
         self.size = 0
 
     def record(self, hdr, data):
+        # a message holds MIRROR_CHUNK at most: a record that would pass it goes in the next one
+        n = len(hdr) + len(data)
+        if self.size and self.size + n > MIRROR_CHUNK:
+            self.commit()
         self.parts.append(bytes(hdr))
         self.parts.append(data)
-        self.size += len(hdr) + len(data)
-        if self.size > MIRROR_CHUNK:
-            self.commit()
+        self.size += n
 
     def commit(self):
         parts, self.parts, self.size = self.parts, [b"\0"], 0

@@ -55,3 +55,34 @@ def test_a_refused_forwarded_command_reaches_the_host_as_a_lost_owner():
     ctl = partner_up()
     assert ctl.pair._outcome(P.REFUSED) == ctl.pair.transition()
     assert any("FORWARDED COMMAND REFUSED BY CONTROLLER 1" in e["text"] for e in ctl.events.recent(64))
+
+
+def test_write_back_records_go_to_the_partner_in_messages_the_link_can_carry():
+    # a journal rewrite sends every dirty line: records of whole cache lines, whatever their
+    # size, are split between messages, never cut, and none passes the link's largest frame
+    from endpoints.link import frame as F
+    import fw
+
+    class Link:
+        def __init__(self):
+            self.sizes = []
+
+        def call(self, kind, parts, ms):
+            assert kind == P.K_WB
+            self.sizes.append(F.size(parts))
+            return b"ok"
+
+    class Ctl:
+        own_dir = fw.tmpdir("mirror")
+
+    class Pair:
+        ctl, partner, link, Down = Ctl(), P.UP, Link(), Exception
+
+    m = P.Mirror(Pair())
+    m.reset()
+    for size in (4096, 229376, 262144, 1048576, 65536, 262144, 262144, 262144, 262144, 512):
+        m.record(bytes(24), bytes(size))
+    m.commit()
+    sizes = Pair.link.sizes
+    assert max(sizes) <= F.MAX_PAYLOAD and len(sizes) >= 4, sizes
+    assert sum(sizes) == 5 + 10 * 24 + sum((4096, 229376, 262144, 1048576, 65536, 262144, 262144, 262144, 262144, 512)) + (len(sizes) - 1)
