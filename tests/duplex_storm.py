@@ -9,13 +9,17 @@ The storm, all through real iSCSI at the board file's portal addresses:
 - a reader at controller 1's host port 1 reads the backup LUN (LUN 1) through the controller that
   does not own the primary (forwarded) and checks each block against the image at initiate;
 - one round in three, a console (of either controller) terminates the snapshot and initiates it
-  again, so kills land during terminate and initiate as well as during writes and copies.
+  again, so kills land during terminate and initiate as well as during writes and copies;
+- one round in four (those that kill controller 0), a FIG. 8 copy of the snapshot's image to SD3
+  (controller 0's, LUN COPY) runs slowly from before the kill: the survivor resumes it, and at the
+  check it runs at full rate to its end, which ends the snapshot.
 Every block written says which block and which write it is (crash_storm.tagged).
 
 After each kill, once the survivor serves both controllers' drives: every LUN is read through all
 four portal addresses; each block of LUN 0 and LUN 2 must hold its last acknowledged write, the
 backup LUN the image at initiate (if the snapshot is active: it must be, unless the kill cut an
-initiate or a terminate short), and the four portals must agree. A block that does not is one
+initiate or a terminate short), and the four portals must agree. After a copy round the copy must
+complete (status word 0x0100) and its destination hold the image at initiate. A block that does not is one
 divergence; so is every error a host saw that is not one of the retryable ones (RETRYABLE below,
 documented in firmware/control/pair.md "What a host sees during a failover"):
 - the connection reset or refused, or a login that fails, while a portal changes hands: the host
@@ -41,7 +45,8 @@ from crash_storm import Ledger, differ, seed_of, tagged
 from harness import Pair
 
 REGION = 2048                     # blocks of each LUN the storm writes (1 MiB: 16 snapshot chunks)
-PRIMARY, BACKUP, OWN1 = 0, 1, 2   # LUNs: SD0 (controller 0's), the backup LUN, SD2 (controller 1's)
+PRIMARY, BACKUP, OWN1, COPY = 0, 1, 2, 3   # LUNs: SD0 (controller 0's), the backup LUN, SD2
+                                           # (controller 1's), SD3 (controller 0's, FIG. 8 copies)
 RETRYABLE = {(0x02, 0x04, 0x0A), (0x06, 0x2A, 0x06)}
 GIVE_UP = 60                      # s a host keeps retrying one command (only bounds a hang)
 
@@ -123,7 +128,7 @@ def give_controller_1_a_drive(pair):
 class Storm:
     def __init__(self, tmp, rnd, log=None):
         self.rnd, self.log = rnd, log or (lambda s: None)
-        self.pair = Pair(tmp, populated_slots=8)
+        self.pair = Pair(tmp, populated_slots=11)
         self.errors = []
         self.divergences = 0
         self.ledgers = {PRIMARY: Ledger(), OWN1: Ledger()}
@@ -134,6 +139,12 @@ class Storm:
         self.backup_lock = threading.Lock()     # nor a backup LUN read
         self.writes = {PRIMARY: 0, OWN1: 0}
         give_controller_1_a_drive(self.pair)
+        c0 = self.pair.c[0]
+        c0.command("sd_create", {"raid": 0, "slots": [8, 9, 10]})     # SD3: big enough for SD0
+        for port in (0, 1):
+            c0.command("lun_map", {"port": port, "lun": COPY, "sd": 3})
+        self.copies = 0
+        self.copy_started = 0       # time.time() of the last FIG. 8 copy's start
         self.hosts = {PRIMARY: self.host(0, 0), OWN1: self.host(1, 0), BACKUP: self.host(1, 1)}
         for lun in (PRIMARY, OWN1):
             self.write(lun, 0, REGION)
@@ -206,7 +217,11 @@ class Storm:
         victim, survivor = k % 2, 1 - k % 2
         stop = threading.Event()
         jobs = [lambda: self.writer(PRIMARY, stop), lambda: self.writer(OWN1, stop), lambda: self.reader(stop)]
-        recycle = k % 3 == 2 and self.image is not None
+        copy = k % 4 == 0 and self.image is not None
+        recycle = k % 3 == 2 and self.image is not None and not copy
+        if copy:        # full and slow (1 %), so that it runs at the kill and long after
+            self.copy_started = time.time()
+            self.pair.c[0].command("lop_start", {"op": "copy", "sd": 0, "to": 3, "rate": 1, "full": True})
         if recycle:
             jobs.append(lambda: self.recycler(stop))
         threads = [threading.Thread(target=j, daemon=True) for j in jobs]
@@ -220,6 +235,8 @@ class Storm:
         for t in threads:
             t.join(GIVE_UP * 2)
         before = self.divergences
+        if copy:
+            self.finish_copy(self.pair.c[survivor])
         self.check(self.pair.c[survivor])
         self.pair.restart(victim)
         self.pair.wait(survivor, lambda s: s["serving"] == [survivor] and s["partner"] == "UP",
@@ -235,6 +252,32 @@ class Storm:
         while any(self.writes[lun] < want[lun] for lun in want) and time.time() < deadline and \
                 len(self.errors) == 0:
             time.sleep(0.01)
+
+    def finish_copy(self, survivor):
+        """the copy the kill cut short went on on the survivor: at full rate it completes, its
+        destination holds the image at initiate, and the snapshot ended with it"""
+        resumed = [e for e in survivor.command("events", {"n": 64})["events"]
+                   if "COPY" in e["text"] and "RESUMED" in e["text"] and "FAILOVER" in e["text"]]
+        if not resumed or resumed[-1]["time"] < self.copy_started:
+            self.log("FIG. 8 copy not resumed by the survivor")
+            self.divergences += 1
+        survivor.command("lop_start", {"op": "rate", "rate": 100})
+        deadline = time.time() + GIVE_UP
+        while survivor.command("lop_status")["copy_word"] == "0x0000" and time.time() < deadline:
+            time.sleep(0.1)
+        word = survivor.command("lop_status")["copy_word"]
+        if word != "0x0100":
+            self.log("FIG. 8 copy ended with status word %s" % word)
+            self.divergences += 1
+        h = self.host(0, 1, name=I.INITIATOR + ":copy")      # the survivor serves every portal
+        seen = h.read_region(COPY)
+        h.close()
+        bad = differ(seen, self.image) if seen is not None else 0
+        if bad:
+            self.log("FIG. 8 copy: %d blocks of its destination not the image at initiate" % bad)
+        self.divergences += bad
+        self.copies += 1
+        self.image = None           # the copy's end ended the snapshot (check() sees it so)
 
     def check(self, survivor):
         active = survivor.command("snapshot_status")["state"] == "ACTIVE"
@@ -271,9 +314,10 @@ class Storm:
 
 
 def run_duplex_storm(tmp, kills, rnd, log=None):
-    """-> (divergences, retries) over `kills` kill/failback rounds: a divergence is a block that
-    broke a promise or a host error that is not retryable; retries counts what the hosts retried
-    by kind ("reset", "02/04/0A", "06/2A/06")."""
+    """-> (divergences, retries, copies) over `kills` kill/failback rounds: a divergence is a block
+    that broke a promise or a host error that is not retryable; retries counts what the hosts
+    retried by kind ("reset", "02/04/0A", "06/2A/06"); copies the FIG. 8 copies a kill cut short
+    that completed on the survivor."""
     storm = Storm(tmp, rnd, log)
     try:
         for k in range(kills):
@@ -282,6 +326,7 @@ def run_duplex_storm(tmp, kills, rnd, log=None):
                 log("kill %d: %d divergences" % (k, bad))
         for e in storm.errors:
             (log or print)("host error: " + e)
-        return storm.divergences + len(storm.errors), sum((h.retries for h in storm.hosts.values()), collections.Counter())
+        return (storm.divergences + len(storm.errors), sum((h.retries for h in storm.hosts.values()), collections.Counter()),
+                storm.copies)
     finally:
         storm.close()
