@@ -284,6 +284,31 @@ def test_the_backup_lun_is_read_from_the_disks_by_the_partner_with_every_excepti
         assert r["status"] == 2 and r["sense"][2] & 0x0F == 2
 
 
+def test_a_reserved_backup_lun_is_read_through_its_owner_so_the_reservation_holds(pair):
+    # the partner reads the backup LUN from the disks itself, but not while the snapshot's owner
+    # holds a reservation of it: then its reads go to the owner, which checks the reservation
+    a, b = host(pair, 0), host(pair, 1, name=I.INITIATOR + ":other")
+    old = os.urandom(65536)
+    assert a.write(0, 0, old)["status"] == 0
+    pair.c[0].command("snapshot_start", {"sd": 0})
+    assert b.read(1, 0, 128)["data"] == old                                  # served by controller 1
+    assert a.command(1, bytes([0x16, 0, 0, 0, 0, 0]))["status"] == 0          # RESERVE(6) on the owner
+    assert b.read(1, 0, 128)["status"] == 0x18                                # RESERVATION CONFLICT
+    assert a.read(1, 0, 128)["data"] == old                                  # the holder reads on
+    reads = pair.c[0].command("pair_status")["disk_reads"]
+    assert a.command(1, bytes([0x17, 0, 0, 0, 0, 0]))["status"] == 0          # RELEASE(6)
+    assert b.read(1, 0, 128)["data"] == old
+    assert pair.c[0].command("pair_status")["disk_reads"] == reads           # controller 1 read it again
+    # a reservation that ends with its holder's session is heard of too
+    assert a.command(1, bytes([0x16, 0, 0, 0, 0, 0]))["status"] == 0
+    assert b.read(1, 0, 128)["status"] == 0x18
+    a.close()
+    deadline = time.time() + 10
+    while b.read(1, 0, 128)["status"] != 0:
+        assert time.time() < deadline, "the reservation outlived its holder's session"
+        time.sleep(0.05)
+
+
 def test_first_writes_with_a_write_back_log_drive_mirror_both_and_keep_the_backup_exact(pair):
     # the log's cache goes to the partner during the copy, so the run of exceptions goes after it
     a, b = host(pair, 0), host(pair, 1)

@@ -372,9 +372,13 @@ class Controller:
 
     # ---- SCSI core interface ------------------------------------------------------------
     def execute(self, nexus, cdb, data_out=None, buf=None):
-        if self.pair is not None and self.pair.routed(nexus, cdb):
+        if self.pair is None:
+            return self.core.execute(nexus, cdb, data_out, buf)
+        if self.pair.routed(nexus, cdb):
             return self.pair.transition()     # ownership moved since the transport routed it
-        return self.core.execute(nexus, cdb, data_out, buf)
+        out = self.core.execute(nexus, cdb, data_out, buf)
+        self.pair.reservations_checked()
+        return out
 
     def expected_out(self, cdb):
         return self.core.expected_out(cdb)
@@ -385,12 +389,16 @@ class Controller:
         # the drive's owner keeps it too (control/pair.md "Task management and sessions")
         if self.pair is None or not self.pair.nexus_event(nexus, kind):
             self.core.task_mgmt(nexus, kind)
+            if self.pair is not None:
+                self.pair.reservations_checked()
 
     def nexus_lost(self, initiator, port, isid=None):
         if self.pair is not None:
             self.pair.nexus_event((initiator, port, 0) if isid is None else (initiator, port, 0, isid),
                                   pairmod.NEXUS_LOST)
         self.core.nexus_lost(initiator, port, isid)
+        if self.pair is not None:
+            self.pair.reservations_checked()
 
     def luns(self, port, initiator):
         out = []

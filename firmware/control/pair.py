@@ -31,10 +31,11 @@ K_EXC = const(24)        # new exceptions of the snapshot: chunk, log slot, coun
 K_AUTH = const(25)       # HMAC-SHA256(pair key, label + our challenge + sender); b"ok" or b"refused"
 K_NEXUS = const(26)      # task management or the end of a session, for the nexus state kept here; reply b"ok"
 K_LOPS = const(27)       # the long operations handed over with the drives at failback (JSON); no reply
+K_RESV = const(28)       # the backup LUN is reserved (b"\x01") or not (b"\x00") on the snapshot's owner; b"ok"
 
-REQUESTS = (K_CFG, K_FWD, K_CMD, K_SNAP, K_WB, K_EXC, K_NEXUS)   # answered with a REPLY
+REQUESTS = (K_CFG, K_FWD, K_CMD, K_SNAP, K_WB, K_EXC, K_NEXUS, K_RESV)   # answered with a REPLY
 REFUSED = b"refused"    # the REPLY to a request that could not be read
-LIGHT = (K_CFG, K_DISK, K_STATE, K_SNAP, K_WB, K_EXC, K_AUTH, K_NEXUS, K_LOPS)   # handled at once, even inside a blocking call
+LIGHT = (K_CFG, K_DISK, K_STATE, K_SNAP, K_WB, K_EXC, K_AUTH, K_NEXUS, K_LOPS, K_RESV)   # handled at once, even inside a blocking call
 # what a backup LUN answers from the disks on either controller (claim 12): it is read-only
 BACKUP_READS = (0x00, 0x08, 0x28, 0xA8, 0x88, 0x25, 0x9E, 0x1A, 0x5A)
 # answered by the controller a host asked, whoever owns the drive: they describe the port
@@ -201,6 +202,8 @@ class Pair:
         self.announced = None            # a run of exceptions: True once posted, its answer not yet
                                          # taken; its bytes while it waits for the copy (pair.md)
         self.mirror_file = None          # the partner's write-back records (MIRROR_FILE), open
+        self.backup_reserved = False     # the partner holds a reservation of the backup LUN: its reads go there
+        self.reserved_told = False       # what the partner was last told of reservations here
         self.key = pair_key(ctl.state_dir, self.me)
         self.nonce = b""
         self.hello_in = None
@@ -303,6 +306,7 @@ class Pair:
             self.send_config()
         self.mirror.alone = False
         self.ctl.cache.remirror()
+        self.reservations_checked()
         self._follow_if_theirs()
         if self.joined.is_set():
             return
@@ -335,6 +339,7 @@ class Pair:
         if self.partner != UP:
             return
         self.partner = UNKNOWN
+        self.backup_reserved = self.reserved_told = False     # told afresh when the two meet again
         self.ctl.events.log("error", "PAIR: LINK TO CONTROLLER %d LOST (%s)" % (self.other, reason))
         asyncio.create_task(self._partner_lost())
 
@@ -389,6 +394,11 @@ class Pair:
             self._reply(seq, self._nexus_event_here(payload))
         elif kind == K_GIVE:
             asyncio.create_task(self._give_on_request(seq))
+        elif kind == K_RESV:
+            if len(payload) != 1 or payload[0] > 1:
+                raise ValueError("not a reservation state")
+            self.backup_reserved = payload[0] == 1
+            self._reply(seq, b"ok")
         else:
             self.ctl.events.log("error", "PAIR: UNKNOWN MESSAGE KIND %d IGNORED" % kind)
 
@@ -509,9 +519,36 @@ class Pair:
         if sd is None:
             return False
         e = self.ctl.cfg.sd[sd]
-        if cdb[0] in BACKUP_READS and self.ctl.engine.follower and e.is_log() and not e.write_back():
+        if cdb[0] in BACKUP_READS and self.ctl.engine.follower and e.is_log() and not e.write_back() \
+                and not self.backup_reserved:
             return False        # the backup LUN read from the shared disks here (pair.md)
         return self.owner(self.ctl.snapshot_home(sd)) == self.other
+
+    def reservations_checked(self):
+        # after every command and nexus event this controller executes, and when the two meet: a
+        # change in whether the backup LUN is reserved here reaches the partner before the answer,
+        # so that while it is, the partner sends its backup LUN reads here (pair.md)
+        held = self.ctl.core.pr.held
+        log_sd = self.ctl.engine.log_sd
+        now = False
+        if held and log_sd >= 0:
+            for k in held:
+                if k >> 1 == log_sd:
+                    now = True
+        if now != self.reserved_told and self.partner == UP:
+            if self.link.calling:
+                # inside a light handler while a call waits (an event that can only end a
+                # reservation): the partner hears it as soon as the loop runs again
+                asyncio.create_task(self._reservations_later())
+                return
+            try:
+                self.link.call(K_RESV, b"\x01" if now else b"\x00", CALL_MS)
+                self.reserved_told = now
+            except self.Down:
+                pass
+
+    async def _reservations_later(self):
+        self.reservations_checked()
 
     def snapshot_changed(self, state):
         # the engine here began or ended a snapshot: the partner is told before the answer, so one
@@ -659,6 +696,7 @@ class Pair:
             self.ctl.core.nexus_lost(nexus[0], nexus[1], nexus[3] if len(nexus) > 3 else None)
         else:
             self.ctl.core.task_mgmt(nexus, what)
+        asyncio.create_task(self._reservations_later())     # it may have ended one
         return b"ok"
 
     def command_home(self, name, args):
