@@ -12,7 +12,11 @@ The storm, all through real iSCSI at the board file's portal addresses:
   again, so kills land during terminate and initiate as well as during writes and copies;
 - one round in four (those that kill controller 0), a FIG. 8 copy of the snapshot's image to SD3
   (controller 0's, LUN COPY) runs slowly from before the kill: the survivor resumes it, and at the
-  check it runs at full rate to its end, which ends the snapshot.
+  check it runs at full rate to its end, which ends the snapshot;
+- one round in five, a second kill lands while the killed controller boots again and takes its
+  drives back: of the returning controller (the survivor keeps serving everything), or, another
+  round in five, of the survivor (the one just back takes everything over); each is checked as a
+  kill is, then the pair fails back.
 Every block written says which block and which write it is (crash_storm.tagged).
 
 After each kill, once the survivor serves both controllers' drives: every LUN is read through all
@@ -145,6 +149,7 @@ class Storm:
             c0.command("lun_map", {"port": port, "lun": COPY, "sd": 3})
         self.copies = 0
         self.copy_started = 0       # time.time() of the last FIG. 8 copy's start
+        self.failbacks_cut = 0      # kills during a failback (the returning one, or the survivor)
         self.hosts = {PRIMARY: self.host(0, 0), OWN1: self.host(1, 0), BACKUP: self.host(1, 1)}
         for lun in (PRIMARY, OWN1):
             self.write(lun, 0, REGION)
@@ -238,6 +243,26 @@ class Storm:
         if copy:
             self.finish_copy(self.pair.c[survivor])
         self.check(self.pair.c[survivor])
+        if k % 5 == 1:
+            # the returning controller is killed again while it boots, joins and takes its
+            # drives back: the survivor keeps serving everything
+            self.pair.c[victim].launch()
+            time.sleep(self.rnd.uniform(0.0, 0.6))
+            self.pair.kill(victim)
+            self.failbacks_cut += 1
+            self.pair.wait(survivor, lambda s: s["serving"] == [0, 1], "kept everything", timeout=GIVE_UP)
+            self.check(self.pair.c[survivor])
+        elif k % 5 == 3:
+            # the survivor dies while the returning controller takes its drives back: the one
+            # that just came back takes everything over
+            self.pair.c[victim].launch()
+            time.sleep(self.rnd.uniform(0.0, 0.6))
+            self.pair.kill(survivor)
+            self.pair.c[victim].wait_ready(GIVE_UP)
+            self.pair.wait(victim, lambda s: s["serving"] == [0, 1], "took everything", timeout=GIVE_UP)
+            self.check(self.pair.c[victim])
+            victim, survivor = survivor, victim
+            self.failbacks_cut += 1
         self.pair.restart(victim)
         self.pair.wait(survivor, lambda s: s["serving"] == [survivor] and s["partner"] == "UP",
                        "gave back", timeout=GIVE_UP)
@@ -314,10 +339,10 @@ class Storm:
 
 
 def run_duplex_storm(tmp, kills, rnd, log=None):
-    """-> (divergences, retries, copies) over `kills` kill/failback rounds: a divergence is a block
+    """-> (divergences, retries, counts) over `kills` kill/failback rounds: a divergence is a block
     that broke a promise or a host error that is not retryable; retries counts what the hosts
-    retried by kind ("reset", "02/04/0A", "06/2A/06"); copies the FIG. 8 copies a kill cut short
-    that completed on the survivor."""
+    retried by kind ("reset", "02/04/0A", "06/2A/06"); counts: "copies", the FIG. 8 copies a kill
+    cut short that completed on the survivor, and "failback_kills", the kills during failbacks."""
     storm = Storm(tmp, rnd, log)
     try:
         for k in range(kills):
@@ -327,6 +352,6 @@ def run_duplex_storm(tmp, kills, rnd, log=None):
         for e in storm.errors:
             (log or print)("host error: " + e)
         return (storm.divergences + len(storm.errors), sum((h.retries for h in storm.hosts.values()), collections.Counter()),
-                storm.copies)
+                {"copies": storm.copies, "failback_kills": storm.failbacks_cut})
     finally:
         storm.close()
