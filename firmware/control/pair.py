@@ -204,6 +204,7 @@ class Pair:
         self.mirror_file = None          # the partner's write-back records (MIRROR_FILE), open
         self.backup_reserved = False     # the partner holds a reservation of the backup LUN: its reads go there
         self.reserved_told = False       # what the partner was last told of reservations here
+        self.held = ctl.core.pr.held     # the SCSI core's reservations (one dict for its life)
         self.key = pair_key(ctl.state_dir, self.me)
         self.nonce = b""
         self.hello_in = None
@@ -528,7 +529,9 @@ class Pair:
         # after every command and nexus event this controller executes, and when the two meet: a
         # change in whether the backup LUN is reserved here reaches the partner before the answer,
         # so that while it is, the partner sends its backup LUN reads here (pair.md)
-        held = self.ctl.core.pr.held
+        held = self.held
+        if not held and not self.reserved_told:
+            return              # the usual case, on every command: nothing reserved, nothing said
         log_sd = self.ctl.engine.log_sd
         now = False
         if held and log_sd >= 0:
