@@ -23,3 +23,9 @@ def test_unknown_part_is_refused_with_the_list():
     assert p.returncode == 2 and "no part matches 'no-such-part'" in p.stderr and "  snapshot " in p.stderr
     p = bench("--only")
     assert p.returncode == 2 and "--only needs a part" in p.stderr
+
+
+def test_each_part_says_how_busy_the_machine_was():
+    p = bench("--only", "crc")
+    loads = [l.split() for l in p.stdout.splitlines() if l.startswith("BENCH crc_load_avg_1m ")]
+    assert p.returncode == 0 and len(loads) == 1 and float(loads[0][2]) >= 0 and loads[0][3] == "load"

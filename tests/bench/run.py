@@ -1,11 +1,13 @@
 """`make bench`: runs every tests/bench/bench_*.py and prints `BENCH <name> <value> <unit>` lines.
 
 Each bench module has `run(emit)`; `emit(name, value, unit)` prints one figure. Ratios are measured
-side by side in one run (same process, same files), never against remembered numbers.
+side by side in one run (same process, same files), never against remembered numbers. After each
+part, `BENCH <part>_load_avg_1m` says how busy the machine was meanwhile (its 1-minute load average).
 Usage: run.py [--only PART] [extra args passed to the modules as `argv`]
        run.py --help | --list
 """
 import importlib.util
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -65,6 +67,7 @@ def main(argv):
             failed += 1
             print("BENCH-ERROR %s" % path.stem, file=sys.stderr)
             traceback.print_exc()
+        emit("%s_load_avg_1m" % path.stem[len("bench_"):], os.getloadavg()[0], "load")
     return 1 if failed else 0
 
 
