@@ -343,10 +343,7 @@ class Flow(Session):
             elif t.expired:   # ABORTED COMMAND, INITIATOR RESPONSE TIMEOUT
                 await self.scsi_rsp(t.itt, 2, _sense(0x0B, 0x4B, 0x06), 0, 0, t.r2tsn)
             elif t.buf is None:
-                if t.need > XFER:   # ILLEGAL REQUEST, INVALID FIELD IN CDB (transfer length)
-                    await self.scsi_rsp(t.itt, 2, _sense(0x05, 0x24, 0), 0, 0, t.r2tsn)
-                else:               # no transfer buffer free: BUSY, the initiator retries
-                    await self.scsi_rsp(t.itt, 8, None, 0, 0, t.r2tsn)
+                await self.unbuffered(t)
             else:
                 try:
                     await self.run_cmd(t, memoryview(t.buf)[:t.need])
@@ -355,6 +352,12 @@ class Flow(Session):
             return
         if t.got < t.unsol_end or t.got < t.burst_end:
             return   # more of the current burst is on its way
+        if t.buf is None and not t.bad and not t.expired:
+            # no buffer to put its data in: answered now, the rest of its data never solicited
+            # (the initiator sends nothing more for a command it has the status of)
+            del self.pending[t.itt]
+            await self.unbuffered(t)
+            return
         # solicit the next burst
         t.ttt = self.next_ttt()
         t.datasn = 0
@@ -370,6 +373,13 @@ class Flow(Session):
         put32(r, 44, n)
         t.r2tsn += 1
         await self.emit(None, 0)
+
+    async def unbuffered(self, t):
+        # a write that got no buffer: too long for one, or none free for it now
+        if t.need > XFER:   # ILLEGAL REQUEST, INVALID FIELD IN CDB (transfer length)
+            await self.scsi_rsp(t.itt, 2, _sense(0x05, 0x24, 0), 0, 0, t.r2tsn)
+        else:               # no transfer buffer free: BUSY, the initiator retries
+            await self.scsi_rsp(t.itt, 8, None, 0, 0, t.r2tsn)
 
     async def data_out(self, dlen):
         h = self.hdr
