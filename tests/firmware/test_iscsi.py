@@ -432,3 +432,43 @@ def test_peers_are_told_apart_by_address_only():
     v6 = bytes([10, 0, 0x30, 0x39, 1, 2, 3, 4]) + bytes(15) + b"\x01" + bytes(4)   # ::1
     v6b = bytes([10, 0, 0x30, 0x3a, 9, 9, 9, 9]) + bytes(15) + b"\x01" + bytes(4)  # other flow label
     assert listen.peer(v6) == listen.peer(v6b) == b"\x0a\x00" + bytes(15) + b"\x01"
+
+
+def test_a_write_past_the_window_of_writes_waiting_for_data_gets_task_set_full():
+    # writes wait for their data only with a buffer, or once the task timeout aborted them (until
+    # their late data is drained): with the CmdSN window's 64 of those waiting, the next write is
+    # refused with TASK SET FULL and its data drained; the session carries on
+    ctl = fw.boot()
+
+    async def main():
+        port = await iscsi.start(ctl, 0, "127.0.0.1", 0)
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        w.write(_login_pdu(1, [("InitiatorName", "iqn.2026-01.mp:full"), ("TargetName", ctl.iqn),
+                               ("SessionType", "Normal"), ("ImmediateData", "Yes")]))
+        await w.drain()
+        h, _ = await _read_pdu(r)
+        assert h[0] == 0x23 and h[36] == 0
+        conn = list(iscsi._targets[id(ctl)].conns)[0]
+        for itt in range(100, 164):              # 64 writes aborted by the task timeout
+            t = flow.Task(itt, 0, b"\x2a", 512, 512, None, itt)
+            t.expired = True
+            conn.pending[itt] = t
+        c = bytearray(48)
+        c[0], c[1] = 0x01, 0x80 | 0x20 | 1       # WRITE(10) of one block, its data immediate
+        c[6] = 2                                  # data segment length 512
+        struct.pack_into(">III", c, 16, 7, 512, 0)   # ITT, EDTL, CmdSN
+        c[32:42] = struct.pack(">BBIBHB", 0x2A, 0, 5, 0, 1, 0)
+        w.write(bytes(c) + b"\x05" * 512)
+        await w.drain()
+        h, _ = await _read_pdu(r)
+        assert h[0] & 0x3F == 0x21 and struct.unpack_from(">I", h, 16)[0] == 7 and h[3] == 0x28
+        del conn.pending[100]                     # one drained: the next write is served
+        struct.pack_into(">III", c, 16, 8, 512, 1)
+        w.write(bytes(c) + b"\x06" * 512)
+        await w.drain()
+        h, _ = await _read_pdu(r)
+        assert h[0] & 0x3F == 0x21 and struct.unpack_from(">I", h, 16)[0] == 8 and h[3] == 0
+        w.close()
+        await iscsi.stop(ctl)
+
+    asyncio.run(main())
