@@ -13,13 +13,14 @@ from raidboard import proto
 
 @pytest.fixture
 def pair(tmp_path):
+    # both controllers booted and joined: controller 1 knows its partner and serves its own
     p = Pair(tmp_path)
+    p.wait(1, lambda st: st["partner"] == "UP" and st["serving"] == [1], "partner up")
     yield p
     p.kill()
 
 
 def test_the_survivors_panel_and_status_screen_show_the_takeover(pair):
-    pair.wait(1, lambda st: st["partner"] == "UP" and st["serving"] == [1], "partner up")
     t = Term(pair.c[1].console)
     try:
         t.wait_lcd("C1 ACTIVE PARTNER UP", "SNAP IDLE")
@@ -48,7 +49,6 @@ def cut_link(c):
 
 
 def test_a_cut_link_shows_on_both_panels(pair):
-    pair.wait(1, lambda st: st["partner"] == "UP" and st["serving"] == [1], "partner up")
     t0, t1 = Term(pair.c[0].console), Term(pair.c[1].console)
     try:
         t0.wait_lcd("C0 ACTIVE PARTNER UP")
@@ -68,7 +68,6 @@ def test_a_cut_link_shows_on_both_panels(pair):
 
 
 def test_operation_status_lists_the_partners_long_operations_with_their_controller(pair):
-    pair.wait(1, lambda st: st["partner"] == "UP" and st["serving"] == [1], "partner up")
     pair.c[1].command("lop_start", {"op": "check", "sd": 0, "rate": 1})     # SD0 is C0's: runs there
     t = Term(pair.c[1].console)
     try:
@@ -86,7 +85,6 @@ def test_operation_status_lists_the_partners_long_operations_with_their_controll
 
 
 def test_manual_failback_from_the_survivors_menu(pair):
-    pair.wait(1, lambda st: st["partner"] == "UP" and st["serving"] == [1], "partner up")
     t = Term(pair.c[1].console)
     try:
         t.wait("MONITOR MODE")
@@ -113,7 +111,6 @@ def test_manual_failback_from_the_survivors_menu(pair):
 
 
 def test_fail_this_controller_from_its_menu(pair):
-    pair.wait(1, lambda st: st["partner"] == "UP" and st["serving"] == [1], "partner up")
     t = Term(pair.c[0].console)
     try:
         t.wait("MONITOR MODE")
