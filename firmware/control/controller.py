@@ -480,6 +480,9 @@ class Controller:
         d = self.drives.get(sd)
         if d is None or d.status() == raid.OFFLINE or self.engine.log.status() == raid.OFFLINE:
             raise sense.not_ready()
+        if not self.engine.indexable(d):
+            self.events.log("error", "SNAPSHOT OF SD%d REFUSED: MORE CHUNKS THAN THE INDEX CAN NAME" % sd)
+            raise sense.not_ready()
         self.flush_drive(sd)       # the snapshot point includes every acknowledged write
         try:
             self.engine.initiate(sd, d)

@@ -215,11 +215,9 @@ class Tracker:
 
     def add_exceptions(self, engine):
         # chunks of P copied-on-write by the running snapshot = written since its point-in-time
-        keys = engine.index.keys
         scb = engine.chunk_blocks
-        for s in range(engine.next_slot):
-            lba = keys[s] * scb
-            self.mark(1, lba, scb)
+        for c in engine.index.chunks():
+            self.mark(1, c * scb, scb)
 
     def plan(self):
         # the chunks the next copy must move, in self.todo; answers how many

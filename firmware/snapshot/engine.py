@@ -16,7 +16,7 @@ import os
 import time
 from micropython import const
 from hw.xor import zero
-from snapshot.index import (ExceptionIndex, find_run, pack_records, record_chunk, LOAD_PCT, MAX_SLOTS,
+from snapshot.index import (ExceptionIndex, find_run, pack_records, record_chunk,
                             RUN_SHIFT, RUN_SLOT, REC_LEN, RECS_PER_BLOCK)
 from snapshot.origin import Origin, SnapshotError
 
@@ -105,7 +105,7 @@ class Engine:
         # the layout depends on the drive only, so a board given another heap finds its log intact
         self.data = self._data_start(m)
         self.log_slots = m
-        ram_slots = min(MAX_SLOTS, self.index_budget * LOAD_PCT // (4 * LOAD_PCT + 300))
+        ram_slots = ExceptionIndex.slots_for(self.index_budget)
         if m > ram_slots:
             # the board's memory bounds the index, and so how much of the log a snapshot can use
             self.events.log("warn", "LOG SD%d: MEMORY LIMITS THE LOG TO %d OF %d CHUNKS" % (sd, ram_slots, m))
@@ -211,7 +211,9 @@ class Engine:
                     chunk = -1 if n == self.max_slots else record_chunk(buf, off, self.snap_id, n)
                     if chunk < 0:
                         break
-                    self.index.insert(chunk, n)
+                    if not self.index.insert(chunk, n):
+                        n = -1
+                        break
                     n += 1
                 else:
                     blk += k
@@ -219,6 +221,9 @@ class Engine:
                 break
         finally:
             self.buffer.give(b)
+        if n < 0:
+            self.overflow("LOG INDEX DOES NOT FIT IN MEMORY")
+            return
         self.next_slot = n
         if n == self.max_slots < self.log_slots and self._record_valid(n):
             # more exceptions on the log than this board's memory can index: without all of them
@@ -303,7 +308,10 @@ class Engine:
 
     def add_exceptions(self, c, slot, k):
         # chunks c..c+k-1 are on the log in slots slot..slot+k-1, their records too: into the index
-        self.index.insert_run(c, slot, k)
+        if not self.index.insert_run(c, slot, k):
+            # on the log, but this board's memory cannot index it: the snapshot ends
+            self.overflow("LOG INDEX DOES NOT FIT IN MEMORY")
+            return
         self.next_slot = slot + k
         if self.confirm is not None:
             self.confirm()       # in the partner's index before the primary is written
@@ -313,8 +321,16 @@ class Engine:
             self.events.log("warn", "LOG DRIVE %d%% FULL" % USAGE_EVENTS[self._warned - 1])
 
     # ---- a pair's follower: the partner's snapshot, kept from its messages -----------------------
+    def indexable(self, drive):
+        # whether the index can name every chunk of `drive` (chunk numbers below 2^27 at least)
+        return (drive.blocks + self.chunk_blocks - 1) // self.chunk_blocks <= self.index.max_chunks
+
     def follow(self, state, primary_sd, primary, snap_id, generation, started, last):
         # the partner began (ACTIVE) or ended a snapshot; this engine serves its backup LUN reads
+        if state == ACTIVE and primary is not None and not self.indexable(primary):
+            self.events.log("error", "LOG INDEX CANNOT NAME SD%d'S CHUNKS: THE PARTNER'S SNAPSHOT IS NOT SERVED HERE"
+                            % primary_sd)
+            state, primary = OVERFLOWED, None
         if state == ACTIVE:
             self.primary, self.primary_sd, self.next_slot = primary, primary_sd, 0
             self.snap_id, self.generation, self.started = snap_id, generation, started
@@ -333,7 +349,7 @@ class Engine:
         # before is on the log if this one comes after it (a copy that failed is announced again
         # at the same slots), and this one may not be there yet (read_backup checks its records)
         if self.pending_k and slot >= self.pending_slot + self.pending_k:
-            self.index.insert_run(self.pending_c, self.pending_slot, self.pending_k)
+            self._follow_run()
         self.pending_c, self.pending_slot, self.pending_k = c, slot, k
         self.next_slot = slot + k
 
@@ -407,10 +423,10 @@ class Engine:
         end = lba + (len(mv) >> 9)
         last = (end - 1) // cb
         pos = lba
-        table, keys, cap = index.table, index.keys, index.cap
+        cells, p = index.cells, index.p
         while pos < end:
             c = pos // cb
-            r = find_run(table, keys, cap, c, last)
+            r = find_run(cells, p, c, last)
             slot = (r & RUN_SLOT) - 1
             seg_end = (r >> RUN_SHIFT) * cb
             if seg_end >= end:
@@ -454,9 +470,18 @@ class Engine:
         if record_chunk(b, (s % RECS_PER_BLOCK) * REC_LEN, self.snap_id, s) != chunk:
             return False
         if self.pending_k and s == self.pending_slot + self.pending_k - 1:
-            self.index.insert_run(self.pending_c, self.pending_slot, self.pending_k)
+            self._follow_run()
             self.pending_k = 0
         return True
+
+    def _follow_run(self):
+        # the announced run is on the log: into the index. A follower whose memory cannot index
+        # it stops serving the partner's snapshot here (its backup LUN reports the end, as after
+        # an overflow) rather than read new data for a chunk it left out; the partner's goes on
+        if not self.index.insert_run(self.pending_c, self.pending_slot, self.pending_k):
+            self.events.log("error", "LOG INDEX DOES NOT FIT IN MEMORY: THE PARTNER'S SNAPSHOT IS NOT SERVED HERE")
+            self.state, self.primary, self.primary_sd, self.pending_k = OVERFLOWED, None, -1, 0
+            self.index.clear()
 
     # ---- status --------------------------------------------------------------------------
     def usage_pct(self):
@@ -475,9 +500,8 @@ class Engine:
             return [0] * max(cells, 0)
         nchunks = (self.primary.blocks + self.chunk_blocks - 1) // self.chunk_blocks
         counts = [0] * cells
-        keys = self.index.keys
-        for s in range(self.next_slot):
-            counts[keys[s] * cells // nchunks] += 1
+        for c in self.index.chunks():
+            counts[c * cells // nchunks] += 1
         out = []
         for i in range(cells):
             size = (i + 1) * nchunks // cells - i * nchunks // cells

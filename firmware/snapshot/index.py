@@ -8,34 +8,60 @@ import micropython
 from micropython import const
 from hw.xor import zero
 
-LOAD_PCT = const(80)       # hash table fill at a full log
-MAX_SLOTS = const(0xFFFFFE)  # a table cell holds slot + 1 in 24 bits
+LOAD_PCT = const(90)       # table fill at a full log
+MAX_SLOTS = const(0xFFFFFE)  # the most slots a log indexes (slot + 1 in at most 24 bits of a cell)
 RUN_SHIFT = const(25)      # find_run's answer: run end << RUN_SHIFT | (first chunk's slot + 1) ...
 RUN_SLOT = const(0x1FFFFFF)  # ... in the low bits (0: the run is not copied)
 REC = "<IIII"              # snapshot id, chunk, slot, CRC32 of the first 12 bytes
 REC_LEN = const(16)
 RECS_PER_BLOCK = const(32)
+WAYS = const(4)            # cells per bucket
+MAX_KICKS = const(500)     # cells an insert may move before its last homeless entry goes to the stash
+STASH = const(32)          # entries no bucket could take
+M1 = const(0x1E3779B1)     # the two hashes: odd multipliers, each a bijection of the key space
+M2 = const(0x2C1B3C6D)
+# the parameter words (ExceptionIndex.p) the viper functions read: buckets, key mask, multipliers
+# and their inverses, slot bits, stash fill, the victim rotor; the stash's (chunk, slot) from P_STASH
+P_NB = const(0)
+P_MASK = const(1)
+P_M1 = const(2)
+P_M2 = const(3)
+P_I1 = const(4)
+P_I2 = const(5)
+P_S = const(6)
+P_N = const(7)
+P_ROTOR = const(8)
+P_STASH = const(16)
 
 
 @micropython.viper
-def _probe(table: ptr8, keys: ptr32, cap: int, key: int) -> int:
-    # linear probing over `table` (slot+1 per 3-byte cell, 0 = empty); keys[slot] is the chunk it
-    # holds. Returns the slot holding `key`, or -1 - (empty cell where it would go).
-    i = (((key * 0x9E3779B1) & 0xFFFFFFFF) * cap) >> 32
-    while True:
-        j = i * 3
-        v = int(table[j]) | (int(table[j + 1]) << 8) | (int(table[j + 2]) << 16)
-        if v == 0:
-            return -1 - i
-        if int(keys[v - 1]) == key:
-            return v - 1
-        i += 1
-        if i == cap:
-            i = 0
+def _find(cells: ptr32, p: ptr32, x: int) -> int:
+    # the slot of chunk x, or -1: its cell in one of its two buckets, else the stash
+    nb = int(p[P_NB])
+    mask = int(p[P_MASK])
+    sb = int(p[P_S])
+    h = (x * int(p[P_M1])) & mask
+    j = (h % nb) * WAYS
+    tag = (h // nb) << 1
+    for w in range(WAYS):
+        v = int(cells[j + w])
+        if v != 0 and (v >> sb) == tag:
+            return (v & ((1 << sb) - 1)) - 1
+    h = (x * int(p[P_M2])) & mask
+    j = (h % nb) * WAYS
+    tag = ((h // nb) << 1) | 1
+    for w in range(WAYS):
+        v = int(cells[j + w])
+        if v != 0 and (v >> sb) == tag:
+            return (v & ((1 << sb) - 1)) - 1
+    for i in range(int(p[P_N])):
+        if int(p[P_STASH + 2 * i]) == x:
+            return int(p[P_STASH + 2 * i + 1])
+    return -1
 
 
 @micropython.viper
-def find_run(table: ptr8, keys: ptr32, cap: int, c: int, last: int) -> int:
+def find_run(cells: ptr32, p: ptr32, c: int, last: int) -> int:
     # the run of chunks from c (up to last) that lie in one place: all without an exception, or
     # all in consecutive log slots from c's slot on. -> end (exclusive) << RUN_SHIFT | c's slot + 1.
     # The write and backup read paths call it on the index's arrays directly: ExceptionIndex.run
@@ -43,19 +69,7 @@ def find_run(table: ptr8, keys: ptr32, cap: int, c: int, last: int) -> int:
     slot0 = -2
     x = c
     while x <= last:
-        i = (((x * 0x9E3779B1) & 0xFFFFFFFF) * cap) >> 32
-        slot = -1
-        while True:
-            j = i * 3
-            v = int(table[j]) | (int(table[j + 1]) << 8) | (int(table[j + 2]) << 16)
-            if v == 0:
-                break
-            if int(keys[v - 1]) == x:
-                slot = v - 1
-                break
-            i += 1
-            if i == cap:
-                i = 0
+        slot = int(_find(cells, p, x))
         if x == c:
             slot0 = slot
         elif (slot0 < 0 and slot >= 0) or (slot0 >= 0 and slot != slot0 + (x - c)):
@@ -65,31 +79,64 @@ def find_run(table: ptr8, keys: ptr32, cap: int, c: int, last: int) -> int:
 
 
 @micropython.viper
-def _put(table: ptr8, i: int, v: int):
-    j = i * 3
-    table[j] = v & 0xFF
-    table[j + 1] = (v >> 8) & 0xFF
-    table[j + 2] = (v >> 16) & 0xFF
+def _insert(cells: ptr32, p: ptr32, x: int, slot: int) -> int:
+    # chunk x (not in the index) -> slot: into a free cell of one of its buckets, else by moving
+    # cells to their other bucket (at most MAX_KICKS), the last one moved into the stash. 0 when
+    # the stash is full (checked first: then nothing was moved)
+    nb = int(p[P_NB])
+    mask = int(p[P_MASK])
+    sb = int(p[P_S])
+    which = 0
+    while which < 2:
+        h = (x * int(p[P_M1 + which])) & mask
+        j = (h % nb) * WAYS
+        for w in range(WAYS):
+            if int(cells[j + w]) == 0:
+                cells[j + w] = (slot + 1) | (((h // nb) << 1 | which) << sb)
+                return 1
+        which += 1
+    n = int(p[P_N])
+    if n >= STASH:
+        return 0
+    which = 0
+    for _ in range(MAX_KICKS):
+        h = (x * int(p[P_M1 + which])) & mask
+        b = h % nb
+        j = b * WAYS
+        for w in range(WAYS):
+            if int(cells[j + w]) == 0:
+                cells[j + w] = (slot + 1) | (((h // nb) << 1 | which) << sb)
+                return 1
+        r = int(p[P_ROTOR])
+        p[P_ROTOR] = (r + 1) & (WAYS - 1)
+        v = int(cells[j + r])
+        cells[j + r] = (slot + 1) | (((h // nb) << 1 | which) << sb)
+        # the moved entry: its chunk from its bucket and quotient, then its other bucket
+        slot = (v & ((1 << sb) - 1)) - 1
+        t = v >> sb
+        vw = t & 1
+        x = (((t >> 1) * nb + b) * int(p[P_I1 + vw])) & mask
+        which = 1 - vw
+    p[P_STASH + 2 * n] = x
+    p[P_STASH + 2 * n + 1] = slot
+    p[P_N] = n + 1
+    return 1
 
 
 @micropython.viper
-def _insert_run(table: ptr8, keys: ptr32, cap: int, c: int, slot: int, k: int):
-    # chunks c..c+k-1 (none of them in the index yet) -> slots slot..slot+k-1
-    for x in range(k):
-        key = c + x
-        i = (((key * 0x9E3779B1) & 0xFFFFFFFF) * cap) >> 32
-        while True:
-            j = i * 3
-            if (int(table[j]) | int(table[j + 1]) | int(table[j + 2])) == 0:
-                break
-            i += 1
-            if i == cap:
-                i = 0
-        keys[slot + x] = key
-        v = slot + x + 1
-        table[j] = v & 0xFF
-        table[j + 1] = (v >> 8) & 0xFF
-        table[j + 2] = (v >> 16) & 0xFF
+def _next_used(cells: ptr32, i: int, end: int) -> int:
+    # the first cell from i on that holds an entry, or end
+    while i < end and int(cells[i]) == 0:
+        i += 1
+    return i
+
+
+def _inverse(m, mask):
+    # m^-1 modulo mask + 1 (a power of two), by Newton's iteration
+    inv = m
+    for _ in range(6):
+        inv = (inv * (2 - m * inv)) & mask
+    return inv
 
 
 def _crc_table():
@@ -138,40 +185,79 @@ def record_chunk(buf, off, sid, slot):
 
 
 class ExceptionIndex:
-    # primary chunk -> log slot in 4 + 3/0.8 = 7.75 bytes of RAM per exception at a full log: a
-    # dense slot->chunk array plus an open-addressing table of 3-byte slot numbers (O(1) average;
-    # linear probing at most 80 % full keeps a miss, the common case on the write path, short)
+    # primary chunk -> log slot: a bucketed cuckoo hash table (two buckets of 4 cells per chunk,
+    # filled to at most 90 %) of 32-bit cells, each holding slot + 1, which of the two hashes
+    # placed it, and the quotient of that hash by the bucket count: with the bucket it sits in,
+    # the quotient gives the chunk back, so no key is stored. 16 bytes a bucket / (4 x 0.9) =
+    # 4.44 bytes per exception at a full log, whatever the order of the first writes, and a lookup
+    # (hit or miss) reads two buckets and the stash: O(1) in the worst case (snapshot/README.md)
     def __init__(self, max_slots):
-        if max_slots > MAX_SLOTS:
+        if not 0 <= max_slots <= MAX_SLOTS:
             raise ValueError("index of %d slots: at most %d" % (max_slots, MAX_SLOTS))
         self.max_slots = max_slots
-        self.cap = (max_slots * 100 // LOAD_PCT + 16) & ~15     # whole 16-byte groups for xor.zero
-        self.keys = array.array("I", bytes(4 * max_slots))
-        self.table = bytearray(3 * self.cap)
+        nb = max(2, (max_slots * 100 + WAYS * LOAD_PCT - 1) // (WAYS * LOAD_PCT))
+        sb = 0
+        while max_slots >> sb:
+            sb += 1
+        # chunk numbers below 2^bits: a quotient (< 2^bits / nb) fits the cell's 31 - sb high bits
+        bits = 1
+        while bits < 32 and ((1 << (bits + 1)) - 1) // nb < 1 << (31 - sb - 1):
+            bits += 1
+        mask = (1 << bits) - 1
+        self.max_chunks = 1 << bits
+        self.cells = bytearray(4 * WAYS * nb)
+        self.p = array.array("I", bytes(4 * (P_STASH + 2 * STASH)))
+        for i, v in ((P_NB, nb), (P_MASK, mask), (P_M1, M1 & mask), (P_M2, M2 & mask),
+                     (P_I1, _inverse(M1 & mask, mask)), (P_I2, _inverse(M2 & mask, mask)), (P_S, sb)):
+            self.p[i] = v
         self.count = 0
 
+    @staticmethod
+    def slots_for(budget):
+        # the most slots an index of `budget` bytes holds
+        return max(0, min(MAX_SLOTS, (budget - 4 * (P_STASH + 2 * STASH)) * LOAD_PCT // (100 * 4)))
+
     def clear(self):
-        zero(self.table, len(self.table))
+        zero(self.cells, len(self.cells))
+        self.p[P_N] = 0
         self.count = 0
 
     def find(self, chunk):
-        r = _probe(self.table, self.keys, self.cap, chunk)
-        return r if r >= 0 else -1
+        return _find(self.cells, self.p, chunk)
 
     def run(self, c, last):
         # (end of the run of chunks from c that lie in one place, c's slot or -1); see find_run
-        r = find_run(self.table, self.keys, self.cap, c, last)
+        r = find_run(self.cells, self.p, c, last)
         return r >> RUN_SHIFT, (r & RUN_SLOT) - 1
 
     def insert_run(self, c, slot, k):
-        # a run just copied: its chunks had no exception (the write path looked them up)
-        _insert_run(self.table, self.keys, self.cap, c, slot, k)
-        self.count += k
+        # a run just copied (its chunks had no exception: the write path looked them up). False
+        # when the index is full (the stash too) or a chunk is past max_chunks: the caller ends
+        # the snapshot, since a chunk left out would read new data on the backup LUN
+        if c < 0 or c + k > self.max_chunks or slot + k > self.max_slots:
+            return False
+        cells, p = self.cells, self.p
+        for x in range(k):
+            if not _insert(cells, p, c + x, slot + x):
+                return False
+            self.count += 1
+        return True
 
     def insert(self, chunk, slot):
-        r = _probe(self.table, self.keys, self.cap, chunk)
-        if r >= 0:
-            return
-        self.keys[slot] = chunk
-        _put(self.table, -1 - r, slot + 1)
-        self.count += 1
+        # one exception (at boot, from the log's records); one already there keeps its slot
+        if 0 <= chunk < self.max_chunks and _find(self.cells, self.p, chunk) >= 0:
+            return True
+        return self.insert_run(chunk, slot, 1)
+
+    def chunks(self):
+        # every chunk in the index, in no particular order
+        cells, p = self.cells, self.p
+        nb, mask, sb = p[P_NB], p[P_MASK], p[P_S]
+        end = WAYS * nb
+        i = _next_used(cells, 0, end)
+        while i < end:
+            t = struct.unpack_from("<I", cells, 4 * i)[0] >> sb
+            yield (((t >> 1) * nb + i // WAYS) * p[P_I1 + (t & 1)]) & mask
+            i = _next_used(cells, i + 1, end)
+        for i in range(p[P_N]):
+            yield p[P_STASH + 2 * i]

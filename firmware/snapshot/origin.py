@@ -35,7 +35,7 @@ class Origin:
         keep = -1
         c = first
         while c <= last and e.primary is drive:      # an overflow ends the snapshot mid-write
-            r = find_run(index.table, index.keys, index.cap, c, last)
+            r = find_run(index.cells, index.p, c, last)
             end = r >> RUN_SHIFT
             if r & RUN_SLOT:
                 c = end                      # already copied: the log keeps what it has

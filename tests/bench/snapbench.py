@@ -207,6 +207,28 @@ def main():
     del idx
     gc.collect()
 
+    # a 100 GiB log of 64 KiB chunks beside a 1 TiB primary on the default board (its heap's
+    # quarter for the index): the share of the log's chunks the index holds, and a snapshot of
+    # the 1 TiB primary taken, first-written at random places and read back exact
+    c = make([(0, 7, [0], False, None), (1, 7, [1], True, 100 << 10)], disk_mb=1 << 20)
+    e = c.engine
+    emit("snap_log_indexed_pct_100g", 100 * e.max_slots // e.log_slots, "pct")
+    assert e.max_slots == e.log_slots == 1637999, (e.max_slots, e.log_slots)
+    assert c.execute(NEX, INITIATE)[0] == 0
+    rnd = [(k * 2654435761) % (1 << 24) for k in range(300)]
+    one = bytearray(512)
+    for k, ch in enumerate(rnd):
+        one[0] = k & 0xFF
+        assert c.execute(NEX, rw10(0x2A, ch * 128, 1), one)[0] == 0
+    for k, ch in enumerate(rnd):
+        st, _, data = c.execute(("iqn.bench", 0, 1), rw10(0x28, ch * 128, 1))
+        assert st == 0 and bytes(data) == bytes(512), (k, ch)
+    emit("snap_random_first_writes_100g", e.next_slot, "count")
+    c.execute(NEX, TERMINATE)
+    c.iop.close()
+    del c, e
+    gc.collect()
+
     # physical I/Os per 4 KiB host write (noise-free counts), RAID 1 and RAID 5 primaries
     for name, level, slots in (("raid1", 1, [0, 1]), ("raid5", 5, [0, 1, 2, 3])):
         c = make([(0, level, slots, False, None), (1, 1, [4, 5], True, None)], disk_mb=64)

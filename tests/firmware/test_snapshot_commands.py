@@ -120,3 +120,15 @@ def test_fig4_command_table_names_the_four_direct_commands():
     names = sorted(v[0] for v in vendor.COMMANDS.values())
     assert names == ["GET LONG OPERATION STATUS", "SNAPSHOT INITIATE", "SNAPSHOT TERMINATE",
                      "START LONG OPERATION"]
+
+
+def test_a_primary_with_more_chunks_than_the_index_can_name_is_not_snapshotted():
+    # 3 TiB of 4 KiB chunks (sparse 1 TiB disks, the factory's RAID 5): past the index's reach
+    ctl = fw.boot(b=fw.small_board(disk_mb=1 << 20))
+    ctl.command("log_set", {"sd": 1, "chunk_kb": 4})
+    assert ctl.drives[0].blocks // 8 > ctl.engine.index.max_chunks
+    expect(ctl, PRIMARY, INITIATE, 2, 0x02, 0x04, 0x03)
+    assert any("MORE CHUNKS THAN THE INDEX CAN NAME" in e["text"] for e in ctl.events.recent(5))
+    assert ctl.command("snapshot_status")["state"] == "IDLE"
+    ctl.command("log_set", {"sd": 1, "chunk_kb": 64})           # 50 M chunks of 64 KiB: named
+    expect(ctl, PRIMARY, INITIATE, 0)

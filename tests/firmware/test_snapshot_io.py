@@ -183,15 +183,15 @@ def test_a_board_rebooted_with_another_heap_keeps_its_snapshot_or_reports_it_los
     for c in range(0, 40, 8):
         assert write(ctl, c * CHUNK, old[c * CHUNK * 512:(c + 8) * CHUNK * 512]) == (0, None)
     fw.run(ctl, PRIMARY, INITIATE)
-    for c in range(40):
+    for c in range(48):
         write(ctl, c * CHUNK, fw.pattern(15, 512))
     ctl.board["heap_kb"] *= 4                          # more memory: the same snapshot, exact
     ctl = fw.reboot(ctl)
-    assert ctl.engine.next_slot == 40
+    assert ctl.engine.next_slot == 48
     assert b"".join(read(ctl, c * CHUNK, 8 * CHUNK, BACKUP) for c in range(0, 40, 8)) == old
-    ctl.board["heap_kb"] = 1                            # an index budget of 256 bytes: 33 slots
+    ctl.board["heap_kb"] = 2                            # an index budget of 512 bytes: 43 slots
     ctl = fw.reboot(ctl)
-    assert ctl.engine.max_slots == 33
+    assert ctl.engine.max_slots == 43
     assert ctl.command("snapshot_status")["state"] == "OVERFLOWED"
     assert fw.sense3(fw.run(ctl, BACKUP, fw.read10(0, 1))[1]) == (0x09, 0x82, 0x00)
     assert any("DOES NOT FIT IN MEMORY" in e["text"] for e in ctl.events.recent(20))
