@@ -114,7 +114,7 @@ class Controller:
             self.cache.mirror = self.pair.mirror
             self.engine.notify = self.pair.snapshot_changed
             self.engine.announce = self.pair.announce_exceptions
-            self.engine.confirm = self.pair.confirm_exceptions
+            self.engine.absorb = self.pair.feed.absorb
             self.core.alua = self.pair.alua_state
             self.pair.alua_changed = self.core.access_changed
         self.refresh_status(quiet=True)
@@ -372,10 +372,14 @@ class Controller:
 
     # ---- SCSI core interface ------------------------------------------------------------
     def execute(self, nexus, cdb, data_out=None, buf=None):
+        if self.pair is not None and self.pair.routed(nexus, cdb):
+            return self.pair.transition()     # ownership moved since the command was routed
+        return self.execute_here(nexus, cdb, data_out, buf)
+
+    def execute_here(self, nexus, cdb, data_out=None, buf=None):
+        # execute() for a transport that has just asked pair.routed() itself
         if self.pair is None:
             return self.core.execute(nexus, cdb, data_out, buf)
-        if self.pair.routed(nexus, cdb):
-            return self.pair.transition()     # ownership moved since the transport routed it
         out = self.core.execute(nexus, cdb, data_out, buf)
         self.pair.reservations_checked()
         return out

@@ -17,6 +17,8 @@ from hw import nvram
 from storage import cache as cachemod
 from hw.hmac import hmac_sha256, same
 from control.errors import CmdError
+from control.mirror import (WriteBackMirror, ExceptionMirror, ExceptionFeed, read_int, write_int,
+                            WB_FILE, WB_EPOCH, EPOCH_FILE)
 
 # pair messages (kinds 16 and up on the link; endpoints/link/linkproto.md "Pair messages")
 K_CFG = const(16)        # an NV memory image to store; reply b"ok" or b"conflict <generation>"
@@ -26,20 +28,28 @@ K_DISK = const(19)       # disk slot states changed on the shared channels: read
 K_GIVE = const(20)       # failback: "give me back my drives and ports" (reply when done)
 K_STATE = const(21)      # what the sender serves now (JSON); no reply
 K_SNAP = const(22)       # a snapshot began or ended (JSON); reply b"ok"
-K_WB = const(23)         # write-back journal records to keep (a first byte 1: start afresh); b"ok"
-K_EXC = const(24)        # new exceptions of the snapshot: chunk, log slot, count "<III"; b"ok"
+# 23 and 24 carried the write-back records and the snapshot's exceptions before they went to
+# the mirror memory (control/mirror.py); a partner that sends them is told nothing
 K_AUTH = const(25)       # HMAC-SHA256(pair key, label + our challenge + sender); b"ok" or b"refused"
 K_NEXUS = const(26)      # task management or the end of a session, for the nexus state kept here; reply b"ok"
 K_LOPS = const(27)       # the long operations handed over with the drives at failback (JSON); no reply
 K_RESV = const(28)       # the backup LUN is reserved (b"\x01") or not (b"\x00") on the snapshot's owner; b"ok"
 
-REQUESTS = (K_CFG, K_FWD, K_CMD, K_SNAP, K_WB, K_EXC, K_NEXUS, K_RESV)   # answered with a REPLY
+REQUESTS = (K_CFG, K_FWD, K_CMD, K_SNAP, K_NEXUS, K_RESV)   # answered with a REPLY
 REFUSED = b"refused"    # the REPLY to a request that could not be read
-LIGHT = (K_CFG, K_DISK, K_STATE, K_SNAP, K_WB, K_EXC, K_AUTH, K_NEXUS, K_LOPS, K_RESV)   # handled at once, even inside a blocking call
+LIGHT = (K_CFG, K_DISK, K_STATE, K_SNAP, K_AUTH, K_NEXUS, K_LOPS, K_RESV)   # handled at once, even inside a blocking call
 # what a backup LUN answers from the disks on either controller (claim 12): it is read-only
 BACKUP_READS = (0x00, 0x08, 0x28, 0xA8, 0x88, 0x25, 0x9E, 0x1A, 0x5A)
 # answered by the controller a host asked, whoever owns the drive: they describe the port
 LOCAL_OPS = (0x12, 0xA0, 0xA3, 0x03)    # INQUIRY, REPORT LUNS, MAINTENANCE IN, REQUEST SENSE
+# the two, as flags by operation code: routed() looks an opcode up once
+_LOCAL = const(1)
+_BACKUP_READ = const(2)
+_OP_CLASS = bytearray(256)
+for _op in LOCAL_OPS:
+    _OP_CLASS[_op] = _LOCAL
+for _op in BACKUP_READS:
+    _OP_CLASS[_op] |= _BACKUP_READ
 TUR = bytes(6)           # a CDB that is routed as every command for a logical unit's medium is
 NEXUS_LOST = "nexus_lost"   # the NEXUS message's event for the end of a session (or all of them)
 BOOT_WAIT_MS = const(3000)   # how long a booting controller waits to hear its partner
@@ -64,66 +74,8 @@ MANUAL_FAILBACK = const(0x02)
 HEARTBEAT_FILE = "heartbeat"    # in each controller's own directory: a counter it rewrites
 PID_FILE = "firmware.pid"
 AGREED_FILE = "pair.agreed"     # the NV generation both held when they last agreed
-EPOCH_FILE = "epoch"            # bumped when the controller writes back without its partner's copy
-MIRROR_FILE = "mirror.journal"  # the partner's write-back journal, as this controller keeps it
-MIRROR_EPOCH = "mirror.epoch"   # the partner's epoch that copy belongs to
-MIRROR_CHUNK = const(960 * 1024)    # records per message (a link frame holds 1 MiB + 4 KiB)
 KEY_FILE = "pair.key"           # in the state directory: the secret both controllers of it share
 NONCE_LEN = const(16)
-
-
-def read_int(path, default=-1):
-    try:
-        with open(path) as f:
-            return int(f.read())
-    except (OSError, ValueError):
-        return default
-
-
-def write_int(path, n):
-    with open(path, "w") as f:
-        f.write("%d\n" % n)
-
-
-class Mirror:
-    # the write-back cache's copy in the partner's memory (storage/cache.py `mirror`): records
-    # gathered during a write go out in one blocking call before the write is answered
-    def __init__(self, pair):
-        self.pair = pair
-        self.parts = [b"\0"]
-        self.size = 0
-        self.alone = False          # a record went unmirrored: the partner's copy is stale
-
-    def reset(self):
-        # the copy starts afresh, stamped with this controller's epoch
-        self.parts = [struct.pack("<BI", 1, read_int(self.pair.ctl.own_dir + "/" + EPOCH_FILE, 0))]
-        self.size = 0
-
-    def record(self, hdr, data):
-        # a message holds MIRROR_CHUNK at most: a record that would pass it goes in the next one
-        n = len(hdr) + len(data)
-        if self.size and self.size + n > MIRROR_CHUNK:
-            self.commit()
-        self.parts.append(bytes(hdr))
-        self.parts.append(data)
-        self.size += n
-
-    def commit(self):
-        parts, self.parts, self.size = self.parts, [b"\0"], 0
-        if len(parts) == 1 and parts[0] == b"\0":
-            return
-        p = self.pair
-        if p.partner == UP:
-            try:
-                p.link.call(K_WB, parts, CALL_MS)
-                return
-            except p.Down:
-                pass
-        if not self.alone:
-            # writing back without the partner's copy: its copy no longer counts (pair.md)
-            self.alone = True
-            own = p.ctl.own_dir + "/" + EPOCH_FILE
-            write_int(own, read_int(own, 0) + 1)
 
 
 def pair_key(state_dir, me):
@@ -198,10 +150,9 @@ class Pair:
         self.partner_dir = "%s/c%d" % (ctl.state_dir, self.other)
         write_int(ctl.own_dir + "/" + PID_FILE, self.pid)
         self.alua_changed = None         # core hook: a unit attention for every nexus (2A/06)
-        self.mirror = Mirror(self)
-        self.announced = None            # a run of exceptions: True once posted, its answer not yet
-                                         # taken; its bytes while it waits for the copy (pair.md)
-        self.mirror_file = None          # the partner's write-back records (MIRROR_FILE), open
+        self.mirror = WriteBackMirror(self)        # the cache's copy in the partner's memory
+        self.exceptions = ExceptionMirror(self)    # the snapshot's runs, there
+        self.feed = ExceptionFeed(ctl.own_dir, eng)   # the partner's runs, here
         self.backup_reserved = False     # the partner holds a reservation of the backup LUN: its reads go there
         self.reserved_told = False       # what the partner was last told of reservations here
         self.held = ctl.core.pr.held     # the SCSI core's reservations (one dict for its life)
@@ -212,6 +163,10 @@ class Pair:
 
     def attach(self, link, down_exc, ports):
         self.link, self.Down, self.ports = link, down_exc, ports
+
+    def up(self):
+        # the partner is heard on the link: its mirror memory is reachable
+        return self.partner == UP
 
     # ---- ownership -------------------------------------------------------------------------
     def owner(self, sd):
@@ -372,16 +327,8 @@ class Pair:
             self.partner_serving = set(json.loads(bytes(payload))["serving"])
             if self.waiting and self.me not in self.partner_serving:
                 asyncio.create_task(self._served_again())
-        elif kind == K_WB:
-            self._reply(seq, self._keep_records(payload))
         elif kind == K_SNAP:
             self._reply(seq, self._follow_snapshot(payload))
-        elif kind == K_EXC:
-            c, slot, k = struct.unpack_from("<III", payload, 0)
-            eng = self.ctl.engine
-            if eng.follower and eng.state == ACTIVE_SNAPSHOT:
-                eng.follow_exceptions(c, slot, k)
-            self._reply(seq, b"ok")
         elif kind == K_FWD:
             self._reply(seq, self._execute_forwarded(payload))
         elif kind == K_CMD:
@@ -473,39 +420,12 @@ class Pair:
         self._set_agreed(cfg.generation)
         return b"ok"
 
-    def _keep_records(self, p):
-        # the partner's write-back journal records, kept in this controller's battery-backed memory
-        # (a file written through at once; it stays open between messages)
-        if not len(p) or p[0] > 1 or (p[0] and len(p) < 5):
-            raise ValueError("not a write-back message")      # refused before the copy is touched
-        try:
-            if p[0] or self.mirror_file is None:
-                self._close_mirror_file()
-                self.mirror_file = open(self.ctl.own_dir + "/" + MIRROR_FILE, "wb" if p[0] else "ab")
-            self.mirror_file.write(p[5 if p[0] else 1:])
-            if p[0]:
-                write_int(self.ctl.own_dir + "/" + MIRROR_EPOCH, struct.unpack_from("<I", p, 1)[0])
-        except OSError as e:
-            self._close_mirror_file()
-            self.ctl.events.log("error", "PAIR: PARTNER'S WRITE-BACK DATA NOT KEPT: %s" % e)
-            return b"failed"
-        return b"ok"
-
-    def _close_mirror_file(self):
-        f, self.mirror_file = self.mirror_file, None
-        if f is not None:
-            try:
-                f.close()
-            except OSError:
-                pass
-
     def partner_journal(self):
         # at a takeover: the copy of the partner's write-back journal kept here, when it is
         # current (the partner never wrote back without it), else the journal it left (pair.md)
-        self._close_mirror_file()        # the takeover replays and empties it
-        mine = self.ctl.own_dir + "/" + MIRROR_FILE
+        mine = self.ctl.own_dir + "/" + WB_FILE
         theirs = self.partner_dir + "/" + cachemod.JOURNAL_FILE
-        if read_int(self.ctl.own_dir + "/" + MIRROR_EPOCH) == read_int(self.partner_dir + "/" + EPOCH_FILE, 0):
+        if read_int(self.ctl.own_dir + "/" + WB_EPOCH) == read_int(self.partner_dir + "/" + EPOCH_FILE, 0):
             return mine, theirs
         self.ctl.events.log("error", "PAIR: NO CURRENT COPY OF CONTROLLER %d'S WRITE-BACK DATA (it wrote "
                             "back alone): the journal it left is used" % self.other)
@@ -513,17 +433,22 @@ class Pair:
 
     # ---- commands for drives the partner serves -------------------------------------------------
     def routed(self, nexus, cdb):
-        # the partner executes a SCSI command for a logical unit whose drive it serves
-        if cdb[0] in LOCAL_OPS:
+        # the partner executes a SCSI command for a logical unit whose drive it serves (on every
+        # command: one opcode lookup, then the drive's owner)
+        cls = _OP_CLASS[cdb[0]]
+        if cls & _LOCAL:
             return False
-        sd = self.ctl.sd_at(nexus)
-        if sd is None:
+        ctl = self.ctl
+        lu = ctl.logical_unit(nexus)
+        if lu is None:
             return False
-        e = self.ctl.cfg.sd[sd]
-        if cdb[0] in BACKUP_READS and self.ctl.engine.follower and e.is_log() and not e.write_back() \
-                and not self.backup_reserved:
-            return False        # the backup LUN read from the shared disks here (pair.md)
-        return self.owner(self.ctl.snapshot_home(sd)) == self.other
+        sd = lu.sd
+        e = ctl.cfg.sd[sd]
+        if e.is_log():
+            if cls & _BACKUP_READ and ctl.engine.follower and not e.write_back() and not self.backup_reserved:
+                return False    # the backup LUN read from the shared disks here (pair.md)
+            sd = ctl.snapshot_home(sd)
+        return self.owner(sd) == self.other
 
     def reservations_checked(self):
         # after every command and nexus event this controller executes, and when the two meet: a
@@ -558,6 +483,8 @@ class Pair:
         # snapshot at a time holds pair-wide and its backup LUN answers there too (claims 9, 11)
         eng = self.ctl.engine
         self.snap_primary = eng.primary_sd if state == ACTIVE_SNAPSHOT else None
+        if state == ACTIVE_SNAPSHOT:
+            self.exceptions.start()
         if self.partner == UP:
             msg = {"state": state, "primary": eng.primary_sd, "snap_id": eng.snap_id,
                    "generation": eng.generation, "started": eng.started, "last": eng.last}
@@ -567,32 +494,9 @@ class Pair:
                 pass
 
     def announce_exceptions(self, c, slot, k):
-        # a run of exceptions goes to the partner as its copy begins; confirm_exceptions waits for
-        # the answer once the copy is made: in the partner's index before the primary is
-        # overwritten (claim 11), and the round trip is made while the copy is. A write-back log
-        # drive mirrors its cache over the link during the copy: then the run goes in one call
-        # at confirm_exceptions
-        if self.partner != UP:
-            return
-        self.announced = struct.pack("<III", c, slot, k)
-        eng = self.ctl.engine
-        if self.ctl.cfg.sd[eng.log_sd].write_back():
-            return
-        try:
-            self.link.post(K_EXC, self.announced, CALL_MS)
-            self.announced = True
-        except self.Down:
-            self.announced = None
-
-    def confirm_exceptions(self):
-        run, self.announced = self.announced, None
-        try:
-            if run is True:
-                self.link.wait()
-            elif run is not None:
-                self.link.call(K_EXC, run, CALL_MS)
-        except self.Down:
-            pass
+        # a run of exceptions, in the partner's mirror memory before its copy begins and so
+        # before the primary is overwritten (claim 11)
+        self.exceptions.add(self.ctl.engine.snap_id, c, slot, k)
 
     def _follow_if_theirs(self):
         # a snapshot whose primary the partner serves: this engine follows it, read from the log

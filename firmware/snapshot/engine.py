@@ -55,16 +55,20 @@ class Engine:
         self.primary_sd = -1
         self.state = IDLE
         # of a pair (control/pair.md "The snapshot across the pair"): notify(state) is told when a
-        # snapshot begins or ends; announce(c, slot, k) of a run of exceptions before its copy
-        # begins, and confirm() returns once the partner has it, before the primary is written. A
-        # follower keeps the partner's snapshot and never writes the log; the run announced last
-        # (chunks pending_c.. to slots pending_slot.., pending_k of them) may still be on its way
-        # to the log, and stays out of the index until it is known to be there
+        # snapshot begins or ends; announce(c, slot, k) puts a run of exceptions in the partner's
+        # mirror memory before its copy begins (so before the primary is written). A follower
+        # keeps the partner's snapshot and never writes the log: absorb() takes the runs the
+        # partner announced since it last looked (follow_exceptions each) and says how many. The
+        # run announced last (chunks pending_c.. to slots pending_slot.., pending_k of them) may
+        # still be on its way to the log, and stays out of the index until it is known to be
+        # there; the slots below `indexed` are all in the index
         self.notify = None
         self.announce = None
-        self.confirm = None
+        self.absorb = None
         self.follower = False
         self.pending_c = self.pending_slot = self.pending_k = 0
+        self.indexed = 0
+        self.follows = 0           # counts the times the index began afresh (the feed starts over)
         self._chk = bytearray(512)         # a follower's look at a record block
         self.generation = 0
         self.snap_id = 0
@@ -121,6 +125,8 @@ class Engine:
         self.last = None
         self.follower = False
         self.pending_k = 0
+        self.indexed = 0
+        self.follows += 1
         self._read_header()
         if self.state == ACTIVE:
             p = drives.get(self.primary_sd)
@@ -224,7 +230,7 @@ class Engine:
         if n < 0:
             self.overflow("LOG INDEX DOES NOT FIT IN MEMORY")
             return
-        self.next_slot = n
+        self.next_slot = self.indexed = n
         if n == self.max_slots < self.log_slots and self._record_valid(n):
             # more exceptions on the log than this board's memory can index: without all of them
             # the backup LUN would show new data, so the snapshot ends as by an overflow
@@ -313,8 +319,6 @@ class Engine:
             self.overflow("LOG INDEX DOES NOT FIT IN MEMORY")
             return
         self.next_slot = slot + k
-        if self.confirm is not None:
-            self.confirm()       # in the partner's index before the primary is written
         self.copies += k
         if self.next_slot >= self._warn_at:
             self._next_warning()
@@ -339,7 +343,8 @@ class Engine:
             self.primary, self.primary_sd, self.last = None, -1, last
         self.state = state
         self.follower = True
-        self.pending_k = 0
+        self.pending_k = self.indexed = 0
+        self.follows += 1
         self.origins.clear()
         if self.index is not None:
             self.index.clear()
@@ -347,11 +352,19 @@ class Engine:
     def follow_exceptions(self, c, slot, k):
         # the partner is about to copy chunks c..c+k-1 to slots slot..: the run it announced
         # before is on the log if this one comes after it (a copy that failed is announced again
-        # at the same slots), and this one may not be there yet (read_backup checks its records)
+        # at the same slots), and this one may not be there yet (read_backup checks its records).
+        # Slots already indexed (read from the log's records when this controller began to
+        # follow) are left out
+        d = self.indexed - slot
+        if d >= k:
+            return
+        if d > 0:
+            c, slot, k = c + d, slot + d, k - d
         if self.pending_k and slot >= self.pending_slot + self.pending_k:
             self._follow_run()
         self.pending_c, self.pending_slot, self.pending_k = c, slot, k
-        self.next_slot = slot + k
+        if slot + k > self.next_slot:
+            self.next_slot = slot + k
 
     def _next_warning(self):
         # the usage events (75/90/98 %) as slot counts, so the write path compares two integers
@@ -365,8 +378,6 @@ class Engine:
     def overflow(self, why, how="overflow"):
         # the snapshot ends without a terminate: the log filled (how "overflow"), or its log drive
         # ("log failed") or primary drive failed
-        if self.confirm is not None:
-            self.confirm()       # a run announced to the partner: its answer comes first
         self._keep_outcome(how, why)
         self.state = OVERFLOWED
         self.origins.clear()
@@ -396,7 +407,72 @@ class Engine:
 
     # ---- backup LUN read path ------------------------------------------------------------
     def read_backup(self, lba, mv):
-        # the primary as it was at initiate: log where the chunk was copied, else the primary
+        # the primary as it was at initiate: log where the chunk was copied, else the primary.
+        # A follower first takes what the partner announced; the runs it announced while the
+        # primary was read here may have been copied and overwritten meanwhile, so their chunks
+        # are read again from where they are now (control/pair.md "The snapshot across the pair")
+        if not self.follower:
+            self._read_image(lba, mv)
+            return
+        self._news()
+        self._read_image(lba, mv)
+        if self._news():
+            self._read_again(lba, mv)
+
+    def _news(self):
+        # a follower's look at what its partner copied: the runs announced in its mirror memory,
+        # then the records on the log past the indexed slots (runs whose copy is done, announced
+        # or not: after a restart this controller may begin to follow while the partner does not
+        # yet hear it). -> whether anything came
+        n = self.absorb() if self.absorb is not None else 0
+        return self._absorb_records() or n
+
+    def _absorb_records(self):
+        # the records past `indexed` into the index, up to the first slot without one
+        b = self._chk
+        s0 = s = self.indexed
+        while s < self.max_slots and self.state == ACTIVE:
+            self.log.read(HDR_BLOCKS + s // RECS_PER_BLOCK, memoryview(b))
+            while True:
+                chunk = record_chunk(b, (s % RECS_PER_BLOCK) * REC_LEN, self.snap_id, s)
+                if chunk < 0:
+                    break
+                if not self.index.insert(chunk, s):
+                    self._not_followed()
+                    return True
+                s += 1
+                if not s % RECS_PER_BLOCK or s == self.max_slots:
+                    break
+            if chunk < 0 or s == self.max_slots:
+                break
+        if s == s0:
+            return False
+        self.indexed = s
+        if s > self.next_slot:
+            self.next_slot = s
+        if self.pending_k and self.pending_slot < s:
+            # the announced run is (partly) among them, or was dropped for another at its slots
+            d = min(s - self.pending_slot, self.pending_k)
+            self.pending_c, self.pending_slot, self.pending_k = self.pending_c + d, self.pending_slot + d, self.pending_k - d
+        return True
+
+    def _read_again(self, lba, mv):
+        # the chunks of lba.. that are now indexed or announced, read as those are
+        cb = self.chunk_blocks
+        end = lba + (len(mv) >> 9)
+        pos = lba
+        while pos < end and self.state == ACTIVE:
+            j = pos // cb
+            n = min(end, (j + 1) * cb) - pos
+            part = mv[(pos - lba) << 9:(pos - lba + n) << 9]
+            slot = self.index.find(j)
+            if slot >= 0:
+                self.log.read(self.data + slot * cb + (pos - j * cb), part)
+            elif self.pending_k and self.pending_c <= j < self.pending_c + self.pending_k:
+                self._read_announced(pos, part)
+            pos += n
+
+    def _read_image(self, lba, mv):
         if self.pending_k:
             a = self.pending_c * self.chunk_blocks
             b = a + self.pending_k * self.chunk_blocks
@@ -479,9 +555,14 @@ class Engine:
         # it stops serving the partner's snapshot here (its backup LUN reports the end, as after
         # an overflow) rather than read new data for a chunk it left out; the partner's goes on
         if not self.index.insert_run(self.pending_c, self.pending_slot, self.pending_k):
-            self.events.log("error", "LOG INDEX DOES NOT FIT IN MEMORY: THE PARTNER'S SNAPSHOT IS NOT SERVED HERE")
-            self.state, self.primary, self.primary_sd, self.pending_k = OVERFLOWED, None, -1, 0
-            self.index.clear()
+            self._not_followed()
+            return
+        self.indexed = self.pending_slot + self.pending_k
+
+    def _not_followed(self):
+        self.events.log("error", "LOG INDEX DOES NOT FIT IN MEMORY: THE PARTNER'S SNAPSHOT IS NOT SERVED HERE")
+        self.state, self.primary, self.primary_sd, self.pending_k = OVERFLOWED, None, -1, 0
+        self.index.clear()
 
     # ---- status --------------------------------------------------------------------------
     def usage_pct(self):

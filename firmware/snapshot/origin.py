@@ -78,9 +78,9 @@ class Origin:
         if b < 0:
             raise SnapshotError("BUFFER_FULL")
         k = min(k, n * sb // (cb << 9))
-        if e.announce is not None:
-            e.announce(c, slot, k)       # the partner takes note while the copy is made
         try:
+            if e.announce is not None:
+                e.announce(c, slot, k)       # in the partner's mirror memory before the copy
             buf = buffer.span(b, n, k * cb << 9)
             start = c * cb
             nb = drive.blocks - start
@@ -101,8 +101,6 @@ class Origin:
             e.add_exceptions(c, slot, k)
         except:
             buffer.give_span(b, n)
-            if e.confirm is not None:
-                e.confirm()              # the partner's answer to the announcement is taken
             raise
         if keep and k == want:
             self.kept = n

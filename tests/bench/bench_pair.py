@@ -30,7 +30,7 @@ def arg(argv, name, default):
 
 
 def run(emit, argv):
-    kills, rounds = arg(argv, "--kills", 20), arg(argv, "--rounds", 9)
+    kills, rounds = arg(argv, "--kills", 20), arg(argv, "--rounds", 15)
     with tempfile.TemporaryDirectory() as d:
         pair = Pair(Path(d), populated_slots=8)
         simplex = None

@@ -28,17 +28,26 @@ def refusals(ctl):
 def test_an_unreadable_request_is_refused_at_once_and_logged():
     ctl = partner_up()
     junk = b"\xff\x00{"
-    for seq, kind in enumerate((P.K_FWD, P.K_EXC, P.K_NEXUS, P.K_SNAP, P.K_CFG, P.K_WB), 1):
+    for seq, kind in enumerate((P.K_FWD, P.K_RESV, P.K_NEXUS, P.K_SNAP, P.K_CFG), 1):
         ctl.pair.frame(kind, seq, memoryview(junk))
         assert ctl.pair.link.sent[-1][0] == seq, (kind, ctl.pair.link.sent)
     answers = [a for _, a in ctl.pair.link.sent]
     assert answers[:3] == [P.REFUSED] * 3 and answers[3] == b"unreadable", answers
-    assert answers[4].startswith(b"unusable") and answers[5] == P.REFUSED, answers
-    assert len(refusals(ctl)) == 4
+    assert answers[4].startswith(b"unusable"), answers
+    assert len(refusals(ctl)) == 3
     assert "MESSAGE KIND 26 FROM CONTROLLER 1 REFUSED: UNREADABLE (buffer too small)" in refusals(ctl)[2]
     # a firmware command answers with its own error
     ctl.pair.frame(P.K_CMD, 9, memoryview(junk))
     assert ctl.pair.link.sent[-1][0] == 9 and b'"BAD_ARGUMENT"' in ctl.pair.link.sent[-1][1]
+
+
+def test_the_retired_mirror_messages_are_ignored_and_logged():
+    # 23 and 24 carried write-back records and exceptions before the mirror memory took them
+    ctl = partner_up()
+    for kind in (23, 24):
+        ctl.pair.frame(kind, 5, memoryview(b"\x00\x01"))
+    assert ctl.pair.link.sent == []
+    assert sum("UNKNOWN MESSAGE KIND" in e["text"] for e in ctl.events.recent(8)) == 2
 
 
 def test_unreadable_one_way_messages_are_logged_and_change_nothing():
@@ -57,32 +66,57 @@ def test_a_refused_forwarded_command_reaches_the_host_as_a_lost_owner():
     assert any("FORWARDED COMMAND REFUSED BY CONTROLLER 1" in e["text"] for e in ctl.events.recent(64))
 
 
-def test_write_back_records_go_to_the_partner_in_messages_the_link_can_carry():
-    # a journal rewrite sends every dirty line: records of whole cache lines, whatever their
-    # size, are split between messages, never cut, and none passes the link's largest frame
-    from endpoints.link import frame as F
+def _journal_records(path):
+    # (header, data) of each record of a write-back journal file, as storage/cache.py writes them
+    import struct
+    from storage import cache
+    out = []
+    with open(path, "rb") as f:
+        b = f.read()
+    o = 0
+    while o < len(b):
+        nb = struct.unpack_from("<IIIII", b, o)[4]
+        out.append(bytes(b[o + cache.HDR:o + cache.HDR + nb * 512]))
+        o += cache.HDR + nb * 512
+    return out
+
+
+def test_write_back_records_are_in_the_partners_memory_as_they_are_journaled():
+    # the cache's copy goes straight into the partner's directory (its mirror memory): appended
+    # record by record, a fresh copy put in place whole and only then stamped with the epoch
     import fw
-
-    class Link:
-        def __init__(self):
-            self.sizes = []
-
-        def call(self, kind, parts, ms):
-            assert kind == P.K_WB
-            self.sizes.append(F.size(parts))
-            return b"ok"
+    from control import mirror as M
+    from storage import cache
 
     class Ctl:
-        own_dir = fw.tmpdir("mirror")
+        own_dir = fw.tmpdir("mine")
+        events = None
 
     class Pair:
-        ctl, partner, link, Down = Ctl(), P.UP, Link(), Exception
+        ctl, partner_dir, other, partner = Ctl(), fw.tmpdir("partners"), 1, P.UP
 
-    m = P.Mirror(Pair())
+        def up(self):
+            return self.partner == P.UP
+
+    p = Pair()
+    m = M.WriteBackMirror(p)
+    hdr = bytearray(cache.HDR)
     m.reset()
-    for size in (4096, 229376, 262144, 1048576, 65536, 262144, 262144, 262144, 262144, 512):
-        m.record(bytes(24), bytes(size))
+    hdr[16] = 1
+    m.record(hdr, bytes(512))
+    assert M.read_int(p.partner_dir + "/mirror.epoch") == -1          # not in place before commit
     m.commit()
-    sizes = Pair.link.sizes
-    assert max(sizes) <= F.MAX_PAYLOAD and len(sizes) >= 4, sizes
-    assert sum(sizes) == 5 + 10 * 24 + sum((4096, 229376, 262144, 1048576, 65536, 262144, 262144, 262144, 262144, 512)) + (len(sizes) - 1)
+    assert M.read_int(p.partner_dir + "/mirror.epoch") == 0
+    m.record(hdr, b"\x07" * 512)                                       # appended at once
+    assert _journal_records(p.partner_dir + "/mirror.journal") == [bytes(512), b"\x07" * 512]
+    m.reset()                                                          # a fresh copy, aside
+    m.record(hdr, b"\x09" * 512)
+    assert len(_journal_records(p.partner_dir + "/mirror.journal")) == 2
+    m.commit()
+    assert _journal_records(p.partner_dir + "/mirror.journal") == [b"\x09" * 512]
+    # the partner not up: this controller writes back alone, its epoch bumped once
+    p.partner = P.UNKNOWN
+    m.record(hdr, bytes(512))
+    m.record(hdr, bytes(512))
+    assert M.read_int(Ctl.own_dir + "/epoch") == 1 and m.alone
+    assert _journal_records(p.partner_dir + "/mirror.journal") == [b"\x09" * 512]

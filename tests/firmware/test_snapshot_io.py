@@ -436,17 +436,35 @@ def test_the_last_outcome_survives_a_restart_in_the_log_header():
     assert last(ctl) is None and ctl.command("snapshot_status")["state"] == "ACTIVE"
 
 
-def test_a_follower_reads_an_announced_run_from_the_primary_until_its_records_are_on_the_log():
-    # the pair's overlap (control/pair.md): the owner announces a run before copying it, so the
-    # partner's backup LUN must not trust the slots until the records say the copy is made.
-    # Two controllers on one set of disks stand for the pair: `owner` writes, `follower` serves
-    # the backup LUN from the announcements it is given
+def _pair_on_one_set_of_disks():
+    # two controllers on one set of disks stand for the pair: `owner` writes and puts each run of
+    # exceptions in the follower's mirror memory (control/mirror.py), `follower` serves the
+    # backup LUN from what it reads there
+    from control import mirror as M
     owner = fw.boot()
     follower = fw.boot(owner.state_dir)
+    memory = fw.tmpdir("mirror")
+
+    class Pair:
+        partner_dir = memory
+
+        def up(self):
+            return True
+
+    exc = M.ExceptionMirror(Pair())
+    e, f = owner.engine, follower.engine
+    f.absorb = M.ExceptionFeed(memory, f).absorb
+    return owner, follower, exc, e, f
+
+
+def test_a_follower_reads_an_announced_run_from_the_primary_until_its_records_are_on_the_log():
+    # the owner announces a run before copying it, so the follower's backup LUN must not trust
+    # the slots until the records say the copy is made
+    owner, follower, exc, e, f = _pair_on_one_set_of_disks()
     old = fw.pattern(40, CHUNK * 512 * 4)
     write(owner, 0, old)
     fw.run(owner, PRIMARY, INITIATE)
-    e, f = owner.engine, follower.engine
+    exc.start()
     f.follow(e.state, 0, follower.drives[0], e.snap_id, e.generation, e.started, None)
 
     def backup(c):
@@ -455,17 +473,19 @@ def test_a_follower_reads_an_announced_run_from_the_primary_until_its_records_ar
         return buf
 
     seen = []
-    e.announce = lambda c, slot, k: (f.follow_exceptions(c, slot, k), seen.append(("announced", backup(c))))
-    e.confirm = lambda: seen.append(("confirmed", backup(1), f.pending_k))
+
+    def announce(c, slot, k):
+        exc.add(e.snap_id, c, slot, k)
+        seen.append(backup(c))
+    e.announce = announce
     assert write(owner, CHUNK + 3, fw.pattern(41, 4096)) == (0, None)          # chunk 1, slot 0
     chunk1 = old[CHUNK * 512:2 * CHUNK * 512]
-    assert seen[0] == ("announced", chunk1)                   # no record yet: the primary, still old
-    assert seen[1] == ("confirmed", chunk1, 0)                # the record is there: the slot; run indexed
-    assert backup(1) == chunk1 and f.index.count == 1
+    assert seen == [chunk1] and f.pending_k == 1              # no record yet: the primary, still old
+    assert backup(1) == chunk1 and f.index.count == 1 and f.pending_k == 0   # the record: the slot
 
     # an announced run whose copy never came (the owner's copy failed) is announced again at the
     # same slot for the next chunk: the first stays out of the index and reads the primary
-    f.follow_exceptions(2, 1, 1)
+    exc.add(e.snap_id, 2, 1, 1)
     assert backup(2) == old[2 * CHUNK * 512:3 * CHUNK * 512]
     del seen[:]
     assert write(owner, 3 * CHUNK, fw.pattern(42, 4096)) == (0, None)          # chunk 3, slot 1 again
@@ -473,3 +493,78 @@ def test_a_follower_reads_an_announced_run_from_the_primary_until_its_records_ar
     assert backup(3) == old[3 * CHUNK * 512:]                 # its record is there: from slot 1
     assert f.index.count == 2 and f.pending_k == 0
     assert backup(2) == old[2 * CHUNK * 512:3 * CHUNK * 512]   # the primary: slot 1 is chunk 3's
+
+
+def test_a_run_copied_and_overwritten_while_the_follower_reads_the_primary_is_read_again():
+    # nothing waits for the follower: the owner may announce, copy and overwrite a chunk between
+    # the follower's look at its mirror memory and its read of the primary. The look after the
+    # read finds the run, and the chunk is read again from the log
+    owner, follower, exc, e, f = _pair_on_one_set_of_disks()
+    old = fw.pattern(43, CHUNK * 512 * 2)
+    write(owner, 0, old)
+    fw.run(owner, PRIMARY, INITIATE)
+    exc.start()
+    e.announce = lambda c, slot, k: exc.add(e.snap_id, c, slot, k)
+    f.follow(e.state, 0, follower.drives[0], e.snap_id, e.generation, e.started, None)
+    primary = f.primary
+    real = primary.read
+    raced = []
+
+    def read_after_the_owner_wrote(lba, mv):
+        if not raced:
+            raced.append(write(owner, 0, fw.pattern(44, 2 * CHUNK * 512)))    # both chunks
+        real(lba, mv)
+    primary.read = read_after_the_owner_wrote
+    buf = bytearray(2 * CHUNK * 512)
+    f.read_backup(0, memoryview(buf))
+    assert raced == [(0, None)] and bytes(buf) == old
+    assert f.index.count == 2
+
+
+def test_a_follower_reads_what_was_copied_without_a_word_to_it_from_the_log_records():
+    # a controller that begins to follow while its partner does not hear it yet (a restart):
+    # runs copied meanwhile reach no mirror memory, but their records on the log do
+    owner, follower, exc, e, f = _pair_on_one_set_of_disks()
+    old = fw.pattern(45, CHUNK * 512 * 2)
+    write(owner, 0, old)
+    fw.run(owner, PRIMARY, INITIATE)
+    f.follow(e.state, 0, follower.drives[0], e.snap_id, e.generation, e.started, None)
+    assert write(owner, 0, fw.pattern(46, 2 * CHUNK * 512)) == (0, None)     # nothing announced
+    buf = bytearray(2 * CHUNK * 512)
+    f.read_backup(0, memoryview(buf))
+    assert bytes(buf) == old and f.index.count == 2 and f.indexed == 2
+
+
+def test_entries_left_by_an_earlier_snapshot_are_passed_over():
+    # the owner could not empty the list when the snapshot began (the partner was away): it
+    # appends to what an earlier snapshot left, and the follower reads past those entries
+    owner, follower, exc, e, f = _pair_on_one_set_of_disks()
+    exc.start()
+    exc.add(12345, 7, 0, 1)                                   # another snapshot's run
+    fw.run(owner, PRIMARY, INITIATE)
+    f.follow(e.state, 0, follower.drives[0], e.snap_id, e.generation, e.started, None)
+    exc.add(e.snap_id, 1, 0, 1)                               # this one's, appended
+    assert f.absorb() == 1 and (f.pending_c, f.pending_slot, f.pending_k) == (1, 0, 1)
+    assert f.absorb() == 0
+
+
+def test_a_run_that_cannot_reach_the_mirror_memory_fails_the_write_and_leaves_the_primary():
+    # the partner must know of a copy before the primary is overwritten: no entry, no write
+    from control import mirror as M
+    owner = fw.boot()
+    old = fw.pattern(49, CHUNK * 512)
+    write(owner, 0, old)
+    fw.run(owner, PRIMARY, INITIATE)
+
+    class Away:
+        partner_dir = fw.tmpdir("gone") + "/no-such-directory"
+
+        def up(self):
+            return True
+
+    exc = M.ExceptionMirror(Away())
+    e = owner.engine
+    e.announce = lambda c, slot, k: exc.add(e.snap_id, c, slot, k)
+    st, sn = write(owner, 0, fw.pattern(50, 512))
+    assert st == 2 and sn is not None
+    assert read(owner, 0, CHUNK) == old and e.next_slot == 0

@@ -452,7 +452,7 @@ class Flow(Session):
                 # of a pair: the drive's owner runs it (ALUA active/non-optimized here)
                 status, sense, data_in = await ctl.pair.forward(nexus, t.cdb, data_out)
             else:
-                status, sense, data_in = ctl.execute(
+                status, sense, data_in = ctl.execute_here(
                     nexus, t.cdb, data_out, None if big is None else memoryview(big)[_HEAD:_HEAD + XFER])
         except Exception as e:
             sys.print_exception(e, sys.stderr)
