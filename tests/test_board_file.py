@@ -141,6 +141,6 @@ def test_heap_larger_than_the_machine_is_refused(tmp_path, monkeypatch):
     try:
         boardfile.check(board_in(tmp_path), REPO)
     except boardfile.BoardFileError as e:
-        assert ": heap_kb: 32768 KiB is more than this machine's memory (16384 KiB)" in str(e)
+        assert ": heap_kb: 40960 KiB is more than this machine's memory (16384 KiB)" in str(e)
     else:
-        raise AssertionError("a 32 MiB heap was accepted on a 16 MiB machine")
+        raise AssertionError("a 40 MiB heap was accepted on a 16 MiB machine")

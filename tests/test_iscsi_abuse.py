@@ -116,21 +116,27 @@ def test_readers_that_never_read_do_not_starve_other_initiators(iboard):
         c.close()
 
 
-def test_one_session_holds_at_most_its_share_of_the_pool(iboard):
+def test_one_session_holds_at_most_its_share_of_the_pool_and_its_next_write_waits_its_turn(iboard):
     c = session(iboard, 0, "iqn.2026-01.test:greedy")
-    hold_write(c, 0, BIG_READ)
-    hold_write(c, 256, BIG_READ)
-    # past its share of 2 pool buffers: this one gets none, and BUSY at once: none of its data
-    # is asked for (no R2T), as there is nowhere to put it
+    held = [hold_write(c, 0, BIG_READ), hold_write(c, 256, BIG_READ)]
+    # past its share of 2 transfer buffers this write is queued: none of its data is asked for
+    # (no R2T), nor is it answered BUSY
     itt = c.next_itt()
     b = I.bhs(0x01, 0x80 | 0x20 | 1, 0, itt, [(20, BIG_READ * 512), (24, c.cmdsn), (28, c.expstatsn)])
     b[32:42] = struct.pack(">BBIBHB", 0x2A, 0, 512, 0, BIG_READ, 0)
     c.send(b)
     c.cmdsn += 1
-    r = c.recv()
-    assert r.op == 0x21 and r.u32(16) == itt and r.bhs[3] == BUSY, r
     statuses = witness_statuses(iboard)   # the rest of the pool is there for others, at once
     assert set(statuses) == {GOOD}, statuses
+    # the held writes' data never comes: at the task timeout they are aborted, and a buffer goes
+    # to the queued write, whose data is asked for then
+    r = c.recv()
+    assert r.op == 0x31 and r.u32(16) == itt and r.u32(40) == 0 and r.u32(44) == BIG_READ * 512, r
+    c._data_out(0, itt, r.u32(20), 0, BIG_READ * 512, b"\x5a" * (BIG_READ * 512))
+    r = c.recv()
+    assert r.op == 0x21 and r.u32(16) == itt and r.bhs[3] == GOOD, r
+    assert c.read(0, 512, 1)["data"] == b"\x5a" * 512
+    assert len(events_matching(iboard, "task aborted", 2)) == 2
     c.close()
 
 

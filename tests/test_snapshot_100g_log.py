@@ -1,4 +1,4 @@
-"""A 100 GiB log beside a 1 TiB primary on the default board (boards/dac960sx.json: a 32 MiB heap, a
+"""A 100 GiB log beside a 1 TiB primary on the default board (boards/dac960sx.json: its heap, a
 quarter of it for the exception index): the firmware indexes the whole log, and a snapshot of the
 1 TiB primary keeps chunks first-written all over it, read back through the backup LUN as they were.
 The disks are sparse files: only what is written takes space."""

@@ -43,13 +43,16 @@ def arg(argv, name, default, kind=int):
     return kind(argv[argv.index(name) + 1]) if name in argv else default
 
 
+HEADER = Path("/usr/include/iscsi/iscsi.h")   # Debian libiscsi-dev
+
+
 def build(tmp):
     """rbload's path, or None (with the reason) when it cannot be built here."""
     if shutil.which("cc") is None:
         return None, "no C compiler (cc)"
-    if not Path("/usr/include/iscsi/iscsi.h").exists():
+    if not HEADER.exists():
         return None, "no libiscsi headers (Debian libiscsi-dev)"
-    exe = tmp / "rbload"
+    exe = Path(tmp) / "rbload"
     p = subprocess.run(["cc", "-O2", "-o", str(exe), str(HERE / "rbload.c"), "-liscsi"],
                        capture_output=True, text=True)
     if p.returncode:

@@ -228,13 +228,10 @@ def test_a_full_chap_table_makes_room_only_from_forgotten_addresses():
     assert len(g.seen) == chap.CHAP_TABLE
 
 
-def _pool(timeout_s=20):
+def _pool(timeout_s=20, bufs=4, parks=6, conns=4):
     clock = _Clock()
-    tgt = iscsi.Target(_Ctl(timeout_s), clock)
-    conns = []
-    for i in range(flow.POOL_MAX // flow.SHARE + 2):
-        conns.append(_conn(tgt, _addr(i), "iqn.x:c%d" % i))
-    return clock, tgt, conns
+    tgt = iscsi.Target(_Ctl(timeout_s), clock, bufs, parks)
+    return clock, tgt, [_conn(tgt, _addr(i), "iqn.x:c%d" % i) for i in range(conns)]
 
 
 def _conn(tgt, peer, iname, heard=True):
@@ -245,137 +242,129 @@ def _conn(tgt, peer, iname, heard=True):
     return c
 
 
-def _hold_all(tgt, conns):
-    """Every pool buffer leased, SHARE per connection, each by a write waiting for its data."""
-    holders = conns[:flow.POOL_MAX // flow.SHARE]
-    itt = 0
-    for c in holders:
-        for _ in range(flow.SHARE):
-            b = asyncio.run(tgt.lease(c))
-            assert b is not None
-            itt += 1
-            t = flow.Task(itt, 0, b"\x2a", 512, 512, b, itt)
-            t.since = tgt.clock()
-            c.pending[itt] = t
-        assert asyncio.run(tgt.lease(c)) is None    # its share is full: BUSY for it alone
-    return holders
+_itt = [0]
 
 
-def test_a_write_without_data_is_aborted_after_the_timeout_and_its_buffer_goes_to_the_waiter():
-    clock, tgt, conns = _pool()
-    holders = _hold_all(tgt, conns)
-    waiter = conns[-1]
-
-    async def main():
-        w = asyncio.create_task(tgt.lease(waiter))
-        await asyncio.sleep_ms(0)
-        assert tgt.queue == [waiter]                # the pool is exhausted: it waits its turn
-        clock.ms += 20000 - 1
-        tgt.reap()
-        await asyncio.sleep_ms(0)
-        assert not w.done() and all(t.buf is not None for c in holders for t in c.pending.values())
-        clock.ms += 1
-        tgt.reap()
-        b = await w
-        assert b is not None and waiter.held == 1
-        return b
-
-    asyncio.run(main())
-    assert all(t.expired and t.buf is None for c in holders for t in c.pending.values())
-    assert all(c.held == 0 for c in holders)
-    assert sum("task aborted" in e for e in tgt.ctl.logged) == flow.POOL_MAX
+def _write(c, kib, unasked=0):
+    """A WRITE of `kib` KiB arriving on connection c with `unasked` bytes of it sent along
+    (immediate data): the task as scsi_cmd leaves it, where its data goes chosen."""
+    _itt[0] += 1
+    n = kib * 1024
+    t = flow.Task(_itt[0], 0, b"\x2a", n, n, None, _itt[0])
+    t.conn = c
+    t.since = c.tgt.clock()
+    c.buffer_for(t)
+    c.pending[t.itt] = t
+    if unasked and t.buf is not None:
+        t.buf[:unasked] = bytes([t.itt & 0xFF]) * unasked
+        t.got = t.unsol_end = unasked
+    return t
 
 
-def test_a_waiter_gives_up_with_busy_after_twice_the_timeout():
-    clock, tgt, conns = _pool()
-    holders = _hold_all(tgt, conns)
+def _transfer(b):
+    return b is not None and len(b) == flow.TRANSFER
 
-    async def main():
-        w = asyncio.create_task(tgt.lease(conns[-1]))
-        await asyncio.sleep_ms(0)
-        for _ in range(8):                          # as if the holders' commands kept being new
-            clock.ms += 5000
-            for c in holders:
-                for t in c.pending.values():
-                    t.since = clock.ms
-            tgt.reap()
-            await asyncio.sleep_ms(0)
-        assert w.done() and await w is None         # 40 s: twice the timeout, then BUSY
-        assert tgt.queue == []
 
-    asyncio.run(main())
-    assert all(t.buf is not None for c in holders for t in c.pending.values())
+def test_a_large_write_past_the_pool_waits_with_its_unasked_data_parked_and_is_asked_once_a_buffer_comes():
+    clock, tgt, conns = _pool(bufs=1)
+    a, b = conns[0], conns[1]
+    first = _write(a, 1024)
+    assert _transfer(first.buf) and not first.waiting
+    queued = _write(b, 1024, unasked=65536)
+    assert queued.waiting and len(queued.buf) == flow.PARK and tgt.queue == [queued]
+    assert tgt.busy == 0 and b.grants == []             # no BUSY, no R2T: its data is not asked for
+    a.forget(a.pending.pop(first.itt))                  # the first write is done: its buffer ...
+    assert tgt.queue == [] and not queued.waiting and _transfer(queued.buf)   # ... goes to the queued one
+    assert bytes(queued.buf[:65536]) == bytes([queued.itt & 0xFF]) * 65536    # with what it parked
+    assert b.grants == [queued] and b.held == 1 and len(tgt.parks) == 6      # its R2T is due
+    assert queued.since == clock.ms                     # its data is timed from now
+
+
+def test_small_writes_take_their_connections_buffer_then_parking_places_never_a_transfer_buffer():
+    clock, tgt, conns = _pool(parks=2)
+    c = conns[0]
+    w = [_write(c, 64) for _ in range(4)]
+    assert w[0].buf is c.stage and [len(t.buf) for t in w[1:3]] == [flow.PARK] * 2
+    assert w[3].buf is None and tgt.busy == 1           # every parking place taken: BUSY
+    assert c.held == 0 and len(tgt.free) == 4 and not any(t.waiting for t in w)
+    for t in w[:3]:
+        c.forget(t)
+    assert not c.staged and len(tgt.parks) == 2
+
+
+def test_a_buffer_given_back_goes_to_the_first_queued_write_whose_connection_and_address_are_under_their_share():
+    clock, tgt, conns = _pool(bufs=3, parks=8)
+    a, b = conns[0], conns[1]
+    a2, b2 = _conn(tgt, a.peer, "iqn.x:a2"), _conn(tgt, b.peer, "iqn.x:b2")
+    held_a = [_write(a, 512), _write(a, 512)]           # a holds two: its address's share
+    held_b = _write(b, 512)
+    queued = [_write(a, 512), _write(a2, 512), _write(b2, 512)]
+    assert all(t.waiting for t in queued) and tgt.queue == queued
+    b.forget(b.pending.pop(held_b.itt))                 # b's buffer: a's address holds its share,
+    assert [t.waiting for t in queued] == [True, True, False]    # so b2's write, queued last, has it
+    a.forget(a.pending.pop(held_a[0].itt))              # a's: a's own queued write first
+    assert [t.waiting for t in queued] == [False, True, False]
+    a.forget(a.pending.pop(held_a[1].itt))              # and the next one to a2's: a's address
+    assert not any(t.waiting for t in queued)           # holds 1 when it comes back
+    assert tgt.claims == {a.peer: 2, b.peer: 1} and tgt.queue == []
+
+
+def test_one_address_holds_at_most_half_the_buffers_and_its_share_of_parking_places():
+    clock, tgt, conns = _pool(bufs=4, parks=flow.PARK_SHARE + 8)
+    one = [_conn(tgt, _addr(99), "iqn.x:one%d" % i) for i in range(20)]
+    w = [_write(c, 512) for c in one for _ in range(2)]
+    assert sum(_transfer(t.buf) for t in w) == flow.ADDR_SHARE
+    assert sum(t.waiting for t in w) == flow.PARK_SHARE
+    assert tgt.busy == len(w) - flow.ADDR_SHARE - flow.PARK_SHARE
+    other = _write(conns[0], 512)                       # another address: a buffer at once
+    assert _transfer(other.buf) and len(tgt.parks) == 8
+    late = [_write(conns[1], 512) for _ in range(3)]    # a third one the last buffer, then its
+    assert [_transfer(t.buf) for t in late] == [True, False, False]    # writes wait parked
+    assert late[1].waiting and late[2].waiting and tgt.busy == len(w) - flow.ADDR_SHARE - flow.PARK_SHARE
+
+
+def test_a_queued_write_is_not_timed_until_its_data_is_asked_for():
+    clock, tgt, conns = _pool(bufs=1)
+    holder = _write(conns[0], 1024)
+    queued = _write(conns[1], 1024, unasked=4096)
+    clock.ms += 20000 - 1
+    tgt.reap()
+    assert not holder.expired and queued.waiting
+    clock.ms += 1
+    tgt.reap()                                          # the holder's data did not come in time:
+    assert holder.expired and holder.buf is None        # aborted, its buffer to the queued write
+    assert not queued.waiting and not queued.expired and _transfer(queued.buf)
+    assert sum("task aborted" in e for e in tgt.ctl.logged) == 1
 
 
 def test_a_connection_stuck_in_a_send_is_closed_and_its_buffers_freed():
-    clock, tgt, conns = _pool(timeout_s=3)
-    holders = _hold_all(tgt, conns)
-    reader = holders[0]
-    reader.stuck = clock.ms                         # its peer stopped taking Data-In
+    clock, tgt, conns = _pool(timeout_s=3, bufs=2)
+    reader = conns[0]
+    held = [_write(reader, 1024), _write(reader, 1024)]
+    queued = _write(reader, 1024, unasked=512)
+    reader.stuck = clock.ms                             # its peer stopped taking Data-In
     clock.ms += 2999
+    for t in held:
+        t.since = clock.ms
     tgt.reap()
     assert reader in tgt.conns
     clock.ms += 1
-    tgt.reap()                                      # also aborts the other holders' writes
+    tgt.reap()
     assert reader not in tgt.conns and reader.held == 0 and not reader.pending
-    assert tgt.out == 0 and len(tgt.free) == flow.POOL_IDLE
+    assert len(tgt.free) == 2 and tgt.queue == [] and len(tgt.parks) == 6 and tgt.claims == {}
+    assert queued.buf is None
     assert any("did not take what was sent within 3 s" in e for e in tgt.ctl.logged)
 
 
-def test_one_address_holds_and_waits_for_at_most_half_the_pool():
-    clock, tgt, conns = _pool()
-    one = [_conn(tgt, _addr(99), "iqn.x:stall%d" % i) for i in range(4)]
-    got = [asyncio.run(tgt.lease(c)) for c in one for _ in range(flow.SHARE)]
-    assert got[:flow.ADDR_SHARE].count(None) == 0 and got[flow.ADDR_SHARE:] == [None] * 4   # BUSY
-    assert tgt.claims[_addr(99)] == flow.ADDR_SHARE and tgt.out == flow.ADDR_SHARE
-    assert asyncio.run(tgt.lease(conns[0])) is not None         # another address: served at once
-    for c, b in zip((one[0], one[0], one[1], one[1]), got):
-        c.release(b)
-    assert _addr(99) not in tgt.claims and tgt.claims[_addr(0)] == 1
-
-
-def test_a_buffer_given_back_goes_to_another_address_not_to_one_queued_in_force():
-    clock, tgt, conns = _pool()
-    holders = _hold_all(tgt, conns)                 # the pool is exhausted by 4 addresses
-    one = [_conn(tgt, _addr(99), "iqn.x:stall%d" % i) for i in range(8)]
-
-    async def main():
-        queued = [asyncio.create_task(tgt.lease(c)) for c in one]
-        await asyncio.sleep_ms(0)
-        assert tgt.queue == one[:flow.ADDR_SHARE]   # half the pool: the rest are BUSY at once
-        for q in queued[flow.ADDR_SHARE:]:
-            assert await q is None
-        one[3].kill()                               # a waiter's close gives back its claim
-        assert tgt.claims[_addr(99)] == 3 and tgt.queue == one[:3]
-        witness = asyncio.create_task(tgt.lease(conns[-1]))
-        await asyncio.sleep_ms(0)
-        for c in holders:                           # the holders' writes time out, all 8 come free
-            for t in c.pending.values():
-                t.since = clock.ms - 20000
-        tgt.reap()
-        assert await witness is not None            # served with the first 4 of them
-        for q in queued[:3]:
-            assert await q is not None
-
-    asyncio.run(main())
-
-
-def test_a_waiter_that_gives_up_gives_back_its_claim():
-    clock, tgt, conns = _pool()
-    _hold_all(tgt, conns)
-
-    async def main():
-        w = asyncio.create_task(tgt.lease(conns[-1]))
-        await asyncio.sleep_ms(0)
-        assert tgt.claims[conns[-1].peer] == 1
-        clock.ms += 40000
-        for c in tgt.conns:                         # as if the holders' commands kept being new
-            for t in c.pending.values():
-                t.since = clock.ms
-        tgt.reap()
-        assert await w is None and conns[-1].peer not in tgt.claims
-
-    asyncio.run(main())
+def test_a_closed_connection_leaves_the_queue_and_its_parking_places_come_back():
+    clock, tgt, conns = _pool(bufs=1)
+    holder = _write(conns[0], 1024)
+    gone = [_write(conns[1], 1024, unasked=512) for _ in range(3)]
+    stays = _write(conns[2], 1024, unasked=512)
+    conns[1].kill()
+    assert tgt.queue == [stays] and len(tgt.parks) == 6 - 1 and tgt.parked == {conns[2].peer: 1}
+    conns[0].forget(conns[0].pending.pop(holder.itt))
+    assert _transfer(stays.buf) and all(t.buf is None for t in gone)
 
 
 def test_a_full_connection_table_evicts_a_silent_connection_never_a_session():
@@ -414,17 +403,6 @@ def test_a_connection_that_sends_nothing_is_closed_after_the_first_pdu_timeout()
     assert "no login request within 5 s" in tgt.ctl.logged[0]
 
 
-def test_small_writes_take_the_connections_own_buffer_not_the_pool():
-    clock, tgt, conns = _pool()
-    c = conns[0]
-    b = c.stage_for(512)
-    assert b is not None and c.stage_for(512) is None    # one small write at a time in it
-    assert c.stage_for(flow.COPY_MAX + 512) is None     # larger ones use the pool
-    assert tgt.out == 0 and c.held == 0
-    c.release(b)
-    assert c.stage_for(flow.COPY_MAX) is b
-
-
 def test_peers_are_told_apart_by_address_only():
     v4 = bytes([2, 0, 0x30, 0x39, 127, 0, 0, 3]) + bytes(8)
     assert listen.peer(v4) == b"\x02\x00\x7f\x00\x00\x03"
@@ -436,8 +414,8 @@ def test_peers_are_told_apart_by_address_only():
 
 def test_a_write_past_the_window_of_writes_waiting_for_data_gets_task_set_full():
     # writes wait for their data only with a buffer, or once the task timeout aborted them (until
-    # their late data is drained): with the CmdSN window's 64 of those waiting, the next write is
-    # refused with TASK SET FULL and its data drained; the session carries on
+    # their late data is drained): with the CmdSN window's worth of those waiting, the next write
+    # is refused with TASK SET FULL and its data drained; the session carries on
     ctl = fw.boot()
 
     async def main():
@@ -449,7 +427,7 @@ def test_a_write_past_the_window_of_writes_waiting_for_data_gets_task_set_full()
         h, _ = await _read_pdu(r)
         assert h[0] == 0x23 and h[36] == 0
         conn = list(iscsi._targets[id(ctl)].conns)[0]
-        for itt in range(100, 164):              # 64 writes aborted by the task timeout
+        for itt in range(100, 100 + flow.WINDOW):   # a window's worth aborted by the task timeout
             t = flow.Task(itt, 0, b"\x2a", 512, 512, None, itt)
             t.expired = True
             conn.pending[itt] = t

@@ -1,6 +1,6 @@
 # The exception index of the snapshot engine: chunk -> log slot, against a dict, at a full log and
 # past it, runs, and its RAM cost: a 100 GiB log of 64 KiB chunks on a 1 TiB primary, first
-# written in random order, indexed whole in the default board's quarter of its 32 MiB heap.
+# written in random order, indexed whole in a quarter of a 32 MiB heap (the default board has 40).
 import gc
 import random
 from snapshot import index as snapshot

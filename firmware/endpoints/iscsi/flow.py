@@ -2,7 +2,7 @@
 # collected (immediate, unsolicited, R2T bursts) before it runs, Data-In and the response, the
 # board-wide pool of transfer buffers shared fairly between connections, and the task timeout.
 import asyncio
-import gc
+import select
 import struct
 import sys
 import time
@@ -16,12 +16,14 @@ from endpoints.iscsi.connio import Closed, TAIL
 from endpoints.iscsi.session import Session, WINDOW
 
 XFER = MAX_XFER_BLOCKS * 512   # the core's limit (VPD B0): one transfer buffer
-POOL_MAX = const(8)          # transfer buffers in use at once, over all connections
-POOL_IDLE = const(4)         # idle transfer buffers kept for reuse
+POOL_BUFS = const(4)         # transfer buffers (XFER bytes), made when the target starts
+PARK = P.TARGET_FIRST_BURST  # a parking place: what a write sends before it is asked for more
+PARK_SLOTS = const(64)       # parking places, made when the target starts: two sessions' depth
 SHARE = const(2)             # transfer buffers one connection may hold at once
-ADDR_SHARE = const(4)        # transfer buffers one source address may hold and wait for at once
+ADDR_SHARE = const(2)        # of them one source address (the other half: other hosts)
+PARK_SHARE = const(32)       # parking places one source address may hold: one session's depth
 TASK_TIMEOUT = const(10)     # seconds a command's data may take to move (board: iscsi_task_timeout_s)
-REAP_MS = const(250)         # how often stalled tasks, sends and pool waiters are looked for
+REAP_MS = const(250)         # how often stalled tasks and sends are looked for
 COPY_MAX = const(65536)      # reads up to this EDTL use the core's buffer and a per-connection copy
 # Data-In is sent as one write of header + data (one syscall per PDU, each costs as much as a
 # 64 KiB copy on loopback): data buffers keep _HEAD bytes before the data for the header and its
@@ -29,6 +31,9 @@ COPY_MAX = const(65536)      # reads up to this EDTL use the core's buffer and a
 _HEAD = const(52)
 _DIN = ">BBBBI8xIIIIIIII"    # Data-In BHS: op, flags, 0, status, DSL, LUN 0, ITT, TTT, StatSN,
                              # ExpCmdSN, MaxCmdSN, DataSN, buffer offset, residual
+TRANSFER = XFER + _HEAD + TAIL   # bytes of a transfer buffer
+_EMPTY = bytearray(0)        # the buffer of a write of nothing
+_ZERO48 = bytes(48)
 
 
 def _sense(key, asc, ascq):
@@ -63,89 +68,111 @@ class Task:
         self.datasn = 0           # next DataSN expected in the current sequence
         self.bad = False          # data arrived out of order: the command fails unexecuted
         self.expired = False      # data-out not all in within the task timeout: fails unexecuted
-        self.since = 0            # ticks of the command's arrival: all its data has the timeout
+        self.since = 0            # ticks since when its data is asked for: all of it has the timeout
+        self.conn = None          # the connection it came on
+        self.waiting = False      # queued for a transfer buffer; its buffer is a parking place
+        self.reads = False        # the queue entry of a large read whose connection waits
 
 
 class Pool:
-    """Transfer buffers (XFER bytes with _HEAD/TAIL room) shared by the connections in `conns`, and
-    the timeouts of what holds them. The owner gives clock(), timeout_ms and log(level, text)."""
+    """The board's transfer buffers and parking places, made once, shared by the connections in
+    `conns`, and the timeouts of what holds them. The owner gives clock(), timeout_ms and
+    log(level, text).
 
-    def __init__(self):
+    A write larger than a parking place needs a transfer buffer for all its data. When none is to
+    be had (the pool is in use, or its connection or its address holds its share) the write is
+    queued, first come first served, and what it sent unasked (immediate data, unsolicited
+    Data-Out: at most FirstBurstLength, a parking place) waits in a parking place; its R2T goes
+    out when a buffer is given to it. Smaller writes take their connection's own buffer or a
+    parking place. So a write's data is asked for only once there is room for it, and only a write
+    that finds every parking place taken is answered BUSY (README "Queue")."""
+
+    def __init__(self, bufs=POOL_BUFS, parks=PARK_SLOTS):
         self.conns = set()
-        self.free = []          # idle transfer buffers
-        self.out = 0            # transfer buffers handed out
-        self.queue = []         # connections waiting for a transfer buffer, first come first served
-        self.claims = {}        # source address -> buffers its connections hold or wait for
+        self.free = [bytearray(TRANSFER) for _ in range(bufs)]
+        self.bufs = bufs
+        self.parks = [bytearray(PARK) for _ in range(parks)]
+        self.queue = []         # tasks waiting for a transfer buffer, first come first served
+        self.claims = {}        # source address -> transfer buffers its connections hold
+        self.parked = {}        # source address -> parking places its connections hold
+        self.busy = 0           # writes answered BUSY (every parking place was taken)
+
+    def take(self, c):
+        """A transfer buffer for connection c now, or None: none free, or c or its address holds its
+        share. (A buffer is free only while every queued task's connection or address holds its
+        share: give() serves them first.)"""
+        if not self.free or c.held >= SHARE or self.claims.get(c.peer, 0) >= ADDR_SHARE:
+            return None
+        self._lend(c)
+        return self.free.pop()
+
+    def _lend(self, c):
+        c.held += 1
+        self.claims[c.peer] = self.claims.get(c.peer, 0) + 1
+
+    def park(self, c):
+        """A parking place for connection c, or None."""
+        n = self.parked.get(c.peer, 0)
+        if not self.parks or n >= PARK_SHARE:
+            return None
+        self.parked[c.peer] = n + 1
+        return self.parks.pop()
+
+    def unpark(self, c, b):
+        _less(self.parked, c.peer)
+        self.parks.append(b)
+
+    def wait(self, t):
+        """Queues task t for a transfer buffer (granted(t, buffer) on its connection)."""
+        self.queue.append(t)
+
+    def unwait(self, t):
+        if t in self.queue:
+            self.queue.remove(t)
 
     async def lease(self, c):
-        """A transfer buffer for connection c, or None (-> BUSY) when c already holds its SHARE, its
-        address holds or waits for ADDR_SHARE, or none came free within twice the task timeout.
-        While the pool is exhausted connections wait in turn; a buffer given back goes to the first
-        of them."""
-        peer = c.peer
-        mine = self.claims.get(peer, 0)
-        if c.held >= SHARE or mine >= ADDR_SHARE:
-            return None
-        self.claims[peer] = mine + 1
-        b = None if self.queue else self._take()
-        if b is None:
-            if c.ready is None:
-                c.ready = asyncio.Event()
-            c.ready.clear()
-            c.waiting = self.clock()
-            self.queue.append(c)
-            await c.ready.wait()
-            b, c.lent = c.lent, None
-            if b is None:   # its claim was given up with its place in the queue
-                return None
-        c.held += 1
-        return b
-
-    def unclaim(self, peer):
-        n = self.claims[peer] - 1
-        if n:
-            self.claims[peer] = n
-        else:
-            del self.claims[peer]
-
-    def _take(self):
-        """A transfer buffer, or None when POOL_MAX are in use or memory is short."""
-        if self.free:
-            self.out += 1
-            return self.free.pop()
-        if self.out >= POOL_MAX:
-            return None
+        """A transfer buffer for a large read on connection c, waiting in the queue when none is to
+        be had now (the connection's reader waits with it)."""
+        b = self.take(c)
+        if b is not None:
+            return b
+        t = c.rtask
+        if c.ready is None:
+            c.ready = asyncio.Event()
+        c.ready.clear()
+        self.wait(t)
         try:
-            b = bytearray(XFER + _HEAD + TAIL)
-        except MemoryError:
-            gc.collect()
-            try:
-                b = bytearray(XFER + _HEAD + TAIL)
-            except MemoryError:
-                return None
-        self.out += 1
+            await c.ready.wait()
+        finally:
+            self.unwait(t)
+        b, c.lent = c.lent, None
         return b
 
     def give(self, c, b):
-        """Connection c gives buffer b back."""
-        self.unclaim(c.peer)
-        if self.queue:   # straight to the connection that has waited longest
-            w = self.queue.pop(0)
-            w.lent = b
-            w.ready.set()
-            return
-        self.out -= 1
-        if len(self.free) < POOL_IDLE:
-            self.free.append(b)
+        """Connection c gives transfer buffer b back: to the first queued task whose connection and
+        address are under their shares, else to the free list."""
+        c.held -= 1
+        _less(self.claims, c.peer)
+        self.free.append(b)
+        q = self.queue
+        i = 0
+        while self.free and i < len(q):
+            t = q[i]
+            w = t.conn
+            if w.held < SHARE and self.claims.get(w.peer, 0) < ADDR_SHARE:
+                q.pop(i)
+                self._lend(w)
+                w.granted(t, self.free.pop())
+            else:
+                i += 1
 
     def leave(self, c):
-        """Connection c is closing: it waits no more, and a buffer lent meanwhile goes back."""
-        if c in self.queue:
-            self.queue.remove(c)
-            self.unclaim(c.peer)
+        """Connection c is closing: its queued tasks leave the queue, a buffer lent meanwhile goes
+        back."""
+        self.queue = [t for t in self.queue if t.conn is not c]
         if c.lent is not None:
-            self.give(c, c.lent)
-            c.lent = None
+            b, c.lent = c.lent, None
+            self.give(c, b)
 
     async def reap_forever(self):
         while True:
@@ -155,8 +182,9 @@ class Pool:
     def reap(self):
         """Ends what overran the task timeout: a write whose data-out is not all in gives its
         buffer back, a connection stuck in the middle of a PDU (a Data-In sequence or other send
-        not taken, a data-out PDU not finished) is closed; a pool waiter gets None (BUSY) after
-        twice the timeout."""
+        not taken, a data-out PDU not finished) is closed. Queued writes wait for the board, not
+        for their initiator: their time starts when their data is asked for. R2Ts a busy
+        connection could not send when their buffer came are tried again."""
         now = self.clock()
         lim = self.timeout_ms
         for c in list(self.conns):
@@ -166,20 +194,23 @@ class Pool:
                 c.kill("timed out")
                 continue
             for t in list(c.pending.values()):
-                if t.buf is not None and time.ticks_diff(now, t.since) >= lim:
+                if t.buf is not None and not t.waiting and time.ticks_diff(now, t.since) >= lim:
                     if c.filling is t:   # its buffer is being read into: only closing stops that
                         self.log("warn", "iSCSI port %d: data-out PDU from %s stalled for %d s, "
                                  "connection closed" % (c.port, c.iname, lim // 1000))
                         c.kill("timed out")
                         break
                     c.expire(t)
-        # after the holders above gave back theirs: no peer holds a buffer longer than the task
-        # timeout, so a waiter gives up only when the board itself is that slow
-        for c in [c for c in self.queue if time.ticks_diff(now, c.waiting) >= 2 * lim]:
-            self.queue.remove(c)
-            self.unclaim(c.peer)
-            c.lent = None
-            c.ready.set()
+            if c.grants and c.s is not None:
+                c.solicit_held()
+
+
+def _less(counts, key):
+    n = counts[key] - 1
+    if n:
+        counts[key] = n
+    else:
+        del counts[key]
 
 
 class Flow(Session):
@@ -187,10 +218,16 @@ class Flow(Session):
 
     def __init__(self, tgt, sock, port_no, peer):
         Session.__init__(self, tgt, sock, port_no, peer)
-        self.held = 0                # pool buffers this connection holds (at most SHARE)
-        self.ready = None            # set when a pool buffer is lent while waiting in the queue
+        self.held = 0                # transfer buffers this connection holds (at most SHARE)
+        self.ready = None            # set when a buffer is lent to the large read that waits
         self.lent = None
-        self.waiting = 0             # ticks since when it waits in the pool's queue
+        self.rtask = Task(0, 0, b"", 0, 0, None, 0)   # that read's place in the pool's queue
+        self.rtask.conn = self
+        self.rtask.reads = True
+        self.grants = []             # writes given a buffer while this connection was mid-send:
+                                     # their R2T goes out when it is not
+        self.r2tb = bytearray(P.BHS + 4)   # an R2T sent when a buffer is given (header, digest)
+        self.poll_w = None           # whether the socket has room for it
         self.filling = None          # the task whose data-out is being read
         self.pending = {}            # itt -> Task
         self.cmd = Task(0, 0, b"", 0, 0, None, 0)   # the command that is not pending (reused)
@@ -210,26 +247,36 @@ class Flow(Session):
         return self.stage
 
     def release(self, b):
-        """Give back the buffer of a task (a pool buffer, or a small one of its own)."""
+        """Give back the buffer of a task: its connection's own, a parking place or a transfer
+        buffer."""
         if b is None:
             return
         if b is self.stage:
             self.staged = False
-        elif len(b) == XFER + _HEAD + TAIL:
-            self.held -= 1
+        elif len(b) == PARK:
+            self.tgt.unpark(self, b)
+        elif len(b) == TRANSFER:
             self.tgt.give(self, b)
+
+    def forget(self, t):
+        """Task t leaves (done, aborted or dropped): out of the queue, its buffer back."""
+        if t.waiting:
+            self.tgt.unwait(t)
+            t.waiting = False
+        self.release(t.buf)
+        t.buf = None
 
     def drop_tasks(self):
         for t in self.pending.values():
-            self.release(t.buf)
+            self.forget(t)
         self.pending = {}
+        self.grants = []
 
     def expire(self, t):
         # its data-out did not all come within the task timeout (a trickle is no better than
         # nothing): the buffer goes back to the pool at once; the command never runs, and the rest
         # of its data, if it still comes, is answered with INITIATOR RESPONSE TIMEOUT
-        self.release(t.buf)
-        t.buf = None
+        self.forget(t)
         t.expired = True
         self.tgt.log("warn", "iSCSI port %d: data-out from %s for ITT 0x%x not in within %d s, "
                      "task aborted" % (self.port, self.iname, t.itt, self.tgt.timeout_ms // 1000))
@@ -306,11 +353,10 @@ class Flow(Session):
         except Exception:
             want_out = 0
         need = min(edtl, want_out)
-        buf = None
-        if need <= XFER:
-            buf = self.stage_for(need) or await self.tgt.lease(self) if need else bytearray(0)
-        t = Task(itt, lun, cdb, edtl, need, buf, cmdsn, b1, want_out)
+        t = Task(itt, lun, cdb, edtl, need, None, cmdsn, b1, want_out)
+        t.conn = self
         t.since = self.tgt.clock()
+        self.buffer_for(t)
         self.pending[itt] = t   # from here the reaper watches it (and the close frees its buffer)
         if dlen:
             if not await self.recv_into(t, dlen):
@@ -321,6 +367,85 @@ class Flow(Session):
         else:
             t.unsol_end = min(edtl, self.p.first_burst)
         await self.progress(t)
+
+    def buffer_for(self, t):
+        # where a write's data goes (Pool): a small write's in its connection's own buffer or a
+        # parking place, a large one's in a transfer buffer, else queued with what comes unasked
+        # parked; none of these (every parking place taken): no buffer, BUSY
+        need = t.need
+        if not need:
+            t.buf = _EMPTY
+        elif need <= PARK:
+            t.buf = self.stage_for(need) or self.tgt.park(self)
+        elif need <= XFER:
+            t.buf = self.tgt.take(self)
+            if t.buf is None:
+                t.buf = self.tgt.park(self)
+                if t.buf is not None:
+                    t.waiting = True
+                    self.tgt.wait(t)
+        if t.buf is None and need <= XFER:
+            self.tgt.busy += 1
+
+    def granted(self, t, b):
+        """The pool gives queued task t transfer buffer b: what it parked moves there, and its data
+        is asked for (at once, or once this connection is not in the middle of a send)."""
+        if t.reads:
+            self.lent = b
+            self.ready.set()
+            return
+        p = t.buf
+        if t.got:
+            memoryview(b)[:t.got] = memoryview(p)[:t.got]
+        self.tgt.unpark(self, p)
+        t.buf = b
+        t.waiting = False
+        t.since = self.tgt.clock()
+        if t.got >= t.unsol_end and not t.bad and not t.expired:
+            self.grants.append(t)
+            self.solicit_held()
+
+    def solicit_held(self):
+        """The R2Ts of writes given a buffer, sent now if no PDU is half sent on this connection and
+        the socket has room for them (it takes a header whole then), else left for later."""
+        while self.grants and self.stuck is None and self.s is not None:
+            if self.poll_w is None:
+                self.poll_w = select.poll()
+                self.poll_w.register(self.s, select.POLLOUT)
+            room = False
+            for _ in self.poll_w.ipoll(0):
+                room = True
+            if not room:
+                return
+            t = self.grants.pop(0)
+            if self.pending.get(t.itt) is not t:
+                continue
+            h = self.r2tb
+            h[0:P.BHS] = _ZERO48
+            h[0], h[1] = P.OP_R2T, 0x80
+            self.r2t(h, t)
+            n = P.BHS
+            if self.hd:
+                P.put_le32(h, n, P.crc32c(memoryview(h)[:P.BHS]))
+                n += 4
+            if self.tx_now(self.s, memoryview(h)[:n]) != n:
+                self.kill("R2T not sent whole")
+                return
+
+    def r2t(self, r, t):
+        # the R2T for task t's next burst, into header r (op and flags set)
+        t.ttt = self.next_ttt()
+        t.datasn = 0
+        n = min(self.p.max_burst, t.edtl - t.got)
+        t.burst_end = t.got + n
+        P.put_lun(r, t.lun)
+        put32(r, 16, t.itt)
+        put32(r, 20, t.ttt)
+        self.seqs(r)
+        put32(r, 36, t.r2tsn)
+        put32(r, 40, t.got)
+        put32(r, 44, n)
+        t.r2tsn += 1
 
     async def recv_into(self, t, n):
         """Data segment of n bytes for task t at offset t.got (in order)."""
@@ -338,6 +463,8 @@ class Flow(Session):
     async def progress(self, t):
         if t.got >= t.edtl:
             del self.pending[t.itt]
+            if t.waiting:   # (cannot be: unsolicited data is at most a parking place)
+                self.forget(t)
             if t.bad:   # ABORTED COMMAND, DATA PHASE ERROR
                 await self.scsi_rsp(t.itt, 2, _sense(0x0B, 0x4B, 0), 0, 0, t.r2tsn)
             elif t.expired:   # ABORTED COMMAND, INITIATOR RESPONSE TIMEOUT
@@ -348,37 +475,24 @@ class Flow(Session):
                 try:
                     await self.run_cmd(t, memoryview(t.buf)[:t.need])
                 finally:   # also when the connection is closed while the answer waits
-                    self.release(t.buf)
+                    self.forget(t)
             return
-        if t.got < t.unsol_end or t.got < t.burst_end:
-            return   # more of the current burst is on its way
+        if t.got < t.unsol_end or t.got < t.burst_end or t.waiting:
+            return   # more of the current burst is on its way, or its buffer (then its R2T) is
         if t.buf is None and not t.bad and not t.expired:
             # no buffer to put its data in: answered now, the rest of its data never solicited
             # (the initiator sends nothing more for a command it has the status of)
             del self.pending[t.itt]
             await self.unbuffered(t)
             return
-        # solicit the next burst
-        t.ttt = self.next_ttt()
-        t.datasn = 0
-        n = min(self.p.max_burst, t.edtl - t.got)
-        t.burst_end = t.got + n
-        r = self.begin(P.OP_R2T, 0x80)
-        P.put_lun(r, t.lun)
-        put32(r, 16, t.itt)
-        put32(r, 20, t.ttt)
-        self.seqs(r)
-        put32(r, 36, t.r2tsn)
-        put32(r, 40, t.got)
-        put32(r, 44, n)
-        t.r2tsn += 1
+        self.r2t(self.begin(P.OP_R2T, 0x80), t)
         await self.emit(None, 0)
 
     async def unbuffered(self, t):
-        # a write that got no buffer: too long for one, or none free for it now
+        # a write that got no buffer: too long for one, or every parking place taken
         if t.need > XFER:   # ILLEGAL REQUEST, INVALID FIELD IN CDB (transfer length)
             await self.scsi_rsp(t.itt, 2, _sense(0x05, 0x24, 0), 0, 0, t.r2tsn)
-        else:               # no transfer buffer free: BUSY, the initiator retries
+        else:               # BUSY, the initiator retries
             await self.scsi_rsp(t.itt, 8, None, 0, 0, t.r2tsn)
 
     async def data_out(self, dlen):
@@ -407,8 +521,7 @@ class Flow(Session):
             # DataPDUInOrder/DataSequenceInOrder are Yes: data out of place fails the command
             # (CHECK CONDITION once all its data is in), the session carries on
             t.bad = True
-            self.release(t.buf)
-            t.buf = None
+            self.forget(t)
             self.tgt.log("warn", "iSCSI port %d: Data-Out out of order from %s (ITT 0x%x DataSN %d offset %d)"
                          % (self.port, self.iname, itt, datasn, off))
         if not await self.recv_into(t, dlen):
@@ -431,9 +544,6 @@ class Flow(Session):
 
     async def run_big(self, t, data_out):
         big = await self.tgt.lease(self)   # data-in straight into a buffer of ours, sent from there
-        if big is None:
-            await self.scsi_rsp(t.itt, 8, None, 0, 0, 0)
-            return
         try:
             await self.finish_cmd(t, data_out, big)
         finally:

@@ -190,7 +190,7 @@ def format_text(pairs):
 # the session, and the initiator logs in again).
 TARGET_MRDSL = const(262144)
 TARGET_MAX_BURST = const(1048576)
-TARGET_FIRST_BURST = const(262144)
+TARGET_FIRST_BURST = const(65536)    # what a write may send unasked: a parking place (flow.py)
 
 _BOOL = ("Yes", "No")
 

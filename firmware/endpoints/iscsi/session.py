@@ -6,7 +6,8 @@ from micropython import const
 from endpoints.iscsi import pdu as P
 from endpoints.iscsi.connio import Link
 
-WINDOW = const(64)           # commands the initiator may queue (MaxCmdSN - ExpCmdSN + 1)
+WINDOW = const(32)           # commands the initiator may queue (MaxCmdSN - ExpCmdSN + 1): the
+                             # queue depth each session is given (flow.py Pool)
 
 
 class Session(Link):

@@ -16,7 +16,7 @@ from endpoints.iscsi.pdu import get24, get32, put32
 from endpoints.iscsi.connio import Closed
 from endpoints.iscsi.chap import ChapGuard
 from endpoints.iscsi.login import Login
-from endpoints.iscsi.flow import Flow, Pool, TASK_TIMEOUT
+from endpoints.iscsi.flow import Flow, Pool, TASK_TIMEOUT, POOL_BUFS, PARK_SLOTS
 
 LOGIN_TIMEOUT = const(30)    # seconds a connection may take to reach full feature phase
 FIRST_PDU_MS = const(5000)   # ms a connection may take to send the header of its first PDU
@@ -28,8 +28,8 @@ class Target(Pool):
     """Per-board state shared by its portals: the portal list (for SendTargets), sessions, the
     transfer-buffer pool and the clock that times tasks and CHAP failures (tests bring their own)."""
 
-    def __init__(self, ctl, clock=time.ticks_ms):
-        Pool.__init__(self)
+    def __init__(self, ctl, clock=time.ticks_ms, bufs=POOL_BUFS, parks=PARK_SLOTS):
+        Pool.__init__(self, bufs, parks)
         self.ctl = ctl
         self.portals = []       # (host, tcp_port, port_no)
         self.sessions = {}      # (initiator, isid, port_no) -> Conn
@@ -252,6 +252,8 @@ class Conn(Flow, Login):
                 await scsi_cmd(dlen)
             elif op == P.OP_DATA_OUT:
                 await data_out(dlen)
+                if self.grants:          # buffers given to its queued writes meanwhile
+                    self.solicit_held()
             elif op == P.OP_NOP_OUT:
                 await self.nop_out(dlen)
             elif op == P.OP_TMF:
@@ -313,7 +315,7 @@ class Conn(Flow, Login):
             t = self.pending.get(rtt)
             if t is not None:
                 del self.pending[rtt]
-                self.release(t.buf)
+                self.forget(t)
             elif not (P.sn_lt(refcmdsn, cmdsn) and not P.sn_lt(refcmdsn, self.expcmdsn)):
                 # completed already (or never sent): "task does not exist". A RefCmdSN still
                 # ahead of ExpCmdSN would be "function complete" (RFC 7143 11.5.1)
@@ -324,7 +326,7 @@ class Conn(Flow, Login):
             else:
                 for k in list(self.pending):
                     if fn >= 6 or self.pending[k].lun == lun:
-                        self.release(self.pending.pop(k).buf)
+                        self.forget(self.pending.pop(k))
                 resp = self.reset_hook(fn, lun)
                 close_after = fn == 7
         elif fn == 3:   # CLEAR ACA: no ACA is ever established here
