@@ -98,6 +98,12 @@ class Board:
             return link.request(name, args or {})
 
 
+def default_memory(model="dac960sx"):
+    """The shipped board's buffer and heap, for a board that measures what the default one does."""
+    d = json.loads((ROOT / "boards" / (model + ".json")).read_text())
+    return {"buffer_kb": d["buffer_kb"], "heap_kb": d["heap_kb"]}
+
+
 def write_board(dir, model="dac960sx", **overrides):
     """A board file in `dir` derived from boards/<model>.json, with its own factory NV image."""
     d = json.loads((ROOT / "boards" / (model + ".json")).read_text())

@@ -8,12 +8,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness import Board, write_board  # noqa: E402
+from harness import Board, default_memory, write_board  # noqa: E402
 
 
 def run(emit, argv):
     with tempfile.TemporaryDirectory() as d:
-        path, b = write_board(d, disk_mb=1024, buffer_kb=16384)
+        path, b = write_board(d, disk_mb=1024, **default_memory())
         state = Path(d) / "state"
         state.mkdir()
         t = time.perf_counter()

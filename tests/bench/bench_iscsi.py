@@ -16,6 +16,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 import test_iscsi_initiator as I   # noqa: E402
+from harness import default_memory   # noqa: E402
 
 DISK_MB = 128               # board disks: primary LUN = RAID 5 of 3 x 128 MiB = 384 MiB
 IMAGE_MB = 96               # qemu-img write image (within the log's capacity for the COW run)
@@ -112,7 +113,7 @@ def run(emit, argv):
     board = tgt = None
     try:
         (tmp / "board").mkdir()
-        board = I.BootedBoard.boot(tmp / "board", disk_mb=DISK_MB, buffer_kb=16384)
+        board = I.BootedBoard.boot(tmp / "board", disk_mb=DISK_MB, **default_memory())
         c = I.Initiator(*board.portals[0])
         c.login()
         r = c.command(0, bytes([0x25]) + bytes(9), read_len=8)

@@ -28,6 +28,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 from bench_iscsi import Tgtd  # noqa: E402
 import test_iscsi_initiator as I  # noqa: E402
+from harness import default_memory  # noqa: E402
 
 DISK_MB = 128
 LAT_READS = 50000
@@ -93,7 +94,7 @@ def run(emit, argv):
     board = tgt = None
     try:
         (tmp / "board").mkdir()
-        board = I.BootedBoard.boot(tmp / "board", disk_mb=DISK_MB, buffer_kb=16384)
+        board = I.BootedBoard.boot(tmp / "board", disk_mb=DISK_MB, **default_memory())
         pid = board.b.proc.pid
         c = I.Initiator(*board.portals[0])
         c.login()

@@ -14,7 +14,7 @@ def main(rounds=3, seconds=3):
     board = tgt = None
     try:
         (tmp / "board").mkdir()
-        board = B.I.BootedBoard.boot(tmp / "board", disk_mb=B.DISK_MB, buffer_kb=16384)
+        board = B.I.BootedBoard.boot(tmp / "board", disk_mb=B.DISK_MB, **B.default_memory())
         size = 2 * B.DISK_MB << 20
         tgt = B.Tgtd(str(tmp / "tgt.img"), size)
         bs, ts = [], []
