@@ -376,3 +376,12 @@ def test_chap_secret_never_comes_from_the_command_line(board, tmp_path):
     secret.write_text("s3cret-secret12\n")
     rb(board, "chap", "set", "backup", "--secret-file", secret)
     assert rbj(board, "call", "chap_get") == {"user": "backup", "secret_set": True}
+
+
+def test_status_says_how_much_of_the_heap_is_in_use(board):
+    # the board's fixed memory is made at boot: the buffer, the index, the iSCSI buffers (8 MiB)
+    import json
+    buffer_kb = json.loads(board.board_file.read_text())["buffer_kb"]
+    heap = rbj(board, "status")["heap"]
+    assert heap["used"] > (buffer_kb + 8192) * 1024 and heap["free"] > 0
+    assert heap["used"] + heap["free"] <= board.heap_kb * 1024

@@ -81,6 +81,11 @@ def test_linux_guest_snapshot_on_simplex_board(kit, board, tmp_path):
     for key in sorted(k for k in info if k.startswith("queue_")):
         print("LINUX-GUEST %s %s" % (key, info[key]))
     print("LINUX-GUEST seconds %.0f" % (time.monotonic() - started))
+    # Linux sizes its requests by the board's Block Limits page: up to the optimal transfer length,
+    # the most whole stripes of SD0 (RAID 5 of 4 disks, 64 KiB stripes) in 1 MiB, 960 KiB
+    # (and the backup LUN, a LUN of the RAID 1 log drive, by its 1 MiB: one stripe unit a row)
+    assert "max_sectors_kb=960 " in info["queue_primary"], info["queue_primary"]
+    assert "max_sectors_kb=1024 " in info["queue_backup"], info["queue_backup"]
     # the backup LUN: the file system as it was at initiate, clean
     assert info["backup_fsck"].startswith("0 "), info["backup_fsck"]
     assert info["backup_files"].split() == ["A", "big", "lost+found"]

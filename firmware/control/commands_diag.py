@@ -1,5 +1,6 @@
 # The command table's looks into the board: status, events, the SCSI pass-through (cdb) and the
 # decoded NV memory.
+import gc
 from hw import nvram
 from control import args as check
 from control import commands_drives as drives
@@ -48,7 +49,8 @@ def status(ctl, args):
     st = {"model": ctl.board["model"], "iqn": ctl.iqn, "drives": drives.sd_list(ctl, args)["drives"],
           "luns": hostmap.lun_list(ctl, args)["map"], "snapshot": _snapshot(ctl),
           "lops": [op.info() for op in ctl.lops.ops], "events": ctl.events.recent(5),
-          "params": drives.params_get(ctl, args)}
+          "params": drives.params_get(ctl, args),
+          "heap": {"used": gc.mem_alloc(), "free": gc.mem_free()}}
     if ctl.pair is not None:
         st["pair"] = ctl.pair.status()
         for op in st["lops"]:

@@ -57,9 +57,17 @@ class LogicalUnit:
         self.wb = entry.write_back()
         self.stripe_blocks = entry.stripe_kb * 2
         self.vdrive = entry.vdrive
+        # a full stripe: the data of one row of the array, written without reading parity back
+        self.row_blocks = self.stripe_blocks * raid.data_units(entry.level(), len(entry.vdrive))
 
-    def optimal_blocks(self):
-        return self.stripe_blocks
+    def granularity_blocks(self):
+        return self.row_blocks
+
+    def optimal_blocks(self, most):
+        # the most whole rows a request of at most `most` blocks can carry: QD 1 sequential
+        # transfers measured fastest there (firmware/scsi/README.md "Block limits")
+        r = self.row_blocks
+        return most // r * r if r <= most else most
 
     def write_back(self):
         return self.wb

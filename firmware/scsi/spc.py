@@ -70,13 +70,13 @@ def inquiry(core, lu, cdb, data_out, buf):
             desc += struct.pack(">BBBBI", 0x01, 0x15, 0, 4, (gport >> 1) + 1)
         d = bytes((pq, 0x83)) + struct.pack(">H", len(desc)) + desc
     elif page == 0xB0:
-        # Block Limits (SBC-3 length): WSNZ, COMPARE AND WRITE and transfer limits, no UNMAP
-        opt = lu.optimal_blocks()
+        # Block Limits (SBC-3 length): WSNZ, COMPARE AND WRITE and transfer limits (granularity a
+        # full stripe, optimal the most whole stripes a request may carry), no UNMAP
         d = bytearray(64)
         d[0], d[1], d[3] = pq, 0xB0, 60
         d[4] = 0x01                # WSNZ: WRITE SAME of zero blocks is refused
         d[5] = MAX_CAW
-        struct.pack_into(">HII", d, 6, opt, MAX_XFER_BLOCKS, opt)
+        struct.pack_into(">HII", d, 6, lu.granularity_blocks(), MAX_XFER_BLOCKS, lu.optimal_blocks(MAX_XFER_BLOCKS))
         struct.pack_into(">I", d, 16, MAX_XFER_BLOCKS)       # maximum prefetch length
         struct.pack_into(">Q", d, 36, MAX_WRITE_SAME)
         return _out(buf, d, alloc)

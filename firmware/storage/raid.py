@@ -18,7 +18,7 @@ CRITICAL = levels.STATUS_NAMES[levels.CRITICAL]
 OFFLINE = levels.STATUS_NAMES[levels.OFFLINE]
 
 
-def _ndata(level, n):
+def data_units(level, n):
     # stripe units of data per row
     if level == RAID0:
         return n
@@ -37,7 +37,7 @@ def capacity(level, n_members, extent_blocks, stripe_blocks):
         raise ValueError("extent and stripe must be at least 1 block")
     if level == NORAID or level == RAID1:
         return extent_blocks
-    return _ndata(level, n_members) * (extent_blocks // stripe_blocks) * stripe_blocks
+    return data_units(level, n_members) * (extent_blocks // stripe_blocks) * stripe_blocks
 
 
 class DriveError(Exception):
@@ -80,7 +80,7 @@ class SystemDrive:
         ext = min([m[2] for m in self.members])
         self.parity = level == RAID3 or level == RAID5
         self.mirror = level == RAID1 or level == RAID6
-        self.nd = _ndata(level, n)
+        self.nd = data_units(level, n)
         self.striped = not (level == NORAID or level == RAID1)
         if not self.striped:
             self.unit = ext  # one unit covers the member

@@ -56,7 +56,11 @@ def test_inquiry_claims_sbc3_and_block_limits_page():
     d = ok(ctl, fw.cdb(0x12, 1, 0xB0, 0, 64, 0))
     assert len(d) == 64 and d[3] == 0x3C
     assert d[4] & 1 == 1 and d[5] == 255                   # WSNZ, MAXIMUM COMPARE AND WRITE LENGTH
-    assert struct.unpack(">I", d[8:12])[0] == 2048
+    assert struct.unpack(">I", d[8:12])[0] == 2048                # MAXIMUM TRANSFER LENGTH: 1 MiB
+    # the factory SD0 is RAID 5 of 4 disks, 64 KiB stripes: a full stripe is 192 KiB, and the
+    # most whole stripes in a request of 1 MiB are 5 (960 KiB)
+    assert struct.unpack(">H", d[6:8])[0] == 384                  # OPTIMAL TRANSFER LENGTH GRANULARITY
+    assert struct.unpack(">I", d[12:16])[0] == 1920               # OPTIMAL TRANSFER LENGTH
     assert struct.unpack(">II", d[20:28]) == (0, 0)        # no UNMAP
     assert struct.unpack(">Q", d[36:44])[0] == 65536
 
