@@ -100,6 +100,16 @@ class Link:
             raise Closed()
         return r or 0
 
+    def tx_at(self, s, buf, off, n):
+        """tx_now of buf[off:off + n], without making a view of it."""
+        try:
+            r = s.write(buf, off, n)
+        except OSError as e:
+            if e.errno in EAGAIN:
+                return 0
+            raise Closed()
+        return r or 0
+
     async def recv(self, mv):
         got = self.rx_now(self.s, mv)
         if got < len(mv):
@@ -201,6 +211,11 @@ class Link:
 
     async def emit(self, data=None, n=0):
         """Send the PDU whose header is in self.tx with n bytes of data (bytes-like)."""
+        if n <= SMALL:
+            aw = self.emit_now(data, n)
+            if aw is not None:
+                await aw
+            return
         t = self.tx
         put24(t, 5, n)
         hl = P.BHS
@@ -208,19 +223,6 @@ class Link:
             P.put_le32(t, hl, P.crc32c(self.txmv[:P.BHS]))
             hl += 4
         padn = -n & 3
-        if n <= SMALL:
-            # small PDU: one write (header + data + pad + digest) from the preallocated buffer
-            if n:
-                t[hl:hl + n] = data[:n] if len(data) != n else data
-            end = hl + n
-            for i in range(padn):
-                t[end + i] = 0
-            end += padn
-            if self.dd and n:
-                P.put_le32(t, end, P.crc32c(self.txmv[hl:end]))
-                end += 4
-            await self.send(self.txmv[:end])
-            return
         await self.send(self.txmv[:hl])
         if n:
             dm = memoryview(data)
@@ -235,6 +237,32 @@ class Link:
                     c = P.crc32c(memoryview(self.pad)[:padn], c)
                 P.put_le32(self.dig, 0, c)
                 await self.send(self.dig)
+
+    def emit_now(self, data=None, n=0):
+        """emit() as a plain call: a PDU of at most SMALL data bytes goes out in one write from the
+        preallocated buffer; None once the socket took it whole, else the awaitable that sends the
+        rest (a larger PDU: emit())."""
+        if n > SMALL:
+            return self.emit(data, n)
+        t = self.tx
+        put24(t, 5, n)
+        hl = P.BHS
+        if self.hd:
+            P.put_le32(t, hl, P.crc32c(self.txmv[:P.BHS]))
+            hl += 4
+        if n:
+            t[hl:hl + n] = data[:n] if len(data) != n else data
+        end = hl + n
+        for i in range(-n & 3):
+            t[end + i] = 0
+        end += -n & 3
+        if self.dd and n:
+            P.put_le32(t, end, P.crc32c(self.txmv[hl:end]))
+            end += 4
+        w = self.tx_at(self.s, t, 0, end)
+        if w == end:
+            return None
+        return self.send(self.txmv[w:end])
 
     def frame(self, mv, hs, at, n):
         """Complete the PDU whose header is at mv[hs:at] and whose n (> 0) data bytes follow, for

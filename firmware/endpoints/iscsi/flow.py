@@ -232,6 +232,7 @@ class Flow(Session):
         self.pending = {}            # itt -> Task
         self.cmd = Task(0, 0, b"", 0, 0, None, 0)   # the command that is not pending (reused)
         self.sbuf = bytearray(254)   # sense data of a response
+        self.cdbv = self.hmv[32:48]  # the CDB, in the header just read
         self.small = None            # copy of small read data (COPY_MAX + room), allocated on first use
         self.stage = None            # data-out of one small write (COPY_MAX), allocated on first use
         self.staged = False          # a pending write is using it
@@ -292,6 +293,39 @@ class Flow(Session):
         t.want_out = want_out
         return t
 
+    def command_now(self, dlen):
+        """The reader's entry for a SCSI Command PDU: the usual one — no data with it, no write, no
+        extended CDB — runs as plain calls, its CDB read in place in the header (nothing is
+        allocated for it); the awaitable of what is left, or None. Others: scsi_cmd()."""
+        h = self.hdr
+        b1 = h[1]
+        if dlen or b1 & 0x20 or h[4] or self.discovery:
+            return self.scsi_cmd(dlen)
+        itt = get32(h, 16)
+        if not self.cmdsn_ok(get32(h, 24), h[0] & 0x40):
+            return None
+        if itt in self.pending:
+            return self.reject(P.REJ_TASK_IN_PROGRESS)
+        cdb = self.cdbv
+        try:
+            want_out = self.ctl.expected_out(cdb)
+        except Exception:
+            want_out = 0
+        edtl = get32(h, 20)
+        if want_out:
+            return self.not_flagged(itt, P.lun_number(h), bytes(cdb), b1, edtl, want_out)
+        return self.run_cmd(self.command(itt, P.lun_number(h), cdb, b1, edtl, 0), None)
+
+    async def not_flagged(self, itt, lun, cdb, b1, edtl, want_out):
+        # a CDB that sends data, the W bit not set
+        if edtl:   # refused unexecuted
+            await self.scsi_rsp(itt, 2, _sense(0x05, 0x24, 0), 0x04, want_out, 0)
+            return
+        # EDTL 0: a write of nothing, the whole length is residual overflow
+        aw = self.run_cmd(self.command(itt, lun, cdb, b1 | 0x20, 0, want_out), b"")
+        if aw is not None:
+            await aw
+
     async def scsi_cmd(self, dlen):
         h = self.hdr
         b1 = h[1]
@@ -330,14 +364,12 @@ class Flow(Session):
                 want_out = self.ctl.expected_out(cdb)
             except Exception:
                 want_out = 0
-            if want_out and edtl:
-                # the CDB sends data but the initiator did not flag a write: refuse it unexecuted
-                await self.scsi_rsp(itt, 2, _sense(0x05, 0x24, 0), 0x04, want_out, 0)
+            if want_out:
+                await self.not_flagged(itt, lun, cdb, b1, edtl, want_out)
                 return
-            if want_out:   # EDTL 0: a write of nothing, the whole length is residual overflow
-                await self.run_cmd(self.command(itt, lun, cdb, b1 | 0x20, 0, want_out), b"")
-                return
-            await self.run_cmd(self.command(itt, lun, cdb, b1, edtl, 0), None)
+            aw = self.run_cmd(self.command(itt, lun, cdb, b1, edtl, 0), None)
+            if aw is not None:
+                await aw
             return
         # a write: collect everything first
         if dlen > edtl or (dlen and not self.p.immediate_data) or dlen > self.p.first_burst:
@@ -473,7 +505,9 @@ class Flow(Session):
                 await self.unbuffered(t)
             else:
                 try:
-                    await self.run_cmd(t, memoryview(t.buf)[:t.need])
+                    aw = self.run_cmd(t, memoryview(t.buf)[:t.need])
+                    if aw is not None:
+                        await aw
                 finally:   # also when the connection is closed while the answer waits
                     self.forget(t)
             return
@@ -537,10 +571,11 @@ class Flow(Session):
             raise Closed()   # burst complete without the F bit
 
     def run_cmd(self, t, data_out):
-        # returns the awaitable that runs the command: one coroutine less for the usual command
+        # the awaitable of what is left to do for the command, or None: the usual command is done
+        # without a coroutine of its own
         if t.flags & 0x40 and t.edtl > COPY_MAX:
             return self.run_big(t, data_out)
-        return self.finish_cmd(t, data_out, None)
+        return self.finish_now(t, data_out)
 
     async def run_big(self, t, data_out):
         big = await self.tgt.lease(self)   # data-in straight into a buffer of ours, sent from there
@@ -549,26 +584,52 @@ class Flow(Session):
         finally:
             self.release(big)
 
+    def finish_now(self, t, data_out):
+        """finish_cmd for the data-in the core keeps (copied), as a plain call: the awaitable of
+        what is left (a forwarded command, a send the peer is behind on), or None."""
+        nexus = self.nexus_for(t.lun)
+        ctl = self.ctl
+        if ctl.pair is not None and ctl.pair.routed(nexus, t.cdb):
+            return self.finish_cmd(t, data_out, None)
+        status, sense, data_in = self.run_here(nexus, t, data_out, None)
+        return self.answer(t, status, sense, data_in, None)
+
     async def finish_cmd(self, t, data_out, big):
-        """Runs task t with its data-out and sends its Data-In and status; `big` is a pool buffer
+        """Runs task t with its data-out and sends its Data-In and status; `big` is a transfer buffer
         for the data-in of a large read (None: the core's own, copied)."""
+        nexus = self.nexus_for(t.lun)
+        ctl = self.ctl
+        if ctl.pair is not None and ctl.pair.routed(nexus, t.cdb):
+            # of a pair: the drive's owner runs it (ALUA active/non-optimized here)
+            try:
+                status, sense, data_in = await ctl.pair.forward(nexus, t.cdb, data_out)
+            except Exception as e:
+                status, sense, data_in = self.failed(t, e)
+        else:
+            status, sense, data_in = self.run_here(nexus, t, data_out, big)
+        aw = self.answer(t, status, sense, data_in, big)
+        if aw is not None:
+            await aw
+
+    def run_here(self, nexus, t, data_out, big):
+        try:
+            return self.ctl.execute_here(nexus, t.cdb, data_out,
+                                         None if big is None else memoryview(big)[_HEAD:_HEAD + XFER])
+        except Exception as e:
+            return self.failed(t, e)
+
+    def failed(self, t, e):
+        sys.print_exception(e, sys.stderr)
+        self.tgt.log("error", "iSCSI port %d: command 0x%02x failed inside the controller: %r"
+                     % (self.port, t.cdb[0], e))
+        return 2, _sense(0x04, 0x44, 0), b""
+
+    def answer(self, t, status, sense, data_in, big):
+        """Sends the command's Data-In and status while the socket takes them: None once all is
+        out, else the awaitable that sends the rest as the peer takes it."""
         itt = t.itt
         flags = t.flags
         edtl = t.edtl
-        ctl = self.ctl
-        try:
-            nexus = self.nexus_for(t.lun)
-            if ctl.pair is not None and ctl.pair.routed(nexus, t.cdb):
-                # of a pair: the drive's owner runs it (ALUA active/non-optimized here)
-                status, sense, data_in = await ctl.pair.forward(nexus, t.cdb, data_out)
-            else:
-                status, sense, data_in = ctl.execute_here(
-                    nexus, t.cdb, data_out, None if big is None else memoryview(big)[_HEAD:_HEAD + XFER])
-        except Exception as e:
-            sys.print_exception(e, sys.stderr)
-            self.tgt.log("error", "iSCSI port %d: command 0x%02x failed inside the controller: %r"
-                         % (self.port, t.cdb[0], e))
-            status, sense, data_in = 2, _sense(0x04, 0x44, 0), b""
         if data_in is None:
             data_in = b""
         # residuals (RFC 7143 11.4.5.1): relative to what the command wanted to move
@@ -580,8 +641,7 @@ class Flow(Session):
                 rflags, resid = 0x04, want_out - edtl
             elif want_out < edtl:
                 rflags, resid = 0x02, edtl - want_out
-            await self.scsi_rsp(itt, status, sense, rflags, resid, t.r2tsn)
-            return
+            return self.rsp_now(itt, status, sense, rflags, resid, t.r2tsn)
         n = len(data_in)
         xfer = n if (flags & 0x40) else 0
         if xfer > edtl:
@@ -591,14 +651,13 @@ class Flow(Session):
         elif n < edtl:
             rflags, resid = 0x02, edtl - n
         if not xfer:
-            await self.scsi_rsp(itt, status, sense, rflags, resid, 0)
-            return
+            return self.rsp_now(itt, status, sense, rflags, resid, 0)
         if big is None:
             # the core's own buffer is reused by the next execute (any connection): copy now
             if self.small is None:
                 self.small = bytearray(_HEAD + COPY_MAX + TAIL)
             buf = self.small
-            buf[_HEAD:_HEAD + xfer] = data_in[:xfer]
+            buf[_HEAD:_HEAD + xfer] = data_in if len(data_in) == xfer else data_in[:xfer]
         else:
             buf = big
             if uctypes.addressof(data_in) != uctypes.addressof(big) + _HEAD:
@@ -608,13 +667,28 @@ class Flow(Session):
                 buf[_HEAD:_HEAD + xfer] = data_in[:xfer]
         if sense:
             sense = bytes(sense)
-        collapse = not sense
-        seg = min(self.p.mrdsl_out, P.TARGET_MRDSL * 4)
+        # the Data-In sequence: its state on the connection (one answer at a time), so a peer
+        # that falls behind costs a coroutine (din_rest) and the usual answer none
+        self.d_buf, self.d_xfer, self.d_itt, self.d_status = buf, xfer, itt, status
+        self.d_sense, self.d_rflags, self.d_resid = sense, rflags, resid
+        self.d_off = self.d_datasn = 0
+        if self.din_now():
+            return self.din_rest()
+        return self.rsp_after()
+
+    def din_now(self):
+        # Data-In PDUs of the answer while the socket takes each whole; True when it stopped in
+        # the middle of one (d_at, d_k, d_tl, d_w: where, its data length, trailer, bytes sent)
+        buf = self.d_buf
+        xfer = self.d_xfer
+        off = self.d_off
+        datasn = self.d_datasn
+        collapse = not self.d_sense
+        seg = self.p.mrdsl_out
+        if seg > P.TARGET_MRDSL * 4:
+            seg = P.TARGET_MRDSL * 4
         burst = self.p.max_burst
         hl = P.BHS + 4 if self.hd else P.BHS
-        off = 0
-        datasn = 0
-        mv = memoryview(buf)
         e = self.expcmdsn   # no command arrives while this one answers
         emax = (e + WINDOW - 1) & 0xFFFFFFFF
         # per PDU, names are locals and sizes compared inline: each global or builtin looked up
@@ -622,6 +696,8 @@ class Flow(Session):
         pack = struct.pack_into
         din = P.OP_DATA_IN
         ones = P.ALL_ONES
+        itt = self.d_itt
+        s = self.s
         while off < xfer:
             k = xfer - off
             if k > seg:
@@ -632,29 +708,64 @@ class Flow(Session):
             fl = 0x80 if (off + k == xfer or (off + k) % burst == 0) else 0
             st = sn = rs = 0
             if off + k == xfer and collapse:   # the last PDU carries the status
-                fl = 0x81 | rflags
-                st = status
+                fl = 0x81 | self.d_rflags
+                st = self.d_status
                 sn = self.next_statsn()
-                rs = resid
+                rs = self.d_resid
             at = _HEAD + off
             # the header goes right before its data (over data of the PDU already sent)
-            pack(_DIN, mv, at - hl, din, fl, 0, st, k, itt, ones, sn, e, emax, datasn, off, rs)
-            tl = self.frame(mv, at - hl, at, k)
-            out = mv[at - hl:at + k + tl]
-            w = self.tx_now(self.s, out)
-            if w < hl + k + tl:
+            pack(_DIN, buf, at - hl, din, fl, 0, st, k, itt, ones, sn, e, emax, datasn, off, rs)
+            tl = self.frame(buf, at - hl, at, k)
+            n = hl + k + tl
+            w = self.tx_at(s, buf, at - hl, n)
+            if w < n:
                 if self.stuck is None:   # the rest of the Data-In has the task timeout to go out
                     self.stuck = self.tgt.clock()
-                await self.send(out[w:])
+                self.d_off, self.d_datasn = off, datasn
+                self.d_at, self.d_k, self.d_tl, self.d_w = at - hl, k, tl, w
+                return True
             if tl:   # put back the next PDU's data under this one's pad/digest
-                mv[at + k:at + k + tl] = memoryview(self.save)[:tl]
+                buf[at + k:at + k + tl] = memoryview(self.save)[:tl]
             datasn += 1
             off += k
+        self.d_off, self.d_datasn = off, datasn
         self.stuck = None
-        if not collapse:
-            await self.scsi_rsp(itt, status, sense, rflags, resid, datasn)
+        return False
+
+    async def din_rest(self):
+        # the Data-In the peer fell behind on: the PDU cut short, then the next ones
+        while True:
+            at, k, tl = self.d_at, self.d_k, self.d_tl
+            n = at + self.hd_len() + k + tl
+            await self.send(memoryview(self.d_buf)[at + self.d_w:n])
+            if tl:
+                b = self.d_buf
+                end = at + self.hd_len() + k
+                b[end:end + tl] = memoryview(self.save)[:tl]
+            self.d_datasn += 1
+            self.d_off += k
+            if not self.din_now():
+                break
+        aw = self.rsp_after()
+        if aw is not None:
+            await aw
+
+    def hd_len(self):
+        return P.BHS + 4 if self.hd else P.BHS
+
+    def rsp_after(self):
+        # the status, when it could not ride on the last Data-In (sense data goes with it)
+        if self.d_sense:
+            return self.rsp_now(self.d_itt, self.d_status, self.d_sense, self.d_rflags, self.d_resid, self.d_datasn)
+        return None
 
     async def scsi_rsp(self, itt, status, sense, rflags, resid, expdatasn):
+        aw = self.rsp_now(itt, status, sense, rflags, resid, expdatasn)
+        if aw is not None:
+            await aw
+
+    def rsp_now(self, itt, status, sense, rflags, resid, expdatasn):
+        """A SCSI Response, sent now: None, or the awaitable that sends what the socket did not take."""
         t = self.begin(P.OP_SCSI_RSP, 0x80 | rflags)
         t[3] = status
         put32(t, 16, itt)
@@ -667,6 +778,5 @@ class Flow(Session):
             d[0] = 0
             d[1] = n
             d[2:2 + n] = sense[:n] if len(sense) != n else sense
-            await self.emit(d, 2 + n)
-        else:
-            await self.emit(None, 0)
+            return self.emit_now(d, 2 + n)
+        return self.emit_now(None, 0)

@@ -13,7 +13,7 @@ from micropython import const
 from endpoints import listen
 from endpoints.iscsi import pdu as P
 from endpoints.iscsi.pdu import get24, get32, put32
-from endpoints.iscsi.connio import Closed
+from endpoints.iscsi.connio import Closed, wait_r
 from endpoints.iscsi.chap import ChapGuard
 from endpoints.iscsi.login import Login
 from endpoints.iscsi.flow import Flow, Pool, TASK_TIMEOUT, POOL_BUFS, PARK_SLOTS
@@ -237,10 +237,13 @@ class Conn(Flow, Login):
         hmv = self.hmv
         # bound once: the methods of the lower layers are not looked up again for every PDU
         rx_now = self.rx_now
-        scsi_cmd = self.scsi_cmd
+        command_now = self.command_now
         data_out = self.data_out
         while True:
             got = rx_now(self.s, hmv)
+            if not got:                  # the usual wait for the next command: no coroutine
+                await wait_r(self.s)
+                got = rx_now(self.s, hmv)
             if got < P.BHS:
                 await self.recv_rest(hmv, got)
             dlen = await self.header_ext() if h[4] or self.hd else get24(h, 5)
@@ -249,7 +252,9 @@ class Conn(Flow, Login):
                 await self.reject(P.REJ_PROTOCOL)
                 raise Closed()
             if op == P.OP_SCSI_CMD:
-                await scsi_cmd(dlen)
+                aw = command_now(dlen)
+                if aw is not None:
+                    await aw
             elif op == P.OP_DATA_OUT:
                 await data_out(dlen)
                 if self.grants:          # buffers given to its queued writes meanwhile
