@@ -243,7 +243,7 @@ class Flow(Session):
         if need > COPY_MAX or self.staged:
             return None
         if self.stage is None:
-            self.stage = bytearray(COPY_MAX)
+            self.stage = bytearray(COPY_MAX + 4)   # (+4: write_now reads the pad there too)
         self.staged = True
         return self.stage
 
@@ -299,6 +299,8 @@ class Flow(Session):
         allocated for it); the awaitable of what is left, or None. Others: scsi_cmd()."""
         h = self.hdr
         b1 = h[1]
+        if b1 & 0x20 and not h[4] and not self.discovery:
+            return self.write_now(dlen)
         if dlen or b1 & 0x20 or h[4] or self.discovery:
             return self.scsi_cmd(dlen)
         itt = get32(h, 16)
@@ -315,6 +317,53 @@ class Flow(Session):
         if want_out:
             return self.not_flagged(itt, P.lun_number(h), bytes(cdb), b1, edtl, want_out)
         return self.run_cmd(self.command(itt, P.lun_number(h), cdb, b1, edtl, 0), None)
+
+    def write_now(self, dlen):
+        # a write whose data all came with it (immediate data, F bit) and fits the connection's
+        # own buffer, read there and run as plain calls; anything else: scsi_cmd()
+        h = self.hdr
+        edtl = get32(h, 20)
+        itt = get32(h, 16)
+        if not dlen or dlen != edtl or not h[1] & 0x80 or dlen > COPY_MAX or self.staged or self.dd \
+                or not self.p.immediate_data or dlen > self.p.first_burst or itt in self.pending \
+                or len(self.pending) >= WINDOW:
+            return self.scsi_cmd(dlen)
+        cdb = self.cdbv
+        try:
+            want_out = self.ctl.expected_out(cdb)
+        except Exception:
+            want_out = 0
+        if want_out != dlen or not self.cmdsn_ok(get32(h, 24), h[0] & 0x40):
+            return self.scsi_cmd(dlen)       # (a CmdSN out of the window is dropped there)
+        if self.stage is None:
+            self.stage = bytearray(COPY_MAX + 4)
+        t = self.command(itt, P.lun_number(h), cdb, h[1], edtl, want_out)
+        n = dlen + (-dlen & 3)
+        mv = memoryview(self.stage)[:n]
+        got = self.rx_now(self.s, mv)
+        self.staged = True
+        if got < n:
+            return self.write_rest(t, mv, got)
+        aw = self.run_cmd(t, mv[:dlen])
+        if aw is None:
+            self.staged = False
+            return None
+        return self.then_unstage(aw)
+
+    async def write_rest(self, t, mv, got):
+        try:
+            await self.recv_rest(mv, got)
+            aw = self.run_cmd(t, mv[:t.edtl])
+            if aw is not None:
+                await aw
+        finally:
+            self.staged = False
+
+    async def then_unstage(self, aw):
+        try:
+            await aw
+        finally:
+            self.staged = False
 
     async def not_flagged(self, itt, lun, cdb, b1, edtl, want_out):
         # a CDB that sends data, the W bit not set
