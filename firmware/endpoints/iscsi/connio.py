@@ -216,12 +216,7 @@ class Link:
             if aw is not None:
                 await aw
             return
-        t = self.tx
-        put24(t, 5, n)
-        hl = P.BHS
-        if self.hd:
-            P.put_le32(t, hl, P.crc32c(self.txmv[:P.BHS]))
-            hl += 4
+        hl = self.head(n)
         padn = -n & 3
         await self.send(self.txmv[:hl])
         if n:
@@ -238,6 +233,14 @@ class Link:
                 P.put_le32(self.dig, 0, c)
                 await self.send(self.dig)
 
+    def head(self, n):
+        # the data segment length and header digest of the PDU in self.tx: its header's length
+        put24(self.tx, 5, n)
+        if self.hd:
+            P.put_le32(self.tx, P.BHS, P.crc32c(self.txmv[:P.BHS]))
+            return P.BHS + 4
+        return P.BHS
+
     def emit_now(self, data=None, n=0):
         """emit() as a plain call: a PDU of at most SMALL data bytes goes out in one write from the
         preallocated buffer; None once the socket took it whole, else the awaitable that sends the
@@ -245,11 +248,7 @@ class Link:
         if n > SMALL:
             return self.emit(data, n)
         t = self.tx
-        put24(t, 5, n)
-        hl = P.BHS
-        if self.hd:
-            P.put_le32(t, hl, P.crc32c(self.txmv[:P.BHS]))
-            hl += 4
+        hl = self.head(n)
         if n:
             t[hl:hl + n] = data[:n] if len(data) != n else data
         end = hl + n
