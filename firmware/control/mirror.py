@@ -12,6 +12,7 @@ import binascii
 import os
 import struct
 from micropython import const
+from snapshot.engine import ACTIVE
 
 WB_FILE = "mirror.journal"      # the partner's write-back journal, as this controller keeps it
 WB_EPOCH = "mirror.epoch"       # the partner's epoch that copy belongs to
@@ -142,6 +143,9 @@ class ExceptionMirror:
         f = self.f
         if f is None:
             f = self.f = open(self._path(), "ab")
+            cut = f.seek(0, 2) % ENTRY
+            if cut:                 # an entry cut short by a failed write: made whole, and bad
+                f.write(bytes(ENTRY - cut))
         e = self.e
         struct.pack_into("<IIII", e, 0, sid, c, slot, k)
         struct.pack_into("<I", e, 16, binascii.crc32(self.ev[:16]))
@@ -157,9 +161,10 @@ class ExceptionMirror:
 
 
 class ExceptionFeed:
-    """A follower's reading of the exceptions its partner mirrors here (engine.absorb): from where
-    it last stopped to the first entry that is not whole (being written: read again next time);
-    entries of another snapshot are passed over."""
+    """A follower's reading of the exceptions its partner mirrors here (engine.absorb), while it
+    follows an active snapshot: from where it last stopped to the last whole entry (one being
+    written is read again next time); entries of another snapshot, and one a failed write left
+    with more behind it, are passed over."""
 
     def __init__(self, own_dir, engine):
         self.path = own_dir + "/" + EXC_FILE
@@ -184,14 +189,17 @@ class ExceptionFeed:
                 return 0
         n = 0
         buf = self.buf
-        while eng.follower:
+        while eng.follower and eng.state == ACTIVE:
             f.seek(self.at * ENTRY)
             got = (f.readinto(buf) or 0) // ENTRY
             for i in range(got):
                 o = i * ENTRY
                 sid, c, slot, k, crc = struct.unpack_from("<IIIII", buf, o)
                 if crc != binascii.crc32(self.mv[o:o + 16]):
-                    return n            # being written: read again next time
+                    if i == got - 1:
+                        return n        # the last one: being written, read again next time
+                    self.at += 1        # with more behind it: one a failed write left, passed
+                    continue
                 self.at += 1
                 if sid == eng.snap_id:  # (the owner appends to a list left by an earlier snapshot
                     n += 1              # when it could not empty it at the start)
@@ -199,7 +207,3 @@ class ExceptionFeed:
             if got < FEED:
                 break
         return n
-
-    def close(self):
-        _close(self.f)
-        self.f = None

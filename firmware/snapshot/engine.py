@@ -424,8 +424,10 @@ class Engine:
         # then the records on the log past the indexed slots (runs whose copy is done, announced
         # or not: after a restart this controller may begin to follow while the partner does not
         # yet hear it). -> whether anything came
-        n = self.absorb() if self.absorb is not None else 0
-        return self._absorb_records() or n
+        n = self._absorb_records()
+        if self.absorb is not None and self.absorb():
+            return True
+        return n
 
     def _absorb_records(self):
         # the records past `indexed` into the index, up to the first slot without one
@@ -557,7 +559,10 @@ class Engine:
         if not self.index.insert_run(self.pending_c, self.pending_slot, self.pending_k):
             self._not_followed()
             return
-        self.indexed = self.pending_slot + self.pending_k
+        if self.pending_slot <= self.indexed:
+            # (else slots below it are not indexed yet: runs copied without a word to this
+            # controller, which the log's records bring in; _absorb_records)
+            self.indexed = self.pending_slot + self.pending_k
 
     def _not_followed(self):
         self.events.log("error", "LOG INDEX DOES NOT FIT IN MEMORY: THE PARTNER'S SNAPSHOT IS NOT SERVED HERE")

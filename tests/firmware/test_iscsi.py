@@ -450,3 +450,26 @@ def test_a_write_past_the_window_of_writes_waiting_for_data_gets_task_set_full()
         await iscsi.stop(ctl)
 
     asyncio.run(main())
+
+
+def test_no_buffer_is_handed_over_while_the_parked_data_is_being_read_and_no_r2t_before_it_is_in():
+    clock, tgt, conns = _pool(bufs=1)
+    holder = _write(conns[0], 1024)
+    c = conns[1]
+    t = _write(c, 1024)                                 # queued; its immediate data still to read
+    t.unsol_end = 65536
+    c.filling = t                                       # ... and being read now
+    conns[0].forget(conns[0].pending.pop(holder.itt))
+    assert t.waiting and len(tgt.free) == 1             # not handed over mid-read
+    c.filling = None
+    t.got = 65536
+    tgt.grant()                                         # what recv_into does when the read ends
+    assert not t.waiting and _transfer(t.buf) and c.grants == [t]
+
+
+def test_a_large_read_with_no_buffer_free_gets_busy_when_its_connection_holds_one():
+    clock, tgt, conns = _pool(bufs=1)
+    c = conns[0]
+    _write(c, 1024)                                     # holds the only buffer, its data to come
+    assert asyncio.run(tgt.lease(c)) is None            # its reader must not wait: BUSY
+    assert tgt.queue == []

@@ -568,3 +568,33 @@ def test_a_run_that_cannot_reach_the_mirror_memory_fails_the_write_and_leaves_th
     st, sn = write(owner, 0, fw.pattern(50, 512))
     assert st == 2 and sn is not None
     assert read(owner, 0, CHUNK) == old and e.next_slot == 0
+
+
+def test_runs_announced_after_a_gap_leave_the_gap_to_the_log_records():
+    # runs copied without a word to the follower (slot 0), then announced ones (slots 1, 2): the
+    # index takes the announced ones, and the slots below stay to be read from the log's records
+    owner, follower, exc, e, f = _pair_on_one_set_of_disks()
+    old = fw.pattern(51, CHUNK * 512 * 3)
+    write(owner, 0, old)
+    fw.run(owner, PRIMARY, INITIATE)
+    f.follow(e.state, 0, follower.drives[0], e.snap_id, e.generation, e.started, None)
+    for c in range(3):
+        write(owner, c * CHUNK, fw.pattern(52, 512))         # chunks 0, 1, 2 -> slots 0, 1, 2
+    f.follow_exceptions(1, 1, 1)
+    f.follow_exceptions(2, 2, 1)                           # run 1 is on the log: indexed ...
+    assert f.index.find(1) == 1 and f.indexed == 0         # ... but slot 0 is not yet
+    buf = bytearray(3 * CHUNK * 512)
+    f.read_backup(0, memoryview(buf))
+    assert bytes(buf) == old and f.indexed == 3 and f.index.count == 3
+
+
+def test_an_entry_a_failed_write_left_is_passed_over():
+    owner, follower, exc, e, f = _pair_on_one_set_of_disks()
+    fw.run(owner, PRIMARY, INITIATE)
+    f.follow(e.state, 0, follower.drives[0], e.snap_id, e.generation, e.started, None)
+    exc.start()
+    exc.add(e.snap_id, 5, 0, 1)
+    exc.f.write(b"\x01\x02\x03")                           # a write cut short, then the file closed
+    exc.close()
+    exc.add(e.snap_id, 6, 1, 1)                            # reopened: made whole first
+    assert f.absorb() == 2 and (f.pending_c, f.pending_slot) == (6, 1)

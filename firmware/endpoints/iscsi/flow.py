@@ -19,8 +19,7 @@ XFER = MAX_XFER_BLOCKS * 512   # the core's limit (VPD B0): one transfer buffer
 POOL_BUFS = const(4)         # transfer buffers (XFER bytes), made when the target starts
 PARK = P.TARGET_FIRST_BURST  # a parking place: what a write sends before it is asked for more
 PARK_SLOTS = const(64)       # parking places, made when the target starts: two sessions' depth
-SHARE = const(2)             # transfer buffers one connection may hold at once
-ADDR_SHARE = const(2)        # of them one source address (the other half: other hosts)
+ADDR_SHARE = const(2)        # transfer buffers one source address may hold (the other half: other hosts)
 PARK_SHARE = const(32)       # parking places one source address may hold: one session's depth
 TASK_TIMEOUT = const(10)     # seconds a command's data may take to move (board: iscsi_task_timeout_s)
 REAP_MS = const(250)         # how often stalled tasks and sends are looked for
@@ -33,7 +32,6 @@ _DIN = ">BBBBI8xIIIIIIII"    # Data-In BHS: op, flags, 0, status, DSL, LUN 0, IT
                              # ExpCmdSN, MaxCmdSN, DataSN, buffer offset, residual
 TRANSFER = XFER + _HEAD + TAIL   # bytes of a transfer buffer
 _EMPTY = bytearray(0)        # the buffer of a write of nothing
-_ZERO48 = bytes(48)
 
 
 def _sense(key, asc, ascq):
@@ -90,7 +88,6 @@ class Pool:
     def __init__(self, bufs=POOL_BUFS, parks=PARK_SLOTS):
         self.conns = set()
         self.free = [bytearray(TRANSFER) for _ in range(bufs)]
-        self.bufs = bufs
         self.parks = [bytearray(PARK) for _ in range(parks)]
         self.queue = []         # tasks waiting for a transfer buffer, first come first served
         self.claims = {}        # source address -> transfer buffers its connections hold
@@ -98,10 +95,10 @@ class Pool:
         self.busy = 0           # writes answered BUSY (every parking place was taken)
 
     def take(self, c):
-        """A transfer buffer for connection c now, or None: none free, or c or its address holds its
-        share. (A buffer is free only while every queued task's connection or address holds its
-        share: give() serves them first.)"""
-        if not self.free or c.held >= SHARE or self.claims.get(c.peer, 0) >= ADDR_SHARE:
+        """A transfer buffer for connection c now, or None: none free, or its address holds its
+        share. (A buffer is free only while no queued task can have it: grant() serves them
+        first.)"""
+        if not self.free or self.claims.get(c.peer, 0) >= ADDR_SHARE:
             return None
         self._lend(c)
         return self.free.pop()
@@ -132,9 +129,10 @@ class Pool:
 
     async def lease(self, c):
         """A transfer buffer for a large read on connection c, waiting in the queue when none is to
-        be had now (the connection's reader waits with it)."""
+        be had now (the connection's reader waits with it); None (BUSY) when c holds a buffer
+        itself: its writes' Data-Out, behind the read on the wire, would wait for the reader."""
         b = self.take(c)
-        if b is not None:
+        if b is not None or c.held:
             return b
         t = c.rtask
         if c.ready is None:
@@ -149,22 +147,26 @@ class Pool:
         return b
 
     def give(self, c, b):
-        """Connection c gives transfer buffer b back: to the first queued task whose connection and
-        address are under their shares, else to the free list."""
+        """Connection c gives transfer buffer b back: to the queue (grant), else to the free list."""
         c.held -= 1
         _less(self.claims, c.peer)
         self.free.append(b)
-        q = self.queue
-        i = 0
-        while self.free and i < len(q):
-            t = q[i]
-            w = t.conn
-            if w.held < SHARE and self.claims.get(w.peer, 0) < ADDR_SHARE:
-                q.pop(i)
-                self._lend(w)
-                w.granted(t, self.free.pop())
+        self.grant()
+
+    def grant(self):
+        """Free buffers to the first queued tasks whose address is under its share and whose
+        parked data is not being read this moment (its connection grants it once the read is
+        done). The queue is looked at afresh for each: a grant may close a connection."""
+        while self.free:
+            for t in self.queue:
+                w = t.conn
+                if w.filling is not t and self.claims.get(w.peer, 0) < ADDR_SHARE:
+                    break
             else:
-                i += 1
+                return
+            self.queue.remove(t)
+            self._lend(w)
+            w.granted(t, self.free.pop())
 
     def leave(self, c):
         """Connection c is closing: its queued tasks leave the queue, a buffer lent meanwhile goes
@@ -218,7 +220,7 @@ class Flow(Session):
 
     def __init__(self, tgt, sock, port_no, peer):
         Session.__init__(self, tgt, sock, port_no, peer)
-        self.held = 0                # transfer buffers this connection holds (at most SHARE)
+        self.held = 0                # transfer buffers this connection holds
         self.ready = None            # set when a buffer is lent to the large read that waits
         self.lent = None
         self.rtask = Task(0, 0, b"", 0, 0, None, 0)   # that read's place in the pool's queue
@@ -226,8 +228,7 @@ class Flow(Session):
         self.rtask.reads = True
         self.grants = []             # writes given a buffer while this connection was mid-send:
                                      # their R2T goes out when it is not
-        self.r2tb = bytearray(P.BHS + 4)   # an R2T sent when a buffer is given (header, digest)
-        self.poll_w = None           # whether the socket has room for it
+        self.poll_w = None           # whether the socket has room for such an R2T
         self.filling = None          # the task whose data-out is being read
         self.pending = {}            # itt -> Task
         self.cmd = Task(0, 0, b"", 0, 0, None, 0)   # the command that is not pending (reused)
@@ -242,9 +243,13 @@ class Flow(Session):
         writes then take nothing from the board-wide pool."""
         if need > COPY_MAX or self.staged:
             return None
+        self.staged = True
+        return self.own()
+
+    def own(self):
+        # the connection's own buffer for small writes, made when first needed
         if self.stage is None:
             self.stage = bytearray(COPY_MAX + 4)   # (+4: write_now reads the pad there too)
-        self.staged = True
         return self.stage
 
     def release(self, b):
@@ -335,11 +340,9 @@ class Flow(Session):
             want_out = 0
         if want_out != dlen or not self.cmdsn_ok(get32(h, 24), h[0] & 0x40):
             return self.scsi_cmd(dlen)       # (a CmdSN out of the window is dropped there)
-        if self.stage is None:
-            self.stage = bytearray(COPY_MAX + 4)
         t = self.command(itt, P.lun_number(h), cdb, h[1], edtl, want_out)
         n = dlen + (-dlen & 3)
-        mv = memoryview(self.stage)[:n]
+        mv = memoryview(self.own())[:n]
         got = self.rx_now(self.s, mv)
         self.staged = True
         if got < n:
@@ -437,16 +440,18 @@ class Flow(Session):
         t = Task(itt, lun, cdb, edtl, need, None, cmdsn, b1, want_out)
         t.conn = self
         t.since = self.tgt.clock()
+        # what it sends unasked, known before a buffer may be granted to it (granted() asks for
+        # the rest only once that is in)
+        if b1 & 0x80 or self.p.initial_r2t:
+            t.unsol_end = dlen       # F bit: no unsolicited Data-Out follows
+        else:
+            t.unsol_end = min(edtl, self.p.first_burst)
         self.buffer_for(t)
         self.pending[itt] = t   # from here the reaper watches it (and the close frees its buffer)
         if dlen:
             if not await self.recv_into(t, dlen):
                 await self.reject(P.REJ_DIGEST)
                 raise Closed()
-        if b1 & 0x80 or self.p.initial_r2t:
-            t.unsol_end = t.got      # F bit: no unsolicited Data-Out follows
-        else:
-            t.unsol_end = min(edtl, self.p.first_burst)
         await self.progress(t)
 
     def buffer_for(self, t):
@@ -488,7 +493,8 @@ class Flow(Session):
 
     def solicit_held(self):
         """The R2Ts of writes given a buffer, sent now if no PDU is half sent on this connection and
-        the socket has room for them (it takes a header whole then), else left for later."""
+        the socket has room (so it takes a header whole), else left for later: after the next PDU
+        the reader handles, or the next reap."""
         while self.grants and self.stuck is None and self.s is not None:
             if self.poll_w is None:
                 self.poll_w = select.poll()
@@ -499,17 +505,11 @@ class Flow(Session):
             if not room:
                 return
             t = self.grants.pop(0)
-            if self.pending.get(t.itt) is not t:
-                continue
-            h = self.r2tb
-            h[0:P.BHS] = _ZERO48
-            h[0], h[1] = P.OP_R2T, 0x80
-            self.r2t(h, t)
-            n = P.BHS
-            if self.hd:
-                P.put_le32(h, n, P.crc32c(memoryview(h)[:P.BHS]))
-                n += 4
-            if self.tx_now(self.s, memoryview(h)[:n]) != n:
+            if self.pending.get(t.itt) is not t or t.burst_end > t.got:
+                continue             # gone, or its R2T went out with the reader (progress)
+            self.r2t(self.begin(P.OP_R2T, 0x80), t)
+            n = self.head(0)
+            if self.tx_at(self.s, self.tx, 0, n) != n:
                 self.kill("R2T not sent whole")
                 return
 
@@ -536,6 +536,8 @@ class Flow(Session):
             self.filling = t
             ok = await self.read_data(memoryview(t.buf)[off:off + k], k, n - k)
             self.filling = None
+            if t.waiting and self.tgt.free:
+                self.tgt.grant()         # a buffer came while its parked data was being read
         else:
             ok = await self.read_data(None, 0, n)
         t.got += n
@@ -568,6 +570,8 @@ class Flow(Session):
             del self.pending[t.itt]
             await self.unbuffered(t)
             return
+        if t in self.grants:          # given a buffer while its data was read: asked for here
+            self.grants.remove(t)
         self.r2t(self.begin(P.OP_R2T, 0x80), t)
         await self.emit(None, 0)
 
@@ -628,6 +632,9 @@ class Flow(Session):
 
     async def run_big(self, t, data_out):
         big = await self.tgt.lease(self)   # data-in straight into a buffer of ours, sent from there
+        if big is None:
+            await self.scsi_rsp(t.itt, 8, None, 0, 0, 0)
+            return
         try:
             await self.finish_cmd(t, data_out, big)
         finally:
@@ -637,9 +644,11 @@ class Flow(Session):
         """finish_cmd for the data-in the core keeps (copied), as a plain call: the awaitable of
         what is left (a forwarded command, a send the peer is behind on), or None."""
         nexus = self.nexus_for(t.lun)
-        ctl = self.ctl
-        if ctl.pair is not None and ctl.pair.routed(nexus, t.cdb):
+        where = self.routed(nexus, t)
+        if where:
             return self.finish_cmd(t, data_out, None)
+        if where is None:
+            return self.answer(t, 2, _sense(0x04, 0x44, 0), b"", None)
         status, sense, data_in = self.run_here(nexus, t, data_out, None)
         return self.answer(t, status, sense, data_in, None)
 
@@ -647,18 +656,31 @@ class Flow(Session):
         """Runs task t with its data-out and sends its Data-In and status; `big` is a transfer buffer
         for the data-in of a large read (None: the core's own, copied)."""
         nexus = self.nexus_for(t.lun)
-        ctl = self.ctl
-        if ctl.pair is not None and ctl.pair.routed(nexus, t.cdb):
+        where = self.routed(nexus, t)
+        if where:
             # of a pair: the drive's owner runs it (ALUA active/non-optimized here)
             try:
-                status, sense, data_in = await ctl.pair.forward(nexus, t.cdb, data_out)
+                status, sense, data_in = await self.ctl.pair.forward(nexus, t.cdb, data_out)
             except Exception as e:
                 status, sense, data_in = self.failed(t, e)
+        elif where is None:
+            status, sense, data_in = 2, _sense(0x04, 0x44, 0), b""
         else:
             status, sense, data_in = self.run_here(nexus, t, data_out, big)
         aw = self.answer(t, status, sense, data_in, big)
         if aw is not None:
             await aw
+
+    def routed(self, nexus, t):
+        # of a pair: whether the partner runs it; None when that cannot be told (the command fails)
+        pair = self.ctl.pair
+        if pair is None:
+            return False
+        try:
+            return pair.routed(nexus, t.cdb)
+        except Exception as e:
+            self.failed(t, e)
+            return None
 
     def run_here(self, nexus, t, data_out, big):
         try:
@@ -771,7 +793,7 @@ class Flow(Session):
                 if self.stuck is None:   # the rest of the Data-In has the task timeout to go out
                     self.stuck = self.tgt.clock()
                 self.d_off, self.d_datasn = off, datasn
-                self.d_at, self.d_k, self.d_tl, self.d_w = at - hl, k, tl, w
+                self.d_at, self.d_hl, self.d_k, self.d_tl, self.d_w = at - hl, hl, k, tl, w
                 return True
             if tl:   # put back the next PDU's data under this one's pad/digest
                 buf[at + k:at + k + tl] = memoryview(self.save)[:tl]
@@ -785,12 +807,10 @@ class Flow(Session):
         # the Data-In the peer fell behind on: the PDU cut short, then the next ones
         while True:
             at, k, tl = self.d_at, self.d_k, self.d_tl
-            n = at + self.hd_len() + k + tl
-            await self.send(memoryview(self.d_buf)[at + self.d_w:n])
+            end = at + self.d_hl + k             # of its data
+            await self.send(memoryview(self.d_buf)[at + self.d_w:end + tl])
             if tl:
-                b = self.d_buf
-                end = at + self.hd_len() + k
-                b[end:end + tl] = memoryview(self.save)[:tl]
+                self.d_buf[end:end + tl] = memoryview(self.save)[:tl]
             self.d_datasn += 1
             self.d_off += k
             if not self.din_now():
@@ -798,9 +818,6 @@ class Flow(Session):
         aw = self.rsp_after()
         if aw is not None:
             await aw
-
-    def hd_len(self):
-        return P.BHS + 4 if self.hd else P.BHS
 
     def rsp_after(self):
         # the status, when it could not ride on the last Data-In (sense data goes with it)

@@ -257,8 +257,6 @@ class Conn(Flow, Login):
                     await aw
             elif op == P.OP_DATA_OUT:
                 await data_out(dlen)
-                if self.grants:          # buffers given to its queued writes meanwhile
-                    self.solicit_held()
             elif op == P.OP_NOP_OUT:
                 await self.nop_out(dlen)
             elif op == P.OP_TMF:
@@ -274,6 +272,8 @@ class Conn(Flow, Login):
                 await self.read_data(None, 0, dlen)
                 await self.reject(P.REJ_PROTOCOL if op in (P.OP_LOGIN, P.OP_SNACK)
                                   else P.REJ_NOT_SUPPORTED)
+            if self.grants:              # R2Ts of writes given a buffer while it was sending
+                self.solicit_held()
 
     async def request_data(self, dlen):
         # the data segment of a NOP-Out or Text request whose CmdSN is in the window, as bytes;
