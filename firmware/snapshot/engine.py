@@ -203,28 +203,9 @@ class Engine:
         return HDR_BLOCKS + ((m + RECS_PER_BLOCK - 1) // RECS_PER_BLOCK + 7) // 8 * 8
 
     def _rebuild_index(self):
-        # read records in slot order until the first one not valid for this snapshot
-        n = 0
         b = self.buffer.take()
         try:
-            buf = self.buffer.view(b)[:READ_RECS * 512]
-            blk = 0
-            nblk = (self.max_slots + RECS_PER_BLOCK - 1) // RECS_PER_BLOCK
-            while n < self.max_slots and blk < nblk:
-                k = min(READ_RECS, nblk - blk)
-                self.log.read(HDR_BLOCKS + blk, buf[:k * 512])
-                for off in range(0, k * 512, REC_LEN):
-                    chunk = -1 if n == self.max_slots else record_chunk(buf, off, self.snap_id, n)
-                    if chunk < 0:
-                        break
-                    if not self.index.insert(chunk, n):
-                        n = -1
-                        break
-                    n += 1
-                else:
-                    blk += k
-                    continue
-                break
+            n = self._index_records(0, self.buffer.view(b)[:READ_RECS * 512])
         finally:
             self.buffer.give(b)
         if n < 0:
@@ -243,6 +224,25 @@ class Engine:
             used = (n % RECS_PER_BLOCK) * REC_LEN
             zero(memoryview(self._rec)[used:], 512 - used)
         self._next_warning()
+
+    def _index_records(self, s, buf):
+        # the records from slot s on, in slot order, into the index up to the first one not valid
+        # for this snapshot (or the last slot), read len(buf) // 512 record blocks at a time.
+        # -> the slot after the last one indexed; -1 when the index is full
+        per = len(buf) // 512
+        while s < self.max_slots:
+            blk = s // RECS_PER_BLOCK
+            k = min(per, (self.max_slots - 1) // RECS_PER_BLOCK + 1 - blk)
+            self.log.read(HDR_BLOCKS + blk, buf[:k * 512])
+            end = min(self.max_slots, (blk + k) * RECS_PER_BLOCK)
+            while s < end:
+                chunk = record_chunk(buf, (s - blk * RECS_PER_BLOCK) * REC_LEN, self.snap_id, s)
+                if chunk < 0:
+                    return s
+                if not self.index.insert(chunk, s):
+                    return -1
+                s += 1
+        return s
 
     def _record_valid(self, n):
         r = self._rec
@@ -431,22 +431,13 @@ class Engine:
 
     def _absorb_records(self):
         # the records past `indexed` into the index, up to the first slot without one
-        b = self._chk
-        s0 = s = self.indexed
-        while s < self.max_slots and self.state == ACTIVE:
-            self.log.read(HDR_BLOCKS + s // RECS_PER_BLOCK, memoryview(b))
-            while True:
-                chunk = record_chunk(b, (s % RECS_PER_BLOCK) * REC_LEN, self.snap_id, s)
-                if chunk < 0:
-                    break
-                if not self.index.insert(chunk, s):
-                    self._not_followed()
-                    return True
-                s += 1
-                if not s % RECS_PER_BLOCK or s == self.max_slots:
-                    break
-            if chunk < 0 or s == self.max_slots:
-                break
+        if self.state != ACTIVE:
+            return False
+        s0 = self.indexed
+        s = self._index_records(s0, memoryview(self._chk))
+        if s < 0:
+            self._not_followed()
+            return True
         if s == s0:
             return False
         self.indexed = s

@@ -457,6 +457,12 @@ def _pair_on_one_set_of_disks():
     return owner, follower, exc, e, f
 
 
+def _follow(owner, follower):
+    # the follower told of the owner's snapshot, as a SNAP message tells it
+    e = owner.engine
+    follower.engine.follow(e.state, 0, follower.drives[0], e.snap_id, e.generation, e.started, None)
+
+
 def test_a_follower_reads_an_announced_run_from_the_primary_until_its_records_are_on_the_log():
     # the owner announces a run before copying it, so the follower's backup LUN must not trust
     # the slots until the records say the copy is made
@@ -465,7 +471,7 @@ def test_a_follower_reads_an_announced_run_from_the_primary_until_its_records_ar
     write(owner, 0, old)
     fw.run(owner, PRIMARY, INITIATE)
     exc.start()
-    f.follow(e.state, 0, follower.drives[0], e.snap_id, e.generation, e.started, None)
+    _follow(owner, follower)
 
     def backup(c):
         buf = bytearray(CHUNK * 512)
@@ -505,7 +511,7 @@ def test_a_run_copied_and_overwritten_while_the_follower_reads_the_primary_is_re
     fw.run(owner, PRIMARY, INITIATE)
     exc.start()
     e.announce = lambda c, slot, k: exc.add(e.snap_id, c, slot, k)
-    f.follow(e.state, 0, follower.drives[0], e.snap_id, e.generation, e.started, None)
+    _follow(owner, follower)
     primary = f.primary
     real = primary.read
     raced = []
@@ -528,7 +534,7 @@ def test_a_follower_reads_what_was_copied_without_a_word_to_it_from_the_log_reco
     old = fw.pattern(45, CHUNK * 512 * 2)
     write(owner, 0, old)
     fw.run(owner, PRIMARY, INITIATE)
-    f.follow(e.state, 0, follower.drives[0], e.snap_id, e.generation, e.started, None)
+    _follow(owner, follower)
     assert write(owner, 0, fw.pattern(46, 2 * CHUNK * 512)) == (0, None)     # nothing announced
     buf = bytearray(2 * CHUNK * 512)
     f.read_backup(0, memoryview(buf))
@@ -542,7 +548,7 @@ def test_entries_left_by_an_earlier_snapshot_are_passed_over():
     exc.start()
     exc.add(12345, 7, 0, 1)                                   # another snapshot's run
     fw.run(owner, PRIMARY, INITIATE)
-    f.follow(e.state, 0, follower.drives[0], e.snap_id, e.generation, e.started, None)
+    _follow(owner, follower)
     exc.add(e.snap_id, 1, 0, 1)                               # this one's, appended
     assert f.absorb() == 1 and (f.pending_c, f.pending_slot, f.pending_k) == (1, 0, 1)
     assert f.absorb() == 0
@@ -577,7 +583,7 @@ def test_runs_announced_after_a_gap_leave_the_gap_to_the_log_records():
     old = fw.pattern(51, CHUNK * 512 * 3)
     write(owner, 0, old)
     fw.run(owner, PRIMARY, INITIATE)
-    f.follow(e.state, 0, follower.drives[0], e.snap_id, e.generation, e.started, None)
+    _follow(owner, follower)
     for c in range(3):
         write(owner, c * CHUNK, fw.pattern(52, 512))         # chunks 0, 1, 2 -> slots 0, 1, 2
     f.follow_exceptions(1, 1, 1)
@@ -591,7 +597,7 @@ def test_runs_announced_after_a_gap_leave_the_gap_to_the_log_records():
 def test_an_entry_a_failed_write_left_is_passed_over():
     owner, follower, exc, e, f = _pair_on_one_set_of_disks()
     fw.run(owner, PRIMARY, INITIATE)
-    f.follow(e.state, 0, follower.drives[0], e.snap_id, e.generation, e.started, None)
+    _follow(owner, follower)
     exc.start()
     exc.add(e.snap_id, 5, 0, 1)
     exc.f.write(b"\x01\x02\x03")                           # a write cut short, then the file closed

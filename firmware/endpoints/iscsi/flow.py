@@ -203,7 +203,7 @@ class Pool:
                         c.kill("timed out")
                         break
                     c.expire(t)
-            if c.grants and c.s is not None:
+            if c.grants:
                 c.solicit_held()
 
 
