@@ -55,7 +55,7 @@ def boot(board, state):
     ("spare_disks", 2, "unknown field"),
     ("management", "udp:127.0.0.1:1", "must be \"tcp:HOST:PORT\""),
     ("management", "tcp:127.0.0.1:65536", "PORT must be 0..65535"),
-    ("heap_kb", 7000, "the firmware and its management endpoint: at least 8182 KiB"),
+    ("heap_kb", 7000, "the firmware and its management endpoint: at least 19286 KiB"),
     ("iscsi_task_timeout_s", 0, "must be 1..3600"),
     ("iscsi_task_timeout_s", 2.5, "not an integer"),
 ])

@@ -328,7 +328,8 @@ class Controller:
 
     def release(self, home):
         # failback: controller `home`'s drives go back to it, destaged, with the long operations
-        # that run on them here -> those operations, saved
+        # that run on them here -> those operations, saved; the writes in flight land first
+        self.iop.drain()
         ops = []
         for sd, e in enumerate(self.cfg.sd):
             if e is not None and e.affinity & 1 == home:
@@ -376,13 +377,42 @@ class Controller:
             return self.pair.transition()     # ownership moved since the command was routed
         return self.execute_here(nexus, cdb, data_out, buf)
 
-    def execute_here(self, nexus, cdb, data_out=None, buf=None):
-        # execute() for a transport that has just asked pair.routed() itself
-        if self.pair is None:
-            return self.core.execute(nexus, cdb, data_out, buf)
+    def execute_here(self, nexus, cdb, data_out=None, buf=None, defer=False):
+        # execute() for a transport that has just asked pair.routed() itself. `defer`: the
+        # transport answers a write only once chained() is settled (its data-out stays put)
+        b = self.backing
+        b.defer = defer
+        b.ticket = 0
         out = self.core.execute(nexus, cdb, data_out, buf)
-        self.pair.reservations_checked()
+        b.defer = False
+        if self.pair is not None:
+            self.pair.reservations_checked()
         return out
+
+    def io_thread(self):
+        """The I/O processor's thread (hw/chains.py), started on first use, for a transport that
+        defers write answers: it reads `rx` readable as chains end (then woken(), settle()), and
+        `hot` says the thread is awake (a write handed over now costs no wake-up)."""
+        return self.iop.start_thread()
+
+    def chained(self):
+        # whether the command execute_here() just ran became a chain of the I/O processor's
+        # thread (its GOOD status then waits for settle())
+        t = self.backing.ticket
+        self.backing.ticket = 0
+        return t
+
+    def settle(self):
+        """The answer of the oldest write the I/O processor's thread has ended: (status, sense),
+        or None while it runs. A write a disk failed under is written again here, degraded."""
+        r = self.iop.chains.settle()
+        if r is None:
+            return None
+        (lu, lba, mv), failed = r
+        if not failed:
+            return 0, None
+        self.refresh_status()
+        return self.core.rewrite(lu, lba, mv)
 
     def expected_out(self, cdb):
         return self.core.expected_out(cdb)
@@ -481,6 +511,7 @@ class Controller:
 
     def initiate(self, sd):
         # begin a snapshot of system drive `sd` (Table 1); the caller checked snapshot_refusal
+        self.iop.drain()      # writes in flight land before the instant the snapshot shows
         d = self.drives.get(sd)
         if d is None or d.status() == raid.OFFLINE or self.engine.log.status() == raid.OFFLINE:
             raise sense.not_ready()
@@ -521,6 +552,7 @@ class Controller:
         if self.pair is not None and not local:
             if self.pair.command_home(name, args if isinstance(args, dict) else {}) is not None:
                 return self.pair.remote_command(name, args)
+        self.iop.drain()      # a command sees every write the I/O processor's thread was given
         fn = commands.COMMANDS.get(name)
         if fn is None:
             raise CmdError("UNKNOWN_COMMAND", "no command %s; try: %s" % (eventsmod.value_text(name), ", ".join(sorted(commands.COMMANDS))))

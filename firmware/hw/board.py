@@ -21,6 +21,7 @@ _PORT_TYPES = ("SCSI", "FC")
 LINK_KB = 4608              # a pair's back-end link: its 2 MiB send window and receive buffers
 MANAGEMENT_KB = 1088        # the management endpoint's 4 clients: a 260 KiB line buffer and 4 KiB of input each
 ISCSI_KB = 8200             # the iSCSI transfer buffers (4 of 1 MiB) and parking places (64 of 64 KiB)
+IOP_KB = 128                # the I/O processor thread's ring of chains (hw/chains.py: 114 KiB)
 
 
 def _fail(path, field, problem):
@@ -134,11 +135,11 @@ def validate(d, path="board"):
         _fail(path, "buffer_kb", "the buffer (%d KiB) must fit in half the heap (%d KiB)"
               % (d["buffer_kb"], d["heap_kb"]))
     # beside the buffer and the exception index (a quarter of the heap) the firmware needs 2 MiB,
-    # the iSCSI transfer buffers and parking places ISCSI_KB, and the management endpoint's
-    # clients MANAGEMENT_KB more (a pair: each controller's management endpoint and the back-end
-    # link's buffers)
+    # the iSCSI transfer buffers and parking places ISCSI_KB, the I/O processor's ring IOP_KB,
+    # and the management endpoint's clients MANAGEMENT_KB more (a pair: each controller's
+    # management endpoint and the back-end link's buffers)
     front = d["controllers"][0] if "controllers" in d else d
-    need = 2048 + ISCSI_KB + (MANAGEMENT_KB if "management" in front else 0) + (LINK_KB if "controllers" in d else 0)
+    need = 2048 + ISCSI_KB + IOP_KB + (MANAGEMENT_KB if "management" in front else 0) + (LINK_KB if "controllers" in d else 0)
     if d["buffer_kb"] + d["heap_kb"] // 4 + need > d["heap_kb"]:
         _fail(path, "heap_kb", "%d KiB cannot hold the buffer, the exception index and %d KiB for the firmware"
               % (d["heap_kb"], need))

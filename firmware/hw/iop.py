@@ -7,6 +7,7 @@ import time
 import struct
 import binascii
 from micropython import const
+from hw.chains import Chains
 
 SECTOR = const(512)
 STATE_FILE = "slots.state"
@@ -54,6 +55,8 @@ def _transfer(writing):
     # IOP.read and IOP.write (lba in sectors; len(mv) whole sectors): one body, made twice so that
     # neither pays a further call on the data path
     def transfer(self, slot, lba, mv):
+        if self.inflight:
+            self.drain()             # the I/O processor's thread first (hw/chains.py)
         n = len(mv)
         if not 0 <= slot < self.n_slots or n & 511 or lba < 0 or lba + (n >> 9) > self.disk_blocks \
                 or self._state[slot] in ("failed", "removed"):
@@ -122,6 +125,10 @@ class IOP:
             self._open(s, first_boot)
         self._save_states()
         self.reset_counters()
+        # the I/O processor's thread (hw/chains.py), started by start_thread(); inflight: chains
+        # handed to it that nothing has waited for yet
+        self.chains = None
+        self.inflight = False
         # the intent record: off (intent=False) only for measurements and demonstrations
         self._ih = bytearray(_IHDR)
         self._ihv = memoryview(self._ih)
@@ -228,6 +235,28 @@ class IOP:
         self._set(slot, "failed")
         return DiskError(slot, "io", str(e))
 
+    # ---- the I/O processor's thread (hw/chains.py)
+    def start_thread(self):
+        if self.chains is None:
+            self.chains = Chains(self)
+        return self.chains
+
+    def drain(self):
+        # every chain handed to the thread has run (and its failed disks are marked failed)
+        if self.chains is not None:
+            self.chains.drain()
+
+    def file_of(self, slot):
+        return self._files[slot]
+
+    def moved(self, slot):
+        self._pf[slot] = None     # a transfer of the thread moved the file's offset
+
+    def failed_transfer(self, slot, why):
+        if self._state[slot] == "online" or self._state[slot] == "rebuild":
+            self._set(slot, "failed")
+            self.problems.append((slot, why))
+
     # ---- data path
     read = _transfer(False)
     write = _transfer(True)
@@ -240,6 +269,8 @@ class IOP:
 
     def _set(self, slot, st):
         self.state(slot)
+        if self.inflight:
+            self.drain()
         self._state[slot] = st
         self.gen += 1
         self._save_states()
@@ -328,6 +359,7 @@ class IOP:
 
     def reload_states(self):
         # the partner of a pair changed a slot's state (fail, remove, replace): the file is shared
+        self.drain()
         old = list(self._state)
         self._load_states()
         for s in range(self.n_slots):
@@ -340,21 +372,31 @@ class IOP:
     def intent_on(self):
         return self._if is not None
 
+    def intent_file(self):
+        return self._if
+
+    def pack_intent(self, h, fields, kind, drive, geo, a, b, c=0, member=-1, payload=None):
+        # the record of the write about to start into h (_IHDR bytes; fields: a view of all but
+        # its CRC); its payload, if any, is written after it
+        self.intent_pending = None  # any older record is now overwritten
+        plen = 0 if payload is None else len(payload)
+        seq = (self._iseq + 1) & 0xFFFFFFFF
+        self._iseq = seq
+        struct.pack_into(INTENT_FMT, h, 0, INTENT_MAGIC, kind, 0, drive, geo, seq, a, b, c, member, plen)
+        crc = binascii.crc32(fields)
+        if plen:
+            crc = binascii.crc32(payload, crc)
+        struct.pack_into("<I", h, _IHDR - 4, crc)
+        return plen
+
     def intent(self, kind, drive, geo, a, b, c=0, member=-1, payload=None):
         # record the write about to start; one write(2) (two with a payload), no allocation
         f = self._if
         if f is None:
             return
-        self.intent_pending = None  # any older record is now overwritten
-        plen = 0 if payload is None else len(payload)
-        seq = (self._iseq + 1) & 0xFFFFFFFF
-        self._iseq = seq
-        h = self._ih
-        struct.pack_into(INTENT_FMT, h, 0, INTENT_MAGIC, kind, 0, drive, geo, seq, a, b, c, member, plen)
-        crc = binascii.crc32(self._ifields)
-        if plen:
-            crc = binascii.crc32(payload, crc)
-        struct.pack_into("<I", h, _IHDR - 4, crc)
+        if self.inflight:
+            self.drain()
+        plen = self.pack_intent(self._ih, self._ifields, kind, drive, geo, a, b, c, member, payload)
         try:
             f.seek(0)
             n = f.write(self._ihv)
@@ -375,6 +417,8 @@ class IOP:
         f = self._if
         if f is None:
             return
+        if self.inflight:
+            self.drain()
         try:
             f.seek(0)
             f.write(b"\0\0\0\0")
@@ -388,6 +432,9 @@ class IOP:
         self.write_bytes = 0
 
     def close(self):
+        if self.chains is not None:
+            self.chains.stop()
+            self.chains = None
         if self._if is not None:
             self._if.close()
             self._if = None

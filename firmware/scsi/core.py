@@ -105,6 +105,19 @@ class Core:
             self.events.log("error", "FIRMWARE FAULT %s: %r" % (bytes(cdb[:1]).hex(), e))
             return CHECK_CONDITION, sense.fixed(sense.HARDWARE_ERROR, 0x44, 0x00), b""
 
+    def rewrite(self, lu, lba, mv):
+        """A write the I/O processor's thread could not finish (a disk failed under it), written
+        again here, degraded: (status, sense) for its answer."""
+        try:
+            lu.write(lba, mv, False)
+            return GOOD, None
+        except ScsiError as e:
+            return CHECK_CONDITION, sense.fixed(e.key, e.asc, e.ascq, e.info, e.field)
+        except Exception as e:
+            sys.print_exception(e, sys.stderr)
+            self.events.log("error", "FIRMWARE FAULT rewrite: %r" % (e,))
+            return CHECK_CONDITION, sense.fixed(sense.HARDWARE_ERROR, 0x44, 0x00)
+
     def expected_out(self, cdb):
         # bytes of data-out a CDB carries, so a transport can collect them without parsing CDBs
         try:

@@ -31,6 +31,10 @@ class Backing:
         self.iqn, self.engine, self.lops = iqn, engine, lops
         self.follow, self.refresh, self.flush_drive = follow, refresh, flush_drive
         self.visible, self.refusal, self.start = visible, refusal, start
+        # set by a transport that can answer a write once the I/O processor's thread has run it
+        # (Controller.execute_here(defer=True)); ticket: the chain the command became, or 0
+        self.defer = False
+        self.ticket = 0
 
     def io_error(self, e, lba):
         # a storage error as the host hears it: drive states first follow the disk that failed;
@@ -120,8 +124,10 @@ class NormalLU(LogicalUnit):
         except _STORAGE_ERRORS as e:
             raise self.b.io_error(e, lba)
 
-    def write(self, lba, mv, fua):
-        # a write to the primary of an active snapshot goes through its Origin (copy-on-write)
+    def write(self, lba, mv, fua, chain=False):
+        # a write to the primary of an active snapshot goes through its Origin (copy-on-write).
+        # `chain`: the command's only write, from data-out that stays put until it is answered: a
+        # write-through drive outside a snapshot may hand it to the I/O processor's thread
         b = self.b
         n = len(mv) >> 9
         if b.lops.ops:
@@ -130,13 +136,22 @@ class NormalLU(LogicalUnit):
             e = b.engine
             for f in e.listeners:
                 f(self.sd, lba, n)                    # change tracking, before the data is written
-            e.origins.get(self.sd, self.drive).write(lba, mv)    # the Origin during a snapshot
+            o = e.origins.get(self.sd)
+            if o is not None:
+                o.write(lba, mv)             # the Origin during a snapshot
+            elif not (chain and b.defer and not self.wb and self._chain(lba, mv)):
+                self.drive.write(lba, mv)
             if fua and self.wb:
                 self.drive.flush()
         except _STORAGE_ERRORS as e:
             raise b.io_error(e, lba)
         except snapshot.SnapshotError:
             raise ScsiError(sense.HARDWARE_ERROR, 0x55, 0x03)   # insufficient resources: buffer
+
+    def _chain(self, lba, mv):
+        t = self.drive.write_chained(lba, mv, (self, lba, mv))
+        self.b.ticket = t
+        return t
 
     def flush(self):
         self.b.flush_drive(self.sd)

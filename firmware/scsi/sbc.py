@@ -187,7 +187,7 @@ def _write(lu, lba, n, data_out, fua, field):
     if n:
         d = _data(data_out, n)
         if d is not None:
-            lu.write(lba, d, fua)
+            lu.write(lba, d, fua, True)
     return None
 
 

@@ -4,6 +4,7 @@
 import binascii
 from micropython import const
 from hw.iop import DiskError
+from hw.chains import Full as ChainFull
 from hw import xor
 from hw import levels
 from hw.levels import RAID0, RAID1, RAID3, RAID5, RAID6, NORAID
@@ -114,6 +115,10 @@ class SystemDrive:
             self._t = bytearray(ub if self.parity else 2 * ub)  # mirrors compare two units
             self._tv = memoryview(self._t)
         # identity of the layout in intent records: a record of another drive is never applied
+        # where member I/O and XOR go: the IOP and the XOR engine, or, while write_chained() plans
+        # a host write, the chain it hands to the I/O processor's thread (hw/chains.py)
+        self.io = iop
+        self.x = xor
         self.geo = binascii.crc32(("%d %d %d %r" % (level, stripe_blocks, blocks, self.members)).encode())
         # a multi-member write cut short by a killed firmware: make the members agree before use
         self.resync_note = None   # what the boot resync did, for the event log
@@ -207,19 +212,21 @@ class SystemDrive:
 
     # ---- member I/O
     def _get(self, m, lba, mv):
-        self.iop.read(self.slots[m], self.starts[m] + lba, mv)
+        self.io.read(self.slots[m], self.starts[m] + lba, mv)
 
     def _put(self, m, lba, mv):
         # writes go to online and rebuild members; a member that fails here just drops out
         s = self._st[m]
         if s == "online" or s == "rebuild":
             try:
-                self.iop.write(self.slots[m], self.starts[m] + lba, mv)
+                self.io.write(self.slots[m], self.starts[m] + lba, mv)
             except DiskError:
                 self._refresh()  # the IOP marked it failed
 
     # ---- read
     def read(self, lba, mv):
+        if self.iop.inflight:
+            self.iop.drain()         # writes the I/O processor's thread has not finished come first
         cnt = len(mv) >> 9
         if len(mv) & 511 or lba < 0 or lba + cnt > self.blocks:
             self._range(lba, mv)
@@ -312,6 +319,32 @@ class SystemDrive:
 
     # ---- write
     def write(self, lba, mv, old=None):
+        if self.iop.inflight:
+            self.iop.drain()         # its scratch buffers may still be in use there
+        self._write(lba, mv, old)
+
+    def write_chained(self, lba, mv, note):
+        """A host write handed whole to the I/O processor's thread (hw/chains.py) as one chain:
+        its ticket (settle() gives `note` back), or 0 when the drive is not ONLINE or the chain
+        does not fit (the caller then writes it with write())."""
+        ch = self.iop.chains
+        if ch is None or self.status() != ONLINE or not ch.begin():
+            return 0
+        self.io = self.x = ch
+        try:
+            self._write(lba, mv, None)
+        except ChainFull:
+            ch.cancel()
+            return 0
+        except BaseException:
+            ch.cancel()
+            raise
+        finally:
+            self.io = self.iop
+            self.x = xor
+        return ch.submit(note)
+
+    def _write(self, lba, mv, old):
         cnt = len(mv) >> 9
         if len(mv) & 511 or lba < 0 or lba + cnt > self.blocks:
             self._range(lba, mv)             # raises, naming the problem
@@ -321,7 +354,7 @@ class SystemDrive:
             self._need()                     # (the status is recomputed only when a slot changed)
         if self.mirror or (self.parity and self._bad < 0):
             # degraded parity drives record each row instead (_row_intent)
-            self.iop.intent(INTENT_RANGE, self.number, self.geo, lba, cnt)
+            self.io.intent(INTENT_RANGE, self.number, self.geo, lba, cnt)
         if not self.striped:
             # JBOD and RAID 1: block lba of the drive is block lba of each member's extent
             self._put(0, lba, mv)
@@ -410,16 +443,17 @@ class SystemDrive:
             hi = U
         if bad >= 0:
             self._row_intent(row, k0, off0, k1, e1, src, lo, hi, pm, bad)
+        xe = self.x
         if nblk == nd * U:
             # full stripe: parity from the new data alone, no reads
             ub = U * SECTOR
-            xor.xor_of(P, src[0:ub], src[ub:2 * ub], ub)        # nd >= 2 for RAID 3/5
+            xe.xor_of(P, src[0:ub], src[ub:2 * ub], ub)          # nd >= 2 for RAID 3/5
             k = 2
             while k + 1 < nd:                                   # the rest two at a time
-                xor.xor_into2(P, src[k * ub:(k + 1) * ub], src[(k + 1) * ub:(k + 2) * ub], ub)
+                xe.xor_into2(P, src[k * ub:(k + 1) * ub], src[(k + 1) * ub:(k + 2) * ub], ub)
                 k += 2
             if k < nd:
-                xor.xor_into(P, src[k * ub:(k + 1) * ub], ub)
+                xe.xor_into(P, src[k * ub:(k + 1) * ub], ub)
             self._put_data(row, k0, off0, k1, e1, src)
             self._put(pm, base, P[0:ub])
             return
@@ -458,16 +492,14 @@ class SystemDrive:
             o = off0 if k == k0 else 0
             e = e1 if k == k1 else U
             nb = (e - o) * SECTOR
-            Pk = P[o * SECTOR:e * SECTOR]
             if old is not None:
-                xor.xor_into(Pk, old[so:so + nb], nb)
+                was = old[so:so + nb]
             elif k == kb:
-                xor.xor_into(Pk, self._ov, nb)
+                was = self._ov
             else:
-                T = self._tv[0:nb]
-                self._get(self._dm(row, k), base + o, T)
-                xor.xor_into(Pk, T, nb)
-            xor.xor_into(Pk, src[so:so + nb], nb)
+                was = self._tv[0:nb]
+                self._get(self._dm(row, k), base + o, was)
+            xe.xor_into2(P[o * SECTOR:e * SECTOR], was, src[so:so + nb], nb)
             so += nb
         self._put_data(row, k0, off0, k1, e1, src)
         self._put(pm, base + lo, Pw)
@@ -517,9 +549,10 @@ class SystemDrive:
         U = self.unit
         base = row * U
         P = self._pv
+        xe = self.x
         span = (hi - lo) * SECTOR
         Pw = P[lo * SECTOR:hi * SECTOR]
-        xor.zero(Pw, span)
+        xe.zero(Pw, span)
         so = 0
         for k in range(self.nd):
             m = self._dm(row, k)
@@ -527,20 +560,20 @@ class SystemDrive:
                 o = off0 if k == k0 else 0
                 e = e1 if k == k1 else U
                 nb = (e - o) * SECTOR
-                xor.xor_into(P[o * SECTOR:e * SECTOR], src[so:so + nb], nb)
+                xe.xor_into(P[o * SECTOR:e * SECTOR], src[so:so + nb], nb)
                 so += nb
                 if lo < o:
                     T = self._tv[0:(o - lo) * SECTOR]
                     self._get(m, base + lo, T)
-                    xor.xor_into(P[lo * SECTOR:o * SECTOR], T, len(T))
+                    xe.xor_into(P[lo * SECTOR:o * SECTOR], T, len(T))
                 if e < hi:
                     T = self._tv[0:(hi - e) * SECTOR]
                     self._get(m, base + e, T)
-                    xor.xor_into(P[e * SECTOR:hi * SECTOR], T, len(T))
+                    xe.xor_into(P[e * SECTOR:hi * SECTOR], T, len(T))
             else:
                 T = self._tv[0:span]
                 self._get(m, base + lo, T)
-                xor.xor_into(Pw, T, span)
+                xe.xor_into(Pw, T, span)
         self._put_data(row, k0, off0, k1, e1, src)
         self._put(pm, base + lo, Pw)
 
@@ -641,6 +674,7 @@ class SystemDrive:
         # Reconstruct every 'rebuild' member over the rows holding [lba, lba+count).
         # Answers the number of member rows (stripe units, or chunks for RAID 1) written; 0 when
         # no member needs it. Once the whole drive is done the caller sets the slots online.
+        self.iop.drain()
         r0, r1 = self._rows(lba, count)
         self._need()
         st = self._st
@@ -691,6 +725,7 @@ class SystemDrive:
         # Consistency check over the rows holding [lba, lba+count). Parity levels answer the number
         # of rows whose parity is wrong (fix rewrites it from the data); mirrors answer the number
         # of sectors whose copies differ (fix copies the first member of the pair over the second).
+        self.iop.drain()
         r0, r1 = self._rows(lba, count)
         s = self.status()
         if s != ONLINE:

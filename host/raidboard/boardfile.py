@@ -15,7 +15,9 @@ from .model import ISCSI_NAME_MAX
 
 BUFFER_SLOT_KB = 272      # one slot of the controller buffer: four 64 KiB chunks and their trailer pages
 BUFFER_MIN_KB = 3 * BUFFER_SLOT_KB   # the write-back cache's slot and the two it leaves to copy-on-write
-FIRMWARE_KB = 2048        # heap the firmware needs beside buffer and index (code, 1 MiB SCSI buffer, sessions)
+# heap the firmware needs beside buffer and index: code, the 1 MiB SCSI buffer and sessions (2048),
+# the iSCSI transfer buffers and parking places (8200), the I/O processor's ring (128)
+FIRMWARE_KB = 2048 + 8200 + 128
 LINK_KB = 4608           # a pair's back-end link: its send window and receive buffers
 MANAGEMENT_KB = 1088      # and with a management endpoint: its 4 clients' line buffers and input
 MAX_FILE = 65536          # a board file is a page of JSON; never read a device or a huge file whole

@@ -12,7 +12,7 @@ from micropython import const
 from scsi.core import MAX_XFER_BLOCKS
 from endpoints.iscsi import pdu as P
 from endpoints.iscsi.pdu import get32, put32
-from endpoints.iscsi.connio import Closed, TAIL
+from endpoints.iscsi.connio import Closed, TAIL, wait_r
 from endpoints.iscsi.session import Session, WINDOW
 
 XFER = MAX_XFER_BLOCKS * 512   # the core's limit (VPD B0): one transfer buffer
@@ -24,6 +24,7 @@ PARK_SHARE = const(32)       # parking places one source address may hold: one s
 TASK_TIMEOUT = const(10)     # seconds a command's data may take to move (board: iscsi_task_timeout_s)
 REAP_MS = const(250)         # how often stalled tasks and sends are looked for
 COPY_MAX = const(65536)      # reads up to this EDTL use the core's buffer and a per-connection copy
+CHAIN_MIN = const(16384)     # smaller writes cost the main loop as much to hand over as to do
 # Data-In is sent as one write of header + data (one syscall per PDU, each costs as much as a
 # 64 KiB copy on loopback): data buffers keep _HEAD bytes before the data for the header and its
 # digest, and TAIL after it
@@ -93,6 +94,10 @@ class Pool:
         self.claims = {}        # source address -> transfer buffers its connections hold
         self.parked = {}        # source address -> parking places its connections hold
         self.busy = 0           # writes answered BUSY (every parking place was taken)
+        # writes the I/O processor's thread runs, in the order given: (connection, ITT,
+        # residual flags, residual, ExpDataSN, the buffer their data-out is in)
+        self.deferred = []
+        self.chains = None      # the I/O processor's thread (Controller.io_thread)
 
     def take(self, c):
         """A transfer buffer for connection c now, or None: none free, or its address holds its
@@ -181,6 +186,30 @@ class Pool:
             await asyncio.sleep_ms(REAP_MS)
             self.reap()
 
+    def defer(self, c, itt, rflags, resid, expdatasn, buf):
+        """A write's answer waits for its chain (Controller.chained), its data-out in `buf`."""
+        self.deferred.append((c, itt, rflags, resid, expdatasn, buf))
+
+    async def complete_forever(self, chains):
+        while True:
+            await wait_r(chains.rx)
+            chains.woken()
+            self.complete()
+
+    def complete(self):
+        """Answers the writes whose chains have ended, in order: buffers go back, and a write a
+        disk failed under is answered as its writing again here turned out."""
+        q = self.deferred
+        while q:
+            r = self.ctl.settle()
+            if r is None:
+                return
+            c, itt, rflags, resid, expdatasn, buf = q.pop(0)
+            c.release(buf)
+            if c.s is not None:
+                c.late.append((itt, r[0], r[1], rflags, resid, expdatasn))
+                c.send_late()
+
     def reap(self):
         """Ends what overran the task timeout: a write whose data-out is not all in gives its
         buffer back, a connection stuck in the middle of a PDU (a Data-In sequence or other send
@@ -205,6 +234,8 @@ class Pool:
                     c.expire(t)
             if c.grants:
                 c.solicit_held()
+            if c.late:
+                c.send_late()
 
 
 def _less(counts, key):
@@ -229,6 +260,8 @@ class Flow(Session):
         self.grants = []             # writes given a buffer while this connection was mid-send:
                                      # their R2T goes out when it is not
         self.poll_w = None           # whether the socket has room for such an R2T
+        self.poll_r = None           # whether the next PDU is here (busy())
+        self.late = []               # answers of deferred writes not yet sent (Pool.complete)
         self.filling = None          # the task whose data-out is being read
         self.pending = {}            # itt -> Task
         self.cmd = Task(0, 0, b"", 0, 0, None, 0)   # the command that is not pending (reused)
@@ -290,6 +323,7 @@ class Flow(Session):
     def command(self, itt, lun, cdb, flags, edtl, want_out):
         """The connection's Task for a command that runs at once (no data-out to wait for)."""
         t = self.cmd
+        t.buf = None
         t.itt = itt
         t.lun = lun
         t.cdb = cdb
@@ -342,16 +376,23 @@ class Flow(Session):
             return self.scsi_cmd(dlen)       # (a CmdSN out of the window is dropped there)
         t = self.command(itt, P.lun_number(h), cdb, h[1], edtl, want_out)
         n = dlen + (-dlen & 3)
-        mv = memoryview(self.own())[:n]
+        t.buf = self.own()
+        mv = memoryview(t.buf)[:n]
         got = self.rx_now(self.s, mv)
         self.staged = True
         if got < n:
             return self.write_rest(t, mv, got)
         aw = self.run_cmd(t, mv[:dlen])
         if aw is None:
-            self.staged = False
+            self.unstage(t)
             return None
-        return self.then_unstage(aw)
+        return self.then_unstage(t, aw)
+
+    def unstage(self, t):
+        # the connection's own buffer is free again, unless a deferred answer holds it (answer())
+        if t.buf is not None:
+            t.buf = None
+            self.staged = False
 
     async def write_rest(self, t, mv, got):
         try:
@@ -360,13 +401,13 @@ class Flow(Session):
             if aw is not None:
                 await aw
         finally:
-            self.staged = False
+            self.unstage(t)
 
-    async def then_unstage(self, aw):
+    async def then_unstage(self, t, aw):
         try:
             await aw
         finally:
-            self.staged = False
+            self.unstage(t)
 
     async def not_flagged(self, itt, lun, cdb, b1, edtl, want_out):
         # a CDB that sends data, the W bit not set
@@ -491,19 +532,45 @@ class Flow(Session):
             self.grants.append(t)
             self.solicit_held()
 
+    def busy(self):
+        # whether a write is worth handing to the I/O processor's thread: only while other work
+        # waits (writes it runs, or the next PDU already here); alone, waking the thread and
+        # being woken by it costs more than it saves
+        tgt = self.tgt
+        if tgt.deferred or (tgt.chains is not None and tgt.chains.hot):
+            return True
+        if self.poll_r is None:
+            self.poll_r = select.poll()
+            self.poll_r.register(self.s, select.POLLIN)
+        for _ in self.poll_r.ipoll(0):
+            return True
+        return False
+
+    def room(self):
+        # whether a PDU header goes out whole now: nothing half sent and the socket writable (a
+        # TCP socket polls writable only with a third of its buffer free)
+        if self.stuck is not None or self.s is None:
+            return False
+        if self.poll_w is None:
+            self.poll_w = select.poll()
+            self.poll_w.register(self.s, select.POLLOUT)
+        for _ in self.poll_w.ipoll(0):
+            return True
+        return False
+
+    def send_late(self):
+        """Answers of deferred writes, sent while each goes out whole (room()), else left for
+        later: after the next PDU the reader handles, or the next reap."""
+        while self.late and self.room():
+            if self.rsp_now(*self.late.pop(0)) is not None:
+                self.kill("response not sent whole")
+                return
+
     def solicit_held(self):
         """The R2Ts of writes given a buffer, sent now if no PDU is half sent on this connection and
         the socket has room (so it takes a header whole), else left for later: after the next PDU
         the reader handles, or the next reap."""
-        while self.grants and self.stuck is None and self.s is not None:
-            if self.poll_w is None:
-                self.poll_w = select.poll()
-                self.poll_w.register(self.s, select.POLLOUT)
-            room = False
-            for _ in self.poll_w.ipoll(0):
-                room = True
-            if not room:
-                return
+        while self.grants and self.room():
             t = self.grants.pop(0)
             if self.pending.get(t.itt) is not t or t.burst_end > t.got:
                 continue             # gone, or its R2T went out with the reader (progress)
@@ -685,7 +752,8 @@ class Flow(Session):
     def run_here(self, nexus, t, data_out, big):
         try:
             return self.ctl.execute_here(nexus, t.cdb, data_out,
-                                         None if big is None else memoryview(big)[_HEAD:_HEAD + XFER])
+                                         None if big is None else memoryview(big)[_HEAD:_HEAD + XFER],
+                                         t.flags & 0x20 and t.edtl >= CHAIN_MIN and self.busy())
         except Exception as e:
             return self.failed(t, e)
 
@@ -712,6 +780,12 @@ class Flow(Session):
                 rflags, resid = 0x04, want_out - edtl
             elif want_out < edtl:
                 rflags, resid = 0x02, edtl - want_out
+            if self.ctl.chained():
+                # the I/O processor's thread writes it: answered when it is done, its data-out
+                # kept where it is until then (Pool.complete)
+                self.tgt.defer(self, itt, rflags, resid, t.r2tsn, t.buf)
+                t.buf = None
+                return None
             return self.rsp_now(itt, status, sense, rflags, resid, t.r2tsn)
         n = len(data_in)
         xfer = n if (flags & 0x40) else 0

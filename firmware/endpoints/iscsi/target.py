@@ -39,6 +39,7 @@ class Target(Pool):
         self.timeout_ms = (ctl.board.get("iscsi_task_timeout_s") or TASK_TIMEOUT) * 1000
         self.chap = ChapGuard(clock, self.log)
         self.reaper = None
+        self.completer = None   # answers writes as the I/O processor's thread ends them
         self.refused = 0        # connections closed at once by admit()
         self.shed = 0           # connections closed before login to make room, or silent
 
@@ -130,6 +131,9 @@ async def start(ctl, port_no, host="127.0.0.1", tcp_port=3260):
     s, actual = listen.bind(host, tcp_port, 16)
     if tgt.reaper is None:
         tgt.reaper = asyncio.create_task(tgt.reap_forever())
+    if tgt.completer is None:
+        tgt.chains = ctl.io_thread()
+        tgt.completer = asyncio.create_task(tgt.complete_forever(tgt.chains))
     tgt.portals.append((host, actual, port_no))
     take = lambda sock, addr: tgt.connect(port_no, sock, addr)
     tgt.listeners.append((s, asyncio.create_task(listen.accept(s, take)), port_no))
@@ -147,6 +151,8 @@ async def stop(ctl):
         s.close()
     if tgt.reaper is not None:
         tgt.reaper.cancel()
+    if tgt.completer is not None:
+        tgt.completer.cancel()
     for c in list(tgt.conns):
         c.kill()
     await asyncio.sleep_ms(0)
@@ -274,6 +280,10 @@ class Conn(Flow, Login):
                                   else P.REJ_NOT_SUPPORTED)
             if self.grants:              # R2Ts of writes given a buffer while it was sending
                 self.solicit_held()
+            if self.tgt.deferred:        # writes the I/O processor's thread has ended
+                self.tgt.complete()
+            if self.late:                # answers of writes that ended while it was sending
+                self.send_late()
 
     async def request_data(self, dlen):
         # the data segment of a NOP-Out or Text request whose CmdSN is in the window, as bytes;

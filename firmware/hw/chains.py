@@ -1,0 +1,287 @@
+# The I/O processor's own thread (FIG. 3: the i960 beside the host CPU): it runs chains of disk
+# transfers and XOR steps that the firmware's main loop plans, so a host write's data movement
+# (parity reads, XOR, data and parity writes, its intent record) runs on the second core while the
+# main loop reads the next commands. storage/README.md "The I/O processor's thread" has the rules.
+#
+# The thread runs Python under micropython.heap_lock(): it allocates nothing, so it can never start
+# a garbage collection (which, in this build without a GIL, would scan the main loop's objects while
+# they change), and a failing system call costs it no memory either (the emergency exception). It
+# stores only small integers, so a collection the main loop makes never misses an object it moved.
+#
+# Ordering: chains run one at a time in the order submitted. Everything else that touches the disks
+# (any read, a write here, a slot state change, the intent record) first waits for every chain in
+# flight (IOP.drain), so the disks see the same order of writes as without the thread, and a killed
+# firmware leaves a prefix of it: the intent record of the chain in flight is the last one written.
+import _thread
+import binascii
+import micropython
+import os
+import socket
+import struct
+import time
+from array import array
+from micropython import const
+from hw import xor
+
+SPIN = const(4000)       # idle turns (about 200 us) the thread watches for the next chain before it sleeps
+OPS = const(2048)        # steps in the ring: a chain's steps stay there until it is settled
+CHAINS = const(64)       # chains in flight or not yet settled
+REC = const(40)          # an intent record (hw/iop.py: header and CRC, no payload)
+
+_READ = const(1)
+_WRITE = const(2)
+_XOR = const(3)          # a ^= b
+_XOR2 = const(4)         # a ^= b ^ c
+_XOR_OF = const(5)       # a = b ^ c
+_ZERO = const(6)         # a = 0
+
+
+class Full(Exception):
+    pass
+
+
+class Chains:
+    def __init__(self, iop):
+        self.iop = iop
+        self.op = bytearray(OPS)
+        self.slot = bytearray(OPS)         # the disk slot of a transfer
+        self.bad = bytearray(OPS)          # 1: this transfer failed
+        self.pos = array("l", bytes(8 * OPS))   # ("q" items are read as new big ints)
+        self.nb = array("i", bytes(4 * OPS))
+        self.f = [None] * OPS
+        self.a = [None] * OPS
+        self.b = [None] * OPS
+        self.c = [None] * OPS
+        self.first = array("i", bytes(4 * CHAINS))
+        self.count = array("i", bytes(4 * CHAINS))
+        self.failed = bytearray(CHAINS)    # 1: a step failed (a read stops its chain, a write not)
+        self.recs = [memoryview(bytearray(REC)) for _ in range(CHAINS)]
+        self.recf = [r[0:REC - 4] for r in self.recs]
+        self.what = [None] * CHAINS        # the submitter's note of each chain (settle returns it)
+        self.head = 0                      # next free step
+        self.used = 0                      # steps held by unsettled chains
+        self.submitted = 0                 # chains handed over; the thread has run `done` of them
+        self.done = 0
+        self.settled = 0                   # chains whose outcome the main loop has taken
+        self.applied = 0                   # chains whose failed disks are marked failed
+        self.planning = -1                 # the step the chain being planned starts at
+        self.n = 0
+        self.stopping = False
+        self.hot = False                   # the thread is awake: a chain given now costs no wake-up
+        self.faults = 0                    # chains this code failed (an allocation, a bug): never
+        # main loop -> thread: released once per batch; thread -> main loop: a byte per chain
+        self._kick = _thread.allocate_lock()
+        self._kick.acquire()
+        # (a datagram socket pair under an abstract name, unique to this process: no file to leave)
+        addr = struct.pack("<H", socket.AF_UNIX) + b"\0raidboard-iop-" + binascii.hexlify(os.urandom(8))
+        self.rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.rx.bind(addr)
+        self.tx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.tx.connect(addr)
+        self.rx.setblocking(False)
+        self.tx.setblocking(False)
+        self._one = b"\x01"
+        self._sink = bytearray(256)
+        _thread.start_new_thread(self._run, ())
+
+    # ---- planning (main loop) --------------------------------------------------------------
+    def begin(self):
+        """Starts planning a chain: False when the ring holds no room for one."""
+        if self.submitted - self.settled >= CHAINS or self.used > OPS // 2:
+            return False
+        self.planning = self.head
+        self.n = 0
+        self.failed[self.submitted % CHAINS] = 0
+        return True
+
+    def _step(self, op, a, b=None, c=None, nb=0):
+        if self.used + self.n >= OPS:
+            raise Full()
+        k = (self.planning + self.n) % OPS
+        self.op[k] = op
+        self.a[k] = a
+        self.b[k] = b
+        self.c[k] = c
+        self.nb[k] = nb
+        self.bad[k] = 0
+        self.n += 1
+        return k
+
+    def _transfer(self, op, slot, lba, mv):
+        iop = self.iop
+        k = self._step(op, mv)
+        self.f[k] = iop.file_of(slot)
+        self.slot[k] = slot
+        self.pos[k] = lba * 512
+        iop.moved(slot)          # its file offset is no longer known to the main loop
+
+    def read(self, slot, lba, mv):
+        self._transfer(_READ, slot, lba, mv)
+
+    def write(self, slot, lba, mv):
+        self._transfer(_WRITE, slot, lba, mv)
+
+    def xor_into(self, dst, src, nbytes):
+        self._step(_XOR, dst, src, None, nbytes)
+
+    def xor_into2(self, dst, a, b, nbytes):
+        self._step(_XOR2, dst, a, b, nbytes)
+
+    def xor_of(self, dst, a, b, nbytes):
+        self._step(_XOR_OF, dst, a, b, nbytes)
+
+    def zero(self, dst, nbytes):
+        self._step(_ZERO, dst, None, None, nbytes)
+
+    def intent(self, kind, drive, geo, a, b, c=0, member=-1, payload=None):
+        # the record goes first in the chain, from the chain's own record buffer
+        iop = self.iop
+        f = iop.intent_file()
+        if f is None:
+            return
+        i = self.submitted % CHAINS
+        rec = self.recs[i]
+        iop.pack_intent(rec, self.recf[i], kind, drive, geo, a, b, c, member)
+        iop.intent_writes += 1
+        k = self._step(_WRITE, rec)
+        self.f[k] = f
+        self.slot[k] = 255
+        self.pos[k] = 0
+
+    def cancel(self):
+        self.planning = -1
+
+    def submit(self, what):
+        """Hands the planned chain to the thread: its ticket (settle() returns `what` with it)."""
+        i = self.submitted % CHAINS
+        self.first[i] = self.planning
+        self.count[i] = self.n
+        self.what[i] = what
+        self.head = (self.planning + self.n) % OPS
+        self.used += self.n
+        self.planning = -1
+        self.submitted += 1
+        self.iop.inflight = True
+        if self._kick.locked():
+            self._kick.release()
+        return self.submitted
+
+    # ---- completion (main loop) ------------------------------------------------------------
+    def woken(self):
+        # the bytes the thread sent: each says a chain ended (their number does not matter)
+        try:
+            while self.rx.readinto(self._sink):
+                pass
+        except OSError:
+            pass
+
+    def drain(self):
+        """Waits until the thread has run every chain, then marks the disks that failed in them."""
+        while self.done != self.submitted:
+            time.sleep_us(20)
+        self.iop.inflight = False
+        self.apply()
+
+    def apply(self):
+        # a disk that failed a transfer is failed now, before anything reads or writes around it
+        while self.applied != self.done:
+            i = self.applied % CHAINS
+            self.applied += 1
+            if self.failed[i]:
+                k = self.first[i]
+                for _ in range(self.count[i]):
+                    if self.bad[k] and self.slot[k] != 255:
+                        self.iop.failed_transfer(self.slot[k], "the I/O processor's transfer failed")
+                    k = (k + 1) % OPS
+
+    def settle(self):
+        """The oldest chain the thread has ended: (its note, whether a step failed), or None. Its
+        steps are free again."""
+        if self.settled == self.done:
+            return None
+        self.apply()
+        i = self.settled % CHAINS
+        what = self.what[i]
+        self.what[i] = None
+        k = self.first[i]
+        for _ in range(self.count[i]):     # let go of the buffers
+            self.a[k] = self.b[k] = self.c[k] = self.f[k] = None
+            k = (k + 1) % OPS
+        self.used -= self.count[i]
+        self.settled += 1
+        if self.settled == self.submitted:
+            self.iop.inflight = False
+        return what, self.failed[i]
+
+    # ---- the thread --------------------------------------------------------------------------
+    def stop(self):
+        # (the main loop, when the controller closes): the thread ends after what it was given
+        self.drain()
+        self.stopping = True
+        if self._kick.locked():
+            self._kick.release()
+        self.rx.close()
+
+    def _run(self):
+        micropython.heap_lock()
+        while not self.stopping:
+            spin = SPIN
+            while spin and self.done == self.submitted:
+                spin -= 1
+            if self.done == self.submitted:
+                self.hot = False
+                self._kick.acquire()
+                self.hot = True
+            while self.done != self.submitted:
+                i = self.done % CHAINS
+                try:
+                    self._chain(i)
+                except Exception:
+                    self.failed[i] = 1   # (a fault of this code: the main loop writes it again)
+                    self.faults += 1
+                self.done += 1
+                try:
+                    self.tx.send(self._one)
+                except OSError:
+                    pass         # the main loop has bytes to read already
+        self.tx.close()          # here: its descriptor must not be reused while this may send
+
+    def _chain(self, i):
+        iop = self.iop
+        k = self.first[i]
+        n = self.count[i]
+        while n:
+            op = self.op[k]
+            if op == _READ or op == _WRITE:
+                f = self.f[k]
+                mv = self.a[k]
+                want = len(mv)
+                try:
+                    f.seek(self.pos[k])
+                    got = f.readinto(mv) if op == _READ else f.write(mv)
+                except OSError:
+                    got = -1
+                if got != want:
+                    self.bad[k] = 1
+                    self.failed[i] = 1
+                    if op == _READ:
+                        return       # nothing of its row is written yet: the main loop redoes it
+                elif op == _READ:         # (the main loop counts only while this is idle)
+                    iop.reads += 1
+                    iop.read_bytes += want
+                else:
+                    iop.writes += 1
+                    iop.write_bytes += want
+            elif op == _XOR2:
+                xor.xor_into2(self.a[k], self.b[k], self.c[k], self.nb[k])
+            elif op == _XOR:
+                xor.xor_into(self.a[k], self.b[k], self.nb[k])
+            elif op == _XOR_OF:
+                xor.xor_of(self.a[k], self.b[k], self.c[k], self.nb[k])
+            else:
+                xor.zero(self.a[k], self.nb[k])
+            k += 1
+            if k == OPS:
+                k = 0
+            n -= 1
+

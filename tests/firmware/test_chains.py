@@ -1,0 +1,194 @@
+# The I/O processor's thread (hw/chains.py), on micropython: host writes handed to it as chains
+# land exactly as the same writes made by the main loop, in order with everything else that
+# touches the disks; a disk failing under a chain is failed and the write done again degraded;
+# and the thread's code allocates nothing (it runs with the heap locked, so an allocation would
+# fail its chain).
+import os
+import random
+from hw.iop import IOP
+from storage import raid
+from storage.raid import SystemDrive
+import fw
+from test_raid import fresh, rnd, files_check, read_all, members_for, S
+
+
+def drive(name, level, n):
+    d, iop = fresh(name)
+    iop.start_thread()
+    sd = SystemDrive(1, level, members_for(n), S, iop)
+    return d, iop, sd
+
+
+def settle_all(iop):
+    out = []
+    while iop.chains.settled != iop.chains.submitted:
+        iop.drain()
+        r = iop.chains.settle()
+        if r is not None:
+            out.append(r)
+    return out
+
+
+def chained_run(name, level, n, writes=300):
+    # seeded writes of every shape (inside a unit, across units, whole rows, several rows) handed
+    # to the thread, reads in between; the files end as the layout says
+    d, iop, sd = drive(name, level, n)
+    ref = bytearray(sd.blocks * 512)
+    random.seed(7)
+    chained = 0
+    for i in range(writes):
+        cnt = random.choice((1, S - 3, S, S + 5, sd.row_blocks, 2 * sd.row_blocks + 3))
+        cnt = min(cnt, sd.blocks)
+        lba = random.randint(0, sd.blocks - cnt)
+        data = rnd(cnt * 512)            # each write's own buffer: it stays put until settled
+        t = sd.write_chained(lba, memoryview(data), (lba, cnt))
+        if t:
+            chained += 1
+        else:
+            sd.write(lba, memoryview(data))
+        ref[lba * 512:(lba + cnt) * 512] = data
+        if i % 7 == 0:                   # a read waits for the writes before it
+            got = bytearray(cnt * 512)
+            sd.read(lba, memoryview(got))
+            assert got == data, "write %d: read back differs" % i
+        if i % 50 == 49:
+            for note, failed in settle_all(iop):
+                assert not failed, "chain of %r failed" % (note,)
+    for note, failed in settle_all(iop):
+        assert not failed, "chain of %r failed" % (note,)
+    assert chained > writes // 2, "only %d of %d writes were chained" % (chained, writes)
+    assert iop.chains.faults == 0
+    read_all(sd, ref)
+    files_check(d, iop, sd, ref)
+    iop.close()
+
+
+def test_chained_raid5_writes_land_as_the_layout_says():
+    chained_run("ch5", raid.RAID5, 4)
+
+
+def test_chained_raid0_raid1_raid3_jbod_writes():
+    chained_run("ch0", raid.RAID0, 3, 120)
+    chained_run("ch1", raid.RAID1, 2, 120)
+    chained_run("ch3", raid.RAID3, 3, 120)
+    chained_run("chj", raid.NORAID, 1, 120)
+
+
+def test_only_an_online_drive_hands_writes_over():
+    d, iop, sd = drive("chcrit", raid.RAID5, 4)
+    iop.fail(members_for(4)[2][0])
+    assert sd.status() == "CRITICAL"
+    assert sd.write_chained(0, memoryview(rnd(4096)), None) == 0
+    iop.close()
+
+
+def test_anything_else_on_the_disks_waits_for_the_chains():
+    d, iop, sd = drive("chorder", raid.RAID5, 4)
+    data = [rnd(S * 512) for _ in range(20)]
+    for i in range(20):
+        assert sd.write_chained(i * S, memoryview(data[i]), i)
+    iop.fail(5)                          # a slot state change: after every chain has run
+    assert iop.chains.done == iop.chains.submitted
+    for i in range(20):
+        assert sd.write_chained(i * S, memoryview(data[i]), i)
+    before = iop.intent_writes
+    iop.intent_clear()                   # the intent record too
+    assert iop.chains.done == iop.chains.submitted and iop.intent_writes == before
+    assert [n for n, failed in settle_all(iop)] == list(range(20)) * 2
+    iop.close()
+
+
+def test_the_chain_writes_its_intent_record_first():
+    d, iop, sd = drive("chintent", raid.RAID5, 4)
+    seq0 = iop._iseq
+    sd.write_chained(3 * S + 1, memoryview(rnd(5 * 512)), None)
+    settle_all(iop)
+    # what a boot after a kill here would find: the record of this write, one sequence on
+    iop.close()
+    iop = IOP(d, 6, 1024, ["0:%d" % i for i in range(6)])
+    kind, drive_no, geo, a, b = iop.intent_pending[:5]
+    assert (kind, drive_no, geo, a, b) == (raid.INTENT_RANGE, 1, sd.geo, 3 * S + 1, 5)
+    assert iop._iseq == seq0 + 1
+    iop.close()
+
+
+def test_a_disk_failing_under_a_chain_is_failed_and_the_write_done_again():
+    d, iop, sd = drive("chfail", raid.RAID5, 4)
+    ref = bytearray(sd.blocks * 512)
+    victim = members_for(4)[1][0]
+    # the disk's file now refuses writes (as a disk that stopped taking them)
+    iop._files[victim].close()
+    iop._files[victim] = open(d + "/disk-0-%d.img" % victim, "rb")
+    data = rnd(sd.row_blocks * 2 * 512)
+    mv = memoryview(data)
+    assert sd.write_chained(0, mv, "w")
+    (note, failed), = settle_all(iop)
+    assert note == "w" and failed
+    assert iop.state(victim) == "failed" and sd.status() == "CRITICAL"
+    sd.write(0, mv)                      # what Controller.settle does: again, degraded
+    ref[0:len(data)] = data
+    read_all(sd, ref)
+    iop.close()
+
+
+def test_a_read_failing_under_a_chain_stops_it_before_its_row_is_written():
+    d, iop, sd = drive("chrfail", raid.RAID5, 4)
+    old = rnd(S * 512)
+    sd.write(0, memoryview(old))
+    pm = sd._pm(0)
+    slot = members_for(4)[pm][0]
+    iop._files[slot].close()             # the parity disk cannot be read: the row stays as it was
+    iop._files[slot] = open(d + "/disk-0-%d.img" % slot, "ab")
+    assert sd.write_chained(0, memoryview(rnd(512)), None)
+    (note, failed), = settle_all(iop)
+    assert failed and iop.state(slot) == "failed"
+    got = bytearray(S * 512)
+    sd.read(0, memoryview(got))
+    assert got == old
+    iop.close()
+
+
+def test_controller_answers_a_chained_write_as_its_second_try_turned_out():
+    # Controller.execute_here(defer=True), then settle(): GOOD once the chain ran; a write whose
+    # chain a disk failed under is written again here, and its answer is that try's
+    ctl = fw.boot()
+    ctl.io_thread()
+    nexus = ("iqn.test:i", 0, 0)
+    sd = ctl.drives[0]
+    data = fw.pattern(5, 64 * 1024)
+    st, sn, _ = ctl.execute_here(nexus, fw.write10(0, 128), memoryview(data), None, True)
+    assert st == 0 and ctl.chained()
+    ctl.iop.drain()
+    assert ctl.settle() == (0, None) and ctl.settle() is None
+    assert fw.run(ctl, 0, fw.read10(0, 128)) == (0, None, bytes(data))
+    # one disk stops taking writes under the next chain: done again degraded, GOOD
+    slots = sd.slots
+    for s in slots[:1]:
+        ctl.iop._files[s].close()
+        ctl.iop._files[s] = open(ctl.iop.paths[s], "rb")
+    data2 = fw.pattern(6, 64 * 1024)
+    st, sn, _ = ctl.execute_here(nexus, fw.write10(0, 128), memoryview(data2), None, True)
+    assert st == 0 and ctl.chained()
+    ctl.iop.drain()
+    assert ctl.settle() == (0, None)
+    assert sd.status() == "CRITICAL"
+    assert fw.run(ctl, 0, fw.read10(0, 128)) == (0, None, bytes(data2))
+    ctl.iop.close()
+
+
+def test_controller_answers_not_ready_when_disks_fail_under_a_chain_past_redundancy():
+    ctl = fw.boot()
+    ctl.io_thread()
+    nexus = ("iqn.test:i", 0, 0)
+    sd = ctl.drives[0]
+    for s in (sd.slots[sd._dm(0, 0)], sd.slots[sd._pm(0)]):   # the data and parity of row 0
+        ctl.iop._files[s].close()
+        ctl.iop._files[s] = open(ctl.iop.paths[s], "rb")
+    data = fw.pattern(7, 64 * 1024)
+    st, sn, _ = ctl.execute_here(nexus, fw.write10(0, 128), memoryview(data), None, True)
+    assert st == 0 and ctl.chained()
+    ctl.iop.drain()
+    st, sn = ctl.settle()
+    assert st == 2 and fw.sense3(sn)[0] == 0x02, (st, sn)   # NOT READY: the drive is OFFLINE
+    assert sd.status() == "OFFLINE"
+    ctl.iop.close()
