@@ -403,16 +403,32 @@ class Controller:
         return t
 
     def settle(self):
-        """The answer of the oldest write the I/O processor's thread has ended: (status, sense),
-        or None while it runs. A write a disk failed under is written again here, degraded."""
-        r = self.iop.chains.settle()
-        if r is None:
-            return None
-        (lu, lba, mv), failed = r
-        if not failed:
-            return 0, None
-        self.refresh_status()
-        return self.core.rewrite(lu, lba, mv)
+        """The answer of the oldest host write the I/O processor's thread has ended: (status,
+        sense), or None while it runs. A write a disk failed under is written again here,
+        degraded. The board's own chains ended before it (the copy's slices) land on the way."""
+        ch = self.iop.chains
+        while True:
+            r = ch.settle()
+            if r is None:
+                return None
+            note, failed = r
+            if type(note) is not tuple:
+                note.landed(failed)
+                continue
+            if not failed:
+                return 0, None
+            self.refresh_status()
+            lu, lba, mv = note
+            return self.core.rewrite(lu, lba, mv)
+
+    def settle_own(self):
+        # the board's own chains that ended, up to the first host write (its transport settles it)
+        ch = self.iop.chains
+        while ch is not None:
+            note = ch.next_note()
+            if note is None or type(note) is tuple:
+                return
+            note.landed(ch.settle()[1])
 
     def expected_out(self, cdb):
         return self.core.expected_out(cdb)

@@ -194,6 +194,10 @@ class Chains:
                         self.iop.failed_transfer(self.slot[k], "the I/O processor's transfer failed")
                     k = (k + 1) % OPS
 
+    def next_note(self):
+        # the note of the oldest chain ended and not settled, or None
+        return None if self.settled == self.done else self.what[self.settled % CHAINS]
+
     def settle(self):
         """The oldest chain the thread has ended: (its note, whether a step failed), or None. Its
         steps are free again."""

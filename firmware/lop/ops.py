@@ -28,6 +28,7 @@ W_IN_PROGRESS = const(0x0106)      # a copy is already in progress
 W_TERMINATED = const(0x0107)       # copy terminated by command
 
 SLICE_BLOCKS = const(512)          # I/O of one slice: one buffer slot (256 KiB)
+FLYING = const(2)                  # slices of a copy the I/O processor's thread moves at once
 
 DRIVE_ERRORS = (raid.DriveError, iopmod.DiskError)
 
@@ -194,6 +195,16 @@ class Check(RowOp):
         return s
 
 
+class Slice:
+    # a slice of a copy handed to the I/O processor's thread; its buffer slot is held until it
+    # has landed (Controller.settle calls landed)
+    def __init__(self, op, b, c, k, lba, nb, mv):
+        self.op, self.b, self.c, self.k, self.lba, self.nb, self.mv = op, b, c, k, lba, nb, mv
+
+    def landed(self, failed):
+        self.op.landed(self, failed)
+
+
 class Copy(Op):
     # FIG. 8: the snapshot image (what the backup LUN shows) onto the backup system drive D;
     # incremental when the tracker knows D as an image of P (claim 22)
@@ -211,6 +222,8 @@ class Copy(Op):
         self.end = t.nchunks
         self.copied = 0                          # chunks moved so far
         self.blocks_copied = 0
+        self.flying = []                         # slices the I/O processor's thread moves (Slice)
+        self.planned = 0                         # the next chunk to hand it: pos is behind by them
 
     def percent(self):
         if self.state == "COMPLETED":
@@ -248,56 +261,136 @@ class Copy(Op):
         D = ctl.drives.get(self.dst)
         if D is None:
             return m.finish(self, "FAILED", W_NOT_READY, "SD%d is gone" % self.dst)
+        if self.flying:
+            ctl.settle_own()                      # slices the thread has moved
+            if len(self.flying) >= FLYING:
+                return False
+        else:
+            self.planned = self.pos
+        c, k = self._next()
+        if k < 0:
+            return False                          # scanned far enough for one step
+        if not k:
+            return False if self.flying else self.complete()
         b = ctl.buffer.take()
         if b < 0:
             return False                          # the buffer is full: try again next slice
+        lba = c * self.cb
+        nb = min(k * self.cb, self.blocks - lba)
+        mv = ctl.buffer.view(b)[:nb << 9]
+        if self._hand_over(eng, D, Slice(self, b, c, k, lba, nb, mv)):
+            return False
+        if self.flying:                           # (this slice waits until those have landed)
+            ctl.buffer.give(b)
+            return False
         try:
-            return self._slice(eng, D, ctl.buffer.view(b))
+            if not self._move(eng, D, lba, mv):
+                return True
         finally:
             ctl.buffer.give(b)
+        self._moved(c, k, nb)
+        if self.pos >= self.end:
+            return self.complete()
+        return False
 
-    def _slice(self, eng, D, buf):
+    def _next(self):
+        # the next run of chunks to copy from `planned`: (first, count); count 0 at the end, -1
+        # when a step's worth of chunks was passed over
         todo = self.m.tracker.todo
-        cb = self.cb
-        per = SLICE_BLOCKS // cb                  # chunks per I/O
-        c = self.pos
+        per = SLICE_BLOCKS // self.cb             # chunks per I/O
+        c = self.planned
         n = self.end
         scanned = 0
         while c < n and not todo[c >> 3] & (1 << (c & 7)):
             c += 1
             scanned += 1
             if scanned >= 8192:
-                self.pos = c
-                return False
+                self.planned = c
+                if not self.flying:
+                    self.pos = c
+                return c, -1
         if c >= n:
-            self.pos = n
-            return self.complete()
+            self.planned = n
+            if not self.flying:
+                self.pos = n
+            return n, 0
         k = 1
         while k < per and c + k < n and todo[(c + k) >> 3] & (1 << ((c + k) & 7)):
             k += 1
-        lba = c * cb
-        nb = min(k * cb, self.blocks - lba)
-        mv = buf[:nb << 9]
+        return c, k
+
+    def _hand_over(self, eng, D, s):
+        # the slice as one chain of the I/O processor's thread (storage/README.md), when the
+        # snapshot image and D are plain ONLINE drives read and written here: True once given
+        ch = self.m.ctl.iop.chains
+        if ch is None or eng.follower or eng.pending_k or not ch.begin():
+            return False
+        drives = (eng.primary, eng.log, D)
+        for d in drives:
+            if type(d) is not raid.SystemDrive:   # (a write-back drive's data is in its cache)
+                ch.cancel()
+                return False
+        ok = False
+        try:
+            if eng.primary.chain(ch) and eng.log.chain(ch) and D.chain(ch):
+                eng.read_backup(s.lba, s.mv)
+                D.write(s.lba, s.mv)
+                ok = True
+        except raid.ChainFull:
+            pass
+        finally:
+            for d in drives:
+                d.unchain()
+        if not ok:
+            ch.cancel()
+            return False
+        ch.submit(s)
+        self.flying.append(s)
+        self.planned = s.c + s.k
+        return True
+
+    def landed(self, s, failed):
+        # (Controller.settle) a slice the thread moved, in order; one a disk failed under is
+        # moved again here, degraded
+        ctl = self.m.ctl
+        self.flying.remove(s)
+        try:
+            if self.state != "RUNNING":
+                return
+            if failed:
+                D = ctl.drives.get(self.dst)
+                if D is None or not self._move(ctl.engine, D, s.lba, s.mv):
+                    if self.state == "RUNNING":
+                        self.m.finish(self, "FAILED", W_NOT_READY, "SD%d is gone" % self.dst)
+                    return
+            self._moved(s.c, s.k, s.nb)
+        finally:
+            ctl.buffer.give(s.b)
+
+    def _move(self, eng, D, lba, mv):
+        # the slice here: False once the copy has failed
         try:
             eng.read_backup(lba, mv)
         except DRIVE_ERRORS as e:
             self.m.ctl.refresh_status()
-            return self.m.finish(self, "FAILED", W_DATA_ERRORS,
-                                 "snapshot image unreadable at block %d: %s" % (lba, e))
+            self.m.finish(self, "FAILED", W_DATA_ERRORS, "snapshot image unreadable at block %d: %s" % (lba, e))
+            return False
         try:
             D.write(lba, mv)
         except DRIVE_ERRORS as e:
             self.m.ctl.refresh_status()
-            return self.m.finish(self, "FAILED", W_NOT_READY, "SD%d write failed: %s" % (self.dst, e))
+            self.m.finish(self, "FAILED", W_NOT_READY, "SD%d write failed: %s" % (self.dst, e))
+            return False
+        return True
+
+    def _moved(self, c, k, nb):
         self.copied += k
         self.blocks_copied += nb
         self.pos = c + k
-        if self.pos >= n:
-            return self.complete()
-        return False
 
     def complete(self):
         # order matters for a kill at any point (lop/README.md): data on D, tracker, state, snapshot end
+        # (every slice has landed: the thread has written them)
         m = self.m
         ctl = m.ctl
         if not ctl.destaged(self.dst):

@@ -225,7 +225,7 @@ class SystemDrive:
 
     # ---- read
     def read(self, lba, mv):
-        if self.iop.inflight:
+        if self.iop.inflight and self.io is self.iop:
             self.iop.drain()         # writes the I/O processor's thread has not finished come first
         cnt = len(mv) >> 9
         if len(mv) & 511 or lba < 0 or lba + cnt > self.blocks:
@@ -249,7 +249,7 @@ class SystemDrive:
         mo = 0
         # every member online and no mirror to choose from: each unit is one IOP read
         direct = self._bad < 0 and not self.mirror
-        iop, slots, starts = self.iop, self.slots, self.starts
+        iop, slots, starts = self.io, self.slots, self.starts
         while pos < end:
             row = pos // RB
             w = pos - row * RB
@@ -285,7 +285,7 @@ class SystemDrive:
             raise self._offline()
         if st[m] == "online":
             try:
-                self.iop.read(self.slots[m], self.starts[m] + lba, seg)
+                self.io.read(self.slots[m], self.starts[m] + lba, seg)
                 return
             except DiskError:
                 self._refresh()
@@ -319,7 +319,7 @@ class SystemDrive:
 
     # ---- write
     def write(self, lba, mv, old=None):
-        if self.iop.inflight:
+        if self.iop.inflight and self.io is self.iop:
             self.iop.drain()         # its scratch buffers may still be in use there
         self._write(lba, mv, old)
 
@@ -328,9 +328,8 @@ class SystemDrive:
         its ticket (settle() gives `note` back), or 0 when the drive is not ONLINE or the chain
         does not fit (the caller then writes it with write())."""
         ch = self.iop.chains
-        if ch is None or self.status() != ONLINE or not ch.begin():
+        if ch is None or not self.chain(ch):
             return 0
-        self.io = self.x = ch
         try:
             self._write(lba, mv, None)
         except ChainFull:
@@ -340,9 +339,20 @@ class SystemDrive:
             ch.cancel()
             raise
         finally:
-            self.io = self.iop
-            self.x = xor
+            self.unchain()
         return ch.submit(note)
+
+    def chain(self, ch):
+        """Until unchain(), this drive's reads and writes are planned into chain ch (begun by
+        the caller) instead of done: only while every member is online."""
+        if self.status() != ONLINE or (ch.planning < 0 and not ch.begin()):
+            return False
+        self.io = self.x = ch
+        return True
+
+    def unchain(self):
+        self.io = self.iop
+        self.x = xor
 
     def _write(self, lba, mv, old):
         cnt = len(mv) >> 9

@@ -10,6 +10,7 @@ interleaved (board, tgtd, board, ...), with the range of the per-round ratios be
                                                    port, against one session (tgtd's printed beside)
   iscsi_lat_p50/p99/p999/max_us_board|tgtd         4 KiB QD 1 reads, LAT_READS of them a round
   iscsi_lat_p999_ratio, iscsi_stalls_over_5ms      board p99.9 / tgtd p99.9; board commands > 5 ms
+  iscsi_tgtd_stalls_over_5ms                       tgtd's commands > 5 ms: what the machine alone gives
   iscsi_cpu_us_per_cmd_{read,write}_4k             board process CPU time / commands (QD 16 random)
   iscsi_busy_count                                 BUSY and TASK SET FULL answers the board gave
   iscsi_tgtd_<part>_iops                           tgtd's own figures: the generator's reach
@@ -138,17 +139,20 @@ def run(emit, argv):
             emit("iscsi_tgtd_two_session_scaling", statistics.median(tgt_two), "x")
         if not only or "lat" in only:
             lat = {"board": [], "tgtd": []}
-            stalls = 0
+            stalls = tgt_stalls = 0
             for _ in range(max(1, rounds // 2)):
                 b = load(exe, [bu], "read", "rand", 4096, 1, count=lat_reads)
                 stalls += b["stalls_over_5ms"]
                 lat["board"].append(b["lat_us"])
-                lat["tgtd"].append(load(exe, [tu], "read", "rand", 4096, 1, count=lat_reads)["lat_us"])
+                t = load(exe, [tu], "read", "rand", 4096, 1, count=lat_reads)
+                tgt_stalls += t["stalls_over_5ms"]
+                lat["tgtd"].append(t["lat_us"])
             for who in ("board", "tgtd"):
                 for k in ("p50", "p99", "p999", "max"):
                     emit("iscsi_lat_%s_us_%s" % (k, who), statistics.median(x[k] for x in lat[who]), "us")
             spread(emit, "iscsi_lat_p999_ratio", [b["p999"] / max(1, t["p999"]) for b, t in zip(lat["board"], lat["tgtd"])])
             emit("iscsi_stalls_over_5ms", stalls, "count")
+            emit("iscsi_tgtd_stalls_over_5ms", tgt_stalls, "count")   # what the machine alone gives
         emit("iscsi_busy_count", busy, "count")
     finally:
         if tgt is not None:

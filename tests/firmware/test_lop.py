@@ -17,6 +17,7 @@ TERMINATE = fw.cdb(0x20, 0, 0x61, 0, 0, 0, 0, 0, 0, 0)
 OP = vendor.COPY_OPCODE
 INCOMPLETE = (0x02, 0x04, 0x80)    # not ready: a half-made copy (scsi/README.md)
 TRACK_BLOCKS = 128                 # tracker chunk of a 12 MiB primary: 64 KiB
+THREAD = [False]                   # boot with the I/O processor's thread (test_lop_chained.py)
 
 
 def start(src=1, dst=2, alloc=2, b1=0, b6=0, ctrl=0, opcode=OP):
@@ -37,6 +38,8 @@ def setup(dst_raid=0, dst_slots=(6, 7, 8)):
     # 4 MiB disks: SD0 RAID 5 (12 MiB, primary, LUN 0), SD1 RAID 1 LOG (LUN 1), SD2 the backup
     # system drive (LUN 2), slot 9 an unused disk
     ctl = fw.boot(b=fw.small_board(disk_mb=4, slots=10))
+    if THREAD[0]:
+        ctl.io_thread()
     if dst_raid is not None:
         ctl.command("sd_create", {"raid": dst_raid, "slots": list(dst_slots)})
         ctl.command("lun_map", {"port": 0, "lun": DEST, "sd": 2})
