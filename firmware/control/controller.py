@@ -395,6 +395,10 @@ class Controller:
         `hot` says the thread is awake (a write handed over now costs no wake-up)."""
         return self.iop.start_thread()
 
+    def io_drain(self):
+        # waits for every chain given to the I/O processor's thread
+        self.iop.drain()
+
     def chained(self):
         # whether the command execute_here() just ran became a chain of the I/O processor's
         # thread (its GOOD status then waits for settle())

@@ -12,7 +12,7 @@ from micropython import const
 from scsi.core import MAX_XFER_BLOCKS
 from endpoints.iscsi import pdu as P
 from endpoints.iscsi.pdu import get32, put32
-from endpoints.iscsi.connio import Closed, TAIL, wait_r
+from endpoints.iscsi.connio import Closed, TAIL, wait_r, wait_w
 from endpoints.iscsi.session import Session, WINDOW
 
 XFER = MAX_XFER_BLOCKS * 512   # the core's limit (VPD B0): one transfer buffer
@@ -209,6 +209,13 @@ class Pool:
             if c.s is not None:
                 c.late.append((itt, r[0], r[1], rflags, resid, expdatasn))
                 c.send_late()
+
+    def answer_all(self):
+        # every write the I/O processor's thread was given is answered now (before a task
+        # management or logout response, which must follow the answers of what they cover)
+        if self.deferred:
+            self.ctl.io_drain()
+            self.complete()
 
     def reap(self):
         """Ends what overran the task timeout: a write whose data-out is not all in gives its
@@ -565,6 +572,15 @@ class Flow(Session):
             if self.rsp_now(*self.late.pop(0)) is not None:
                 self.kill("response not sent whole")
                 return
+
+    async def answers_out(self):
+        # every deferred write answered and this connection's answers sent: what a task
+        # management or logout response must follow
+        self.tgt.answer_all()
+        while self.late and self.s is not None:
+            self.send_late()
+            if self.late:
+                await wait_w(self.s)
 
     def solicit_held(self):
         """The R2Ts of writes given a buffer, sent now if no PDU is half sent on this connection and

@@ -322,6 +322,7 @@ class Conn(Flow, Login):
         lun = P.lun_number(h)
         if not self.cmdsn_ok(cmdsn, h[0] & 0x40):
             return
+        await self.answers_out()   # writes the I/O processor ran are answered before this
         resp = 0
         close_after = False
         if self.discovery:
@@ -436,6 +437,7 @@ class Conn(Flow, Login):
             resp = 2   # connection recovery needs ERL 2
         elif reason == 1 and cid != self.cid:
             resp = 1
+        await self.answers_out()
         t = self.begin(P.OP_LOGOUT_RSP, 0x80)
         t[2] = resp
         put32(t, 16, itt)
