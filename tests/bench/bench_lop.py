@@ -25,6 +25,7 @@ from lop import scheduler
 D = %(dir)r
 b = fw.small_board(disk_mb=%(disk)d, buffer_kb=4096, slots=10)
 ctl = fw.boot(state=D + "/state", b=b)
+ctl.io_thread()          # the I/O processor's thread, as the firmware starts it with its portals
 ctl.command("sd_create", {"raid": 0, "slots": [6, 7, 8]})
 P = ctl.drives[0]
 blocks = P.blocks
