@@ -94,6 +94,7 @@ class Controller:
                                              max(1, self.buffer.slots - RESERVED_SLOTS))
         self.drives = {}          # sd -> SystemDrive, or CachedDrive when write-back (built ones)
         self.pair = None
+        self.answers = []         # host writes' answers settled before their transport asked
         self._lus = [None] * (nvram.PORTS * nvram.LUNS)
         self.rebuild_drives(attach=False)
         rep = self.cache.replay({sd: getattr(d, "drive", d) for sd, d in self.drives.items()})
@@ -329,7 +330,7 @@ class Controller:
     def release(self, home):
         # failback: controller `home`'s drives go back to it, destaged, with the long operations
         # that run on them here -> those operations, saved; the writes in flight land first
-        self.iop.drain()
+        self.settle_all()
         ops = []
         for sd, e in enumerate(self.cfg.sd):
             if e is not None and e.affinity & 1 == home:
@@ -408,22 +409,29 @@ class Controller:
 
     def settle(self):
         """The answer of the oldest host write the I/O processor's thread has ended: (status,
-        sense), or None while it runs. A write a disk failed under is written again here,
-        degraded. The board's own chains ended before it (the copy's slices) land on the way."""
+        sense, its ticket), or None while it runs. A write a disk failed under, or not run after
+        such a failure, is written again here, degraded. The board's own chains ended before it
+        (the copy's slices) land on the way."""
+        if self.answers:
+            return self.answers.pop(0)
+        return self._settle_chain()
+
+    def _settle_chain(self):
         ch = self.iop.chains
-        while True:
+        while ch is not None:
             r = ch.settle()
             if r is None:
                 return None
-            note, failed = r
+            note, failed, ticket = r
             if type(note) is not tuple:
                 note.landed(failed)
                 continue
             if not failed:
-                return 0, None
+                return 0, None, ticket
             self.refresh_status()
             lu, lba, mv = note
-            return self.core.rewrite(lu, lba, mv)
+            return self.core.rewrite(lu, lba, mv) + (ticket,)
+        return None
 
     def settle_own(self):
         # the board's own chains that ended, up to the first host write (its transport settles it)
@@ -433,6 +441,19 @@ class Controller:
             if note is None or type(note) is tuple:
                 return
             note.landed(ch.settle()[1])
+
+    def settle_all(self):
+        # every chain run and settled now, before a change of configuration, ownership or
+        # snapshot: writes a disk failed under are written again before it (their answers wait
+        # for their transport in `answers`)
+        ch = self.iop.chains
+        if ch is None:
+            return
+        ch.drain()
+        while ch.settled != ch.submitted:
+            r = self._settle_chain()
+            if r is not None:
+                self.answers.append(r)
 
     def expected_out(self, cdb):
         return self.core.expected_out(cdb)
@@ -531,7 +552,7 @@ class Controller:
 
     def initiate(self, sd):
         # begin a snapshot of system drive `sd` (Table 1); the caller checked snapshot_refusal
-        self.iop.drain()      # writes in flight land before the instant the snapshot shows
+        self.settle_all()     # writes in flight land before the instant the snapshot shows
         d = self.drives.get(sd)
         if d is None or d.status() == raid.OFFLINE or self.engine.log.status() == raid.OFFLINE:
             raise sense.not_ready()
@@ -572,7 +593,7 @@ class Controller:
         if self.pair is not None and not local:
             if self.pair.command_home(name, args if isinstance(args, dict) else {}) is not None:
                 return self.pair.remote_command(name, args)
-        self.iop.drain()      # a command sees every write the I/O processor's thread was given
+        self.settle_all()     # a command sees every write the I/O processor's thread was given
         fn = commands.COMMANDS.get(name)
         if fn is None:
             raise CmdError("UNKNOWN_COMMAND", "no command %s; try: %s" % (eventsmod.value_text(name), ", ".join(sorted(commands.COMMANDS))))

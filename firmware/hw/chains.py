@@ -54,7 +54,9 @@ class Chains:
         self.c = [None] * OPS
         self.first = array("i", bytes(4 * CHAINS))
         self.count = array("i", bytes(4 * CHAINS))
-        self.failed = bytearray(CHAINS)    # 1: a step failed (a read stops its chain, a write not)
+        # 1: a step failed (a read stops its chain, a write not); 2: not run (planned before a
+        # failure the main loop had not yet applied, it is written there instead)
+        self.failed = bytearray(CHAINS)
         self.recs = [memoryview(bytearray(REC)) for _ in range(CHAINS)]
         self.recf = [r[0:REC - 4] for r in self.recs]
         self.what = [None] * CHAINS        # the submitter's note of each chain (settle returns it)
@@ -64,6 +66,7 @@ class Chains:
         self.done = 0
         self.settled = 0                   # chains whose outcome the main loop has taken
         self.applied = 0                   # chains whose failed disks are marked failed
+        self.skip_until = 0                # chains before this one are not run (failed 2)
         self.planning = -1                 # the step the chain being planned starts at
         self.n = 0
         self.stopping = False
@@ -174,33 +177,41 @@ class Chains:
                 pass
         except OSError:
             pass
+        self.apply()
 
     def drain(self):
-        """Waits until the thread has run every chain, then marks the disks that failed in them."""
+        """Waits until the thread has run every chain, marking the disks that failed in them."""
         while self.done != self.submitted:
+            self.apply()         # (a failed chain holds the thread until this is done)
             time.sleep_us(20)
         self.iop.inflight = False
         self.apply()
 
     def apply(self):
-        # a disk that failed a transfer is failed now, before anything reads or writes around it
+        # a disk that failed a transfer is failed now, before anything reads or writes around it.
+        # The thread waits meanwhile; the chains given before this moment were planned with the
+        # disk online, so they are not run but written again here (failed 2)
         while self.applied != self.done:
             i = self.applied % CHAINS
-            self.applied += 1
-            if self.failed[i]:
+            if self.failed[i] == 1:
                 k = self.first[i]
                 for _ in range(self.count[i]):
-                    if self.bad[k] and self.slot[k] != 255:
-                        self.iop.failed_transfer(self.slot[k], "the I/O processor's transfer failed")
+                    if self.bad[k]:
+                        if self.slot[k] == 255:
+                            self.iop.intent_error = "the intent record could not be written"
+                        else:
+                            self.iop.failed_transfer(self.slot[k], "the I/O processor's transfer failed")
                     k = (k + 1) % OPS
+                self.skip_until = self.submitted
+            self.applied += 1
 
     def next_note(self):
         # the note of the oldest chain ended and not settled, or None
         return None if self.settled == self.done else self.what[self.settled % CHAINS]
 
     def settle(self):
-        """The oldest chain the thread has ended: (its note, whether a step failed), or None. Its
-        steps are free again."""
+        """The oldest chain the thread has ended: (its note, whether it failed or was not run,
+        its ticket), or None. Its steps are free again."""
         if self.settled == self.done:
             return None
         self.apply()
@@ -215,7 +226,7 @@ class Chains:
         self.settled += 1
         if self.settled == self.submitted:
             self.iop.inflight = False
-        return what, self.failed[i]
+        return what, self.failed[i], self.settled
 
     # ---- the thread --------------------------------------------------------------------------
     def stop(self):
@@ -236,18 +247,27 @@ class Chains:
                 self.hot = False
                 self._kick.acquire()
                 self.hot = True
-            while self.done != self.submitted:
+            while self.done != self.submitted and not self.stopping:
                 i = self.done % CHAINS
-                try:
-                    self._chain(i)
-                except Exception:
-                    self.failed[i] = 1   # (a fault of this code: the main loop writes it again)
-                    self.faults += 1
+                if self.done < self.skip_until:
+                    self.failed[i] = 2
+                else:
+                    try:
+                        self._chain(i)
+                    except Exception:
+                        self.failed[i] = 1   # (a fault of this code: the main loop writes it again)
+                        self.faults += 1
                 self.done += 1
                 try:
                     self.tx.send(self._one)
                 except OSError:
                     pass         # the main loop has bytes to read already
+                if self.failed[i] == 1:
+                    # no chain runs until the main loop has marked the failed disks failed
+                    # (and fenced the chains planned before): the intent record of this one
+                    # stays until then
+                    while self.applied < self.done and not self.stopping:
+                        time.sleep_ms(1)
         self.tx.close()          # here: its descriptor must not be reused while this may send
 
     def _chain(self, i):

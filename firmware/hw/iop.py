@@ -268,9 +268,8 @@ class IOP:
         return self._state[slot]
 
     def _set(self, slot, st):
+        # (callers have waited for the thread's chains, or are its failure being applied)
         self.state(slot)
-        if self.inflight:
-            self.drain()
         self._state[slot] = st
         self.gen += 1
         self._save_states()

@@ -278,16 +278,16 @@ class Copy(Op):
         lba = c * self.cb
         nb = min(k * self.cb, self.blocks - lba)
         mv = ctl.buffer.view(b)[:nb << 9]
-        if self._hand_over(eng, D, Slice(self, b, c, k, lba, nb, mv)):
-            return False
-        if self.flying:                           # (this slice waits until those have landed)
-            ctl.buffer.give(b)
-            return False
+        handed = False
         try:
+            handed = self._hand_over(eng, D, Slice(self, b, c, k, lba, nb, mv))
+            if handed or self.flying:             # (a slice not handed waits for those to land)
+                return False
             if not self._move(eng, D, lba, mv):
                 return True
         finally:
-            ctl.buffer.give(b)
+            if not handed:
+                ctl.buffer.give(b)
         self._moved(c, k, nb)
         if self.pos >= self.end:
             return self.complete()
@@ -340,6 +340,9 @@ class Copy(Op):
                 ok = True
         except raid.ChainFull:
             pass
+        except BaseException:
+            ch.cancel()
+            raise
         finally:
             for d in drives:
                 d.unchain()

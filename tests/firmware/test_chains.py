@@ -52,9 +52,9 @@ def chained_run(name, level, n, writes=300):
             sd.read(lba, memoryview(got))
             assert got == data, "write %d: read back differs" % i
         if i % 50 == 49:
-            for note, failed in settle_all(iop):
+            for note, failed, _ in settle_all(iop):
                 assert not failed, "chain of %r failed" % (note,)
-    for note, failed in settle_all(iop):
+    for note, failed, _ in settle_all(iop):
         assert not failed, "chain of %r failed" % (note,)
     assert chained > writes // 2, "only %d of %d writes were chained" % (chained, writes)
     assert iop.chains.faults == 0
@@ -94,7 +94,7 @@ def test_anything_else_on_the_disks_waits_for_the_chains():
     before = iop.intent_writes
     iop.intent_clear()                   # the intent record too
     assert iop.chains.done == iop.chains.submitted and iop.intent_writes == before
-    assert [n for n, failed in settle_all(iop)] == list(range(20)) * 2
+    assert [n for n, failed, _ in settle_all(iop)] == list(range(20)) * 2
     iop.close()
 
 
@@ -122,11 +122,36 @@ def test_a_disk_failing_under_a_chain_is_failed_and_the_write_done_again():
     data = rnd(sd.row_blocks * 2 * 512)
     mv = memoryview(data)
     assert sd.write_chained(0, mv, "w")
-    (note, failed), = settle_all(iop)
-    assert note == "w" and failed
+    (note, failed, _), = settle_all(iop)
+    assert note == "w" and failed == 1
     assert iop.state(victim) == "failed" and sd.status() == "CRITICAL"
     sd.write(0, mv)                      # what Controller.settle does: again, degraded
     ref[0:len(data)] = data
+    read_all(sd, ref)
+    iop.close()
+
+
+def test_chains_given_before_a_failure_is_applied_are_not_run_but_written_again():
+    # the thread holds after a failed chain until the main loop has failed the disk; the chains
+    # planned before that (with the disk online) are not run (failed 2) but written again here,
+    # in order, so the last write of each block wins and the parity stays right
+    d, iop, sd = drive("chfence", raid.RAID5, 4)
+    ref = bytearray(sd.blocks * 512)
+    victim = members_for(4)[0][0]
+    iop._files[victim].close()
+    iop._files[victim] = open(d + "/disk-0-%d.img" % victim, "rb")
+    writes = []
+    for i in range(6):
+        data = rnd(sd.row_blocks * 512)
+        lba = (i % 3) * sd.row_blocks
+        assert sd.write_chained(lba, memoryview(data), (lba, data))
+        writes.append((lba, data))
+    outcome = settle_all(iop)
+    assert [f for _, f, _ in outcome] == [1, 2, 2, 2, 2, 2]
+    assert iop.state(victim) == "failed" and iop.chains.faults == 0
+    for (lba, data), failed, _ in outcome:
+        sd.write(lba, memoryview(data))  # what Controller.settle does for each, in order
+        ref[lba * 512:lba * 512 + len(data)] = data
     read_all(sd, ref)
     iop.close()
 
@@ -140,8 +165,8 @@ def test_a_read_failing_under_a_chain_stops_it_before_its_row_is_written():
     iop._files[slot].close()             # the parity disk cannot be read: the row stays as it was
     iop._files[slot] = open(d + "/disk-0-%d.img" % slot, "ab")
     assert sd.write_chained(0, memoryview(rnd(512)), None)
-    (note, failed), = settle_all(iop)
-    assert failed and iop.state(slot) == "failed"
+    (note, failed, _), = settle_all(iop)
+    assert failed == 1 and iop.state(slot) == "failed"
     got = bytearray(S * 512)
     sd.read(0, memoryview(got))
     assert got == old
@@ -159,7 +184,7 @@ def test_controller_answers_a_chained_write_as_its_second_try_turned_out():
     st, sn, _ = ctl.execute_here(nexus, fw.write10(0, 128), memoryview(data), None, True)
     assert st == 0 and ctl.chained()
     ctl.iop.drain()
-    assert ctl.settle() == (0, None) and ctl.settle() is None
+    assert ctl.settle() == (0, None, 1) and ctl.settle() is None
     assert fw.run(ctl, 0, fw.read10(0, 128)) == (0, None, bytes(data))
     # one disk stops taking writes under the next chain: done again degraded, GOOD
     slots = sd.slots
@@ -170,7 +195,7 @@ def test_controller_answers_a_chained_write_as_its_second_try_turned_out():
     st, sn, _ = ctl.execute_here(nexus, fw.write10(0, 128), memoryview(data2), None, True)
     assert st == 0 and ctl.chained()
     ctl.iop.drain()
-    assert ctl.settle() == (0, None)
+    assert ctl.settle() == (0, None, 2)
     assert sd.status() == "CRITICAL"
     assert fw.run(ctl, 0, fw.read10(0, 128)) == (0, None, bytes(data2))
     ctl.iop.close()
@@ -188,7 +213,7 @@ def test_controller_answers_not_ready_when_disks_fail_under_a_chain_past_redunda
     st, sn, _ = ctl.execute_here(nexus, fw.write10(0, 128), memoryview(data), None, True)
     assert st == 0 and ctl.chained()
     ctl.iop.drain()
-    st, sn = ctl.settle()
+    st, sn, _ = ctl.settle()
     assert st == 2 and fw.sense3(sn)[0] == 0x02, (st, sn)   # NOT READY: the drive is OFFLINE
     assert sd.status() == "OFFLINE"
     ctl.iop.close()

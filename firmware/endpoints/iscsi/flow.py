@@ -95,7 +95,7 @@ class Pool:
         self.parked = {}        # source address -> parking places its connections hold
         self.busy = 0           # writes answered BUSY (every parking place was taken)
         # writes the I/O processor's thread runs, in the order given: (connection, ITT,
-        # residual flags, residual, ExpDataSN, the buffer their data-out is in)
+        # residual flags, residual, ExpDataSN, the buffer their data-out is in, chain ticket)
         self.deferred = []
         self.chains = None      # the I/O processor's thread (Controller.io_thread)
 
@@ -186,15 +186,20 @@ class Pool:
             await asyncio.sleep_ms(REAP_MS)
             self.reap()
 
-    def defer(self, c, itt, rflags, resid, expdatasn, buf):
+    def defer(self, c, itt, rflags, resid, expdatasn, buf, ticket):
         """A write's answer waits for its chain (Controller.chained), its data-out in `buf`."""
-        self.deferred.append((c, itt, rflags, resid, expdatasn, buf))
+        self.deferred.append((c, itt, rflags, resid, expdatasn, buf, ticket))
 
     async def complete_forever(self, chains):
         while True:
             await wait_r(chains.rx)
-            chains.woken()
-            self.complete()
+            try:
+                chains.woken()
+                self.ctl.settle_own()
+                self.complete()
+            except Exception as e:       # the answers of every host must go on
+                sys.print_exception(e, sys.stderr)
+                self.log("error", "iSCSI: answering writes failed: %r" % (e,))
 
     def complete(self):
         """Answers the writes whose chains have ended, in order: buffers go back, and a write a
@@ -204,10 +209,18 @@ class Pool:
             r = self.ctl.settle()
             if r is None:
                 return
-            c, itt, rflags, resid, expdatasn, buf = q.pop(0)
+            status, sense, ticket = r
+            while q and q[0][6] < ticket:
+                # (cannot be: every chained write has its entry) its buffer back, no answer
+                self.log("error", "iSCSI: write ITT 0x%x lost its chain" % q[0][1])
+                q[0][0].release(q[0][5])
+                q.pop(0)
+            if not q or q[0][6] != ticket:
+                continue                 # a chain of no entry here (a target stopped since)
+            c, itt, rflags, resid, expdatasn, buf, _ = q.pop(0)
             c.release(buf)
             if c.s is not None:
-                c.late.append((itt, r[0], r[1], rflags, resid, expdatasn))
+                c.late.append((itt, status, sense, rflags, resid, expdatasn))
                 c.send_late()
 
     def answer_all(self):
@@ -569,9 +582,13 @@ class Flow(Session):
         """Answers of deferred writes, sent while each goes out whole (room()), else left for
         later: after the next PDU the reader handles, or the next reap."""
         while self.late and self.room():
-            if self.rsp_now(*self.late.pop(0)) is not None:
-                self.kill("response not sent whole")
-                return
+            try:
+                if self.rsp_now(*self.late.pop(0)) is None:
+                    continue
+            except (Closed, OSError):
+                pass
+            self.kill("response not sent whole")     # (this connection only: its peer is gone)
+            return
 
     async def answers_out(self):
         # every deferred write answered and this connection's answers sent: what a task
@@ -796,10 +813,11 @@ class Flow(Session):
                 rflags, resid = 0x04, want_out - edtl
             elif want_out < edtl:
                 rflags, resid = 0x02, edtl - want_out
-            if self.ctl.chained():
+            ticket = self.ctl.chained()
+            if ticket:
                 # the I/O processor's thread writes it: answered when it is done, its data-out
                 # kept where it is until then (Pool.complete)
-                self.tgt.defer(self, itt, rflags, resid, t.r2tsn, t.buf)
+                self.tgt.defer(self, itt, rflags, resid, t.r2tsn, t.buf, ticket)
                 t.buf = None
                 return None
             return self.rsp_now(itt, status, sense, rflags, resid, t.r2tsn)

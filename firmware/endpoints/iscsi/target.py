@@ -153,6 +153,7 @@ async def stop(ctl):
         tgt.reaper.cancel()
     if tgt.completer is not None:
         tgt.completer.cancel()
+    tgt.answer_all()            # (the buffers of writes in flight come back)
     for c in list(tgt.conns):
         c.kill()
     await asyncio.sleep_ms(0)
