@@ -19,6 +19,12 @@ def drive(name, level, n):
     return d, iop, sd
 
 
+def refuse(iop, slot, mode):
+    # the disk's file opened so it refuses writes ("rb") or reads ("ab"), as a disk that stopped
+    iop._files[slot].close()
+    iop._files[slot] = open(iop.paths[slot], mode)
+
+
 def settle_all(iop):
     out = []
     while iop.chains.settled != iop.chains.submitted:
@@ -116,9 +122,7 @@ def test_a_disk_failing_under_a_chain_is_failed_and_the_write_done_again():
     d, iop, sd = drive("chfail", raid.RAID5, 4)
     ref = bytearray(sd.blocks * 512)
     victim = members_for(4)[1][0]
-    # the disk's file now refuses writes (as a disk that stopped taking them)
-    iop._files[victim].close()
-    iop._files[victim] = open(d + "/disk-0-%d.img" % victim, "rb")
+    refuse(iop, victim, "rb")
     data = rnd(sd.row_blocks * 2 * 512)
     mv = memoryview(data)
     assert sd.write_chained(0, mv, "w")
@@ -138,8 +142,7 @@ def test_chains_given_before_a_failure_is_applied_are_not_run_but_written_again(
     d, iop, sd = drive("chfence", raid.RAID5, 4)
     ref = bytearray(sd.blocks * 512)
     victim = members_for(4)[0][0]
-    iop._files[victim].close()
-    iop._files[victim] = open(d + "/disk-0-%d.img" % victim, "rb")
+    refuse(iop, victim, "rb")
     writes = []
     for i in range(6):
         data = rnd(sd.row_blocks * 512)
@@ -162,8 +165,7 @@ def test_a_read_failing_under_a_chain_stops_it_before_its_row_is_written():
     sd.write(0, memoryview(old))
     pm = sd._pm(0)
     slot = members_for(4)[pm][0]
-    iop._files[slot].close()             # the parity disk cannot be read: the row stays as it was
-    iop._files[slot] = open(d + "/disk-0-%d.img" % slot, "ab")
+    refuse(iop, slot, "ab")           # the parity disk cannot be read: the row stays as it was
     assert sd.write_chained(0, memoryview(rnd(512)), None)
     (note, failed, _), = settle_all(iop)
     assert failed == 1 and iop.state(slot) == "failed"
@@ -189,8 +191,7 @@ def test_controller_answers_a_chained_write_as_its_second_try_turned_out():
     # one disk stops taking writes under the next chain: done again degraded, GOOD
     slots = sd.slots
     for s in slots[:1]:
-        ctl.iop._files[s].close()
-        ctl.iop._files[s] = open(ctl.iop.paths[s], "rb")
+        refuse(ctl.iop, s, "rb")
     data2 = fw.pattern(6, 64 * 1024)
     st, sn, _ = ctl.execute_here(nexus, fw.write10(0, 128), memoryview(data2), None, True)
     assert st == 0 and ctl.chained()
@@ -207,8 +208,7 @@ def test_controller_answers_not_ready_when_disks_fail_under_a_chain_past_redunda
     nexus = ("iqn.test:i", 0, 0)
     sd = ctl.drives[0]
     for s in (sd.slots[sd._dm(0, 0)], sd.slots[sd._pm(0)]):   # the data and parity of row 0
-        ctl.iop._files[s].close()
-        ctl.iop._files[s] = open(ctl.iop.paths[s], "rb")
+        refuse(ctl.iop, s, "rb")
     data = fw.pattern(7, 64 * 1024)
     st, sn, _ = ctl.execute_here(nexus, fw.write10(0, 128), memoryview(data), None, True)
     assert st == 0 and ctl.chained()

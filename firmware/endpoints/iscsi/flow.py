@@ -258,6 +258,19 @@ class Pool:
                 c.send_late()
 
 
+def _poller(s, event):
+    p = select.poll()
+    p.register(s, event)
+    return p
+
+
+def _now(p):
+    # whether poller p's socket is ready this moment (ipoll: no list made)
+    for _ in p.ipoll(0):
+        return True
+    return False
+
+
 def _less(counts, key):
     n = counts[key] - 1
     if n:
@@ -560,11 +573,8 @@ class Flow(Session):
         if tgt.deferred or (tgt.chains is not None and tgt.chains.hot):
             return True
         if self.poll_r is None:
-            self.poll_r = select.poll()
-            self.poll_r.register(self.s, select.POLLIN)
-        for _ in self.poll_r.ipoll(0):
-            return True
-        return False
+            self.poll_r = _poller(self.s, select.POLLIN)
+        return _now(self.poll_r)
 
     def room(self):
         # whether a PDU header goes out whole now: nothing half sent and the socket writable (a
@@ -572,11 +582,8 @@ class Flow(Session):
         if self.stuck is not None or self.s is None:
             return False
         if self.poll_w is None:
-            self.poll_w = select.poll()
-            self.poll_w.register(self.s, select.POLLOUT)
-        for _ in self.poll_w.ipoll(0):
-            return True
-        return False
+            self.poll_w = _poller(self.s, select.POLLOUT)
+        return _now(self.poll_w)
 
     def send_late(self):
         """Answers of deferred writes, sent while each goes out whole (room()), else left for
