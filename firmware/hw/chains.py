@@ -21,9 +21,9 @@ import struct
 import time
 from array import array
 from micropython import const
-from hw import xor
+from hw.xor import xor_into, xor_into2, xor_of, zero
 
-SPIN = const(4000)       # idle turns (about 200 us) the thread watches for the next chain before it sleeps
+IDLE_POLLS = const(8)    # naps of 25 us the thread takes watching for the next chain before it sleeps
 OPS = const(2048)        # steps in the ring: a chain's steps stay there until it is settled
 CHAINS = const(64)       # chains in flight or not yet settled
 REC = const(40)          # an intent record (hw/iop.py: header and CRC, no payload)
@@ -240,9 +240,10 @@ class Chains:
     def _run(self):
         micropython.heap_lock()
         while not self.stopping:
-            spin = SPIN
-            while spin and self.done == self.submitted:
-                spin -= 1
+            naps = IDLE_POLLS    # (naps, not a spin: the other core stays free for the host)
+            while naps and self.done == self.submitted:
+                time.sleep_us(25)
+                naps -= 1
             if self.done == self.submitted:
                 self.hot = False
                 self._kick.acquire()
@@ -272,13 +273,18 @@ class Chains:
 
     def _chain(self, i):
         iop = self.iop
+        ops = self.op            # locals: no lookup per step (one by one: a tuple would allocate)
+        a = self.a
+        b = self.b
+        c = self.c
+        nb = self.nb
         k = self.first[i]
         n = self.count[i]
         while n:
-            op = self.op[k]
+            op = ops[k]
             if op == _READ or op == _WRITE:
                 f = self.f[k]
-                mv = self.a[k]
+                mv = a[k]
                 want = len(mv)
                 try:
                     f.seek(self.pos[k])
@@ -297,13 +303,13 @@ class Chains:
                     iop.writes += 1
                     iop.write_bytes += want
             elif op == _XOR2:
-                xor.xor_into2(self.a[k], self.b[k], self.c[k], self.nb[k])
+                xor_into2(a[k], b[k], c[k], nb[k])
             elif op == _XOR:
-                xor.xor_into(self.a[k], self.b[k], self.nb[k])
+                xor_into(a[k], b[k], nb[k])
             elif op == _XOR_OF:
-                xor.xor_of(self.a[k], self.b[k], self.c[k], self.nb[k])
+                xor_of(a[k], b[k], c[k], nb[k])
             else:
-                xor.zero(self.a[k], self.nb[k])
+                zero(a[k], nb[k])
             k += 1
             if k == OPS:
                 k = 0
