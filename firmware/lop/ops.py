@@ -320,12 +320,14 @@ class Copy(Op):
         return c, k
 
     def _hand_over(self, eng, D, s):
-        # the slice as one chain of the I/O processor's thread (storage/README.md), when the copy
-        # runs at full rate (a lower rate is a share of the controller's time, which the thread's
-        # work would escape) and the snapshot image and D are plain ONLINE drives read and
-        # written here: True once given
+        # the slice as one chain of the I/O processor's thread (storage/README.md), when it is a
+        # whole slice (scattered chunks of an incremental copy cost more in wake-ups than they
+        # gain), the copy runs at full rate (a lower rate is a share of the controller's time,
+        # which the thread's work would escape) and the snapshot image and D are plain ONLINE
+        # drives read and written here: True once given
         ch = self.m.ctl.iop.chains
-        if ch is None or self.rate < 100 or eng.follower or eng.pending_k or not ch.begin():
+        if ch is None or s.k * self.cb < SLICE_BLOCKS or self.rate < 100 or eng.follower \
+                or eng.pending_k or not ch.begin():
             return False
         drives = (eng.primary, eng.log, D)
         for d in drives:
