@@ -396,10 +396,6 @@ class Controller:
         `hot` says the thread is awake (a write handed over now costs no wake-up)."""
         return self.iop.start_thread()
 
-    def io_drain(self):
-        # waits for every chain given to the I/O processor's thread
-        self.iop.drain()
-
     def chained(self):
         # whether the command execute_here() just ran became a chain of the I/O processor's
         # thread (its GOOD status then waits for settle())
@@ -444,8 +440,8 @@ class Controller:
 
     def settle_all(self):
         # every chain run and settled now, before a change of configuration, ownership or
-        # snapshot: writes a disk failed under are written again before it (their answers wait
-        # for their transport in `answers`)
+        # snapshot, or an answer that must follow every write (task management, logout): writes
+        # a disk failed under are written again first (their answers wait in `answers`)
         ch = self.iop.chains
         if ch is None:
             return

@@ -200,7 +200,7 @@ class Chains:
                         if self.slot[k] == 255:
                             self.iop.intent_error = "the intent record could not be written"
                         else:
-                            self.iop.failed_transfer(self.slot[k], "the I/O processor's transfer failed")
+                            self.iop.failed_transfer(self.slot[k])
                     k = (k + 1) % OPS
                 self.skip_until = self.submitted
             self.applied += 1

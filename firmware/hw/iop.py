@@ -252,10 +252,10 @@ class IOP:
     def moved(self, slot):
         self._pf[slot] = None     # a transfer of the thread moved the file's offset
 
-    def failed_transfer(self, slot, why):
+    def failed_transfer(self, slot):
+        # a transfer of the thread failed: the disk drops out, as in _io_failed
         if self._state[slot] == "online" or self._state[slot] == "rebuild":
             self._set(slot, "failed")
-            self.problems.append((slot, why))
 
     # ---- data path
     read = _transfer(False)

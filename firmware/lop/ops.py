@@ -325,33 +325,14 @@ class Copy(Op):
         # gain), the copy runs at full rate (a lower rate is a share of the controller's time,
         # which the thread's work would escape) and the snapshot image and D are plain ONLINE
         # drives read and written here: True once given
-        ch = self.m.ctl.iop.chains
-        if ch is None or s.k * self.cb < SLICE_BLOCKS or self.rate < 100 or eng.follower \
-                or eng.pending_k or not ch.begin():
+        if s.k * self.cb < SLICE_BLOCKS or self.rate < 100 or eng.follower or eng.pending_k:
             return False
         drives = (eng.primary, eng.log, D)
         for d in drives:
             if type(d) is not raid.SystemDrive:   # (a write-back drive's data is in its cache)
-                ch.cancel()
                 return False
-        ok = False
-        try:
-            if eng.primary.chain(ch) and eng.log.chain(ch) and D.chain(ch):
-                eng.read_backup(s.lba, s.mv)
-                D.write(s.lba, s.mv)
-                ok = True
-        except raid.ChainFull:
-            pass
-        except BaseException:
-            ch.cancel()
-            raise
-        finally:
-            for d in drives:
-                d.unchain()
-        if not ok:
-            ch.cancel()
+        if not raid.chained(drives, s, self._both, eng, D, s.lba, s.mv):
             return False
-        ch.submit(s)
         self.flying.append(s)
         self.planned = s.c + s.k
         return True
@@ -373,6 +354,12 @@ class Copy(Op):
             self._moved(s.c, s.k, s.nb)
         finally:
             ctl.buffer.give(s.b)
+
+    @staticmethod
+    def _both(eng, D, lba, mv):
+        # the image's blocks onto D (what a slice plans, or does)
+        eng.read_backup(lba, mv)
+        D.write(lba, mv)
 
     def _move(self, eng, D, lba, mv):
         # the slice here: False once the copy has failed

@@ -41,6 +41,34 @@ def capacity(level, n_members, extent_blocks, stripe_blocks):
     return data_units(level, n_members) * (extent_blocks // stripe_blocks) * stripe_blocks
 
 
+def chained(drives, note, work, *args):
+    """work(*args) with every drive of `drives` planning its member I/O and XOR into one new
+    chain of the I/O processor's thread (hw/chains.py) instead of doing them: the chain's ticket
+    (settle() gives `note` back), or 0 and nothing planned when there is no thread, a drive is
+    not ONLINE, or the ring has no room for it."""
+    ch = drives[0].iop.chains
+    if ch is None or not ch.begin():
+        return 0
+    try:
+        for d in drives:
+            if d.status() != ONLINE:
+                ch.cancel()
+                return 0
+            d.io = d.x = ch
+        work(*args)
+    except ChainFull:
+        ch.cancel()
+        return 0
+    except BaseException:
+        ch.cancel()
+        raise
+    finally:
+        for d in drives:
+            d.io = d.iop
+            d.x = xor
+    return ch.submit(note)
+
+
 class DriveError(Exception):
     # .kind: 'offline' (more members lost than the level tolerates), 'critical' (an operation that
     # needs every member, e.g. a consistency check, on a CRITICAL drive), 'medium' (reserved)
@@ -114,11 +142,11 @@ class SystemDrive:
         if self.parity or self.mirror:
             self._t = bytearray(ub if self.parity else 2 * ub)  # mirrors compare two units
             self._tv = memoryview(self._t)
-        # identity of the layout in intent records: a record of another drive is never applied
-        # where member I/O and XOR go: the IOP and the XOR engine, or, while write_chained() plans
-        # a host write, the chain it hands to the I/O processor's thread (hw/chains.py)
+        # where member I/O and XOR go: the IOP and the XOR engine, or, while chained() plans a
+        # write, the chain it hands to the I/O processor's thread (hw/chains.py)
         self.io = iop
         self.x = xor
+        # identity of the layout in intent records: a record of another drive is never applied
         self.geo = binascii.crc32(("%d %d %d %r" % (level, stripe_blocks, blocks, self.members)).encode())
         # a multi-member write cut short by a killed firmware: make the members agree before use
         self.resync_note = None   # what the boot resync did, for the event log
@@ -327,32 +355,7 @@ class SystemDrive:
         """A host write handed whole to the I/O processor's thread (hw/chains.py) as one chain:
         its ticket (settle() gives `note` back), or 0 when the drive is not ONLINE or the chain
         does not fit (the caller then writes it with write())."""
-        ch = self.iop.chains
-        if ch is None or not self.chain(ch):
-            return 0
-        try:
-            self._write(lba, mv, None)
-        except ChainFull:
-            ch.cancel()
-            return 0
-        except BaseException:
-            ch.cancel()
-            raise
-        finally:
-            self.unchain()
-        return ch.submit(note)
-
-    def chain(self, ch):
-        """Until unchain(), this drive's reads and writes are planned into chain ch (begun by
-        the caller) instead of done: only while every member is online."""
-        if self.status() != ONLINE or (ch.planning < 0 and not ch.begin()):
-            return False
-        self.io = self.x = ch
-        return True
-
-    def unchain(self):
-        self.io = self.iop
-        self.x = xor
+        return chained((self,), note, self._write, lba, mv, None)
 
     def _write(self, lba, mv, old):
         cnt = len(mv) >> 9

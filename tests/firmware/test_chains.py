@@ -25,6 +25,14 @@ def refuse(iop, slot, mode):
     iop._files[slot] = open(iop.paths[slot], mode)
 
 
+def refusing(name, victim_i):
+    # a RAID 5 drive whose member victim_i refuses writes -> (iop, drive, its slot, a reference)
+    d, iop, sd = drive(name, raid.RAID5, 4)
+    victim = members_for(4)[victim_i][0]
+    refuse(iop, victim, "rb")
+    return iop, sd, victim, bytearray(sd.blocks * 512)
+
+
 def settle_all(iop):
     out = []
     while iop.chains.settled != iop.chains.submitted:
@@ -119,10 +127,7 @@ def test_the_chain_writes_its_intent_record_first():
 
 
 def test_a_disk_failing_under_a_chain_is_failed_and_the_write_done_again():
-    d, iop, sd = drive("chfail", raid.RAID5, 4)
-    ref = bytearray(sd.blocks * 512)
-    victim = members_for(4)[1][0]
-    refuse(iop, victim, "rb")
+    iop, sd, victim, ref = refusing("chfail", 1)
     data = rnd(sd.row_blocks * 2 * 512)
     mv = memoryview(data)
     assert sd.write_chained(0, mv, "w")
@@ -139,10 +144,7 @@ def test_chains_given_before_a_failure_is_applied_are_not_run_but_written_again(
     # the thread holds after a failed chain until the main loop has failed the disk; the chains
     # planned before that (with the disk online) are not run (failed 2) but written again here,
     # in order, so the last write of each block wins and the parity stays right
-    d, iop, sd = drive("chfence", raid.RAID5, 4)
-    ref = bytearray(sd.blocks * 512)
-    victim = members_for(4)[0][0]
-    refuse(iop, victim, "rb")
+    iop, sd, victim, ref = refusing("chfence", 0)
     writes = []
     for i in range(6):
         data = rnd(sd.row_blocks * 512)

@@ -457,6 +457,17 @@ def _pair_on_one_set_of_disks():
     return owner, follower, exc, e, f
 
 
+def _following(seed, chunks):
+    # the pair of _pair_on_one_set_of_disks with `chunks` chunks of pattern `seed` on the
+    # primary, a snapshot of them begun and the follower told -> the pair and that data
+    owner, follower, exc, e, f = _pair_on_one_set_of_disks()
+    old = fw.pattern(seed, CHUNK * 512 * chunks)
+    write(owner, 0, old)
+    fw.run(owner, PRIMARY, INITIATE)
+    _follow(owner, follower)
+    return owner, follower, exc, e, f, old
+
+
 def _follow(owner, follower):
     # the follower told of the owner's snapshot, as a SNAP message tells it
     e = owner.engine
@@ -466,12 +477,8 @@ def _follow(owner, follower):
 def test_a_follower_reads_an_announced_run_from_the_primary_until_its_records_are_on_the_log():
     # the owner announces a run before copying it, so the follower's backup LUN must not trust
     # the slots until the records say the copy is made
-    owner, follower, exc, e, f = _pair_on_one_set_of_disks()
-    old = fw.pattern(40, CHUNK * 512 * 4)
-    write(owner, 0, old)
-    fw.run(owner, PRIMARY, INITIATE)
+    owner, follower, exc, e, f, old = _following(40, 4)
     exc.start()
-    _follow(owner, follower)
 
     def backup(c):
         buf = bytearray(CHUNK * 512)
@@ -505,13 +512,9 @@ def test_a_run_copied_and_overwritten_while_the_follower_reads_the_primary_is_re
     # nothing waits for the follower: the owner may announce, copy and overwrite a chunk between
     # the follower's look at its mirror memory and its read of the primary. The look after the
     # read finds the run, and the chunk is read again from the log
-    owner, follower, exc, e, f = _pair_on_one_set_of_disks()
-    old = fw.pattern(43, CHUNK * 512 * 2)
-    write(owner, 0, old)
-    fw.run(owner, PRIMARY, INITIATE)
+    owner, follower, exc, e, f, old = _following(43, 2)
     exc.start()
     e.announce = lambda c, slot, k: exc.add(e.snap_id, c, slot, k)
-    _follow(owner, follower)
     primary = f.primary
     real = primary.read
     raced = []
@@ -530,11 +533,7 @@ def test_a_run_copied_and_overwritten_while_the_follower_reads_the_primary_is_re
 def test_a_follower_reads_what_was_copied_without_a_word_to_it_from_the_log_records():
     # a controller that begins to follow while its partner does not hear it yet (a restart):
     # runs copied meanwhile reach no mirror memory, but their records on the log do
-    owner, follower, exc, e, f = _pair_on_one_set_of_disks()
-    old = fw.pattern(45, CHUNK * 512 * 2)
-    write(owner, 0, old)
-    fw.run(owner, PRIMARY, INITIATE)
-    _follow(owner, follower)
+    owner, follower, exc, e, f, old = _following(45, 2)
     assert write(owner, 0, fw.pattern(46, 2 * CHUNK * 512)) == (0, None)     # nothing announced
     buf = bytearray(2 * CHUNK * 512)
     f.read_backup(0, memoryview(buf))
@@ -579,11 +578,7 @@ def test_a_run_that_cannot_reach_the_mirror_memory_fails_the_write_and_leaves_th
 def test_runs_announced_after_a_gap_leave_the_gap_to_the_log_records():
     # runs copied without a word to the follower (slot 0), then announced ones (slots 1, 2): the
     # index takes the announced ones, and the slots below stay to be read from the log's records
-    owner, follower, exc, e, f = _pair_on_one_set_of_disks()
-    old = fw.pattern(51, CHUNK * 512 * 3)
-    write(owner, 0, old)
-    fw.run(owner, PRIMARY, INITIATE)
-    _follow(owner, follower)
+    owner, follower, exc, e, f, old = _following(51, 3)
     for c in range(3):
         write(owner, c * CHUNK, fw.pattern(52, 512))         # chunks 0, 1, 2 -> slots 0, 1, 2
     f.follow_exceptions(1, 1, 1)

@@ -227,7 +227,7 @@ class Pool:
         # every write the I/O processor's thread was given is answered now (before a task
         # management or logout response, which must follow the answers of what they cover)
         if self.deferred:
-            self.ctl.io_drain()
+            self.ctl.settle_all()
             self.complete()
 
     def reap(self):
