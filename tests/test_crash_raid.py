@@ -271,9 +271,10 @@ def test_kill_during_raid_writes_leaves_members_agreeing_and_acked_data_present(
 def test_kill_with_chains_in_flight_leaves_members_agreeing_and_acked_data_present(tmp_path):
     # the I/O processor's thread runs up to 8 writes at once; a kill anywhere in them
     rng = random.Random(9)
-    torn, problems, total = storm(tmp_path, True, rng, 32, 150, want_torn=2, chained=True)
+    # (kills land mid-chain less often on a loaded machine: up to 400 to find two)
+    torn, problems, total = storm(tmp_path, True, rng, 32, 400, want_torn=2, chained=True)
     assert not problems, "\n".join(problems[:20])
-    assert torn >= 2, "only %d of 150 kills left members disagreeing" % torn
+    assert torn >= 2, "only %d of 400 kills left members disagreeing" % torn
     assert total > 32 * 20
 
 
