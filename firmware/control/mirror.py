@@ -19,6 +19,7 @@ WB_EPOCH = "mirror.epoch"       # the partner's epoch that copy belongs to
 EPOCH_FILE = "epoch"            # bumped when the controller writes back without its partner's copy
 EXC_FILE = "exceptions.mirror"  # the runs of exceptions of the partner's snapshot
 ENTRY = const(20)               # an exception run: snapshot id, chunk, slot, count, CRC-32 "<IIIII"
+END = const(0xFFFFFFFF)         # the chunk of the entry that ends a snapshot (its slot: the state)
 FEED = const(32)                # runs read in one go
 
 
@@ -137,6 +138,12 @@ class ExceptionMirror:
             except OSError:
                 self.f = None       # add() tries again
 
+    def end(self, sid, state):
+        # the snapshot ended here (terminated, overflowed, its log lost): said in the partner's
+        # memory before any write to the primary goes uncopied, so the partner's backup LUN never
+        # reads such a write while the message that says it is on its way (control/pair.md)
+        self.add(sid, END, state, 0)
+
     def add(self, sid, c, slot, k):
         if not self.pair.up():
             return
@@ -203,6 +210,9 @@ class ExceptionFeed:
                 self.at += 1
                 if sid == eng.snap_id:  # (the owner appends to a list left by an earlier snapshot
                     n += 1              # when it could not empty it at the start)
+                    if c == END:
+                        eng.follow_end(slot)
+                        return n
                     eng.follow_exceptions(c, slot, k)
             if got < FEED:
                 break

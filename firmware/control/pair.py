@@ -485,6 +485,13 @@ class Pair:
         self.snap_primary = eng.primary_sd if state == ACTIVE_SNAPSHOT else None
         if state == ACTIVE_SNAPSHOT:
             self.exceptions.start()
+        else:
+            # first in its mirror memory, which the partner reads before every backup LUN read:
+            # the message below may come late (a loaded partner), the writes after it go uncopied
+            try:
+                self.exceptions.end(eng.snap_id, state)
+            except OSError as e:
+                self.ctl.events.log("error", "PAIR: SNAPSHOT END NOT IN THE PARTNER'S MEMORY: %s" % e)
         if self.partner == UP:
             msg = {"state": state, "primary": eng.primary_sd, "snap_id": eng.snap_id,
                    "generation": eng.generation, "started": eng.started, "last": eng.last}

@@ -66,6 +66,7 @@ class Engine:
         self.announce = None
         self.absorb = None
         self.follower = False
+        self.ended = -1            # a follower: the snapshot whose end it took from the mirror
         self.pending_c = self.pending_slot = self.pending_k = 0
         self.indexed = 0
         self.follows = 0           # counts the times the index began afresh (the feed starts over)
@@ -341,10 +342,23 @@ class Engine:
             self.last = None
         else:
             self.primary, self.primary_sd, self.last = None, -1, last
+            if snap_id == self.ended:
+                return          # its end came through the mirror memory first (follow_end)
         self.state = state
         self.follower = True
         self.pending_k = self.indexed = 0
         self.follows += 1
+        self.origins.clear()
+        if self.index is not None:
+            self.index.clear()
+
+    def follow_end(self, state):
+        # the partner's snapshot ended (its end in the mirror memory, ahead of its message): the
+        # backup LUN reports it as the message would, and the message, when it comes, changes
+        # nothing (an overflow is reported once)
+        self.ended = self.snap_id
+        self.state = state if state in (IDLE, OVERFLOWED) else OVERFLOWED
+        self.primary, self.primary_sd, self.pending_k = None, -1, 0
         self.origins.clear()
         if self.index is not None:
             self.index.clear()
@@ -415,6 +429,8 @@ class Engine:
             self._read_image(lba, mv)
             return
         self._news()
+        if self.state != ACTIVE:
+            return              # it ended (the caller sees the state and reports it)
         self._read_image(lba, mv)
         if self._news():
             self._read_again(lba, mv)

@@ -436,12 +436,14 @@ def test_the_last_outcome_survives_a_restart_in_the_log_header():
     assert last(ctl) is None and ctl.command("snapshot_status")["state"] == "ACTIVE"
 
 
-def _pair_on_one_set_of_disks():
+def _pair_on_one_set_of_disks(prepare=None):
     # two controllers on one set of disks stand for the pair: `owner` writes and puts each run of
     # exceptions in the follower's mirror memory (control/mirror.py), `follower` serves the
-    # backup LUN from what it reads there
+    # backup LUN from what it reads there. prepare(owner): a configuration both boot with
     from control import mirror as M
     owner = fw.boot()
+    if prepare is not None:
+        prepare(owner)
     follower = fw.boot(owner.state_dir)
     memory = fw.tmpdir("mirror")
 
@@ -599,3 +601,45 @@ def test_an_entry_a_failed_write_left_is_passed_over():
     exc.close()
     exc.add(e.snap_id, 6, 1, 1)                            # reopened: made whole first
     assert f.absorb() == 2 and (f.pending_c, f.pending_slot) == (6, 1)
+
+
+def test_a_snapshot_s_end_reaches_the_follower_through_its_mirror_memory_before_any_message():
+    # the owner's message may come late (a loaded partner), and writes after an overflow are not
+    # copied: the end is in the follower's mirror memory before the write that overflowed reaches
+    # the primary, so the follower's backup LUN reports the overflow rather than read that write
+    # as the image. The message, when it comes, reports nothing twice
+    from snapshot.engine import ACTIVE, OVERFLOWED
+    owner, follower, exc, e, f = _pair_on_one_set_of_disks(small_log)
+    cap = e.max_slots
+    fw.run(owner, PRIMARY, INITIATE)
+    _follow(owner, follower)
+    exc.start()
+    e.announce = lambda c, slot, k: exc.add(e.snap_id, c, slot, k)
+    e.notify = lambda state: exc.start() if state == ACTIVE else exc.end(e.snap_id, state)   # as the
+    # pair does (pair.snapshot_changed), before its message
+    for c in range(cap + 1):                               # the last chunk finds the log full
+        assert write(owner, c * CHUNK, fw.pattern(53, 512)) == (0, None)
+    assert e.state == OVERFLOWED and f.state == ACTIVE     # no message has come
+    st, sn, _ = fw.run(follower, BACKUP, fw.read10(cap * CHUNK, 1))
+    assert st == 2 and fw.sense3(sn) == (0x09, 0x82, 0x00)
+    f.follow(OVERFLOWED, 0, None, e.snap_id, e.generation, e.started, e.last)   # the message
+    st, sn, _ = fw.run(follower, BACKUP, fw.read10(0, 1))
+    assert st == 2 and fw.sense3(sn) == (0x02, 0x04, 0x03)
+    assert f.last["how"] == "overflow"
+    # the next snapshot is followed as before
+    fw.run(owner, PRIMARY, INITIATE)
+    _follow(owner, follower)
+    assert f.state == ACTIVE and fw.run(follower, BACKUP, fw.read10(0, 1))[0] == 0
+
+
+def test_a_terminate_reaches_the_follower_through_its_mirror_memory_too():
+    # after a terminate the primary's writes are not copied either: the follower's backup LUN
+    # stops at the end in its mirror memory, NOT READY, without waiting for the message
+    from snapshot.engine import IDLE
+    owner, follower, exc, e, f, old = _following(54, 2)
+    exc.start()
+    e.notify = lambda state: exc.end(e.snap_id, state)     # (pair.snapshot_changed)
+    fw.run(owner, PRIMARY, TERMINATE)
+    assert write(owner, 0, fw.pattern(55, CHUNK * 512)) == (0, None)
+    st, sn, _ = fw.run(follower, BACKUP, fw.read10(0, CHUNK))
+    assert st == 2 and fw.sense3(sn) == (0x02, 0x04, 0x03) and f.state == IDLE
