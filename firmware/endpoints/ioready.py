@@ -1,13 +1,60 @@
 # Waiting, inside asyncio, for a socket or file descriptor to become readable or writable: what
-# the console port, the pty and the iSCSI connections need between non-blocking reads and writes.
-# MicroPython's asyncio has no public call for a raw object (its streams buffer and allocate on
-# every call); its I/O queue is what those streams use underneath, and this module is the one place
-# that reaches it (tests/test_layers_firmware.py allows it here and nowhere else).
+# the console port, the pty, the link and the iSCSI connections need between non-blocking reads
+# and writes. MicroPython's asyncio has no public call for a raw object (its streams buffer and
+# allocate on every call); its I/O queue is what those streams use underneath, and this module is
+# the one place that reaches it (tests/test_layers_firmware.py allows it here and nowhere else).
+#
+# A wait allocates as little as MicroPython allows, because a host's every command waits once:
+#
+#     waits.readable()      # queue the running task until the object is readable ...
+#     yield                 # ... and hand it to the scheduler
+#
+# A bare `yield` inside a coroutine is what asyncio's own awaitables end in; MicroPython allows it
+# in an `async def` and it costs nothing, where an awaitable costs a generator or a StopIteration's
+# traceback (64-190 bytes a wait, measured). `Waits` is made once per object and brings its own
+# entry for the I/O queue's map, which asyncio would make anew each time. What is left is the
+# poller's record of a registration: 32 bytes a wait.
 import asyncio
+import select
 
+_core = asyncio.core
 _queue = asyncio.core._io_queue      # no public name for it: see above
+_MASKS = (select.POLLIN, select.POLLOUT)   # by index of asyncio's map entry [reader, writer, obj]
 
 
+class Waits:
+    """Queues the running task on one object: one task at a time each way, as asyncio allows."""
+
+    def __init__(self, obj):
+        self.obj = obj
+        self._entry = [None, None, obj]
+
+    def readable(self):
+        self._queue(0)
+
+    def writable(self):
+        self._queue(1)
+
+    def _queue(self, i):
+        q, obj, t = _queue, self.obj, _core.cur_task
+        sm = q.map.get(id(obj))
+        if sm is None:
+            sm = self._entry
+            sm[0] = sm[1] = None             # what a cancelled waiter may have left here
+            sm[i] = t
+            q.map[id(obj)] = sm
+            q.poller.register(obj, _MASKS[i])
+        else:                                # a task waits the other way: both now
+            if sm[i] is not None:
+                raise RuntimeError("two tasks wait on one object the same way")
+            sm[i] = t
+            q.poller.modify(obj, _MASKS[0] | _MASKS[1])
+        t.data = q                          # so cancelling the task takes it off the queue
+
+
+# The awaitable form, for waits off the command path (the console's keystrokes) and for coroutines
+# that return a value: a bare yield would make them async generators to CPython's compiler, which
+# the project's tools read the firmware with. Each wait allocates a generator and an entry.
 def readable(obj):
     yield _queue.queue_read(obj)
 

@@ -50,8 +50,10 @@ def bound_port(sock):
 
 async def accept(ls, take):
     """Hands each connection made to listening socket ls to take(sock, addr), non-blocking."""
+    waits = ioready.Waits(ls)
     while True:
-        await ioready.readable(ls)
+        waits.readable()
+        yield                   # to the scheduler until then (endpoints/ioready.py)
         try:
             s, addr = ls.accept()
         except OSError as e:

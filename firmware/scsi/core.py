@@ -41,6 +41,7 @@ FLAGS[0x17] = FLAGS[0x57] = F_SPC2_OK                  # RELEASE from a non-hold
 FLAGS[0xA3] |= F_SPC2_OK
 del _op
 _CDB_LEN = (6, 10, 10, 0, 16, 12, 0, 0)
+_GOOD = (GOOD, None, b"")                # the answer of a command without data-in
 
 
 class Core:
@@ -59,6 +60,9 @@ class Core:
         # controller's target port group (scsi/README.md "ALUA"); None on a simplex board
         self.alua = None
         self._seen = {}                                # I_T_L nexus -> None (for unit attentions)
+        # the GOOD answers of reads, by length, made once with the view sbc keeps for that length
+        # (sbc.kept), so a read's answer is not made anew per command
+        self._answers = {}
         self._ua = {}                                  # I_T_L nexus -> [pending UA codes]
 
     def execute(self, nexus, cdb, data_out=None, buf=None):
@@ -94,7 +98,14 @@ class Core:
             elif type(buf) is not memoryview:
                 buf = memoryview(buf)
             data = fn(self, lu, cdb, data_out, buf)
-            return GOOD, None, data if data is not None else b""
+            if data is None:
+                return _GOOD
+            g = self._answers.get(len(data))
+            if g is None or g[2] is not data:
+                g = (GOOD, None, data)
+                if sbc.kept(data):
+                    self._answers[len(data)] = g
+            return g
         except ScsiError as e:
             if e.key < 0:
                 return RESERVATION_CONFLICT, None, b""

@@ -36,11 +36,17 @@ def _len16(cdb):
 def _range_of(cdb):
     # (lba, blocks) of a 10/12/16-byte READ/WRITE/VERIFY-style CDB
     op = cdb[0]
+    return (_lba10(cdb) if op < 0x80 or op >= 0xA0 else _lba16(cdb)), _blocks_of(cdb)
+
+
+def _blocks_of(cdb):
+    # its transfer length alone (no tuple: the write path asks it for every command)
+    op = cdb[0]
     if op < 0x80:
-        return _lba10(cdb), (cdb[7] << 8) | cdb[8]
+        return (cdb[7] << 8) | cdb[8]
     if op >= 0xA0:
-        return _lba10(cdb), _len12(cdb)
-    return _lba16(cdb), _len16(cdb)
+        return _len12(cdb)
+    return _len16(cdb)
 
 
 def data_out_len(cdb):
@@ -50,7 +56,7 @@ def data_out_len(cdb):
 
 
 def _out_blocks(cdb):
-    return _range_of(cdb)[1] << 9
+    return _blocks_of(cdb) << 9
 
 
 def _out_write6(cdb):
@@ -61,7 +67,7 @@ def _out_verify(cdb):
     # VERIFY sends data only with BYTCHK 01 (compare) or 11 (one block, compared with each)
     b = cdb[1] & 0x06
     if b == 0x02:
-        return _range_of(cdb)[1] << 9
+        return _blocks_of(cdb) << 9
     return 512 if b == 0x06 else 0
 
 
@@ -147,14 +153,35 @@ def read16(core, lu, cdb, data_out, buf):
     return _read(lu, _lba16(cdb), _len16(cdb), buf, 10)
 
 
+# views of the data-in buffer a read fills, by length: hosts read a few sizes again and again, and
+# each view is made once rather than per command (the per-command path allocates nothing). They
+# are of the buffer the last read was given (the core's own, for every transport's usual read)
+_views = {}                 # bytes -> view (at most VIEWS)
+_viewed = [None]            # the buffer they are of
+VIEWS = const(32)
+
+
 def _read(lu, lba, n, buf, field):
     lu.ready()
     _check(lu, lba, n, field)
     if n == 0:
         return None
-    mv = buf[:n << 9]
+    nb = n << 9
+    if _viewed[0] is not buf:
+        _views.clear()
+        _viewed[0] = buf
+    mv = _views.get(nb)
+    if mv is None:
+        mv = buf[:nb]
+        if len(_views) < VIEWS:
+            _views[nb] = mv
     lu.read(lba, mv)
     return mv
+
+
+def kept(mv):
+    # whether mv is a view _read keeps (the core then keeps the answer made with it)
+    return _views.get(len(mv)) is mv
 
 
 # ---- WRITE 6/10/12/16 --------------------------------------------------------------------------

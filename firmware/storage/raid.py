@@ -10,6 +10,7 @@ from hw import levels
 from hw.levels import RAID0, RAID1, RAID3, RAID5, RAID6, NORAID
 
 SECTOR = const(512)
+VIEWS = const(64)        # views of the scratch buffers a drive keeps (_view)
 # intent record kinds (storage/README.md "Crash consistency")
 INTENT_RANGE = const(1)  # a = lba, b = count: drive blocks a whole write touches
 INTENT_ROW = const(2)    # a = row, b..c = sectors of the unit, member = lost member, payload = its content
@@ -142,6 +143,8 @@ class SystemDrive:
         if self.parity or self.mirror:
             self._t = bytearray(ub if self.parity else 2 * ub)  # mirrors compare two units
             self._tv = memoryview(self._t)
+        # views of P and T a read-modify-write uses, made once per range (_view)
+        self._views = {}
         # where member I/O and XOR go: the IOP and the XOR engine, or, while chained() plans a
         # write, the chain it hands to the I/O processor's thread (hw/chains.py)
         self.io = iop
@@ -388,8 +391,11 @@ class SystemDrive:
                 if rend > end:
                     rend = end
                 nb = (rend - pos) * SECTOR
-                self._write_row(row, pos - row * RB, rend - pos, mv[mo:mo + nb],
-                                None if old is None else old[mo:mo + nb])
+                if nb == len(mv):            # the usual host write: inside one row, no view made
+                    self._write_row(row, pos - row * RB, rend - pos, mv, old)
+                else:
+                    self._write_row(row, pos - row * RB, rend - pos, mv[mo:mo + nb],
+                                    None if old is None else old[mo:mo + nb])
                 pos = rend
                 mo += nb
         else:
@@ -429,7 +435,21 @@ class SystemDrive:
                 if self.status() == OFFLINE or tries > self.n:
                     raise self._offline()
 
+    def _view(self, which, a, b):
+        # bytes a..b of P (which 0) or T (1): a host writes one size at aligned places, so a drive
+        # sees few ranges, and each view is made once rather than per write (at most VIEWS kept)
+        k = (a << 25 | b) << 1 | which
+        v = self._views.get(k)
+        if v is None:
+            v = (self._tv if which else self._pv)[a:b]
+            if len(self._views) < VIEWS:
+                self._views[k] = v
+        return v
+
     def _put_data(self, row, k0, off0, k1, e1, src):
+        if k0 == k1:                         # one stripe unit: the whole of src, no view made
+            self._put(self._dm(row, k0), row * self.unit + off0, src)
+            return
         U = self.unit
         base = row * U
         so = 0
@@ -481,7 +501,7 @@ class SystemDrive:
             self._rcw(row, k0, off0, k1, e1, src, lo, hi, pm)
             return
         # read-modify-write: P' = P ^ old ^ new over the touched sectors
-        Pw = P[lo * SECTOR:hi * SECTOR]
+        Pw = self._view(0, lo * SECTOR, hi * SECTOR)
         self._get(pm, base + lo, Pw)
         kb = -1
         if bad >= 0 and old is None:
@@ -501,18 +521,19 @@ class SystemDrive:
                         self._get(x, base + o, T)
                         xor.xor_into(O, T, nb)
         so = 0
+        one = k0 == k1                       # one stripe unit: P's range is Pw's, src is whole
         for k in range(k0, k1 + 1):
             o = off0 if k == k0 else 0
             e = e1 if k == k1 else U
             nb = (e - o) * SECTOR
             if old is not None:
-                was = old[so:so + nb]
+                was = old if one else old[so:so + nb]
             elif k == kb:
                 was = self._ov
             else:
-                was = self._tv[0:nb]
+                was = self._view(1, 0, nb)
                 self._get(self._dm(row, k), base + o, was)
-            xe.xor_into2(P[o * SECTOR:e * SECTOR], was, src[so:so + nb], nb)
+            xe.xor_into2(Pw if one else P[o * SECTOR:e * SECTOR], was, src if one else src[so:so + nb], nb)
             so += nb
         self._put_data(row, k0, off0, k1, e1, src)
         self._put(pm, base + lo, Pw)

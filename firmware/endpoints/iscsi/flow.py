@@ -12,7 +12,8 @@ from micropython import const
 from scsi.core import MAX_XFER_BLOCKS
 from endpoints.iscsi import pdu as P
 from endpoints.iscsi.pdu import get32, put32
-from endpoints.iscsi.connio import Closed, TAIL, wait_r, wait_w
+from endpoints import ioready
+from endpoints.iscsi.connio import Closed, TAIL
 from endpoints.iscsi.session import Session, WINDOW
 
 XFER = MAX_XFER_BLOCKS * 512   # the core's limit (VPD B0): one transfer buffer
@@ -191,8 +192,10 @@ class Pool:
         self.deferred.append((c, itt, rflags, resid, expdatasn, buf, ticket))
 
     async def complete_forever(self, chains):
+        waits = ioready.Waits(chains.rx)
         while True:
-            await wait_r(chains.rx)
+            waits.readable()
+            yield                   # to the scheduler until then (endpoints/ioready.py)
             try:
                 chains.woken()
                 self.ctl.settle_own()
@@ -303,6 +306,8 @@ class Flow(Session):
         self.small = None            # copy of small read data (COPY_MAX + room), allocated on first use
         self.stage = None            # data-out of one small write (COPY_MAX), allocated on first use
         self.staged = False          # a pending write is using it
+        self.stage_n = -1            # the last view write_now made of it, and its length: a host
+        self.stage_mv = None         # writes one size again and again, and it is made once
 
     def stage_for(self, need):
         """The connection's own buffer for a small write's data-out, when it is free: small
@@ -410,12 +415,15 @@ class Flow(Session):
         t = self.command(itt, P.lun_number(h), cdb, h[1], edtl, want_out)
         n = dlen + (-dlen & 3)
         t.buf = self.own()
-        mv = memoryview(t.buf)[:n]
+        if self.stage_n != n:
+            self.stage_mv = memoryview(t.buf)[:n]
+            self.stage_n = n
+        mv = self.stage_mv
         got = self.rx_now(self.s, mv)
         self.staged = True
         if got < n:
             return self.write_rest(t, mv, got)
-        aw = self.run_cmd(t, mv[:dlen])
+        aw = self.run_cmd(t, mv if n == dlen else mv[:dlen])
         if aw is None:
             self.unstage(t)
             return None
@@ -604,7 +612,8 @@ class Flow(Session):
         while self.late and self.s is not None:
             self.send_late()
             if self.late:
-                await wait_w(self.s)
+                self.waits.writable()
+                yield                   # to the scheduler until then (endpoints/ioready.py)
 
     def solicit_held(self):
         """The R2Ts of writes given a buffer, sent now if no PDU is half sent on this connection and
@@ -855,8 +864,14 @@ class Flow(Session):
             sense = bytes(sense)
         # the Data-In sequence: its state on the connection (one answer at a time), so a peer
         # that falls behind costs a coroutine (din_rest) and the usual answer none
-        self.d_buf, self.d_xfer, self.d_itt, self.d_status = buf, xfer, itt, status
-        self.d_sense, self.d_rflags, self.d_resid = sense, rflags, resid
+        # (one name a statement: an assignment of four or more names builds a tuple)
+        self.d_buf = buf
+        self.d_xfer = xfer
+        self.d_itt = itt
+        self.d_status = status
+        self.d_sense = sense
+        self.d_rflags = rflags
+        self.d_resid = resid
         self.d_off = self.d_datasn = 0
         if self.din_now():
             return self.din_rest()
@@ -908,7 +923,11 @@ class Flow(Session):
                 if self.stuck is None:   # the rest of the Data-In has the task timeout to go out
                     self.stuck = self.tgt.clock()
                 self.d_off, self.d_datasn = off, datasn
-                self.d_at, self.d_hl, self.d_k, self.d_tl, self.d_w = at - hl, hl, k, tl, w
+                self.d_at = at - hl
+                self.d_hl = hl
+                self.d_k = k
+                self.d_tl = tl
+                self.d_w = w
                 return True
             if tl:   # put back the next PDU's data under this one's pad/digest
                 buf[at + k:at + k + tl] = memoryview(self.save)[:tl]

@@ -13,7 +13,7 @@ from micropython import const
 from endpoints import listen
 from endpoints.iscsi import pdu as P
 from endpoints.iscsi.pdu import get24, get32, put32
-from endpoints.iscsi.connio import Closed, wait_r
+from endpoints.iscsi.connio import Closed
 from endpoints.iscsi.chap import ChapGuard
 from endpoints.iscsi.login import Login
 from endpoints.iscsi.flow import Flow, Pool, TASK_TIMEOUT, POOL_BUFS, PARK_SLOTS
@@ -249,7 +249,8 @@ class Conn(Flow, Login):
         while True:
             got = rx_now(self.s, hmv)
             if not got:                  # the usual wait for the next command: no coroutine
-                await wait_r(self.s)
+                self.waits.readable()
+                yield                   # to the scheduler until then (endpoints/ioready.py)
                 got = rx_now(self.s, hmv)
             if got < P.BHS:
                 await self.recv_rest(hmv, got)

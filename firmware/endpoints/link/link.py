@@ -411,9 +411,11 @@ class Link:
             self.kick.set()
 
     async def writer(self, s):
+        waits = ioready.Waits(s)
         while self.s is s:
             if not self.pump():
-                await ioready.writable(s)
+                waits.writable()
+                yield                   # to the scheduler until then (endpoints/ioready.py)
                 continue
             if self.rx_seq > self.ack_sent and not self.ack_now:
                 await asyncio.sleep_ms(ACK_MS)   # a frame of ours may carry the ack meanwhile
@@ -499,10 +501,12 @@ class Link:
 
     # ---------- receiving ----------
     async def reader(self, s):
+        waits = ioready.Waits(s)
         while self.s is s:
             n = self.read(s)
             if n == 0:
-                await ioready.readable(s)
+                waits.readable()
+                yield                   # to the scheduler until then (endpoints/ioready.py)
             elif n > 0:
                 while self.take(_ALL, SLICE):
                     self.ack_soon()
