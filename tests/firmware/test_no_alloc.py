@@ -13,7 +13,8 @@ import fw
 from endpoints.iscsi import target as iscsi
 
 NEX = ("iqn.test:noalloc", 0, 0)
-POLLER_RECORD = 32      # bytes a socket wait costs: the poller's record of the registration
+VIEW = 32               # bytes of a memoryview: a socket wait costs as much (the poller's record
+                        # of the registration), so does each PDU part copied out of the receive buffer
 
 
 def _cdb(op, lba, blocks):
@@ -146,8 +147,9 @@ def test_an_iscsi_host_s_reads_and_writes_cost_the_board_no_more_than_each_socke
     asyncio.run(main())
     assert len(out) == 3 and isinstance(out[0], int) and isinstance(out[1], int), out
     read, write = out[0] / n, out[1] / n
-    # a read waits for its command once; a write also copies its data out of the receive buffer
-    # through one view (32 bytes: cheaper than any copy that makes none, measured). The margin is
-    # the target's own upkeep, every 250 ms whatever the load (REAP_MS), shared by the commands
-    assert read <= POLLER_RECORD + 16, "a 4 KiB read cost the heap %.1f bytes" % read
-    assert write <= 2 * POLLER_RECORD + 16, "a 4 KiB write cost the heap %.1f bytes" % write
+    # a read waits for its command at most once and copies its header out of the receive buffer
+    # through a view; a write copies its data out the same way too (firmware/README.md "Memory on
+    # the command path" says why those views stay). The margin is the target's own upkeep, every
+    # 250 ms whatever the load (REAP_MS), shared by the commands
+    assert read <= 2 * VIEW + 16, "a 4 KiB read cost the heap %.1f bytes" % read
+    assert write <= 3 * VIEW + 16, "a 4 KiB write cost the heap %.1f bytes" % write

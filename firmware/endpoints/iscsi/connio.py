@@ -1,6 +1,5 @@
 # Connection I/O: received bytes buffered from the socket, non-blocking sends that wait for the
 # peer only when it is not reading, and the framing of PDUs (AHS, pad, digests) in the stream.
-import micropython
 from micropython import const
 
 from endpoints.listen import EAGAIN
@@ -16,17 +15,6 @@ _ZERO = bytes(48)
 # received bytes are taken from the socket up to _RB at a time: the headers of commands queued by
 # the initiator then cost one read together instead of one each
 _RB = const(8192)
-_BYTE_COPY = const(64)       # a header (48 bytes) is copied out of the receive buffer by _take
-
-
-@micropython.viper
-def _take(dst: ptr8, src: ptr8, at: int, n: int):
-    # src[at:at + n] into dst: for a header as fast as a slice copy (0.5 us), and without the
-    # view a slice makes (32 bytes of heap a PDU); longer copies are slices (memcpy)
-    i = 0
-    while i < n:
-        dst[i] = src[at + i]
-        i += 1
 
 
 class Closed(Exception):
@@ -82,10 +70,7 @@ class Link:
         if k > n:
             k = n
         p = self.rp
-        if k <= _BYTE_COPY:
-            _take(mv, self.rb, p, k)
-        else:
-            mv[0:k] = self.rbv[p:p + k]
+        mv[0:k] = self.rbv[p:p + k]
         self.rp = p + k
         return k
 
