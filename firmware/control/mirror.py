@@ -212,8 +212,10 @@ class ExceptionFeed:
                     n += 1              # when it could not empty it at the start)
                     if c == END:
                         eng.follow_end(slot)
-                        return n
-                    eng.follow_exceptions(c, slot, k)
+                    else:
+                        eng.follow_exceptions(c, slot, k)
+                    if eng.state != ACTIVE:
+                        return n        # (it ended, or this controller cannot follow it)
             if got < FEED:
                 break
         return n

@@ -23,7 +23,10 @@ _MASKS = (select.POLLIN, select.POLLOUT)   # by index of asyncio's map entry [re
 
 
 class Waits:
-    """Queues the running task on one object: one task at a time each way, as asyncio allows."""
+    """Queues the running task on one object: one task at a time each way, as asyncio allows.
+    Cancelling a waiting task takes the object's whole entry off asyncio's queue, a task waiting
+    the other way with it (asyncio's IOQueue.remove): the link cancels its reader and writer
+    together, and no other object has two."""
 
     def __init__(self, obj):
         self.obj = obj

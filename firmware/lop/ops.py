@@ -254,10 +254,7 @@ class Copy(Op):
         ctl = m.ctl
         eng = ctl.engine
         if eng.state != snapshot.ACTIVE or eng.snap_id != self.snap:
-            if eng.state == snapshot.IDLE:
-                # the snapshot terminate direct command (or the menu) ended it under the copy
-                return m.finish(self, "TERMINATED", W_TERMINATED, "the snapshot was terminated by command")
-            return m.finish(self, "FAILED", W_NOT_READY, "the snapshot ended (log overflow) before the copy completed")
+            return self._ended(eng)
         D = ctl.drives.get(self.dst)
         if D is None:
             return m.finish(self, "FAILED", W_NOT_READY, "SD%d is gone" % self.dst)
@@ -361,6 +358,13 @@ class Copy(Op):
         eng.read_backup(lba, mv)
         D.write(lba, mv)
 
+    def _ended(self, eng):
+        m = self.m
+        if eng.state == snapshot.IDLE:
+            # the snapshot terminate direct command (or the menu) ended it under the copy
+            return m.finish(self, "TERMINATED", W_TERMINATED, "the snapshot was terminated by command")
+        return m.finish(self, "FAILED", W_NOT_READY, "the snapshot ended (log overflow) before the copy completed")
+
     def _move(self, eng, D, lba, mv):
         # the slice here: False once the copy has failed
         try:
@@ -368,6 +372,11 @@ class Copy(Op):
         except DRIVE_ERRORS as e:
             self.m.ctl.refresh_status()
             self.m.finish(self, "FAILED", W_DATA_ERRORS, "snapshot image unreadable at block %d: %s" % (lba, e))
+            return False
+        if eng.state != snapshot.ACTIVE:
+            # a follower heard during the read that the partner's snapshot ended: what it read
+            # is not the image, and nothing of it is written
+            self._ended(eng)
             return False
         try:
             D.write(lba, mv)

@@ -15,6 +15,7 @@ from scsi.sbc import MAX_XFER_BLOCKS                # noqa: F401 (transports rea
 
 MAX_NEXUSES = const(256)               # I_T_L nexuses remembered for unit attentions
 MAX_UA = const(4)                      # pending unit attentions per nexus
+VIEWS = const(64)                      # data-in views kept (view())
 
 # unit attentions (ASC << 8 | ASCQ)
 UA_POWER_ON = const(0x2901)
@@ -60,9 +61,12 @@ class Core:
         # controller's target port group (scsi/README.md "ALUA"); None on a simplex board
         self.alua = None
         self._seen = {}                                # I_T_L nexus -> None (for unit attentions)
-        # the GOOD answers of reads, by length, made once with the view sbc keeps for that length
-        # (sbc.kept), so a read's answer is not made anew per command
-        self._answers = {}
+        # views of the data-in buffers reads fill, and the GOOD answers made with them: hosts
+        # read a few sizes again and again into a few buffers (this one, a transport's transfer
+        # buffers), and each is made once rather than per command (view())
+        self._views = {}                               # id(buffer) -> {0: it, bytes: view}
+        self._nviews = 0
+        self._answers = {}                             # bytes -> (GOOD, None, view)
         self._ua = {}                                  # I_T_L nexus -> [pending UA codes]
 
     def execute(self, nexus, cdb, data_out=None, buf=None):
@@ -103,7 +107,7 @@ class Core:
             g = self._answers.get(len(data))
             if g is None or g[2] is not data:
                 g = (GOOD, None, data)
-                if sbc.kept(data):
+                if self._kept(data):
                     self._answers[len(data)] = g
             return g
         except ScsiError as e:
@@ -115,6 +119,30 @@ class Core:
             sys.print_exception(e, sys.stderr)
             self.events.log("error", "FIRMWARE FAULT %s: %r" % (bytes(cdb[:1]).hex(), e))
             return CHECK_CONDITION, sense.fixed(sense.HARDWARE_ERROR, 0x44, 0x00), b""
+
+    def view(self, buf, nb):
+        """buf[:nb], made once per buffer and length (VIEWS at most: past that they are dropped
+        and made again). A buffer is held while its views are here, so its id is not reused."""
+        of = self._views.get(id(buf))
+        mv = None if of is None or of[0] is not buf else of.get(nb)
+        if mv is None:
+            mv = buf[:nb]
+            if self._nviews >= VIEWS:
+                self._views.clear()
+                self._answers.clear()
+                self._nviews = 0
+                of = None
+            if of is None or of[0] is not buf:
+                of = self._views[id(buf)] = {0: buf}
+            of[nb] = mv
+            self._nviews += 1
+        return mv
+
+    def _kept(self, mv):
+        for of in self._views.values():
+            if of.get(len(mv)) is mv:
+                return True
+        return False
 
     def rewrite(self, lu, lba, mv):
         """A write the I/O processor's thread could not finish (a disk failed under it), written

@@ -132,56 +132,35 @@ def _data(data_out, n):
 # ---- READ 6/10/12/16 ---------------------------------------------------------------------------
 def read6(core, lu, cdb, data_out, buf):
     lba = ((cdb[1] & 0x1F) << 16) | (cdb[2] << 8) | cdb[3]
-    return _read(lu, lba, cdb[4] or 256, buf, 4)            # 0 means 256 blocks in READ(6)
+    return _read(core, lu, lba, cdb[4] or 256, buf, 4)            # 0 means 256 blocks in READ(6)
 
 
 def read10(core, lu, cdb, data_out, buf):
     if cdb[1] & 0xE0:
         raise sense.invalid_field(1)        # RDPROTECT: no protection information
-    return _read(lu, _lba10(cdb), (cdb[7] << 8) | cdb[8], buf, 7)
+    return _read(core, lu, _lba10(cdb), (cdb[7] << 8) | cdb[8], buf, 7)
 
 
 def read12(core, lu, cdb, data_out, buf):
     if cdb[1] & 0xE0:
         raise sense.invalid_field(1)
-    return _read(lu, _lba10(cdb), _len12(cdb), buf, 6)
+    return _read(core, lu, _lba10(cdb), _len12(cdb), buf, 6)
 
 
 def read16(core, lu, cdb, data_out, buf):
     if cdb[1] & 0xE0:
         raise sense.invalid_field(1)
-    return _read(lu, _lba16(cdb), _len16(cdb), buf, 10)
+    return _read(core, lu, _lba16(cdb), _len16(cdb), buf, 10)
 
 
-# views of the data-in buffer a read fills, by length: hosts read a few sizes again and again, and
-# each view is made once rather than per command (the per-command path allocates nothing). They
-# are of the buffer the last read was given (the core's own, for every transport's usual read)
-_views = {}                 # bytes -> view (at most VIEWS)
-_viewed = [None]            # the buffer they are of
-VIEWS = const(32)
-
-
-def _read(lu, lba, n, buf, field):
+def _read(core, lu, lba, n, buf, field):
     lu.ready()
     _check(lu, lba, n, field)
     if n == 0:
         return None
-    nb = n << 9
-    if _viewed[0] is not buf:
-        _views.clear()
-        _viewed[0] = buf
-    mv = _views.get(nb)
-    if mv is None:
-        mv = buf[:nb]
-        if len(_views) < VIEWS:
-            _views[nb] = mv
+    mv = core.view(buf, n << 9)
     lu.read(lba, mv)
     return mv
-
-
-def kept(mv):
-    # whether mv is a view _read keeps (the core then keeps the answer made with it)
-    return _views.get(len(mv)) is mv
 
 
 # ---- WRITE 6/10/12/16 --------------------------------------------------------------------------

@@ -343,7 +343,7 @@ class Engine:
         else:
             self.primary, self.primary_sd, self.last = None, -1, last
             if snap_id == self.ended:
-                return          # its end came through the mirror memory first (follow_end)
+                return          # its end was taken already (follow_end)
         self.state = state
         self.follower = True
         self.pending_k = self.indexed = 0
@@ -353,9 +353,10 @@ class Engine:
             self.index.clear()
 
     def follow_end(self, state):
-        # the partner's snapshot ended (its end in the mirror memory, ahead of its message): the
-        # backup LUN reports it as the message would, and the message, when it comes, changes
-        # nothing (an overflow is reported once)
+        # the partner's snapshot is over here: it ended (its end in the mirror memory, ahead of
+        # its message), or this controller cannot follow it. The backup LUN reports it as the
+        # message would, and the message, when it comes, changes nothing but the outcome kept
+        # (an overflow is reported once)
         self.ended = self.snap_id
         self.state = state if state in (IDLE, OVERFLOWED) else OVERFLOWED
         self.primary, self.primary_sd, self.pending_k = None, -1, 0
@@ -492,7 +493,7 @@ class Engine:
                 if lba < lo:
                     self._read_indexed(lba, mv[:(lo - lba) << 9])
                 self._read_announced(lo, mv[(lo - lba) << 9:(hi - lba) << 9])
-                if hi < end:
+                if hi < end and self.state == ACTIVE:
                     self._read_indexed(hi, mv[(hi - lba) << 9:])
                 return
         self._read_indexed(lba, mv)
@@ -533,7 +534,7 @@ class Engine:
         cb = self.chunk_blocks
         c0, s0 = self.pending_c, self.pending_slot
         end = pos + (len(seg) >> 9)
-        while pos < end:
+        while pos < end and self.state == ACTIVE:      # (a run that cannot be indexed ends it)
             j = pos // cb
             n = min(end, (j + 1) * cb) - pos
             part = seg[:n << 9]
@@ -573,8 +574,7 @@ class Engine:
 
     def _not_followed(self):
         self.events.log("error", "LOG INDEX DOES NOT FIT IN MEMORY: THE PARTNER'S SNAPSHOT IS NOT SERVED HERE")
-        self.state, self.primary, self.primary_sd, self.pending_k = OVERFLOWED, None, -1, 0
-        self.index.clear()
+        self.follow_end(OVERFLOWED)
 
     # ---- status --------------------------------------------------------------------------
     def usage_pct(self):

@@ -437,13 +437,14 @@ class SystemDrive:
 
     def _view(self, which, a, b):
         # bytes a..b of P (which 0) or T (1): a host writes one size at aligned places, so a drive
-        # sees few ranges, and each view is made once rather than per write (at most VIEWS kept)
+        # sees few ranges, and each view is made once rather than per write (VIEWS at most)
         k = (a << 25 | b) << 1 | which
         v = self._views.get(k)
         if v is None:
             v = (self._tv if which else self._pv)[a:b]
-            if len(self._views) < VIEWS:
-                self._views[k] = v
+            if len(self._views) >= VIEWS:
+                self._views.clear()          # (ranges seen once do not hold the place for good)
+            self._views[k] = v
         return v
 
     def _put_data(self, row, k0, off0, k1, e1, src):

@@ -746,3 +746,33 @@ def test_history_entries_keep_their_times_and_older_entries_without_them_load():
     ctl = fw.reboot(ctl)
     old = ctl.command("lop_status", {})["lops"][0]
     assert old["state"] == "COMPLETED" and "finished" not in old and "started" not in old, old
+
+
+SLICE_BYTES = ops.SLICE_BLOCKS * 512
+
+
+def test_a_copy_whose_snapshot_ends_under_a_slice_s_read_writes_nothing_of_it():
+    # a follower of a pair hears of the end in the middle of its read of the image (control/
+    # pair.md): what its buffer holds then is not the image, and the copy fails without writing it
+    from snapshot.engine import OVERFLOWED
+    ctl = setup()
+    fill(ctl, 5)
+    fw.run(ctl, PRIMARY, INITIATE)
+    eng = ctl.engine
+
+    def ended_during_the_read(lba, mv):
+        eng.follow_end(OVERFLOWED)        # what a follower's read does when the end is in its memory
+    eng.read_backup = ended_during_the_read
+    for _ in range(ctl.buffer.slots):    # whatever the buffer held before
+        b = ctl.buffer.take()
+        v = ctl.buffer.view(b)
+        v[:] = b"\xee" * len(v)
+    for b in range(ctl.buffer.slots):
+        ctl.buffer.give(b)
+    word(ctl, start())
+    scheduler.finish_all(ctl.lop_mgr)
+    assert word(ctl, status()) == 0x0002
+    assert "overflow" in ctl.command("lop_status", {})["lops"][0]["detail"]
+    d = bytearray(SLICE_BYTES)
+    ctl.drives[2].read(0, memoryview(d))                   # (its LUN is not ready after a failed copy)
+    assert b"\xee" not in d

@@ -120,3 +120,35 @@ def test_write_back_records_are_in_the_partners_memory_as_they_are_journaled():
     m.record(hdr, bytes(512))
     assert M.read_int(Ctl.own_dir + "/epoch") == 1 and m.alone
     assert _journal_records(p.partner_dir + "/mirror.journal") == [b"\x09" * 512]
+
+
+def test_a_snapshot_s_end_is_in_the_partner_s_memory_before_its_message():
+    # control/pair.md "The snapshot across the pair": the end goes into the partner's mirror
+    # memory first, so a SNAP message that comes late (here: never) cannot leave the partner
+    # reading the writes that are no longer copied as the image
+    import os
+    import struct
+    import binascii
+    import fw
+    from control import mirror as M
+    from test_menu_pair import failed_over
+    ctl = failed_over(0)                 # serving its drives (its partner did not answer at boot)
+    ctl.pair.partner = P.UP              # ... and now heard, but slow to answer
+
+    class Late(Replies):
+        def call(self, kind, payload, timeout_ms):
+            raise ctl.pair.Down("no reply to kind %d" % kind)
+    ctl.pair.link = Late()
+    try:
+        os.mkdir(ctl.pair.partner_dir)
+    except OSError:
+        pass
+    initiate, terminate = fw.cdb(0x20, 0, 0x60, 0, 0, 0, 0, 0, 0, 0), fw.cdb(0x20, 0, 0x61, 0, 0, 0, 0, 0, 0, 0)
+    assert fw.run(ctl, 0, initiate)[0] == 0
+    sid = ctl.engine.snap_id
+    assert fw.run(ctl, 0, terminate)[0] == 0
+    with open(ctl.pair.partner_dir + "/" + M.EXC_FILE, "rb") as f:
+        data = f.read()
+    assert len(data) == M.ENTRY, data
+    assert struct.unpack("<IIII", data[:16]) == (sid, M.END, 0, 0)      # ended, state IDLE
+    assert struct.unpack("<I", data[16:])[0] == binascii.crc32(data[:16])

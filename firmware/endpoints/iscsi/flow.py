@@ -90,6 +90,8 @@ class Pool:
     def __init__(self, bufs=POOL_BUFS, parks=PARK_SLOTS):
         self.conns = set()
         self.free = [bytearray(TRANSFER) for _ in range(bufs)]
+        # the data-in view of each, made once: a large read's data goes straight in there
+        self.views = {id(b): memoryview(b)[_HEAD:_HEAD + XFER] for b in self.free}
         self.parks = [bytearray(PARK) for _ in range(parks)]
         self.queue = []         # tasks waiting for a transfer buffer, first come first served
         self.claims = {}        # source address -> transfer buffers its connections hold
@@ -801,7 +803,7 @@ class Flow(Session):
     def run_here(self, nexus, t, data_out, big):
         try:
             return self.ctl.execute_here(nexus, t.cdb, data_out,
-                                         None if big is None else memoryview(big)[_HEAD:_HEAD + XFER],
+                                         None if big is None else self.tgt.views[id(big)],
                                          t.flags & 0x20 and t.edtl >= CHAIN_MIN and self.busy())
         except Exception as e:
             return self.failed(t, e)
