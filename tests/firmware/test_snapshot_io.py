@@ -643,3 +643,16 @@ def test_a_terminate_reaches_the_follower_through_its_mirror_memory_too():
     assert write(owner, 0, fw.pattern(55, CHUNK * 512)) == (0, None)
     st, sn, _ = fw.run(follower, BACKUP, fw.read10(0, CHUNK))
     assert st == 2 and fw.sense3(sn) == (0x02, 0x04, 0x03) and f.state == IDLE
+
+
+def test_a_follower_that_cannot_index_the_snapshot_reports_its_end_once():
+    # its own end (the partner's runs do not fit its memory), then the owner's overflow message
+    # for the same snapshot: 09/82/00 once, then NOT READY
+    from snapshot.engine import OVERFLOWED
+    owner, follower, exc, e, f, old = _following(56, 2)
+    f._not_followed()                    # a run the follower's index cannot take
+    st, sn, _ = fw.run(follower, BACKUP, fw.read10(0, 1))
+    assert st == 2 and fw.sense3(sn) == (0x09, 0x82, 0x00)
+    f.follow(OVERFLOWED, 0, None, e.snap_id, e.generation, e.started, None)    # the owner's message
+    st, sn, _ = fw.run(follower, BACKUP, fw.read10(0, 1))
+    assert st == 2 and fw.sense3(sn) == (0x02, 0x04, 0x03)
