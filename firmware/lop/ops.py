@@ -373,10 +373,8 @@ class Copy(Op):
             self.m.ctl.refresh_status()
             self.m.finish(self, "FAILED", W_DATA_ERRORS, "snapshot image unreadable at block %d: %s" % (lba, e))
             return False
-        if eng.state != snapshot.ACTIVE:
-            # a follower heard during the read that the partner's snapshot ended: what it read
-            # is not the image, and nothing of it is written
-            self._ended(eng)
+        except snapshot.Ended:
+            self._ended(eng)    # (a follower heard of it during the read: nothing of it is written)
             return False
         try:
             D.write(lba, mv)

@@ -208,10 +208,8 @@ class BackupLU(LogicalUnit):
             if e.take_overflow():
                 raise vendor.log_overflow()   # the read that lost the snapshot is the one to say so
             raise s
-        if e.state != snapshot.ACTIVE:
-            # a follower heard during the read that its partner's snapshot ended: what it read
-            # may be newer than the image, so the end is reported instead, as ready() does
-            self.ready()
+        except snapshot.Ended:
+            self.ready()        # the end is reported instead of what was read, as ready() does
 
     def write(self, lba, mv, fua):
         raise sense.write_protected()

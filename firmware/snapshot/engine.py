@@ -25,6 +25,12 @@ ACTIVE = const(1)
 OVERFLOWED = const(2)      # terminated by overflow; the backup LUN has not yet reported it
 STATE_NAMES = ("IDLE", "ACTIVE", "OVERFLOWED")
 
+
+class Ended(Exception):
+    # a follower's backup read met the end of its partner's snapshot: nothing it read is the image
+    pass
+
+
 HDR_MAGIC = b"RBSNAPv1"
 HDR = "<8sIIIII"           # magic, state, primary sd, chunk blocks, generation, snapshot id
 # the last snapshot's outcome, at OUT_AT of the header sector with its own CRC-32 after it (zeros: none):
@@ -430,11 +436,12 @@ class Engine:
             self._read_image(lba, mv)
             return
         self._news()
+        if self.state == ACTIVE:
+            self._read_image(lba, mv)
+            if self._news():
+                self._read_again(lba, mv)
         if self.state != ACTIVE:
-            return              # it ended (the caller sees the state and reports it)
-        self._read_image(lba, mv)
-        if self._news():
-            self._read_again(lba, mv)
+            raise Ended()
 
     def _news(self):
         # a follower's look at what its partner copied: the runs announced in its mirror memory,

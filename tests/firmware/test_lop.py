@@ -754,7 +754,7 @@ SLICE_BYTES = ops.SLICE_BLOCKS * 512
 def test_a_copy_whose_snapshot_ends_under_a_slice_s_read_writes_nothing_of_it():
     # a follower of a pair hears of the end in the middle of its read of the image (control/
     # pair.md): what its buffer holds then is not the image, and the copy fails without writing it
-    from snapshot.engine import OVERFLOWED
+    from snapshot.engine import OVERFLOWED, Ended
     ctl = setup()
     fill(ctl, 5)
     fw.run(ctl, PRIMARY, INITIATE)
@@ -762,6 +762,7 @@ def test_a_copy_whose_snapshot_ends_under_a_slice_s_read_writes_nothing_of_it():
 
     def ended_during_the_read(lba, mv):
         eng.follow_end(OVERFLOWED)        # what a follower's read does when the end is in its memory
+        raise Ended()
     eng.read_backup = ended_during_the_read
     for _ in range(ctl.buffer.slots):    # whatever the buffer held before
         b = ctl.buffer.take()
