@@ -105,11 +105,7 @@ class Core:
             if data is None:
                 return _GOOD
             g = self._answers.get(len(data))
-            if g is None or g[2] is not data:
-                g = (GOOD, None, data)
-                if self._kept(data):
-                    self._answers[len(data)] = g
-            return g
+            return g if g is not None and g[2] is data else (GOOD, None, data)
         except ScsiError as e:
             if e.key < 0:
                 return RESERVATION_CONFLICT, None, b""
@@ -121,8 +117,9 @@ class Core:
             return CHECK_CONDITION, sense.fixed(sense.HARDWARE_ERROR, 0x44, 0x00), b""
 
     def view(self, buf, nb):
-        """buf[:nb], made once per buffer and length (VIEWS at most: past that they are dropped
-        and made again). A buffer is held while its views are here, so its id is not reused."""
+        """buf[:nb], made once per buffer and length with its GOOD answer (VIEWS at most: past
+        that they are dropped and made again). A buffer is held while its views are here, so its
+        id is not reused."""
         of = self._views.get(id(buf))
         mv = None if of is None or of[0] is not buf else of.get(nb)
         if mv is None:
@@ -135,14 +132,9 @@ class Core:
             if of is None or of[0] is not buf:
                 of = self._views[id(buf)] = {0: buf}
             of[nb] = mv
+            self._answers[nb] = (GOOD, None, mv)
             self._nviews += 1
         return mv
-
-    def _kept(self, mv):
-        for of in self._views.values():
-            if of.get(len(mv)) is mv:
-                return True
-        return False
 
     def rewrite(self, lu, lba, mv):
         """A write the I/O processor's thread could not finish (a disk failed under it), written
