@@ -26,6 +26,7 @@ from endpoints.console import mgmt
 from endpoints.console import access
 from endpoints.iscsi import target as iscsi
 from endpoints.link import link as linkmod
+from endpoints import ioready
 
 
 LINK_WINDOW = 2 << 20      # the link's send window: a forwarded 1 MiB write and what follows it
@@ -174,6 +175,7 @@ def main():
     except boardmod.BoardError as e:
         print("raidboard firmware: bad board definition: %s" % e, file=sys.stderr)
         sys.exit(3)
+    ioready.poll_before_sleep()
     try:
         asyncio.run(boot(opts, b))
     except KeyboardInterrupt:

@@ -16,10 +16,14 @@
 # poller's record of a registration: 32 bytes a wait.
 import asyncio
 import select
+import time
+from micropython import const
 
 _core = asyncio.core
 _queue = asyncio.core._io_queue      # no public name for it: see above
 _MASKS = (select.POLLIN, select.POLLOUT)   # by index of asyncio's map entry [reader, writer, obj]
+POLL_US = const(200)     # how long the scheduler polls after an endpoint's wait before it sleeps
+_armed = bytearray(1)    # 1: an endpoint began to wait since the scheduler last slept
 
 
 class Waits:
@@ -39,6 +43,7 @@ class Waits:
         self._queue(1)
 
     def _queue(self, i):
+        _armed[0] = 1
         q, obj, t = _queue, self.obj, _core.cur_task
         sm = q.map.get(id(obj))
         if sm is None:
@@ -59,8 +64,37 @@ class Waits:
 # that return a value: a bare yield would make them async generators to CPython's compiler, which
 # the project's tools read the firmware with. Each wait allocates a generator and an entry.
 def readable(obj):
+    _armed[0] = 1
     yield _queue.queue_read(obj)
 
 
 def writable(obj):
+    _armed[0] = 1
     yield _queue.queue_write(obj)
+
+
+# Polling before sleeping. A board's processor never sleeps between a host's commands; the firmware
+# asked the kernel to wake it (poll(2)) for each one, and a host at queue depth 1 then waited for
+# the wake-up of an idle CPU on top of the command: on a virtual machine, up to milliseconds when
+# the hypervisor had given that CPU away (firmware/README.md "Polling"). So once an endpoint has
+# begun to wait, the scheduler polls without sleeping for POLL_US before it sleeps; an idle board
+# (nothing but timers) sleeps at once.
+def poll_before_sleep(us=POLL_US, ticks_us=time.ticks_us):
+    """Installs the polling in front of asyncio's sleep in poll(2) (call before asyncio.run). The
+    microsecond clock is a parameter so that a test can drive it."""
+    wait = _queue.wait_io_event
+    peek = asyncio.core._task_queue.peek     # no public name: see above
+    ticks_ms = time.ticks_ms
+    diff = time.ticks_diff
+
+    def wait_io_event(dt):
+        if dt and _armed[0]:
+            _armed[0] = 0
+            t0 = ticks_us()
+            while diff(ticks_us(), t0) < us:
+                wait(0)
+                t = peek()
+                if t is not None and diff(t.ph_key, ticks_ms()) <= 0:
+                    return              # a task is ready: it runs without the scheduler sleeping
+        wait(dt)
+    _queue.wait_io_event = wait_io_event

@@ -11,6 +11,8 @@ interleaved (board, tgtd, board, ...), with the range of the per-round ratios be
   iscsi_lat_p50/p99/p999/max_us_board|tgtd         4 KiB QD 1 reads, LAT_READS of them a round
   iscsi_lat_p999_ratio, iscsi_stalls_over_5ms      board p99.9 / tgtd p99.9; board commands > 5 ms
   iscsi_tgtd_stalls_over_5ms                       tgtd's commands > 5 ms: what the machine alone gives
+  iscsi_lat_steal_pct_board|tgtd                   share of the CPUs' time the hypervisor took during
+                                                   those rounds (/proc/stat steal): stalls follow it
   iscsi_cpu_us_per_cmd_{read,write}_4k             board process CPU time / commands (QD 16 random)
   iscsi_busy_count                                 BUSY and TASK SET FULL answers the board gave
   iscsi_tgtd_<part>_iops                           tgtd's own figures: the generator's reach
@@ -74,6 +76,12 @@ def load(exe, urls, op, pattern, bs, qd, seconds=None, count=None):
 def cpu_s(pid):
     f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ticks():
+    # (all, stolen): the machine's CPU time so far, in clock ticks, and what the hypervisor took
+    f = [int(x) for x in open("/proc/stat").readline().split()[1:9]]
+    return sum(f), f[7]
 
 
 def spread(emit, name, ratios, unit="x"):
@@ -140,19 +148,27 @@ def run(emit, argv):
         if not only or "lat" in only:
             lat = {"board": [], "tgtd": []}
             stalls = tgt_stalls = 0
+            ticks = {"board": [0, 0], "tgtd": [0, 0]}
+
+            def timed(who, url):
+                a0, s0 = cpu_ticks()
+                r = load(exe, [url], "read", "rand", 4096, 1, count=lat_reads)
+                a1, s1 = cpu_ticks()
+                ticks[who][0] += a1 - a0
+                ticks[who][1] += s1 - s0
+                lat[who].append(r["lat_us"])
+                return r["stalls_over_5ms"]
             for _ in range(max(1, rounds // 2)):
-                b = load(exe, [bu], "read", "rand", 4096, 1, count=lat_reads)
-                stalls += b["stalls_over_5ms"]
-                lat["board"].append(b["lat_us"])
-                t = load(exe, [tu], "read", "rand", 4096, 1, count=lat_reads)
-                tgt_stalls += t["stalls_over_5ms"]
-                lat["tgtd"].append(t["lat_us"])
+                stalls += timed("board", bu)
+                tgt_stalls += timed("tgtd", tu)
             for who in ("board", "tgtd"):
                 for k in ("p50", "p99", "p999", "max"):
                     emit("iscsi_lat_%s_us_%s" % (k, who), statistics.median(x[k] for x in lat[who]), "us")
             spread(emit, "iscsi_lat_p999_ratio", [b["p999"] / max(1, t["p999"]) for b, t in zip(lat["board"], lat["tgtd"])])
             emit("iscsi_stalls_over_5ms", stalls, "count")
             emit("iscsi_tgtd_stalls_over_5ms", tgt_stalls, "count")   # what the machine alone gives
+            for who in ("board", "tgtd"):
+                emit("iscsi_lat_steal_pct_" + who, 100.0 * ticks[who][1] / max(1, ticks[who][0]), "%")
         emit("iscsi_busy_count", busy, "count")
     finally:
         if tgt is not None:
