@@ -23,7 +23,7 @@ _core = asyncio.core
 _queue = asyncio.core._io_queue      # no public name for it: see above
 _MASKS = (select.POLLIN, select.POLLOUT)   # by index of asyncio's map entry [reader, writer, obj]
 POLL_US = const(200)     # how long the scheduler polls after an endpoint's wait before it sleeps
-_armed = bytearray(1)    # 1: an endpoint began to wait since the scheduler last slept
+_armed = bytearray(1)    # 1: an endpoint began to wait since the last window of polling opened
 
 
 class Waits:
@@ -73,12 +73,13 @@ def writable(obj):
     yield _queue.queue_write(obj)
 
 
-# Polling before sleeping. A board's processor never sleeps between a host's commands; the firmware
-# asked the kernel to wake it (poll(2)) for each one, and a host at queue depth 1 then waited for
-# the wake-up of an idle CPU on top of the command: on a virtual machine, up to milliseconds when
-# the hypervisor had given that CPU away (firmware/README.md "Polling"). So once an endpoint has
-# begun to wait, the scheduler polls without sleeping for POLL_US before it sleeps; an idle board
-# (nothing but timers) sleeps at once.
+# Polling before sleeping. Between a host's commands the firmware sleeps in poll(2) when no task
+# is ready, and a host at queue depth 1 has nothing in flight while the board answers, so each of
+# its commands began with the kernel waking an idle CPU: on a virtual machine, milliseconds at
+# times (firmware/README.md "Polling"). So once an endpoint has begun to wait, the scheduler polls
+# without sleeping for a window of POLL_US before it sleeps, as a board's processor would poll its
+# host ports. A board with only timers to wait for (the reaper, the long operations' scheduler)
+# opens no window.
 def poll_before_sleep(us=POLL_US, ticks_us=time.ticks_us):
     """Installs the polling in front of asyncio's sleep in poll(2) (call before asyncio.run). The
     microsecond clock is a parameter so that a test can drive it."""
@@ -86,15 +87,23 @@ def poll_before_sleep(us=POLL_US, ticks_us=time.ticks_us):
     peek = asyncio.core._task_queue.peek     # no public name: see above
     ticks_ms = time.ticks_ms
     diff = time.ticks_diff
+    window = [0, 0]          # open, and since when: a timer's task may run in the middle of it
 
     def wait_io_event(dt):
-        if dt and _armed[0]:
-            _armed[0] = 0
-            t0 = ticks_us()
-            while diff(ticks_us(), t0) < us:
-                wait(0)
-                t = peek()
-                if t is not None and diff(t.ph_key, ticks_ms()) <= 0:
-                    return              # a task is ready: it runs without the scheduler sleeping
+        if dt:
+            if _armed[0]:
+                _armed[0] = 0
+                window[0] = 1
+                window[1] = ticks_us()
+            if window[0]:
+                t0 = window[1]
+                while diff(ticks_us(), t0) < us:
+                    wait(0)
+                    t = peek()
+                    if t is not None and diff(t.ph_key, ticks_ms()) <= 0:
+                        return          # a task is ready: it runs without the scheduler sleeping
+                window[0] = 0
+                if dt > 0:
+                    return              # asyncio works out the time to its next timer afresh
         wait(dt)
     _queue.wait_io_event = wait_io_event

@@ -1,7 +1,8 @@
-# The scheduler polls for POLL_US after an endpoint begins to wait, before it sleeps in poll(2), so
-# a host's next command at queue depth 1 is served without waiting for an idle CPU to be woken
-# (endpoints/ioready.py "Polling before sleeping"). Each test drives the microsecond clock (STEP a
-# reading) and records what asyncio's I/O queue is asked: wait(0) polls, anything else may sleep.
+# The scheduler polls for a window of POLL_US once an endpoint begins to wait, before it sleeps in
+# poll(2), so a host's next command at queue depth 1 is served without waiting for an idle CPU to
+# be woken (endpoints/ioready.py "Polling before sleeping"). Each test drives the microsecond clock
+# (STEP a reading: it is read only while the window is open) and records what asyncio's I/O queue
+# is asked: wait(0) polls, anything else may sleep.
 import asyncio
 import binascii
 import os
@@ -10,28 +11,35 @@ import struct
 from endpoints import ioready
 
 STEP = 10
-POLLS = ioready.POLL_US // STEP       # polls the window holds at that clock
+POLLS = ioready.POLL_US // STEP       # polls a window holds at that clock
 
 
-def _recorded(on_poll=None):
-    # the I/O queue's wait, recorded, with polling installed in front of it
+class Clock:
+    def __init__(self):
+        self.now = 0
+        self.reads = 0
+
+    def __call__(self):
+        self.now += STEP
+        self.reads += 1
+        return self.now
+
+
+def _recorded(on_wait=None):
+    # the I/O queue's wait, recorded (on_wait(calls) before each), with polling in front of it
     q = asyncio.core._io_queue
     real = type(q).wait_io_event
     calls = []
 
     def wait(dt):
         calls.append(dt)
-        if on_poll is not None:
-            on_poll(calls)
+        if on_wait is not None:
+            on_wait(calls)
         real(q, dt)
     q.wait_io_event = wait
-    now = [0]
-
-    def clock():
-        now[0] += STEP
-        return now[0]
+    clock = Clock()
     ioready.poll_before_sleep(ioready.POLL_US, clock)
-    return calls
+    return calls, clock
 
 
 def _pair():
@@ -45,23 +53,31 @@ def _pair():
     return host, board
 
 
-def _served(board, seen, calls):
-    async def serve():
-        waits = ioready.Waits(board)
-        waits.readable()      # an endpoint waits for the host: the scheduler polls from here on
-        yield
-        seen.append(list(calls))
-    return serve()
+async def _endpoint(board, seen, calls):
+    waits = ioready.Waits(board)
+    waits.readable()          # an endpoint waits for the host: a window opens when nothing is ready
+    yield
+    seen.append(list(calls))
 
 
-def _run(board, calls, ms):
+def _run(board, calls, sleeps=(), alone=False):
+    # the endpoint waiting, beside a task that sleeps `sleeps` (ms) one after the other; `alone`:
+    # the endpoint is the only task (asyncio then sleeps with no timeout)
     seen = []
 
-    async def main():
-        asyncio.create_task(_served(board, seen, calls))
-        await asyncio.sleep_ms(ms)     # the only timer: without polling the scheduler sleeps for it
-    asyncio.run(main())
+    async def timers():
+        asyncio.create_task(_endpoint(board, seen, calls))
+        for ms in sleeps:
+            await asyncio.sleep_ms(ms)
+    asyncio.run(_endpoint(board, seen, calls) if alone else timers())
     return seen
+
+
+def _polls_then(calls):
+    # how many polls came before the first wait that may sleep, and that wait's timeout
+    first = next(i for i, dt in enumerate(calls) if dt)
+    assert not any(calls[:first]), calls
+    return first, calls[first]
 
 
 def test_a_command_arriving_while_the_scheduler_polls_is_served_without_a_sleep():
@@ -70,42 +86,47 @@ def test_a_command_arriving_while_the_scheduler_polls_is_served_without_a_sleep(
     def command_arrives(calls):
         if len(calls) == 5 and not any(calls):
             host.send(b"\x01")         # the host's next command, a few polls into the window
-    calls = _recorded(command_arrives)
-    seen = _run(board, calls, 200)
+    calls, _ = _recorded(command_arrives)
+    seen = _run(board, calls, (200,))
     assert seen, "the endpoint was never woken"
-    before = seen[0]
-    assert len(before) >= 6 and not any(before), before    # polls only: the board never slept
+    assert len(seen[0]) >= 6 and not any(seen[0]), seen[0]   # polls only: it never slept
     host.close()
     board.close()
 
 
-def test_with_nothing_arriving_the_scheduler_polls_for_the_window_then_sleeps():
+def test_with_nothing_arriving_the_window_ends_in_one_sleep():
+    # three timers come due while the endpoint still waits: one window, then sleeps only
     host, board = _pair()
-    calls = _recorded()
-    _run(board, calls, 30)
-    first = next(i for i, dt in enumerate(calls) if dt)    # the first wait that may sleep
-    assert POLLS - 1 <= first <= POLLS + 1, calls[:first + 1]
-    assert not any(calls[:first])
+    calls, clock = _recorded()
+    _run(board, calls, (10, 10, 10))
+    polls, dt = _polls_then(calls)
+    assert POLLS - 1 <= polls <= POLLS + 1 and dt > 0, calls
+    assert clock.reads <= POLLS + 1, clock.reads
     host.close()
     board.close()
 
 
-def test_an_idle_board_sleeps_at_once():
-    # only timers, no endpoint waiting: the I/O queue is asked exactly what it is without polling
+def test_with_no_timer_at_all_the_window_ends_in_a_sleep_without_timeout():
+    host, board = _pair()
+
+    def command_after_the_window(calls):
+        if calls[-1] == -1:
+            host.send(b"\x01")        # (so that the sleep, once begun, ends)
+    calls, _ = _recorded(command_after_the_window)
+    seen = _run(board, calls, alone=True)
+    polls, dt = _polls_then(calls)
+    assert POLLS - 1 <= polls <= POLLS + 1 and dt == -1, calls
+    assert seen
+    host.close()
+    board.close()
+
+
+def test_a_board_with_only_timers_never_polls():
+    calls, clock = _recorded()
+
     async def idle():
         for _ in range(3):
             await asyncio.sleep_ms(5)
-    q = asyncio.core._io_queue
-    real = type(q).wait_io_event
-    plain = []
-
-    def wait(dt):
-        plain.append(dt)
-        real(q, dt)
-    q.wait_io_event = wait
     asyncio.run(idle())
-    del plain[:]                 # (the process's first run starts its loop once more)
-    asyncio.run(idle())
-    calls = _recorded()
-    asyncio.run(idle())
-    assert any(calls) and calls == plain, (calls, plain)
+    assert any(calls), calls          # it slept for its timers ...
+    assert clock.reads == 0, calls    # ... and never opened a window
