@@ -12,7 +12,7 @@ interleaved (board, tgtd, board, ...), with the range of the per-round ratios be
   iscsi_lat_p999_ratio, iscsi_stalls_over_5ms      board p99.9 / tgtd p99.9; board commands > 5 ms
   iscsi_tgtd_stalls_over_5ms                       tgtd's commands > 5 ms: what the machine alone gives
   iscsi_lat_steal_pct_board|tgtd                   share of the CPUs' time the hypervisor took during
-                                                   those rounds (/proc/stat steal): stalls follow it
+                                                   those rounds (/proc/stat steal), to read beside them
   iscsi_cpu_us_per_cmd_{read,write}_4k             board process CPU time / commands (QD 16 random)
   iscsi_busy_count                                 BUSY and TASK SET FULL answers the board gave
   iscsi_tgtd_<part>_iops                           tgtd's own figures: the generator's reach
