@@ -95,6 +95,19 @@ def test_bar_without_a_terminal_writes_a_short_line_per_whole_percent():
     assert all(len(ln) <= 79 for ln in lines), lines
 
 
+def test_bar_without_a_terminal_ends_with_the_last_state_even_at_the_same_percent():
+    # a copy polled at 100 % while its last slices land, then COMPLETED: the script reading the
+    # lines must see how it ended
+    p = Pipe()
+    bar = render.Progress("sd2", stream=p)
+    bar.update(58.8, "copy sd0 → sd2 RUNNING")
+    bar.update(100, "copy sd0 → sd2 RUNNING")
+    bar.update(100, "copy sd0 → sd2 COMPLETED")
+    bar.done("done")
+    assert p.text.splitlines() == ["sd2 58.8% copy sd0 → sd2 RUNNING", "sd2 100% copy sd0 → sd2 RUNNING",
+                                   "sd2 100% copy sd0 → sd2 COMPLETED", "done"], p.text
+
+
 def test_lop_wait_on_a_terminal_redraws_one_line_and_json_gives_one_sample_per_line(board):
     master, tty = terminal(80)
     url = "socket://%s:%d" % tuple(board.console)

@@ -395,13 +395,16 @@ def screen_width(stream):
 
 class Progress:
     """A progress bar on `stream` (stderr): on a terminal one line, redrawn in place with \r and never
-    wider than the terminal (79 columns at most); else a plain line at each whole-percent step."""
+    wider than the terminal (79 columns at most); else a plain line at each whole-percent step, and
+    the last state at the end even when its percent did not move (a copy that reached 100 % while
+    RUNNING, then COMPLETED)."""
 
     def __init__(self, label, stream=None):
         self.label = label
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self.last = None
+        self.unshown = None      # (no terminal) the latest line, when it was not written
 
     def line(self, pct, note, width):
         """`label [####....]  8.7% note`, cut to `width` columns; the bar is a third of the width (10 to 40 cells)."""
@@ -417,15 +420,21 @@ class Progress:
         if self.tty:
             self.stream.write("\r" + self.line(pct, note, screen_width(self.stream)) + "\x1b[K")
             self.stream.flush()
-        elif self.last is None or int(pct) != int(self.last):
-            line = "%s %s%% %s" % (shown(self.label), pct_text(pct), shown(note))
-            self.stream.write(line[:79].rstrip() + "\n")
-            self.stream.flush()
+        else:
+            line = ("%s %s%% %s" % (shown(self.label), pct_text(pct), shown(note)))[:79].rstrip() + "\n"
+            self.unshown = line
+            if self.last is None or int(pct) != int(self.last):
+                self.stream.write(line)
+                self.stream.flush()
+                self.unshown = None
         self.last = pct
 
     def done(self, note=""):
         if self.tty and self.last is not None:
             self.stream.write("\n")
+        if self.unshown is not None:
+            self.stream.write(self.unshown)
+            self.unshown = None
         if note:
             self.stream.write(shown(note) + "\n")
         self.stream.flush()
