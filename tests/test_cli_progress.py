@@ -108,6 +108,15 @@ def test_bar_without_a_terminal_ends_with_the_last_state_even_at_the_same_percen
                                    "sd2 100% copy sd0 → sd2 COMPLETED", "done"], p.text
 
 
+def test_bar_without_a_terminal_does_not_repeat_its_last_line_at_the_end():
+    p = Pipe()
+    bar = render.Progress("log usage", stream=p)
+    bar.update(5, "ACTIVE 3/64 chunks")
+    bar.update(5, "ACTIVE 3/64 chunks")      # a watch stopped by --count while nothing moved
+    bar.done("snapshot ACTIVE")
+    assert p.text.splitlines() == ["log usage 5% ACTIVE 3/64 chunks", "snapshot ACTIVE"], p.text
+
+
 def test_lop_wait_on_a_terminal_redraws_one_line_and_json_gives_one_sample_per_line(board):
     master, tty = terminal(80)
     url = "socket://%s:%d" % tuple(board.console)

@@ -404,7 +404,8 @@ class Progress:
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self.last = None
-        self.unshown = None      # (no terminal) the latest line, when it was not written
+        self.written = None      # (no terminal) the last line written
+        self.unshown = None      # (no terminal) the latest line, when it differs from that one
 
     def line(self, pct, note, width):
         """`label [####....]  8.7% note`, cut to `width` columns; the bar is a third of the width (10 to 40 cells)."""
@@ -422,11 +423,11 @@ class Progress:
             self.stream.flush()
         else:
             line = ("%s %s%% %s" % (shown(self.label), pct_text(pct), shown(note)))[:79].rstrip() + "\n"
-            self.unshown = line
             if self.last is None or int(pct) != int(self.last):
                 self.stream.write(line)
                 self.stream.flush()
-                self.unshown = None
+                self.written = line
+            self.unshown = None if line == self.written else line
         self.last = pct
 
     def done(self, note=""):
