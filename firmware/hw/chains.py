@@ -6,12 +6,15 @@
 # The thread runs Python under micropython.heap_lock(): it allocates nothing, so it can never start
 # a garbage collection (which, in this build without a GIL, would scan the main loop's objects while
 # they change), and a failing system call costs it no memory either (the emergency exception). It
-# stores only small integers, so a collection the main loop makes never misses an object it moved.
+# stores only small integers and disk file objects the IOP holds for good, so a collection the main
+# loop makes never misses an object it moved.
 #
-# Ordering: chains run one at a time in the order submitted. Everything else that touches the disks
-# (any read, a write here, a slot state change, the intent record) first waits for every chain in
-# flight (IOP.drain), so the disks see the same order of writes as without the thread, and a killed
+# Ordering: chains run one at a time in the order submitted. Everything else that writes the disks
+# (a write here, a slot state change, the intent record) first waits for every chain in flight
+# (IOP.drain), so the disks see the same order of writes as without the thread, and a killed
 # firmware leaves a prefix of it: the intent record of the chain in flight is the last one written.
+# A read here waits only for the chains that move data on its disks (wait_for): what it reads is
+# then what it would read after them all, and a disk file's offset is never moved by both threads.
 import _thread
 import binascii
 import micropython
@@ -43,6 +46,14 @@ class Full(Exception):
 class Chains:
     def __init__(self, iop):
         self.iop = iop
+        self._files = iop.files            # (the IOP's lists, changed in place, never replaced)
+        # where each disk file's offset is (hw/iop.py): the thread keeps it for the disks its
+        # chains move data on, the main loop for the others, so neither seeks a file in place
+        self._pf = iop.at_file
+        self._pp = iop.at_pos
+        # per disk slot, the ticket of the last chain planned to move data there: a read on the
+        # main loop waits only for those (wait_for), not for the chains on other disks
+        self.touch = array("l", bytes(8 * iop.n_slots))
         self.op = bytearray(OPS)
         self.slot = bytearray(OPS)         # the disk slot of a transfer
         self.bad = bytearray(OPS)          # 1: this transfer failed
@@ -71,6 +82,8 @@ class Chains:
         self.n = 0
         self.stopping = False
         self.hot = False                   # the thread is awake: a chain given now costs no wake-up
+        self.reads = self.writes = 0       # transfers and bytes the thread moved (IOP.reads etc.)
+        self.read_bytes = self.write_bytes = 0
         self.faults = 0                    # chains this code failed (an allocation, a bug): never
         # main loop -> thread: released once per batch; thread -> main loop: a byte per chain
         self._kick = _thread.allocate_lock()
@@ -110,19 +123,28 @@ class Chains:
         self.n += 1
         return k
 
-    def _transfer(self, op, slot, lba, mv):
-        iop = self.iop
-        k = self._step(op, mv)
-        self.f[k] = iop.file_of(slot)
-        self.slot[k] = slot
-        self.pos[k] = lba * 512
-        iop.moved(slot)          # its file offset is no longer known to the main loop
+    def _transfer(op):
+        # Chains.read and Chains.write: one step each, written out (no further call per transfer:
+        # a copy slice or a host write plans one per stripe unit)
+        def transfer(self, slot, lba, mv):
+            n = self.n
+            if self.used + n >= OPS:
+                raise Full()
+            k = self.planning + n
+            if k >= OPS:
+                k -= OPS
+            self.op[k] = op
+            self.a[k] = mv
+            self.bad[k] = 0
+            self.f[k] = self._files[slot]
+            self.slot[k] = slot
+            self.pos[k] = lba * 512
+            self.touch[slot] = self.submitted + 1     # (this chain's ticket once submitted)
+            self.n = n + 1
+        return transfer
 
-    def read(self, slot, lba, mv):
-        self._transfer(_READ, slot, lba, mv)
-
-    def write(self, slot, lba, mv):
-        self._transfer(_WRITE, slot, lba, mv)
+    read = _transfer(_READ)
+    write = _transfer(_WRITE)
 
     def xor_into(self, dst, src, nbytes):
         self._step(_XOR, dst, src, None, nbytes)
@@ -186,6 +208,19 @@ class Chains:
             time.sleep_us(20)
         self.iop.inflight = False
         self.apply()
+
+    def wait_for(self, slots):
+        """Waits until the thread has run every chain that moves data on these disk slots (a
+        list), marking the disks that failed in them: what a read there must wait for. (A ticket
+        past `submitted` is a chain cancelled while planned: nothing to wait for.)"""
+        touch = self.touch
+        for s in slots:
+            t = touch[s]
+            if t > self.applied and t <= self.submitted:
+                while self.done < t:
+                    self.apply()
+                    time.sleep_us(20)
+                self.apply()
 
     def apply(self):
         # a disk that failed a transfer is failed now, before anything reads or writes around it.
@@ -272,22 +307,35 @@ class Chains:
         self.tx.close()          # here: its descriptor must not be reused while this may send
 
     def _chain(self, i):
-        iop = self.iop
         ops = self.op            # locals: no lookup per step (one by one: a tuple would allocate)
         a = self.a
         b = self.b
         c = self.c
         nb = self.nb
+        files = self.f
+        pos = self.pos
+        slots = self.slot
+        pf = self._pf
+        pp = self._pp
         k = self.first[i]
         n = self.count[i]
+        reads = writes = 0       # counted here, added to the thread's own once (IOP.reads etc.)
+        rb = wb = 0
         while n:
             op = ops[k]
             if op == _READ or op == _WRITE:
-                f = self.f[k]
+                f = files[k]
                 mv = a[k]
                 want = len(mv)
+                p = pos[k]
+                s = slots[k]
+                if s == 255:     # the intent record: its own file, always at 0
+                    s = -1
                 try:
-                    f.seek(self.pos[k])
+                    if s < 0 or pf[s] is not f or pp[s] != p:
+                        f.seek(p)
+                    if s >= 0:
+                        pf[s] = None      # (until this transfer is whole)
                     got = f.readinto(mv) if op == _READ else f.write(mv)
                 except OSError:
                     got = -1
@@ -295,13 +343,17 @@ class Chains:
                     self.bad[k] = 1
                     self.failed[i] = 1
                     if op == _READ:
-                        return       # nothing of its row is written yet: the main loop redoes it
-                elif op == _READ:         # (the main loop counts only while this is idle)
-                    iop.reads += 1
-                    iop.read_bytes += want
+                        break    # nothing of its row is written yet: the main loop redoes it
                 else:
-                    iop.writes += 1
-                    iop.write_bytes += want
+                    if s >= 0:
+                        pp[s] = p + want
+                        pf[s] = f         # (an object the IOP's file list holds: no collection misses it)
+                    if op == _READ:
+                        reads += 1
+                        rb += want
+                    else:
+                        writes += 1
+                        wb += want
             elif op == _XOR2:
                 xor_into2(a[k], b[k], c[k], nb[k])
             elif op == _XOR:
@@ -314,4 +366,7 @@ class Chains:
             if k == OPS:
                 k = 0
             n -= 1
-
+        self.reads += reads
+        self.read_bytes += rb
+        self.writes += writes
+        self.write_bytes += wb

@@ -55,17 +55,21 @@ def _transfer(writing):
     # IOP.read and IOP.write (lba in sectors; len(mv) whole sectors): one body, made twice so that
     # neither pays a further call on the data path
     def transfer(self, slot, lba, mv):
-        if self.inflight:
-            self.drain()             # the I/O processor's thread first (hw/chains.py)
+        if self.inflight:            # the I/O processor's thread first (hw/chains.py)
+            if writing:
+                self.drain()
+            else:
+                self._one[0] = slot
+                self.chains.wait_for(self._one)
         n = len(mv)
         if not 0 <= slot < self.n_slots or n & 511 or lba < 0 or lba + (n >> 9) > self.disk_blocks \
                 or self._state[slot] in ("failed", "removed"):
             self._check(slot, lba, mv)   # one test on the hot path; the precise error from here
-        f = self._files[slot]
+        f = self.files[slot]
         p = lba * SECTOR
-        pf = self._pf
+        pf = self.at_file
         try:
-            if pf[slot] is not f or self._pp[slot] != p:
+            if pf[slot] is not f or self.at_pos[slot] != p:
                 f.seek(p)
             pf[slot] = None
             done = f.write(mv) if writing else f.readinto(mv)
@@ -78,13 +82,13 @@ def _transfer(writing):
         except OSError as e:
             raise self._io_failed(slot, e)
         pf[slot] = f
-        self._pp[slot] = p + n
+        self.at_pos[slot] = p + n
         if writing:
-            self.writes += 1
-            self.write_bytes += n
+            self._writes += 1
+            self._write_bytes += n
         else:
-            self.reads += 1
-            self.read_bytes += n
+            self._reads += 1
+            self._read_bytes += n
     return transfer
 
 
@@ -112,23 +116,25 @@ class IOP:
         # problems found at boot, one (slot, text) per disk the board could not bring online;
         # the controller logs them as events
         self.problems = []
-        self._files = [None] * n_slots
+        self.files = [None] * n_slots    # each slot's open disk file (hw/chains.py shares the list)
         self._state = ["online"] * n_slots
         self.gen = 0    # bumped on every slot state change: system drives cache their status by it
         self.on_change = None
-        # where each disk file's offset is after our last transfer on it (None: not known), so a
-        # sequential transfer saves its lseek; kept with the file object it belongs to
-        self._pf = [None] * n_slots
-        self._pp = [0] * n_slots
+        # where each disk file's offset is after the last transfer on it (None: not known), so a
+        # sequential transfer saves its lseek; kept with the file object it belongs to, here and
+        # by the I/O processor's thread (hw/chains.py)
+        self.at_file = [None] * n_slots
+        self.at_pos = [0] * n_slots
+        self._one = [0]          # (a slot as a list for Chains.wait_for, made once)
         first_boot = not self._load_states()
         for s in range(n_slots):
             self._open(s, first_boot)
         self._save_states()
-        self.reset_counters()
         # the I/O processor's thread (hw/chains.py), started by start_thread(); inflight: chains
         # handed to it that nothing has waited for yet
         self.chains = None
         self.inflight = False
+        self.reset_counters()
         # the intent record: off (intent=False) only for measurements and demonstrations
         self._ih = bytearray(_IHDR)
         self._ihv = memoryview(self._ih)
@@ -207,7 +213,7 @@ class IOP:
                 self.problems.append((s, "%s is %d bytes, a disk of this board has %d: slot %s marked failed"
                                       % (path, size, want, self.names[s])))
                 return
-            self._files[s] = open(path, "r+b")
+            self.files[s] = open(path, "r+b")
         except OSError as e:
             self._state[s] = "failed"
             self.problems.append((s, "%s cannot be opened (%s): slot %s marked failed" % (path, e, self.names[s])))
@@ -228,7 +234,7 @@ class IOP:
         st = self._state[slot]
         if st == "failed" or st == "removed":
             raise DiskError(slot, st)
-        return self._files[slot]
+        return self.files[slot]
 
     def _io_failed(self, slot, e):
         # a disk whose file errors drops out, as a real drive the controller gives up on
@@ -245,12 +251,6 @@ class IOP:
         # every chain handed to the thread has run (and its failed disks are marked failed)
         if self.chains is not None:
             self.chains.drain()
-
-    def file_of(self, slot):
-        return self._files[slot]
-
-    def moved(self, slot):
-        self._pf[slot] = None     # a transfer of the thread moved the file's offset
 
     def failed_transfer(self, slot):
         # a transfer of the thread failed: the disk drops out, as in _io_failed
@@ -283,25 +283,25 @@ class IOP:
     def remove(self, slot):
         self.intent_clear()
         self._set(slot, "removed")
-        f = self._files[slot]
+        f = self.files[slot]
         if f:
             f.close()
-            self._files[slot] = None
+            self.files[slot] = None
 
     def replace(self, slot):
         # a new, blank disk in the slot: writes go to it, RAID does not trust it until rebuilt
         self.state(slot)
         self.intent_clear()
-        f = self._files[slot]
+        f = self.files[slot]
         if f:
             f.close()
-            self._files[slot] = None
+            self.files[slot] = None
         _blank(self.paths[slot], self.disk_blocks * SECTOR)
-        self._files[slot] = open(self.paths[slot], "r+b")
+        self.files[slot] = open(self.paths[slot], "r+b")
         self._set(slot, "rebuild")
 
     def set_online(self, slot):
-        if self._files[slot] is None:
+        if self.files[slot] is None:
             raise DiskError(slot, self._state[slot], "no disk in the slot")
         self.intent_clear()
         self._set(slot, "online")
@@ -363,7 +363,7 @@ class IOP:
         self._load_states()
         for s in range(self.n_slots):
             if self._state[s] != old[s]:
-                if self._state[s] == "online" and self._files[s] is None:
+                if self._state[s] == "online" and self.files[s] is None:
                     self._open(s, False)
                 self.gen += 1
 
@@ -424,11 +424,25 @@ class IOP:
         except OSError as e:
             self.intent_error = "%s/%s: %s" % (self.own_dir, INTENT_FILE, e)
 
+    # transfers and bytes moved, here and by the I/O processor's thread (each counts its own: the
+    # two run at once)
+    def _counted(name):
+        def total(self):
+            ch = self.chains
+            return getattr(self, "_" + name) + (0 if ch is None else getattr(ch, name))
+        return property(total)
+
+    reads = _counted("reads")
+    writes = _counted("writes")
+    read_bytes = _counted("read_bytes")
+    write_bytes = _counted("write_bytes")
+
     def reset_counters(self):
-        self.reads = 0
-        self.writes = 0
-        self.read_bytes = 0
-        self.write_bytes = 0
+        self.drain()
+        self._reads = self._writes = self._read_bytes = self._write_bytes = 0
+        ch = self.chains
+        if ch is not None:
+            ch.reads = ch.writes = ch.read_bytes = ch.write_bytes = 0
 
     def close(self):
         if self.chains is not None:
@@ -438,6 +452,6 @@ class IOP:
             self._if.close()
             self._if = None
         for s in range(self.n_slots):
-            if self._files[s]:
-                self._files[s].close()
-                self._files[s] = None
+            if self.files[s]:
+                self.files[s].close()
+                self.files[s] = None

@@ -28,16 +28,19 @@ HISTORY = const(8)
 class Registry:
     def __init__(self):
         self.ops = []        # objects with .kind, .drives (tuple of sd numbers), .info()
+        self.now = ()        # the same, as a tuple made when they change: what a slice walks
         # a system drive holding a half-made copy (flag per sd): its logical units answer NOT
         # READY until a copy onto it completes or the operator clears it (lop/README.md)
         self.incomplete = bytearray(8)
 
     def add(self, op):
         self.ops.append(op)
+        self.now = tuple(self.ops)
 
     def remove(self, op):
         if op in self.ops:
             self.ops.remove(op)
+            self.now = tuple(self.ops)
 
     def running(self, kind, sd=None):
         # the running operation of `kind` (on system drive `sd` if given), or None
@@ -414,8 +417,14 @@ class Manager:
 
     # ---- the scheduler's slice ----------------------------------------------------------------
     def step(self):
-        for op in list(self.ops):
-            if op.state != "RUNNING" or not self.ctl.mine(op.sd):
+        # (no allocation: this runs for every slice, and spins while the I/O processor's thread
+        # moves a copy's slices)
+        ctl = self.ctl
+        zeroing = False
+        for op in ctl.lops.now:
+            if op.kind == INIT:
+                zeroing = True
+            if op.state != "RUNNING" or not ctl.mine(op.sd):
                 continue         # of a pair, the drive's owner runs it
             try:
                 op.step()
@@ -424,11 +433,12 @@ class Manager:
             except Exception as e:      # a fault must not stop the scheduler or hide the op
                 sys.print_exception(e, sys.stderr)
                 self.finish(op, "FAILED", W_NOT_READY, "firmware fault: %r" % e)
-        if self.ops and time.ticks_diff(time.ticks_ms(), self.last_save) >= SAVE_MS:
+        n = len(ctl.lops.ops)
+        if n and time.ticks_diff(time.ticks_ms(), self.last_save) >= SAVE_MS:
             self.save()
-        elif any(op.kind == INIT for op in self.ops):
+        elif zeroing:
             self.save()              # keeps the host-write boundary close behind the zeroing
-        return len(self.ops)
+        return n
 
     # ---- what the commands see ----------------------------------------------------------------
     def table10(self, nexus=None):

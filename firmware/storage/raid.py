@@ -257,7 +257,8 @@ class SystemDrive:
     # ---- read
     def read(self, lba, mv):
         if self.iop.inflight and self.io is self.iop:
-            self.iop.drain()         # writes the I/O processor's thread has not finished come first
+            # the I/O processor's thread first, where it moves data on these members
+            self.iop.chains.wait_for(self.slots)
         cnt = len(mv) >> 9
         if len(mv) & 511 or lba < 0 or lba + cnt > self.blocks:
             self._range(lba, mv)

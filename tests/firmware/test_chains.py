@@ -21,8 +21,8 @@ def drive(name, level, n):
 
 def refuse(iop, slot, mode):
     # the disk's file opened so it refuses writes ("rb") or reads ("ab"), as a disk that stopped
-    iop._files[slot].close()
-    iop._files[slot] = open(iop.paths[slot], mode)
+    iop.files[slot].close()
+    iop.files[slot] = open(iop.paths[slot], mode)
 
 
 def refusing(name, victim_i):
@@ -109,6 +109,42 @@ def test_anything_else_on_the_disks_waits_for_the_chains():
     iop.intent_clear()                   # the intent record too
     assert iop.chains.done == iop.chains.submitted and iop.intent_writes == before
     assert [n for n, failed, _ in settle_all(iop)] == list(range(20)) * 2
+    iop.close()
+
+
+def test_a_read_waits_only_for_the_chains_on_its_own_disks():
+    # a RAID 5 drive on slots 0-3 whose disk 0 refuses writes: its chain fails, and the thread
+    # holds every later chain until the main loop has failed that disk. A mirror on slots 4-5
+    # meanwhile reads at once (nothing waits, nothing is applied); a read of the RAID 5 drive
+    # waits for its chains, so the failure is applied before it reads
+    iop, sd, victim, ref = refusing("chslots", 0)
+    other = SystemDrive(2, raid.RAID1, [(4, 0, 256), (5, 0, 256)], S, iop)
+    old = rnd(S * 512)
+    other.write(0, memoryview(old))
+    assert sd.write_chained(0, memoryview(rnd(sd.row_blocks * 512)), "fails")
+    assert sd.write_chained(0, memoryview(rnd(sd.row_blocks * 512)), "held")
+    got = bytearray(S * 512)
+    other.read(0, memoryview(got))
+    assert got == old
+    ch = iop.chains
+    assert ch.applied == 0 and ch.done < ch.submitted == 2, (ch.applied, ch.done, ch.submitted)
+    assert iop.state(victim) == "online"
+    sd.read(0, memoryview(bytearray(512)))
+    assert ch.done == ch.submitted and ch.applied == 2 and iop.state(victim) == "failed"
+    assert [f for _, f, _ in settle_all(iop)] == [1, 2]
+    iop.close()
+
+
+def test_the_thread_counts_its_transfers_with_the_main_loops():
+    d, iop, sd = drive("chcount", raid.RAID0, 3)
+    iop.reset_counters()
+    sd.write(0, memoryview(rnd(S * 512)))                 # here: one transfer
+    assert sd.write_chained(0, memoryview(rnd(3 * S * 512)), None)   # there: one per member
+    settle_all(iop)
+    sd.read(0, memoryview(bytearray(S * 512)))
+    assert (iop.reads, iop.writes, iop.read_bytes, iop.write_bytes) == (1, 4, S * 512, 4 * S * 512)
+    iop.reset_counters()
+    assert (iop.reads, iop.writes, iop.read_bytes, iop.write_bytes) == (0, 0, 0, 0)
     iop.close()
 
 

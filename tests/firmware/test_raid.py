@@ -359,8 +359,8 @@ def test_disk_io_error_drops_the_member_and_raid1_carries_on():
     exercise(sd, ref, 13, 40)
     # the disk starts refusing writes (its file now read-only): the IOP fails the slot, RAID 1
     # carries on with the other copy
-    iop._files[0].close()
-    iop._files[0] = open(iop.paths[0], "rb")
+    iop.files[0].close()
+    iop.files[0] = open(iop.paths[0], "rb")
     exercise(sd, ref, 14, 40)
     read_all(sd, ref)
     assert iop.state(0) == "failed"
