@@ -160,7 +160,7 @@ class Pair:
         self.nonce = b""
         self.hello_in = None
         self.handed = []                 # long operations the partner handed over at failback
-        self.giving = False              # a failback runs here (give_back): a lost partner waits for it
+        self.giving = 0                  # failbacks running here (give_back): a lost partner waits for them
 
     def attach(self, link, down_exc, ports):
         self.link, self.Down, self.ports = link, down_exc, ports
@@ -677,7 +677,9 @@ class Pair:
     async def _partner_lost(self):
         # is the partner dead, hung, or alive behind a lost link? (pair.md "Failover")
         while self.giving:
-            await asyncio.sleep_ms(10)           # a failback under way ends first (give_back)
+            # a failback under way ends first: the partner's drives are then its own again, and
+            # this decides from there (dead: taken over as any; apart: one stands down)
+            await asyncio.sleep_ms(10)
         if self.mode == STOOD_DOWN:
             return
         pid = self.partner_pid or self._pid_on_disk()
@@ -724,11 +726,7 @@ class Pair:
             os.system("kill -KILL %d" % pid)
 
     async def take_over(self, why, partner=DEAD):
-        if self.mode == STOOD_DOWN:
-            return
-        if self.other in self.serving:
-            self.partner = partner               # (lost again before it had anything back)
-            self._changed()
+        if self.other in self.serving or self.mode == STOOD_DOWN:
             return
         self.partner = partner
         self.ctl.events.log("error", "PAIR: FAILOVER: %s; CONTROLLER %d SERVES ITS DRIVES AND PORTS"
@@ -751,27 +749,20 @@ class Pair:
     async def give_back(self):
         # failback: the partner's drives destaged and its ports closed here, then it serves them
         self.ctl.events.log("info", "PAIR: FAILBACK: CONTROLLER %d GETS ITS DRIVES AND PORTS BACK" % self.other)
-        self.giving = True
+        self.giving += 1
         try:
             await self.ports.close_ports(self.other)
-            if self.partner != UP:
-                # the partner was lost while its portals closed: it gets nothing, they open here
-                # again, and the loss is handled once this ends (_partner_lost waits for it)
-                await self.ports.open_ports(self.other)
-                self.ctl.events.log("error", "PAIR: FAILBACK STOPPED: CONTROLLER %d LOST DURING IT; "
-                                    "CONTROLLER %d KEEPS ITS DRIVES AND PORTS" % (self.other, self.me))
-                return
+            ops = self.ctl.release(self.other)
+            self.serving.discard(self.other)
+            if ops and self.partner == UP:
+                try:
+                    await self.link.send(K_LOPS, json.dumps(ops).encode())
+                except self.Down:
+                    pass
+            self._follow_if_theirs()
+            self._changed()
         finally:
-            self.giving = False
-        ops = self.ctl.release(self.other)
-        self.serving.discard(self.other)
-        if ops and self.partner == UP:
-            try:
-                await self.link.send(K_LOPS, json.dumps(ops).encode())
-            except self.Down:
-                pass
-        self._follow_if_theirs()
-        self._changed()
+            self.giving -= 1
 
     async def _give_on_request(self, seq):
         if self.other in self.serving:

@@ -6,8 +6,8 @@
 # The thread runs Python under micropython.heap_lock(): it allocates nothing, so it can never start
 # a garbage collection (which, in this build without a GIL, would scan the main loop's objects while
 # they change), and a failing system call costs it no memory either (the emergency exception). It
-# stores only small integers and disk file objects the IOP holds for good, so a collection the main
-# loop makes never misses an object it moved.
+# stores only small integers and the disk file objects of its steps (held in the ring's `f` until
+# the chain is settled), so a collection the main loop makes never misses an object it moved.
 #
 # Ordering: chains run one at a time in the order submitted. Everything else that writes the disks
 # (a write here, a slot state change, the intent record) first waits for every chain in flight
@@ -211,12 +211,16 @@ class Chains:
 
     def wait_for(self, slots):
         """Waits until the thread has run every chain that moves data on these disk slots (a
-        list), marking the disks that failed in them: what a read there must wait for. (A ticket
-        past `submitted` is a chain cancelled while planned: nothing to wait for.)"""
+        list), marking the disks that failed in them: what a read there must wait for. (Chains
+        run in order, so the last ticket of a slot covers the ones before it. A ticket past
+        `submitted` is that of a chain planned and cancelled, which overwrote the slot's last
+        one: then every chain given is waited for.)"""
         touch = self.touch
         for s in slots:
             t = touch[s]
-            if t > self.applied and t <= self.submitted:
+            if t > self.submitted:
+                t = self.submitted
+            if t > self.applied:
                 while self.done < t:
                     self.apply()
                     time.sleep_us(20)
@@ -347,7 +351,7 @@ class Chains:
                 else:
                     if s >= 0:
                         pp[s] = p + want
-                        pf[s] = f         # (an object the IOP's file list holds: no collection misses it)
+                        pf[s] = f         # (held by f[k] too until settled: no collection misses it)
                     if op == _READ:
                         reads += 1
                         rb += want

@@ -58,7 +58,7 @@ def _transfer(writing):
         if self.inflight:            # the I/O processor's thread first (hw/chains.py)
             if writing:
                 self.drain()
-            else:
+            elif 0 <= slot < self.n_slots:
                 self._one[0] = slot
                 self.chains.wait_for(self._one)
         n = len(mv)
@@ -237,7 +237,11 @@ class IOP:
         return self.files[slot]
 
     def _io_failed(self, slot, e):
-        # a disk whose file errors drops out, as a real drive the controller gives up on
+        # a disk whose file errors drops out, as a real drive the controller gives up on (after
+        # the thread's chains: a read waits only for those on its own disk, and a slot state
+        # changes between writes)
+        if self.inflight:
+            self.drain()
         self._set(slot, "failed")
         return DiskError(slot, "io", str(e))
 
@@ -412,12 +416,12 @@ class IOP:
     def intent_clear(self):
         # nothing in flight (slot state changes run between writes): a record of a completed write
         # must not be resynced against the new member states
+        if self.inflight:
+            self.drain()
         self.intent_pending = None
         f = self._if
         if f is None:
             return
-        if self.inflight:
-            self.drain()
         try:
             f.seek(0)
             f.write(b"\0\0\0\0")

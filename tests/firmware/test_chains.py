@@ -5,7 +5,7 @@
 # fail its chain).
 import os
 import random
-from hw.iop import IOP
+from hw.iop import IOP, DiskError
 from storage import raid
 from storage.raid import SystemDrive
 import fw
@@ -132,6 +132,47 @@ def test_a_read_waits_only_for_the_chains_on_its_own_disks():
     sd.read(0, memoryview(bytearray(512)))
     assert ch.done == ch.submitted and ch.applied == 2 and iop.state(victim) == "failed"
     assert [f for _, f, _ in settle_all(iop)] == [1, 2]
+    iop.close()
+
+
+def test_a_chain_planned_and_cancelled_does_not_hide_the_one_running_on_the_same_disk():
+    # disk 0 refuses writes: the thread holds after that chain until the main loop applies the
+    # failure. A second chain planned there and cancelled must not let a read of disk 0 through
+    # first: the read waits, the failure is applied, and it is refused as a failed disk's read
+    iop, sd, victim, ref = refusing("chcancel", 0)
+    assert sd.write_chained(0, memoryview(rnd(sd.row_blocks * 512)), "fails")
+    ch = iop.chains
+    assert ch.begin()
+    ch.write(victim, 0, memoryview(bytearray(512)))
+    ch.cancel()
+    try:
+        iop.read(victim, 0, memoryview(bytearray(512)))
+        assert False, "read a disk whose failure was still being applied"
+    except DiskError:
+        pass
+    assert ch.applied == ch.done == ch.submitted == 1 and iop.state(victim) == "failed"
+    settle_all(iop)
+    iop.close()
+
+
+def test_a_read_failing_beside_chains_fails_its_disk_only_after_them():
+    # a slot state change happens between writes: a mirror's read that fails on slot 4 while the
+    # RAID 5 drive's chains (held by a failure of their own) are not all run waits for them
+    iop, sd, victim, ref = refusing("chreadfail", 0)
+    other = SystemDrive(2, raid.RAID1, [(4, 0, 256), (5, 0, 256)], S, iop)
+    old = rnd(S * 512)
+    other.write(0, memoryview(old))
+    for i in range(3):
+        assert sd.write_chained(0, memoryview(rnd(sd.row_blocks * 512)), i)
+    ch = iop.chains
+    changes = []
+    iop.on_change = lambda: changes.append((iop.state(4), ch.done, ch.submitted))
+    refuse(iop, 4, "ab")                 # slot 4 cannot be read
+    got = bytearray(S * 512)
+    other.read(0, memoryview(got))       # from slot 5, the mirror
+    assert got == old
+    assert [c for c in changes if c[0] == "failed"] == [("failed", 3, 3)], changes
+    assert [f for _, f, _ in settle_all(iop)] == [1, 2, 2]
     iop.close()
 
 
