@@ -112,15 +112,22 @@ def test_anything_else_on_the_disks_waits_for_the_chains():
     iop.close()
 
 
+def beside_a_mirror(name):
+    # refusing(name, 0) and a mirror on slots 4-5 whose block 0 holds `old`:
+    # -> (iop, the RAID 5 drive, its refusing slot, the mirror, old)
+    iop, sd, victim, _ = refusing(name, 0)
+    other = SystemDrive(2, raid.RAID1, [(4, 0, 256), (5, 0, 256)], S, iop)
+    old = rnd(S * 512)
+    other.write(0, memoryview(old))
+    return iop, sd, victim, other, old
+
+
 def test_a_read_waits_only_for_the_chains_on_its_own_disks():
     # a RAID 5 drive on slots 0-3 whose disk 0 refuses writes: its chain fails, and the thread
     # holds every later chain until the main loop has failed that disk. A mirror on slots 4-5
     # meanwhile reads at once (nothing waits, nothing is applied); a read of the RAID 5 drive
     # waits for its chains, so the failure is applied before it reads
-    iop, sd, victim, ref = refusing("chslots", 0)
-    other = SystemDrive(2, raid.RAID1, [(4, 0, 256), (5, 0, 256)], S, iop)
-    old = rnd(S * 512)
-    other.write(0, memoryview(old))
+    iop, sd, victim, other, old = beside_a_mirror("chslots")
     assert sd.write_chained(0, memoryview(rnd(sd.row_blocks * 512)), "fails")
     assert sd.write_chained(0, memoryview(rnd(sd.row_blocks * 512)), "held")
     got = bytearray(S * 512)
@@ -139,7 +146,7 @@ def test_a_chain_planned_and_cancelled_does_not_hide_the_one_running_on_the_same
     # disk 0 refuses writes: the thread holds after that chain until the main loop applies the
     # failure. A second chain planned there and cancelled must not let a read of disk 0 through
     # first: the read waits, the failure is applied, and it is refused as a failed disk's read
-    iop, sd, victim, ref = refusing("chcancel", 0)
+    iop, sd, victim, _ = refusing("chcancel", 0)
     assert sd.write_chained(0, memoryview(rnd(sd.row_blocks * 512)), "fails")
     ch = iop.chains
     assert ch.begin()
@@ -158,10 +165,7 @@ def test_a_chain_planned_and_cancelled_does_not_hide_the_one_running_on_the_same
 def test_a_read_failing_beside_chains_fails_its_disk_only_after_them():
     # a slot state change happens between writes: a mirror's read that fails on slot 4 while the
     # RAID 5 drive's chains (held by a failure of their own) are not all run waits for them
-    iop, sd, victim, ref = refusing("chreadfail", 0)
-    other = SystemDrive(2, raid.RAID1, [(4, 0, 256), (5, 0, 256)], S, iop)
-    old = rnd(S * 512)
-    other.write(0, memoryview(old))
+    iop, sd, victim, other, old = beside_a_mirror("chreadfail")
     for i in range(3):
         assert sd.write_chained(0, memoryview(rnd(sd.row_blocks * 512)), i)
     ch = iop.chains
