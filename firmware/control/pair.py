@@ -160,7 +160,8 @@ class Pair:
         self.nonce = b""
         self.hello_in = None
         self.handed = []                 # long operations the partner handed over at failback
-        self.giving = 0                  # failbacks running here (give_back): a lost partner waits for them
+        self.giving = 0                  # failbacks here (give_back), running or waiting: a lost partner waits for them
+        self._failback = asyncio.Lock()
 
     def attach(self, link, down_exc, ports):
         self.link, self.Down, self.ports = link, down_exc, ports
@@ -747,20 +748,26 @@ class Pair:
         self._changed()
 
     async def give_back(self):
-        # failback: the partner's drives destaged and its ports closed here, then it serves them
-        self.ctl.events.log("info", "PAIR: FAILBACK: CONTROLLER %d GETS ITS DRIVES AND PORTS BACK" % self.other)
+        # failback: the partner's drives destaged and its ports closed here, then it serves them.
+        # One at a time: the partner's request and an operator's pair_failback may meet, and the
+        # second then finds nothing left to give
         self.giving += 1
         try:
-            await self.ports.close_ports(self.other)
-            ops = self.ctl.release(self.other)
-            self.serving.discard(self.other)
-            if ops and self.partner == UP:
-                try:
-                    await self.link.send(K_LOPS, json.dumps(ops).encode())
-                except self.Down:
-                    pass
-            self._follow_if_theirs()
-            self._changed()
+            async with self._failback:
+                if self.other not in self.serving:
+                    return
+                self.ctl.events.log("info", "PAIR: FAILBACK: CONTROLLER %d GETS ITS DRIVES AND PORTS BACK"
+                                    % self.other)
+                await self.ports.close_ports(self.other)
+                ops = self.ctl.release(self.other)
+                self.serving.discard(self.other)
+                if ops and self.partner == UP:
+                    try:
+                        await self.link.send(K_LOPS, json.dumps(ops).encode())
+                    except self.Down:
+                        pass
+                self._follow_if_theirs()
+                self._changed()
         finally:
             self.giving -= 1
 
