@@ -27,17 +27,19 @@ class Ports:
         self.open.remove(home)
 
 
+def boot(state, n):
+    b = fw.small_board()
+    b["controller"] = n
+    return fw.boot(state=state, b=b)
+
+
 def controller(n=0):
     state = fw.tmpdir("pair")
     if n == 1:
         # the first boot of controller 0 makes the shared disks and the pair's key; controller 1
         # booting alone would wait 10 s for each (as on a real first boot: not what these test)
-        b = fw.small_board()
-        b["controller"] = 0
-        fw.boot(state=state, b=b).iop.close()
-    b = fw.small_board()
-    b["controller"] = n
-    ctl = fw.boot(state=state, b=b)
+        boot(state, 0).iop.close()
+    ctl = boot(state, n)
     ports = Ports()
     # the back-end link as main.py makes it, never connected: the partner is not running
     link = L.Link(n, ("127.0.0.1", 0), ctl.pair, ctl.events, window_frames=4, window_bytes=F.MAX_FRAME + 65536)
