@@ -56,15 +56,14 @@ if chained:
 while True:
     if chained:
         while True:
-            r = iop.chains.settle()
-            if r is None:
+            if not iop.chains.settle():
                 if flying < 8:
                     break
                 iop.drain()
                 continue
-            assert not r[1], "a chain failed"
+            assert not iop.chains.last_failed, "a chain failed"
             flying -= 1
-            print("A", r[0])
+            print("A", iop.chains.last)
     mv = ring[wid %% 8]
     buf = mv
     sd = drives[random.getrandbits(2)]

@@ -188,6 +188,23 @@ def test_a_data_out_pdu_cut_short_ends_its_connection_after_the_timeout(iboard):
     assert session(iboard, 1, "iqn.2026-01.test:after").read(0, 0, 1)["status"] == GOOD
 
 
+def test_a_write_whose_immediate_data_stops_ends_its_connection_after_the_timeout(iboard):
+    # data sent with its command (immediate, F bit: read into a buffer as it comes) and cut short:
+    # the board serves others meanwhile, waits for the rest no longer than the task timeout, then
+    # closes the connection, which gives the buffer back
+    c = session(iboard, 0, "iqn.2026-01.test:cutshort")
+    b = I.bhs(0x01, 0x80 | 0x20 | 1, 0, c.next_itt(), [(20, 4096), (24, c.cmdsn), (28, c.expstatsn)])
+    b[5:8] = (4096).to_bytes(3, "big")
+    b[32:42] = struct.pack(">BBIBHB", 0x2A, 0, 0, 0, 8, 0)
+    c.send_raw(bytes(b) + b"\x02" * 100)   # 100 of its 4096 bytes, then nothing
+    assert session(iboard, 1, "iqn.2026-01.test:meanwhile").read(0, 0, 1)["status"] == GOOD
+    assert len(events_matching(iboard, "write data from iqn.2026-01.test:cutshort stalled", 1)) == 1
+    c.sock.settimeout(5)
+    with pytest.raises(ConnectionError):
+        c.recv()
+    assert session(iboard, 1, "iqn.2026-01.test:after").read(0, 0, 1)["status"] == GOOD
+
+
 def test_a_write_whose_data_trickles_in_is_aborted_like_one_without_data(iboard):
     c = session(iboard, 0, "iqn.2026-01.test:trickler")
     itt, ttt = hold_write(c, blocks=BIG_READ)

@@ -95,6 +95,8 @@ class Controller:
         self.drives = {}          # sd -> SystemDrive, or CachedDrive when write-back (built ones)
         self.pair = None
         self.answers = []         # host writes' answers settled before their transport asked
+        self.w_status = 0         # settle(): the answer of the write it gives the ticket of
+        self.w_sense = None
         self._lus = [None] * (nvram.PORTS * nvram.LUNS)
         self.rebuild_drives(attach=False)
         rep = self.cache.replay({sd: getattr(d, "drive", d) for sd, d in self.drives.items()})
@@ -404,39 +406,43 @@ class Controller:
         return t
 
     def settle(self):
-        """The answer of the oldest host write the I/O processor's thread has ended: (status,
-        sense, its ticket), or None while it runs. A write a disk failed under, or not run after
-        such a failure, is written again here, degraded. The board's own chains ended before it
-        (the copy's slices) land on the way."""
+        """The ticket of the oldest host write the I/O processor's thread has ended, its answer
+        in `w_status` and `w_sense`; 0 while it runs. A write a disk failed under, or not run
+        after such a failure, is written again here, degraded. The board's own chains ended
+        before it (the copy's slices) land on the way. (Attributes, not a tuple: every host
+        write the thread runs is settled once, and a tuple would allocate.)"""
         if self.answers:
-            return self.answers.pop(0)
+            self.w_status, self.w_sense, ticket = self.answers.pop(0)
+            return ticket
         return self._settle_chain()
 
     def _settle_chain(self):
         ch = self.iop.chains
         while ch is not None:
-            r = ch.settle()
-            if r is None:
-                return None
-            note, failed, ticket = r
-            if type(note) is not tuple:
-                note.landed(failed)
+            ticket = ch.settle()
+            if not ticket:
+                return 0
+            note = ch.last
+            if type(note) is lop.Slice:
+                note.landed(ch.last_failed)
                 continue
-            if not failed:
-                return 0, None, ticket
-            self.refresh_status()
-            lu, lba, mv = note
-            return self.core.rewrite(lu, lba, mv) + (ticket,)
-        return None
+            if ch.last_failed:
+                self.refresh_status()
+                self.w_status, self.w_sense = self.core.rewrite(note, ch.last_at, ch.last_data)
+            else:
+                self.w_status = 0
+                self.w_sense = None
+            return ticket
+        return 0
 
     def settle_own(self):
         # the board's own chains that ended, up to the first host write (its transport settles it)
         ch = self.iop.chains
         while ch is not None:
-            note = ch.next_note()
-            if note is None or type(note) is tuple:
+            if type(ch.next_note()) is not lop.Slice:
                 return
-            note.landed(ch.settle()[1])
+            ch.settle()
+            ch.last.landed(ch.last_failed)
 
     def settle_all(self):
         # every chain run and settled now, before a change of configuration, ownership or
@@ -447,9 +453,9 @@ class Controller:
             return
         ch.drain()
         while ch.settled != ch.submitted:
-            r = self._settle_chain()
-            if r is not None:
-                self.answers.append(r)
+            ticket = self._settle_chain()
+            if ticket:
+                self.answers.append((self.w_status, self.w_sense, ticket))
 
     def expected_out(self, cdb):
         return self.core.expected_out(cdb)

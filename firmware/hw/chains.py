@@ -70,7 +70,14 @@ class Chains:
         self.failed = bytearray(CHAINS)
         self.recs = [memoryview(bytearray(REC)) for _ in range(CHAINS)]
         self.recf = [r[0:REC - 4] for r in self.recs]
-        self.what = [None] * CHAINS        # the submitter's note of each chain (settle returns it)
+        # what the submitter gave with each chain, for settle(): a note and a block address and
+        # buffer of its own (a host write's, should it have to be written again)
+        self.what = [None] * CHAINS
+        self.at = array("l", bytes(8 * CHAINS))
+        self.data = [None] * CHAINS
+        self.last = self.last_data = None  # settle(): the chain settled, as given
+        self.last_at = 0
+        self.last_failed = 0
         self.head = 0                      # next free step
         self.used = 0                      # steps held by unsettled chains
         self.submitted = 0                 # chains handed over; the thread has run `done` of them
@@ -176,12 +183,14 @@ class Chains:
     def cancel(self):
         self.planning = -1
 
-    def submit(self, what):
-        """Hands the planned chain to the thread: its ticket (settle() returns `what` with it)."""
+    def submit(self, what, at=0, data=None):
+        """Hands the planned chain to the thread: its ticket (settle() gives back what came with it)."""
         i = self.submitted % CHAINS
         self.first[i] = self.planning
         self.count[i] = self.n
         self.what[i] = what
+        self.at[i] = at
+        self.data[i] = data
         self.head = (self.planning + self.n) % OPS
         self.used += self.n
         self.planning = -1
@@ -249,14 +258,19 @@ class Chains:
         return None if self.settled == self.done else self.what[self.settled % CHAINS]
 
     def settle(self):
-        """The oldest chain the thread has ended: (its note, whether it failed or was not run,
-        its ticket), or None. Its steps are free again."""
+        """The ticket of the oldest chain the thread has ended, or 0: none has. Its steps are free
+        again; what was submitted with it is in `last`, `last_at` and `last_data`, and
+        `last_failed` says whether it failed (1) or was not run (2). (Attributes, not a tuple:
+        every host write is settled once, and a tuple would allocate.)"""
         if self.settled == self.done:
-            return None
+            return 0
         self.apply()
         i = self.settled % CHAINS
-        what = self.what[i]
-        self.what[i] = None
+        self.last = self.what[i]
+        self.last_at = self.at[i]
+        self.last_data = self.data[i]
+        self.last_failed = self.failed[i]
+        self.what[i] = self.data[i] = None
         k = self.first[i]
         for _ in range(self.count[i]):     # let go of the buffers
             self.a[k] = self.b[k] = self.c[k] = self.f[k] = None
@@ -265,7 +279,7 @@ class Chains:
         self.settled += 1
         if self.settled == self.submitted:
             self.iop.inflight = False
-        return what, self.failed[i], self.settled
+        return self.settled
 
     # ---- the thread --------------------------------------------------------------------------
     def stop(self):

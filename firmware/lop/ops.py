@@ -328,7 +328,7 @@ class Copy(Op):
         for d in drives:
             if type(d) is not raid.SystemDrive:   # (a write-back drive's data is in its cache)
                 return False
-        if not raid.chained(drives, s, self._both, eng, D, s.lba, s.mv):
+        if not raid.chained(drives, s, self._both, D, s.lba, s.mv):
             return False
         self.flying.append(s)
         self.planned = s.c + s.k
@@ -352,10 +352,9 @@ class Copy(Op):
         finally:
             ctl.buffer.give(s.b)
 
-    @staticmethod
-    def _both(eng, D, lba, mv):
-        # the image's blocks onto D (what a slice plans, or does)
-        eng.read_backup(lba, mv)
+    def _both(self, D, lba, mv):
+        # the image's blocks onto D (what a slice plans)
+        self.m.ctl.engine.read_backup(lba, mv)
         D.write(lba, mv)
 
     def _ended(self, eng):

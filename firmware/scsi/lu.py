@@ -149,7 +149,7 @@ class NormalLU(LogicalUnit):
             raise ScsiError(sense.HARDWARE_ERROR, 0x55, 0x03)   # insufficient resources: buffer
 
     def _chain(self, lba, mv):
-        t = self.drive.write_chained(lba, mv, (self, lba, mv))
+        t = self.drive.write_chained(lba, mv, self)
         self.b.ticket = t
         return t
 

@@ -42,11 +42,12 @@ def capacity(level, n_members, extent_blocks, stripe_blocks):
     return data_units(level, n_members) * (extent_blocks // stripe_blocks) * stripe_blocks
 
 
-def chained(drives, note, work, *args):
-    """work(*args) with every drive of `drives` planning its member I/O and XOR into one new
+def chained(drives, note, work, a, b, c, at=0, data=None):
+    """work(a, b, c) with every drive of `drives` planning its member I/O and XOR into one new
     chain of the I/O processor's thread (hw/chains.py) instead of doing them: the chain's ticket
-    (settle() gives `note` back), or 0 and nothing planned when there is no thread, a drive is
-    not ONLINE, or the ring has no room for it."""
+    (settle() gives `note`, `at` and `data` back), or 0 and nothing planned when there is no
+    thread, a drive is not ONLINE, or the ring has no room for it. (Arguments by position, no
+    *args: a host write comes here, and a tuple of them would allocate.)"""
     ch = drives[0].iop.chains
     if ch is None or not ch.begin():
         return 0
@@ -56,7 +57,7 @@ def chained(drives, note, work, *args):
                 ch.cancel()
                 return 0
             d.io = d.x = ch
-        work(*args)
+        work(a, b, c)
     except ChainFull:
         ch.cancel()
         return 0
@@ -67,7 +68,7 @@ def chained(drives, note, work, *args):
         for d in drives:
             d.io = d.iop
             d.x = xor
-    return ch.submit(note)
+    return ch.submit(note, at, data)
 
 
 class DriveError(Exception):
@@ -149,6 +150,8 @@ class SystemDrive:
         # write, the chain it hands to the I/O processor's thread (hw/chains.py)
         self.io = iop
         self.x = xor
+        self.alone = (self,)        # (made once: write_chained's drives and work)
+        self.write_m = self._write
         # identity of the layout in intent records: a record of another drive is never applied
         self.geo = binascii.crc32(("%d %d %d %r" % (level, stripe_blocks, blocks, self.members)).encode())
         # a multi-member write cut short by a killed firmware: make the members agree before use
@@ -357,9 +360,9 @@ class SystemDrive:
 
     def write_chained(self, lba, mv, note):
         """A host write handed whole to the I/O processor's thread (hw/chains.py) as one chain:
-        its ticket (settle() gives `note` back), or 0 when the drive is not ONLINE or the chain
-        does not fit (the caller then writes it with write())."""
-        return chained((self,), note, self._write, lba, mv, None)
+        its ticket (settle() gives `note`, lba and mv back), or 0 when the drive is not ONLINE or
+        the chain does not fit (the caller then writes it with write())."""
+        return chained(self.alone, note, self.write_m, lba, mv, None, lba, mv)
 
     def _write(self, lba, mv, old):
         cnt = len(mv) >> 9

@@ -37,9 +37,10 @@ def settle_all(iop):
     out = []
     while iop.chains.settled != iop.chains.submitted:
         iop.drain()
-        r = iop.chains.settle()
-        if r is not None:
-            out.append(r)
+        ch = iop.chains
+        t = ch.settle()
+        if t:
+            out.append((ch.last, ch.last_failed, t))
     return out
 
 
@@ -269,7 +270,7 @@ def test_controller_answers_a_chained_write_as_its_second_try_turned_out():
     st, sn, _ = ctl.execute_here(nexus, fw.write10(0, 128), memoryview(data), None, True)
     assert st == 0 and ctl.chained()
     ctl.iop.drain()
-    assert ctl.settle() == (0, None, 1) and ctl.settle() is None
+    assert ctl.settle() == 1 and (ctl.w_status, ctl.w_sense) == (0, None) and ctl.settle() == 0
     assert fw.run(ctl, 0, fw.read10(0, 128)) == (0, None, bytes(data))
     # one disk stops taking writes under the next chain: done again degraded, GOOD
     slots = sd.slots
@@ -279,7 +280,7 @@ def test_controller_answers_a_chained_write_as_its_second_try_turned_out():
     st, sn, _ = ctl.execute_here(nexus, fw.write10(0, 128), memoryview(data2), None, True)
     assert st == 0 and ctl.chained()
     ctl.iop.drain()
-    assert ctl.settle() == (0, None, 2)
+    assert ctl.settle() == 2 and (ctl.w_status, ctl.w_sense) == (0, None)
     assert sd.status() == "CRITICAL"
     assert fw.run(ctl, 0, fw.read10(0, 128)) == (0, None, bytes(data2))
     ctl.iop.close()
@@ -296,7 +297,8 @@ def test_controller_answers_not_ready_when_disks_fail_under_a_chain_past_redunda
     st, sn, _ = ctl.execute_here(nexus, fw.write10(0, 128), memoryview(data), None, True)
     assert st == 0 and ctl.chained()
     ctl.iop.drain()
-    st, sn, _ = ctl.settle()
+    assert ctl.settle() == 1
+    st, sn = ctl.w_status, ctl.w_sense
     assert st == 2 and fw.sense3(sn)[0] == 0x02, (st, sn)   # NOT READY: the drive is OFFLINE
     assert sd.status() == "OFFLINE"
     ctl.iop.close()

@@ -473,3 +473,10 @@ def test_a_large_read_with_no_buffer_free_gets_busy_when_its_connection_holds_on
     _write(c, 1024)                                     # holds the only buffer, its data to come
     assert asyncio.run(tgt.lease(c)) is None            # its reader must not wait: BUSY
     assert tgt.queue == []
+
+
+def test_every_write_the_thread_holds_has_a_record_for_its_answer():
+    # Pool.defer keeps a write's answer in the record its chain ticket picks: as many chains as
+    # the I/O processor's thread may hold at once must never share one
+    from hw import chains
+    assert flow.DEFER_SLOTS >= chains.CHAINS

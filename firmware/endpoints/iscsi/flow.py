@@ -34,6 +34,10 @@ _DIN = ">BBBBI8xIIIIIIII"    # Data-In BHS: op, flags, 0, status, DSL, LUN 0, IT
                              # ExpCmdSN, MaxCmdSN, DataSN, buffer offset, residual
 TRANSFER = XFER + _HEAD + TAIL   # bytes of a transfer buffer
 _EMPTY = bytearray(0)        # the buffer of a write of nothing
+DEFER_SLOTS = const(128)     # writes whose answer waits for their chain: more than the I/O
+                             # processor's thread holds (hw/chains.py CHAINS)
+_REC = const(7)              # fields of a record of one (Pool.defer)
+MORE = object()              # write_now: its data is not all in yet (the reader waits for it)
 
 
 def _sense(key, asc, ascq):
@@ -93,13 +97,16 @@ class Pool:
         # the data-in view of each, made once: a large read's data goes straight in there
         self.views = {id(b): memoryview(b)[_HEAD:_HEAD + XFER] for b in self.free}
         self.parks = [bytearray(PARK) for _ in range(parks)]
+        self.park_views = {id(b): memoryview(b) for b in self.parks}   # (made once)
         self.queue = []         # tasks waiting for a transfer buffer, first come first served
         self.claims = {}        # source address -> transfer buffers its connections hold
         self.parked = {}        # source address -> parking places its connections hold
         self.busy = 0           # writes answered BUSY (every parking place was taken)
-        # writes the I/O processor's thread runs, in the order given: (connection, ITT,
-        # residual flags, residual, ExpDataSN, the buffer their data-out is in, chain ticket)
-        self.deferred = []
+        # writes the I/O processor's thread runs (defer): each in the record of its chain
+        # ticket, made once (a tuple a write would allocate): ticket, connection, ITT, residual
+        # flags, residual, ExpDataSN, the buffer its data-out is in
+        self.deferred = 0
+        self.d = [None] * (_REC * DEFER_SLOTS)
         self.chains = None      # the I/O processor's thread (Controller.io_thread)
 
     def take(self, c):
@@ -122,6 +129,11 @@ class Pool:
             return None
         self.parked[c.peer] = n + 1
         return self.parks.pop()
+
+    def park_view(self, b, n):
+        # the first n bytes of parking place b (a whole one: no new view)
+        v = self.park_views[id(b)]
+        return v if n == PARK else v[:n]
 
     def unpark(self, c, b):
         _less(self.parked, c.peer)
@@ -191,7 +203,22 @@ class Pool:
 
     def defer(self, c, itt, rflags, resid, expdatasn, buf, ticket):
         """A write's answer waits for its chain (Controller.chained), its data-out in `buf`."""
-        self.deferred.append((c, itt, rflags, resid, expdatasn, buf, ticket))
+        d = self.d
+        i = ticket % DEFER_SLOTS * _REC
+        if d[i] is not None:
+            # (cannot be: the thread holds fewer chains than there are records, and every one
+            # is settled) the write there never had its answer: its buffer back
+            self.log("error", "iSCSI: write ITT 0x%x lost its chain" % d[i + 2])
+            d[i + 1].release(d[i + 6])
+            self.deferred -= 1
+        d[i] = ticket
+        d[i + 1] = c
+        d[i + 2] = itt
+        d[i + 3] = rflags
+        d[i + 4] = resid
+        d[i + 5] = expdatasn
+        d[i + 6] = buf
+        self.deferred += 1
 
     async def complete_forever(self, chains):
         waits = ioready.Waits(chains.rx)
@@ -209,24 +236,22 @@ class Pool:
     def complete(self):
         """Answers the writes whose chains have ended, in order: buffers go back, and a write a
         disk failed under is answered as its writing again here turned out."""
-        q = self.deferred
-        while q:
-            r = self.ctl.settle()
-            if r is None:
+        d = self.d
+        ctl = self.ctl
+        while self.deferred:
+            ticket = ctl.settle()
+            if not ticket:
                 return
-            status, sense, ticket = r
-            while q and q[0][6] < ticket:
-                # (cannot be: every chained write has its entry) its buffer back, no answer
-                self.log("error", "iSCSI: write ITT 0x%x lost its chain" % q[0][1])
-                q[0][0].release(q[0][5])
-                q.pop(0)
-            if not q or q[0][6] != ticket:
+            i = ticket % DEFER_SLOTS * _REC
+            if d[i] != ticket:
                 continue                 # a chain of no entry here (a target stopped since)
-            c, itt, rflags, resid, expdatasn, buf, _ = q.pop(0)
+            c = d[i + 1]
+            buf = d[i + 6]
+            d[i] = d[i + 1] = d[i + 6] = None
+            self.deferred -= 1
             c.release(buf)
             if c.s is not None:
-                c.late.append((itt, status, sense, rflags, resid, expdatasn))
-                c.send_late()
+                c.answer_late(d[i + 2], ctl.w_status, ctl.w_sense, d[i + 3], d[i + 4], d[i + 5])
 
     def answer_all(self):
         # every write the I/O processor's thread was given is answered now (before a task
@@ -246,6 +271,13 @@ class Pool:
         for c in list(self.conns):
             if c.stuck is not None and time.ticks_diff(now, c.stuck) >= lim:
                 self.log("warn", "iSCSI port %d: %s did not take what was sent within %d s, "
+                         "connection closed" % (c.port, c.iname, lim // 1000))
+                c.kill("timed out")
+                continue
+            if c.w_mv is not None and time.ticks_diff(now, c.w_since) >= lim:
+                # the immediate data of a write (write_now) stopped coming: only closing frees
+                # the buffer it is read into
+                self.log("warn", "iSCSI port %d: write data from %s stalled for %d s, "
                          "connection closed" % (c.port, c.iname, lim // 1000))
                 c.kill("timed out")
                 continue
@@ -310,6 +342,9 @@ class Flow(Session):
         self.staged = False          # a pending write is using it
         self.stage_n = -1            # the last view write_now made of it, and its length: a host
         self.stage_mv = None         # writes one size again and again, and it is made once
+        self.w_mv = None             # write_now: the view its data is being read into, while
+        self.w_got = 0               # it comes (how much is in, since when)
+        self.w_since = 0
 
     def stage_for(self, need):
         """The connection's own buffer for a small write's data-out, when it is free: small
@@ -403,7 +438,7 @@ class Flow(Session):
         h = self.hdr
         edtl = get32(h, 20)
         itt = get32(h, 16)
-        if not dlen or dlen != edtl or not h[1] & 0x80 or dlen > COPY_MAX or self.staged or self.dd \
+        if not dlen or dlen != edtl or not h[1] & 0x80 or dlen > COPY_MAX or self.dd \
                 or not self.p.immediate_data or dlen > self.p.first_burst or itt in self.pending \
                 or len(self.pending) >= WINDOW:
             return self.scsi_cmd(dlen)
@@ -414,37 +449,56 @@ class Flow(Session):
             want_out = 0
         if want_out != dlen or not self.cmdsn_ok(get32(h, 24), h[0] & 0x40):
             return self.scsi_cmd(dlen)       # (a CmdSN out of the window is dropped there)
-        t = self.command(itt, P.lun_number(h), cdb, h[1], edtl, want_out)
         n = dlen + (-dlen & 3)
-        t.buf = self.own()
-        if self.stage_n != n:
-            self.stage_mv = memoryview(t.buf)[:n]
-            self.stage_n = n
-        mv = self.stage_mv
-        got = self.rx_now(self.s, mv)
-        self.staged = True
-        if got < n:
-            return self.write_rest(t, mv, got)
-        aw = self.run_cmd(t, mv if n == dlen else mv[:dlen])
+        if not self.staged:
+            b = self.own()
+            if self.stage_n != n:
+                self.stage_mv = memoryview(b)[:n]
+                self.stage_n = n
+            mv = self.stage_mv
+            self.staged = True
+        else:
+            # the own buffer holds a write the I/O processor's thread has not finished: at queue
+            # depth the next ones take parking places (no more than a first burst: fits)
+            b = self.tgt.park(self)
+            if b is None:
+                return self.scsi_cmd(dlen)
+            mv = self.tgt.park_view(b, n)
+        t = self.command(itt, P.lun_number(h), cdb, h[1], edtl, want_out)
+        t.buf = b
+        self.w_mv = mv
+        self.w_got = 0
+        self.w_since = self.tgt.clock()
+        return self.write_more()
+
+    def write_more(self):
+        # write_now's data as it comes: MORE until it is all in (the reader waits for the socket
+        # and calls again: a coroutine of its own would cost a few hundred bytes a write), then
+        # the command runs
+        mv = self.w_mv
+        got = self.w_got
+        got += self.rx_now(self.s, mv[got:] if got else mv)
+        self.w_got = got
+        if got < len(mv):
+            return MORE
+        self.w_mv = None
+        t = self.cmd
+        aw = self.run_cmd(t, mv if len(mv) == t.edtl else mv[:t.edtl])
         if aw is None:
             self.unstage(t)
             return None
         return self.then_unstage(t, aw)
 
-    def unstage(self, t):
-        # the connection's own buffer is free again, unless a deferred answer holds it (answer())
-        if t.buf is not None:
-            t.buf = None
-            self.staged = False
+    def write_lost(self):
+        # the connection ended while write_now's data was coming: its buffer goes back
+        self.w_mv = None
+        self.unstage(self.cmd)
 
-    async def write_rest(self, t, mv, got):
-        try:
-            await self.recv_rest(mv, got)
-            aw = self.run_cmd(t, mv[:t.edtl])
-            if aw is not None:
-                await aw
-        finally:
-            self.unstage(t)
+    def unstage(self, t):
+        # write_now's buffer is free again, unless a deferred answer holds it (answer())
+        if t.buf is not None:
+            self.release(t.buf)
+            t.buf = None
 
     async def then_unstage(self, t, aw):
         try:
@@ -595,17 +649,32 @@ class Flow(Session):
             self.poll_w = _poller(self.s, select.POLLOUT)
         return _now(self.poll_w)
 
+    def answer_late(self, itt, status, sense, rflags, resid, expdatasn):
+        """The answer of a deferred write, sent now when it goes out whole and none waits before
+        it, else queued for send_late."""
+        if not self.late and self.room():
+            self.rsp_whole(itt, status, sense, rflags, resid, expdatasn)
+        else:
+            self.late.append((itt, status, sense, rflags, resid, expdatasn))   # (the peer is behind)
+            self.send_late()
+
     def send_late(self):
         """Answers of deferred writes, sent while each goes out whole (room()), else left for
         later: after the next PDU the reader handles, or the next reap."""
         while self.late and self.room():
-            try:
-                if self.rsp_now(*self.late.pop(0)) is None:
-                    continue
-            except (Closed, OSError):
-                pass
-            self.kill("response not sent whole")     # (this connection only: its peer is gone)
-            return
+            if not self.rsp_whole(*self.late.pop(0)):
+                return
+
+    def rsp_whole(self, itt, status, sense, rflags, resid, expdatasn):
+        # rsp_now of an answer the socket has room for: False when it did not go out whole, and
+        # the connection is closed (this connection only: its peer is gone)
+        try:
+            if self.rsp_now(itt, status, sense, rflags, resid, expdatasn) is None:
+                return True
+        except (Closed, OSError):
+            pass
+        self.kill("response not sent whole")
+        return False
 
     async def answers_out(self):
         # every deferred write answered and this connection's answers sent: what a task

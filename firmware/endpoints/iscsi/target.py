@@ -16,7 +16,7 @@ from endpoints.iscsi.pdu import get24, get32, put32
 from endpoints.iscsi.connio import Closed
 from endpoints.iscsi.chap import ChapGuard
 from endpoints.iscsi.login import Login
-from endpoints.iscsi.flow import Flow, Pool, TASK_TIMEOUT, POOL_BUFS, PARK_SLOTS
+from endpoints.iscsi.flow import Flow, Pool, MORE, TASK_TIMEOUT, POOL_BUFS, PARK_SLOTS
 
 LOGIN_TIMEOUT = const(30)    # seconds a connection may take to reach full feature phase
 FIRST_PDU_MS = const(5000)   # ms a connection may take to send the header of its first PDU
@@ -261,6 +261,15 @@ class Conn(Flow, Login):
                 raise Closed()
             if op == P.OP_SCSI_CMD:
                 aw = command_now(dlen)
+                if aw is MORE:
+                    try:
+                        while aw is MORE:
+                            self.waits.readable()
+                            yield           # to the scheduler until then (endpoints/ioready.py)
+                            aw = self.write_more()
+                    except BaseException:
+                        self.write_lost()
+                        raise
                 if aw is not None:
                     await aw
             elif op == P.OP_DATA_OUT:
