@@ -28,7 +28,7 @@ W_IN_PROGRESS = const(0x0106)      # a copy is already in progress
 W_TERMINATED = const(0x0107)       # copy terminated by command
 
 SLICE_BLOCKS = const(512)          # I/O of one slice: one buffer slot (256 KiB)
-FLYING = const(2)                  # slices of a copy the I/O processor's thread moves at once
+FLYING = const(4)                  # slices of a copy the I/O processor's thread moves at once (README)
 
 DRIVE_ERRORS = (raid.DriveError, iopmod.DiskError)
 
@@ -298,8 +298,16 @@ class Copy(Op):
         c = self.planned
         n = self.end
         scanned = 0
-        while c < n and not todo[c >> 3] & (1 << (c & 7)):
-            c += 1
+        while c < n:
+            bits = todo[c >> 3] >> (c & 7)
+            if bits & 1:
+                break
+            if bits:
+                c += 1
+            else:
+                c = (c | 7) + 1               # the rest of this byte is clear: the next byte
+                if c > n:
+                    c = n
             scanned += 1
             if scanned >= 8192:
                 self.planned = c
