@@ -28,6 +28,7 @@ W_IN_PROGRESS = const(0x0106)      # a copy is already in progress
 W_TERMINATED = const(0x0107)       # copy terminated by command
 
 SLICE_BLOCKS = const(512)          # I/O of one slice: one buffer slot (256 KiB)
+COW_SLOTS = const(2)               # buffer slots a copy leaves free for copy-on-write (hw/board.py)
 FLYING = const(4)                  # slices of a copy the I/O processor's thread moves at once (README)
 
 DRIVE_ERRORS = (raid.DriveError, iopmod.DiskError)
@@ -260,8 +261,8 @@ class Copy(Op):
             return m.finish(self, "FAILED", W_NOT_READY, "SD%d is gone" % self.dst)
         if self.flying:
             ctl.settle_own()                      # slices the thread has moved
-            if len(self.flying) >= FLYING:
-                return False
+            if len(self.flying) >= FLYING or (self.flying and ctl.buffer.free <= COW_SLOTS):
+                return False                      # (a second slice only beside copy-on-write's slots)
         else:
             self.planned = self.pos
         c, k = self._next()

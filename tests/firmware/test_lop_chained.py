@@ -48,3 +48,26 @@ def test_the_slices_do_go_to_the_thread():
     assert ctl.iop.chains.faults == 0
     assert L.word(ctl, L.status()) == 0x0100
     assert L.digest(ctl, L.DEST, blocks) == image
+
+
+def test_the_copy_leaves_copy_on_write_its_buffer_slots():
+    # a slice past the first goes to the thread only while two buffer slots stay free beside it
+    # (copy-on-write of host writes to the primary takes them), and never more than FLYING
+    # (how many are in flight at a time depends on how fast the thread is: only bounds are told)
+    from lop import ops
+    for kb, most in ((4 * 272, 2), (4096, ops.FLYING)):
+        ctl = L.fw.boot(b=L.fw.small_board(disk_mb=4, slots=10, buffer_kb=kb))
+        ctl.io_thread()
+        ctl.command("sd_create", {"raid": 0, "slots": [6, 7, 8]})
+        ctl.command("lun_map", {"port": 0, "lun": L.DEST, "sd": 2})
+        L.fill(ctl, 3)
+        L.fw.run(ctl, L.PRIMARY, L.INITIATE)
+        assert L.word(ctl, L.start()) == 0
+        op = ctl.lop_mgr.ops[0]
+        seen = 0
+        while ctl.lop_mgr.step():
+            assert len(op.flying) <= 1 or ctl.buffer.free >= ops.COW_SLOTS, (kb, len(op.flying), ctl.buffer.free)
+            seen = max(seen, len(op.flying))
+        assert 1 <= seen <= most, (kb, seen)
+        assert L.word(ctl, L.status()) == 0x0100
+        ctl.iop.close()

@@ -116,6 +116,19 @@ class _Host:
             self.whole(self.d4k, n)
         return (h[0] & 0x3F) << 8 | h[3]
 
+    def write_pdu(self, lba, data=True):
+        # a 64 KiB WRITE(10) with its data (data False: only its header, the data never to come)
+        itt = self.sn + 2
+        struct.pack_into(">III", self.big, 16, itt, 65536, self.sn)
+        struct.pack_into(">I", self.big, 34, lba)
+        self.sn += 1
+        return bytes(self.bigv if data else self.bigv[:48])
+
+    def answer(self):
+        # the next PDU's header: (opcode, status, ITT)
+        self.whole(self.hv, 48)
+        return self.hdr[0] & 0x3F, self.hdr[3], struct.unpack_from(">I", self.hdr, 16)[0]
+
     def write_stream(self, n, depth):
         # n sequential 64 KiB WRITE(10)s, all their data immediate, `depth` of them in flight, as
         # a host streaming a file sends them: how many were answered GOOD

@@ -339,7 +339,8 @@ class Flow(Session):
         self.cdbv = self.hmv[32:48]  # the CDB, in the header just read
         self.small = None            # copy of small read data (COPY_MAX + room), allocated on first use
         self.stage = None            # data-out of one small write (COPY_MAX), allocated on first use
-        self.staged = False          # a pending write is using it
+        self.staged = False          # a write holds it (its data coming, it running, or its
+                                     # answer waiting for the I/O processor's thread)
         self.stage_n = -1            # the last view write_now made of it, and its length: a host
         self.stage_mv = None         # writes one size again and again, and it is made once
         self.w_mv = None             # write_now: the view its data is being read into, while
@@ -433,8 +434,9 @@ class Flow(Session):
         return self.run_cmd(self.command(itt, P.lun_number(h), cdb, b1, edtl, 0), None)
 
     def write_now(self, dlen):
-        # a write whose data all came with it (immediate data, F bit) and fits the connection's
-        # own buffer, read there and run as plain calls; anything else: scsi_cmd()
+        # a write whose data all came with it (immediate data, F bit, at most a first burst), read
+        # into the connection's own buffer or a parking place and run as plain calls; anything
+        # else: scsi_cmd()
         h = self.hdr
         edtl = get32(h, 20)
         itt = get32(h, 16)
@@ -447,23 +449,27 @@ class Flow(Session):
             want_out = self.ctl.expected_out(cdb)
         except Exception:
             want_out = 0
-        if want_out != dlen or not self.cmdsn_ok(get32(h, 24), h[0] & 0x40):
-            return self.scsi_cmd(dlen)       # (a CmdSN out of the window is dropped there)
+        if want_out != dlen:
+            return self.scsi_cmd(dlen)
+        # the buffer before the CmdSN: scsi_cmd checks the CmdSN again, and would drop a command
+        # whose CmdSN this had taken
         n = dlen + (-dlen & 3)
-        if not self.staged:
-            b = self.own()
+        b = self.stage_for(dlen)
+        if b is not None:
             if self.stage_n != n:
                 self.stage_mv = memoryview(b)[:n]
                 self.stage_n = n
             mv = self.stage_mv
-            self.staged = True
         else:
-            # the own buffer holds a write the I/O processor's thread has not finished: at queue
-            # depth the next ones take parking places (no more than a first burst: fits)
+            # the connection's buffer holds a write not finished (the I/O processor's thread
+            # runs it): at queue depth the next ones take parking places
             b = self.tgt.park(self)
             if b is None:
-                return self.scsi_cmd(dlen)
+                return self.scsi_cmd(dlen)   # (BUSY there, once its data is read)
             mv = self.tgt.park_view(b, n)
+        if not self.cmdsn_ok(get32(h, 24), h[0] & 0x40):
+            self.release(b)
+            return self.scsi_cmd(dlen)       # (a CmdSN out of the window is dropped there)
         t = self.command(itt, P.lun_number(h), cdb, h[1], edtl, want_out)
         t.buf = b
         self.w_mv = mv
@@ -490,7 +496,8 @@ class Flow(Session):
         return self.then_unstage(t, aw)
 
     def write_lost(self):
-        # the connection ended while write_now's data was coming: its buffer goes back
+        # the connection ended while the reader's own command was read or run: write_now's
+        # buffer, if it held one, goes back
         self.w_mv = None
         self.unstage(self.cmd)
 

@@ -247,6 +247,8 @@ class Conn(Flow, Login):
         command_now = self.command_now
         data_out = self.data_out
         while True:
+            if self.closing:
+                raise Closed()           # (closed from inside this loop: an answer not sent whole)
             got = rx_now(self.s, hmv)
             if not got:                  # the usual wait for the next command: no coroutine
                 self.waits.readable()
@@ -260,16 +262,15 @@ class Conn(Flow, Login):
                 await self.reject(P.REJ_PROTOCOL)
                 raise Closed()
             if op == P.OP_SCSI_CMD:
-                aw = command_now(dlen)
-                if aw is MORE:
-                    try:
-                        while aw is MORE:
-                            self.waits.readable()
-                            yield           # to the scheduler until then (endpoints/ioready.py)
-                            aw = self.write_more()
-                    except BaseException:
-                        self.write_lost()
-                        raise
+                try:
+                    aw = command_now(dlen)
+                    while aw is MORE:        # a write's data still coming (Flow.write_now)
+                        self.waits.readable()
+                        yield               # to the scheduler until then (endpoints/ioready.py)
+                        aw = self.write_more()
+                except BaseException:
+                    self.write_lost()
+                    raise
                 if aw is not None:
                     await aw
             elif op == P.OP_DATA_OUT:
