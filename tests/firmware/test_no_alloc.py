@@ -11,6 +11,7 @@ import asyncio
 import micropython
 import fw
 from endpoints.iscsi import target as iscsi
+from endpoints.iscsi.flow import PARK_SLOTS
 
 NEX = ("iqn.test:noalloc", 0, 0)
 VIEW = 32               # bytes of a memoryview: a socket wait costs as much (the poller's record
@@ -139,6 +140,7 @@ class _Host:
                 struct.pack_into(">II", c, 16, self.sn + 2, 65536)            # ITT, EDTL
                 struct.pack_into(">I", c, 24, self.sn)                        # CmdSN
                 struct.pack_into(">I", c, 34, (sent * 128) % 16384)           # LBA
+                struct.pack_into(">I", c, 48, sent)                           # data: its number
                 self.sn += 1
                 sent += 1
                 self.s.write(self.bigv)
@@ -221,8 +223,11 @@ def test_64_kib_writes_at_queue_depth_8_cost_the_board_only_views_and_waits():
     out = []
     n = 1000
 
+    tgt = []
+
     async def main():
         port = await iscsi.start(ctl, 0, "127.0.0.1", 0)
+        tgt.append(iscsi._targets[id(ctl)])
         _thread.start_new_thread(_stream_thread, (port, ctl.iqn, n, out))
         while not out or out[-1] is not None:
             await asyncio.sleep_ms(5)
@@ -236,9 +241,14 @@ def test_64_kib_writes_at_queue_depth_8_cost_the_board_only_views_and_waits():
         gc.enable()
     assert len(out) == 3 and out[1] == n, out
     assert ctl.iop.chains.submitted >= n, "the writes did not go to the I/O processor's thread"
-    data = bytes((i * 7) & 0xFF for i in range(48, 48 + 65536))
-    for lba in (0, 128, 16384 - 128):
-        assert fw.run(ctl, 0, fw.read10(lba, 128)) == (0, None, data), "blocks %d+128 read back wrong" % lba
+    pool = tgt[0]
+    assert len(pool.parks) == PARK_SLOTS and not pool.parked and not pool.deferred, "buffers not all back"
+    # each write's data begins with its number: every range holds the last write sent there
+    rest = bytes((i * 7) & 0xFF for i in range(52, 48 + 65536))
+    for k in range(128):
+        last = k + (n - 1 - k) // 128 * 128
+        st, sn, got = fw.run(ctl, 0, fw.read10(k * 128, 128))
+        assert st == 0 and got == last.to_bytes(4, "big") + rest, "blocks %d+128 read back wrong" % (k * 128)
     # its header copied out of the receive buffer through a view, and its data read in as it
     # comes, a view and a socket wait for each piece (a few, as TCP hands them over): where a
     # coroutine and a task of its own cost 1,790 bytes a write
