@@ -173,14 +173,16 @@ def _host_thread(port, target_name, n, out):
     out.append(None)
 
 
-def test_an_iscsi_host_s_reads_and_writes_cost_the_board_no_more_than_each_socket_wait():
-    ctl = fw.boot()
+def _serve(ctl, host, n):
+    # the board's target serving host(port, iqn, n, out) in a thread of its own until it ends,
+    # with no collection meanwhile: -> (out, the target)
     out = []
-    n = 1000
+    tgt = []
 
     async def main():
         port = await iscsi.start(ctl, 0, "127.0.0.1", 0)
-        _thread.start_new_thread(_host_thread, (port, ctl.iqn, n, out))
+        tgt.append(iscsi._targets[id(ctl)])
+        _thread.start_new_thread(host, (port, ctl.iqn, n, out))
         while not out or out[-1] is not None:
             await asyncio.sleep_ms(5)
         await iscsi.stop(ctl)
@@ -191,6 +193,12 @@ def test_an_iscsi_host_s_reads_and_writes_cost_the_board_no_more_than_each_socke
         asyncio.run(main())
     finally:
         gc.enable()
+    return out, tgt[0]
+
+
+def test_an_iscsi_host_s_reads_and_writes_cost_the_board_no_more_than_each_socket_wait():
+    n = 1000
+    out, _ = _serve(fw.boot(), _host_thread, n)
     assert len(out) == 3 and isinstance(out[0], int) and isinstance(out[1], int), out
     read, write = out[0] / n, out[1] / n
     # a read waits for its command at most once and copies its header out of the receive buffer
@@ -220,28 +228,10 @@ def test_64_kib_writes_at_queue_depth_8_cost_the_board_only_views_and_waits():
     # the writes the I/O processor's thread runs while the next ones come in: the first takes the
     # connection's own buffer, the others parking places, none a coroutine or a task of its own
     ctl = fw.boot()
-    out = []
     n = 1000
-
-    tgt = []
-
-    async def main():
-        port = await iscsi.start(ctl, 0, "127.0.0.1", 0)
-        tgt.append(iscsi._targets[id(ctl)])
-        _thread.start_new_thread(_stream_thread, (port, ctl.iqn, n, out))
-        while not out or out[-1] is not None:
-            await asyncio.sleep_ms(5)
-        await iscsi.stop(ctl)
-
-    gc.collect()
-    gc.disable()
-    try:
-        asyncio.run(main())
-    finally:
-        gc.enable()
+    out, pool = _serve(ctl, _stream_thread, n)
     assert len(out) == 3 and out[1] == n, out
     assert ctl.iop.chains.submitted >= n, "the writes did not go to the I/O processor's thread"
-    pool = tgt[0]
     assert len(pool.parks) == PARK_SLOTS and not pool.parked and not pool.deferred, "buffers not all back"
     # each write's data begins with its number: every range holds the last write sent there
     rest = bytes((i * 7) & 0xFF for i in range(52, 48 + 65536))
