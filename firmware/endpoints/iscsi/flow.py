@@ -453,13 +453,19 @@ class Flow(Session):
             return self.scsi_cmd(dlen)
         # the buffer before the CmdSN: scsi_cmd checks the CmdSN again, and would drop a command
         # whose CmdSN this had taken
+        # (stage_for and own written out: a call costs a write as much as a tenth of its path)
         n = dlen + (-dlen & 3)
-        b = self.stage_for(dlen)
-        if b is not None:
+        b = self.stage
+        if not self.staged and b is not None:
+            self.staged = True
             if self.stage_n != n:
                 self.stage_mv = memoryview(b)[:n]
                 self.stage_n = n
             mv = self.stage_mv
+        elif not self.staged:
+            b = self.stage_for(dlen)         # (the first: the buffer is made)
+            self.stage_mv = mv = memoryview(b)[:n]
+            self.stage_n = n
         else:
             # the connection's buffer holds a write not finished (the I/O processor's thread
             # runs it): at queue depth the next ones take parking places
@@ -472,23 +478,32 @@ class Flow(Session):
             return self.scsi_cmd(dlen)       # (a CmdSN out of the window is dropped there)
         t = self.command(itt, P.lun_number(h), cdb, h[1], edtl, want_out)
         t.buf = b
-        self.w_mv = mv
-        self.w_got = 0
-        self.w_since = self.tgt.clock()
-        return self.write_more()
+        got = self.rx_now(self.s, mv)
+        if got < n:
+            # the rest is still coming: the reader waits for the socket and calls write_more (a
+            # coroutine of its own would cost a few hundred bytes a write)
+            self.w_mv = mv
+            self.w_got = got
+            self.w_since = self.tgt.clock()
+            return MORE
+        aw = self.run_cmd(t, mv if n == dlen else mv[:dlen])
+        if aw is None:
+            self.unstage(t)
+            return None
+        return self.then_unstage(t, aw)
 
     def write_more(self):
-        # write_now's data as it comes: MORE until it is all in (the reader waits for the socket
-        # and calls again: a coroutine of its own would cost a few hundred bytes a write), then
-        # the command runs
+        # more of write_now's data: MORE until it is all in, then the command runs
         mv = self.w_mv
-        got = self.w_got
-        got += self.rx_now(self.s, mv[got:] if got else mv)
+        got = self.w_got + self.rx_now(self.s, mv[self.w_got:])
         self.w_got = got
         if got < len(mv):
             return MORE
         self.w_mv = None
-        t = self.cmd
+        return self.write_in(self.cmd, mv)
+
+    def write_in(self, t, mv):
+        # write_now's command, its data all in
         aw = self.run_cmd(t, mv if len(mv) == t.edtl else mv[:t.edtl])
         if aw is None:
             self.unstage(t)
@@ -503,8 +518,12 @@ class Flow(Session):
 
     def unstage(self, t):
         # write_now's buffer is free again, unless a deferred answer holds it (answer())
-        if t.buf is not None:
-            self.release(t.buf)
+        b = t.buf
+        if b is not None:
+            if b is self.stage:
+                self.staged = False          # (release(), written out for the usual case)
+            else:
+                self.release(b)
             t.buf = None
 
     async def then_unstage(self, t, aw):
