@@ -5,6 +5,7 @@
 # writes (the target's complete() does nothing until the test lets it), so the buffers stay held.
 import _thread
 import asyncio
+import gc
 import fw
 from endpoints.iscsi import target as iscsi
 from endpoints.iscsi import flow
@@ -32,7 +33,12 @@ def _run(ctl, parks, host):
         del tgt.complete
         await iscsi.stop(ctl)                          # (every held write answered)
 
-    asyncio.run(main())
+    gc.collect()
+    gc.disable()                 # (none may start in the host's thread: test_no_alloc.py says why)
+    try:
+        asyncio.run(main())
+    finally:
+        gc.enable()
     return out, tgt
 
 
