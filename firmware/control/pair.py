@@ -34,10 +34,11 @@ K_AUTH = const(25)       # HMAC-SHA256(pair key, label + our challenge + sender)
 K_NEXUS = const(26)      # task management or the end of a session, for the nexus state kept here; reply b"ok"
 K_LOPS = const(27)       # the long operations handed over with the drives at failback (JSON); no reply
 K_RESV = const(28)       # the backup LUN is reserved (b"\x01") or not (b"\x00") on the snapshot's owner; b"ok"
+K_PRS = const(29)        # reservations of logical units the sender serves (JSON); b"ok"
 
-REQUESTS = (K_CFG, K_FWD, K_CMD, K_SNAP, K_NEXUS, K_RESV)   # answered with a REPLY
+REQUESTS = (K_CFG, K_FWD, K_CMD, K_SNAP, K_NEXUS, K_RESV, K_PRS)   # answered with a REPLY
 REFUSED = b"refused"    # the REPLY to a request that could not be read
-LIGHT = (K_CFG, K_DISK, K_STATE, K_SNAP, K_AUTH, K_NEXUS, K_LOPS, K_RESV)   # handled at once, even inside a blocking call
+LIGHT = (K_CFG, K_DISK, K_STATE, K_SNAP, K_AUTH, K_NEXUS, K_LOPS, K_RESV, K_PRS)   # handled at once, even inside a blocking call
 # what a backup LUN answers from the disks on either controller (claim 12): it is read-only
 BACKUP_READS = (0x00, 0x08, 0x28, 0xA8, 0x88, 0x25, 0x9E, 0x1A, 0x5A)
 # answered by the controller a host asked, whoever owns the drive: they describe the port
@@ -155,7 +156,9 @@ class Pair:
         self.feed = ExceptionFeed(ctl.own_dir, eng)   # the partner's runs, here
         self.backup_reserved = False     # the partner holds a reservation of the backup LUN: its reads go there
         self.reserved_told = False       # what the partner was last told of reservations here
-        self.held = ctl.core.pr.held     # the SCSI core's reservations (one dict for its life)
+        self.pr = ctl.core.pr            # the SCSI core's reservations
+        self.held = self.pr.held         # (one dict for its life)
+        self.pr_copy = {}                # lukey -> pr state(): the partner's, as it last told them
         self.key = pair_key(ctl.state_dir, self.me)
         self.nonce = b""
         self.hello_in = None
@@ -264,6 +267,7 @@ class Pair:
             self.send_config()
         self.mirror.alone = False
         self.ctl.cache.remirror()
+        self._mirror_reservations(True)     # all of them: the partner may have none, or old ones
         self.reservations_checked()
         self._follow_if_theirs()
         if self.joined.is_set():
@@ -277,6 +281,7 @@ class Pair:
             await self.claim_back()
             self.ctl.took_back(self._handed())
         self.serving.add(self.me)
+        self.settle_reservations()
         await self.ports.open_ports(self.me)
         self._changed()
         self.joined.set()
@@ -349,6 +354,8 @@ class Pair:
                 raise ValueError("not a reservation state")
             self.backup_reserved = payload[0] == 1
             self._reply(seq, b"ok")
+        elif kind == K_PRS:
+            self._reply(seq, self._store_reservations(payload))
         else:
             self.ctl.events.log("error", "PAIR: UNKNOWN MESSAGE KIND %d IGNORED" % kind)
 
@@ -457,8 +464,10 @@ class Pair:
         # change in whether the backup LUN is reserved here reaches the partner before the answer,
         # so that while it is, the partner sends its backup LUN reads here (pair.md)
         held = self.held
-        if not held and not self.reserved_told:
+        if not held and not self.reserved_told and not self.pr.dirty:
             return              # the usual case, on every command: nothing reserved, nothing said
+        if self.pr.dirty:
+            self._mirror_reservations(False)
         log_sd = self.ctl.engine.log_sd
         now = False
         if held and log_sd >= 0:
@@ -480,11 +489,80 @@ class Pair:
     async def _reservations_later(self):
         self.reservations_checked()
 
+    # ---- reservations across the pair (pair.md "Reservations across the pair") ---------------------
+    def _mirror_reservations(self, full):
+        # the reservations of the logical units served here that changed (full: all of them) go
+        # into the partner's memory before the command that changed them is answered
+        pr = self.pr
+        if self.partner != UP:
+            pr.dirty.clear()            # it hears all of them when the two meet (_meet)
+            return
+        if self.link.calling:
+            # inside a light handler while a call of ours waits: as soon as the loop runs again
+            asyncio.create_task(self._reservations_later())
+            return
+        out = {}
+        for k in (range(2 * nvram.MAX_SD) if full else pr.dirty):
+            if self._serves_key(k):
+                out[str(k)] = pr.state(k)
+        pr.dirty.clear()
+        if not out:
+            return
+        try:
+            ans = bytes(self.link.call(K_PRS, json.dumps(out).encode(), CALL_MS))
+        except self.Down:
+            return                      # lost: the partner is taken over, or hears them when it meets
+        if ans != b"ok":
+            self.ctl.events.log("error", "PAIR: CONTROLLER %d REFUSED THE RESERVATIONS: %s"
+                                % (self.other, ans.decode()))
+
+    def _store_reservations(self, p):
+        # the partner's reservations, kept to be served from here after a failover, failback or move
+        d = json.loads(bytes(p))
+        if type(d) is not dict:
+            raise ValueError("not a map of logical units")
+        got = []
+        for ks, st in d.items():
+            k = int(ks)
+            if not 0 <= k < 2 * nvram.MAX_SD:
+                raise ValueError("no logical unit %d" % k)
+            if st is not None:
+                self.pr.check(st)
+            got.append((k, st))
+        for k, st in got:      # (checked whole before any is kept)
+            if self._serves_key(k):
+                continue       # served here: this controller's own state is the one
+            if st is None:
+                self.pr_copy.pop(k, None)
+            else:
+                self.pr_copy[k] = st
+        return b"ok"
+
+    def _serves_key(self, k):
+        # whether this controller executes the commands of logical unit k (a pr.lukey)
+        return self.mine(self.ctl.snapshot_home(k >> 1))
+
+    def settle_reservations(self):
+        # after a change of what is served where: each logical unit's reservations go to, or leave,
+        # the SCSI core here (a drive no longer defined keeps what it had, where it is)
+        pr, copy, sds = self.pr, self.pr_copy, self.ctl.cfg.sd
+        for k in list(copy):
+            if sds[k >> 1] is not None and self._serves_key(k):
+                st = copy.pop(k)
+                if k not in pr.keys():
+                    pr.load(k, st)
+        for k in pr.keys():
+            if sds[k >> 1] is not None and not self._serves_key(k):
+                st = pr.take(k)
+                if st is not None:
+                    copy[k] = st
+
     def snapshot_changed(self, state):
         # the engine here began or ended a snapshot: the partner is told before the answer, so one
         # snapshot at a time holds pair-wide and its backup LUN answers there too (claims 9, 11)
         eng = self.ctl.engine
         self.snap_primary = eng.primary_sd if state == ACTIVE_SNAPSHOT else None
+        self.settle_reservations()       # the backup LUN is served where the primary is
         if state == ACTIVE_SNAPSHOT:
             self.exceptions.start()
         else:
@@ -526,6 +604,7 @@ class Pair:
             eng.follow(state, primary, self.ctl.drives.get(primary), d.get("snap_id", 0),
                        d.get("generation", 0), d.get("started"), d.get("last"))
         self.snap_primary = primary if state == ACTIVE_SNAPSHOT else None
+        self.settle_reservations()
         return b"ok"
 
     def _fwd_parts(self, nexus, cdb, data_out):
@@ -733,6 +812,9 @@ class Pair:
         self.ctl.events.log("error", "PAIR: FAILOVER: %s; CONTROLLER %d SERVES ITS DRIVES AND PORTS"
                             % (why, self.me))
         self.serving.add(self.other)
+        self.settle_reservations()
+        # the partner's sessions ended with it: their RESERVE(6/10) reservations with them
+        self.pr.ports_lost([2 * self.other + p for p in range(nvram.PORTS)])
         self.ctl.take_over(self.partner_dir)
         await self.ports.open_ports(self.other)
         self._changed()
@@ -745,6 +827,7 @@ class Pair:
         for home in sorted(self.serving):
             await self.ports.close_ports(home)
         self.serving = set()
+        self.settle_reservations()
         self._changed()
 
     async def give_back(self):
@@ -760,7 +843,10 @@ class Pair:
                                     % self.other)
                 await self.ports.close_ports(self.other)
                 ops = self.ctl.release(self.other)
+                if self.partner == UP:
+                    self._mirror_reservations(True)     # in its memory before it serves them
                 self.serving.discard(self.other)
+                self.settle_reservations()
                 if ops and self.partner == UP:
                     try:
                         await self.link.send(K_LOPS, json.dumps(ops).encode())
@@ -793,6 +879,7 @@ class Pair:
         # manual failback done on the partner: this controller's drives and ports are its own again
         self.waiting = False
         self.serving.add(self.me)
+        self.settle_reservations()
         self.ctl.took_back(self._handed())
         await self.ports.open_ports(self.me)
         self._changed()
@@ -825,6 +912,8 @@ class Pair:
         self.ctl.events.log("warn", "PAIR: BACK-END LINK %s BY COMMAND" % ("CUT" if down else "RESTORED"))
 
     def alua_moved(self):
+        # (also after a drive moved by command, or a configuration from the partner)
+        self.settle_reservations()
         if self.alua_changed is not None:
             self.alua_changed()
 

@@ -220,10 +220,7 @@ class Core:
         # the I_T nexus ended (the initiator's last session on the port; with `isid`, that
         # session): RESERVE(6/10) reservations it held end, and its nexuses are forgotten (a new
         # session starts without stale unit attentions)
-        for k in [k for k in self.pr.held if self.pr.held[k].spc2]:
-            h = self.pr.held[k].holder
-            if h[0] == initiator and h[1] == port and (isid is None or h[2:] == (isid,)):
-                del self.pr.held[k]
+        self.pr.nexus_lost(initiator, port, isid)
         for n in [n for n in self._seen
                   if n[0] == initiator and n[1] == port and (isid is None or n[3:] == (isid,))]:
             del self._seen[n]

@@ -2,6 +2,8 @@
 # A logical unit is its system drive and kind (the same drive mapped on both host ports is one LU);
 # an I_T nexus is (initiator name, host port). State lives in RAM: the board does not persist
 # reservations across a restart (PTPL_C=0), as a power cycle of the original board cleared them.
+# Of a pair, each change reaches the partner's memory before it is answered (`dirty`, `state`,
+# `load`: control/pair.md "Reservations across the pair"), so a failover keeps them.
 # The I_T nexus is scsi.it_of(nexus): (initiator, port), plus the session id when the transport
 # gives one.
 from micropython import const
@@ -63,6 +65,7 @@ class Reservations:
         self.held = {}      # lukey -> Res (only while reserved: the hot path tests this dict)
         self.regs = {}      # lukey -> {it: key}
         self.gen = {}       # lukey -> PRgeneration
+        self.dirty = set()  # lukeys changed since the partner of a pair was told (empty: simplex)
 
     # ---- access check (called by scsi.Core only while some LU is reserved) ----------------------
     def blocks(self, lu, it, flags):
@@ -88,6 +91,22 @@ class Reservations:
         r = self.held.get(key)
         if r is not None and r.spc2:
             del self.held[key]
+            self.dirty.add(key)
+
+    def nexus_lost(self, initiator, port, isid=None):
+        # the I_T nexus ended: the RESERVE(6/10) reservations it held end (persistent ones stay)
+        for k in [k for k in self.held if self.held[k].spc2]:
+            h = self.held[k].holder
+            if h[0] == initiator and h[1] == port and (isid is None or h[2:] == (isid,)):
+                del self.held[k]
+                self.dirty.add(k)
+
+    def ports_lost(self, ports):
+        # a failover: every session through host ports `ports` ended with the controller that served
+        # them (the persistent reservations and registrations of their nexuses stay)
+        for k in [k for k in self.held if self.held[k].spc2 and self.held[k].holder[1] in ports]:
+            del self.held[k]
+            self.dirty.add(k)
 
     # ---- RESERVE / RELEASE (6 and 10) --------------------------------------------------------
     def reserve(self, lu, it, cdb):
@@ -100,6 +119,7 @@ class Reservations:
         if r is not None and r.holder != it:
             raise conflict()
         self.held[k] = Res(True, it, 0, 0)
+        self.dirty.add(k)
 
     def release(self, lu, it, cdb):
         if cdb[0] == 0x17 and cdb[1] & 0x1F or cdb[0] == 0x57 and cdb[1] & 0x13:
@@ -110,6 +130,7 @@ class Reservations:
             raise conflict()
         if r is not None and r.holder == it:
             del self.held[k]                # from another nexus: GOOD, nothing released
+            self.dirty.add(k)
 
     # ---- PERSISTENT RESERVE IN -----------------------------------------------------------------
     def pr_in(self, lu, it, cdb, buf):
@@ -180,6 +201,7 @@ class Reservations:
         if p[20] & 0x0D:
             raise sense.invalid_param(20)   # SPEC_I_PT, ALL_TG_PT, APTPL: not supported
         k = lukey(lu)
+        self.dirty.add(k)                   # (a refused one changes nothing: told for nothing)
         regs = self.regs.get(k)
         if regs is None:
             regs = self.regs[k] = {}
@@ -292,3 +314,90 @@ class Reservations:
     def _ua(self, k, its, code):
         if its:
             self.core.unit_attention(k, its, code)
+
+    # ---- a pair's copy (control/pair.md "Reservations across the pair") -------------------------
+    def keys(self):
+        # the logical units with any reservation state here
+        return set(self.held) | set(self.regs) | set(self.gen)
+
+    def state(self, k):
+        """LU k's reservations as JSON values (None: nothing): {gen, regs: [[it, key]], res:
+        [spc2, holder it or None, type, key] or None}; an I_T nexus as [name, port(, ISID hex)]."""
+        regs = self.regs.get(k) or {}
+        r = self.held.get(k)
+        if not regs and r is None and not self.gen.get(k):
+            return None
+        return {"gen": self.gen.get(k, 0), "regs": [[_it_out(n), v] for n, v in regs.items()],
+                "res": None if r is None else [1 if r.spc2 else 0, None if r.holder is None else _it_out(r.holder),
+                                               r.type, r.key]}
+
+    def check(self, st):
+        # ValueError unless st is a state() (of a partner)
+        _parse(st)
+
+    def load(self, k, st):
+        """LU k's reservations become `st` (as state() gives them, from the partner): ValueError,
+        and nothing changed, when it is not such a state."""
+        regs, r, gen = _parse(st)
+        self.take(k)
+        if regs:
+            self.regs[k] = regs
+        if r is not None:
+            self.held[k] = r
+        if gen:
+            self.gen[k] = gen
+
+    def take(self, k):
+        # LU k's reservations, removed from here (the partner serves it now): its state()
+        st = self.state(k)
+        self.held.pop(k, None)
+        self.regs.pop(k, None)
+        self.gen.pop(k, None)
+        self.dirty.discard(k)
+        return st
+
+
+def _it_out(n):
+    return [n[0], n[1]] if len(n) < 3 else [n[0], n[1], binascii.hexlify(n[2]).decode()]
+
+
+def _it_in(v):
+    if type(v) is not list or len(v) not in (2, 3) or type(v[0]) is not str or type(v[1]) is not int \
+            or not 0 <= v[1] < 0x10000:
+        raise ValueError("not an I_T nexus: %r" % (v,))
+    if len(v) == 2:
+        return (v[0], v[1])
+    if type(v[2]) is not str or len(v[2]) & 1 or len(v[2]) > 32:
+        raise ValueError("not an ISID: %r" % (v[2],))
+    return (v[0], v[1], binascii.unhexlify(v[2]))
+
+
+def _key_in(v):
+    if type(v) is not int or not 0 <= v < 1 << 64:
+        raise ValueError("not a reservation key: %r" % (v,))
+    return v
+
+
+def _parse(st):
+    # a state() from the partner, checked whole -> (regs, Res or None, gen)
+    if type(st) is not dict or type(st.get("regs")) is not list or len(st["regs"]) > MAX_REGS:
+        raise ValueError("not a reservation state")
+    gen = st.get("gen")
+    if type(gen) is not int or not 0 <= gen < 1 << 32:
+        raise ValueError("not a PRgeneration: %r" % (gen,))
+    regs = {}
+    for e in st["regs"]:
+        if type(e) is not list or len(e) != 2:
+            raise ValueError("not a registration: %r" % (e,))
+        regs[_it_in(e[0])] = _key_in(e[1])
+    res = st.get("res")
+    if res is None:
+        return regs, None, gen
+    if type(res) is not list or len(res) != 4 or res[0] not in (0, 1):
+        raise ValueError("not a reservation: %r" % (res,))
+    spc2 = res[0] == 1
+    holder = None if res[1] is None else _it_in(res[1])
+    if spc2 and (holder is None or res[2] != 0 or res[3] != 0) or \
+            not spc2 and (res[2] not in _TYPES or (holder is None) != (res[2] >= WR_EX_AR)):
+        raise ValueError("not a reservation: %r" % (res,))
+    return regs, Res(spc2, holder, res[2], _key_in(res[3])), gen

@@ -1,6 +1,7 @@
 # What a controller of a pair does with a partner's message it cannot read (control/pair.md
 # "Messages"): it logs the refusal and answers a request with `refused` at once, so the partner
 # never waits out its timeout, and it carries on.
+import json
 from control import pair as P
 from test_menu_pair import controller
 
@@ -152,3 +153,29 @@ def test_a_snapshot_s_end_is_in_the_partner_s_memory_before_its_message():
     assert len(data) == M.ENTRY, data
     assert struct.unpack("<IIII", data[:16]) == (sid, M.END, 0, 0)      # ended, state IDLE
     assert struct.unpack("<I", data[16:])[0] == binascii.crc32(data[:16])
+
+
+def test_the_partner_s_reservations_are_kept_whole_or_refused_whole():
+    # (control/pair.md "Reservations across the pair")
+    ctl = partner_up()
+    p = ctl.pair
+    st = {"gen": 3, "regs": [[["iqn.h", 2], 5]], "res": [0, ["iqn.h", 2], 1, 5]}
+    p.serving = set()         # as a controller that serves none of them: all are the partner's
+    for seq, junk in enumerate((b"[]", b'{"x": null}', b'{"99": null}', b'{"0": {"gen": 1}}',
+                                b'{"0": %s, "1": 7}' % json.dumps(st).encode(), b"\xff"), 1):
+        p.frame(P.K_PRS, seq, memoryview(junk))
+        assert p.link.sent[-1] == (seq, P.REFUSED), junk
+    assert p.pr_copy == {} and len(refusals(ctl)) == 6
+    p.frame(P.K_PRS, 20, memoryview(json.dumps({"0": st, "1": None}).encode()))
+    assert p.link.sent[-1] == (20, b"ok") and p.pr_copy == {0: st}
+    # served here from now on (as after a failover): the SCSI core has them
+    p.serving = {0}
+    p.settle_reservations()
+    assert p.pr_copy == {} and ctl.core.pr.state(0) == st
+    # what is served here is this controller's own: the partner's word does not replace it
+    p.frame(P.K_PRS, 21, memoryview(b'{"0": null}'))
+    assert p.link.sent[-1] == (21, b"ok") and ctl.core.pr.state(0) == st
+    # no longer served here (a failback): back to the partner's side, nothing left in the core
+    p.serving = set()
+    p.settle_reservations()
+    assert p.pr_copy == {0: st} and 0 not in ctl.core.pr.keys()
