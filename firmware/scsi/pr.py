@@ -118,8 +118,9 @@ class Reservations:
         r = self.held.get(k)
         if r is not None and r.holder != it:
             raise conflict()
-        self.held[k] = Res(True, it, 0, 0)
-        self.dirty.add(k)
+        if r is None:
+            self.held[k] = Res(True, it, 0, 0)
+            self.dirty.add(k)
 
     def release(self, lu, it, cdb):
         if cdb[0] == 0x17 and cdb[1] & 0x1F or cdb[0] == 0x57 and cdb[1] & 0x13:
@@ -201,7 +202,6 @@ class Reservations:
         if p[20] & 0x0D:
             raise sense.invalid_param(20)   # SPEC_I_PT, ALL_TG_PT, APTPL: not supported
         k = lukey(lu)
-        self.dirty.add(k)                   # (a refused one changes nothing: told for nothing)
         regs = self.regs.get(k)
         if regs is None:
             regs = self.regs[k] = {}
@@ -231,6 +231,7 @@ class Reservations:
                 raise sense.invalid_field(2)
             if r is None:
                 self.held[k] = Res(False, None if type_ >= WR_EX_AR else it, type_, mine)
+                self.dirty.add(k)
             elif r.spc2 or r.type != type_ or not self._holds(r, regs, it):
                 raise conflict()
             return None
@@ -240,6 +241,7 @@ class Reservations:
             if scope or r.type != type_:
                 raise ScsiError(sense.ILLEGAL_REQUEST, 0x26, 0x04)   # invalid release
             del self.held[k]
+            self.dirty.add(k)
             if r.type in (WR_EX_RO, EX_AC_RO, WR_EX_AR, EX_AC_AR):
                 self._ua(k, [n for n in regs if n != it], UA_RES_RELEASED)
             return None
@@ -309,7 +311,9 @@ class Reservations:
             self._ua(k, list(regs), UA_RES_RELEASED)
 
     def _bump(self, k):
+        # every change of the registrations (and so every PREEMPT and CLEAR) passes here
         self.gen[k] = (self.gen.get(k, 0) + 1) & 0xFFFFFFFF
+        self.dirty.add(k)
 
     def _ua(self, k, its, code):
         if its:

@@ -72,7 +72,7 @@ def test_a_session_s_reserve_6_ends_with_the_ports_it_came_through():
     assert run(ctl, C, c10(0x2A, 8, 1), bytes(512))[0] == 0
 
 
-def test_every_change_is_marked_for_the_partner_and_a_refused_one_too():
+def test_every_change_and_only_a_change_is_marked_for_the_partner():
     ctl = fw.boot()
     k = key0(ctl)
     p = ctl.core.pr
@@ -82,8 +82,15 @@ def test_every_change_is_marked_for_the_partner_and_a_refused_one_too():
     po(ctl, A, 6, sakey=5)
     assert p.dirty == {k}
     p.dirty.clear()
-    c, d = prout(0, rkey=9, sakey=6)                         # the wrong key: refused, told anyway
-    assert run(ctl, A, c, d)[0] == 0x18 and p.dirty == {k}
+    c, d = prout(0, rkey=9, sakey=6)                         # the wrong key: refused, nothing to tell
+    assert run(ctl, A, c, d)[0] == 0x18 and not p.dirty
+    po(ctl, A, 1, rkey=5, type_=pr.WR_EX)                    # RESERVE
+    assert p.dirty == {k}
+    p.dirty.clear()
+    po(ctl, A, 1, rkey=5, type_=pr.WR_EX)                    # the holder again: nothing changed
+    assert not p.dirty
+    po(ctl, A, 2, rkey=5, type_=pr.WR_EX)                    # RELEASE
+    assert p.dirty == {k}
     p.dirty.clear()
     ctl.nexus_lost(*A[:2])                                   # persistent: the registration stays
     assert not p.dirty and p.state(k)["regs"]
