@@ -278,7 +278,12 @@ class Pair:
                 self.waiting = True
                 self.ctl.events.log("warn", "PAIR: CONTROLLER %d WAITS FOR FAILBACK BY COMMAND" % self.me)
                 return
-            await self.claim_back()
+            if not await self.claim_back():
+                # lost before the partner let them go: they may still be its, so nothing is served
+                # here until the loss is decided (_partner_lost: taken over, or apart)
+                self.ctl.events.log("error", "PAIR: LINK LOST WHILE CONTROLLER %d GAVE BACK THIS "
+                                    "CONTROLLER'S DRIVES: NOTHING SERVED UNTIL THAT IS DECIDED" % self.other)
+                return
             self.ctl.took_back(self._handed())
         self.serving.add(self.me)
         self.settle_reservations()
@@ -287,16 +292,40 @@ class Pair:
         self.joined.set()
 
     async def join(self, wait_ms=BOOT_WAIT_MS):
-        # at boot: meet the partner, or take over its drives and ports when it does not answer
+        # at boot: meet the partner, or take over its drives and ports when it is gone. A partner
+        # that runs is never taken over from here, heard or not: while the two meet (a failback
+        # can take a while) or while the link does not come up, this controller waits
         try:
             await asyncio.wait_for_ms(self.joined.wait(), wait_ms)
+            return
         except asyncio.TimeoutError:
-            if self.waiting:
+            pass
+        told = False
+        while not self.joined.is_set() and not self.waiting and self.mode == ACTIVE:
+            if self.partner != UP and not await self._partner_runs():
+                await self.take_over("controller %d did not answer at boot" % self.other)
                 return
-            self.serving.add(self.me)
-            await self.ports.open_ports(self.me)
-            await self.take_over("controller %d did not answer at boot" % self.other)
-        self.joined.set()
+            if self.partner != UP and not told:
+                told = True
+                self.ctl.events.log("warn", "PAIR: CONTROLLER %d RUNS BUT IS NOT HEARD ON THE LINK: "
+                                    "NOTHING SERVED HERE UNTIL THE TWO MEET OR IT STOPS" % self.other)
+            try:
+                await asyncio.wait_for_ms(self.joined.wait(), 500)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _partner_runs(self):
+        # whether the partner's firmware runs (its process, and its disk heartbeat moving); one
+        # whose heartbeat stopped is reset (pair.md "Failover")
+        pid = self.partner_pid or self._pid_on_disk()
+        if not (pid and firmware_alive(pid, self.ctl.state_dir)):
+            return False
+        b0, _ = self.partner_beat()
+        await asyncio.sleep_ms(350)              # three heartbeats of the partner
+        if self.partner == UP or self.partner_beat()[0] != b0:
+            return True
+        await self._reset_and_wait(pid, "its heartbeat stopped")
+        return False
 
     def link_down(self, reason):
         if self.partner != UP:
@@ -811,11 +840,17 @@ class Pair:
         self.partner = partner
         self.ctl.events.log("error", "PAIR: FAILOVER: %s; CONTROLLER %d SERVES ITS DRIVES AND PORTS"
                             % (why, self.me))
+        # booting, or waiting for a failback: its own drives were the partner's too until now
+        own = self.me not in self.serving
+        self.waiting = False
         self.serving.add(self.other)
+        self.serving.add(self.me)
         self.settle_reservations()
         # the partner's sessions ended with it: their RESERVE(6/10) reservations with them
         self.pr.ports_lost([2 * self.other + p for p in range(nvram.PORTS)])
         self.ctl.take_over(self.partner_dir)
+        if own:
+            await self.ports.open_ports(self.me)
         await self.ports.open_ports(self.other)
         self._changed()
         self.joined.set()
