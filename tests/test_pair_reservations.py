@@ -17,7 +17,7 @@ from test_pair import pair  # noqa: F401  (the fixture)
 ISID_A = b"\x80\x00\x00\x00\xa0\x01"
 ISID_B = b"\x80\x00\x00\x00\xb0\x01"
 NODE_A, NODE_B = I.INITIATOR + ":node-a", I.INITIATOR + ":node-b"
-WR_EX, EX_AC = 1, 3
+WR_EX, EX_AC, WR_EX_RO = 1, 3, 5
 CONFLICT = 0x18
 
 
@@ -46,13 +46,13 @@ def settled(i, lun=0):
     raise AssertionError("TEST UNIT READY kept answering CHECK CONDITION: %r" % r)
 
 
-def prout(i, sa, rkey=0, sakey=0, type_=0):
+def prout(i, sa, rkey=0, sakey=0, type_=0, lun=0):
     cdb = bytes([0x5F, sa, type_, 0, 0, 0, 0, 0, 24, 0])
-    return i.command(0, cdb, data_out=struct.pack(">QQ", rkey, sakey) + bytes(8))["status"]
+    return i.command(lun, cdb, data_out=struct.pack(">QQ", rkey, sakey) + bytes(8))["status"]
 
 
-def prin(i, sa):
-    r = i.command(0, bytes([0x5E, sa, 0, 0, 0, 0, 0, 4, 0, 0]), read_len=1024)
+def prin(i, sa, lun=0):
+    r = i.command(lun, bytes([0x5E, sa, 0, 0, 0, 0, 0, 4, 0, 0]), read_len=1024)
     assert r["status"] == 0, r
     return r["data"]
 
@@ -135,3 +135,56 @@ def test_a_reserve_6_ends_with_the_sessions_of_a_controller_that_died_and_no_oth
     pair.kill(0)
     pair.wait(1, lambda s: s["serving"] == [0, 1], "serving both")
     assert write(settled(a)) == 0
+
+
+def test_no_reservation_changes_while_the_link_is_lost_and_none_lost_after(pair):
+    # controller 1's own drive: its reservations are made there and copied to controller 0
+    assert pair.c[1].command("sd_create", {"raid": 1, "slots": [6, 7], "mb": 8})["sd"] == 2
+    pair.c[1].command("lun_map", {"port": 0, "lun": 2, "sd": 2})
+    a, b = login(pair, 1, NODE_A, ISID_A), login(pair, 1, NODE_B, ISID_B)
+    for i in (a, b):
+        settled(i, 2)
+    assert prout(b, 0, sakey=0xB, lun=2) == 0
+    assert prout(a, 0, sakey=0xA, lun=2) == 0
+    assert prout(a, 1, rkey=0xA, type_=WR_EX_RO, lun=2) == 0        # registrants (b too) write
+    keys = prin(a, 0, lun=2)
+    pair.c[0].command("pair_link", {"state": "down"})
+    # controller 1 cannot tell controller 0 any more: a change now is refused (02/04/0A, retried
+    # by hosts), never answered GOOD and then lost when controller 1 stands down
+    r = a.command(2, bytes([0x5F, 4, WR_EX_RO, 0, 0, 0, 0, 0, 24, 0]),
+                  data_out=struct.pack(">QQ", 0xA, 0xB) + bytes(8))          # PREEMPT node b
+    assert r["status"] == 2 and r["sense"][2] & 0x0F == 2 and r["sense"][12:14] == b"\x04\x0a", r
+    pair.wait(0, lambda s: s["serving"] == [0, 1], "took over")
+    a = settled(login(pair, 1, NODE_A, ISID_A), 2)           # controller 1's portal, served by 0
+    assert prin(a, 0, lun=2) == keys                          # nothing was changed, nothing lost
+    assert prout(a, 4, rkey=0xA, sakey=0xB, type_=WR_EX_RO, lun=2) == 0   # decided: it goes through
+    b = settled(login(pair, 1, NODE_B, ISID_B), 2)
+    assert b.write(2, 0, b"x" * 512)["status"] == CONFLICT
+
+
+def test_a_reservation_changed_through_the_console_is_in_the_partner_s_memory_too(pair):
+    data = struct.pack(">QQ", 0, 0xC0) + bytes(8)
+    r = pair.c[0].command("cdb", {"cdb": bytes([0x5F, 0, 0, 0, 0, 0, 0, 0, 24, 0]).hex(),
+                                  "data": data.hex(), "port": 0, "lun": 0})       # REGISTER
+    assert r["status"] == 0, r
+    pair.kill(0)
+    pair.wait(1, lambda s: s["serving"] == [0, 1], "serving both")
+    a = settled(login(pair, 1, NODE_A, ISID_A))
+    assert prin(a, 0)[4:16] == struct.pack(">IQ", 8, 0xC0)
+
+
+def test_after_failback_the_partner_reads_a_reserved_backup_lun_through_its_holder(pair):
+    a, b = login(pair, 1, NODE_A, ISID_A), login(pair, 1, NODE_B, ISID_B)
+    assert a.write(0, 0, b"i" * 65536)["status"] == 0
+    pair.c[0].command("snapshot_start", {"sd": 0})
+    assert a.command(1, bytes([0x16, 0, 0, 0, 0, 0]))["status"] == 0     # RESERVE(6), backup LUN
+    pair.kill(0)
+    pair.wait(1, lambda s: s["serving"] == [0, 1], "serving both")
+    assert settled(b, 1).read(1, 0, 128)["status"] == CONFLICT
+    pair.restart(0)
+    pair.wait(1, lambda s: s["serving"] == [1] and s["partner"] == "UP", "gave back")
+    pair.wait(0, lambda s: s["serving"] == [0], "own drives again")
+    # controller 1 follows the snapshot and reads the backup LUN from the disks itself, except
+    # while its owner holds a reservation of it: it heard so when the owner took it back
+    assert settled(b, 1).read(1, 0, 128)["status"] == CONFLICT
+    assert settled(a, 1).read(1, 0, 128)["data"] == b"i" * 65536

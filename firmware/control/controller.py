@@ -369,7 +369,7 @@ class Controller:
         # execute for the console: on the partner (blocking) when it serves the drive
         if self.pair is not None and self.pair.routed(nexus, cdb):
             return self.pair.forward_blocking(nexus, cdb, data_out)
-        return self.core.execute(nexus, cdb, data_out)
+        return self.execute_here(nexus, cdb, data_out)     # (a reservation it changes is told)
 
     def transition_sense(self):
         return sense.fixed(sense.NOT_READY, 0x04, 0x0A)
@@ -388,8 +388,8 @@ class Controller:
         b.ticket = 0
         out = self.core.execute(nexus, cdb, data_out, buf)
         b.defer = False
-        if self.pair is not None:
-            self.pair.reservations_checked()
+        if self.pair is not None and not self.pair.reservations_checked():
+            return self.pair.transition()     # a reservation change the partner did not get: undone
         return out
 
     def io_thread(self):

@@ -157,7 +157,10 @@ class Pair:
         self.backup_reserved = False     # the partner holds a reservation of the backup LUN: its reads go there
         self.reserved_told = False       # what the partner was last told of reservations here
         self.pr = ctl.core.pr            # the SCSI core's reservations
-        self.held = self.pr.held         # (one dict for its life)
+        self.held = self.pr.held         # (one dict and set for its life)
+        self.dirty = self.pr.dirty
+        self.pr.hold = True              # until the partner is met, or gone (pair.md "Reservations ...")
+        self.undo = self.pr.undo = {}
         self.pr_copy = {}                # lukey -> pr state(): the partner's, as it last told them
         self.key = pair_key(ctl.state_dir, self.me)
         self.nonce = b""
@@ -254,6 +257,7 @@ class Pair:
         self.partner_pid, self.partner_serving = pid, serving
         was = self.partner
         self.partner = UP
+        self.pr.hold = False
         self.ctl.events.log("info", "PAIR: CONTROLLER %d %s (pid %d, NV generation %d)"
                             % (self.other, "REJOINED" if was == DEAD else "JOINED", pid, gen))
         # decided now, before a configuration from the partner can arrive and hide the conflict
@@ -331,6 +335,7 @@ class Pair:
         if self.partner != UP:
             return
         self.partner = UNKNOWN
+        self.pr.hold = True              # no reservation changes until it is decided
         self.backup_reserved = self.reserved_told = False     # told afresh when the two meet again
         self.ctl.events.log("error", "PAIR: LINK TO CONTROLLER %d LOST (%s)" % (self.other, reason))
         asyncio.create_task(self._partner_lost())
@@ -490,13 +495,19 @@ class Pair:
 
     def reservations_checked(self):
         # after every command and nexus event this controller executes, and when the two meet: a
-        # change in whether the backup LUN is reserved here reaches the partner before the answer,
-        # so that while it is, the partner sends its backup LUN reads here (pair.md)
+        # change of reservations, and a change in whether the backup LUN is reserved here, reach
+        # the partner before the answer, so that while it is, the partner sends its backup LUN
+        # reads here (pair.md). False: a change could not reach it and was undone (the command
+        # fails as in an ALUA transition, and is retried)
         held = self.held
-        if not held and not self.reserved_told and not self.pr.dirty:
-            return              # the usual case, on every command: nothing reserved, nothing said
-        if self.pr.dirty:
-            self._mirror_reservations(False)
+        if not held and not self.reserved_told and not self.dirty:
+            if self.undo:
+                self.undo.clear()   # (a command refused before it changed anything)
+            return True         # the usual case, on every command: nothing reserved, nothing said
+        if self.dirty and not self._mirror_reservations(False):
+            return False
+        if self.undo:
+            self.undo.clear()
         log_sd = self.ctl.engine.log_sd
         now = False
         if held and log_sd >= 0:
@@ -514,6 +525,7 @@ class Pair:
                 self.reserved_told = now
             except self.Down:
                 pass
+        return True
 
     async def _reservations_later(self):
         self.reservations_checked()
@@ -521,29 +533,38 @@ class Pair:
     # ---- reservations across the pair (pair.md "Reservations across the pair") ---------------------
     def _mirror_reservations(self, full):
         # the reservations of the logical units served here that changed (full: all of them) go
-        # into the partner's memory before the command that changed them is answered
+        # into the partner's memory before the command that changed them is answered; False: it
+        # did not get them, and the command's changes are undone (pr.roll_back)
         pr = self.pr
         if self.partner != UP:
-            pr.dirty.clear()            # it hears all of them when the two meet (_meet)
-            return
+            pr.dirty.clear()            # (taken over) it hears all of them when the two meet
+            pr.undo.clear()
+            return True
         if self.link.calling:
-            # inside a light handler while a call of ours waits: as soon as the loop runs again
+            # inside a light handler while a call of ours waits (an event, never a command): as
+            # soon as the loop runs again
             asyncio.create_task(self._reservations_later())
-            return
+            pr.undo.clear()
+            return True
         out = {}
         for k in (range(2 * nvram.MAX_SD) if full else pr.dirty):
             if self._serves_key(k):
                 out[str(k)] = pr.state(k)
         pr.dirty.clear()
         if not out:
-            return
+            pr.undo.clear()
+            return True
         try:
             ans = bytes(self.link.call(K_PRS, json.dumps(out).encode(), CALL_MS))
         except self.Down:
-            return                      # lost: the partner is taken over, or hears them when it meets
-        if ans != b"ok":
-            self.ctl.events.log("error", "PAIR: CONTROLLER %d REFUSED THE RESERVATIONS: %s"
-                                % (self.other, ans.decode()))
+            ans = b"lost"
+        if ans == b"ok":
+            pr.undo.clear()
+            return True
+        self.ctl.events.log("error", "PAIR: RESERVATIONS NOT IN CONTROLLER %d'S MEMORY (%r): THE COMMAND "
+                            "THAT CHANGED THEM IS UNDONE" % (self.other, ans[:60]))
+        pr.roll_back()
+        return False
 
     def _store_reservations(self, p):
         # the partner's reservations, kept to be served from here after a failover, failback or move
@@ -558,9 +579,14 @@ class Pair:
             if st is not None:
                 self.pr.check(st)
             got.append((k, st))
+        keys = self.pr.keys()
         for k, st in got:      # (checked whole before any is kept)
-            if self._serves_key(k):
-                continue       # served here: this controller's own state is the one
+            if k in keys:
+                # this controller serves it and has its own state (only a move under way can send
+                # it): that one stands
+                self.ctl.events.log("warn", "PAIR: RESERVATIONS OF LOGICAL UNIT %d FROM CONTROLLER %d "
+                                    "IGNORED: THIS CONTROLLER HOLDS THEM" % (k, self.other))
+                continue
             if st is None:
                 self.pr_copy.pop(k, None)
             else:
@@ -573,25 +599,30 @@ class Pair:
 
     def settle_reservations(self):
         # after a change of what is served where: each logical unit's reservations go to, or leave,
-        # the SCSI core here (a drive no longer defined keeps what it had, where it is)
+        # the SCSI core here (a drive no longer defined keeps what it had, where it is); then the
+        # partner hears whether the backup LUN is reserved here now
         pr, copy, sds = self.pr, self.pr_copy, self.ctl.cfg.sd
+        moved = False
         for k in list(copy):
             if sds[k >> 1] is not None and self._serves_key(k):
                 st = copy.pop(k)
                 if k not in pr.keys():
                     pr.load(k, st)
+                    moved = True
         for k in pr.keys():
             if sds[k >> 1] is not None and not self._serves_key(k):
                 st = pr.take(k)
+                moved = True
                 if st is not None:
                     copy[k] = st
+        if moved:
+            self.reservations_checked()
 
     def snapshot_changed(self, state):
         # the engine here began or ended a snapshot: the partner is told before the answer, so one
         # snapshot at a time holds pair-wide and its backup LUN answers there too (claims 9, 11)
         eng = self.ctl.engine
         self.snap_primary = eng.primary_sd if state == ACTIVE_SNAPSHOT else None
-        self.settle_reservations()       # the backup LUN is served where the primary is
         if state == ACTIVE_SNAPSHOT:
             self.exceptions.start()
         else:
@@ -608,6 +639,9 @@ class Pair:
                 self.link.call(K_SNAP, json.dumps(msg).encode(), CALL_MS)
             except self.Down:
                 pass
+        # the backup LUN is served where the primary is: its reservations come here (or leave)
+        # once the partner, answering, has stopped serving it (and told what it held)
+        self.settle_reservations()
 
     def announce_exceptions(self, c, slot, k):
         # a run of exceptions, in the partner's mirror memory before its copy begins and so
@@ -835,6 +869,7 @@ class Pair:
             os.system("kill -KILL %d" % pid)
 
     async def take_over(self, why, partner=DEAD):
+        self.pr.hold = False             # decided: this controller's reservations are the only ones
         if self.other in self.serving or self.mode == STOOD_DOWN:
             return
         self.partner = partner
@@ -846,8 +881,9 @@ class Pair:
         self.serving.add(self.other)
         self.serving.add(self.me)
         self.settle_reservations()
-        # the partner's sessions ended with it: their RESERVE(6/10) reservations with them
-        self.pr.ports_lost([2 * self.other + p for p in range(nvram.PORTS)])
+        # the sessions at the portals the partner served ended with it: their RESERVE(6/10) too
+        homes = self.partner_serving | {self.other}
+        self.pr.ports_lost([2 * h + p for h in homes for p in range(nvram.PORTS)])
         self.ctl.take_over(self.partner_dir)
         if own:
             await self.ports.open_ports(self.me)

@@ -66,6 +66,10 @@ class Reservations:
         self.regs = {}      # lukey -> {it: key}
         self.gen = {}       # lukey -> PRgeneration
         self.dirty = set()  # lukeys changed since the partner of a pair was told (empty: simplex)
+        # of a pair while its partner is lost and not yet taken over: a change could not reach
+        # it, so none is made (02/04/0A, retried by hosts as any ALUA transition)
+        self.hold = False
+        self.undo = None    # of a pair: lukey -> state() before the command being run (_held_back)
 
     # ---- access check (called by scsi.Core only while some LU is reserved) ----------------------
     def blocks(self, lu, it, flags):
@@ -113,6 +117,7 @@ class Reservations:
         if cdb[0] == 0x16 and cdb[1] & 0x1F or cdb[0] == 0x56 and cdb[1] & 0x13:
             raise sense.invalid_field(1)    # extents, third-party and long ids are not supported
         k = lukey(lu)
+        self._held_back(k)
         if self.regs.get(k):
             raise conflict()                # persistent registrations exclude RESERVE
         r = self.held.get(k)
@@ -126,6 +131,7 @@ class Reservations:
         if cdb[0] == 0x17 and cdb[1] & 0x1F or cdb[0] == 0x57 and cdb[1] & 0x13:
             raise sense.invalid_field(1)
         k = lukey(lu)
+        self._held_back(k)
         r = self.held.get(k)
         if r is not None and not r.spc2:
             raise conflict()
@@ -202,6 +208,7 @@ class Reservations:
         if p[20] & 0x0D:
             raise sense.invalid_param(20)   # SPEC_I_PT, ALL_TG_PT, APTPL: not supported
         k = lukey(lu)
+        self._held_back(k)
         regs = self.regs.get(k)
         if regs is None:
             regs = self.regs[k] = {}
@@ -277,6 +284,23 @@ class Reservations:
         return None
 
     # ---- helpers ----------------------------------------------------------------------------
+    def _held_back(self, k):
+        # before a command that may change LU k's reservations: refused while they are held, and
+        # of a pair, what they were is kept until the partner has the change (undo)
+        if self.hold:
+            raise ScsiError(sense.NOT_READY, 0x04, 0x0A)
+        if self.undo is not None and k not in self.undo:
+            self.undo[k] = self.state(k)
+
+    def roll_back(self):
+        # the partner did not get the changes: they are not made (their commands fail, retryable)
+        for k, st in self.undo.items():
+            if st is None:
+                self.take(k)
+            else:
+                self.load(k, st)
+        self.undo.clear()
+
     def _holds(self, r, regs, it):
         return r.holder == it or (r.type >= WR_EX_AR and it in regs)
 
@@ -397,7 +421,8 @@ def _parse(st):
     res = st.get("res")
     if res is None:
         return regs, None, gen
-    if type(res) is not list or len(res) != 4 or res[0] not in (0, 1):
+    if type(res) is not list or len(res) != 4 or type(res[0]) is not int or res[0] not in (0, 1) \
+            or type(res[2]) is not int:
         raise ValueError("not a reservation: %r" % (res,))
     spc2 = res[0] == 1
     holder = None if res[1] is None else _it_in(res[1])

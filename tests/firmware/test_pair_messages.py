@@ -3,6 +3,7 @@
 # never waits out its timeout, and it carries on.
 import json
 from control import pair as P
+from endpoints.link import link as L
 from test_menu_pair import controller
 
 
@@ -179,3 +180,75 @@ def test_the_partner_s_reservations_are_kept_whole_or_refused_whole():
     p.serving = set()
     p.settle_reservations()
     assert p.pr_copy == {0: st} and 0 not in ctl.core.pr.keys()
+
+
+class Calls(Replies):
+    # a link that also makes calls: `answer(kind, payload)` gives each one's reply (or raises
+    # LinkDown); light frames the partner sends meanwhile are handled inside, as the link does
+    def __init__(self, answer):
+        Replies.__init__(self)
+        self.calling = False
+        self.calls = []
+        self.answer = answer
+
+    def call(self, kind, payload, ms):
+        self.calls.append((kind, bytes(payload)))
+        return self.answer(kind, payload)
+
+
+def register(ctl, key):
+    c = bytes([0x5F, 6, 0, 0, 0, 0, 0, 0, 24, 0])
+    return ctl.execute_here(("iqn.test:h", 0, 0), c, bytes(8) + key.to_bytes(8, "big") + bytes(8))
+
+
+def test_a_reservation_change_the_partner_does_not_get_is_undone_and_fails_retryably():
+    ctl = partner_up()
+    p = ctl.pair
+    p.serving = {0}
+    p.pr.hold = False                        # (as once the two met)
+    lost = [True]
+
+    def answer(kind, payload):
+        if lost[0]:
+            raise L.LinkDown("lost")
+        return b"ok"
+
+    p.link = Calls(answer)
+    st, sn, _ = register(ctl, 0x77)
+    assert (st, bytes(sn[2:3]), bytes(sn[12:14])) == (2, b"\x02", b"\x04\x0a"), (st, sn)
+    assert ctl.core.pr.state(0) is None                       # undone
+    assert any("RESERVATIONS NOT IN CONTROLLER 1'S MEMORY" in e["text"] for e in ctl.events.recent(8))
+    lost[0] = False
+    assert register(ctl, 0x77)[0] == 0
+    told = json.loads(p.link.calls[-1][1])
+    assert p.link.calls[-1][0] == P.K_PRS and told["0"] == ctl.core.pr.state(0)
+    assert told["0"]["regs"][0][1] == 0x77
+    # while the partner is lost and not yet decided, nothing is changed at all
+    p.link_down("socket error: ECONNRESET")
+    n = len(p.link.calls)
+    assert register(ctl, 0x78)[0] == 2 and len(p.link.calls) == n
+    assert ctl.core.pr.state(0)["regs"][0][1] == 0x77
+
+
+def test_the_backup_lun_s_reservations_come_over_once_the_partner_has_stopped_serving_it():
+    # a snapshot starts here while the log drive is the partner's: it serves the backup LUN until
+    # it answers the snapshot message, and a change it makes meanwhile arrives inside that call
+    ctl = partner_up()
+    p = ctl.pair
+    eng = ctl.engine
+    log = eng.log_sd
+    ctl.cfg.sd[log].affinity = 1
+    p.serving = {0}
+    ks = [log * 2, log * 2 + 1]
+    st = {"gen": 2, "regs": [[["iqn.h", 2], 9]], "res": [0, ["iqn.h", 2], 3, 9]}
+    p.pr_copy = {k: {"gen": 1, "regs": [], "res": None} for k in ks}      # what it said before
+
+    def answer(kind, payload):
+        if kind == P.K_SNAP:    # its last change, told before its answer
+            p.frame(P.K_PRS, 50, memoryview(json.dumps({str(k): st for k in ks}).encode()))
+        return b"ok"
+
+    p.link = Calls(answer)
+    eng.primary_sd = 0
+    p.snapshot_changed(P.ACTIVE_SNAPSHOT)
+    assert [ctl.core.pr.state(k) for k in ks] == [st, st] and p.pr_copy == {}
