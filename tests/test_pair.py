@@ -35,13 +35,14 @@ def pair(tmp_path):
     p.kill()
 
 
-def host(pair, n, port=0, name=I.INITIATOR):
-    """An initiator logged in at controller n's host port `port` (its board-file address)."""
+def host(pair, n, port=0, name=I.INITIATOR, isid=None):
+    """An initiator logged in at controller n's host port `port` (its board-file address); with
+    `isid`, the same I_T nexus each time, as open-iscsi keeps its ISID across logins."""
     h, p = pair.portal(n, port)
     deadline = time.time() + 30
     while True:
         try:
-            i = I.Initiator(h, p, name=name)
+            i = I.Initiator(h, p, name=name, isid=isid)
             i.login()
             return i
         except (OSError, I.ISCSIError):

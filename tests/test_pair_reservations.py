@@ -6,13 +6,14 @@ serves the drive. Proven here: a reservation made through either controller is i
 memory before it is answered, so after the owner is killed the survivor fences the same hosts and
 reports the same keys and generation; what changed on the survivor goes back with the drive at
 failback; a drive moved by command takes its reservations along; a RESERVE(6) ends with the
-sessions of a controller that died, and holds for the sessions that did not.
+sessions of a controller that died, and holds for the sessions that did not; while the link is
+lost no change is made (none is answered and then lost); a change through the console is told
+too; after a failback the partner hears that the backup LUN is reserved.
 """
 import struct
-import time
 
 import test_iscsi_initiator as I
-from test_pair import pair  # noqa: F401  (the fixture)
+from test_pair import pair, host  # noqa: F401  (the fixture)
 
 ISID_A = b"\x80\x00\x00\x00\xa0\x01"
 ISID_B = b"\x80\x00\x00\x00\xb0\x01"
@@ -21,20 +22,8 @@ WR_EX, EX_AC, WR_EX_RO = 1, 3, 5
 CONFLICT = 0x18
 
 
-def login(pair, n, name, isid, port=0):
-    """A session at controller n's portal `port`, with a fixed ISID as open-iscsi keeps one: the
-    same I_T nexus again after the host logs in anew."""
-    h, p = pair.portal(n, port)
-    deadline = time.time() + 30
-    while True:
-        try:
-            i = I.Initiator(h, p, name=name, isid=isid)
-            i.login()
-            return i
-        except (OSError, I.ISCSIError):
-            if time.time() > deadline:
-                raise
-            time.sleep(0.02)      # the portal is being taken over: hosts retry the same way
+def login(pair, n, name, isid):
+    return host(pair, n, name=name, isid=isid)
 
 
 def settled(i, lun=0):
