@@ -232,6 +232,28 @@ def test_a_cut_link_makes_controller_1_stand_down_and_no_drive_is_written_by_bot
     assert any("STANDS DOWN" in t for t in events(pair.c[1]))
     assert any("stood down after the link was lost" in t for t in events(pair.c[0]))
     assert st0["partner"] == "LINK LOST"
+    # nor through the console of the one that stood down (it serves nothing: 02/04/0B, standby)
+    w = bytes([0x2A, 0, 0, 0, 0, 8, 0, 0, 1, 0])
+    r = pair.c[1].command("cdb", {"cdb": w.hex(), "data": (b"c" * 512).hex(), "port": 0, "lun": 0})
+    sense = bytes.fromhex(r["sense"])
+    assert r["status"] == 2 and (sense[2] & 0x0F, sense[12], sense[13]) == (2, 0x04, 0x0B), r
+    assert pair.c[1].command("pair_status")["disk_writes"] == frozen
+
+
+def test_a_controller_restarted_beside_one_that_stood_down_serves_both_whether_the_link_heals_or_not(pair):
+    # the survivor of a cut link is restarted; the one that stood down lives on, serving nothing
+    pair.c[1].command("pair_link", {"state": "down"})     # held by controller 1: it stays cut
+    pair.wait(0, lambda s: s["serving"] == [0, 1], "took over")
+    pair.kill(0)
+    pair.restart(0)                                        # not heard: taken over, never reset
+    st = pair.wait(0, lambda s: s["serving"] == [0, 1], "serving both")
+    assert st["partner"] == "LINK LOST" and pair.c[1].proc.poll() is None
+    pair.c[1].command("pair_link", {"state": "up"})
+    pair.kill(0)
+    pair.restart(0)                                        # the link heals: they meet
+    st = pair.wait(0, lambda s: s["serving"] == [0, 1] and s["partner"] == "UP", "met, serving both")
+    assert pair.c[1].command("pair_status")["serving"] == []
+    assert host(pair, 1).write(0, 8, b"m" * 512)["status"] == 0
 
 
 def test_a_simplex_board_has_no_pair_commands(board):

@@ -367,8 +367,12 @@ class Controller:
 
     def execute_here_or_there(self, nexus, cdb, data_out=None):
         # execute for the console: on the partner (blocking) when it serves the drive
-        if self.pair is not None and self.pair.routed(nexus, cdb):
-            return self.pair.forward_blocking(nexus, cdb, data_out)
+        if self.pair is not None:
+            if self.pair.mode != pairmod.ACTIVE:
+                # stood down: serves no drive, not even for the console (the partner writes them)
+                return 2, sense.fixed(sense.NOT_READY, 0x04, 0x0B), b""
+            if self.pair.routed(nexus, cdb):
+                return self.pair.forward_blocking(nexus, cdb, data_out)
         return self.execute_here(nexus, cdb, data_out)     # (a reservation it changes is told)
 
     def transition_sense(self):
@@ -388,8 +392,13 @@ class Controller:
         b.ticket = 0
         out = self.core.execute(nexus, cdb, data_out, buf)
         b.defer = False
-        if self.pair is not None and not self.pair.reservations_checked():
-            return self.pair.transition()     # a reservation change the partner did not get: undone
+        if self.pair is not None:
+            pr = self.core.pr
+            if not self.pair.reservations_checked():
+                pr.roll_back()                # a reservation change the partner did not get
+                return self.pair.transition()
+            if pr.undo:
+                pr.commit()                   # (its unit attentions are posted now)
         return out
 
     def io_thread(self):

@@ -160,12 +160,14 @@ class Pair:
         self.held = self.pr.held         # (one dict and set for its life)
         self.dirty = self.pr.dirty
         self.pr.hold = True              # until the partner is met, or gone (pair.md "Reservations ...")
-        self.undo = self.pr.undo = {}
+        self.pr.undo = {}
         self.pr_copy = {}                # lukey -> pr state(): the partner's, as it last told them
         self.key = pair_key(ctl.state_dir, self.me)
         self.nonce = b""
         self.hello_in = None
         self.handed = []                 # long operations the partner handed over at failback
+        self.reclaim = False             # a claim of this controller's drives (GIVE) not seen through
+        self.partner_stood = False       # the partner said it stood down (it serves nothing till it restarts)
         self.giving = 0                  # failbacks here (give_back), running or waiting: a lost partner waits for them
         self._failback = asyncio.Lock()
 
@@ -225,7 +227,7 @@ class Pair:
         try:
             h = json.loads(bytes(payload))
             self.hello_in = (int(h["generation"]), int(h["pid"]), set(h["serving"]),
-                             int(h.get("agreed", -1)), int(h.get("image", -1)))
+                             int(h.get("agreed", -1)), int(h.get("image", -1)), h.get("mode") == STOOD_DOWN)
             theirs = bytes.fromhex(h["nonce"])
         except (ValueError, KeyError, TypeError):
             self.ctl.events.log("error", "PAIR: PARTNER'S HELLO UNREADABLE; LINK DROPPED")
@@ -252,7 +254,7 @@ class Pair:
                                 "LINK DROPPED")
             self.link.drop("failed authentication")
             return b"refused"
-        gen, pid, serving, agreed, image = self.hello_in
+        gen, pid, serving, agreed, image, self.partner_stood = self.hello_in
         self.hello_in = None
         self.partner_pid, self.partner_serving = pid, serving
         was = self.partner
@@ -274,24 +276,33 @@ class Pair:
         self._mirror_reservations(True)     # all of them: the partner may have none, or old ones
         self.reservations_checked()
         self._follow_if_theirs()
-        if self.joined.is_set():
-            return
-        if self.me in self.partner_serving:
-            # restarted while the partner served this controller's drives and ports
-            if manual_failback(self.ctl.cfg):
-                self.waiting = True
-                self.ctl.events.log("warn", "PAIR: CONTROLLER %d WAITS FOR FAILBACK BY COMMAND" % self.me)
-                return
-            if not await self.claim_back():
-                # lost before the partner let them go: they may still be its, so nothing is served
-                # here until the loss is decided (_partner_lost: taken over, or apart)
-                self.ctl.events.log("error", "PAIR: LINK LOST WHILE CONTROLLER %d GAVE BACK THIS "
-                                    "CONTROLLER'S DRIVES: NOTHING SERVED UNTIL THAT IS DECIDED" % self.other)
-                return
+        if self.joined.is_set() or self.mode != ACTIVE:
+            return                       # (stood down while booting: serves nothing until restarted)
+        if self.me in self.partner_serving or self.reclaim:
+            # restarted while the partner served this controller's drives and ports (or a claim
+            # of them was cut short: the partner may have given them back, long operations too)
+            if self.me in self.partner_serving:
+                if manual_failback(self.ctl.cfg) and not self.reclaim:
+                    self.waiting = True
+                    self.ctl.events.log("warn", "PAIR: CONTROLLER %d WAITS FOR FAILBACK BY COMMAND" % self.me)
+                    return
+                self.reclaim = True
+                if not await self.claim_back():
+                    # lost before the partner let them go: they may still be its, so nothing is
+                    # served here until the loss is decided (_partner_lost: taken over, or apart)
+                    self.ctl.events.log("error", "PAIR: LINK LOST WHILE CONTROLLER %d GAVE BACK THIS "
+                                        "CONTROLLER'S DRIVES: NOTHING SERVED UNTIL THAT IS DECIDED"
+                                        % self.other)
+                    return
+            self.reclaim = False
             self.ctl.took_back(self._handed())
         self.serving.add(self.me)
         self.settle_reservations()
         await self.ports.open_ports(self.me)
+        if self.partner_stood:
+            # (this one restarted while its partner had stood down, the link since healed): the
+            # partner's drives are served here, as when it stood down
+            await self.take_over("controller %d stood down" % self.other, UP)
         self._changed()
         self.joined.set()
 
@@ -305,31 +316,36 @@ class Pair:
         except asyncio.TimeoutError:
             pass
         told = False
+        # (until joined: a take-over under way elsewhere, _partner_lost's, ends with that too)
         while not self.joined.is_set() and not self.waiting and self.mode == ACTIVE:
-            if self.partner != UP and not await self._partner_runs():
-                await self.take_over("controller %d did not answer at boot" % self.other)
-                return
-            if self.partner != UP and not told:
-                told = True
-                self.ctl.events.log("warn", "PAIR: CONTROLLER %d RUNS BUT IS NOT HEARD ON THE LINK: "
-                                    "NOTHING SERVED HERE UNTIL THE TWO MEET OR IT STOPS" % self.other)
+            if self.partner != UP and self.other not in self.serving:
+                how = await self._partner_runs()
+                if how != UP:
+                    await self.take_over("controller %d did not answer at boot" % self.other, how)
+                    continue
+                if not told:
+                    told = True
+                    self.ctl.events.log("warn", "PAIR: CONTROLLER %d RUNS BUT IS NOT HEARD ON THE LINK: "
+                                        "NOTHING SERVED HERE UNTIL THE TWO MEET OR IT STOPS" % self.other)
             try:
                 await asyncio.wait_for_ms(self.joined.wait(), 500)
             except asyncio.TimeoutError:
                 pass
 
     async def _partner_runs(self):
-        # whether the partner's firmware runs (its process, and its disk heartbeat moving); one
-        # whose heartbeat stopped is reset (pair.md "Failover")
+        # the partner's firmware as a booting controller finds it: UP while it runs and serves
+        # (its process there, its disk heartbeat moving), APART when it stood down (it serves
+        # nothing), DEAD when it is gone or was hung (then reset: pair.md "Failover")
         pid = self.partner_pid or self._pid_on_disk()
         if not (pid and firmware_alive(pid, self.ctl.state_dir)):
-            return False
-        b0, _ = self.partner_beat()
+            return DEAD
+        b0, mode = self.partner_beat()
         await asyncio.sleep_ms(350)              # three heartbeats of the partner
-        if self.partner == UP or self.partner_beat()[0] != b0:
-            return True
+        b1, mode = self.partner_beat()
+        if self.partner == UP or b1 != b0:
+            return APART if mode == STOOD_DOWN else UP
         await self._reset_and_wait(pid, "its heartbeat stopped")
-        return False
+        return DEAD
 
     def link_down(self, reason):
         if self.partner != UP:
@@ -501,13 +517,9 @@ class Pair:
         # fails as in an ALUA transition, and is retried)
         held = self.held
         if not held and not self.reserved_told and not self.dirty:
-            if self.undo:
-                self.undo.clear()   # (a command refused before it changed anything)
             return True         # the usual case, on every command: nothing reserved, nothing said
         if self.dirty and not self._mirror_reservations(False):
             return False
-        if self.undo:
-            self.undo.clear()
         log_sd = self.ctl.engine.log_sd
         now = False
         if held and log_sd >= 0:
@@ -519,7 +531,7 @@ class Pair:
                 # inside a light handler while a call waits (an event that can only end a
                 # reservation): the partner hears it as soon as the loop runs again
                 asyncio.create_task(self._reservations_later())
-                return
+                return True
             try:
                 self.link.call(K_RESV, b"\x01" if now else b"\x00", CALL_MS)
                 self.reserved_told = now
@@ -534,17 +546,15 @@ class Pair:
     def _mirror_reservations(self, full):
         # the reservations of the logical units served here that changed (full: all of them) go
         # into the partner's memory before the command that changed them is answered; False: it
-        # did not get them, and the command's changes are undone (pr.roll_back)
+        # did not get them (Controller.execute_here then undoes the command's changes)
         pr = self.pr
         if self.partner != UP:
             pr.dirty.clear()            # (taken over) it hears all of them when the two meet
-            pr.undo.clear()
             return True
         if self.link.calling:
             # inside a light handler while a call of ours waits (an event, never a command): as
             # soon as the loop runs again
             asyncio.create_task(self._reservations_later())
-            pr.undo.clear()
             return True
         out = {}
         for k in (range(2 * nvram.MAX_SD) if full else pr.dirty):
@@ -552,18 +562,15 @@ class Pair:
                 out[str(k)] = pr.state(k)
         pr.dirty.clear()
         if not out:
-            pr.undo.clear()
             return True
         try:
             ans = bytes(self.link.call(K_PRS, json.dumps(out).encode(), CALL_MS))
         except self.Down:
             ans = b"lost"
         if ans == b"ok":
-            pr.undo.clear()
             return True
         self.ctl.events.log("error", "PAIR: RESERVATIONS NOT IN CONTROLLER %d'S MEMORY (%r): THE COMMAND "
                             "THAT CHANGED THEM IS UNDONE" % (self.other, ans[:60]))
-        pr.roll_back()
         return False
 
     def _store_reservations(self, p):
@@ -612,6 +619,10 @@ class Pair:
         for k in pr.keys():
             if sds[k >> 1] is not None and not self._serves_key(k):
                 st = pr.take(k)
+                if k in pr.undo:
+                    # a command here changed it and waits for the partner to take that: the
+                    # partner has it as it was before (the command fails if it is not taken)
+                    st = pr.undo.pop(k)
                 moved = True
                 if st is not None:
                     copy[k] = st
@@ -831,9 +842,12 @@ class Pair:
             return
         b0, _ = self.partner_beat()
         await asyncio.sleep_ms(350)              # three heartbeats of the partner
-        if self.partner == UP:
-            return                               # the link came back
+        if self.partner != UNKNOWN:
+            return                               # the link came back, or a boot's take-over decided
         b1, mode = self.partner_beat()
+        if not firmware_alive(pid, self.ctl.state_dir):
+            await self.take_over("controller %d is gone" % self.other)     # (since it was looked at)
+            return
         if b1 == b0:
             await self._reset_and_wait(pid, "its heartbeat stopped")
             await self.take_over("controller %d hung and was reset" % self.other)
@@ -875,9 +889,10 @@ class Pair:
         self.partner = partner
         self.ctl.events.log("error", "PAIR: FAILOVER: %s; CONTROLLER %d SERVES ITS DRIVES AND PORTS"
                             % (why, self.me))
-        # booting, or waiting for a failback: its own drives were the partner's too until now
+        # booting, or waiting for a failback: its own drives were the partner's too until now,
+        # and with them long operations it may have handed over before it was lost
         own = self.me not in self.serving
-        self.waiting = False
+        self.waiting = self.reclaim = False
         self.serving.add(self.other)
         self.serving.add(self.me)
         self.settle_reservations()
@@ -885,6 +900,8 @@ class Pair:
         homes = self.partner_serving | {self.other}
         self.pr.ports_lost([2 * h + p for h in homes for p in range(nvram.PORTS)])
         self.ctl.take_over(self.partner_dir)
+        if self.handed:
+            self.ctl.lop_mgr.adopt_saved(self._handed(), "FAILBACK")
         if own:
             await self.ports.open_ports(self.me)
         await self.ports.open_ports(self.other)

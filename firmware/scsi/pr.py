@@ -70,6 +70,7 @@ class Reservations:
         # it, so none is made (02/04/0A, retried by hosts as any ALUA transition)
         self.hold = False
         self.undo = None    # of a pair: lukey -> state() before the command being run (_held_back)
+        self.later = []     # of a pair: the unit attentions that command posts once it is told
 
     # ---- access check (called by scsi.Core only while some LU is reserved) ----------------------
     def blocks(self, lu, it, flags):
@@ -293,13 +294,22 @@ class Reservations:
             self.undo[k] = self.state(k)
 
     def roll_back(self):
-        # the partner did not get the changes: they are not made (their commands fail, retryable)
+        # the partner did not get the changes: they are not made (their commands fail, retryable),
+        # nor heard of by the nexuses they would have reached
         for k, st in self.undo.items():
             if st is None:
                 self.take(k)
             else:
                 self.load(k, st)
         self.undo.clear()
+        self.later.clear()
+
+    def commit(self):
+        # the partner has the changes: the command's unit attentions go out
+        self.undo.clear()
+        for k, its, code in self.later:
+            self.core.unit_attention(k, its, code)
+        self.later.clear()
 
     def _holds(self, r, regs, it):
         return r.holder == it or (r.type >= WR_EX_AR and it in regs)
@@ -341,7 +351,10 @@ class Reservations:
 
     def _ua(self, k, its, code):
         if its:
-            self.core.unit_attention(k, its, code)
+            if self.undo is not None:
+                self.later.append((k, its, code))     # (of a pair: commit)
+            else:
+                self.core.unit_attention(k, its, code)
 
     # ---- a pair's copy (control/pair.md "Reservations across the pair") -------------------------
     def keys(self):

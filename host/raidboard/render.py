@@ -42,6 +42,7 @@ ASC = {
     (0x55, 0x03): "insufficient resources",
     (0x04, 0x04): "logical unit not ready, format in progress",
     (0x04, 0x0A): "logical unit not accessible, asymmetric access state transition (retry)",
+    (0x04, 0x0B): "logical unit not accessible, target port in standby state",
     (0x2A, 0x03): "reservations preempted",
     (0x2A, 0x04): "reservations released",
     (0x2A, 0x05): "registrations preempted",

@@ -4,6 +4,7 @@
 import json
 from control import pair as P
 from endpoints.link import link as L
+from scsi import pr as prmod
 from test_menu_pair import controller
 
 
@@ -252,3 +253,76 @@ def test_the_backup_lun_s_reservations_come_over_once_the_partner_has_stopped_se
     eng.primary_sd = 0
     p.snapshot_changed(P.ACTIVE_SNAPSHOT)
     assert [ctl.core.pr.state(k) for k in ks] == [st, st] and p.pr_copy == {}
+
+
+
+def prout(ctl, nexus, sa, rkey=0, sakey=0, type_=0):
+    c = bytes([0x5F, sa, type_, 0, 0, 0, 0, 0, 24, 0])
+    return ctl.execute_here(nexus, c, rkey.to_bytes(8, "big") + sakey.to_bytes(8, "big") + bytes(8))
+
+
+def test_an_undone_preempt_is_not_heard_of_by_the_node_it_would_have_preempted():
+    ctl = partner_up()
+    p = ctl.pair
+    p.serving = {0}
+    p.pr.hold = False
+    lost = [False]
+
+    def answer(kind, payload):
+        if lost[0]:
+            raise L.LinkDown("lost")
+        return b"ok"
+
+    p.link = Calls(answer)
+    a, b = ("iqn.test:a", 0, 0), ("iqn.test:b", 0, 0)
+    assert prout(ctl, a, 0, sakey=0xA)[0] == 0 and prout(ctl, b, 0, sakey=0xB)[0] == 0
+    assert prout(ctl, b, 1, rkey=0xB, type_=1)[0] == 0
+    before = ctl.core.pr.state(0)
+    lost[0] = True
+    assert prout(ctl, a, 4, rkey=0xA, sakey=0xB, type_=1)[0] == 2     # PREEMPT b: undone
+    assert ctl.core.pr.state(0) == before
+    lost[0] = False
+    assert ctl.execute_here(b, bytes(6), None)[0] == 0                 # no 2A/05 for b
+    assert prout(ctl, a, 4, rkey=0xA, sakey=0xB, type_=1)[0] == 0     # told: done, and heard
+    st, sn, _ = ctl.execute_here(b, bytes(6), None)
+    assert st == 2 and bytes(sn[12:14]) == b"\x2a\x05"
+
+
+def test_a_change_undone_stays_undone_when_its_logical_unit_moves_during_the_telling():
+    # the partner starts a snapshot of its primary while this controller's PRS call waits: the
+    # backup LUN's reservations leave here inside that call; then the call fails. The host is
+    # told to retry, so the partner's copy must not have the change either
+    ctl = partner_up()
+    p = ctl.pair
+    log = ctl.engine.log_sd
+    ctl.cfg.sd[log].affinity = 0
+    ctl.cfg.sd[0].affinity = 1               # the primary is the partner's
+    p.serving = {0}
+    p.pr.hold = False
+    bk = log * 2 + 1                         # the backup LUN (LUN 1)
+
+    def answer(kind, payload):
+        if kind == P.K_PRS:
+            msg = {"state": 1, "primary": 0, "snap_id": 1, "generation": 1, "started": 0, "last": 0}
+            p.frame(P.K_SNAP, 60, memoryview(json.dumps(msg).encode()))     # light: inside the call
+            raise L.LinkDown("lost")
+        return b"ok"
+
+    p.link = Calls(answer)
+    assert p._serves_key(bk)
+    st, sn, _ = prout(ctl, ("iqn.test:h", 0, 1), 6, sakey=0x77)
+    assert st == 2 and bytes(sn[12:14]) == b"\x04\x0a"
+    assert ctl.core.pr.state(bk) is None and p.pr_copy.get(bk) is None, p.pr_copy
+    assert not ctl.core.pr.undo
+
+
+def test_a_telling_put_off_inside_a_call_is_not_a_failure():
+    # (a light handler, inside a call of ours: RESV goes out once the loop runs again)
+    ctl = partner_up()
+    p = ctl.pair
+    p.serving = {0}
+    log = ctl.engine.log_sd
+    p.pr.held[log * 2 + 1] = prmod.Res(True, ("iqn.x", 0), 0, 0)      # the backup LUN reserved here
+    p.link = Calls(lambda k, pl: b"ok")
+    p.link.calling = True
+    assert p.reservations_checked() is True
