@@ -35,10 +35,13 @@ K_NEXUS = const(26)      # task management or the end of a session, for the nexu
 K_LOPS = const(27)       # the long operations handed over with the drives at failback (JSON); no reply
 K_RESV = const(28)       # the backup LUN is reserved (b"\x01") or not (b"\x00") on the snapshot's owner; b"ok"
 K_PRS = const(29)        # reservations of logical units the sender serves (JSON); b"ok"
+K_QUERY = const(30)      # as K_CMD, for a command that only reads (QUERIES): light, so two asking
+                         # each other at once (status screens during a failback) do not wait 5 s
 
-REQUESTS = (K_CFG, K_FWD, K_CMD, K_SNAP, K_NEXUS, K_RESV, K_PRS)   # answered with a REPLY
+REQUESTS = (K_CFG, K_FWD, K_CMD, K_SNAP, K_NEXUS, K_RESV, K_PRS, K_QUERY)   # answered with a REPLY
 REFUSED = b"refused"    # the REPLY to a request that could not be read
-LIGHT = (K_CFG, K_DISK, K_STATE, K_SNAP, K_AUTH, K_NEXUS, K_LOPS, K_RESV, K_PRS)   # handled at once, even inside a blocking call
+LIGHT = (K_CFG, K_DISK, K_STATE, K_SNAP, K_AUTH, K_NEXUS, K_LOPS, K_RESV, K_PRS, K_QUERY)   # handled at once, even inside a blocking call
+QUERIES = ("snapshot_status", "snapshot_map")   # firmware commands a partner runs as K_QUERY
 # what a backup LUN answers from the disks on either controller (claim 12): it is read-only
 BACKUP_READS = (0x00, 0x08, 0x28, 0xA8, 0x88, 0x25, 0x9E, 0x1A, 0x5A)
 # answered by the controller a host asked, whoever owns the drive: they describe the port
@@ -100,6 +103,14 @@ def _key_there(path):
         return os.stat(path)[6] == 32
     except OSError:
         return False
+
+
+def _query(payload):
+    # a K_QUERY runs inline (light): only a command that reads, nothing that may call the partner
+    d = json.loads(bytes(payload))
+    if type(d) is not dict or d.get("name") not in QUERIES:
+        raise ValueError("not a query")
+    return True
 
 
 def manual_failback(cfg):
@@ -388,7 +399,7 @@ class Pair:
             self._reply(seq, self._follow_snapshot(payload))
         elif kind == K_FWD:
             self._reply(seq, self._execute_forwarded(payload))
-        elif kind == K_CMD:
+        elif kind == K_CMD or kind == K_QUERY and _query(payload):
             self._reply(seq, self._command_forwarded(payload))
         elif kind == K_LOPS:
             ops = json.loads(bytes(payload))
@@ -786,7 +797,8 @@ class Pair:
     def remote_command(self, name, args):
         # run a firmware command on the partner (blocking: the console waits for it)
         try:
-            r = json.loads(bytes(self.link.call(K_CMD, json.dumps({"name": name, "args": args}).encode(), CALL_MS)))
+            r = json.loads(bytes(self.link.call(K_QUERY if name in QUERIES else K_CMD,
+                                                json.dumps({"name": name, "args": args}).encode(), CALL_MS)))
         except self.Down:
             raise CmdError("PARTNER_LOST", "controller %d serves this drive and did not answer" % self.other)
         except ValueError:      # REFUSED (pair.md "Messages")

@@ -9,6 +9,7 @@ from test_menu_pair import controller
 
 
 class Replies:
+    calling = False
     # the link as the pair logic uses it to answer: what it answered, to which request
     def __init__(self):
         self.sent = []
@@ -326,3 +327,20 @@ def test_a_telling_put_off_inside_a_call_is_not_a_failure():
     p.link = Calls(lambda k, pl: b"ok")
     p.link.calling = True
     assert p.reservations_checked() is True
+
+
+def test_a_status_query_is_answered_even_while_this_controller_waits_on_a_call_of_its_own():
+    # both controllers' status screens ask each other for the snapshot during a failback: each
+    # answers the other's query inside its own call, so neither waits out the 5 s
+    ctl = partner_up()
+    p = ctl.pair
+    assert p.light(P.K_QUERY) and not p.light(P.K_CMD)
+    p.link.calling = True
+    p.frame(P.K_QUERY, 31, memoryview(b'{"name": "snapshot_status", "args": {}}'))
+    seq, ans = p.link.sent[-1]
+    assert seq == 31 and json.loads(ans)["result"]["state"] == "IDLE", ans
+    # only commands that read go this way: anything else is refused (it may call the partner)
+    p.frame(P.K_QUERY, 32, memoryview(b'{"name": "snapshot_start", "args": {"sd": 0}}'))
+    p.frame(P.K_QUERY, 33, memoryview(b'[1]'))
+    assert p.link.sent[-2:] == [(32, P.REFUSED), (33, P.REFUSED)]
+    assert ctl.engine.state != P.ACTIVE_SNAPSHOT
