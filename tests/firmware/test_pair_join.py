@@ -174,18 +174,14 @@ def test_a_controller_that_stood_down_while_booting_serves_nothing_when_the_link
     ctl.iop.close()
 
 
-def saved_check():
-    # a consistency check of SD0 as lop.state saves it (what the partner hands over at failback)
+def claim_cut_short():
+    # a restarted controller whose partner serves its drives, hands over a consistency check of
+    # SD0 (as lop.state saves it) and loses the link before it answers the claim (GIVE)
     donor = fw.boot()
     donor.command("lop_start", {"op": "check", "sd": 0})
     saved = [op.save() for op in donor.lops.ops]
     donor.iop.close()
     assert saved
-    return saved
-
-
-def test_long_operations_handed_over_before_a_claim_was_cut_short_run_here():
-    saved = saved_check()
     ctl, ports = controller(0)
     pair = ctl.pair
     pair.partner, pair.partner_serving = P.UP, {0, 1}
@@ -197,6 +193,12 @@ def test_long_operations_handed_over_before_a_claim_was_cut_short_run_here():
         raise pair.Down("lost")
 
     pair.link.request = lost
+    return ctl, ports, pid, saved
+
+
+def test_long_operations_handed_over_before_a_claim_was_cut_short_run_here():
+    ctl, ports, pid, saved = claim_cut_short()
+    pair = ctl.pair
 
     async def meet():
         await pair._meet(False)
@@ -214,21 +216,11 @@ def test_a_claim_cut_short_is_finished_when_the_link_returns_at_once():
     # the partner gave the drives back, but its answer was lost with the link, which returns at
     # once: its new HELLO says it serves only its own. The drives are taken back as after any
     # failback (snapshot index, change tracking, the long operations it handed over)
-    saved = saved_check()
-    ctl, ports = controller(0)
+    ctl, ports, pid, saved = claim_cut_short()
     pair = ctl.pair
-    pair.partner, pair.partner_serving = P.UP, {0, 1}
-    pid = stand_in(ctl)
     took = []
     took_back = ctl.took_back
     ctl.took_back = lambda ops=(): (took.append(list(ops)), took_back(ops))
-
-    async def lost(kind, payload):
-        pair.handed = list(saved)
-        pair.link_down("heartbeat lost after 500 ms")
-        raise pair.Down("lost")
-
-    pair.link.request = lost
 
     async def meet():
         await pair._meet(False)

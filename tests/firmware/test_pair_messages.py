@@ -198,17 +198,21 @@ class Calls(Replies):
         return self.answer(kind, payload)
 
 
+def prout(ctl, nexus, sa, rkey=0, sakey=0, type_=0):
+    c = bytes([0x5F, sa, type_, 0, 0, 0, 0, 0, 24, 0])
+    return ctl.execute_here(nexus, c, rkey.to_bytes(8, "big") + sakey.to_bytes(8, "big") + bytes(8))
+
+
 def register(ctl, key):
-    c = bytes([0x5F, 6, 0, 0, 0, 0, 0, 0, 24, 0])
-    return ctl.execute_here(("iqn.test:h", 0, 0), c, bytes(8) + key.to_bytes(8, "big") + bytes(8))
+    return prout(ctl, ("iqn.test:h", 0, 0), 6, sakey=key)
 
 
-def test_a_reservation_change_the_partner_does_not_get_is_undone_and_fails_retryably():
+def owner_on_a_link(lost):
+    # a controller serving its drives, its partner met, over a link whose calls fail while lost[0]
     ctl = partner_up()
     p = ctl.pair
     p.serving = {0}
     p.pr.hold = False                        # (as once the two met)
-    lost = [True]
 
     def answer(kind, payload):
         if lost[0]:
@@ -216,6 +220,13 @@ def test_a_reservation_change_the_partner_does_not_get_is_undone_and_fails_retry
         return b"ok"
 
     p.link = Calls(answer)
+    return ctl
+
+
+def test_a_reservation_change_the_partner_does_not_get_is_undone_and_fails_retryably():
+    lost = [True]
+    ctl = owner_on_a_link(lost)
+    p = ctl.pair
     st, sn, _ = register(ctl, 0x77)
     assert (st, bytes(sn[2:3]), bytes(sn[12:14])) == (2, b"\x02", b"\x04\x0a"), (st, sn)
     assert ctl.core.pr.state(0) is None                       # undone
@@ -257,24 +268,9 @@ def test_the_backup_lun_s_reservations_come_over_once_the_partner_has_stopped_se
 
 
 
-def prout(ctl, nexus, sa, rkey=0, sakey=0, type_=0):
-    c = bytes([0x5F, sa, type_, 0, 0, 0, 0, 0, 24, 0])
-    return ctl.execute_here(nexus, c, rkey.to_bytes(8, "big") + sakey.to_bytes(8, "big") + bytes(8))
-
-
 def test_an_undone_preempt_is_not_heard_of_by_the_node_it_would_have_preempted():
-    ctl = partner_up()
-    p = ctl.pair
-    p.serving = {0}
-    p.pr.hold = False
     lost = [False]
-
-    def answer(kind, payload):
-        if lost[0]:
-            raise L.LinkDown("lost")
-        return b"ok"
-
-    p.link = Calls(answer)
+    ctl = owner_on_a_link(lost)
     a, b = ("iqn.test:a", 0, 0), ("iqn.test:b", 0, 0)
     assert prout(ctl, a, 0, sakey=0xA)[0] == 0 and prout(ctl, b, 0, sakey=0xB)[0] == 0
     assert prout(ctl, b, 1, rkey=0xB, type_=1)[0] == 0
