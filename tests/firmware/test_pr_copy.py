@@ -114,7 +114,9 @@ def test_a_state_that_is_not_one_is_refused_whole_and_changes_nothing():
            {"gen": 0, "regs": [], "res": [0, None, pr.WR_EX, 7]},   # a holder's type, no holder
            {"gen": 0, "regs": [], "res": [0, it, pr.EX_AC_AR, 7]},  # all registrants: no holder
            {"gen": 0, "regs": [], "res": [1, it, 0, 5]},            # RESERVE(6) has no key
-           {"gen": 0, "regs": [], "res": [2, it, 0, 0]}, {"gen": 0, "regs": [], "res": [1, it]}]
+           {"gen": 0, "regs": [], "res": [2, it, 0, 0]}, {"gen": 0, "regs": [], "res": [1, it]},
+           {"gen": 0, "regs": [], "res": [0, it, 3.0, 7]}, {"gen": 0, "regs": [], "res": [True, it, 0, 0]},
+           {"gen": 1.0, "regs": []}, {"gen": 0, "regs": [[it, 2.0]]}]           # numbers that are not ints
     for st in bad:
         try:
             ctl.core.pr.load(k, st)
