@@ -621,10 +621,11 @@ class Pair:
         # partner hears whether the backup LUN is reserved here now
         pr, copy, sds = self.pr, self.pr_copy, self.ctl.cfg.sd
         moved = False
+        here = pr.keys()
         for k in list(copy):
             if sds[k >> 1] is not None and self._serves_key(k):
                 st = copy.pop(k)
-                if k not in pr.keys():
+                if k not in here:
                     pr.load(k, st)
                     moved = True
         for k in pr.keys():
@@ -927,8 +928,7 @@ class Pair:
         for home in sorted(self.serving):
             await self.ports.close_ports(home)
         self.serving = set()
-        self.settle_reservations()
-        self._changed()
+        self._changed()                  # (its reservations leave the core there: alua_moved)
 
     async def give_back(self):
         # failback: the partner's drives destaged and its ports closed here, then it serves them.
@@ -1012,7 +1012,8 @@ class Pair:
         self.ctl.events.log("warn", "PAIR: BACK-END LINK %s BY COMMAND" % ("CUT" if down else "RESTORED"))
 
     def alua_moved(self):
-        # (also after a drive moved by command, or a configuration from the partner)
+        # what is served where changed (_changed, a drive moved by command, a configuration from
+        # the partner): reservations follow. (Callers that await before this settle first.)
         self.settle_reservations()
         if self.alua_changed is not None:
             self.alua_changed()
