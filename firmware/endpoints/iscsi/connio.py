@@ -1,11 +1,14 @@
 # Connection I/O: received bytes buffered from the socket, non-blocking sends that wait for the
-# peer only when it is not reading, and the framing of PDUs (AHS, pad, digests) in the stream.
+# peer only when it is not reading, sends handed to the host ports' DMA engine (hw/dma.py), and
+# the framing of PDUs (AHS, pad, digests) in the stream.
+import asyncio
 from micropython import const
 
 from endpoints.listen import EAGAIN
 from endpoints.iscsi import pdu as P
 from endpoints.iscsi.pdu import get24, put24
 from endpoints import ioready
+from hw.dma import BUSY, FAILED, IDLE
 
 
 _SINK = const(65536)
@@ -15,6 +18,9 @@ _ZERO = bytes(48)
 # received bytes are taken from the socket up to _RB at a time: the headers of commands queued by
 # the initiator then cost one read together instead of one each
 _RB = const(8192)
+# how long a send on the main loop waits in place for the DMA engine to end the one before it on
+# the same connection (its usual time: a 64 KiB write to the socket) before it waits as a coroutine
+DMA_SPIN_US = const(300)
 
 
 class Closed(Exception):
@@ -51,6 +57,11 @@ class Link:
         self.re = 0
         self.hd = False              # digests become active after login
         self.dd = False
+        # the DMA engine's channel of this connection (-1: none yet, or none to be had) and when
+        # its last send was handed over (the reaper times a send its peer does not take)
+        self.dma = tgt.dma
+        self.dj = -1
+        self.dma_since = 0
 
     # rx_now/tx_now are plain calls: when the socket is ready (the usual case under load) a PDU
     # costs no coroutine of its own; recv/send wait for readiness when it is not
@@ -106,6 +117,54 @@ class Link:
                 return 0
             raise Closed()
         return r or 0
+
+    # ---------- the send in flight on the DMA engine: nothing else goes out before its end
+    def tx_free(self):
+        """Whether this connection may send now: no DMA send of it in flight (waiting
+        DMA_SPIN_US for one to end). Closed when the socket failed under that send."""
+        j = self.dj
+        if j < 0:
+            return True
+        st = self.dma.st
+        if st[j] == BUSY and not self.dma.wait(j, DMA_SPIN_US):
+            return False
+        if st[j] == FAILED:
+            raise Closed()
+        return True
+
+    async def tx_idle(self):
+        # until the DMA send in flight has ended (its peer is behind); Closed if it failed
+        j = self.dj
+        while j >= 0 and self.dma.st[j] == BUSY:
+            await asyncio.sleep_ms(1)
+        self.tx_free()
+
+    async def later(self, fn, *args):
+        # fn(*args) (a send, a plain call or its awaitable) once the DMA send in flight has ended
+        await self.tx_idle()
+        aw = fn(*args)
+        if aw is not None:
+            await aw
+
+    def dma_send(self, buf, off, n):
+        """Hands buf[off:off + n] to the DMA engine (tx_free() said yes): False when this connection
+        has no channel (it sends on the main loop)."""
+        j = self.dj
+        if j < 0:
+            if self.dma is None:
+                return False
+            j = self.dj = self.dma.open()
+            if j < 0:
+                return False
+        self.dma_since = self.tgt.clock()
+        self.dma.send(j, self.s, buf, off, n)
+        return True
+
+    def dma_close(self):
+        # before the socket closes: the thread lets go of it
+        if self.dj >= 0:
+            self.dma.close(self.dj)
+            self.dj = -1
 
     async def recv(self, mv):
         got = self.rx_now(self.s, mv)
@@ -202,6 +261,8 @@ class Link:
 
     # ---------- writing PDUs ----------
     def begin(self, op, flags=0):
+        if self.dj >= 0 and self.dma.st[self.dj] != IDLE:
+            self.cut_in()
         t = self.tx
         t[0:48] = _ZERO
         t[0] = op
@@ -231,6 +292,15 @@ class Link:
                     c = P.crc32c(memoryview(self.pad)[:padn], c)
                 P.put_le32(self.dig, 0, c)
                 await self.send(self.dig)
+
+    def cut_in(self):
+        # a PDU begun while a DMA send of this connection is in flight: every path waits for its
+        # end first (tx_free, tx_idle), so this is a slip of this code, never the peer's doing.
+        # It waits a moment; the stream is never cut into: the connection ends instead
+        if not self.tx_free():
+            self.tgt.log("error", "iSCSI port %d: a PDU to %s was begun while a send was in "
+                         "flight: connection closed" % (self.port, self.iname))
+            raise Closed()
 
     def head(self, n):
         # the data segment length and header digest of the PDU in self.tx: its header's length

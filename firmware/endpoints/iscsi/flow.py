@@ -13,7 +13,8 @@ from scsi.core import MAX_XFER_BLOCKS
 from endpoints.iscsi import pdu as P
 from endpoints.iscsi.pdu import get32, put32
 from endpoints import ioready
-from endpoints.iscsi.connio import Closed, TAIL
+from endpoints.iscsi.connio import Closed, TAIL, DMA_SPIN_US
+from hw.dma import BUSY, FAILED
 from endpoints.iscsi.session import Session, WINDOW
 
 XFER = MAX_XFER_BLOCKS * 512   # the core's limit (VPD B0): one transfer buffer
@@ -108,6 +109,7 @@ class Pool:
         self.deferred = 0
         self.d = [None] * (_REC * DEFER_SLOTS)
         self.chains = None      # the I/O processor's thread (Controller.io_thread)
+        self.dma = None         # the host ports' DMA engine (hw/dma.py), made with the first portal
 
     def take(self, c):
         """A transfer buffer for connection c now, or None: none free, or its address holds its
@@ -233,6 +235,25 @@ class Pool:
                 sys.print_exception(e, sys.stderr)
                 self.log("error", "iSCSI: answering writes failed: %r" % (e,))
 
+    async def dma_forever(self):
+        # the DMA engine tells the end of a send that waited for its peer: what that connection
+        # held back meanwhile (R2Ts, answers of deferred writes) goes out now
+        dma = self.dma
+        waits = ioready.Waits(dma.rx)
+        while True:
+            waits.readable()
+            yield                   # to the scheduler until then (endpoints/ioready.py)
+            dma.woken()
+            try:
+                for c in list(self.conns):
+                    if c.grants:
+                        c.solicit_held()
+                    if c.late:
+                        c.send_late()
+            except Exception as e:       # the answers of every host must go on
+                sys.print_exception(e, sys.stderr)
+                self.log("error", "iSCSI: sending held answers failed: %r" % (e,))
+
     def complete(self):
         """Answers the writes whose chains have ended, in order: buffers go back, and a write a
         disk failed under is answered as its writing again here turned out."""
@@ -269,6 +290,9 @@ class Pool:
         now = self.clock()
         lim = self.timeout_ms
         for c in list(self.conns):
+            if c.stuck is None and c.dj >= 0 and self.dma.st[c.dj] == BUSY \
+                    and time.ticks_diff(now, c.dma_since) >= lim:
+                c.stuck = c.dma_since    # (a DMA send its peer does not take)
             if c.stuck is not None and time.ticks_diff(now, c.stuck) >= lim:
                 self.log("warn", "iSCSI port %d: %s did not take what was sent within %d s, "
                          "connection closed" % (c.port, c.iname, lim // 1000))
@@ -338,6 +362,7 @@ class Flow(Session):
         self.sbuf = bytearray(254)   # sense data of a response
         self.cdbv = self.hmv[32:48]  # the CDB, in the header just read
         self.small = None            # copy of small read data (COPY_MAX + room), allocated on first use
+        self.spare = None            # the other such copy: the one a DMA send may be using
         self.stage = None            # data-out of one small write (COPY_MAX), allocated on first use
         self.staged = False          # a write holds it (its data coming, it running, or its
                                      # answer waiting for the I/O processor's thread)
@@ -422,7 +447,7 @@ class Flow(Session):
         if not self.cmdsn_ok(get32(h, 24), h[0] & 0x40):
             return None
         if itt in self.pending:
-            return self.reject(P.REJ_TASK_IN_PROGRESS)
+            return self.later(self.reject, P.REJ_TASK_IN_PROGRESS)
         cdb = self.cdbv
         try:
             want_out = self.ctl.expected_out(cdb)
@@ -430,7 +455,7 @@ class Flow(Session):
             want_out = 0
         edtl = get32(h, 20)
         if want_out:
-            return self.not_flagged(itt, P.lun_number(h), bytes(cdb), b1, edtl, want_out)
+            return self.later(self.not_flagged, itt, P.lun_number(h), bytes(cdb), b1, edtl, want_out)
         return self.run_cmd(self.command(itt, P.lun_number(h), cdb, b1, edtl, 0), None)
 
     def write_now(self, dlen):
@@ -670,6 +695,9 @@ class Flow(Session):
         # TCP socket polls writable only with a third of its buffer free)
         if self.stuck is not None or self.s is None:
             return False
+        j = self.dj
+        if j >= 0 and (not self.dma.wait(j, DMA_SPIN_US) or self.dma.st[j] == FAILED):
+            return False             # (a DMA send in flight; its end is told: Target.dma_forever)
         if self.poll_w is None:
             self.poll_w = _poller(self.s, select.POLLOUT)
         return _now(self.poll_w)
@@ -932,6 +960,8 @@ class Flow(Session):
                 self.tgt.defer(self, itt, rflags, resid, t.r2tsn, t.buf, ticket)
                 t.buf = None
                 return None
+            if not self.tx_free():
+                return self.later(self.rsp_now, itt, status, sense, rflags, resid, t.r2tsn)
             return self.rsp_now(itt, status, sense, rflags, resid, t.r2tsn)
         n = len(data_in)
         xfer = n if (flags & 0x40) else 0
@@ -942,9 +972,12 @@ class Flow(Session):
         elif n < edtl:
             rflags, resid = 0x02, edtl - n
         if not xfer:
+            if not self.tx_free():
+                return self.later(self.rsp_now, itt, status, sense, rflags, resid, 0)
             return self.rsp_now(itt, status, sense, rflags, resid, 0)
         if big is None:
             # the core's own buffer is reused by the next execute (any connection): copy now
+            # (into the one of the connection's two that no DMA send is using)
             if self.small is None:
                 self.small = bytearray(_HEAD + COPY_MAX + TAIL)
             buf = self.small
@@ -969,6 +1002,28 @@ class Flow(Session):
         self.d_rflags = rflags
         self.d_resid = resid
         self.d_off = self.d_datasn = 0
+        if not self.tx_free():
+            return self.later(self.din_start)
+        return self.din_start()
+
+    def din_start(self):
+        # the Data-In of the answer: a single PDU from the connection's own buffer goes to the
+        # DMA engine (the main loop goes on to the next command meanwhile), others as din_now
+        buf = self.d_buf
+        xfer = self.d_xfer
+        if buf is self.small and not self.d_sense and xfer <= self.p.max_burst \
+                and xfer <= self.p.mrdsl_out and xfer <= P.TARGET_MRDSL * 4:
+            hl = P.BHS + 4 if self.hd else P.BHS
+            e = self.expcmdsn
+            struct.pack_into(_DIN, buf, _HEAD - hl, P.OP_DATA_IN, 0x81 | self.d_rflags, 0,
+                             self.d_status, xfer, self.d_itt, P.ALL_ONES, self.statsn, e,
+                             (e + WINDOW - 1) & 0xFFFFFFFF, 0, 0, self.d_resid)
+            tl = self.frame(buf, _HEAD - hl, _HEAD, xfer)
+            if self.dma_send(buf, _HEAD - hl, hl + xfer + tl):
+                self.next_statsn()
+                # the next answer is copied into the other buffer
+                self.small, self.spare = self.spare, buf
+                return None
         if self.din_now():
             return self.din_rest()
         return self.rsp_after()

@@ -15,6 +15,7 @@ from endpoints.iscsi import pdu as P
 from endpoints.iscsi.pdu import get24, get32, put32
 from endpoints.iscsi.connio import Closed
 from endpoints.iscsi.chap import ChapGuard
+from hw.dma import DMA
 from endpoints.iscsi.login import Login
 from endpoints.iscsi.flow import Flow, Pool, MORE, TASK_TIMEOUT, POOL_BUFS, PARK_SLOTS
 
@@ -40,6 +41,7 @@ class Target(Pool):
         self.chap = ChapGuard(clock, self.log)
         self.reaper = None
         self.completer = None   # answers writes as the I/O processor's thread ends them
+        self.dma_waker = None   # sends what waited for a DMA send its peer was behind on
         self.refused = 0        # connections closed at once by admit()
         self.shed = 0           # connections closed before login to make room, or silent
 
@@ -134,6 +136,9 @@ async def start(ctl, port_no, host="127.0.0.1", tcp_port=3260):
     if tgt.completer is None:
         tgt.chains = ctl.io_thread()
         tgt.completer = asyncio.create_task(tgt.complete_forever(tgt.chains))
+    if tgt.dma is None:
+        tgt.dma = DMA()
+        tgt.dma_waker = asyncio.create_task(tgt.dma_forever())
     tgt.portals.append((host, actual, port_no))
     take = lambda sock, addr: tgt.connect(port_no, sock, addr)
     tgt.listeners.append((s, asyncio.create_task(listen.accept(s, take)), port_no))
@@ -156,6 +161,9 @@ async def stop(ctl):
     tgt.answer_all()            # (the buffers of writes in flight come back)
     for c in list(tgt.conns):
         c.kill()
+    if tgt.dma is not None:
+        tgt.dma_waker.cancel()
+        tgt.dma.stop()
     await asyncio.sleep_ms(0)
 
 
@@ -195,6 +203,7 @@ class Conn(Flow, Login):
 
     def cleanup(self):
         if self.s is not None:
+            self.dma_close()
             try:
                 self.s.close()
             except OSError:
@@ -258,6 +267,9 @@ class Conn(Flow, Login):
                 await self.recv_rest(hmv, got)
             dlen = await self.header_ext() if h[4] or self.hd else get24(h, 5)
             op = h[0] & 0x3F
+            if self.dj >= 0 and (op != P.OP_SCSI_CMD or dlen or h[1] & 0x20 or h[4]) \
+                    and not self.tx_free():
+                await self.tx_idle()     # (a read's answer waits at its own send: Flow.answer)
             if dlen > mrdsl:
                 await self.reject(P.REJ_PROTOCOL)
                 raise Closed()

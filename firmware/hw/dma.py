@@ -1,0 +1,179 @@
+# The host ports' DMA engine: sends an answer's prepared bytes to its host beside the CPU. On the
+# board the host interface chip moves the data of an answer by itself once the firmware has set up
+# the transfer; here a thread of its own makes the socket writes, so the main loop reads and runs
+# the next commands meanwhile (on loopback the write of a 64 KiB Data-In costs the main loop about
+# as much as the rest of the command). endpoints/iscsi/README.md "Sends beside the main loop" has
+# the rules for the connections that use it.
+#
+# A connection holds one channel while it lives, with at most one send in flight on it. The
+# thread writes what each socket takes; a socket that takes nothing more (its peer is behind)
+# keeps its send, tried again after a nap, while the other channels go on: a slow host delays only
+# its own connection. Like the I/O processor's thread (hw/chains.py) it runs under heap_lock and
+# allocates nothing; it stores only small integers, and the main loop keeps the socket and buffer
+# of a send referenced until the send has ended.
+import _thread
+import binascii
+import micropython
+import os
+import socket
+import struct
+import time
+from array import array
+from micropython import const
+
+CHANNELS = const(64)     # connections that can use the engine at once (more send on the main loop)
+BEHIND_NAP = const(50)   # us between tries of sockets whose peers are behind
+
+IDLE = const(0)          # a channel's state: no send
+BUSY = const(1)          # a send the thread has: from `send` until it is written whole
+FAILED = const(2)        # the socket failed under a send (the peer is gone)
+
+
+class DMA:
+    def __init__(self):
+        self.st = bytearray(CHANNELS)
+        self.cancel = bytearray(CHANNELS)
+        self.behind = bytearray(CHANNELS)  # 1: the send waited for its peer (its end is told)
+        self.socks = [None] * CHANNELS
+        self.bufs = [None] * CHANNELS
+        self.pos = array("l", bytes(8 * CHANNELS))
+        self.end = array("l", bytes(8 * CHANNELS))
+        self.free = list(range(CHANNELS - 1, -1, -1))
+        self.top = 0                       # channels ever handed out: the thread looks at these
+        self.given = 0                     # sends handed over; the thread has ended `ended` of them
+        self.ended = 0
+        self.sends = 0                     # sends the thread made whole, and their bytes
+        self.bytes = 0
+        self.stopping = False
+        self._kick = _thread.allocate_lock()
+        self._kick.acquire()
+        # the end of a send that had to wait for its peer, or a failure, is told through a datagram
+        # socket pair under an abstract name unique to this process (no file to leave)
+        addr = struct.pack("<H", socket.AF_UNIX) + b"\0raidboard-dma-" + binascii.hexlify(os.urandom(8))
+        self.rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.rx.bind(addr)
+        self.tx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.tx.connect(addr)
+        self.rx.setblocking(False)
+        self.tx.setblocking(False)
+        self._one = b"\x01"
+        self._sink = bytearray(64)
+        _thread.start_new_thread(self._run, ())
+
+    # ---- the main loop ---------------------------------------------------------------------------
+    def open(self):
+        """A channel for a connection, or -1: every channel is held (it sends on the main loop)."""
+        if not self.free:
+            return -1
+        j = self.free.pop()
+        if j >= self.top:
+            self.top = j + 1
+        return j
+
+    def close(self, j):
+        """Takes channel j back: a send still on it is given up, and the thread has let go of its
+        socket when this returns (the socket may then be closed)."""
+        if self.st[j] == BUSY:
+            self.cancel[j] = 1
+            if self._kick.locked():
+                self._kick.release()
+            while self.st[j] == BUSY:
+                time.sleep_us(20)
+        self.cancel[j] = 0
+        self.st[j] = IDLE
+        self.socks[j] = self.bufs[j] = None
+        self.free.append(j)
+
+    def send(self, j, sock, buf, off, n):
+        """Hands the thread buf[off:off + n] to write on sock (channel j is idle)."""
+        self.socks[j] = sock
+        self.bufs[j] = buf
+        self.pos[j] = off
+        self.end[j] = off + n
+        self.behind[j] = 0
+        self.given += 1
+        self.st[j] = BUSY                  # (last: the thread takes the send from here)
+        if self._kick.locked():
+            self._kick.release()
+
+    def wait(self, j, us):
+        """Whether channel j's send has ended, waiting up to `us` microseconds for it."""
+        st = self.st
+        if st[j] == BUSY:
+            # a spin, not a nap: a nap of the unix port lasts 50 us or more, the usual wait less
+            t0 = time.ticks_us()
+            while st[j] == BUSY and time.ticks_diff(time.ticks_us(), t0) < us:
+                pass
+        return st[j] != BUSY
+
+    def woken(self):
+        # the datagrams of sends that waited for their peers and have ended
+        try:
+            while self.rx.readinto(self._sink):
+                pass
+        except OSError:
+            pass
+
+    def stop(self):
+        self.stopping = True
+        if self._kick.locked():
+            self._kick.release()
+        self.rx.close()
+
+    # ---- the thread --------------------------------------------------------------------------
+    def _run(self):
+        micropython.heap_lock()
+        st = self.st                # locals: no lookup per send (one by one: a tuple would allocate)
+        cancel = self.cancel
+        behind = self.behind
+        socks = self.socks
+        bufs = self.bufs
+        pos = self.pos
+        end = self.end
+        while not self.stopping:
+            if self.ended == self.given:
+                self._kick.acquire()
+                continue
+            moved = False
+            j = 0
+            while j < self.top:
+                if st[j] == BUSY:
+                    if cancel[j]:
+                        self.ended += 1
+                        st[j] = IDLE
+                    else:
+                        p = pos[j]
+                        e = end[j]
+                        try:
+                            w = socks[j].write(bufs[j], p, e - p)
+                        except Exception:   # (OSError: the peer is gone)
+                            w = -1
+                        if w is None:       # (EAGAIN: its send buffer is full)
+                            w = 0
+                        if w < 0:
+                            self.ended += 1
+                            st[j] = FAILED
+                            self._tell()
+                        elif w:
+                            moved = True
+                            p += w
+                            pos[j] = p
+                            self.bytes += w
+                        if 0 <= w and p == e:
+                            self.sends += 1
+                            self.ended += 1
+                            st[j] = IDLE
+                            if behind[j]:
+                                self._tell()
+                        elif w >= 0:
+                            behind[j] = 1
+                j += 1
+            if not moved and self.ended != self.given:
+                time.sleep_us(BEHIND_NAP)
+        self.tx.close()          # here: its descriptor must not be reused while this may send
+
+    def _tell(self):
+        try:
+            self.tx.send(self._one)
+        except OSError:
+            pass                 # the main loop has bytes to read already

@@ -1,0 +1,160 @@
+"""Answers sent beside the main loop (hw/dma.py, endpoints/iscsi/README.md "Sends beside the main
+loop"), seen by an initiator on the wire: a read's Data-In goes to the host ports' DMA engine while
+the board runs the next commands, so these prove that nothing cuts into it. Commands of every kind
+sent back to back on one connection are answered whole, StatSN by StatSN, each with its own data —
+with and without digests, and when the host reads so slowly that every send waits for it; a host
+that stops reading is closed at the task timeout while another host is served all along."""
+import struct
+import threading
+import time
+
+import pytest
+
+import test_iscsi_initiator as I
+
+K64 = 65536
+
+
+def read10(c, lba, n):
+    itt = c.next_itt()
+    b = I.bhs(0x01, 0x80 | 0x40 | 1, 0, itt, [(20, n), (24, c.cmdsn), (28, c.expstatsn)])
+    b[32:42] = struct.pack(">BBIBHB", 0x28, 0, lba, 0, n // 512, 0)
+    c.send(b)
+    c.cmdsn += 1
+    return itt
+
+
+def write10(c, lba, data):
+    # all its data in the command PDU (immediate data, F bit)
+    itt = c.next_itt()
+    b = I.bhs(0x01, 0x80 | 0x20 | 1, 0, itt, [(20, len(data)), (24, c.cmdsn), (28, c.expstatsn)])
+    b[32:42] = struct.pack(">BBIBHB", 0x2A, 0, lba, 0, len(data) // 512, 0)
+    c.send(b, data)
+    c.cmdsn += 1
+    return itt
+
+
+def tur(c):
+    itt = c.next_itt()
+    c.send(I.bhs(0x01, 0x80 | 1, 0, itt, [(20, 0), (24, c.cmdsn), (28, c.expstatsn)]))
+    c.cmdsn += 1
+    return itt
+
+
+def nop(c, payload):
+    itt = c.next_itt()
+    c.send(I.bhs(0x40, 0x80, 0, itt, [(20, 0xFFFFFFFF), (24, c.cmdsn), (28, c.expstatsn)]), payload)
+    return itt
+
+
+def answers(c, n, pause=0.0):
+    """The next n answers in the order they come: (ITT, status, data), each status-bearing PDU's
+    StatSN one past the one before."""
+    out = []
+    data = {}
+    sn = None
+    while len(out) < n:
+        r = c.recv()
+        itt = r.u32(16)
+        if r.op in (0x21, 0x20) or (r.op == 0x25 and r.bhs[1] & 1):
+            if sn is not None:
+                assert r.u32(24) == (sn + 1) & 0xFFFFFFFF, "StatSN out of order"
+            sn = r.u32(24)
+        if r.op == 0x25:
+            d = data.setdefault(itt, bytearray())
+            assert r.u32(40) == len(d), "Data-In offset out of order"
+            d += r.data
+            if r.bhs[1] & 1:
+                out.append((itt, r.bhs[3], bytes(data.pop(itt))))
+        elif r.op == 0x21:
+            out.append((itt, r.bhs[3], b""))
+        elif r.op == 0x20:
+            out.append((itt, None, r.data))
+        else:
+            raise AssertionError("unexpected %r" % r)
+        if pause:
+            time.sleep(pause)
+    return out
+
+
+def chunk(i):
+    return bytes((i * 37 + k * 11) & 0xFF for k in range(256)) * (K64 // 256)
+
+
+@pytest.mark.parametrize("digests", [False, True])
+def test_commands_back_to_back_are_answered_whole_in_turn_each_with_its_own_data(make_board, digests):
+    b = I.BootedBoard(make_board(disk_mb=32))
+    c = I.Initiator(*b.portals[0])
+    c.login(digests=digests)
+    for i in range(8):
+        assert c.write(0, i * 128, chunk(i))["status"] == 0
+    want = []
+    for rnd in range(3):
+        for i in range(8):
+            want.append((read10(c, i * 128, K64), 0, chunk(i)))
+            if i == 3:     # a write, a status alone and a ping between the reads
+                want.append((write10(c, 4096 + rnd * 64, chunk(rnd)[:8192]), 0, b""))
+                want.append((tur(c), 0, b""))
+                want.append((nop(c, b"ping%d" % rnd), None, b"ping%d" % rnd))
+    assert answers(c, len(want)) == want
+    assert c.read(0, 4096, 16)["data"] == chunk(0)[:8192]
+    c.logout()
+
+
+def test_a_host_reading_slowly_gets_every_answer_whole_and_right(make_board):
+    # its receive buffer holds a few KiB: every Data-In waits for it in the middle, and the
+    # answers of writes run by the I/O processor's thread meanwhile wait their turn behind it
+    b = I.BootedBoard(make_board(disk_mb=32))
+    c = I.Initiator(*b.portals[0], rcvbuf=4096)
+    c.login()
+    for i in range(4):
+        assert c.write(0, i * 128, chunk(i))["status"] == 0
+    want = []
+    for rnd in range(4):
+        for i in range(4):
+            want.append((read10(c, i * 128, K64), 0, chunk(i)))
+            want.append((write10(c, 8192 + (rnd * 4 + i) * 64, chunk(i)[:32768]), 0, b""))
+    # (a write the I/O processor's thread runs is answered when it ends: after later reads, maybe)
+    assert sorted(answers(c, len(want), pause=0.002)) == sorted(want)
+    for i in range(16):
+        assert c.read(0, 8192 + i * 64, 64)["data"] == chunk(i % 4)[:32768]
+    c.logout()
+
+
+def test_a_host_that_stops_reading_is_closed_at_the_task_timeout_and_others_are_served(make_board):
+    b = I.BootedBoard(make_board(disk_mb=32, iscsi_task_timeout_s=2))
+    w = I.Initiator(*b.portals[1], name="iqn.2026-11.test:witness", source="127.0.0.2")
+    w.login()
+    assert w.write(0, 0, chunk(1))["status"] == 0
+    s = I.Initiator(*b.portals[0], name="iqn.2026-11.test:stops", rcvbuf=4096)
+    s.login()
+    for _ in range(128):               # 8 MiB of answers it never reads: more than the
+        read10(s, 0, K64)              # socket buffers between hold
+    served = 0
+    for _ in range(200):               # the other host meanwhile, every answer whole
+        assert w.read(0, 0, 128)["data"] == chunk(1)
+        served += 1
+    assert served == 200
+    closed = threading.Event()
+
+    def drain_until_closed():
+        # reads what the board had sent before, then the end the board gives the connection
+        try:
+            while s.sock.recv(65536):
+                time.sleep(0.01)
+        except OSError:
+            pass
+        closed.set()
+    time.sleep(0.5)
+    found = []
+    for _ in range(120):               # bounded: the reaper looks every 250 ms after 2 s
+        found = [e["text"] for e in b.command("events", {"n": 64})["events"]
+                 if "did not take what was sent" in e["text"]]
+        if found:
+            break
+        time.sleep(0.25)
+    assert found and "iqn.2026-11.test:stops" in found[0]
+    threading.Thread(target=drain_until_closed, daemon=True).start()
+    assert closed.wait(30)
+    assert w.read(0, 0, 128)["data"] == chunk(1)
+    w.logout()
