@@ -27,6 +27,7 @@ TASK_TIMEOUT = const(10)     # seconds a command's data may take to move (board:
 REAP_MS = const(250)         # how often stalled tasks and sends are looked for
 COPY_MAX = const(65536)      # reads up to this EDTL use the core's buffer and a per-connection copy
 CHAIN_MIN = const(16384)     # smaller writes cost the main loop as much to hand over as to do
+DMA_MIN = const(16384)       # smaller Data-In as well (tests/bench/bench_qd.py, 4 KiB reads)
 # Data-In is sent as one write of header + data (one syscall per PDU, each costs as much as a
 # 64 KiB copy on loopback): data buffers keep _HEAD bytes before the data for the header and its
 # digest, and TAIL after it
@@ -1008,11 +1009,13 @@ class Flow(Session):
 
     def din_start(self):
         # the Data-In of the answer: a single PDU from the connection's own buffer goes to the
-        # DMA engine (the main loop goes on to the next command meanwhile), others as din_now
+        # DMA engine while other work waits (the main loop goes on to it meanwhile; alone, the
+        # hand-over and the thread's wake-up only add to the answer's time), others as din_now
         buf = self.d_buf
         xfer = self.d_xfer
-        if buf is self.small and not self.d_sense and xfer <= self.p.max_burst \
-                and xfer <= self.p.mrdsl_out and xfer <= P.TARGET_MRDSL * 4:
+        if buf is self.small and not self.d_sense and DMA_MIN <= xfer <= self.p.max_burst \
+                and xfer <= self.p.mrdsl_out and xfer <= P.TARGET_MRDSL * 4 \
+                and (self.rp != self.re or self.busy()):
             hl = P.BHS + 4 if self.hd else P.BHS
             e = self.expcmdsn
             struct.pack_into(_DIN, buf, _HEAD - hl, P.OP_DATA_IN, 0x81 | self.d_rflags, 0,
