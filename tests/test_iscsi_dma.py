@@ -92,10 +92,11 @@ def test_commands_back_to_back_are_answered_whole_in_turn_each_with_its_own_data
     for rnd in range(3):
         for i in range(8):
             want.append((read10(c, i * 128, K64), 0, chunk(i)))
-            if i == 3:     # a write, a status alone and a ping between the reads
+            if i == 3:     # a write, a status alone, a ping and a larger read between the reads
                 want.append((write10(c, 4096 + rnd * 64, chunk(rnd)[:8192]), 0, b""))
                 want.append((tur(c), 0, b""))
                 want.append((nop(c, b"ping%d" % rnd), None, b"ping%d" % rnd))
+                want.append((read10(c, 0, 2 * K64), 0, chunk(0) + chunk(1)))
     assert answers(c, len(want)) == want
     assert c.read(0, 4096, 16)["data"] == chunk(0)[:8192]
     c.logout()
@@ -158,3 +159,33 @@ def test_a_host_that_stops_reading_is_closed_at_the_task_timeout_and_others_are_
     assert closed.wait(30)
     assert w.read(0, 0, 128)["data"] == chunk(1)
     w.logout()
+
+
+def test_more_hosts_than_the_engine_has_buffers_for_are_all_answered_right(make_board):
+    # ten sessions reading back to back at once: eight hold the engine's second buffers, the
+    # others send on the main loop; then they log out and ten more take the buffers given back
+    b = I.BootedBoard(make_board(disk_mb=32))
+    w = I.Initiator(*b.portals[0])
+    w.login()
+    for i in range(4):
+        assert w.write(0, i * 128, chunk(i))["status"] == 0
+    w.logout()
+    for spell in range(2):
+        hosts = []
+        for h in range(10):
+            c = I.Initiator(*b.portals[h % 2], name="iqn.2026-11.test:h%d-%d" % (spell, h))
+            c.login()
+            hosts.append(c)
+        wants = [[(read10(c, i % 4 * 128, K64), 0, chunk(i % 4)) for i in range(16)] for c in hosts]
+        got = [None] * len(hosts)
+
+        def take(k):
+            got[k] = answers(hosts[k], 16)
+        threads = [threading.Thread(target=take, args=(k,)) for k in range(len(hosts))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert got == wants
+        for c in hosts:
+            c.logout()

@@ -480,3 +480,15 @@ def test_every_write_the_thread_holds_has_a_record_for_its_answer():
     # the I/O processor's thread may hold at once must never share one
     from hw import chains
     assert flow.DEFER_SLOTS >= chains.CHAINS
+
+
+def test_at_most_eight_connections_hold_a_second_copy_buffer_for_the_dma_engine():
+    # (flow.DMA_SPARES: the memory a busy board gives the engine is bounded; a connection past
+    # them sends its answers on the main loop)
+    _, tgt, _ = _pool()
+    held = [tgt.spare() for _ in range(flow.DMA_SPARES)]
+    assert all(b is not None and len(b) == len(held[0]) for b in held)
+    assert tgt.spare() is None and tgt.spares_made == flow.DMA_SPARES
+    tgt.spares.append(held.pop())    # a connection closed (Conn.cleanup gives its spare back)
+    assert tgt.spare() is not None and tgt.spare() is None
+    assert tgt.spares_made == flow.DMA_SPARES

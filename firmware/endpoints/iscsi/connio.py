@@ -136,6 +136,8 @@ class Link:
         # until the DMA send in flight has ended (its peer is behind); Closed if it failed
         j = self.dj
         while j >= 0 and self.dma.st[j] == BUSY:
+            # (the socket's being writable does not say the send has ended, nor does its end make
+            # the socket writable: looked at again every millisecond)
             await asyncio.sleep_ms(1)
         self.tx_free()
 

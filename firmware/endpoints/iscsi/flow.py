@@ -28,6 +28,8 @@ REAP_MS = const(250)         # how often stalled tasks and sends are looked for
 COPY_MAX = const(65536)      # reads up to this EDTL use the core's buffer and a per-connection copy
 CHAIN_MIN = const(16384)     # smaller writes cost the main loop as much to hand over as to do
 DMA_MIN = const(16384)       # smaller Data-In as well (tests/bench/bench_qd.py, 4 KiB reads)
+DMA_SPARES = const(8)        # connections whose answers the DMA engine sends: each holds a second
+                             # copy buffer (64 KiB) for them while it lives
 # Data-In is sent as one write of header + data (one syscall per PDU, each costs as much as a
 # 64 KiB copy on loopback): data buffers keep _HEAD bytes before the data for the header and its
 # digest, and TAIL after it
@@ -111,6 +113,8 @@ class Pool:
         self.d = [None] * (_REC * DEFER_SLOTS)
         self.chains = None      # the I/O processor's thread (Controller.io_thread)
         self.dma = None         # the host ports' DMA engine (hw/dma.py), made with the first portal
+        self.spares = []        # second copy buffers given back by connections, and how many were made
+        self.spares_made = 0
 
     def take(self, c):
         """A transfer buffer for connection c now, or None: none free, or its address holds its
@@ -168,6 +172,16 @@ class Pool:
             self.unwait(t)
         b, c.lent = c.lent, None
         return b
+
+    def spare(self):
+        """A second copy buffer for a connection whose answers the DMA engine is to send, or None:
+        DMA_SPARES are held (its answers go out on the main loop, as any connection's did before)."""
+        if self.spares:
+            return self.spares.pop()
+        if self.spares_made < DMA_SPARES:
+            self.spares_made += 1
+            return bytearray(_HEAD + COPY_MAX + TAIL)
+        return None
 
     def give(self, c, b):
         """Connection c gives transfer buffer b back: to the queue (grant), else to the free list."""
@@ -363,7 +377,7 @@ class Flow(Session):
         self.sbuf = bytearray(254)   # sense data of a response
         self.cdbv = self.hmv[32:48]  # the CDB, in the header just read
         self.small = None            # copy of small read data (COPY_MAX + room), allocated on first use
-        self.spare = None            # the other such copy: the one a DMA send may be using
+        self.spare = None            # the other such copy, from the pool: the one a DMA send may be using
         self.stage = None            # data-out of one small write (COPY_MAX), allocated on first use
         self.staged = False          # a write holds it (its data coming, it running, or its
                                      # answer waiting for the I/O processor's thread)
@@ -1015,7 +1029,8 @@ class Flow(Session):
         xfer = self.d_xfer
         if buf is self.small and not self.d_sense and DMA_MIN <= xfer <= self.p.max_burst \
                 and xfer <= self.p.mrdsl_out and xfer <= P.TARGET_MRDSL * 4 \
-                and (self.rp != self.re or self.busy()):
+                and (self.rp != self.re or self.busy()) \
+                and (self.spare is not None or self.take_spare()):
             hl = P.BHS + 4 if self.hd else P.BHS
             e = self.expcmdsn
             struct.pack_into(_DIN, buf, _HEAD - hl, P.OP_DATA_IN, 0x81 | self.d_rflags, 0,
@@ -1024,12 +1039,17 @@ class Flow(Session):
             tl = self.frame(buf, _HEAD - hl, _HEAD, xfer)
             if self.dma_send(buf, _HEAD - hl, hl + xfer + tl):
                 self.next_statsn()
-                # the next answer is copied into the other buffer
+                # the next answer is copied into the other buffer (both are alike: the one that
+                # goes back to the pool at the close is whichever is the spare then)
                 self.small, self.spare = self.spare, buf
                 return None
         if self.din_now():
             return self.din_rest()
         return self.rsp_after()
+
+    def take_spare(self):
+        self.spare = self.tgt.spare()
+        return self.spare is not None
 
     def din_now(self):
         # Data-In PDUs of the answer while the socket takes each whole; True when it stopped in
@@ -1114,6 +1134,8 @@ class Flow(Session):
         return None
 
     async def scsi_rsp(self, itt, status, sense, rflags, resid, expdatasn):
+        if not self.tx_free():           # (a large read's BUSY follows a DMA send: run_big)
+            await self.tx_idle()
         aw = self.rsp_now(itt, status, sense, rflags, resid, expdatasn)
         if aw is not None:
             await aw

@@ -204,6 +204,9 @@ class Conn(Flow, Login):
     def cleanup(self):
         if self.s is not None:
             self.dma_close()
+            if self.spare is not None:       # (no send uses it any more)
+                self.tgt.spares.append(self.spare)
+                self.spare = None
             try:
                 self.s.close()
             except OSError:
