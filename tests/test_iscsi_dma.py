@@ -56,7 +56,7 @@ def answers(c, n, pause=0.0):
     while len(out) < n:
         r = c.recv()
         itt = r.u32(16)
-        if r.op in (0x21, 0x20) or (r.op == 0x25 and r.bhs[1] & 1):
+        if r.op in (0x21, 0x20, 0x22) or (r.op == 0x25 and r.bhs[1] & 1):
             if sn is not None:
                 assert r.u32(24) == (sn + 1) & 0xFFFFFFFF, "StatSN out of order"
             sn = r.u32(24)
@@ -70,6 +70,8 @@ def answers(c, n, pause=0.0):
             out.append((itt, r.bhs[3], b""))
         elif r.op == 0x20:
             out.append((itt, None, r.data))
+        elif r.op == 0x22:
+            out.append((itt, "task management %d" % r.bhs[2], b""))
         else:
             raise AssertionError("unexpected %r" % r)
         if pause:
@@ -102,24 +104,58 @@ def test_commands_back_to_back_are_answered_whole_in_turn_each_with_its_own_data
     c.logout()
 
 
+def write_no_data(c, lba, n):
+    # a write whose data is all to be asked for (F bit, no immediate data): it takes a transfer
+    # buffer, and its R2T comes
+    itt = c.next_itt()
+    b = I.bhs(0x01, 0x80 | 0x20 | 1, 0, itt, [(20, n), (24, c.cmdsn), (28, c.expstatsn)])
+    b[32:42] = struct.pack(">BBIBHB", 0x2A, 0, lba, 0, n // 512, 0)
+    c.send(b)
+    c.cmdsn += 1
+
+
+def abort_task(c, rtt):
+    itt = c.next_itt()
+    c.send(I.bhs(0x42, 0x80 | 1, 0, itt, [(20, rtt), (24, c.cmdsn), (28, c.expstatsn)]))
+    return itt
+
+
 def test_a_host_reading_slowly_gets_every_answer_whole_and_right(make_board):
-    # its receive buffer holds a few KiB: every Data-In waits for it in the middle, and the
-    # answers of writes run by the I/O processor's thread meanwhile wait their turn behind it
+    # 6 MiB of answers asked for at once by a host with a 4 KiB receive buffer: more than the
+    # sockets between hold, so the DMA engine's sends wait for it in the middle. Every other PDU
+    # the board answers meanwhile waits its turn behind them: writes (run by the I/O processor's
+    # thread, answered as they end), a status alone, pings, task management, and a larger read
+    # answered BUSY (its connection holds two transfer buffers, for writes whose data it withholds)
     b = I.BootedBoard(make_board(disk_mb=32))
     c = I.Initiator(*b.portals[0], rcvbuf=4096)
     c.login()
     for i in range(4):
         assert c.write(0, i * 128, chunk(i))["status"] == 0
+    write_no_data(c, 1000, 262144)
+    write_no_data(c, 2000, 262144)
+    assert [c.recv().op, c.recv().op] == [0x31, 0x31]
     want = []
-    for rnd in range(4):
+    for rnd in range(24):
         for i in range(4):
             want.append((read10(c, i * 128, K64), 0, chunk(i)))
-            want.append((write10(c, 8192 + (rnd * 4 + i) * 64, chunk(i)[:32768]), 0, b""))
+        kind = rnd % 4
+        if kind == 0:
+            want.append((write10(c, 8192 + rnd * 64, chunk(rnd % 4)[:32768]), 0, b""))
+        elif kind == 1:
+            want.append((tur(c), 0, b""))
+        elif kind == 2:
+            want.append((nop(c, b"ping%d" % rnd), None, b"ping%d" % rnd))
+        else:
+            want.append((read10(c, 0, 2 * K64), 8, b""))
+        if rnd == 12:
+            want.append((abort_task(c, 0x7FFF0000), "task management 1", b""))
     # (a write the I/O processor's thread runs is answered when it ends: after later reads, maybe)
-    assert sorted(answers(c, len(want), pause=0.002)) == sorted(want)
-    for i in range(16):
-        assert c.read(0, 8192 + i * 64, 64)["data"] == chunk(i % 4)[:32768]
-    c.logout()
+    assert sorted(answers(c, len(want), pause=0.001), key=str) == sorted(want, key=str)
+    for rnd in range(0, 24, 4):
+        assert c.read(0, 8192 + rnd * 64, 64)["data"] == chunk(rnd % 4)[:32768]
+    texts = [e["text"] for e in b.command("events", {"n": 64})["events"]]
+    assert not [t for t in texts if "while a send was in flight" in t]
+    c.close()
 
 
 def test_a_host_that_stops_reading_is_closed_at_the_task_timeout_and_others_are_served(make_board):

@@ -7,10 +7,12 @@
 #
 # A connection holds one channel while it lives, with at most one send in flight on it. The
 # thread writes what each socket takes; a socket that takes nothing more (its peer is behind)
-# keeps its send, tried again after a nap, while the other channels go on: a slow host delays only
-# its own connection. Like the I/O processor's thread (hw/chains.py) it runs under heap_lock and
-# allocates nothing; it stores only small integers, and the main loop keeps the socket and buffer
-# of a send referenced until the send has ended.
+# keeps its send and is tried again less and less often (its passes skipped, the thread's naps
+# doubled up to 1 ms) while the other channels go on: a slow host delays only its own connection
+# and costs the thread little. The end of a send the main loop stopped waiting for is told
+# through a datagram (rx). Like the I/O processor's thread (hw/chains.py) it runs under heap_lock
+# and allocates nothing; it stores only small integers, and the main loop keeps the socket and
+# buffer of a send referenced until the send has ended.
 import _thread
 import binascii
 import micropython
@@ -22,7 +24,9 @@ from array import array
 from micropython import const
 
 CHANNELS = const(64)     # connections that can use the engine at once (more send on the main loop)
-BEHIND_NAP = const(50)   # us between tries of sockets whose peers are behind
+NAP_US = const(50)       # the thread's first nap when no socket took anything in a pass
+NAP_MAX_US = const(1000) # naps double up to this while peers stay behind (a new send may wait it)
+SKIP_MAX = const(15)     # a socket that took nothing is skipped for up to this many passes after
 
 IDLE = const(0)          # a channel's state: no send
 BUSY = const(1)          # a send the thread has: from `send` until it is written whole
@@ -33,7 +37,11 @@ class DMA:
     def __init__(self):
         self.st = bytearray(CHANNELS)
         self.cancel = bytearray(CHANNELS)
-        self.behind = bytearray(CHANNELS)  # 1: the send waited for its peer (its end is told)
+        # 1: the end of the send is to be told (its peer was behind, or the main loop stopped
+        # waiting for it); set by either side, read by the thread before it ends the send
+        self.tell = bytearray(CHANNELS)
+        self.skip = bytearray(CHANNELS)    # passes to skip this socket, and how many the last time
+        self.back = bytearray(CHANNELS)
         self.socks = [None] * CHANNELS
         self.bufs = [None] * CHANNELS
         self.pos = array("l", bytes(8 * CHANNELS))
@@ -47,8 +55,8 @@ class DMA:
         self.stopping = False
         self._kick = _thread.allocate_lock()
         self._kick.acquire()
-        # the end of a send that had to wait for its peer, or a failure, is told through a datagram
-        # socket pair under an abstract name unique to this process (no file to leave)
+        # the end of a send that is to be told, or a failure, comes through a datagram socket pair
+        # under an abstract name unique to this process (no file to leave)
         addr = struct.pack("<H", socket.AF_UNIX) + b"\0raidboard-dma-" + binascii.hexlify(os.urandom(8))
         self.rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.rx.bind(addr)
@@ -75,39 +83,49 @@ class DMA:
         socket when this returns (the socket may then be closed)."""
         if self.st[j] == BUSY:
             self.cancel[j] = 1
-            if self._kick.locked():
-                self._kick.release()
+            self._wake()
+            n = 0
             while self.st[j] == BUSY:
                 time.sleep_us(20)
+                n += 1
+                if n == 100000:        # (seconds: the thread is gone; the socket stays open)
+                    raise RuntimeError("DMA: the thread did not let go of channel %d" % j)
         self.cancel[j] = 0
         self.st[j] = IDLE
         self.socks[j] = self.bufs[j] = None
         self.free.append(j)
 
     def send(self, j, sock, buf, off, n):
-        """Hands the thread buf[off:off + n] to write on sock (channel j is idle)."""
+        """Hands the thread buf[off:off + n] to write on sock."""
+        if self.st[j] != IDLE:
+            raise RuntimeError("DMA: channel %d is not idle" % j)   # (a send would cut into another)
         self.socks[j] = sock
         self.bufs[j] = buf
         self.pos[j] = off
         self.end[j] = off + n
-        self.behind[j] = 0
+        self.tell[j] = self.skip[j] = self.back[j] = 0
         self.given += 1
         self.st[j] = BUSY                  # (last: the thread takes the send from here)
-        if self._kick.locked():
-            self._kick.release()
+        self._wake()
 
     def wait(self, j, us):
-        """Whether channel j's send has ended, waiting up to `us` microseconds for it."""
+        """Whether channel j's send has ended, waiting up to `us` microseconds for it unless its
+        peer is behind. When it has not, its end is told (rx)."""
         st = self.st
-        if st[j] == BUSY:
+        if st[j] == BUSY and not self.tell[j]:
             # a spin, not a nap: a nap of the unix port lasts 50 us or more, the usual wait less
             t0 = time.ticks_us()
             while st[j] == BUSY and time.ticks_diff(time.ticks_us(), t0) < us:
                 pass
+        if st[j] != BUSY:
+            return True
+        self.tell[j] = 1
+        # (the thread may have ended it meanwhile without seeing that: looked at again; what the
+        # two cores' store order can still lose is caught by the reaper's look, Pool.reap)
         return st[j] != BUSY
 
     def woken(self):
-        # the datagrams of sends that waited for their peers and have ended
+        # the datagrams of the sends whose ends were to be told
         try:
             while self.rx.readinto(self._sink):
                 pass
@@ -116,23 +134,30 @@ class DMA:
 
     def stop(self):
         self.stopping = True
+        self._wake()
+        self.rx.close()
+
+    def _wake(self):
         if self._kick.locked():
             self._kick.release()
-        self.rx.close()
 
     # ---- the thread --------------------------------------------------------------------------
     def _run(self):
         micropython.heap_lock()
         st = self.st                # locals: no lookup per send (one by one: a tuple would allocate)
         cancel = self.cancel
-        behind = self.behind
+        tell = self.tell
+        skip = self.skip
+        back = self.back
         socks = self.socks
         bufs = self.bufs
         pos = self.pos
         end = self.end
+        nap = NAP_US
         while not self.stopping:
             if self.ended == self.given:
                 self._kick.acquire()
+                nap = NAP_US
                 continue
             moved = False
             j = 0
@@ -141,6 +166,8 @@ class DMA:
                     if cancel[j]:
                         self.ended += 1
                         st[j] = IDLE
+                    elif skip[j]:
+                        skip[j] -= 1
                     else:
                         p = pos[j]
                         e = end[j]
@@ -154,22 +181,33 @@ class DMA:
                             self.ended += 1
                             st[j] = FAILED
                             self._tell()
-                        elif w:
+                        elif w == e - p:
                             moved = True
-                            p += w
-                            pos[j] = p
                             self.bytes += w
-                        if 0 <= w and p == e:
                             self.sends += 1
+                            told = tell[j]      # (read before the end: then main may send anew)
                             self.ended += 1
                             st[j] = IDLE
-                            if behind[j]:
+                            if told:
                                 self._tell()
-                        elif w >= 0:
-                            behind[j] = 1
+                        else:               # its peer is behind: tried again less often
+                            tell[j] = 1
+                            if w:
+                                moved = True
+                                pos[j] = p + w
+                                self.bytes += w
+                                back[j] = 0
+                            else:
+                                b = back[j] * 2 + 1
+                                back[j] = b if b < SKIP_MAX else SKIP_MAX
+                                skip[j] = back[j]
                 j += 1
-            if not moved and self.ended != self.given:
-                time.sleep_us(BEHIND_NAP)
+            if moved:
+                nap = NAP_US
+            elif self.ended != self.given:
+                time.sleep_us(nap)
+                if nap < NAP_MAX_US:
+                    nap *= 2
         self.tx.close()          # here: its descriptor must not be reused while this may send
 
     def _tell(self):

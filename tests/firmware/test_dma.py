@@ -85,8 +85,8 @@ def test_a_peer_that_is_behind_holds_only_its_own_channel_and_its_end_is_told():
     b = dma.open()
     big = pattern(4 << 20, 5)          # far more than the sockets between hold
     dma.send(a, slow, big, 0, len(big))
-    time.sleep_ms(50)
-    assert dma.st[a] == BUSY and dma.behind[a] == 1
+    until(lambda: dma.tell[a] == 1, "the thread found the slow peer behind")
+    assert dma.st[a] == BUSY
     small = pattern(4096, 9)
     for _ in range(20):                # the other channel is served meanwhile
         dma.send(b, fast, small, 0, 4096)
@@ -109,9 +109,9 @@ def test_a_channel_given_back_mid_send_lets_go_of_its_socket_and_the_channel_is_
     j = dma.open()
     big = bytearray(4 << 20)
     dma.send(j, board, big, 0, len(big))
-    time.sleep_ms(20)
-    assert dma.st[j] == BUSY
+    until(lambda: dma.tell[j] == 1, "the send is waiting for its peer")
     dma.close(j)                       # returns once the thread has let go of the socket
+    assert dma.ended == dma.given      # (only the thread counts a send ended)
     assert dma.st[j] == IDLE and dma.socks[j] is None and dma.bufs[j] is None
     board.close()
     host.close()
@@ -131,7 +131,7 @@ def test_a_peer_that_is_gone_fails_its_send_and_that_is_told():
     j = dma.open()
     big = bytearray(4 << 20)
     dma.send(j, board, big, 0, len(big))
-    time.sleep_ms(20)
+    until(lambda: dma.tell[j] == 1, "the send is waiting for its peer")
     host.close()                       # unread data: the host's side resets the connection
     until(lambda: dma.st[j] == FAILED, "the send failed")
     until(lambda: told(dma), "the failure was told")
@@ -140,6 +140,33 @@ def test_a_peer_that_is_gone_fails_its_send_and_that_is_told():
     assert dma.st[j] == IDLE
     dma.stop()
     board.close()
+
+
+def test_the_end_of_a_send_the_main_loop_stopped_waiting_for_is_told_and_a_busy_channel_takes_no_other():
+    dma = DMA()
+    board, host = pair(rcvbuf=4096)
+    j = dma.open()
+    big = pattern(1 << 20, 3)
+    dma.send(j, board, big, 0, len(big))
+    try:
+        dma.send(j, board, b"cut in", 0, 6)
+        assert False, "a second send was taken on a busy channel"
+    except RuntimeError:
+        pass
+    assert not dma.wait(j, 0)          # not ended: the main loop stops waiting
+    assert read_n(host, len(big)) == big
+    until(lambda: told(dma), "its end was told")
+    assert dma.wait(j, 0)
+    b2, h2 = pair()                    # a send whose end nobody waited for is not told
+    small = pattern(65536, 1)
+    dma.send(j, b2, small, 0, 65536)
+    assert read_n(h2, 65536) == small
+    until(lambda: dma.st[j] == IDLE, "the send ended")
+    assert not told(dma)
+    dma.close(j)
+    dma.stop()
+    for s in (board, host, b2, h2):
+        s.close()
 
 
 def test_every_channel_can_be_held_and_past_them_none_is_given():

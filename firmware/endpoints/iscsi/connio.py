@@ -62,6 +62,7 @@ class Link:
         self.dma = tgt.dma
         self.dj = -1
         self.dma_since = 0
+        self.dma_ev = None           # what tx_idle waits on (made when first needed)
 
     # rx_now/tx_now are plain calls: when the socket is ready (the usual case under load) a PDU
     # costs no coroutine of its own; recv/send wait for readiness when it is not
@@ -133,12 +134,13 @@ class Link:
         return True
 
     async def tx_idle(self):
-        # until the DMA send in flight has ended (its peer is behind); Closed if it failed
+        # until the DMA send in flight has ended (its end is told: dma_ended); Closed if it failed
         j = self.dj
-        while j >= 0 and self.dma.st[j] == BUSY:
-            # (the socket's being writable does not say the send has ended, nor does its end make
-            # the socket writable: looked at again every millisecond)
-            await asyncio.sleep_ms(1)
+        while j >= 0 and not self.dma.wait(j, 0):
+            if self.dma_ev is None:
+                self.dma_ev = asyncio.Event()
+            self.dma_ev.clear()
+            await self.dma_ev.wait()
         self.tx_free()
 
     async def later(self, fn, *args):

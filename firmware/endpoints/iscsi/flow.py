@@ -13,7 +13,7 @@ from scsi.core import MAX_XFER_BLOCKS
 from endpoints.iscsi import pdu as P
 from endpoints.iscsi.pdu import get32, put32
 from endpoints import ioready
-from endpoints.iscsi.connio import Closed, TAIL, DMA_SPIN_US
+from endpoints.iscsi.connio import Closed, TAIL
 from hw.dma import BUSY, FAILED
 from endpoints.iscsi.session import Session, WINDOW
 
@@ -251,8 +251,8 @@ class Pool:
                 self.log("error", "iSCSI: answering writes failed: %r" % (e,))
 
     async def dma_forever(self):
-        # the DMA engine tells the end of a send that waited for its peer: what that connection
-        # held back meanwhile (R2Ts, answers of deferred writes) goes out now
+        # the DMA engine tells the end of a send its connection stopped waiting for (its peer was
+        # behind, or the thread slow to come): what that connection held back meanwhile goes on
         dma = self.dma
         waits = ioready.Waits(dma.rx)
         while True:
@@ -261,10 +261,7 @@ class Pool:
             dma.woken()
             try:
                 for c in list(self.conns):
-                    if c.grants:
-                        c.solicit_held()
-                    if c.late:
-                        c.send_late()
+                    c.dma_ended()
             except Exception as e:       # the answers of every host must go on
                 sys.print_exception(e, sys.stderr)
                 self.log("error", "iSCSI: sending held answers failed: %r" % (e,))
@@ -328,6 +325,7 @@ class Pool:
                         c.kill("timed out")
                         break
                     c.expire(t)
+            c.dma_ended()                # (an end the two cores' store order kept untold)
             if c.grants:
                 c.solicit_held()
             if c.late:
@@ -711,11 +709,24 @@ class Flow(Session):
         if self.stuck is not None or self.s is None:
             return False
         j = self.dj
-        if j >= 0 and (not self.dma.wait(j, DMA_SPIN_US) or self.dma.st[j] == FAILED):
-            return False             # (a DMA send in flight; its end is told: Target.dma_forever)
+        if j >= 0 and (not self.dma.wait(j, 0) or self.dma.st[j] == FAILED):
+            return False             # (a DMA send in flight: its end is told, dma_ended)
         if self.poll_w is None:
             self.poll_w = _poller(self.s, select.POLLOUT)
         return _now(self.poll_w)
+
+    def dma_ended(self):
+        # what waited for this connection's DMA send goes on, if that send has ended: the answer
+        # the reader holds (tx_idle), R2Ts and answers of deferred writes held for the socket
+        j = self.dj
+        if j < 0 or self.dma.st[j] == BUSY:
+            return
+        if self.dma_ev is not None:
+            self.dma_ev.set()
+        if self.grants:
+            self.solicit_held()
+        if self.late:
+            self.send_late()
 
     def answer_late(self, itt, status, sense, rflags, resid, expdatasn):
         """The answer of a deferred write, sent now when it goes out whole and none waits before
@@ -1028,8 +1039,7 @@ class Flow(Session):
         buf = self.d_buf
         xfer = self.d_xfer
         if buf is self.small and not self.d_sense and DMA_MIN <= xfer <= self.p.max_burst \
-                and xfer <= self.p.mrdsl_out and xfer <= P.TARGET_MRDSL * 4 \
-                and (self.rp != self.re or self.busy()) \
+                and xfer <= self.p.mrdsl_out and (self.rp != self.re or self.busy()) \
                 and (self.spare is not None or self.take_spare()):
             hl = P.BHS + 4 if self.hd else P.BHS
             e = self.expcmdsn
