@@ -15,23 +15,29 @@ import test_iscsi_initiator as I
 K64 = 65536
 
 
-def read10(c, lba, n):
+def command10(c, opcode, flags, lba, n, data=b""):
+    # a READ(10) or WRITE(10) of n bytes sent without waiting for its answer: its ITT
     itt = c.next_itt()
-    b = I.bhs(0x01, 0x80 | 0x40 | 1, 0, itt, [(20, n), (24, c.cmdsn), (28, c.expstatsn)])
-    b[32:42] = struct.pack(">BBIBHB", 0x28, 0, lba, 0, n // 512, 0)
-    c.send(b)
+    b = I.bhs(0x01, flags, 0, itt, [(20, n), (24, c.cmdsn), (28, c.expstatsn)])
+    b[32:42] = struct.pack(">BBIBHB", opcode, 0, lba, 0, n // 512, 0)
+    c.send(b, data)
     c.cmdsn += 1
     return itt
+
+
+def read10(c, lba, n):
+    return command10(c, 0x28, 0x80 | 0x40 | 1, lba, n)
 
 
 def write10(c, lba, data):
     # all its data in the command PDU (immediate data, F bit)
-    itt = c.next_itt()
-    b = I.bhs(0x01, 0x80 | 0x20 | 1, 0, itt, [(20, len(data)), (24, c.cmdsn), (28, c.expstatsn)])
-    b[32:42] = struct.pack(">BBIBHB", 0x2A, 0, lba, 0, len(data) // 512, 0)
-    c.send(b, data)
-    c.cmdsn += 1
-    return itt
+    return command10(c, 0x2A, 0x80 | 0x20 | 1, lba, len(data), data)
+
+
+def write_no_data(c, lba, n):
+    # a write whose data is all to be asked for (F bit, no immediate data): it takes a transfer
+    # buffer, and its R2T comes
+    return command10(c, 0x2A, 0x80 | 0x20 | 1, lba, n)
 
 
 def tur(c):
@@ -44,6 +50,12 @@ def tur(c):
 def nop(c, payload):
     itt = c.next_itt()
     c.send(I.bhs(0x40, 0x80, 0, itt, [(20, 0xFFFFFFFF), (24, c.cmdsn), (28, c.expstatsn)]), payload)
+    return itt
+
+
+def abort_task(c, rtt):
+    itt = c.next_itt()
+    c.send(I.bhs(0x42, 0x80 | 1, 0, itt, [(20, rtt), (24, c.cmdsn), (28, c.expstatsn)]))
     return itt
 
 
@@ -102,22 +114,6 @@ def test_commands_back_to_back_are_answered_whole_in_turn_each_with_its_own_data
     assert answers(c, len(want)) == want
     assert c.read(0, 4096, 16)["data"] == chunk(0)[:8192]
     c.logout()
-
-
-def write_no_data(c, lba, n):
-    # a write whose data is all to be asked for (F bit, no immediate data): it takes a transfer
-    # buffer, and its R2T comes
-    itt = c.next_itt()
-    b = I.bhs(0x01, 0x80 | 0x20 | 1, 0, itt, [(20, n), (24, c.cmdsn), (28, c.expstatsn)])
-    b[32:42] = struct.pack(">BBIBHB", 0x2A, 0, lba, 0, n // 512, 0)
-    c.send(b)
-    c.cmdsn += 1
-
-
-def abort_task(c, rtt):
-    itt = c.next_itt()
-    c.send(I.bhs(0x42, 0x80 | 1, 0, itt, [(20, rtt), (24, c.cmdsn), (28, c.expstatsn)]))
-    return itt
 
 
 def test_a_host_reading_slowly_gets_every_answer_whole_and_right(make_board):

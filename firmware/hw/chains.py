@@ -16,14 +16,11 @@
 # A read here waits only for the chains that move data on its disks (wait_for): what it reads is
 # then what it would read after them all, and a disk file's offset is never moved by both threads.
 import _thread
-import binascii
 import micropython
-import os
-import socket
-import struct
 import time
 from array import array
 from micropython import const
+from hw.doorbell import Doorbell
 from hw.xor import xor_into, xor_into2, xor_of, zero
 
 IDLE_POLLS = const(8)    # naps of 25 us the thread takes watching for the next chain before it sleeps
@@ -92,19 +89,9 @@ class Chains:
         self.reads = self.writes = 0       # transfers and bytes the thread moved (IOP.reads etc.)
         self.read_bytes = self.write_bytes = 0
         self.faults = 0                    # chains this code failed (an allocation, a bug): never
-        # main loop -> thread: released once per batch; thread -> main loop: a byte per chain
-        self._kick = _thread.allocate_lock()
-        self._kick.acquire()
-        # (a datagram socket pair under an abstract name, unique to this process: no file to leave)
-        addr = struct.pack("<H", socket.AF_UNIX) + b"\0raidboard-iop-" + binascii.hexlify(os.urandom(8))
-        self.rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.rx.bind(addr)
-        self.tx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.tx.connect(addr)
-        self.rx.setblocking(False)
-        self.tx.setblocking(False)
-        self._one = b"\x01"
-        self._sink = bytearray(256)
+        # main loop -> thread: woken once per batch; thread -> main loop: a ring per chain
+        self.bell = Doorbell(b"iop")
+        self.rx = self.bell.rx
         _thread.start_new_thread(self._run, ())
 
     # ---- planning (main loop) --------------------------------------------------------------
@@ -196,18 +183,13 @@ class Chains:
         self.planning = -1
         self.submitted += 1
         self.iop.inflight = True
-        if self._kick.locked():
-            self._kick.release()
+        self.bell.wake()
         return self.submitted
 
     # ---- completion (main loop) ------------------------------------------------------------
     def woken(self):
-        # the bytes the thread sent: each says a chain ended (their number does not matter)
-        try:
-            while self.rx.readinto(self._sink):
-                pass
-        except OSError:
-            pass
+        # the rings of the thread: each says a chain ended
+        self.bell.answered()
         self.apply()
 
     def drain(self):
@@ -286,9 +268,8 @@ class Chains:
         # (the main loop, when the controller closes): the thread ends after what it was given
         self.drain()
         self.stopping = True
-        if self._kick.locked():
-            self._kick.release()
-        self.rx.close()
+        self.bell.wake()
+        self.bell.close_main()
 
     def _run(self):
         micropython.heap_lock()
@@ -299,7 +280,7 @@ class Chains:
                 naps -= 1
             if self.done == self.submitted:
                 self.hot = False
-                self._kick.acquire()
+                self.bell.sleep()
                 self.hot = True
             while self.done != self.submitted and not self.stopping:
                 i = self.done % CHAINS
@@ -312,17 +293,14 @@ class Chains:
                         self.failed[i] = 1   # (a fault of this code: the main loop writes it again)
                         self.faults += 1
                 self.done += 1
-                try:
-                    self.tx.send(self._one)
-                except OSError:
-                    pass         # the main loop has bytes to read already
+                self.bell.ring()
                 if self.failed[i] == 1:
                     # no chain runs until the main loop has marked the failed disks failed
                     # (and fenced the chains planned before): the intent record of this one
                     # stays until then
                     while self.applied < self.done and not self.stopping:
                         time.sleep_ms(1)
-        self.tx.close()          # here: its descriptor must not be reused while this may send
+        self.bell.close_thread()
 
     def _chain(self, i):
         ops = self.op            # locals: no lookup per step (one by one: a tuple would allocate)

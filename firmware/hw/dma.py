@@ -14,14 +14,11 @@
 # and allocates nothing; it stores only small integers, and the main loop keeps the socket and
 # buffer of a send referenced until the send has ended.
 import _thread
-import binascii
 import micropython
-import os
-import socket
-import struct
 import time
 from array import array
 from micropython import const
+from hw.doorbell import Doorbell
 
 CHANNELS = const(64)     # connections that can use the engine at once (more send on the main loop)
 NAP_US = const(50)       # the thread's first nap when no socket took anything in a pass
@@ -53,19 +50,9 @@ class DMA:
         self.sends = 0                     # sends the thread made whole, and their bytes
         self.bytes = 0
         self.stopping = False
-        self._kick = _thread.allocate_lock()
-        self._kick.acquire()
-        # the end of a send that is to be told, or a failure, comes through a datagram socket pair
-        # under an abstract name unique to this process (no file to leave)
-        addr = struct.pack("<H", socket.AF_UNIX) + b"\0raidboard-dma-" + binascii.hexlify(os.urandom(8))
-        self.rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.rx.bind(addr)
-        self.tx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.tx.connect(addr)
-        self.rx.setblocking(False)
-        self.tx.setblocking(False)
-        self._one = b"\x01"
-        self._sink = bytearray(64)
+        # the end of a send that is to be told, or a failure, is rung (rx)
+        self.bell = Doorbell(b"dma")
+        self.rx = self.bell.rx
         _thread.start_new_thread(self._run, ())
 
     # ---- the main loop ---------------------------------------------------------------------------
@@ -83,7 +70,7 @@ class DMA:
         socket when this returns (the socket may then be closed)."""
         if self.st[j] == BUSY:
             self.cancel[j] = 1
-            self._wake()
+            self.bell.wake()
             n = 0
             while self.st[j] == BUSY:
                 time.sleep_us(20)
@@ -106,7 +93,7 @@ class DMA:
         self.tell[j] = self.skip[j] = self.back[j] = 0
         self.given += 1
         self.st[j] = BUSY                  # (last: the thread takes the send from here)
-        self._wake()
+        self.bell.wake()
 
     def wait(self, j, us):
         """Whether channel j's send has ended, waiting up to `us` microseconds for it unless its
@@ -125,21 +112,13 @@ class DMA:
         return st[j] != BUSY
 
     def woken(self):
-        # the datagrams of the sends whose ends were to be told
-        try:
-            while self.rx.readinto(self._sink):
-                pass
-        except OSError:
-            pass
+        # the rings of the sends whose ends were to be told
+        self.bell.answered()
 
     def stop(self):
         self.stopping = True
-        self._wake()
-        self.rx.close()
-
-    def _wake(self):
-        if self._kick.locked():
-            self._kick.release()
+        self.bell.wake()
+        self.bell.close_main()
 
     # ---- the thread --------------------------------------------------------------------------
     def _run(self):
@@ -156,7 +135,7 @@ class DMA:
         nap = NAP_US
         while not self.stopping:
             if self.ended == self.given:
-                self._kick.acquire()
+                self.bell.sleep()
                 nap = NAP_US
                 continue
             moved = False
@@ -180,7 +159,7 @@ class DMA:
                         if w < 0:
                             self.ended += 1
                             st[j] = FAILED
-                            self._tell()
+                            self.bell.ring()
                         elif w == e - p:
                             moved = True
                             self.bytes += w
@@ -189,7 +168,7 @@ class DMA:
                             self.ended += 1
                             st[j] = IDLE
                             if told:
-                                self._tell()
+                                self.bell.ring()
                         else:               # its peer is behind: tried again less often
                             tell[j] = 1
                             if w:
@@ -208,10 +187,4 @@ class DMA:
                 time.sleep_us(nap)
                 if nap < NAP_MAX_US:
                     nap *= 2
-        self.tx.close()          # here: its descriptor must not be reused while this may send
-
-    def _tell(self):
-        try:
-            self.tx.send(self._one)
-        except OSError:
-            pass                 # the main loop has bytes to read already
+        self.bell.close_thread()

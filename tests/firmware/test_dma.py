@@ -56,6 +56,16 @@ def told(dma):
         return False
 
 
+def held_send(dma):
+    # a send of 4 MiB on a new channel to a host with a 4 KiB receive buffer that reads nothing:
+    # (the board's side, the host's side, the channel) once the send waits for its peer
+    board, host = pair(rcvbuf=4096)
+    j = dma.open()
+    dma.send(j, board, bytearray(4 << 20), 0, 4 << 20)
+    until(lambda: dma.tell[j] == 1, "the send is waiting for its peer")
+    return board, host, j
+
+
 def pattern(n, k):
     return bytes((i * k + 3) & 0xFF for i in range(n))
 
@@ -105,11 +115,7 @@ def test_a_peer_that_is_behind_holds_only_its_own_channel_and_its_end_is_told():
 
 def test_a_channel_given_back_mid_send_lets_go_of_its_socket_and_the_channel_is_reused():
     dma = DMA()
-    board, host = pair(rcvbuf=4096)
-    j = dma.open()
-    big = bytearray(4 << 20)
-    dma.send(j, board, big, 0, len(big))
-    until(lambda: dma.tell[j] == 1, "the send is waiting for its peer")
+    board, host, j = held_send(dma)
     dma.close(j)                       # returns once the thread has let go of the socket
     assert dma.ended == dma.given      # (only the thread counts a send ended)
     assert dma.st[j] == IDLE and dma.socks[j] is None and dma.bufs[j] is None
@@ -127,11 +133,7 @@ def test_a_channel_given_back_mid_send_lets_go_of_its_socket_and_the_channel_is_
 
 def test_a_peer_that_is_gone_fails_its_send_and_that_is_told():
     dma = DMA()
-    board, host = pair(rcvbuf=4096)
-    j = dma.open()
-    big = bytearray(4 << 20)
-    dma.send(j, board, big, 0, len(big))
-    until(lambda: dma.tell[j] == 1, "the send is waiting for its peer")
+    board, host, j = held_send(dma)
     host.close()                       # unread data: the host's side resets the connection
     until(lambda: dma.st[j] == FAILED, "the send failed")
     until(lambda: told(dma), "the failure was told")
