@@ -134,7 +134,7 @@ class Link:
         return True
 
     async def tx_idle(self):
-        # until the DMA send in flight has ended (its end is told: dma_ended); Closed if it failed
+        # until the DMA send in flight has ended (its end is told: Flow.go_on); Closed if it failed
         j = self.dj
         while j >= 0 and not self.dma.wait(j, 0):
             if self.dma_ev is None:

@@ -261,7 +261,7 @@ class Pool:
             dma.woken()
             try:
                 for c in list(self.conns):
-                    c.dma_ended()
+                    c.go_on()
             except Exception as e:       # the answers of every host must go on
                 sys.print_exception(e, sys.stderr)
                 self.log("error", "iSCSI: sending held answers failed: %r" % (e,))
@@ -325,11 +325,7 @@ class Pool:
                         c.kill("timed out")
                         break
                     c.expire(t)
-            c.dma_ended()                # (an end the two cores' store order kept untold)
-            if c.grants:
-                c.solicit_held()
-            if c.late:
-                c.send_late()
+            c.go_on()                    # (also an end of a DMA send the cores' store order kept untold)
 
 
 def _poller(s, event):
@@ -710,18 +706,16 @@ class Flow(Session):
             return False
         j = self.dj
         if j >= 0 and (not self.dma.wait(j, 0) or self.dma.st[j] == FAILED):
-            return False             # (a DMA send in flight: its end is told, dma_ended)
+            return False             # (a DMA send in flight: its end is told, go_on)
         if self.poll_w is None:
             self.poll_w = _poller(self.s, select.POLLOUT)
         return _now(self.poll_w)
 
-    def dma_ended(self):
-        # what waited for this connection's DMA send goes on, if that send has ended: the answer
-        # the reader holds (tx_idle), R2Ts and answers of deferred writes held for the socket
+    def go_on(self):
+        # what this connection holds back goes on where it can: the answer its reader holds for a
+        # DMA send that has ended (tx_idle), R2Ts and answers of deferred writes held for the socket
         j = self.dj
-        if j < 0 or self.dma.st[j] == BUSY:
-            return
-        if self.dma_ev is not None:
+        if j >= 0 and self.dma_ev is not None and self.dma.st[j] != BUSY:
             self.dma_ev.set()
         if self.grants:
             self.solicit_held()
