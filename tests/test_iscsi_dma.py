@@ -121,8 +121,9 @@ def test_a_host_reading_slowly_gets_every_answer_whole_and_right(make_board):
     # sockets between hold, so the DMA engine's sends wait for it in the middle. Every other PDU
     # the board answers meanwhile waits its turn behind them: writes (run by the I/O processor's
     # thread, answered as they end), a status alone, pings, task management, and a larger read
-    # answered BUSY (its connection holds two transfer buffers, for writes whose data it withholds)
-    b = I.BootedBoard(make_board(disk_mb=32))
+    # answered BUSY (its connection holds two transfer buffers, for writes whose data it withholds;
+    # the task timeout is longer than the test, so they hold them throughout)
+    b = I.BootedBoard(make_board(disk_mb=32, iscsi_task_timeout_s=3600))
     c = I.Initiator(*b.portals[0], rcvbuf=4096)
     c.login()
     for i in range(4):

@@ -150,25 +150,29 @@ class Link:
         if aw is not None:
             await aw
 
+    def dma_channel(self):
+        """Whether this connection has a channel of the DMA engine (taken now if it can be)."""
+        if self.dj < 0 and self.dma is not None:
+            self.dj = self.dma.open()
+        return self.dj >= 0
+
     def dma_send(self, buf, off, n):
-        """Hands buf[off:off + n] to the DMA engine (tx_free() said yes): False when this connection
-        has no channel (it sends on the main loop)."""
-        j = self.dj
-        if j < 0:
-            if self.dma is None:
-                return False
-            j = self.dj = self.dma.open()
-            if j < 0:
-                return False
+        # hands buf[off:off + n] to the DMA engine (a channel held, tx_free() said yes)
         self.dma_since = self.tgt.clock()
-        self.dma.send(j, self.s, buf, off, n)
-        return True
+        self.dma.send(self.dj, self.s, buf, off, n)
 
     def dma_close(self):
-        # before the socket closes: the thread lets go of it
-        if self.dj >= 0:
-            self.dma.close(self.dj)
-            self.dj = -1
+        """Before the socket closes: the thread lets go of it. False if it never did (the socket
+        must then stay open, its descriptor never reused under the thread)."""
+        j = self.dj
+        if j < 0:
+            return True
+        if not self.dma.close(j):
+            self.tgt.log("error", "iSCSI port %d: the DMA engine did not let go of the connection "
+                         "of %s; its socket stays open" % (self.port, self.iname))
+            return False
+        self.dj = -1
+        return True
 
     async def recv(self, mv):
         got = self.rx_now(self.s, mv)

@@ -216,7 +216,20 @@ class Pool:
     async def reap_forever(self):
         while True:
             await asyncio.sleep_ms(REAP_MS)
-            self.reap()
+            try:
+                self.reap()
+            except Exception as e:       # the timeouts of every host must go on
+                sys.print_exception(e, sys.stderr)
+                self.log("error", "iSCSI: looking for stalled tasks failed: %r" % (e,))
+
+    def go_on(self, c):
+        # c.go_on(), a failure of it costing that connection only
+        try:
+            c.go_on()
+        except Exception as e:
+            sys.print_exception(e, sys.stderr)
+            self.log("error", "iSCSI: sending held answers failed: %r" % (e,))
+            c.kill("internal error")
 
     def defer(self, c, itt, rflags, resid, expdatasn, buf, ticket):
         """A write's answer waits for its chain (Controller.chained), its data-out in `buf`."""
@@ -259,12 +272,8 @@ class Pool:
             waits.readable()
             yield                   # to the scheduler until then (endpoints/ioready.py)
             dma.woken()
-            try:
-                for c in list(self.conns):
-                    c.go_on()
-            except Exception as e:       # the answers of every host must go on
-                sys.print_exception(e, sys.stderr)
-                self.log("error", "iSCSI: sending held answers failed: %r" % (e,))
+            for c in list(self.conns):
+                self.go_on(c)
 
     def complete(self):
         """Answers the writes whose chains have ended, in order: buffers go back, and a write a
@@ -325,7 +334,7 @@ class Pool:
                         c.kill("timed out")
                         break
                     c.expire(t)
-            c.go_on()                    # (also an end of a DMA send the cores' store order kept untold)
+            self.go_on(c)                # (also a DMA send's end its ring did not reach)
 
 
 def _poller(s, event):
@@ -769,7 +778,11 @@ class Flow(Session):
                 continue             # gone, or its R2T went out with the reader (progress)
             self.r2t(self.begin(P.OP_R2T, 0x80), t)
             n = self.head(0)
-            if self.tx_at(self.s, self.tx, 0, n) != n:
+            try:
+                whole = self.tx_at(self.s, self.tx, 0, n) == n
+            except (Closed, OSError):
+                whole = False            # (its peer is gone: this connection only)
+            if not whole:
                 self.kill("R2T not sent whole")
                 return
 
@@ -1034,19 +1047,19 @@ class Flow(Session):
         xfer = self.d_xfer
         if buf is self.small and not self.d_sense and DMA_MIN <= xfer <= self.p.max_burst \
                 and xfer <= self.p.mrdsl_out and (self.rp != self.re or self.busy()) \
-                and (self.spare is not None or self.take_spare()):
+                and self.dma_channel() and (self.spare is not None or self.take_spare()):
             hl = P.BHS + 4 if self.hd else P.BHS
             e = self.expcmdsn
             struct.pack_into(_DIN, buf, _HEAD - hl, P.OP_DATA_IN, 0x81 | self.d_rflags, 0,
                              self.d_status, xfer, self.d_itt, P.ALL_ONES, self.statsn, e,
                              (e + WINDOW - 1) & 0xFFFFFFFF, 0, 0, self.d_resid)
             tl = self.frame(buf, _HEAD - hl, _HEAD, xfer)
-            if self.dma_send(buf, _HEAD - hl, hl + xfer + tl):
-                self.next_statsn()
-                # the next answer is copied into the other buffer (both are alike: the one that
-                # goes back to the pool at the close is whichever is the spare then)
-                self.small, self.spare = self.spare, buf
-                return None
+            self.dma_send(buf, _HEAD - hl, hl + xfer + tl)
+            self.next_statsn()
+            # the next answer is copied into the other buffer (both are alike: the one that goes
+            # back to the pool at the close is whichever is the spare then)
+            self.small, self.spare = self.spare, buf
+            return None
         if self.din_now():
             return self.din_rest()
         return self.rsp_after()

@@ -203,14 +203,14 @@ class Conn(Flow, Login):
 
     def cleanup(self):
         if self.s is not None:
-            self.dma_close()
-            if self.spare is not None:       # (no send uses it any more)
-                self.tgt.spares.append(self.spare)
-                self.spare = None
-            try:
-                self.s.close()
-            except OSError:
-                pass
+            if self.dma_close():
+                if self.spare is not None:   # (no send uses it any more)
+                    self.tgt.spares.append(self.spare)
+                    self.spare = None
+                try:
+                    self.s.close()
+                except OSError:
+                    pass
             self.s = None
         self.drop_tasks()
         self.tgt.leave(self)
