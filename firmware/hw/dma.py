@@ -100,7 +100,7 @@ class DMA:
 
     def wait(self, j, us):
         """Whether channel j's send has ended, waiting up to `us` microseconds for it unless its
-        peer is behind. When it has not, its end is told (rx)."""
+        end is already to be told (its peer is behind). When it has not, its end is told (rx)."""
         st = self.st
         if st[j] == BUSY and not self.tell[j]:
             # a spin, not a nap: a nap of the unix port lasts 50 us or more, the usual wait less

@@ -993,8 +993,6 @@ class Flow(Session):
                 self.tgt.defer(self, itt, rflags, resid, t.r2tsn, t.buf, ticket)
                 t.buf = None
                 return None
-            if not self.tx_free():
-                return self.later(self.rsp_now, itt, status, sense, rflags, resid, t.r2tsn)
             return self.rsp_now(itt, status, sense, rflags, resid, t.r2tsn)
         n = len(data_in)
         xfer = n if (flags & 0x40) else 0
@@ -1005,8 +1003,6 @@ class Flow(Session):
         elif n < edtl:
             rflags, resid = 0x02, edtl - n
         if not xfer:
-            if not self.tx_free():
-                return self.later(self.rsp_now, itt, status, sense, rflags, resid, 0)
             return self.rsp_now(itt, status, sense, rflags, resid, 0)
         if big is None:
             # the core's own buffer is reused by the next execute (any connection): copy now
@@ -1151,14 +1147,15 @@ class Flow(Session):
         return None
 
     async def scsi_rsp(self, itt, status, sense, rflags, resid, expdatasn):
-        if not self.tx_free():           # (a large read's BUSY follows a DMA send: run_big)
-            await self.tx_idle()
         aw = self.rsp_now(itt, status, sense, rflags, resid, expdatasn)
         if aw is not None:
             await aw
 
     def rsp_now(self, itt, status, sense, rflags, resid, expdatasn):
-        """A SCSI Response, sent now: None, or the awaitable that sends what the socket did not take."""
+        """A SCSI Response, sent now: None, or the awaitable that sends what the socket did not take
+        (or all of it, once a DMA send in flight on this connection has ended)."""
+        if self.dj >= 0 and not self.tx_free():
+            return self.later(self.rsp_now, itt, status, sense, rflags, resid, expdatasn)
         t = self.begin(P.OP_SCSI_RSP, 0x80 | rflags)
         t[3] = status
         put32(t, 16, itt)
