@@ -30,6 +30,7 @@ from endpoints import ioready
 
 
 LINK_WINDOW = 2 << 20      # the link's send window: a forwarded 1 MiB write and what follows it
+HEAP_MS = 100              # how often the heap's holes are looked for (hw/heap.py)
 
 
 def usage(msg):
@@ -159,11 +160,20 @@ async def boot(opts, b):
         await join_pair(ctl, b, ports)
     ready["controller"] = ctl.number
     asyncio.create_task(scheduler.run(ctl.lop_mgr))      # the long operations' background scheduler
+    asyncio.create_task(keep_heap(ctl.heap))
     ctl.events.log("info", "BOARD READY")
     print("RAIDBOARD READY " + json.dumps(ready))
     sys.stdout.flush() if hasattr(sys.stdout, "flush") else None
     while True:
         await asyncio.sleep(3600)
+
+
+async def keep_heap(plug):
+    # the allocator's search starts where the free space begins, after boot, after a collection
+    # and after anything freed low in the heap (hw/heap.py): a plug costs 1 block when none is due
+    while True:
+        plug.run()
+        await asyncio.sleep_ms(HEAP_MS)
 
 
 def main():

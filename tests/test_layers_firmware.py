@@ -12,6 +12,8 @@ ROOT = layers_fw.FIRMWARE
 ALLOWED_PRIVATE_ACCESS = [
     ("endpoints.ioready", "asyncio.core._io_queue"),   # MicroPython's asyncio: no public wait on a raw fd
     ("endpoints.ioready", "asyncio.core._task_queue"),  # whether a task is ready, so the scheduler polls instead of sleeping
+    ("endpoints.ioready", "_queue._dequeue"),           # a kept socket stays registered between its waits
+    ("endpoints.ioready", "type(_queue)._dequeue"),     # (asyncio's own, for every other object)
 ]
 
 

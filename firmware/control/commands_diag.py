@@ -50,7 +50,7 @@ def status(ctl, args):
           "luns": hostmap.lun_list(ctl, args)["map"], "snapshot": _snapshot(ctl),
           "lops": [op.info() for op in ctl.lops.ops], "events": ctl.events.recent(5),
           "params": drives.params_get(ctl, args),
-          "heap": {"used": gc.mem_alloc(), "free": gc.mem_free()}}
+          "heap": {"used": gc.mem_alloc(), "free": gc.mem_free(), "holes_filled": ctl.heap.holes}}
     if ctl.pair is not None:
         st["pair"] = ctl.pair.status()
         for op in st["lops"]:

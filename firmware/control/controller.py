@@ -11,6 +11,7 @@ from hw import iop as iopmod
 from storage import raid
 from hw import buffer as buffermod
 from hw import events as eventsmod
+from hw import heap as heapmod
 from lop import ops as lop
 from lop import manager as lopmgr
 from snapshot import engine as snapshot
@@ -71,6 +72,7 @@ class Controller:
         self.root = root
         self.iqn = board["iqn"]
         self.events = eventsmod.EventLog()
+        self.heap = heapmod.Plug()   # run by main.py's heap upkeep
         self.lops = lopmgr.Registry()
         self.names = boardmod.slot_names(board)
         self.tpc = board["targets_per_channel"]

@@ -4,7 +4,7 @@
 # allocate on every call); its I/O queue is what those streams use underneath, and this module is
 # the one place that reaches it (tests/test_layers_firmware.py allows it here and nowhere else).
 #
-# A wait allocates as little as MicroPython allows, because a host's every command waits once:
+# A wait allocates nothing once its object is known, because a host's every command waits once:
 #
 #     waits.readable()      # queue the running task until the object is readable ...
 #     yield                 # ... and hand it to the scheduler
@@ -12,8 +12,15 @@
 # A bare `yield` inside a coroutine is what asyncio's own awaitables end in; MicroPython allows it
 # in an `async def` and it costs nothing, where an awaitable costs a generator or a StopIteration's
 # traceback (64-190 bytes a wait, measured). `Waits` is made once per object and brings its own
-# entry for the I/O queue's map, which asyncio would make anew each time. What is left is the
-# poller's record of a registration: 32 bytes a wait.
+# entry for the I/O queue's map, which asyncio would make anew each time.
+#
+# The poller makes a record (32 bytes) each time an object is registered, and asyncio drops the
+# registration after every wait. A `Waits(obj, keep=True)` (an iSCSI connection's socket) stays
+# registered between its waits with an empty event mask instead, so its waits cost nothing at
+# all. Its owner calls drop() before the object is closed: a closed descriptor left in poll(2)
+# would be reported (POLLNVAL) on every poll. An event nobody waits for (the peer hung up: poll(2)
+# reports POLLHUP and POLLERR whatever the mask) takes the registration off altogether, so the
+# scheduler never spins on it; the next wait registers it again.
 import asyncio
 import select
 import time
@@ -22,19 +29,23 @@ from micropython import const
 _core = asyncio.core
 _queue = asyncio.core._io_queue      # no public name for it: see above
 _MASKS = (select.POLLIN, select.POLLOUT)   # by index of asyncio's map entry [reader, writer, obj]
+_BOTH = const(5)         # select.POLLIN | select.POLLOUT
+_kept = {}               # id(obj) -> its Waits, for the objects that stay registered
 POLL_US = const(200)     # how long the scheduler polls after an endpoint's wait before it sleeps
 _armed = bytearray(1)    # 1: an endpoint began to wait since the last window of polling opened
 
 
 class Waits:
     """Queues the running task on one object: one task at a time each way, as asyncio allows.
-    Cancelling a waiting task takes the object's whole entry off asyncio's queue, a task waiting
+    Cancelling a waiting task takes the object's waiters off asyncio's queue, a task waiting
     the other way with it (asyncio's IOQueue.remove): the link cancels its reader and writer
     together, and no other object has two."""
 
-    def __init__(self, obj):
+    def __init__(self, obj, keep=False):
         self.obj = obj
-        self._entry = [None, None, obj]
+        self.entry = [None, None, obj]
+        self.keep = keep
+        self.armed = False       # (kept) a task waits on the object: its mask is not empty
 
     def readable(self):
         self._queue(0)
@@ -47,17 +58,48 @@ class Waits:
         q, obj, t = _queue, self.obj, _core.cur_task
         sm = q.map.get(id(obj))
         if sm is None:
-            sm = self._entry
+            sm = self.entry
             sm[0] = sm[1] = None             # what a cancelled waiter may have left here
             sm[i] = t
             q.map[id(obj)] = sm
             q.poller.register(obj, _MASKS[i])
-        else:                                # a task waits the other way: both now
+            if self.keep:
+                _kept[id(obj)] = self
+        else:                                # kept, or a task waits the other way
             if sm[i] is not None:
                 raise RuntimeError("two tasks wait on one object the same way")
             sm[i] = t
-            q.poller.modify(obj, _MASKS[0] | _MASKS[1])
+            q.poller.modify(obj, _MASKS[i] if sm[1 - i] is None else _BOTH)
+        self.armed = True
         t.data = q                          # so cancelling the task takes it off the queue
+
+    def drop(self):
+        """Before the object is closed: its registration, kept or not, is taken off."""
+        obj = self.obj
+        _kept.pop(id(obj), None)
+        if _queue.map.get(id(obj)) is self.entry:
+            del _queue.map[id(obj)]
+            _queue.poller.unregister(obj)
+        self.armed = False
+
+
+def _dequeue(s, drop=type(_queue)._dequeue):   # (asyncio's own, for the others)
+    # asyncio's, after the last waiter of s was woken or cancelled: a kept object stays
+    # registered with an empty mask, unless this came with nobody waiting (an error or hang-up)
+    w = _kept.get(id(s))
+    if w is None:
+        drop(_queue, s)
+    elif w.armed:
+        w.armed = False
+        sm = w.entry
+        sm[0] = sm[1] = None
+        _queue.poller.modify(s, 0)
+    else:
+        del _kept[id(s)]
+        drop(_queue, s)
+
+
+_queue._dequeue = _dequeue   # asyncio calls it after a wait and on a cancel
 
 
 # The awaitable form, for waits off the command path (the console's keystrokes) and for coroutines
@@ -83,27 +125,40 @@ def writable(obj):
 def poll_before_sleep(us=POLL_US, ticks_us=time.ticks_us):
     """Installs the polling in front of asyncio's sleep in poll(2) (call before asyncio.run). The
     microsecond clock is a parameter so that a test can drive it."""
-    wait = _queue.wait_io_event
-    peek = asyncio.core._task_queue.peek     # no public name: see above
-    ticks_ms = time.ticks_ms
-    diff = time.ticks_diff
-    window = [0, 0]          # open, and since when: a timer's task may run in the middle of it
+    global _wait, _us, _ticks_us
+    w = _queue.wait_io_event
+    if w is not _wait_io_event:
+        _wait = w
+    _us = us
+    _ticks_us = ticks_us
+    _queue.wait_io_event = _wait_io_event
 
-    def wait_io_event(dt):
-        if dt:
-            if _armed[0]:
-                _armed[0] = 0
-                window[0] = 1
-                window[1] = ticks_us()
-            if window[0]:
-                t0 = window[1]
-                while diff(ticks_us(), t0) < us:
-                    wait(0)
-                    t = peek()
-                    if t is not None and diff(t.ph_key, ticks_ms()) <= 0:
-                        return          # a task is ready: it runs without the scheduler sleeping
-                window[0] = 0
-                if dt > 0:
-                    return              # asyncio works out the time to its next timer afresh
-        wait(dt)
-    _queue.wait_io_event = wait_io_event
+
+# (module globals rather than a closure's cells: a call of a closure over this many values puts
+# its arguments and its frame on the heap, and the scheduler calls this between every two tasks)
+_wait = None
+_us = POLL_US
+_ticks_us = time.ticks_us
+_ticks_ms = time.ticks_ms
+_diff = time.ticks_diff
+_peek = asyncio.core._task_queue.peek     # no public name: see above
+_window = [0, 0]         # open, and since when: a timer's task may run in the middle of it
+
+
+def _wait_io_event(dt):
+    if dt:
+        if _armed[0]:
+            _armed[0] = 0
+            _window[0] = 1
+            _window[1] = _ticks_us()
+        if _window[0]:
+            t0 = _window[1]
+            while _diff(_ticks_us(), t0) < _us:
+                _wait(0)
+                t = _peek()
+                if t is not None and _diff(t.ph_key, _ticks_ms()) <= 0:
+                    return          # a task is ready: it runs without the scheduler sleeping
+            _window[0] = 0
+            if dt > 0:
+                return              # asyncio works out the time to its next timer afresh
+    _wait(dt)

@@ -18,6 +18,7 @@ _ZERO = bytes(48)
 # received bytes are taken from the socket up to _RB at a time: the headers of commands queued by
 # the initiator then cost one read together instead of one each
 _RB = const(8192)
+_BHS = const(48)
 # how long a send on the main loop waits in place for the DMA engine to end the one before it on
 # the same connection (its usual time: a 64 KiB write to the socket) before it waits as a coroutine
 DMA_SPIN_US = const(300)
@@ -34,7 +35,7 @@ class Link:
     def __init__(self, tgt, sock, port_no, peer):
         self.tgt = tgt
         self.s = sock
-        self.waits = ioready.Waits(sock)
+        self.waits = ioready.Waits(sock, keep=True)   # dropped before the close: cleanup
         self.port = port_no
         self.peer = peer             # source address (CHAP failures are counted per address)
         self.iname = "?"
@@ -53,6 +54,12 @@ class Link:
         self.save = bytearray(TAIL)
         self.rb = bytearray(_RB)
         self.rbv = memoryview(self.rb)
+        # views of rb that rx_now copies through, made once: a header at its start (a command
+        # that came alone, as at queue depth 1), and the last other part (p << 14 | length: a
+        # write's data after its header, at queue depth 1)
+        self.rb0 = self.rbv[0:_BHS]
+        self.lv = self.rb0
+        self.lkey = _BHS
         self.rp = 0                  # unread bytes of rb: rp..re
         self.re = 0
         self.hd = False              # digests become active after login
@@ -82,7 +89,15 @@ class Link:
         if k > n:
             k = n
         p = self.rp
-        mv[0:k] = self.rbv[p:p + k]
+        if k == _BHS and not p:
+            mv[0:k] = self.rb0
+        elif p << 14 | k == self.lkey:
+            mv[0:k] = self.lv
+        else:
+            v = self.rbv[p:p + k]
+            mv[0:k] = v
+            self.lv = v
+            self.lkey = p << 14 | k
         self.rp = p + k
         return k
 

@@ -203,6 +203,7 @@ class Conn(Flow, Login):
 
     def cleanup(self):
         if self.s is not None:
+            self.waits.drop()
             if self.dma_close():
                 if self.spare is not None:   # (no send uses it any more)
                     self.tgt.spares.append(self.spare)
