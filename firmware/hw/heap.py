@@ -10,30 +10,38 @@
 from micropython import const
 
 BLOCK = const(32)        # bytes of a heap block on this 64-bit build; a float takes exactly one
-RUN = const(8)           # free blocks in a row that end a plug (the holes a collection leaves are smaller)
-STEP = const(2000)       # holes filled at most in one run (about a millisecond): the rest next time
+RUN = const(8)           # free blocks in a row that end a run: the holes commands leave are smaller
+MANY = const(64)         # more blocks than this in a run: a collection's holes, of every size ...
+WIDE = const(512)        # ... so the run goes on to this many in a row (16 KiB)
+STEP = const(2000)       # blocks allocated at most in one run: the rest next time
 
 
 class Plug:
-    """Fills the heap's holes from its lowest free block up to the first RUN free blocks in a row.
-    `holes`: blocks filled in all (beyond the run itself); `runs`: times it ran."""
+    """Fills the heap's holes from its lowest free block up to the first RUN free blocks in a
+    row, or WIDE once it met MANY. `holes`: blocks filled in all beyond the runs themselves;
+    `runs`: times it ran; `wide`: a wide run is not finished yet."""
 
     def __init__(self):
         self.holes = 0
         self.runs = 0
+        self.wide = False
 
     def run(self, step=STEP):
-        """Returns the blocks it allocated: RUN + 1 when there was no hole, at most `step` (the
-        rest is filled next time)."""
+        """Returns the blocks it allocated: the run it ended in and the holes below it, at most
+        `step` (the rest is filled next time)."""
+        want = WIDE if self.wide else RUN
         n = 0
         k = 0
         last = 0
-        while k < RUN and n < step:
+        while k < want and n < step:
             a = id(n * 0.5)              # (a float: one new block, the lowest free one)
             k = k + 1 if a == last + BLOCK else 0
             last = a
             n += 1
+            if n == MANY:
+                want = WIDE
         self.runs += 1
-        if n > RUN + 1:
-            self.holes += n - RUN - 1
+        self.wide = k < want
+        if n > k + 1:
+            self.holes += n - k - 1
         return n

@@ -1,5 +1,5 @@
 """The latency tail before and after the board's first garbage collection (firmware/README.md
-"After a collection, the same"): each tree's board is filled, taken through every part of the qd
+"After a collection"): each tree's board is filled, taken through every part of the qd
 bench (bench_qd.PARTS, SECONDS each), then runs ROUNDS rounds of 50,000 4 KiB random reads at
 QD 1; each round prints p50, p99.9, max, the commands over 5 ms and the board's heap in use before
 and after it (a drop: a collection came in the round). Not run by `make bench`.

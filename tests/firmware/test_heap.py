@@ -24,8 +24,9 @@ def _free_space():
 
 def _holes():
     # K one-block objects side by side at the start of the free space, every second one then
-    # freed by a collection: K / 2 holes of one block between live objects, the only ones below
-    # the free space; -> (what keeps the others alive, the highest address among the K)
+    # freed by a collection: K / 2 holes of one block between live objects, and a larger one
+    # halfway, the only ones below the free space; -> (what keeps the others alive, the highest
+    # address among the K)
     keep = _free_space()
     objs = [None] * K
     for i in range(K):
@@ -35,6 +36,8 @@ def _holes():
         top = max(top, id(o))
     for i in range(0, K, 2):
         objs[i] = None
+    for i in range(K // 2, K // 2 + 2 * heap.RUN):
+        objs[i] = None                      # and one hole that a call's frame would fit in
     gc.collect()
     return (keep, objs), top
 
@@ -56,12 +59,15 @@ def test_the_holes_a_collection_leaves_are_filled_and_the_free_space_starts_past
     x = 7
     assert id(x * 0.5) > top, "a hole below the free space was left"
     assert objs[1][1] == 0.5               # (what lives between the holes is untouched)
+    assert not p.wide
 
 
 def test_with_no_hole_a_run_costs_only_the_run_it_finds():
-    keep = _free_space()
     p = heap.Plug()
-    assert p.run() == heap.RUN + 1 and p.run() == heap.RUN + 1 and p.holes == 0
+    p.run()                                 # (its own attributes made)
+    keep = _free_space()
+    holes = p.holes
+    assert p.run() == heap.RUN + 1 and p.run() == heap.RUN + 1 and p.holes == holes
     assert len(keep)
 
 
