@@ -7,6 +7,8 @@ from endpoints import listen
 from endpoints.iscsi import target as iscsi
 from endpoints.iscsi import chap, flow
 from endpoints.iscsi import pdu as P
+from hw.dma import DMA
+from test_dma import held_send
 
 
 def test_crc32c_rfc_vectors():
@@ -485,10 +487,49 @@ def test_every_write_the_thread_holds_has_a_record_for_its_answer():
 def test_at_most_eight_connections_hold_a_second_copy_buffer_for_the_dma_engine():
     # (flow.DMA_SPARES: the memory a busy board gives the engine is bounded; a connection past
     # them sends its answers on the main loop)
-    _, tgt, _ = _pool()
-    held = [tgt.spare() for _ in range(flow.DMA_SPARES)]
+    _, tgt, conns = _pool(conns=flow.DMA_SPARES + 1)
+    held = [tgt.spare(c) for c in conns[:-1]]
     assert all(b is not None and len(b) == len(held[0]) for b in held)
-    assert tgt.spare() is None and tgt.spares_made == flow.DMA_SPARES
-    tgt.spares.append(held.pop())    # a connection closed (Conn.cleanup gives its spare back)
-    assert tgt.spare() is not None and tgt.spare() is None
+    assert tgt.spare(conns[-1]) is None and tgt.spares_made == flow.DMA_SPARES
+    conns[0].spare = held[0]
+    tgt.spare_back(conns[0])          # a connection closed (Conn.cleanup gives its spare back)
+    assert conns[0].spare is None
+    assert tgt.spare(conns[-1]) is held[0] and tgt.spare(conns[0]) is None
     assert tgt.spares_made == flow.DMA_SPARES
+
+
+def test_one_host_holds_at_most_half_the_copy_buffers_and_others_still_get_theirs():
+    _, tgt, conns = _pool(conns=1)
+    hostile = [_conn(tgt, _addr(7), "iqn.x:h%d" % i) for i in range(flow.DMA_SPARES)]
+    got = [tgt.spare(c) for c in hostile]
+    assert sum(b is not None for b in got) == flow.DMA_SHARE
+    assert tgt.spare(conns[0]) is not None       # another host's session still has one
+
+
+def test_a_connection_that_stops_using_the_dma_engine_gives_its_copy_buffer_back():
+    clock, tgt, _ = _pool(conns=0)
+    tgt.dma = DMA()                                  # (as iscsi.start makes it, before connections)
+    conns = [_conn(tgt, _addr(i), "iqn.x:c%d" % i) for i in range(3)]
+    quiet, talking, sending = conns
+    try:
+        quiet.dma_channel()
+        talking.dma_channel()
+        board, host, sending.dj = held_send(tgt.dma)   # a send its host does not take yet
+        for c in conns:
+            c.spare = tgt.spare(c)
+            c.dma_since = clock()
+        clock.ms += flow.DMA_IDLE_MS - 1
+        talking.dma_since = clock()                  # sent a moment ago
+        tgt.reap()
+        assert quiet.spare is not None               # not a whole second yet
+        clock.ms += 1
+        tgt.reap()
+        assert quiet.spare is None and talking.spare is not None and sending.spare is not None
+        assert len(tgt.spares) == 1 and tgt.spare_claims.get(quiet.peer, 0) == 0
+        assert tgt.dma.close(sending.dj)
+        board.close()
+        host.close()
+    finally:
+        tgt.dma.stop()
+
+

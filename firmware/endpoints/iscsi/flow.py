@@ -14,7 +14,7 @@ from endpoints.iscsi import pdu as P
 from endpoints.iscsi.pdu import get32, put32
 from endpoints import ioready
 from endpoints.iscsi.connio import Closed, TAIL
-from hw.dma import BUSY, FAILED
+from hw.dma import BUSY, FAILED, IDLE
 from endpoints.iscsi.session import Session, WINDOW
 
 XFER = MAX_XFER_BLOCKS * 512   # the core's limit (VPD B0): one transfer buffer
@@ -29,7 +29,9 @@ COPY_MAX = const(65536)      # reads up to this EDTL use the core's buffer and a
 CHAIN_MIN = const(16384)     # smaller writes cost the main loop as much to hand over as to do
 DMA_MIN = const(16384)       # smaller Data-In as well (tests/bench/bench_qd.py, 4 KiB reads)
 DMA_SPARES = const(8)        # connections whose answers the DMA engine sends: each holds a second
-                             # copy buffer (64 KiB) for them while it lives
+                             # copy buffer (64 KiB) for them while it uses the engine
+DMA_SHARE = const(4)         # copy buffers one source address may hold (the other half: other hosts)
+DMA_IDLE_MS = const(1000)    # a connection that sent nothing through the engine this long gives its back
 # Data-In is sent as one write of header + data (one syscall per PDU, each costs as much as a
 # 64 KiB copy on loopback): data buffers keep _HEAD bytes before the data for the header and its
 # digest, and TAIL after it
@@ -115,6 +117,8 @@ class Pool:
         self.dma = None         # the host ports' DMA engine (hw/dma.py), made with the first portal
         self.spares = []        # second copy buffers given back by connections, and how many were made
         self.spares_made = 0
+        self.spare_claims = {}  # source address -> copy buffers its connections hold
+        self.ring = []          # the connections a ring of the DMA engine is told to (dma_forever)
 
     def take(self, c):
         """A transfer buffer for connection c now, or None: none free, or its address holds its
@@ -173,15 +177,27 @@ class Pool:
         b, c.lent = c.lent, None
         return b
 
-    def spare(self):
-        """A second copy buffer for a connection whose answers the DMA engine is to send, or None:
-        DMA_SPARES are held (its answers go out on the main loop, as any connection's did before)."""
+    def spare(self, c):
+        """A second copy buffer for connection c, whose answers the DMA engine is to send, or None:
+        DMA_SPARES are held, or DMA_SHARE by c's address (its answers then go out on the main
+        loop, as any connection's did before the engine)."""
+        if self.spare_claims.get(c.peer, 0) >= DMA_SHARE:
+            return None
         if self.spares:
-            return self.spares.pop()
-        if self.spares_made < DMA_SPARES:
+            b = self.spares.pop()
+        elif self.spares_made < DMA_SPARES:
             self.spares_made += 1
-            return bytearray(_HEAD + COPY_MAX + TAIL)
-        return None
+            b = bytearray(_HEAD + COPY_MAX + TAIL)
+        else:
+            return None
+        self.spare_claims[c.peer] = self.spare_claims.get(c.peer, 0) + 1
+        return b
+
+    def spare_back(self, c):
+        # c's copy buffer back to the pool: no send of c's is in flight (closed, or its channel idle)
+        self.spares.append(c.spare)
+        c.spare = None
+        _less(self.spare_claims, c.peer)
 
     def give(self, c, b):
         """Connection c gives transfer buffer b back: to the queue (grant), else to the free list."""
@@ -272,7 +288,17 @@ class Pool:
             waits.readable()
             yield                   # to the scheduler until then (endpoints/ioready.py)
             dma.woken()
-            for c in list(self.conns):
+            ring = self.ring             # (the connections copied first: go_on may close one)
+            n = 0
+            for c in self.conns:
+                if n == len(ring):
+                    ring.append(c)       # (a list as long as the most connections yet, made once)
+                else:
+                    ring[n] = c
+                n += 1
+            for i in range(n):
+                c = ring[i]
+                ring[i] = None
                 self.go_on(c)
 
     def complete(self):
@@ -334,6 +360,9 @@ class Pool:
                         c.kill("timed out")
                         break
                     c.expire(t)
+            if c.spare is not None and c.dj >= 0 and self.dma.st[c.dj] == IDLE \
+                    and time.ticks_diff(now, c.dma_since) >= DMA_IDLE_MS:
+                self.spare_back(c)       # (so that hosts reading at depth now can have it)
             self.go_on(c)                # (also a DMA send's end its ring did not reach)
 
 
@@ -1061,7 +1090,7 @@ class Flow(Session):
         return self.rsp_after()
 
     def take_spare(self):
-        self.spare = self.tgt.spare()
+        self.spare = self.tgt.spare(self)
         return self.spare is not None
 
     def din_now(self):

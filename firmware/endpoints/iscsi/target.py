@@ -206,8 +206,7 @@ class Conn(Flow, Login):
             self.waits.drop()
             if self.dma_close():
                 if self.spare is not None:   # (no send uses it any more)
-                    self.tgt.spares.append(self.spare)
-                    self.spare = None
+                    self.tgt.spare_back(self)
                 try:
                     self.s.close()
                 except OSError:
