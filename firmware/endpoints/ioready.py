@@ -4,7 +4,7 @@
 # allocate on every call); its I/O queue is what those streams use underneath, and this module is
 # the one place that reaches it (tests/test_layers_firmware.py allows it here and nowhere else).
 #
-# A wait allocates nothing once its object is known, because a host's every command waits once:
+# A wait allocates as little as MicroPython allows, because a host's every command waits once:
 #
 #     waits.readable()      # queue the running task until the object is readable ...
 #     yield                 # ... and hand it to the scheduler
@@ -17,10 +17,12 @@
 # The poller makes a record (32 bytes) each time an object is registered, and asyncio drops the
 # registration after every wait. A `Waits(obj, keep=True)` (an iSCSI connection's socket) stays
 # registered between its waits with an empty event mask instead, so its waits cost nothing at
-# all. Its owner calls drop() before the object is closed: a closed descriptor left in poll(2)
-# would be reported (POLLNVAL) on every poll. An event nobody waits for (the peer hung up: poll(2)
-# reports POLLHUP and POLLERR whatever the mask) takes the registration off altogether, so the
-# scheduler never spins on it; the next wait registers it again.
+# all. Its owner calls drop() before the object is closed: the descriptor of a closed socket may
+# be given at once to the next connection accepted, and a registration left behind would then
+# poll the new connection's descriptor for the old object until it hangs up. An event nobody
+# waits for (a peer that reset, poll(2) reports POLLHUP and POLLERR whatever the mask; a closed
+# descriptor, POLLNVAL) takes the registration off altogether, so the scheduler never spins on
+# it; the next wait registers it again.
 import asyncio
 import select
 import time
@@ -77,9 +79,11 @@ class Waits:
         """Before the object is closed: its registration, kept or not, is taken off."""
         obj = self.obj
         _kept.pop(id(obj), None)
-        if _queue.map.get(id(obj)) is self.entry:
+        sm = self.entry
+        if _queue.map.get(id(obj)) is sm:
             del _queue.map[id(obj)]
             _queue.poller.unregister(obj)
+        sm[0] = sm[1] = None                 # (no task kept alive by it)
         self.armed = False
 
 
@@ -125,12 +129,14 @@ def writable(obj):
 def poll_before_sleep(us=POLL_US, ticks_us=time.ticks_us):
     """Installs the polling in front of asyncio's sleep in poll(2) (call before asyncio.run). The
     microsecond clock is a parameter so that a test can drive it."""
-    global _wait, _us, _ticks_us
+    global _wait, _us, _ticks_us, _peek
     w = _queue.wait_io_event
     if w is not _wait_io_event:
         _wait = w
     _us = us
     _ticks_us = ticks_us
+    _peek = asyncio.core._task_queue.peek     # no public name: see above
+    _window[0] = 0
     _queue.wait_io_event = _wait_io_event
 
 
@@ -141,7 +147,7 @@ _us = POLL_US
 _ticks_us = time.ticks_us
 _ticks_ms = time.ticks_ms
 _diff = time.ticks_diff
-_peek = asyncio.core._task_queue.peek     # no public name: see above
+_peek = None
 _window = [0, 0]         # open, and since when: a timer's task may run in the middle of it
 
 

@@ -9,7 +9,8 @@
 # keeps (the next collection frees them), so the search starts where the free space begins.
 from micropython import const
 
-BLOCK = const(32)        # bytes of a heap block on this 64-bit build; a float takes exactly one
+BLOCK = const(32)        # bytes of a heap block on the pinned 64-bit build; a float takes exactly
+                         # one (tests/firmware/test_heap.py proves both on it)
 RUN = const(8)           # free blocks in a row that end a run: the holes commands leave are smaller
 MANY = const(64)         # more blocks than this in a run: a collection's holes, of every size ...
 WIDE = const(512)        # ... so the run goes on to this many in a row (16 KiB)
@@ -17,8 +18,8 @@ STEP = const(2000)       # blocks allocated at most in one run: the rest next ti
 
 
 class Plug:
-    """Fills the heap's holes from its lowest free block up to the first RUN free blocks in a
-    row, or WIDE once it met MANY. `holes`: blocks filled in all beyond the runs themselves;
+    """Fills the heap's holes from its lowest free block up to the first run of more than RUN
+    free blocks in a row, or more than WIDE once it met MANY. `holes`: blocks filled in all beyond the runs themselves;
     `runs`: times it ran; `wide`: a wide run is not finished yet."""
 
     def __init__(self):

@@ -6,28 +6,25 @@
 import socket
 import time
 from hw.dma import DMA, IDLE, BUSY, FAILED
+from endpoints import listen
 
 
 SO_RCVBUF = 8     # (Linux; this port's socket module does not name it)
 
 
 def pair(rcvbuf=0):
-    # a connected loopback pair: (the board's side, non-blocking; the host's side). The
-    # listener takes a free port of a range (this port's sockets have no getsockname)
-    for port in range(47000, 47200):
-        ls = socket.socket()
-        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            ls.bind(socket.getaddrinfo("127.0.0.1", port)[0][-1])
-            break
-        except OSError:
-            ls.close()
-    ls.listen(1)
+    # a connected loopback pair: (the board's side, non-blocking; the host's side)
+    ls, port = listen.bind("127.0.0.1", 0, 1)
     host = socket.socket()
     if rcvbuf:   # (before connecting: the TCP window stays small)
         host.setsockopt(socket.SOL_SOCKET, SO_RCVBUF, rcvbuf)
     host.connect(socket.getaddrinfo("127.0.0.1", port)[0][-1])
-    board, _ = ls.accept()
+    while True:
+        try:
+            board, _ = ls.accept()
+            break
+        except OSError:
+            time.sleep_ms(1)              # (the listener is non-blocking)
     ls.close()
     board.setblocking(False)
     return board, host

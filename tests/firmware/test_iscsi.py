@@ -1,9 +1,10 @@
 # iSCSI target pieces on MicroPython: CRC32C, text parsing, negotiation, and a login plus a SCSI
 # command against a real controller inside one asyncio loop.
 import asyncio
+import socket
 import struct
 import fw
-from endpoints import listen
+from endpoints import ioready, listen
 from endpoints.iscsi import target as iscsi
 from endpoints.iscsi import chap, flow
 from endpoints.iscsi import pdu as P
@@ -533,3 +534,29 @@ def test_a_connection_that_stops_using_the_dma_engine_gives_its_copy_buffer_back
         tgt.dma.stop()
 
 
+
+
+def test_a_connection_the_board_closes_leaves_nothing_registered_with_the_poller():
+    # (its socket stays registered between waits, endpoints/ioready.py: the descriptor of a closed
+    # one may be the next accepted connection's at once)
+    ctl = fw.boot()
+    q = asyncio.core._io_queue
+    left = []
+
+    async def main():
+        port = await iscsi.start(ctl, 0, "127.0.0.1", 0)
+        tgt = iscsi._targets[id(ctl)]
+        host = socket.socket()
+        host.connect(socket.getaddrinfo("127.0.0.1", port)[0][-1])
+        while not tgt.conns:
+            await asyncio.sleep_ms(1)
+        c = next(iter(tgt.conns))
+        while id(c.s) not in q.map:          # its reader waits for the login request
+            await asyncio.sleep_ms(1)
+        s = c.s
+        tgt.drop(c, "closed by the test")
+        left.append(id(s) in q.map or id(s) in ioready._kept)
+        host.close()
+        await iscsi.stop(ctl)
+    asyncio.run(main())
+    assert left == [False]

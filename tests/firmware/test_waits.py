@@ -33,22 +33,16 @@ def _registered(obj):
 
 
 def _counted_waits():
-    # asyncio's I/O waits, counted: a scheduler spinning on a socket would make thousands
-    real = type(_q).wait_io_event
+    # asyncio's I/O waits, counted: a scheduler spinning on a socket would make thousands;
+    # -> (the count, what to put back)
+    before = _q.wait_io_event
     calls = [0]
 
     def wait(dt):
         calls[0] += 1
-        real(_q, dt)
+        before(dt)
     _q.wait_io_event = wait
-    return calls
-
-
-def _restore():
-    try:
-        del _q.wait_io_event
-    except (AttributeError, KeyError):
-        pass
+    return calls, before
 
 
 async def _reader(waits, board, buf, n, got):
@@ -98,7 +92,7 @@ def test_a_peer_reset_nobody_waits_for_takes_the_registration_off_and_the_schedu
     waits = ioready.Waits(board, keep=True)
     buf = bytearray(16)
     got = [0]
-    calls = _counted_waits()
+    calls, put_back = _counted_waits()
 
     async def main():
         t = asyncio.create_task(_reader(waits, board, buf, 1, got))
@@ -122,7 +116,7 @@ def test_a_peer_reset_nobody_waits_for_takes_the_registration_off_and_the_schedu
     try:
         polls = asyncio.run(main())
     finally:
-        _restore()
+        _q.wait_io_event = put_back
     assert polls <= 5, "the scheduler polled %d times in one 50 ms sleep" % polls
     waits.drop()
     assert not _registered(board)

@@ -119,6 +119,7 @@ class Pool:
         self.spares_made = 0
         self.spare_claims = {}  # source address -> copy buffers its connections hold
         self.ring = []          # the connections a ring of the DMA engine is told to (dma_forever)
+        self.reaps = 0          # times reap() looked
 
     def take(self, c):
         """A transfer buffer for connection c now, or None: none free, or its address holds its
@@ -196,6 +197,10 @@ class Pool:
     def spare_back(self, c):
         # c's copy buffer back to the pool: no send of c's is in flight (closed, or its channel idle)
         self.spares.append(c.spare)
+        self.spare_lost(c)
+
+    def spare_lost(self, c):
+        # c no longer holds its copy buffer (one the engine never let go of is not reused)
         c.spare = None
         _less(self.spare_claims, c.peer)
 
@@ -334,6 +339,7 @@ class Pool:
         not taken, a data-out PDU not finished) is closed. Queued writes wait for the board, not
         for their initiator: their time starts when their data is asked for. R2Ts a busy
         connection could not send when their buffer came are tried again."""
+        self.reaps += 1
         now = self.clock()
         lim = self.timeout_ms
         for c in list(self.conns):

@@ -211,6 +211,8 @@ class Conn(Flow, Login):
                     self.s.close()
                 except OSError:
                     pass
+            elif self.spare is not None:     # (still the thread's: lost, but no longer its host's)
+                self.tgt.spare_lost(self)
             self.s = None
         self.drop_tasks()
         self.tgt.leave(self)
