@@ -18,7 +18,7 @@ _ZERO = bytes(48)
 # received bytes are taken from the socket up to _RB at a time: the headers of commands queued by
 # the initiator then cost one read together instead of one each
 _RB = const(8192)
-_BHS = const(48)
+_BHS = const(48)             # (pdu.BHS, folded here)
 # how long a send on the main loop waits in place for the DMA engine to end the one before it on
 # the same connection (its usual time: a 64 KiB write to the socket) before it waits as a coroutine
 DMA_SPIN_US = const(300)
