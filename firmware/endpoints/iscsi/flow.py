@@ -119,6 +119,8 @@ class Pool:
         self.spares_made = 0
         self.spare_claims = {}  # source address -> copy buffers its connections hold
         self.ring = []          # the connections a ring of the DMA engine is told to (dma_forever)
+        self.chain_waits = None  # the doorbells' waits of complete_forever and dma_forever: they
+        self.dma_waits = None    # stay registered between rings (endpoints/ioready.py)
         self.reaps = 0          # times reap() looked
 
     def take(self, c):
@@ -272,7 +274,7 @@ class Pool:
         self.deferred += 1
 
     async def complete_forever(self, chains):
-        waits = ioready.Waits(chains.rx)
+        waits = self.chain_waits = ioready.Waits(chains.rx, keep=True)   # (dropped by stop)
         while True:
             waits.readable()
             yield                   # to the scheduler until then (endpoints/ioready.py)
@@ -288,7 +290,7 @@ class Pool:
         # the DMA engine tells the end of a send its connection stopped waiting for (its peer was
         # behind, or the thread slow to come): what that connection held back meanwhile goes on
         dma = self.dma
-        waits = ioready.Waits(dma.rx)
+        waits = self.dma_waits = ioready.Waits(dma.rx, keep=True)   # (dropped by stop)
         while True:
             waits.readable()
             yield                   # to the scheduler until then (endpoints/ioready.py)

@@ -158,11 +158,15 @@ async def stop(ctl):
         tgt.reaper.cancel()
     if tgt.completer is not None:
         tgt.completer.cancel()
+    if tgt.chain_waits is not None:
+        tgt.chain_waits.drop()  # (the doorbell outlives the target: the controller's thread)
     tgt.answer_all()            # (the buffers of writes in flight come back)
     for c in list(tgt.conns):
         c.kill()
     if tgt.dma is not None:
         tgt.dma_waker.cancel()
+        if tgt.dma_waits is not None:
+            tgt.dma_waits.drop()
         tgt.dma.stop()
     await asyncio.sleep_ms(0)
 
