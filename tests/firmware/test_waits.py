@@ -6,7 +6,8 @@ import asyncio
 import gc
 import socket
 import struct
-from endpoints import ioready, listen
+from endpoints import ioready
+from test_dma import pair
 
 _q = asyncio.core._io_queue
 SO_LINGER = 13          # Linux: (onoff, seconds) of 0, 0 makes close() reset the connection
@@ -14,22 +15,20 @@ SO_LINGER = 13          # Linux: (onoff, seconds) of 0, 0 makes close() reset th
 
 def _pair():
     # (host, board): a connected TCP pair, the board's end non-blocking
-    ls, port = listen.bind("127.0.0.1", 0, 1)
-    host = socket.socket()
-    host.connect(socket.getaddrinfo("127.0.0.1", port)[0][-1])
-    while True:
-        try:
-            board, _ = ls.accept()
-            break
-        except OSError:
-            pass                          # (the listener is non-blocking)
-    ls.close()
-    board.setblocking(False)
+    board, host = pair()
     return host, board
 
 
 def _registered(obj):
     return id(obj) in _q.map
+
+
+def _done(waits, host, board):
+    # the owner's drop() before the close takes the registration off, whatever it was
+    waits.drop()
+    assert not _registered(board)
+    host.close()
+    board.close()
 
 
 def _counted_waits():
@@ -81,10 +80,7 @@ def test_a_kept_socket_is_waited_on_again_and_again_without_the_heap():
     finally:
         gc.enable()
     assert used == 0, "%d waits cost the heap %d bytes" % (n - 1, used)
-    waits.drop()
-    assert not _registered(board)
-    host.close()
-    board.close()
+    _done(waits, host, board)
 
 
 def test_a_peer_reset_nobody_waits_for_takes_the_registration_off_and_the_scheduler_sleeps():
@@ -145,10 +141,7 @@ def test_a_cancelled_waiter_leaves_the_socket_kept_for_the_next_one():
         await t
     asyncio.run(main())
     assert got[0] == 1
-    waits.drop()
-    assert not _registered(board)
-    host.close()
-    board.close()
+    _done(waits, host, board)
 
 
 def test_a_socket_not_kept_is_taken_off_after_each_wait_as_asyncio_does():
