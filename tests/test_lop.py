@@ -120,7 +120,8 @@ def test_repeated_kills_never_report_a_completed_copy_with_a_wrong_image(lboard)
     fill(c, 3, size)
     image = digest(c, 0, size)
     assert c.command(0, INITIATE)["status"] == 0
-    b.command("lop_start", {"op": "rate", "rate": 5})
+    # (the slowest rate: the copy must outlast four kills however fast the board moves it)
+    b.command("lop_start", {"op": "rate", "rate": 1})
     assert word(c, lop_start(0, 2)) == 0
     rnd = random.Random(4)
     kills = 0
