@@ -19,8 +19,8 @@ STEP = const(2000)       # blocks allocated at most in one run: the rest next ti
 
 class Plug:
     """Fills the heap's holes from its lowest free block up to the first run of more than RUN
-    free blocks in a row, or more than WIDE once it met MANY. `holes`: blocks filled in all beyond the runs themselves;
-    `runs`: times it ran; `wide`: a wide run is not finished yet."""
+    free blocks in a row, or more than WIDE once it met MANY. `holes`: blocks filled in all
+    beyond the runs themselves; `runs`: times it ran; `wide`: a wide run is not finished yet."""
 
     def __init__(self):
         self.holes = 0

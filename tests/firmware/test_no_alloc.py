@@ -16,7 +16,7 @@ from endpoints.iscsi.flow import PARK_SLOTS
 NEX = ("iqn.test:noalloc", 0, 0)
 VIEW = 32               # bytes of a memoryview, or of the poller's record of a registration
 # what the target's upkeep every 250 ms (REAP_MS, whatever the load) may allocate each time it
-# looks: lists of its connections and of their tasks (384 bytes here with one connection)
+# looks: a list of each connection's tasks, and what it sends (128 bytes here with one connection)
 UPKEEP = 512
 # and what a loaded machine's timing may add now and then (a PDU that came in two pieces is read
 # by a coroutine): 64 blocks over the run, where one record in nine commands would be 220

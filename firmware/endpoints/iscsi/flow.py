@@ -118,7 +118,7 @@ class Pool:
         self.spares = []        # second copy buffers given back by connections, and how many were made
         self.spares_made = 0
         self.spare_claims = {}  # source address -> copy buffers its connections hold
-        self.ring = []          # the connections a ring of the DMA engine is told to (dma_forever)
+        self.ring = []          # the connections a walk over them goes through (copy_conns)
         self.chain_waits = None  # the doorbells' waits of complete_forever and dma_forever: they
         self.dma_waits = None    # stay registered between rings (endpoints/ioready.py)
         self.reaps = 0          # times reap() looked
@@ -134,7 +134,7 @@ class Pool:
 
     def _lend(self, c):
         c.held += 1
-        self.claims[c.peer] = self.claims.get(c.peer, 0) + 1
+        _more(self.claims, c.peer)
 
     def park(self, c):
         """A parking place for connection c, or None."""
@@ -193,7 +193,7 @@ class Pool:
             b = bytearray(_HEAD + COPY_MAX + TAIL)
         else:
             return None
-        self.spare_claims[c.peer] = self.spare_claims.get(c.peer, 0) + 1
+        _more(self.spare_claims, c.peer)
         return b
 
     def spare_back(self, c):
@@ -295,18 +295,25 @@ class Pool:
             waits.readable()
             yield                   # to the scheduler until then (endpoints/ioready.py)
             dma.woken()
-            ring = self.ring             # (the connections copied first: go_on may close one)
-            n = 0
-            for c in self.conns:
-                if n == len(ring):
-                    ring.append(c)       # (a list as long as the most connections yet, made once)
-                else:
-                    ring[n] = c
-                n += 1
-            for i in range(n):
+            ring = self.ring
+            for i in range(self.copy_conns()):
                 c = ring[i]
                 ring[i] = None
                 self.go_on(c)
+
+    def copy_conns(self):
+        """The connections copied into self.ring (a walk over them may close one, which a walk
+        over the set itself would not survive), a list as long as the most there have been, made
+        once; returns how many. Each walk takes its entries back out (None) as it goes."""
+        ring = self.ring
+        n = 0
+        for c in self.conns:
+            if n == len(ring):
+                ring.append(c)
+            else:
+                ring[n] = c
+            n += 1
+        return n
 
     def complete(self):
         """Answers the writes whose chains have ended, in order: buffers go back, and a write a
@@ -344,7 +351,10 @@ class Pool:
         self.reaps += 1
         now = self.clock()
         lim = self.timeout_ms
-        for c in list(self.conns):
+        ring = self.ring
+        for i in range(self.copy_conns()):
+            c = ring[i]
+            ring[i] = None
             if c.stuck is None and c.dj >= 0 and self.dma.st[c.dj] == BUSY \
                     and time.ticks_diff(now, c.dma_since) >= lim:
                 c.stuck = c.dma_since    # (a DMA send its peer does not take)
@@ -385,6 +395,10 @@ def _now(p):
     for _ in p.ipoll(0):
         return True
     return False
+
+
+def _more(counts, key):
+    counts[key] = counts.get(key, 0) + 1
 
 
 def _less(counts, key):

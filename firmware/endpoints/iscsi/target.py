@@ -85,9 +85,12 @@ class Target(Pool):
         login request within FIRST_PDU_MS of its accept is closed."""
         Pool.reap(self)
         now = self.clock()
-        for c in [c for c in self.conns if not c.heard
-                  and time.ticks_diff(now, c.opened) >= FIRST_PDU_MS]:
-            self.drop(c, "no login request within %d s" % (FIRST_PDU_MS // 1000))
+        ring = self.ring
+        for i in range(self.copy_conns()):
+            c = ring[i]
+            ring[i] = None
+            if not c.heard and time.ticks_diff(now, c.opened) >= FIRST_PDU_MS:
+                self.drop(c, "no login request within %d s" % (FIRST_PDU_MS // 1000))
 
     def drop(self, c, why):
         # the 1st, 2nd, 4th, 8th... such close makes an event: the log cannot be flooded
