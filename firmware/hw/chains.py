@@ -13,8 +13,9 @@
 # (a write here, a slot state change, the intent record) first waits for every chain in flight
 # (IOP.drain), so the disks see the same order of writes as without the thread, and a killed
 # firmware leaves a prefix of it: the intent record of the chain in flight is the last one written.
-# A read here waits only for the chains that move data on its disks (wait_for): what it reads is
-# then what it would read after them all, and a disk file's offset is never moved by both threads.
+# A read here waits only for the chains that write its disks (wait_for): what it reads is then
+# what it would read after them all. The thread moves data through disk file handles of its own
+# (IOP.thread_file), so a file offset is never moved by both threads.
 import _thread
 import micropython
 import time
@@ -43,13 +44,13 @@ class Full(Exception):
 class Chains:
     def __init__(self, iop):
         self.iop = iop
-        self._files = iop.files            # (the IOP's lists, changed in place, never replaced)
-        # where each disk file's offset is (hw/iop.py): the thread keeps it for the disks its
-        # chains move data on, the main loop for the others, so neither seeks a file in place
-        self._pf = iop.at_file
-        self._pp = iop.at_pos
-        # per disk slot, the ticket of the last chain planned to move data there: a read on the
-        # main loop waits only for those (wait_for), not for the chains on other disks
+        self._files = iop.tfiles           # the thread's own disk handles (IOP.thread_file)
+        # where each of those files' offset is after the thread's last transfer on it, so a
+        # sequential transfer saves its lseek
+        self._pf = [None] * iop.n_slots
+        self._pp = array("l", bytes(8 * iop.n_slots))
+        # per disk slot, the ticket of the last chain planned to write there: a read on the main
+        # loop waits only for those (wait_for), not for the chains on other disks nor for reads
         self.touch = array("l", bytes(8 * iop.n_slots))
         self.op = bytearray(OPS)
         self.slot = bytearray(OPS)         # the disk slot of a transfer
@@ -95,9 +96,13 @@ class Chains:
         _thread.start_new_thread(self._run, ())
 
     # ---- planning (main loop) --------------------------------------------------------------
+    def room(self):
+        """Whether begin() would start a chain now."""
+        return self.submitted - self.settled < CHAINS and self.used <= OPS // 2
+
     def begin(self):
         """Starts planning a chain: False when the ring holds no room for one."""
-        if self.submitted - self.settled >= CHAINS or self.used > OPS // 2:
+        if not self.room():
             return False
         self.planning = self.head
         self.n = 0
@@ -130,10 +135,12 @@ class Chains:
             self.op[k] = op
             self.a[k] = mv
             self.bad[k] = 0
-            self.f[k] = self._files[slot]
+            f = self._files[slot]
+            self.f[k] = f if f is not None else self.iop.thread_file(slot)
             self.slot[k] = slot
             self.pos[k] = lba * 512
-            self.touch[slot] = self.submitted + 1     # (this chain's ticket once submitted)
+            if op == _WRITE:
+                self.touch[slot] = self.submitted + 1     # (this chain's ticket once submitted)
             self.n = n + 1
         return transfer
 
@@ -201,8 +208,8 @@ class Chains:
         self.apply()
 
     def wait_for(self, slots):
-        """Waits until the thread has run every chain that moves data on these disk slots (a
-        list), marking the disks that failed in them: what a read there must wait for. (Chains
+        """Waits until the thread has run every chain that writes these disk slots (a list),
+        marking the disks that failed in them: what a read there must wait for. (Chains
         run in order, so the last ticket of a slot covers the ones before it. A ticket past
         `submitted` is that of a chain planned and cancelled, which overwrote the slot's last
         one: then every chain given is waited for.)"""

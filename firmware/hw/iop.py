@@ -116,13 +116,16 @@ class IOP:
         # problems found at boot, one (slot, text) per disk the board could not bring online;
         # the controller logs them as events
         self.problems = []
-        self.files = [None] * n_slots    # each slot's open disk file (hw/chains.py shares the list)
+        self.files = [None] * n_slots    # each slot's open disk file, the main loop's
+        # the I/O processor's thread's own handle on each disk file (opened when its first chain
+        # is planned there, closed with `files`): each thread moves only its own file offsets, so
+        # a read on the main loop need not wait for the thread's reads of the same disk
+        self.tfiles = [None] * n_slots
         self._state = ["online"] * n_slots
         self.gen = 0    # bumped on every slot state change: system drives cache their status by it
         self.on_change = None
-        # where each disk file's offset is after the last transfer on it (None: not known), so a
-        # sequential transfer saves its lseek; kept with the file object it belongs to, here and
-        # by the I/O processor's thread (hw/chains.py)
+        # where each disk file's offset is after the main loop's last transfer on it (None: not
+        # known), so a sequential transfer saves its lseek (the thread keeps its own: hw/chains.py)
         self.at_file = [None] * n_slots
         self.at_pos = [0] * n_slots
         self._one = [0]          # (a slot as a list for Chains.wait_for, made once)
@@ -287,22 +290,31 @@ class IOP:
     def remove(self, slot):
         self.intent_clear()
         self._set(slot, "removed")
-        f = self.files[slot]
-        if f:
-            f.close()
-            self.files[slot] = None
+        self._close(slot)
 
     def replace(self, slot):
         # a new, blank disk in the slot: writes go to it, RAID does not trust it until rebuilt
         self.state(slot)
         self.intent_clear()
-        f = self.files[slot]
-        if f:
-            f.close()
-            self.files[slot] = None
+        self._close(slot)
         _blank(self.paths[slot], self.disk_blocks * SECTOR)
         self.files[slot] = open(self.paths[slot], "r+b")
         self._set(slot, "rebuild")
+
+    def _close(self, slot):
+        # (nothing in flight: the callers have waited for the thread's chains)
+        for fs in (self.files, self.tfiles):
+            f = fs[slot]
+            if f:
+                f.close()
+                fs[slot] = None
+
+    def thread_file(self, slot):
+        # the thread's handle on a slot's disk (hw/chains.py plans a transfer): None without a disk
+        f = self.tfiles[slot]
+        if f is None and self.files[slot] is not None:
+            f = self.tfiles[slot] = open(self.paths[slot], "r+b")
+        return f
 
     def set_online(self, slot):
         if self.files[slot] is None:
@@ -456,6 +468,4 @@ class IOP:
             self._if.close()
             self._if = None
         for s in range(self.n_slots):
-            if self.files[s]:
-                self.files[s].close()
-                self.files[s] = None
+            self._close(s)

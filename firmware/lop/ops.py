@@ -29,7 +29,10 @@ W_TERMINATED = const(0x0107)       # copy terminated by command
 
 SLICE_BLOCKS = const(512)          # I/O of one slice: one buffer slot (256 KiB)
 COW_SLOTS = const(2)               # buffer slots a copy leaves free for copy-on-write (hw/board.py)
-FLYING = const(4)                  # slices of a copy the I/O processor's thread moves at once (README)
+FLYING = const(8)                  # slices of a copy the I/O processor's thread moves at once (README)
+# the thread's chains not yet ended at which the main loop reads the next slice itself (README);
+# a variable, not a const, so a test can make either side take every slice
+BUSY = 4
 
 DRIVE_ERRORS = (raid.DriveError, iopmod.DiskError)
 
@@ -225,6 +228,7 @@ class Copy(Op):
         self.blocks_copied = 0
         self.flying = []                         # slices the I/O processor's thread moves (Slice)
         self.planned = 0                         # the next chunk to hand it: pos is behind by them
+        self.read_beside = 0                     # slices read here while the thread wrote others
 
     def percent(self):
         if self.state == "COMPLETED":
@@ -278,9 +282,24 @@ class Copy(Op):
         mv = ctl.buffer.view(b)[:nb << 9]
         handed = False
         try:
-            handed = self._hand_over(eng, D, Slice(self, b, c, k, lba, nb, mv))
-            if handed or self.flying:             # (a slice not handed waits for those to land)
-                return False
+            ch = self._thread(D, k)
+            if ch is not None:
+                s = Slice(self, b, c, k, lba, nb, mv)
+                if ch.submitted - ch.done >= BUSY and ch.room():
+                    # the thread is busy: the image is read here, beside it, and only D's write
+                    # is handed over, so both cores move data (lop/README.md)
+                    if not self._read(eng, lba, mv):
+                        return True
+                    self.read_beside += 1
+                    handed = raid.chained((D,), s, self._put, D, lba, mv)
+                else:
+                    handed = self._hand_over(eng, D, s)
+                if handed:
+                    self.flying.append(s)
+                    self.planned = c + k
+                    return False
+            if self.flying:
+                return False                      # (a slice not handed waits for those to land)
             if not self._move(eng, D, lba, mv):
                 return True
         finally:
@@ -325,23 +344,23 @@ class Copy(Op):
             k += 1
         return c, k
 
+    def _thread(self, D, k):
+        # the I/O processor's thread, when this slice may go to it (storage/README.md): a whole
+        # slice (scattered chunks of an incremental copy cost more in wake-ups than they gain), at
+        # full rate (a lower rate is a share of the controller's time, which the thread's work
+        # would escape), onto a plain drive (a write-back drive's data is in its cache)
+        if k * self.cb < SLICE_BLOCKS or self.rate < 100 or type(D) is not raid.SystemDrive:
+            return None
+        return self.m.ctl.iop.chains
+
     def _hand_over(self, eng, D, s):
-        # the slice as one chain of the I/O processor's thread (storage/README.md), when it is a
-        # whole slice (scattered chunks of an incremental copy cost more in wake-ups than they
-        # gain), the copy runs at full rate (a lower rate is a share of the controller's time,
-        # which the thread's work would escape) and the snapshot image and D are plain ONLINE
-        # drives read and written here: True once given
-        if s.k * self.cb < SLICE_BLOCKS or self.rate < 100 or eng.follower or eng.pending_k:
+        # the whole slice as one chain, read and written by the thread, when the snapshot image
+        # is on plain drives read here: True once given
+        if eng.follower or eng.pending_k:
             return False
-        drives = (eng.primary, eng.log, D)
-        for d in drives:
-            if type(d) is not raid.SystemDrive:   # (a write-back drive's data is in its cache)
-                return False
-        if not raid.chained(drives, s, self._both, D, s.lba, s.mv):
+        if type(eng.primary) is not raid.SystemDrive or type(eng.log) is not raid.SystemDrive:
             return False
-        self.flying.append(s)
-        self.planned = s.c + s.k
-        return True
+        return raid.chained((eng.primary, eng.log, D), s, self._both, D, s.lba, s.mv)
 
     def landed(self, s, failed):
         # (Controller.settle) a slice the thread moved, in order; one a disk failed under is
@@ -362,8 +381,12 @@ class Copy(Op):
             ctl.buffer.give(s.b)
 
     def _both(self, D, lba, mv):
-        # the image's blocks onto D (what a slice plans)
+        # the image's blocks onto D (what a whole slice plans)
         self.m.ctl.engine.read_backup(lba, mv)
+        D.write(lba, mv)
+
+    def _put(self, D, lba, mv):
+        # what a slice read here plans
         D.write(lba, mv)
 
     def _ended(self, eng):
@@ -375,6 +398,18 @@ class Copy(Op):
 
     def _move(self, eng, D, lba, mv):
         # the slice here: False once the copy has failed
+        if not self._read(eng, lba, mv):
+            return False
+        try:
+            D.write(lba, mv)
+        except DRIVE_ERRORS as e:
+            self.m.ctl.refresh_status()
+            self.m.finish(self, "FAILED", W_NOT_READY, "SD%d write failed: %s" % (self.dst, e))
+            return False
+        return True
+
+    def _read(self, eng, lba, mv):
+        # the image's blocks into the slice's buffer: False once the copy has failed
         try:
             eng.read_backup(lba, mv)
         except DRIVE_ERRORS as e:
@@ -383,12 +418,6 @@ class Copy(Op):
             return False
         except snapshot.Ended:
             self._ended(eng)    # (a follower heard of it during the read: nothing of it is written)
-            return False
-        try:
-            D.write(lba, mv)
-        except DRIVE_ERRORS as e:
-            self.m.ctl.refresh_status()
-            self.m.finish(self, "FAILED", W_NOT_READY, "SD%d write failed: %s" % (self.dst, e))
             return False
         return True
 

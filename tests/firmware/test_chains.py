@@ -20,9 +20,12 @@ def drive(name, level, n):
 
 
 def refuse(iop, slot, mode):
-    # the disk's file opened so it refuses writes ("rb") or reads ("ab"), as a disk that stopped
-    iop.files[slot].close()
-    iop.files[slot] = open(iop.paths[slot], mode)
+    # the disk's file opened so it refuses writes ("rb") or reads ("ab"), as a disk that stopped:
+    # through the main loop's handle and the thread's alike
+    for files in (iop.files, iop.tfiles):
+        if files[slot] is not None:
+            files[slot].close()
+        files[slot] = open(iop.paths[slot], mode)
 
 
 def refusing(name, victim_i):
@@ -141,6 +144,54 @@ def test_a_read_waits_only_for_the_chains_on_its_own_disks():
     assert ch.done == ch.submitted and ch.applied == 2 and iop.state(victim) == "failed"
     assert [f for _, f, _ in settle_all(iop)] == [1, 2]
     iop.close()
+
+
+def test_a_read_does_not_wait_for_a_chain_that_only_reads_its_disk():
+    # the thread is held (disk 0 of the RAID 5 drive refuses writes) in front of a chain that
+    # reads slot 4 into a buffer and writes slot 5, as a copy's slice does: the main loop reads
+    # slot 4 at once through its own file handle (nothing waits, nothing is applied), while a
+    # read of slot 5, which the chain writes, waits for it
+    iop, sd, victim, other, old = beside_a_mirror("chreadonly")
+    assert sd.write_chained(0, memoryview(rnd(sd.row_blocks * 512)), "fails")
+    ch = iop.chains
+    moved = bytearray(S * 512)
+    assert ch.begin()
+    ch.read(4, 0, memoryview(moved))
+    ch.write(5, 2 * S, memoryview(moved))
+    ch.submit("copies")
+    got = bytearray(S * 512)
+    iop.read(4, 0, memoryview(got))
+    assert got == old
+    assert ch.applied == 0 and ch.done < ch.submitted == 2, (ch.applied, ch.done, ch.submitted)
+    iop.read(5, 2 * S, memoryview(got))
+    assert ch.done == ch.submitted and ch.applied == 2
+    assert [f for _, f, _ in settle_all(iop)] == [1, 2]
+    iop.close()
+
+
+def test_the_threads_disk_handles_follow_the_slot():
+    # the thread opens its own handle on a disk when a chain first goes there; a pulled disk
+    # closes it, a new disk in the slot gets a new one, and the chains write the new disk
+    d, iop, sd = drive("chhandles", raid.RAID0, 3)
+    assert sd.write_chained(0, memoryview(rnd(3 * S * 512)), None)
+    settle_all(iop)
+    slot = members_for(3)[1][0]
+    first = iop.tfiles[slot]
+    assert first is not None and first is not iop.files[slot]
+    iop.remove(slot)
+    assert iop.tfiles[slot] is None and iop.files[slot] is None
+    iop.replace(slot)
+    data = rnd(S * 512)
+    ch = iop.chains
+    assert ch.begin()
+    ch.write(slot, 0, memoryview(data))
+    ch.submit(None)
+    settle_all(iop)
+    assert iop.tfiles[slot] is not None and iop.tfiles[slot] is not first
+    with open(iop.paths[slot], "rb") as f:
+        assert f.read(S * 512) == data
+    iop.close()
+    assert iop.tfiles == [None] * 6
 
 
 def test_a_chain_planned_and_cancelled_does_not_hide_the_one_running_on_the_same_disk():

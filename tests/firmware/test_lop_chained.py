@@ -1,9 +1,10 @@
-# The FIG. 8 copy with the I/O processor's thread running (firmware/lop/ops.py Copy._hand_over):
-# its slices are moved by the thread while host writes and restarts come in, and the copies still
-# end equal to the initiate image; a destination or source lost under them fails the copy as
-# without the thread.
+# The FIG. 8 copy with the I/O processor's thread running (firmware/lop/ops.py Copy.step): its
+# slices are moved by the thread, or read on the main loop and written by the thread, while host
+# writes and restarts come in, and the copies still end equal to the initiate image; a
+# destination or source lost under them fails the copy as without the thread.
 import test_lop as L
 from test_lop import setup  # noqa: F401 (the module's tests boot through it)
+from lop import ops
 
 L.THREAD[0] = True
 
@@ -50,11 +51,57 @@ def test_the_slices_do_go_to_the_thread():
     assert L.digest(ctl, L.DEST, blocks) == image
 
 
+def either_side(test):
+    # the test twice: every slice read on the main loop, the thread writing it (ops.BUSY 0: the
+    # thread always counts as busy), then every slice read and written by the thread (it never
+    # does): which side takes a slice depends on the thread's pace, so both must hold
+    saved = ops.BUSY
+    try:
+        for busy in (0, 1 << 30):
+            ops.BUSY = busy
+            test()
+    finally:
+        ops.BUSY = saved
+
+
+def test_either_side_reads_the_slices_and_the_copy_ends_the_same():
+    def run():
+        ctl = L.setup()
+        L.fill(ctl, 3)
+        blocks = ctl.drives[0].blocks
+        image = L.digest(ctl, L.PRIMARY, blocks)
+        L.fw.run(ctl, L.PRIMARY, L.INITIATE)
+        assert L.word(ctl, L.start()) == 0
+        op = ctl.lop_mgr.ops[0]
+        ctl.iop.reset_counters()
+        L.scheduler.finish_all(ctl.lop_mgr)
+        ch = ctl.iop.chains
+        slices = op.end * op.cb // ops.SLICE_BLOCKS
+        if ops.BUSY == 0:
+            assert op.read_beside == slices and ch.reads == 0, (op.read_beside, slices, ch.reads)
+        else:
+            assert op.read_beside == 0 and ch.reads > 0
+        assert ch.writes > 0 and ch.faults == 0
+        assert L.word(ctl, L.status()) == 0x0100
+        assert L.digest(ctl, L.DEST, blocks) == image
+        ctl.iop.close()
+    either_side(run)
+
+
+def test_writes_and_a_restart_under_a_copy_read_on_either_side():
+    either_side(L.test_copy_under_concurrent_primary_writes_ends_equal_to_the_initiate_image)
+    either_side(L.test_restart_mid_copy_resumes_and_ends_with_the_image)
+
+
+def test_a_source_or_destination_lost_under_a_copy_read_on_either_side():
+    either_side(L.test_table10_not_ready_when_the_destination_fails)
+    either_side(L.test_table10_irrecoverable_data_errors_when_the_source_is_lost)
+
+
 def test_the_copy_leaves_copy_on_write_its_buffer_slots():
     # a slice past the first goes to the thread only while two buffer slots stay free beside it
     # (copy-on-write of host writes to the primary takes them), and never more than FLYING
     # (how many are in flight at a time depends on how fast the thread is: only bounds are told)
-    from lop import ops
     for kb, most in ((4 * 272, 2), (4096, ops.FLYING)):
         ctl = L.fw.boot(b=L.fw.small_board(disk_mb=4, slots=10, buffer_kb=kb))
         ctl.io_thread()

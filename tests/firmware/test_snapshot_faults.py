@@ -66,7 +66,7 @@ def break_files(ctl, slots):
     # the disks fail under the firmware (an I/O error, not a command): the next access to each
     # takes its slot out, as a real drive the controller gives up on
     for s in slots:
-        ctl.iop.files[s] = BrokenDisk()
+        ctl.iop.files[s] = ctl.iop.tfiles[s] = BrokenDisk()
 
 
 def state(ctl):
