@@ -27,7 +27,8 @@ W_INVALID = const(0x0105)          # invalid system drive (start) / no copy in p
 W_IN_PROGRESS = const(0x0106)      # a copy is already in progress
 W_TERMINATED = const(0x0107)       # copy terminated by command
 
-SLICE_BLOCKS = const(512)          # I/O of one slice: one buffer slot (256 KiB)
+SLICE_BLOCKS = const(512)          # one buffer slot (256 KiB): a slice of the housekeeping operations
+SPAN = const(2)                    # buffer slots of a copy's slice, when as many adjacent ones are free
 COW_SLOTS = const(2)               # buffer slots a copy leaves free for copy-on-write (hw/board.py)
 FLYING = const(8)                  # slices of a copy the I/O processor's thread moves at once (README)
 # the thread's chains not yet ended at which the main loop reads the next slice itself (README);
@@ -202,8 +203,8 @@ class Check(RowOp):
 class Slice:
     # a slice of a copy handed to the I/O processor's thread; its buffer slot is held until it
     # has landed (Controller.settle calls landed)
-    def __init__(self, op, b, c, k, lba, nb, mv):
-        self.op, self.b, self.c, self.k, self.lba, self.nb, self.mv = op, b, c, k, lba, nb, mv
+    def __init__(self, op, b, n, c, k, lba, nb, mv):
+        self.op, self.b, self.n, self.c, self.k, self.lba, self.nb, self.mv = op, b, n, c, k, lba, nb, mv
 
     def landed(self, failed):
         self.op.landed(self, failed)
@@ -274,17 +275,23 @@ class Copy(Op):
             return False                          # scanned far enough for one step
         if not k:
             return False if self.flying else self.complete()
-        b = ctl.buffer.take()
-        if b < 0:
-            return False                          # the buffer is full: try again next slice
         lba = c * self.cb
         nb = min(k * self.cb, self.blocks - lba)
-        mv = ctl.buffer.view(b)[:nb << 9]
+        want = (nb + SLICE_BLOCKS - 1) // SLICE_BLOCKS
+        if self.flying and want > ctl.buffer.free - COW_SLOTS:
+            want = ctl.buffer.free - COW_SLOTS
+        b, n = ctl.buffer.take_span(want)
+        if b < 0:
+            return False                          # the buffer is full: try again next slice
+        if n < want:                              # (fewer adjacent slots free: a shorter slice)
+            k = n * SLICE_BLOCKS // self.cb
+            nb = min(k * self.cb, self.blocks - lba)
+        mv = ctl.buffer.span(b, n, nb << 9)
         handed = False
         try:
             ch = self._thread(D, k)
             if ch is not None:
-                s = Slice(self, b, c, k, lba, nb, mv)
+                s = Slice(self, b, n, c, k, lba, nb, mv)
                 if ch.submitted - ch.done >= BUSY and ch.room():
                     # the thread is busy: the image is read here, beside it, and only D's write
                     # is handed over, so both cores move data (lop/README.md)
@@ -304,7 +311,7 @@ class Copy(Op):
                 return True
         finally:
             if not handed:
-                ctl.buffer.give(b)
+                ctl.buffer.give_span(b, n)
         self._moved(c, k, nb)
         if self.pos >= self.end:
             return self.complete()
@@ -314,7 +321,7 @@ class Copy(Op):
         # the next run of chunks to copy from `planned`: (first, count); count 0 at the end, -1
         # when a step's worth of chunks was passed over
         todo = self.m.tracker.todo
-        per = SLICE_BLOCKS // self.cb             # chunks per I/O
+        per = SPAN * SLICE_BLOCKS // self.cb      # chunks per slice
         c = self.planned
         n = self.end
         scanned = 0
@@ -378,7 +385,7 @@ class Copy(Op):
                     return
             self._moved(s.c, s.k, s.nb)
         finally:
-            ctl.buffer.give(s.b)
+            ctl.buffer.give_span(s.b, s.n)
 
     def _both(self, D, lba, mv):
         # the image's blocks onto D (what a whole slice plans)

@@ -14,7 +14,10 @@
 # is decided before it is told).
 # File `lop.track` in the state dir (a pair's one file, written by the primary's owner): a 512-byte header (CRC'd, written in one write) then cum, cur
 # and dstd. Every file update keeps the invariant at any kill point: bits are only ever cleared
-# after what they stand for is on disk, and a torn or missing header means "full copy".
+# after what they stand for is on disk, and a torn or missing header means "full copy". The file
+# is unbuffered, so each write(2) is done when write() returns, which a killed firmware keeps; no
+# flush(): on this port that is an fsync (about 100 us here), which only a power loss of the host
+# would need, and the board's disks are not synced either (storage/README.md "Not covered").
 import struct
 import binascii
 import micropython
@@ -132,14 +135,12 @@ class Tracker:
         f = self._file()
         f.seek(0)
         f.write(h)
-        f.flush()
 
     def _put_map(self, k):
         # k: 0 cum, 1 cur, 2 dstd
         f = self._file()
         f.seek(512 + k * self.nb)
         f.write((self.cum, self.cur, self.dstd)[k])
-        f.flush()
 
     def close(self):
         if self._f is not None:
@@ -210,7 +211,6 @@ class Tracker:
                 f = self._file()
                 f.seek(base + i)
                 f.write(one)
-                f.flush()
             c += 1
 
     def add_exceptions(self, engine):
