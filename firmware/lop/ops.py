@@ -283,9 +283,9 @@ class Copy(Op):
         b, n = ctl.buffer.take_span(want)
         if b < 0:
             return False                          # the buffer is full: try again next slice
-        if n < want:                              # (fewer adjacent slots free: a shorter slice)
+        if nb > n * SLICE_BLOCKS:                 # (fewer slots than the run wants: a shorter slice)
             k = n * SLICE_BLOCKS // self.cb
-            nb = min(k * self.cb, self.blocks - lba)
+            nb = k * self.cb
         mv = ctl.buffer.span(b, n, nb << 9)
         handed = False
         try:
