@@ -8,6 +8,11 @@ interleaved (board, tgtd, board, ...), with the range of the per-round ratios be
   iscsi_rand{read,write}_4k_qd{1,16}_ratio         random 4 KiB
   iscsi_two_session_scaling                        64 KiB QD 8 reads over two sessions, one per host
                                                    port, against one session (tgtd's printed beside)
+  iscsi_one_session_machine_busy_pct, ..._board_cores, iscsi_two_session_cpu_ceiling
+                                                   during the one-session runs: the machine's CPU in
+                                                   use, the board process's share in cores, and
+                                                   100 / busy %, the most a second session could add
+                                                   (iscsi_tgtd_one_session_machine_busy_pct: tgtd's)
   iscsi_lat_p50/p99/p999/max_us_board|tgtd         4 KiB QD 1 reads, LAT_READS of them a round
   iscsi_lat_p999_ratio, iscsi_stalls_over_5ms      board p99.9 / tgtd p99.9; board commands > 5 ms
   iscsi_tgtd_stalls_over_5ms                       tgtd's commands > 5 ms: what the machine alone gives
@@ -84,6 +89,12 @@ def cpu_ticks():
     return sum(f), f[7]
 
 
+def idle_ticks():
+    # (all, idle): the machine's CPU time so far and how much of it no one used (idle + iowait)
+    f = [int(x) for x in open("/proc/stat").readline().split()[1:9]]
+    return sum(f), f[3] + f[4]
+
+
 def spread(emit, name, ratios, unit="x"):
     emit(name, statistics.median(ratios), unit)
     emit(name + "_min", min(ratios), unit)
@@ -134,17 +145,31 @@ def run(emit, argv):
             if pattern == "rand" and qd == 16:
                 emit("iscsi_cpu_us_per_cmd_%s_4k" % op, statistics.median(cpu), "us")
         if not only or "two" in only:
-            two, tgt_two = [], []
+            two, tgt_two, used, tgt_used, cores = [], [], [], [], []
             for _ in range(rounds):
+                a0, i0 = idle_ticks()
+                c0 = cpu_s(pid)
                 one = load(exe, [bu], "read", "seq", 65536, 8, seconds)
+                a1, i1 = idle_ticks()
+                used.append(1.0 - (i1 - i0) / max(1, a1 - a0))
+                cores.append((cpu_s(pid) - c0) / one["seconds"])
                 both = load(exe, [bu, board.url(0, port=1)], "read", "seq", 65536, 8, seconds)
                 busy += one["busy"] + both["busy"] + one["task_set_full"] + both["task_set_full"]
                 two.append(both["iops"] / one["iops"])
+                a0, i0 = idle_ticks()
                 t1 = load(exe, [tu], "read", "seq", 65536, 8, seconds)
+                a1, i1 = idle_ticks()
+                tgt_used.append(1.0 - (i1 - i0) / max(1, a1 - a0))
                 t2 = load(exe, [tu, tu], "read", "seq", 65536, 8, seconds)
                 tgt_two.append(t2["iops"] / t1["iops"])
             spread(emit, "iscsi_two_session_scaling", two)
             emit("iscsi_tgtd_two_session_scaling", statistics.median(tgt_two), "x")
+            # what a second session can add at most: the machine's CPU that one session left idle
+            # (the board, the load generator and the kernel's loopback TCP share its cores)
+            emit("iscsi_one_session_machine_busy_pct", 100.0 * statistics.median(used), "%")
+            emit("iscsi_one_session_board_cores", statistics.median(cores), "cores")
+            emit("iscsi_two_session_cpu_ceiling", 1.0 / max(0.01, statistics.median(used)), "x")
+            emit("iscsi_tgtd_one_session_machine_busy_pct", 100.0 * statistics.median(tgt_used), "%")
         if not only or "lat" in only:
             lat = {"board": [], "tgtd": []}
             stalls = tgt_stalls = 0
