@@ -37,18 +37,14 @@ def test_log_overflow_with_the_thread():
     L.test_table10_not_ready_when_the_log_overflows_during_the_copy()
 
 
-def test_the_slices_do_go_to_the_thread():
-    ctl = L.setup()
-    L.fill(ctl, 3)
+def copying(ctl, seed):
+    # the primary filled, its snapshot initiated and the copy to SD2 started: (blocks, image)
+    L.fill(ctl, seed)
     blocks = ctl.drives[0].blocks
     image = L.digest(ctl, L.PRIMARY, blocks)
     L.fw.run(ctl, L.PRIMARY, L.INITIATE)
     assert L.word(ctl, L.start()) == 0
-    L.scheduler.finish_all(ctl.lop_mgr)
-    handed(ctl)
-    assert ctl.iop.chains.faults == 0
-    assert L.word(ctl, L.status()) == 0x0100
-    assert L.digest(ctl, L.DEST, blocks) == image
+    return blocks, image
 
 
 def either_side(test):
@@ -67,14 +63,11 @@ def either_side(test):
 def test_either_side_reads_the_slices_and_the_copy_ends_the_same():
     def run():
         ctl = L.setup()
-        L.fill(ctl, 3)
-        blocks = ctl.drives[0].blocks
-        image = L.digest(ctl, L.PRIMARY, blocks)
-        L.fw.run(ctl, L.PRIMARY, L.INITIATE)
-        assert L.word(ctl, L.start()) == 0
+        blocks, image = copying(ctl, 3)
         op = ctl.lop_mgr.ops[0]
         ctl.iop.reset_counters()
         L.scheduler.finish_all(ctl.lop_mgr)
+        handed(ctl)
         ch = ctl.iop.chains
         if ops.BUSY == 0:
             assert op.read_beside > 0 and ch.reads == 0, (op.read_beside, ch.reads)
@@ -131,11 +124,7 @@ def test_a_slice_never_outgrows_the_slots_it_holds():
             ctl.io_thread()
             ctl.command("sd_create", {"raid": 0, "slots": [6, 7, 8]})
             ctl.command("lun_map", {"port": 0, "lun": L.DEST, "sd": 2})
-            L.fill(ctl, 5)
-            blocks = ctl.drives[0].blocks
-            image = L.digest(ctl, L.PRIMARY, blocks)
-            L.fw.run(ctl, L.PRIMARY, L.INITIATE)
-            assert L.word(ctl, L.start()) == 0
+            blocks, image = copying(ctl, 5)
             op = ctl.lop_mgr.ops[0]
             slot = ctl.buffer.slot_bytes
             settle, held = ctl.settle_own, [4]
