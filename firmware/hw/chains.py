@@ -15,7 +15,7 @@
 # firmware leaves a prefix of it: the intent record of the chain in flight is the last one written.
 # A read here waits only for the chains that write its disks (wait_for): what it reads is then
 # what it would read after them all. The thread moves data through disk file handles of its own
-# (IOP.thread_file), so a file offset is never moved by both threads.
+# (IOP.tfiles), so a file offset is never moved by both threads.
 import _thread
 import micropython
 import time
@@ -44,7 +44,7 @@ class Full(Exception):
 class Chains:
     def __init__(self, iop):
         self.iop = iop
-        self._files = iop.tfiles           # the thread's own disk handles (IOP.thread_file)
+        self._files = iop.tfiles           # the thread's own disk handles (the IOP's list)
         # where each of those files' offset is after the thread's last transfer on it, so a
         # sequential transfer saves its lseek
         self._pf = [None] * iop.n_slots
@@ -135,8 +135,7 @@ class Chains:
             self.op[k] = op
             self.a[k] = mv
             self.bad[k] = 0
-            f = self._files[slot]
-            self.f[k] = f if f is not None else self.iop.thread_file(slot)
+            self.f[k] = self._files[slot]
             self.slot[k] = slot
             self.pos[k] = lba * 512
             if op == _WRITE:

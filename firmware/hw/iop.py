@@ -117,9 +117,9 @@ class IOP:
         # the controller logs them as events
         self.problems = []
         self.files = [None] * n_slots    # each slot's open disk file, the main loop's
-        # the I/O processor's thread's own handle on each disk file (opened when its first chain
-        # is planned there, closed with `files`): each thread moves only its own file offsets, so
-        # a read on the main loop need not wait for the thread's reads of the same disk
+        # the I/O processor's thread's own handle on each disk file (opened and closed with
+        # `files`): each thread moves only its own file offsets, so a read on the main loop need
+        # not wait for the thread's reads of the same disk
         self.tfiles = [None] * n_slots
         self._state = ["online"] * n_slots
         self.gen = 0    # bumped on every slot state change: system drives cache their status by it
@@ -216,8 +216,9 @@ class IOP:
                 self.problems.append((s, "%s is %d bytes, a disk of this board has %d: slot %s marked failed"
                                       % (path, size, want, self.names[s])))
                 return
-            self.files[s] = open(path, "r+b")
+            self._attach(s)
         except OSError as e:
+            self._close(s)
             self._state[s] = "failed"
             self.problems.append((s, "%s cannot be opened (%s): slot %s marked failed" % (path, e, self.names[s])))
 
@@ -298,7 +299,7 @@ class IOP:
         self.intent_clear()
         self._close(slot)
         _blank(self.paths[slot], self.disk_blocks * SECTOR)
-        self.files[slot] = open(self.paths[slot], "r+b")
+        self._attach(slot)
         self._set(slot, "rebuild")
 
     def _close(self, slot):
@@ -309,12 +310,10 @@ class IOP:
                 f.close()
                 fs[slot] = None
 
-    def thread_file(self, slot):
-        # the thread's handle on a slot's disk (hw/chains.py plans a transfer): None without a disk
-        f = self.tfiles[slot]
-        if f is None and self.files[slot] is not None:
-            f = self.tfiles[slot] = open(self.paths[slot], "r+b")
-        return f
+    def _attach(self, slot):
+        # the disk file's two handles: the main loop's and the thread's
+        self.files[slot] = open(self.paths[slot], "r+b")
+        self.tfiles[slot] = open(self.paths[slot], "r+b")
 
     def set_online(self, slot):
         if self.files[slot] is None:
@@ -381,6 +380,8 @@ class IOP:
             if self._state[s] != old[s]:
                 if self._state[s] == "online" and self.files[s] is None:
                     self._open(s, False)
+                elif self._state[s] == "removed":
+                    self._close(s)
                 self.gen += 1
 
     @property

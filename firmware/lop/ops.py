@@ -201,8 +201,9 @@ class Check(RowOp):
 
 
 class Slice:
-    # a slice of a copy handed to the I/O processor's thread; its buffer slot is held until it
-    # has landed (Controller.settle calls landed)
+    # a slice of a copy: blocks lba..lba+nb, the last of them finishing k chunks from c (k 0: a
+    # piece of chunk c), in buffer slots b..b+n-1. One the I/O processor's thread writes holds
+    # its slots until it has landed (Controller.settle calls landed)
     def __init__(self, op, b, n, c, k, lba, nb, mv):
         self.op, self.b, self.n, self.c, self.k, self.lba, self.nb, self.mv = op, b, n, c, k, lba, nb, mv
 
@@ -229,6 +230,7 @@ class Copy(Op):
         self.blocks_copied = 0
         self.flying = []                         # slices the I/O processor's thread moves (Slice)
         self.planned = 0                         # the next chunk to hand it: pos is behind by them
+        self.part = 0                            # blocks of chunk `planned` already in slices
         self.read_beside = 0                     # slices read here while the thread wrote others
 
     def percent(self):
@@ -268,51 +270,62 @@ class Copy(Op):
             ctl.settle_own()                      # slices the thread has moved
             if len(self.flying) >= FLYING or (self.flying and ctl.buffer.free <= COW_SLOTS):
                 return False                      # (a second slice only beside copy-on-write's slots)
-        else:
+        elif self.planned != self.pos:
             self.planned = self.pos
+            self.part = 0
         c, k = self._next()
         if k < 0:
             return False                          # scanned far enough for one step
         if not k:
             return False if self.flying else self.complete()
-        lba = c * self.cb
-        nb = min(k * self.cb, self.blocks - lba)
-        want = (nb + SLICE_BLOCKS - 1) // SLICE_BLOCKS
-        if self.flying and want > ctl.buffer.free - COW_SLOTS:
-            want = ctl.buffer.free - COW_SLOTS
+        cb = self.cb
+        lba = c * cb + self.part                  # (part: blocks of chunk c already moved)
+        end = min((c + k) * cb, self.blocks)
+        ch = self._chains(D, end - lba)
+        # buffer slots: up to SPAN when the thread may take the slice (on the main loop a slice
+        # is one slot, as long as the host waits for it), two always left to copy-on-write
+        want = min((end - lba + SLICE_BLOCKS - 1) // SLICE_BLOCKS, SPAN if ch is not None else 1)
+        if want > ctl.buffer.free - COW_SLOTS:
+            want = max(1, ctl.buffer.free - COW_SLOTS)
         b, n = ctl.buffer.take_span(want)
         if b < 0:
             return False                          # the buffer is full: try again next slice
-        if nb > n * SLICE_BLOCKS:                 # (fewer slots than the run wants: a shorter slice)
-            k = n * SLICE_BLOCKS // self.cb
-            nb = k * self.cb
+        if end - lba > n * SLICE_BLOCKS:
+            # more than the slots hold: up to the last chunk boundary that fits, else (a chunk
+            # larger than the slots) a piece of chunk c, the rest of it in the next slices
+            end = lba + n * SLICE_BLOCKS
+            if end // cb > c:
+                end = end // cb * cb
+        done = end // cb - c if end < self.blocks else k      # chunks this slice finishes
+        nb = end - lba
         mv = ctl.buffer.span(b, n, nb << 9)
+        s = Slice(self, b, n, c, done, lba, nb, mv)
+        self.planned = c + done
+        self.part = end - self.planned * cb if done < k else 0
         handed = False
         try:
-            ch = self._thread(D, k)
             if ch is not None:
-                s = Slice(self, b, n, c, k, lba, nb, mv)
-                if ch.submitted - ch.done >= BUSY and ch.room():
-                    # the thread is busy: the image is read here, beside it, and only D's write
-                    # is handed over, so both cores move data (lop/README.md)
+                if ch.submitted - ch.done < BUSY and self._whole(eng):
+                    handed = raid.chained((eng.primary, eng.log, D), s, self._both, D, lba, mv)
+                elif ch.room():
+                    # the thread is busy (or cannot read the image): the slice is read here,
+                    # beside it, and only D's write is handed over, so both cores move data
                     if not self._read(eng, lba, mv):
                         return True
-                    self.read_beside += 1
                     handed = raid.chained((D,), s, self._put, D, lba, mv)
-                else:
-                    handed = self._hand_over(eng, D, s)
+                    self.read_beside += handed > 0
                 if handed:
                     self.flying.append(s)
-                    self.planned = c + k
                     return False
             if self.flying:
-                return False                      # (a slice not handed waits for those to land)
+                self.planned, self.part = c, lba - c * cb   # (this slice again, once those landed)
+                return False
             if not self._move(eng, D, lba, mv):
                 return True
         finally:
             if not handed:
                 ctl.buffer.give_span(b, n)
-        self._moved(c, k, nb)
+        self._moved(c, done, nb)
         if self.pos >= self.end:
             return self.complete()
         return False
@@ -321,7 +334,7 @@ class Copy(Op):
         # the next run of chunks to copy from `planned`: (first, count); count 0 at the end, -1
         # when a step's worth of chunks was passed over
         todo = self.m.tracker.todo
-        per = SPAN * SLICE_BLOCKS // self.cb      # chunks per slice
+        per = max(1, SPAN * SLICE_BLOCKS // self.cb)   # chunks per slice
         c = self.planned
         n = self.end
         scanned = 0
@@ -351,23 +364,21 @@ class Copy(Op):
             k += 1
         return c, k
 
-    def _thread(self, D, k):
-        # the I/O processor's thread, when this slice may go to it (storage/README.md): a whole
-        # slice (scattered chunks of an incremental copy cost more in wake-ups than they gain), at
-        # full rate (a lower rate is a share of the controller's time, which the thread's work
-        # would escape), onto a plain drive (a write-back drive's data is in its cache)
-        if k * self.cb < SLICE_BLOCKS or self.rate < 100 or type(D) is not raid.SystemDrive:
+    def _chains(self, D, nb):
+        # the I/O processor's thread, when a slice of nb blocks may go to it (storage/README.md):
+        # at least a slot's worth (scattered chunks of an incremental copy cost more in wake-ups
+        # than they gain), at full rate (a lower rate is a share of the controller's time, which
+        # the thread's work would escape), onto a plain ONLINE drive (a write-back drive's data
+        # is in its cache; a degraded one is written on the main loop); else None
+        if nb < SLICE_BLOCKS or self.rate < 100 or type(D) is not raid.SystemDrive or D.status() != raid.ONLINE:
             return None
         return self.m.ctl.iop.chains
 
-    def _hand_over(self, eng, D, s):
-        # the whole slice as one chain, read and written by the thread, when the snapshot image
-        # is on plain drives read here: True once given
-        if eng.follower or eng.pending_k:
-            return False
-        if type(eng.primary) is not raid.SystemDrive or type(eng.log) is not raid.SystemDrive:
-            return False
-        return raid.chained((eng.primary, eng.log, D), s, self._both, D, s.lba, s.mv)
+    def _whole(self, eng):
+        # whether the thread may read the image too: it is on plain drives read here (not a
+        # write-back cache, not what a pair's follower must check against its partner's news)
+        return not (eng.follower or eng.pending_k) and type(eng.primary) is raid.SystemDrive \
+            and type(eng.log) is raid.SystemDrive
 
     def landed(self, s, failed):
         # (Controller.settle) a slice the thread moved, in order; one a disk failed under is

@@ -16,7 +16,7 @@
 # and dstd. Every file update keeps the invariant at any kill point: bits are only ever cleared
 # after what they stand for is on disk, and a torn or missing header means "full copy". The file
 # is unbuffered, so each write(2) is done when write() returns, which a killed firmware keeps; no
-# flush(): on this port that is an fsync (about 100 us here), which only a power loss of the host
+# flush(): on this port that is an fsync (about 110 us each here), which only a power loss of the host
 # would need, and the board's disks are not synced either (storage/README.md "Not covered").
 import struct
 import binascii

@@ -84,15 +84,10 @@ def cpu_s(pid):
 
 
 def cpu_ticks():
-    # (all, stolen): the machine's CPU time so far, in clock ticks, and what the hypervisor took
+    # (all, stolen, idle): the machine's CPU time so far, in clock ticks, what the hypervisor took
+    # and what no one used (idle + iowait)
     f = [int(x) for x in open("/proc/stat").readline().split()[1:9]]
-    return sum(f), f[7]
-
-
-def idle_ticks():
-    # (all, idle): the machine's CPU time so far and how much of it no one used (idle + iowait)
-    f = [int(x) for x in open("/proc/stat").readline().split()[1:9]]
-    return sum(f), f[3] + f[4]
+    return sum(f), f[7], f[3] + f[4]
 
 
 def spread(emit, name, ratios, unit="x"):
@@ -147,18 +142,18 @@ def run(emit, argv):
         if not only or "two" in only:
             two, tgt_two, used, tgt_used, cores = [], [], [], [], []
             for _ in range(rounds):
-                a0, i0 = idle_ticks()
+                a0, _, i0 = cpu_ticks()
                 c0 = cpu_s(pid)
                 one = load(exe, [bu], "read", "seq", 65536, 8, seconds)
-                a1, i1 = idle_ticks()
+                a1, _, i1 = cpu_ticks()
                 used.append(1.0 - (i1 - i0) / max(1, a1 - a0))
                 cores.append((cpu_s(pid) - c0) / one["seconds"])
                 both = load(exe, [bu, board.url(0, port=1)], "read", "seq", 65536, 8, seconds)
                 busy += one["busy"] + both["busy"] + one["task_set_full"] + both["task_set_full"]
                 two.append(both["iops"] / one["iops"])
-                a0, i0 = idle_ticks()
+                a0, _, i0 = cpu_ticks()
                 t1 = load(exe, [tu], "read", "seq", 65536, 8, seconds)
-                a1, i1 = idle_ticks()
+                a1, _, i1 = cpu_ticks()
                 tgt_used.append(1.0 - (i1 - i0) / max(1, a1 - a0))
                 t2 = load(exe, [tu, tu], "read", "seq", 65536, 8, seconds)
                 tgt_two.append(t2["iops"] / t1["iops"])
@@ -176,9 +171,9 @@ def run(emit, argv):
             ticks = {"board": [0, 0], "tgtd": [0, 0]}
 
             def timed(who, url):
-                a0, s0 = cpu_ticks()
+                a0, s0, _ = cpu_ticks()
                 r = load(exe, [url], "read", "rand", 4096, 1, count=lat_reads)
-                a1, s1 = cpu_ticks()
+                a1, s1, _ = cpu_ticks()
                 ticks[who][0] += a1 - a0
                 ticks[who][1] += s1 - s0
                 lat[who].append(r["lat_us"])

@@ -170,8 +170,8 @@ def test_a_read_does_not_wait_for_a_chain_that_only_reads_its_disk():
 
 
 def test_the_threads_disk_handles_follow_the_slot():
-    # the thread opens its own handle on a disk when a chain first goes there; a pulled disk
-    # closes it, a new disk in the slot gets a new one, and the chains write the new disk
+    # the thread has its own handle on each disk; a pulled disk closes it, a new disk in the
+    # slot gets a new one, and the chains write the new disk
     d, iop, sd = drive("chhandles", raid.RAID0, 3)
     assert sd.write_chained(0, memoryview(rnd(3 * S * 512)), None)
     settle_all(iop)

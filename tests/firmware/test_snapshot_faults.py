@@ -65,7 +65,9 @@ class BrokenDisk:
 def break_files(ctl, slots):
     # the disks fail under the firmware (an I/O error, not a command): the next access to each
     # takes its slot out, as a real drive the controller gives up on
+    ctl.iop.drain()
     for s in slots:
+        ctl.iop._close(s)
         ctl.iop.files[s] = ctl.iop.tfiles[s] = BrokenDisk()
 
 
