@@ -231,6 +231,7 @@ class Copy(Op):
         self.flying = []                         # slices the I/O processor's thread moves (Slice)
         self.planned = 0                         # the next chunk to hand it: pos is behind by them
         self.part = 0                            # blocks of chunk `planned` already in slices
+        self.pieces = 0                          # blocks of chunk `pos` already landed
         self.read_beside = 0                     # slices read here while the thread wrote others
 
     def percent(self):
@@ -290,13 +291,14 @@ class Copy(Op):
         b, n = ctl.buffer.take_span(want)
         if b < 0:
             return False                          # the buffer is full: try again next slice
+        done = k                                  # chunks this slice finishes
         if end - lba > n * SLICE_BLOCKS:
             # more than the slots hold: up to the last chunk boundary that fits, else (a chunk
             # larger than the slots) a piece of chunk c, the rest of it in the next slices
             end = lba + n * SLICE_BLOCKS
             if end // cb > c:
                 end = end // cb * cb
-        done = end // cb - c if end < self.blocks else k      # chunks this slice finishes
+            done = end // cb - c
         nb = end - lba
         mv = ctl.buffer.span(b, n, nb << 9)
         s = Slice(self, b, n, c, done, lba, nb, mv)
@@ -307,7 +309,7 @@ class Copy(Op):
             if ch is not None:
                 if ch.submitted - ch.done < BUSY and self._whole(eng):
                     handed = raid.chained((eng.primary, eng.log, D), s, self._both, D, lba, mv)
-                elif ch.room():
+                if not handed and ch.room():
                     # the thread is busy (or cannot read the image): the slice is read here,
                     # beside it, and only D's write is handed over, so both cores move data
                     if not self._read(eng, lba, mv):
@@ -375,10 +377,12 @@ class Copy(Op):
         return self.m.ctl.iop.chains
 
     def _whole(self, eng):
-        # whether the thread may read the image too: it is on plain drives read here (not a
-        # write-back cache, not what a pair's follower must check against its partner's news)
-        return not (eng.follower or eng.pending_k) and type(eng.primary) is raid.SystemDrive \
-            and type(eng.log) is raid.SystemDrive
+        # whether the thread may read the image too: it is on plain ONLINE drives read here (not
+        # a write-back cache, not what a pair's follower must check against its partner's news)
+        P = eng.primary
+        L = eng.log
+        return not (eng.follower or eng.pending_k) and type(P) is raid.SystemDrive \
+            and type(L) is raid.SystemDrive and P.status() == raid.ONLINE and L.status() == raid.ONLINE
 
     def landed(self, s, failed):
         # (Controller.settle) a slice the thread moved, in order; one a disk failed under is
@@ -440,9 +444,14 @@ class Copy(Op):
         return True
 
     def _moved(self, c, k, nb):
-        self.copied += k
-        self.blocks_copied += nb
-        self.pos = c + k
+        # (blocks of a chunk moved in pieces count once it is whole: a restart moves it again)
+        if k:
+            self.copied += k
+            self.blocks_copied += nb + self.pieces
+            self.pieces = 0
+            self.pos = c + k
+        else:
+            self.pieces += nb
 
     def complete(self):
         # order matters for a kill at any point (lop/README.md): data on D, tracker, state, snapshot end

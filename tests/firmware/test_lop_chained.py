@@ -175,6 +175,7 @@ def test_chunks_longer_than_a_slice_are_moved_whole_in_pieces():
         while ctl.lop_mgr.step():
             pieces += sum(1 for s in op.flying if s.k == 0)
         assert pieces, "no chunk was moved in pieces"
+        assert op.blocks_copied == blocks
         assert L.word(ctl, L.status()) == 0x0100
         assert L.digest(ctl, L.DEST, blocks) == image
         ctl.iop.close()
@@ -199,6 +200,23 @@ def test_a_degraded_destination_is_written_on_the_main_loop():
     given = ctl.iop.chains.submitted
     L.scheduler.finish_all(ctl.lop_mgr)
     assert ctl.iop.chains.submitted == given and op.read_beside == 0
+    assert L.word(ctl, L.status()) == 0x0100
+    assert L.digest(ctl, L.DEST, blocks) == image
+    ctl.iop.close()
+
+
+def test_a_degraded_primary_is_read_here_and_written_by_the_thread():
+    # the thread reads only ONLINE drives: with a member of the primary failed, every slice is
+    # read here (reconstructed) and only D's writes go to the thread
+    ctl = L.setup()
+    blocks, image = copying(ctl, 6)
+    ctl.iop.fail(3)
+    ctl.refresh_status()
+    op = ctl.lop_mgr.ops[0]
+    ctl.iop.reset_counters()
+    L.scheduler.finish_all(ctl.lop_mgr)
+    ch = ctl.iop.chains
+    assert op.read_beside > 0 and ch.reads == 0 and ch.writes > 0, (op.read_beside, ch.reads, ch.writes)
     assert L.word(ctl, L.status()) == 0x0100
     assert L.digest(ctl, L.DEST, blocks) == image
     ctl.iop.close()
