@@ -279,31 +279,13 @@ class Copy(Op):
             return False                          # scanned far enough for one step
         if not k:
             return False if self.flying else self.complete()
-        cb = self.cb
-        lba = c * cb + self.part                  # (part: blocks of chunk c already moved)
-        end = min((c + k) * cb, self.blocks)
-        ch = self._chains(D, end - lba)
-        # buffer slots: up to SPAN when the thread may take the slice (on the main loop a slice
-        # is one slot, as long as the host waits for it), two always left to copy-on-write
-        want = min((end - lba + SLICE_BLOCKS - 1) // SLICE_BLOCKS, SPAN if ch is not None else 1)
-        if want > ctl.buffer.free - COW_SLOTS:
-            want = max(1, ctl.buffer.free - COW_SLOTS)
-        b, n = ctl.buffer.take_span(want)
-        if b < 0:
+        left = min((c + k) * self.cb, self.blocks) - c * self.cb - self.part   # (blocks in the run)
+        ch = self._chains(D, left)
+        s = self._slice(ctl.buffer, c, k, SPAN if ch is not None else 1)
+        if s is None:
             return False                          # the buffer is full: try again next slice
-        done = k                                  # chunks this slice finishes
-        if end - lba > n * SLICE_BLOCKS:
-            # more than the slots hold: up to the last chunk boundary that fits, else (a chunk
-            # larger than the slots) a piece of chunk c, the rest of it in the next slices
-            end = lba + n * SLICE_BLOCKS
-            if end // cb > c:
-                end = end // cb * cb
-            done = end // cb - c
-        nb = end - lba
-        mv = ctl.buffer.span(b, n, nb << 9)
-        s = Slice(self, b, n, c, done, lba, nb, mv)
-        self.planned = c + done
-        self.part = end - self.planned * cb if done < k else 0
+        lba = s.lba
+        mv = s.mv
         handed = False
         try:
             if ch is not None:
@@ -320,17 +302,42 @@ class Copy(Op):
                     self.flying.append(s)
                     return False
             if self.flying:
-                self.planned, self.part = c, lba - c * cb   # (this slice again, once those landed)
+                self.planned, self.part = c, lba - c * self.cb   # (this slice again, once those landed)
                 return False
             if not self._move(eng, D, lba, mv):
                 return True
         finally:
             if not handed:
-                ctl.buffer.give_span(b, n)
-        self._moved(c, done, nb)
+                ctl.buffer.give_span(s.b, s.n)
+        self._moved(c, s.k, s.nb)
         if self.pos >= self.end:
             return self.complete()
         return False
+
+    def _slice(self, buf, c, k, most):
+        # the next slice, from block `part` of chunk c through the run of k chunks, in up to
+        # `most` adjacent buffer slots (two always left to copy-on-write when there are that
+        # many): None when no slot is free. `planned` and `part` move past it
+        cb = self.cb
+        lba = c * cb + self.part
+        end = min((c + k) * cb, self.blocks)
+        want = min((end - lba + SLICE_BLOCKS - 1) // SLICE_BLOCKS, most)
+        if want > buf.free - COW_SLOTS:
+            want = max(1, buf.free - COW_SLOTS)
+        b, n = buf.take_span(want)
+        if b < 0:
+            return None
+        done = k                                  # chunks this slice finishes
+        if end - lba > n * SLICE_BLOCKS:
+            # more than the slots hold: up to the last chunk boundary that fits, else (a chunk
+            # larger than the slots) a piece of chunk c, the rest of it in the next slices
+            end = lba + n * SLICE_BLOCKS
+            if end // cb > c:
+                end = end // cb * cb
+            done = end // cb - c
+        self.planned = c + done
+        self.part = end - self.planned * cb if done < k else 0
+        return Slice(self, b, n, c, done, lba, end - lba, buf.span(b, n, (end - lba) << 9))
 
     def _next(self):
         # the next run of chunks to copy from `planned`: (first, count); count 0 at the end, -1
