@@ -47,17 +47,22 @@ def copying(ctl, seed):
     return blocks, image
 
 
+def with_value(module, name, value, test):
+    # the test with module.name set to value, then as it was
+    saved = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        test()
+    finally:
+        setattr(module, name, saved)
+
+
 def either_side(test):
     # the test twice: every slice read on the main loop, the thread writing it (ops.BUSY 0: the
     # thread always counts as busy), then every slice read and written by the thread (it never
     # does): which side takes a slice depends on the thread's pace, so both must hold
-    saved = ops.BUSY
-    try:
-        for busy in (0, 1 << 30):
-            ops.BUSY = busy
-            test()
-    finally:
-        ops.BUSY = saved
+    for busy in (0, 1 << 30):
+        with_value(ops, "BUSY", busy, test)
 
 
 def test_either_side_reads_the_slices_and_the_copy_ends_the_same():
@@ -157,12 +162,7 @@ def big_chunks(test):
     # the test with the tracker's chunks 1 MiB long (a primary over 16 GiB has them): longer
     # than a slice, so each is moved in pieces, and a restart resumes at its start
     from lop import track
-    saved = track.chunk_for
-    track.chunk_for = lambda blocks: 2048
-    try:
-        test()
-    finally:
-        track.chunk_for = saved
+    with_value(track, "chunk_for", lambda blocks: 2048, test)
 
 
 def test_chunks_longer_than_a_slice_are_moved_whole_in_pieces():
