@@ -281,6 +281,8 @@ class Copy(Op):
             return False if self.flying else self.complete()
         left = min((c + k) * self.cb, self.blocks) - c * self.cb - self.part   # (blocks in the run)
         ch = self._chains(D, left)
+        if ctl.buffer.free <= COW_SLOTS:
+            ch = None        # (a slot held by the thread would be copy-on-write's: moved here, at once)
         s = self._slice(ctl.buffer, c, k, SPAN if ch is not None else 1)
         if s is None:
             return False                          # the buffer is full: try again next slice
