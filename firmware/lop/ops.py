@@ -279,14 +279,12 @@ class Copy(Op):
             return False                          # scanned far enough for one step
         if not k:
             return False if self.flying else self.complete()
-        left = min((c + k) * self.cb, self.blocks) - c * self.cb - self.part   # (blocks in the run)
-        ch = self._chains(D, left)
-        if ctl.buffer.free <= COW_SLOTS:
-            ch = None        # (a slot held by the thread would be copy-on-write's: moved here, at once)
-        s = self._slice(ctl.buffer, c, k, SPAN if ch is not None else 1)
+        lba = c * self.cb + self.part             # (part: blocks of chunk c already in slices)
+        end = min((c + k) * self.cb, self.blocks)
+        ch = self._chains(D, end - lba)
+        s = self._slice(ctl.buffer, c, k, lba, end, SPAN if ch is not None else 1)
         if s is None:
             return False                          # the buffer is full: try again next slice
-        lba = s.lba
         mv = s.mv
         handed = False
         try:
@@ -316,13 +314,11 @@ class Copy(Op):
             return self.complete()
         return False
 
-    def _slice(self, buf, c, k, most):
-        # the next slice, from block `part` of chunk c through the run of k chunks, in up to
+    def _slice(self, buf, c, k, lba, end, most):
+        # the next slice, blocks lba..end of the run of k chunks from c (or less), in up to
         # `most` adjacent buffer slots (two always left to copy-on-write when there are that
         # many): None when no slot is free. `planned` and `part` move past it
         cb = self.cb
-        lba = c * cb + self.part
-        end = min((c + k) * cb, self.blocks)
         want = min((end - lba + SLICE_BLOCKS - 1) // SLICE_BLOCKS, most)
         if want > buf.free - COW_SLOTS:
             want = max(1, buf.free - COW_SLOTS)
@@ -380,18 +376,21 @@ class Copy(Op):
         # at least a slot's worth (scattered chunks of an incremental copy cost more in wake-ups
         # than they gain), at full rate (a lower rate is a share of the controller's time, which
         # the thread's work would escape), onto a plain ONLINE drive (a write-back drive's data
-        # is in its cache; a degraded one is written on the main loop); else None
-        if nb < SLICE_BLOCKS or self.rate < 100 or type(D) is not raid.SystemDrive or D.status() != raid.ONLINE:
+        # is in its cache; a degraded one is written on the main loop), and with more than the
+        # slots copy-on-write keeps free (a slot the thread held would be one of them: the slice
+        # is moved here, its slot back at once); else None
+        ctl = self.m.ctl
+        if nb < SLICE_BLOCKS or self.rate < 100 or type(D) is not raid.SystemDrive \
+                or D.status() != raid.ONLINE or ctl.buffer.free <= COW_SLOTS:
             return None
-        return self.m.ctl.iop.chains
+        return ctl.iop.chains
 
     def _whole(self, eng):
-        # whether the thread may read the image too: it is on plain ONLINE drives read here (not
-        # a write-back cache, not what a pair's follower must check against its partner's news)
-        P = eng.primary
-        L = eng.log
-        return not (eng.follower or eng.pending_k) and type(P) is raid.SystemDrive \
-            and type(L) is raid.SystemDrive and P.status() == raid.ONLINE and L.status() == raid.ONLINE
+        # whether the thread may read the image too: it is on plain drives read here (not a
+        # write-back cache, not what a pair's follower must check against its partner's news;
+        # one not ONLINE, raid.chained refuses, and the slice is read beside the thread)
+        return not (eng.follower or eng.pending_k) and type(eng.primary) is raid.SystemDrive \
+            and type(eng.log) is raid.SystemDrive
 
     def landed(self, s, failed):
         # (Controller.settle) a slice the thread moved, in order; one a disk failed under is
