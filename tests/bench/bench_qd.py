@@ -8,9 +8,9 @@ interleaved (board, tgtd, board, ...), with the range of the per-round ratios be
   iscsi_rand{read,write}_4k_qd{1,16}_ratio         random 4 KiB
   iscsi_two_session_scaling                        64 KiB QD 8 reads over two sessions, one per host
                                                    port, against one session (tgtd's printed beside)
-  iscsi_one_session_machine_busy_pct, ..._board_cores, iscsi_two_session_cpu_ceiling
-                                                   during the one-session runs: the machine's CPU in
-                                                   use, the board process's share in cores, and
+  iscsi_one_session_machine_busy_pct, ..._board_cores, ..._generator_cores,
+  iscsi_two_session_cpu_ceiling                    during the one-session runs: the machine's CPU in
+                                                   use, the board's and rbload's shares in cores, and
                                                    100 / busy %, the most a second session could add
                                                    (iscsi_tgtd_one_session_machine_busy_pct: tgtd's)
   iscsi_lat_p50/p99/p999/max_us_board|tgtd         4 KiB QD 1 reads, LAT_READS of them a round
@@ -24,6 +24,7 @@ interleaved (board, tgtd, board, ...), with the range of the per-round ratios be
 Options: --rounds N (5), --seconds S per run (1.0), --lat-reads N (50000), --only-qd PART."""
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -83,6 +84,12 @@ def cpu_s(pid):
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def children_cpu_s():
+    # CPU time of the waited-for children: rbload's, once its run has ended
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def cpu_ticks():
     # (all, stolen, idle): the machine's CPU time so far, in clock ticks, what the hypervisor took
     # and what no one used (idle + iowait)
@@ -140,14 +147,15 @@ def run(emit, argv):
             if pattern == "rand" and qd == 16:
                 emit("iscsi_cpu_us_per_cmd_%s_4k" % op, statistics.median(cpu), "us")
         if not only or "two" in only:
-            two, tgt_two, used, tgt_used, cores = [], [], [], [], []
+            two, tgt_two, used, tgt_used, cores, gen = [], [], [], [], [], []
             for _ in range(rounds):
                 a0, _, i0 = cpu_ticks()
-                c0 = cpu_s(pid)
+                c0, g0 = cpu_s(pid), children_cpu_s()
                 one = load(exe, [bu], "read", "seq", 65536, 8, seconds)
                 a1, _, i1 = cpu_ticks()
                 used.append(1.0 - (i1 - i0) / max(1, a1 - a0))
                 cores.append((cpu_s(pid) - c0) / one["seconds"])
+                gen.append((children_cpu_s() - g0) / one["seconds"])
                 both = load(exe, [bu, board.url(0, port=1)], "read", "seq", 65536, 8, seconds)
                 busy += one["busy"] + both["busy"] + one["task_set_full"] + both["task_set_full"]
                 two.append(both["iops"] / one["iops"])
@@ -163,6 +171,7 @@ def run(emit, argv):
             # (the board, the load generator and the kernel's loopback TCP share its cores)
             emit("iscsi_one_session_machine_busy_pct", 100.0 * statistics.median(used), "%")
             emit("iscsi_one_session_board_cores", statistics.median(cores), "cores")
+            emit("iscsi_one_session_generator_cores", statistics.median(gen), "cores")
             emit("iscsi_two_session_cpu_ceiling", 1.0 / max(0.01, statistics.median(used)), "x")
             emit("iscsi_tgtd_one_session_machine_busy_pct", 100.0 * statistics.median(tgt_used), "%")
         if not only or "lat" in only:
