@@ -194,6 +194,23 @@ def test_residuals(board):
     c.logout()
 
 
+def test_reads_longer_than_their_edtl_send_the_first_bytes_of_what_was_read(board):
+    # a read of up to 64 KiB EDTL is read straight into its connection's 64 KiB send buffer;
+    # one whose CDB asks for more than that buffer holds is read into the core's own and copied
+    c = session(board)
+    data = os.urandom(1024 * 1024)
+    assert c.write(0, 0, data)["status"] == 0
+    for blocks, edtl, lba in ((129, 65536, 0), (2048, 65536, 0), (2048, 4096, 8), (128, 65536, 16)):
+        cdb = struct.pack(">BBQIBB", 0x88, 0, lba, blocks, 0, 0)
+        r = c.command(0, cdb, read_len=edtl)
+        assert r["status"] == 0 and r["data"] == data[lba * 512:lba * 512 + edtl]
+        assert (r["rflags"], r["resid"]) == ((4, blocks * 512 - edtl) if blocks * 512 > edtl else (0, 0))
+        # and a short read after it finds none of the long one's bytes
+        r = c.read(0, 2040, 8)
+        assert r["status"] == 0 and r["data"] == data[2040 * 512:2048 * 512]
+    c.logout()
+
+
 def test_sense_reaches_initiator_unchanged(board):
     # the same CDB through the console's pass-through and through iSCSI gives the same sense
     cdb = bytes([0x28, 0, 0xFF, 0xFF, 0xFF, 0, 0, 0, 1, 0])   # READ(10) beyond the end

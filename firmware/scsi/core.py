@@ -39,6 +39,11 @@ for _op in (0x00, 0x25, 0x9E, 0xA3, 0x5E, 0x5F):      # TUR, capacity, opcodes, 
 for _op in (0x08, 0x28, 0xA8, 0x88, 0x2F, 0xAF, 0x8F, 0x1A, 0x5A, 0x34, 0x90, 0x37, 0xB7):
     FLAGS[_op] = F_READ                                # reads: allowed under write-exclusive
 FLAGS[0x17] = FLAGS[0x57] = F_SPC2_OK                  # RELEASE from a non-holder is a no-op
+# the medium reads (READ 6/10/12/16): the only commands a transport's buffer shorter than a whole
+# transfer is lent to (their data goes to the core's own buffer when it does not fit)
+SHORT_OK = bytearray(256)
+SHORT_OK[0x08] = SHORT_OK[0x28] = SHORT_OK[0xA8] = SHORT_OK[0x88] = 1
+_WHOLE = MAX_XFER_BLOCKS * 512
 FLAGS[0xA3] |= F_SPC2_OK
 del _op
 _CDB_LEN = (6, 10, 10, 0, 16, 12, 0, 0)
@@ -53,8 +58,8 @@ class Core:
     def __init__(self, logical_unit, luns, lu_keys, long_operation, events, model):
         self.logical_unit, self.luns, self.lu_keys = logical_unit, luns, lu_keys
         self.long_operation, self.events, self.model = long_operation, events, model
-        self._buf = bytearray(MAX_XFER_BLOCKS * 512)   # data-in of callers that bring no buffer
-        self._mv = memoryview(self._buf)
+        # data-in of callers that bring no buffer (and of a read too long for the one brought)
+        self.own = memoryview(bytearray(MAX_XFER_BLOCKS * 512))
         self.nexus = None                              # of the command being executed
         self.pr = pr.Reservations(self)
         # of a pair: alua(lu, controller) -> asymmetric access state of lu through that
@@ -66,13 +71,13 @@ class Core:
         # buffers), and each is made once rather than per command (view())
         self._views = {}                               # id(buffer) -> {0: it, bytes: view}
         self._nviews = 0
-        self._answers = {}                             # bytes -> (GOOD, None, view)
+        self._answers = {}                             # id(view) -> (GOOD, None, view)
         self._ua = {}                                  # I_T_L nexus -> [pending UA codes]
 
     def execute(self, nexus, cdb, data_out=None, buf=None):
-        """-> (status, sense, data_in). `buf`: the transport's own data-in buffer (a memoryview of
-        at least MAX_XFER_BLOCKS*512 bytes); without one the core's buffer is used, valid until
-        the next call."""
+        """-> (status, sense, data_in). `buf`: the transport's own data-in buffer, a memoryview of
+        MAX_XFER_BLOCKS*512 bytes, or shorter for a medium read (SHORT_OK) whose data it then
+        takes when it fits; otherwise the core's buffer is used, valid until the next call."""
         self.nexus = nexus
         try:
             if len(cdb) < 6:
@@ -97,14 +102,14 @@ class Core:
                         return RESERVATION_CONFLICT, None, b""
                     if lu.busy():
                         return BUSY, None, b""
-            if buf is None:
-                buf = self._mv
+            if buf is None or (len(buf) < _WHOLE and not SHORT_OK[op]):
+                buf = self.own
             elif type(buf) is not memoryview:
                 buf = memoryview(buf)
             data = fn(self, lu, cdb, data_out, buf)
             if data is None:
                 return _GOOD
-            g = self._answers.get(len(data))
+            g = self._answers.get(id(data))
             return g if g is not None and g[2] is data else (GOOD, None, data)
         except ScsiError as e:
             if e.key < 0:
@@ -132,7 +137,7 @@ class Core:
             if of is None or of[0] is not buf:
                 of = self._views[id(buf)] = {0: buf}
             of[nb] = mv
-            self._answers[nb] = (GOOD, None, mv)
+            self._answers[id(mv)] = (GOOD, None, mv)
             self._nviews += 1
         return mv
 

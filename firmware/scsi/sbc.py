@@ -158,7 +158,10 @@ def _read(core, lu, lba, n, buf, field):
     _check(lu, lba, n, field)
     if n == 0:
         return None
-    mv = core.view(buf, n << 9)
+    nb = n << 9
+    if nb > len(buf):   # a transport's short buffer (core.execute): the core's own takes it
+        buf = core.own
+    mv = core.view(buf, nb)
     lu.read(lba, mv)
     return mv
 

@@ -3,6 +3,7 @@
 import asyncio
 import socket
 import struct
+import uctypes
 import fw
 from endpoints import ioready, listen
 from endpoints.iscsi import target as iscsi
@@ -489,22 +490,26 @@ def test_at_most_eight_connections_hold_a_second_copy_buffer_for_the_dma_engine(
     # (flow.DMA_SPARES: the memory a busy board gives the engine is bounded; a connection past
     # them sends its answers on the main loop)
     _, tgt, conns = _pool(conns=flow.DMA_SPARES + 1)
-    held = [tgt.spare(c) for c in conns[:-1]]
-    assert all(b is not None and len(b) == len(held[0]) for b in held)
-    assert tgt.spare(conns[-1]) is None and tgt.spares_made == flow.DMA_SPARES
-    conns[0].spare = held[0]
-    tgt.spare_back(conns[0])          # a connection closed (Conn.cleanup gives its spare back)
-    assert conns[0].spare is None
-    assert tgt.spare(conns[-1]) is held[0] and tgt.spare(conns[0]) is None
+    assert all(tgt.spare(c) for c in conns[:-1])
+    held = [c.spare for c in conns[:-1]]
+    for c in conns[:-1]:     # each a view of its buffer, with room for a header before it
+        at = uctypes.addressof(c.spare_in) - uctypes.addressof(c.spare)
+        assert len(c.spare) == len(held[0]) and len(c.spare_in) == flow.COPY_MAX
+        assert at >= 48 and at + flow.COPY_MAX <= len(c.spare)
+    assert not tgt.spare(conns[-1]) and conns[-1].spare is None
     assert tgt.spares_made == flow.DMA_SPARES
+    view = conns[0].spare_in
+    tgt.spare_back(conns[0])          # a connection closed (Conn.cleanup gives its spare back)
+    assert conns[0].spare is None and conns[0].spare_in is None
+    assert tgt.spare(conns[-1]) and conns[-1].spare is held[0] and conns[-1].spare_in is view
+    assert not tgt.spare(conns[0]) and tgt.spares_made == flow.DMA_SPARES
 
 
 def test_one_host_holds_at_most_half_the_copy_buffers_and_others_still_get_theirs():
     _, tgt, conns = _pool(conns=1)
     hostile = [_conn(tgt, _addr(7), "iqn.x:h%d" % i) for i in range(flow.DMA_SPARES)]
-    got = [tgt.spare(c) for c in hostile]
-    assert sum(b is not None for b in got) == flow.DMA_SHARE
-    assert tgt.spare(conns[0]) is not None       # another host's session still has one
+    assert sum(tgt.spare(c) for c in hostile) == flow.DMA_SHARE
+    assert tgt.spare(conns[0])                   # another host's session still has one
 
 
 def test_a_connection_that_stops_using_the_dma_engine_gives_its_copy_buffer_back():
@@ -517,7 +522,7 @@ def test_a_connection_that_stops_using_the_dma_engine_gives_its_copy_buffer_back
         talking.dma_channel()
         board, host, sending.dj = held_send(tgt.dma)   # a send its host does not take yet
         for c in conns:
-            c.spare = tgt.spare(c)
+            assert tgt.spare(c)
             c.dma_since = clock()
         clock.ms += flow.DMA_IDLE_MS - 1
         talking.dma_since = clock()                  # sent a moment ago

@@ -115,7 +115,8 @@ class Pool:
         self.d = [None] * (_REC * DEFER_SLOTS)
         self.chains = None      # the I/O processor's thread (Controller.io_thread)
         self.dma = None         # the host ports' DMA engine (hw/dma.py), made with the first portal
-        self.spares = []        # second copy buffers given back by connections, and how many were made
+        self.spares = []        # second copy buffers given back by connections, their data-in views,
+        self.spare_views = []   # and how many were made
         self.spares_made = 0
         self.spare_claims = {}  # source address -> copy buffers its connections hold
         self.ring = []          # the connections a walk over them goes through (copy_conns)
@@ -181,29 +182,31 @@ class Pool:
         return b
 
     def spare(self, c):
-        """A second copy buffer for connection c, whose answers the DMA engine is to send, or None:
-        DMA_SPARES are held, or DMA_SHARE by c's address (its answers then go out on the main
-        loop, as any connection's did before the engine)."""
+        """Gives connection c, whose answers the DMA engine is to send, a second copy buffer
+        (c.spare, c.spare_in): False when DMA_SPARES are held, or DMA_SHARE by c's address (its
+        answers then go out on the main loop, as any connection's did before the engine)."""
         if self.spare_claims.get(c.peer, 0) >= DMA_SHARE:
-            return None
+            return False
         if self.spares:
-            b = self.spares.pop()
+            c.spare = self.spares.pop()
+            c.spare_in = self.spare_views.pop()
         elif self.spares_made < DMA_SPARES:
             self.spares_made += 1
-            b = bytearray(_HEAD + COPY_MAX + TAIL)
+            c.spare, c.spare_in = copy_buffer()
         else:
-            return None
+            return False
         _more(self.spare_claims, c.peer)
-        return b
+        return True
 
     def spare_back(self, c):
         # c's copy buffer back to the pool: no send of c's is in flight (closed, or its channel idle)
         self.spares.append(c.spare)
+        self.spare_views.append(c.spare_in)
         self.spare_lost(c)
 
     def spare_lost(self, c):
         # c no longer holds its copy buffer (one the engine never let go of is not reused)
-        c.spare = None
+        c.spare = c.spare_in = None
         _less(self.spare_claims, c.peer)
 
     def give(self, c, b):
@@ -384,6 +387,13 @@ class Pool:
             self.go_on(c)                # (also a DMA send's end its ring did not reach)
 
 
+def copy_buffer():
+    # a connection's copy buffer for the data-in of reads up to COPY_MAX, with room for the
+    # Data-In header before and the pad and digest after, and the view reads fill (made once)
+    b = bytearray(_HEAD + COPY_MAX + TAIL)
+    return b, memoryview(b)[_HEAD:_HEAD + COPY_MAX]
+
+
 def _poller(s, event):
     p = select.poll()
     p.register(s, event)
@@ -430,8 +440,10 @@ class Flow(Session):
         self.cmd = Task(0, 0, b"", 0, 0, None, 0)   # the command that is not pending (reused)
         self.sbuf = bytearray(254)   # sense data of a response
         self.cdbv = self.hmv[32:48]  # the CDB, in the header just read
-        self.small = None            # copy of small read data (COPY_MAX + room), allocated on first use
-        self.spare = None            # the other such copy, from the pool: the one a DMA send may be using
+        self.small = None            # data-in of reads up to COPY_MAX (copy_buffer), made on first use;
+        self.small_in = None         # a medium read is read straight into its view, others copied there
+        self.spare = None            # the other such buffer, from the pool: the one a DMA send may be
+        self.spare_in = None         # using, and its view
         self.stage = None            # data-out of one small write (COPY_MAX), allocated on first use
         self.staged = False          # a write holds it (its data coming, it running, or its
                                      # answer waiting for the I/O processor's thread)
@@ -973,7 +985,12 @@ class Flow(Session):
             return self.finish_cmd(t, data_out, None)
         if where is None:
             return self.answer(t, 2, _sense(0x04, 0x44, 0), b"", None)
-        status, sense, data_in = self.run_here(nexus, t, data_out, None)
+        din = None
+        if t.flags & 0x40:   # a read: its data straight into the buffer it is sent from
+            if self.small is None:
+                self.small, self.small_in = copy_buffer()
+            din = self.small_in
+        status, sense, data_in = self.run_here(nexus, t, data_out, din)
         return self.answer(t, status, sense, data_in, None)
 
     async def finish_cmd(self, t, data_out, big):
@@ -990,7 +1007,8 @@ class Flow(Session):
         elif where is None:
             status, sense, data_in = 2, _sense(0x04, 0x44, 0), b""
         else:
-            status, sense, data_in = self.run_here(nexus, t, data_out, big)
+            status, sense, data_in = self.run_here(nexus, t, data_out,
+                                                   None if big is None else self.tgt.views[id(big)])
         aw = self.answer(t, status, sense, data_in, big)
         if aw is not None:
             await aw
@@ -1006,10 +1024,10 @@ class Flow(Session):
             self.failed(t, e)
             return None
 
-    def run_here(self, nexus, t, data_out, big):
+    def run_here(self, nexus, t, data_out, din):
+        # din: the view data-in is read into (the core's own buffer when None or too short)
         try:
-            return self.ctl.execute_here(nexus, t.cdb, data_out,
-                                         None if big is None else self.tgt.views[id(big)],
+            return self.ctl.execute_here(nexus, t.cdb, data_out, din,
                                          t.flags & 0x20 and t.edtl >= CHAIN_MIN and self.busy())
         except Exception as e:
             return self.failed(t, e)
@@ -1056,12 +1074,13 @@ class Flow(Session):
         if not xfer:
             return self.rsp_now(itt, status, sense, rflags, resid, 0)
         if big is None:
-            # the core's own buffer is reused by the next execute (any connection): copy now
-            # (into the one of the connection's two that no DMA send is using)
+            # data-in not read into the connection's buffer (the one no DMA send is using) is
+            # copied there: the core's own buffer is reused by the next execute (any connection)
             if self.small is None:
-                self.small = bytearray(_HEAD + COPY_MAX + TAIL)
+                self.small, self.small_in = copy_buffer()
             buf = self.small
-            buf[_HEAD:_HEAD + xfer] = data_in if len(data_in) == xfer else data_in[:xfer]
+            if uctypes.addressof(data_in) != uctypes.addressof(buf) + _HEAD:
+                buf[_HEAD:_HEAD + xfer] = data_in if len(data_in) == xfer else data_in[:xfer]
         else:
             buf = big
             if uctypes.addressof(data_in) != uctypes.addressof(big) + _HEAD:
@@ -1094,7 +1113,7 @@ class Flow(Session):
         xfer = self.d_xfer
         if buf is self.small and not self.d_sense and DMA_MIN <= xfer <= self.p.max_burst \
                 and xfer <= self.p.mrdsl_out and (self.rp != self.re or self.busy()) \
-                and self.dma_channel() and (self.spare is not None or self.take_spare()):
+                and self.dma_channel() and (self.spare is not None or self.tgt.spare(self)):
             hl = P.BHS + 4 if self.hd else P.BHS
             e = self.expcmdsn
             struct.pack_into(_DIN, buf, _HEAD - hl, P.OP_DATA_IN, 0x81 | self.d_rflags, 0,
@@ -1106,14 +1125,11 @@ class Flow(Session):
             # the next answer is copied into the other buffer (both are alike: the one that goes
             # back to the pool at the close is whichever is the spare then)
             self.small, self.spare = self.spare, buf
+            self.small_in, self.spare_in = self.spare_in, self.small_in
             return None
         if self.din_now():
             return self.din_rest()
         return self.rsp_after()
-
-    def take_spare(self):
-        self.spare = self.tgt.spare(self)
-        return self.spare is not None
 
     def din_now(self):
         # Data-In PDUs of the answer while the socket takes each whole; True when it stopped in
