@@ -13,6 +13,8 @@ import json
 import os
 import socket
 import signal
+import sys
+import threading
 import struct
 import time
 import zlib
@@ -20,6 +22,7 @@ import zlib
 import pytest
 
 import test_iscsi_initiator as I
+import harness
 from harness import Pair
 
 RTPG = bytes([0xA3, 0x0A, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0])
@@ -213,6 +216,33 @@ def test_a_firmware_that_declares_itself_failed_is_taken_over(pair):
     pair.c[0].command("pair_fail", {"controller": 0})
     assert pair.c[0].proc.wait(timeout=30) == 6
     pair.wait(1, lambda s: s["serving"] == [0, 1], "took over")
+
+
+def test_console_commands_for_each_other_s_drives_at_once_never_wait_for_each_other(pair):
+    # each console's pass-through to a drive the other controller serves blocks its controller
+    # until the answer (FWDW): two at once would each wait for the other until the 5 s ran out,
+    # stalling every host of both. Controller 1 answers a crossing one BUSY at once, so every
+    # command comes back GOOD, or BUSY on controller 0 (pair.md "Requests that cross")
+    assert pair.c[1].command("sd_create", {"raid": 1, "slots": [6, 7], "mb": 8})["sd"] == 2   # controller 1's
+    pair.c[1].command("lun_map", {"port": 0, "lun": 2, "sd": 2})
+    sys.path.insert(0, str(harness.ROOT / "host"))
+    from raidboard import proto
+    tur = "00" * 6
+    got = {0: [], 1: []}
+
+    def ask(n, lun):          # SD0 is controller 0's, SD2 controller 1's: the other one runs it
+        with proto.Link("socket://%s:%d" % pair.c[n].console, timeout=30) as link:
+            for _ in range(100):
+                got[n].append(link.request("cdb", {"port": 0, "lun": lun, "cdb": tur})["status"])
+    threads = [threading.Thread(target=ask, args=(0, 2)), threading.Thread(target=ask, args=(1, 0))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got[0]) == len(got[1]) == 100
+    assert set(got[1]) == {0}, got[1]               # controller 1's always go through
+    assert set(got[0]) <= {0, 8}, got[0]            # controller 0's: GOOD, or BUSY where they crossed
+    assert not [t for t in events(pair.c[0]) + events(pair.c[1]) if "PARTNER" in t and "LOST" in t]
 
 
 def test_a_cut_link_makes_controller_1_stand_down_and_no_drive_is_written_by_both(pair):

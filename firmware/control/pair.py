@@ -37,11 +37,15 @@ K_RESV = const(28)       # the backup LUN is reserved (b"\x01") or not (b"\x00")
 K_PRS = const(29)        # reservations of logical units the sender serves (JSON); b"ok"
 K_QUERY = const(30)      # as K_CMD, for a command that only reads (QUERIES): light, so two asking
                          # each other at once (status screens during a failback) do not wait 5 s
+K_FWD_WAIT = const(31)   # as K_FWD, from a controller blocked until the answer (a console's command)
 
-REQUESTS = (K_CFG, K_FWD, K_CMD, K_SNAP, K_NEXUS, K_RESV, K_PRS, K_QUERY)   # answered with a REPLY
+REQUESTS = (K_CFG, K_FWD, K_CMD, K_SNAP, K_NEXUS, K_RESV, K_PRS, K_QUERY, K_FWD_WAIT)   # answered with a REPLY
 REFUSED = b"refused"    # the REPLY to a request that could not be read
 LIGHT = (K_CFG, K_DISK, K_STATE, K_SNAP, K_AUTH, K_NEXUS, K_LOPS, K_RESV, K_PRS, K_QUERY)   # handled at once, even inside a blocking call
 QUERIES = ("snapshot_status", "snapshot_map")   # firmware commands a partner runs as K_QUERY
+# requests whose sender is blocked until the receiver's reader runs them: two crossing would wait
+# for each other (_crossing)
+WAITED = (K_CMD, K_FWD_WAIT)
 # what a backup LUN answers from the disks on either controller (claim 12): it is read-only
 BACKUP_READS = (0x00, 0x08, 0x28, 0xA8, 0x88, 0x25, 0x9E, 0x1A, 0x5A)
 # answered by the controller a host asked, whoever owns the drive: they describe the port
@@ -61,6 +65,7 @@ BOOT_WAIT_MS = const(3000)   # how long a booting controller waits to hear its p
 CALL_MS = const(5000)    # a blocking call that gets no answer in this time: the partner is lost
 FWD_HDR = "<BBBBHHI"     # gport, lun, cdb length, isid length, initiator length, 0, data-out length
 RSP_HDR = "<BBHI"        # status, sense length, 0, data-in length
+BUSY_ANSWER = struct.pack(RSP_HDR, 8, 0, 0, 0)   # a K_FWD_WAIT that crossed one of ours: BUSY
 
 # the partner as this controller sees it
 UNKNOWN = "UNKNOWN"      # booting: not heard yet
@@ -231,7 +236,15 @@ class Pair:
         return binascii.crc32(self.ctl.nv.image)
 
     def light(self, kind):
-        return kind in LIGHT
+        return kind in LIGHT or (kind in WAITED and self._crossing())
+
+    def _crossing(self):
+        # whether a WAITED request of the partner's, come while this controller is blocked on one
+        # of its own, crosses it: each would wait for the other. Controller 1 answers it busy at
+        # once (light); controller 0 keeps it for its reader and gets controller 1's busy answer,
+        # so the one of controller 1 goes through (pair.md "Requests that cross")
+        link = self.link
+        return self.me == 1 and link.calling and link.call_kind in WAITED
 
     def link_up(self, payload):
         # the partner's HELLO: kept until its proof (AUTH) arrives; ours goes out now
@@ -397,8 +410,13 @@ class Pair:
                 asyncio.create_task(self._served_again())
         elif kind == K_SNAP:
             self._reply(seq, self._follow_snapshot(payload))
-        elif kind == K_FWD:
-            self._reply(seq, self._execute_forwarded(payload))
+        elif kind == K_FWD or kind == K_FWD_WAIT:
+            self._reply(seq, BUSY_ANSWER if kind == K_FWD_WAIT and self._crossing()
+                        else self._execute_forwarded(payload))
+        elif kind == K_CMD and self._crossing():
+            self._reply(seq, json.dumps({"error": "PARTNER_BUSY", "message":
+                                         "controller %d was waiting for controller %d to run a command of its own at that moment: run it again"
+                                         % (self.me, self.other)}).encode())
         elif kind == K_CMD or kind == K_QUERY and _query(payload):
             self._reply(seq, self._command_forwarded(payload))
         elif kind == K_LOPS:
@@ -710,7 +728,7 @@ class Pair:
 
     def forward_blocking(self, nexus, cdb, data_out):
         try:
-            r = self.link.call(K_FWD, self._fwd_parts(nexus, cdb, data_out), CALL_MS)
+            r = self.link.call(K_FWD_WAIT, self._fwd_parts(nexus, cdb, data_out), CALL_MS)
         except self.Down:
             return self.transition()
         return self._outcome(r)

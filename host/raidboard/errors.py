@@ -71,6 +71,7 @@ HINTS = {
     "NOT_A_PAIR": "this board has one controller; a dual-active pair is booted from boards/dac960sx-pair.json",
     "NOTHING_TO_DO": "see what each controller serves with: raidboard pair status",
     "PARTNER_LOST": "the other controller did not answer: raidboard pair status shows whether it runs",
+    "PARTNER_BUSY": "the other controller was running a command of its own on this one at that moment; nothing was done: run it again",
     "LOP_ACTIVE": "wait for the long operation (raidboard lop status) or stop it (raidboard lop stop SD) first",
 }
 

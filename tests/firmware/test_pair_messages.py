@@ -15,11 +15,12 @@ class Replies:
         self.sent = []
 
     def reply(self, seq, payload=b"", gen=0):
-        self.sent.append((seq, bytes(payload)))
+        # (a payload may come in parts, as the link takes it)
+        self.sent.append((seq, b"".join(bytes(x) for x in payload) if type(payload) is list else bytes(payload)))
 
 
-def partner_up():
-    ctl, _ = controller(0)
+def partner_up(n=0):
+    ctl, _ = controller(n)
     ctl.pair.link = Replies()
     ctl.pair.partner = P.UP          # as after the partner proved the pair key
     return ctl
@@ -340,3 +341,51 @@ def test_a_status_query_is_answered_even_while_this_controller_waits_on_a_call_o
     p.frame(P.K_QUERY, 33, memoryview(b'[1]'))
     assert p.link.sent[-2:] == [(32, P.REFUSED), (33, P.REFUSED)]
     assert ctl.engine.state != P.ACTIVE_SNAPSHOT
+
+
+def _waiting_on(link, kind):
+    # the link as it is while this controller is blocked on a call of `kind` (link.post)
+    link.calling = True
+    link.call_kind = kind
+
+
+def _wb(ctl, sd):
+    from hw import nvram
+    return bool(ctl.cfg.sd[sd].raid & nvram.WB_MSK)
+
+
+def test_controller_1_answers_busy_a_request_that_crosses_one_of_its_own():
+    # both blocked on a request the other runs on its main loop would wait 5 s for each other
+    # (every host of both stalled): controller 1 answers the partner's at once, and runs nothing
+    ctl = partner_up(1)
+    p = ctl.pair
+    _waiting_on(p.link, P.K_CMD)
+    assert p.light(P.K_CMD) and p.light(P.K_FWD_WAIT) and not p.light(P.K_FWD)
+    before = _wb(ctl, 0)
+    p.frame(P.K_CMD, 40, memoryview(json.dumps({"name": "sd_policy", "args": {"sd": 0, "wb": not before}}).encode()))
+    seq, ans = p.link.sent[-1]
+    assert seq == 40 and json.loads(ans)["error"] == "PARTNER_BUSY" and _wb(ctl, 0) == before
+    fwd = b"".join(bytes(x) for x in p._fwd_parts(("iqn.x", 0, 0), bytes([0x35]) + bytes(9), None))
+    p.frame(P.K_FWD_WAIT, 41, memoryview(fwd))
+    assert p.link.sent[-1] == (41, P.BUSY_ANSWER)
+    assert p._outcome(P.BUSY_ANSWER) == (8, None, b"")          # BUSY reaches the console
+    # blocked on the partner's FWDW as well
+    _waiting_on(p.link, P.K_FWD_WAIT)
+    assert p.light(P.K_CMD)
+
+
+def test_no_request_is_answered_busy_where_none_cross():
+    # controller 0 keeps a crossing request for its reader (controller 1 answers its own busy);
+    # a call the partner answers inline (here CFG) crosses nothing; a host's FWD is never refused
+    c0 = partner_up(0)
+    _waiting_on(c0.pair.link, P.K_CMD)
+    assert not c0.pair.light(P.K_CMD) and not c0.pair.light(P.K_FWD_WAIT)
+    c1 = partner_up(1)
+    _waiting_on(c1.pair.link, P.K_CFG)
+    assert not c1.pair.light(P.K_CMD) and not c1.pair.light(P.K_FWD_WAIT)
+    c1.pair.link.calling = False              # the reader runs it: it is executed
+    c1.pair.serving = {0, 1}
+    fwd = b"".join(bytes(x) for x in c1.pair._fwd_parts(("iqn.x", 0, 0), bytes(6), None))
+    c1.pair.frame(P.K_FWD_WAIT, 42, memoryview(fwd))
+    seq, ans = c1.pair.link.sent[-1]
+    assert seq == 42 and ans != P.BUSY_ANSWER and c1.pair._outcome(ans)[0] == 0, ans
