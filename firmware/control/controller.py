@@ -403,6 +403,10 @@ class Controller:
                 pr.commit()                   # (its unit attentions are posted now)
         return out
 
+    def buffer_gone(self, buf):
+        # a transport no longer uses the data-in buffer it lent execute_here(): the core lets go of it
+        self.core.forget(buf)
+
     def io_thread(self):
         """The I/O processor's thread (hw/chains.py), started on first use, for a transport that
         defers write answers: it reads `rx` readable as chains end (then woken(), settle()), and

@@ -15,7 +15,8 @@ from scsi.sbc import MAX_XFER_BLOCKS                # noqa: F401 (transports rea
 
 MAX_NEXUSES = const(256)               # I_T_L nexuses remembered for unit attentions
 MAX_UA = const(4)                      # pending unit attentions per nexus
-VIEWS = const(64)                      # data-in views kept (view())
+VIEWS = const(256)                     # data-in views kept (view()): a few lengths of each buffer
+                                       # of the live connections (iSCSI: two each, at most 64)
 
 # unit attentions (ASC << 8 | ASCQ)
 UA_POWER_ON = const(0x2901)
@@ -140,6 +141,18 @@ class Core:
             self._answers[id(mv)] = (GOOD, None, mv)
             self._nviews += 1
         return mv
+
+    def forget(self, buf):
+        """Drops the views made of a buffer its transport no longer uses (a closed connection's):
+        they would keep it from the collector until VIEWS more were made."""
+        of = self._views.get(id(buf))
+        if of is None or of[0] is not buf:
+            return
+        del self._views[id(buf)]
+        for nb in of:
+            if nb:
+                del self._answers[id(of[nb])]
+                self._nviews -= 1
 
     def rewrite(self, lu, lba, mv):
         """A write the I/O processor's thread could not finish (a disk failed under it), written

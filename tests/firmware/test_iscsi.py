@@ -137,7 +137,22 @@ def test_login_and_command_in_process():
         h, d = await _read_pdu(r)
         assert h[0] & 0x3F == 0x25 and h[1] & 0x81 == 0x81 and h[3] == 0
         assert struct.unpack(">I", d[4:8])[0] == 512
+        # READ(10) of 8 blocks: read straight into the connection's send buffer
+        views = len(ctl.core._views)
+        struct.pack_into(">III", c, 16, 3, 4096, 1)
+        c[32:42] = bytes([0x28, 0, 0, 0, 0, 0, 0, 0, 8, 0])
+        w.write(bytes(c))
+        await w.drain()
+        h, d = await _read_pdu(r)
+        assert h[0] & 0x3F == 0x25 and h[3] == 0 and len(d) == 4096
+        assert len(ctl.core._views) == views + 1
         w.close()
+        await w.wait_closed()
+        for _ in range(200):          # the target sees the close: the core lets go of that buffer
+            if not iscsi._targets[id(ctl)].conns:
+                break
+            await asyncio.sleep_ms(5)
+        assert len(ctl.core._views) == views
         await iscsi.stop(ctl)
 
     asyncio.run(main())
@@ -162,6 +177,9 @@ class _Ctl:
 
     def log(self, level, text):
         self.logged.append(text)
+
+    def buffer_gone(self, buf):
+        pass
 
 
 def test_chap_failures_double_the_delay_per_address_and_a_success_forgets():

@@ -219,7 +219,11 @@ class Conn(Flow, Login):
                 except OSError:
                     pass
             elif self.spare is not None:     # (still the thread's: lost, but no longer its host's)
+                self.ctl.buffer_gone(self.spare_in)
                 self.tgt.spare_lost(self)
+            if self.small is not None:       # (dropped with the connection)
+                self.ctl.buffer_gone(self.small_in)
+                self.small = self.small_in = None
             self.s = None
         self.drop_tasks()
         self.tgt.leave(self)
