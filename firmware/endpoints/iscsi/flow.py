@@ -1122,7 +1122,7 @@ class Flow(Session):
             tl = self.frame(buf, _HEAD - hl, _HEAD, xfer)
             self.dma_send(buf, _HEAD - hl, hl + xfer + tl)
             self.next_statsn()
-            # the next answer is copied into the other buffer (both are alike: the one that goes
+            # the next answer goes into the other buffer (both are alike: the one that goes
             # back to the pool at the close is whichever is the spare then)
             self.small, self.spare = self.spare, buf
             self.small_in, self.spare_in = self.spare_in, self.small_in
