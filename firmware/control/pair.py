@@ -42,7 +42,7 @@ K_FWD_WAIT = const(31)   # as K_FWD, from a controller blocked until the answer 
 REQUESTS = (K_CFG, K_FWD, K_CMD, K_SNAP, K_NEXUS, K_RESV, K_PRS, K_QUERY, K_FWD_WAIT)   # answered with a REPLY
 REFUSED = b"refused"    # the REPLY to a request that could not be read
 LIGHT = (K_CFG, K_DISK, K_STATE, K_SNAP, K_AUTH, K_NEXUS, K_LOPS, K_RESV, K_PRS, K_QUERY)   # handled at once, even inside a blocking call
-QUERIES = ("snapshot_status", "snapshot_map")   # firmware commands a partner runs as K_QUERY
+QUERIES = ("snapshot_status", "snapshot_map", "lop_status")   # firmware commands a partner runs as K_QUERY
 # requests whose sender is blocked until the receiver's reader runs them: two crossing would wait
 # for each other (_crossing)
 WAITED = (K_CMD, K_FWD_WAIT)
@@ -240,11 +240,12 @@ class Pair:
 
     def _crossing(self):
         # whether a WAITED request of the partner's, come while this controller is blocked on one
-        # of its own, crosses it: each would wait for the other. Controller 1 answers it busy at
+        # of its own not yet answered (or kept before it began: link.light_kept), crosses it: each
+        # would wait for the other. Controller 1 answers it busy at
         # once (light); controller 0 keeps it for its reader and gets controller 1's busy answer,
         # so the one of controller 1 goes through (pair.md "Requests that cross")
         link = self.link
-        return self.me == 1 and link.calling and link.call_kind in WAITED
+        return self.me == 1 and link.calling and link.call_kind in WAITED and link.call_reply is None
 
     def link_up(self, payload):
         # the partner's HELLO: kept until its proof (AUTH) arrives; ours goes out now

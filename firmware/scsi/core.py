@@ -15,8 +15,9 @@ from scsi.sbc import MAX_XFER_BLOCKS                # noqa: F401 (transports rea
 
 MAX_NEXUSES = const(256)               # I_T_L nexuses remembered for unit attentions
 MAX_UA = const(4)                      # pending unit attentions per nexus
-VIEWS = const(256)                     # data-in views kept (view()): a few lengths of each buffer
-                                       # of the live connections (iSCSI: two each, at most 64)
+LENGTHS = const(8)                     # data-in views kept per buffer (view()): a host's few sizes
+BUFFERS = const(160)                   # buffers they are kept for: the live connections' (iSCSI:
+                                       # two each, at most 64), a transport's pool, the core's own
 
 # unit attentions (ASC << 8 | ASCQ)
 UA_POWER_ON = const(0x2901)
@@ -69,9 +70,8 @@ class Core:
         self._seen = {}                                # I_T_L nexus -> None (for unit attentions)
         # views of the data-in buffers reads fill, and the GOOD answers made with them: hosts
         # read a few sizes again and again into a few buffers (this one, a transport's transfer
-        # buffers), and each is made once rather than per command (view())
+        # buffers, each connection's send buffers), and each is made once, not per command (view())
         self._views = {}                               # id(buffer) -> {0: it, bytes: view}
-        self._nviews = 0
         self._answers = {}                             # id(view) -> (GOOD, None, view)
         self._ua = {}                                  # I_T_L nexus -> [pending UA codes]
 
@@ -123,36 +123,40 @@ class Core:
             return CHECK_CONDITION, sense.fixed(sense.HARDWARE_ERROR, 0x44, 0x00), b""
 
     def view(self, buf, nb):
-        """buf[:nb], made once per buffer and length with its GOOD answer (VIEWS at most: past
-        that they are dropped and made again). A buffer is held while its views are here, so its
-        id is not reused."""
+        """buf[:nb], made once per buffer and length with its GOOD answer: LENGTHS per buffer
+        (past that, that buffer's are dropped and made again; past BUFFERS buffers, all are). A
+        buffer is held while its views are here, so its id is not reused."""
         of = self._views.get(id(buf))
-        mv = None if of is None or of[0] is not buf else of.get(nb)
-        if mv is None:
-            mv = buf[:nb]
-            if self._nviews >= VIEWS:
+        if of is None or of[0] is not buf:
+            if of is not None:
+                self._drop(of)
+            if len(self._views) >= BUFFERS:
                 self._views.clear()
                 self._answers.clear()
-                self._nviews = 0
-                of = None
-            if of is None or of[0] is not buf:
-                of = self._views[id(buf)] = {0: buf}
-            of[nb] = mv
+            of = self._views[id(buf)] = {0: buf}
+        mv = of.get(nb)
+        if mv is None:
+            if len(of) > LENGTHS:
+                self._drop(of)
+                of[0] = buf
+            mv = of[nb] = buf[:nb]
             self._answers[id(mv)] = (GOOD, None, mv)
-            self._nviews += 1
         return mv
 
     def forget(self, buf):
         """Drops the views made of a buffer its transport no longer uses (a closed connection's):
-        they would keep it from the collector until VIEWS more were made."""
+        they would keep it from the collector."""
         of = self._views.get(id(buf))
-        if of is None or of[0] is not buf:
-            return
-        del self._views[id(buf)]
+        if of is not None and of[0] is buf:
+            del self._views[id(buf)]
+            self._drop(of)
+
+    def _drop(self, of):
+        # the views of one buffer and their answers
         for nb in of:
             if nb:
                 del self._answers[id(of[nb])]
-                self._nviews -= 1
+        of.clear()
 
     def rewrite(self, lu, lba, mv):
         """A write the I/O processor's thread could not finish (a disk failed under it), written

@@ -691,6 +691,36 @@ def test_call_answers_a_light_request_inline_and_keeps_others_for_later():
     live(main)
 
 
+class Crossing(Pair):
+    """A pair logic that takes kind 31 as light only while a call of its own of kind 31 waits
+    (as a controller answers busy a request crossing one of its own)."""
+
+    def light(self, kind):
+        return Pair.light(self, kind) or (kind == 31 and self.link.calling and self.link.call_kind == 31)
+
+
+def test_a_kept_frame_the_handler_takes_as_light_once_a_later_call_waits_is_handled_inside_it():
+    # kept during a call it did not cross, the frame is still there when a call it crosses
+    # begins (the reader has not run between): that call handles it before waiting, so the two
+    # controllers do not wait for each other
+    async def main():
+        pair = Crossing()
+        link, log, peer = await connected(pair)
+        try:
+            peer.send(31, 2, 1, b"crossing")
+            peer.send(F.REPLY, 3, 1, struct.pack("<I", 2) + b"first")        # to our call 2 (kind 30)
+            await asyncio.sleep_ms(0)
+            assert link.call(30, b"q1", 1000) == b"first"
+            assert pair.got == [] and len(link.deferred) == 1
+            peer.send(F.REPLY, 4, 1, struct.pack("<I", 3) + b"second")       # to our call 3 (kind 31)
+            assert link.call(31, b"q2", 1000) == b"second"
+            assert pair.got == [(31, 2, b"crossing")] and pair.during_call == [True]
+            assert not link.deferred and link.defer_bytes == 0
+        finally:
+            link.close()
+    run(main())
+
+
 def test_a_call_keeps_at_most_its_bound_of_frames_for_later_and_loses_none():
     # 70 heavy frames before the reply: the call keeps 64, stops reading and times out; then the
     # reader handles all 70 in order, and the late reply finds nobody waiting

@@ -28,22 +28,8 @@ def _cdb(op, lba, blocks):
     return bytes((op, 0)) + lba.to_bytes(4, "big") + b"\0" + blocks.to_bytes(2, "big") + b"\0"
 
 
-def test_reads_and_writes_through_the_core_and_a_raid_5_drive_allocate_nothing():
-    # reads into two buffers by turns, as a connection's two send buffers take them
-    ctl = fw.boot()
-    lu = ctl.logical_unit(NEX)
-    assert ctl.drives[lu.sd].level == 5          # read-modify-write, parity, intent records
-    bufs = [memoryview(bytearray(256 * 512)) for _ in range(2)]
-    ex = ctl.execute
-    plan = []
-    for blocks in (8, 128):
-        data = memoryview(bytearray(bytes((blocks + i) & 0xFF for i in range(256)) * (blocks * 2)))
-        for i in range(20):
-            lba = (i * 37 * blocks) % (lu.capacity() - blocks)
-            plan.append((_cdb(0x2A, lba, blocks), data, _cdb(0x28, lba, blocks), bufs[i % 2]))
-    for w, data, r, buf in plan:      # the first time: views of each size and range are made, once
-        ex(NEX, w, data, buf)
-        ex(NEX, r, None, buf)
+def _locked(ex, plan):
+    # the plan's writes and reads run again with the heap locked: those that failed or read wrong
     bad = []
     micropython.heap_lock()
     try:
@@ -54,7 +40,42 @@ def test_reads_and_writes_through_the_core_and_a_raid_5_drive_allocate_nothing()
                 bad.append(w)
     finally:
         micropython.heap_unlock()
+    return bad
+
+
+def test_reads_and_writes_through_the_core_and_a_raid_5_drive_allocate_nothing():
+    # reads into two 64 KiB send buffers by turns, as an iSCSI connection's
+    ctl = fw.boot()
+    lu = ctl.logical_unit(NEX)
+    assert ctl.drives[lu.sd].level == 5          # read-modify-write, parity, intent records
+    bufs = [memoryview(bytearray(128 * 512)) for _ in range(2)]
+    ex = ctl.execute
+    plan = []
+    for blocks in (8, 128):
+        data = memoryview(bytearray(bytes((blocks + i) & 0xFF for i in range(256)) * (blocks * 2)))
+        for i in range(20):
+            lba = (i * 37 * blocks) % (lu.capacity() - blocks)
+            plan.append((_cdb(0x2A, lba, blocks), data, _cdb(0x28, lba, blocks), bufs[i % 2]))
+    for w, data, r, buf in plan:      # the first time: views of each size and range are made, once
+        ex(NEX, w, data, buf)
+        ex(NEX, r, None, buf)
+
+    bad = _locked(ex, plan)
     assert not bad, "commands failed or read back wrong data with the heap locked: %r" % bad
+
+
+def test_a_host_reading_many_sizes_into_its_buffer_costs_the_others_nothing():
+    # (the core keeps a few lengths per buffer, and drops only that buffer's past them)
+    ctl = fw.boot()
+    ex = ctl.execute
+    mine, theirs = memoryview(bytearray(128 * 512)), memoryview(bytearray(128 * 512))
+    data = memoryview(bytearray(b"\x5a" * 4096))
+    plan = [(_cdb(0x2A, 64, 8), data, _cdb(0x28, 64, 8), mine)]
+    ex(NEX, plan[0][0], data, mine)
+    ex(NEX, plan[0][2], None, mine)
+    for blocks in range(1, 41):                  # another host: forty sizes into its own buffer
+        assert ex(NEX, _cdb(0x28, 0, blocks), None, theirs)[0] == 0
+    assert not _locked(ex, plan)
 
 
 # ---- a host on a socket: login, then READ(10) / WRITE(10) of 8 blocks with immediate data ------

@@ -347,6 +347,7 @@ def _waiting_on(link, kind):
     # the link as it is while this controller is blocked on a call of `kind` (link.post)
     link.calling = True
     link.call_kind = kind
+    link.call_reply = None
 
 
 def _wb(ctl, sd):
@@ -369,9 +370,11 @@ def test_controller_1_answers_busy_a_request_that_crosses_one_of_its_own():
     p.frame(P.K_FWD_WAIT, 41, memoryview(fwd))
     assert p.link.sent[-1] == (41, P.BUSY_ANSWER)
     assert p._outcome(P.BUSY_ANSWER) == (8, None, b"")          # BUSY reaches the console
-    # blocked on the partner's FWDW as well
+    # blocked on the partner's FWDW as well; but once its answer is in, nothing crosses it
     _waiting_on(p.link, P.K_FWD_WAIT)
     assert p.light(P.K_CMD)
+    p.link.call_reply = b"the answer"
+    assert not p.light(P.K_CMD) and not p.light(P.K_FWD_WAIT)
 
 
 def test_no_request_is_answered_busy_where_none_cross():

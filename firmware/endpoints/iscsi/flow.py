@@ -25,7 +25,7 @@ ADDR_SHARE = const(2)        # transfer buffers one source address may hold (the
 PARK_SHARE = const(32)       # parking places one source address may hold: one session's depth
 TASK_TIMEOUT = const(10)     # seconds a command's data may take to move (board: iscsi_task_timeout_s)
 REAP_MS = const(250)         # how often stalled tasks and sends are looked for
-COPY_MAX = const(65536)      # reads up to this EDTL use the core's buffer and a per-connection copy
+COPY_MAX = const(65536)      # reads up to this EDTL go into a per-connection send buffer (copy_buffer)
 CHAIN_MIN = const(16384)     # smaller writes cost the main loop as much to hand over as to do
 DMA_MIN = const(16384)       # smaller Data-In as well (tests/bench/bench_qd.py, 4 KiB reads)
 DMA_SPARES = const(8)        # connections whose answers the DMA engine sends: each holds a second
@@ -977,8 +977,9 @@ class Flow(Session):
             self.release(big)
 
     def finish_now(self, t, data_out):
-        """finish_cmd for the data-in the core keeps (copied), as a plain call: the awaitable of
-        what is left (a forwarded command, a send the peer is behind on), or None."""
+        """finish_cmd for data-in of up to COPY_MAX (in the connection's send buffer), as a plain
+        call: the awaitable of what is left (a forwarded command, a send the peer is behind on), or
+        None."""
         nexus = self.nexus_for(t.lun)
         where = self.routed(nexus, t)
         if where:
@@ -995,7 +996,7 @@ class Flow(Session):
 
     async def finish_cmd(self, t, data_out, big):
         """Runs task t with its data-out and sends its Data-In and status; `big` is a transfer buffer
-        for the data-in of a large read (None: the core's own, copied)."""
+        for the data-in of a large read (None: the connection's send buffer, copied there)."""
         nexus = self.nexus_for(t.lun)
         where = self.routed(nexus, t)
         if where:

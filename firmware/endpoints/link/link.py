@@ -354,6 +354,7 @@ class Link:
     def wait(self):
         """The reply to the request post() sent (see call())."""
         try:
+            self.light_kept()
             self.spin()
             while self.call_reply is None:
                 if not self.block(self.call_deadline, _LIGHT):
@@ -363,6 +364,20 @@ class Link:
             return self.call_reply
         finally:
             self.called()
+
+    def light_kept(self):
+        # frames kept for the reader before this call that the handler takes as light now that
+        # it waits (pair: a request that crosses it, which would otherwise wait for this call
+        # while this call waits for the partner) are handled here; the others stay, in order
+        i = 0
+        while i < len(self.deferred):
+            kind, seq, data = self.deferred[i]
+            if self.handler.light(kind):
+                del self.deferred[i]
+                self.defer_bytes -= len(data)
+                self.handle(kind, seq, data, False)
+            else:
+                i += 1
 
     def called(self):
         self.calling = False
