@@ -24,7 +24,6 @@ interleaved (board, tgtd, board, ...), with the range of the per-round ratios be
 Options: --rounds N (5), --seconds S per run (1.0), --lat-reads N (50000), --only-qd PART."""
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -82,12 +81,6 @@ def load(exe, urls, op, pattern, bs, qd, seconds=None, count=None):
 def cpu_s(pid):
     f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def children_cpu_s():
-    # CPU time of the waited-for children: rbload's, once its run has ended
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
 
 
 def cpu_ticks():
@@ -150,12 +143,12 @@ def run(emit, argv):
             two, tgt_two, used, tgt_used, cores, gen = [], [], [], [], [], []
             for _ in range(rounds):
                 a0, _, i0 = cpu_ticks()
-                c0, g0 = cpu_s(pid), children_cpu_s()
+                c0 = cpu_s(pid)
                 one = load(exe, [bu], "read", "seq", 65536, 8, seconds)
                 a1, _, i1 = cpu_ticks()
                 used.append(1.0 - (i1 - i0) / max(1, a1 - a0))
                 cores.append((cpu_s(pid) - c0) / one["seconds"])
-                gen.append((children_cpu_s() - g0) / one["seconds"])
+                gen.append(one["cpu_s"] / one["seconds"])
                 both = load(exe, [bu, board.url(0, port=1)], "read", "seq", 65536, 8, seconds)
                 busy += one["busy"] + both["busy"] + one["task_set_full"] + both["task_set_full"]
                 two.append(both["iops"] / one["iops"])

@@ -3,7 +3,8 @@
  * Keeps QD commands outstanding (spread over one or more sessions, one URL each) for a number of
  * seconds or commands, sequential or random, reads or writes of one transfer size, and prints one
  * JSON line: commands, seconds, IOPS, MB/s, BUSY and TASK SET FULL answers (each retried), other
- * errors, and the latency distribution (p50, p99, p99.9, max, and the count over 5 ms).
+ * errors, the latency distribution (p50, p99, p99.9, max, and the count over 5 ms) and its own CPU
+ * time over the run (cpu_s).
  *
  *   rbload --op read|write --pattern seq|rand --bs BYTES --qd N [--seconds S | --count N]
  *          [--span-mb MB] URL [URL ...]
@@ -47,10 +48,14 @@ static uint64_t started, done, busy, tsf, errors, target_count, deadline_ns;
 static uint64_t *lat;              /* each command's latency in µs, in completion order */
 static unsigned char *wbuf;
 
-static uint64_t now_ns(void) {
+static uint64_t clock_ns(clockid_t which) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(which, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t now_ns(void) {
+    return clock_ns(CLOCK_MONOTONIC);
 }
 
 static uint64_t next_random(void) {
@@ -203,6 +208,7 @@ int main(int argc, char **argv) {
     for (uint32_t i = 0; i < bs; i++)
         wbuf[i] = (unsigned char)(i * 7 + 1);
 
+    uint64_t cpu0 = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
     uint64_t t0 = now_ns();
     deadline_ns = t0 + (uint64_t)(seconds * 1e9);
     for (int i = 0; i < qd && more_wanted(t0); i++) {
@@ -233,6 +239,7 @@ int main(int argc, char **argv) {
         }
     }
     double secs = (double)(now_ns() - t0) / 1e9;
+    double cpu = (double)(clock_ns(CLOCK_PROCESS_CPUTIME_ID) - cpu0) / 1e9;   /* this run's own, login excluded */
     uint64_t stalls = 0;
     for (uint64_t i = 0; i < done; i++)
         stalls += lat[i] > STALL_US;
@@ -240,9 +247,9 @@ int main(int argc, char **argv) {
     printf("{\"commands\": %" PRIu64 ", \"seconds\": %.4f, \"iops\": %.1f, \"mbps\": %.2f, "
            "\"busy\": %" PRIu64 ", \"task_set_full\": %" PRIu64 ", \"errors\": %" PRIu64 ", "
            "\"lat_us\": {\"p50\": %" PRIu64 ", \"p99\": %" PRIu64 ", \"p999\": %" PRIu64 ", \"max\": %" PRIu64 "}, "
-           "\"stalls_over_5ms\": %" PRIu64 "}\n",
+           "\"stalls_over_5ms\": %" PRIu64 ", \"cpu_s\": %.4f}\n",
            done, secs, done / secs, done * (double)bs / 1048576 / secs, busy, tsf, errors,
-           pct(done, 0.5), pct(done, 0.99), pct(done, 0.999), done ? lat[done - 1] : 0, stalls);
+           pct(done, 0.5), pct(done, 0.99), pct(done, 0.999), done ? lat[done - 1] : 0, stalls, cpu);
     for (int i = 0; i < nsessions; i++) {
         iscsi_logout_sync(sessions[i].iscsi);
         iscsi_destroy_context(sessions[i].iscsi);
