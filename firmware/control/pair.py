@@ -241,9 +241,9 @@ class Pair:
     def _crossing(self):
         # whether a WAITED request of the partner's, come while this controller is blocked on one
         # of its own not yet answered (or kept before it began: link.light_kept), crosses it: each
-        # would wait for the other. Controller 1 answers it busy at
-        # once (light); controller 0 keeps it for its reader and gets controller 1's busy answer,
-        # so the one of controller 1 goes through (pair.md "Requests that cross")
+        # would wait for the other. Controller 1 answers it busy at once (light); controller 0
+        # keeps it for its reader and gets controller 1's busy answer, so the one of controller 1
+        # goes through (pair.md "Requests that cross")
         link = self.link
         return self.me == 1 and link.calling and link.call_kind in WAITED and link.call_reply is None
 
@@ -415,9 +415,10 @@ class Pair:
             self._reply(seq, BUSY_ANSWER if kind == K_FWD_WAIT and self._crossing()
                         else self._execute_forwarded(payload))
         elif kind == K_CMD and self._crossing():
-            self._reply(seq, json.dumps({"error": "PARTNER_BUSY", "message":
-                                         "controller %d was waiting for controller %d to run a command of its own at that moment: run it again"
-                                         % (self.me, self.other)}).encode())
+            self._reply(seq, json.dumps({
+                "error": "PARTNER_BUSY",
+                "message": "controller %d was waiting for controller %d to run a command of its own "
+                           "at that moment: run it again" % (self.me, self.other)}).encode())
         elif kind == K_CMD or kind == K_QUERY and _query(payload):
             self._reply(seq, self._command_forwarded(payload))
         elif kind == K_LOPS:

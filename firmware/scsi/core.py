@@ -41,13 +41,13 @@ for _op in (0x00, 0x25, 0x9E, 0xA3, 0x5E, 0x5F):      # TUR, capacity, opcodes, 
 for _op in (0x08, 0x28, 0xA8, 0x88, 0x2F, 0xAF, 0x8F, 0x1A, 0x5A, 0x34, 0x90, 0x37, 0xB7):
     FLAGS[_op] = F_READ                                # reads: allowed under write-exclusive
 FLAGS[0x17] = FLAGS[0x57] = F_SPC2_OK                  # RELEASE from a non-holder is a no-op
+FLAGS[0xA3] |= F_SPC2_OK
+del _op
 # the medium reads (READ 6/10/12/16): the only commands a transport's buffer shorter than a whole
 # transfer is lent to (their data goes to the core's own buffer when it does not fit)
 SHORT_OK = bytearray(256)
 SHORT_OK[0x08] = SHORT_OK[0x28] = SHORT_OK[0xA8] = SHORT_OK[0x88] = 1
 _WHOLE = MAX_XFER_BLOCKS * 512
-FLAGS[0xA3] |= F_SPC2_OK
-del _op
 _CDB_LEN = (6, 10, 10, 0, 16, 12, 0, 0)
 _GOOD = (GOOD, None, b"")                # the answer of a command without data-in
 
