@@ -205,3 +205,51 @@ def test_a_one_controller_board_refuses_the_pair_commands(board):
     _, err = rb(board, "params", "--failback", "manual", rc=1)
     assert 'no controller parameter "failback"' in err
     assert "autorebuild:" in rb(board, "params")[0]
+
+
+def _scripted_console(answers):
+    """A console on a local socket that greets as the board does and answers the requests it
+    gets with `answers` in turn (an ERR code, or None for OK): (its URL, the request lines)."""
+    import socket
+    import threading
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    got = []
+
+    def serve():
+        c, _ = srv.accept()
+        f = c.makefile("rwb", buffering=0)
+        for line in f:
+            line = line.decode().strip()
+            if line == "#RB1":
+                f.write(b"#RB1 OK {}\n")
+                continue
+            rid, name = line.split()[:2]
+            if name == "bye":
+                break
+            got.append(name)
+            code = answers[min(len(got), len(answers)) - 1]
+            f.write(("%s OK {}\n" % rid if code is None else
+                     '%s ERR %s {"message": "scripted"}\n' % (rid, code)).encode())
+        c.close()
+        srv.close()
+    threading.Thread(target=serve, daemon=True).start()
+    return "socket://127.0.0.1:%d" % srv.getsockname()[1], got
+
+
+def test_a_command_that_crossed_the_partner_s_is_sent_again_and_other_refusals_are_not():
+    # PARTNER_BUSY: nothing of it ran (pair.md "Requests that cross"); the client sends it again
+    from raidboard import proto
+    url, got = _scripted_console(["PARTNER_BUSY", "PARTNER_BUSY", None])
+    with proto.Link(url, timeout=10) as link:
+        assert link.request("sd_policy", {"sd": 2, "wb": True}) == {} and link.busy_retries == 2
+    assert got == ["sd_policy"] * 3
+    url, got = _scripted_console(["PARTNER_BUSY"])
+    with proto.Link(url, timeout=10) as link, pytest.raises(proto.BoardError) as e:
+        link.request("lop_stop", {"sd": 2})
+    assert e.value.code == "PARTNER_BUSY" and got == ["lop_stop"] * proto.BUSY_TRIES
+    url, got = _scripted_console(["PARTNER_LOST"])
+    with proto.Link(url, timeout=10) as link, pytest.raises(proto.BoardError) as e:
+        link.request("lop_stop", {"sd": 2})
+    assert e.value.code == "PARTNER_LOST" and got == ["lop_stop"] and link.busy_retries == 0

@@ -12,6 +12,7 @@ import hmac
 import itertools
 import json
 import os
+import random
 import re
 import select
 import socket
@@ -24,6 +25,7 @@ import serial
 HELLO = b"#RB1"
 BUSY = {b"ERR CONSOLE_IN_USE": "close the other client, e.g. a `raidboard console`, and try again",
         b"ERR MANAGEMENT_BUSY": "try again when one of them is done"}    # the board's last words, and what to do
+BUSY_TRIES = 5   # a pair's command answered PARTNER_BUSY is sent this many times in all (request())
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
 
 
@@ -77,6 +79,7 @@ class Link:
         self.hello = {}
         self._buf = bytearray()
         self._ids = itertools.count(1)
+        self.busy_retries = 0           # requests sent again after PARTNER_BUSY (request())
         # pyserial's socket handler has no connect timeout of its own: it uses `timeout`
         self.ser = open_console(self.url, connect_timeout, timeout)
         self.ser.timeout = 0  # reads return what is there; waiting is done by select below
@@ -189,7 +192,20 @@ class Link:
 
     # -- requests --------------------------------------------------------------------------------
     def request(self, command, args=None, timeout=None):
-        """Send one request and return the result dict; raises BoardError on ERR."""
+        """Send one request and return the result dict; raises BoardError on ERR. A command of a
+        pair answered PARTNER_BUSY (it crossed one of the partner's own and nothing of it ran:
+        firmware/control/pair.md "Requests that cross") is sent again, up to BUSY_TRIES times in
+        all, after a short random pause."""
+        for tries in range(1, BUSY_TRIES + 1):
+            try:
+                return self._request_once(command, args, timeout)
+            except BoardError as e:
+                if e.code != "PARTNER_BUSY" or tries == BUSY_TRIES:
+                    raise
+                self.busy_retries += 1
+                time.sleep(random.uniform(0.005, 0.05))
+
+    def _request_once(self, command, args, timeout):
         rid = "h%d" % next(self._ids)
         if not re.match(r"^[a-z_][a-z0-9_]*$", command):
             raise ValueError("bad command name %r" % command)
