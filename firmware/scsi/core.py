@@ -17,7 +17,8 @@ MAX_NEXUSES = const(256)               # I_T_L nexuses remembered for unit atten
 MAX_UA = const(4)                      # pending unit attentions per nexus
 LENGTHS = const(8)                     # data-in views kept per buffer (view()): a host's few sizes
 BUFFERS = const(160)                   # buffers they are kept for: the live connections' (iSCSI:
-                                       # two each, at most 64), a transport's pool, the core's own
+                                       # one or two each, 64 connections), a transport's pool, the
+                                       # core's own
 
 # unit attentions (ASC << 8 | ASCQ)
 UA_POWER_ON = const(0x2901)

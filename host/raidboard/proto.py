@@ -195,7 +195,7 @@ class Link:
         """Send one request and return the result dict; raises BoardError on ERR. A command of a
         pair answered PARTNER_BUSY (it crossed one of the partner's own and nothing of it ran:
         firmware/control/pair.md "Requests that cross") is sent again, up to BUSY_TRIES times in
-        all, after a short random pause."""
+        all, after a short random pause (each send with the whole `timeout`)."""
         for tries in range(1, BUSY_TRIES + 1):
             try:
                 return self._request_once(command, args, timeout)

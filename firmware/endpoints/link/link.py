@@ -355,8 +355,13 @@ class Link:
         """The reply to the request post() sent (see call())."""
         try:
             self.light_kept()
+            kept = len(self.deferred)
             self.spin()
             while self.call_reply is None:
+                if len(self.deferred) > kept:
+                    # (a light handler's reply that waited for room kept frames without asking)
+                    self.light_kept(kept)
+                kept = len(self.deferred)
                 if not self.block(self.call_deadline, _LIGHT):
                     raise LinkDown("no reply to kind %d within %d ms" % (self.call_kind, self.call_ms))
             # no ACK for the reply now: our next frame carries it, else the ticker's (tick), so
@@ -365,11 +370,10 @@ class Link:
         finally:
             self.called()
 
-    def light_kept(self):
-        # frames kept for the reader before this call that the handler takes as light now that
-        # it waits (pair: a request that crosses it, which would otherwise wait for this call
+    def light_kept(self, i=0):
+        # frames kept for the reader (from the i-th) that the handler takes as light now that this
+        # call waits (pair: a request that crosses it, which would otherwise wait for this call
         # while this call waits for the partner) are handled here; the others stay, in order
-        i = 0
         while i < len(self.deferred):
             kind, seq, data = self.deferred[i]
             if self.handler.light(kind):
