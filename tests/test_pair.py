@@ -13,9 +13,9 @@ import json
 import os
 import socket
 import signal
+import struct
 import sys
 import threading
-import struct
 import time
 import zlib
 
