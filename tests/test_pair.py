@@ -227,7 +227,7 @@ def test_console_commands_for_each_other_s_drives_at_once_never_wait_for_each_ot
     pair.c[1].command("lun_map", {"port": 0, "lun": 2, "sd": 2})
     sys.path.insert(0, str(harness.ROOT / "host"))
     from raidboard import proto
-    tur = "00" * 6
+    verify = "2f000000000000080000"    # VERIFY(10) of 1 MiB: a while on the owner, no data back
     got = {0: [], 1: []}
     failed = []
     done = threading.Event()
@@ -236,7 +236,7 @@ def test_console_commands_for_each_other_s_drives_at_once_never_wait_for_each_ot
         try:
             with proto.Link("socket://%s:%d" % pair.c[n].console, timeout=30) as link:
                 while (len(got[n]) < 100 or not done.is_set()) and not failed:
-                    got[n].append(link.request("cdb", {"port": 0, "lun": lun, "cdb": tur})["status"])
+                    got[n].append(link.request("cdb", {"port": 0, "lun": lun, "cdb": verify})["status"])
                     # controller 0 goes on until one of its own crossed (most do: pair.md)
                     if n == 0 and len(got[0]) >= 100 and (8 in got[0] or len(got[0]) >= 3000):
                         done.set()
