@@ -721,6 +721,26 @@ def test_a_kept_frame_the_handler_takes_as_light_once_a_later_call_waits_is_hand
     run(main())
 
 
+def test_a_frame_kept_while_a_light_reply_waited_for_room_is_asked_again_inside_the_call():
+    # the window is full (our HELLO and call unacknowledged): the reply to the partner's light
+    # request waits for room, and the frames read meanwhile are kept without being asked; the
+    # one that crosses the call is still handled inside it
+    async def main():
+        pair = Crossing()
+        link, log, peer = await connected(pair, window_frames=2)
+        try:
+            peer.send(LIGHT, 2, 0, b"light")
+            peer.send(31, 3, 0, b"crossing")
+            peer.send(F.ACK, 3, 2)                               # room, once read
+            stepping(link)
+            assert raises(L.LinkDown, link.call, 31, b"q", 200) == "no reply to kind 31 within 200 ms"
+            assert pair.got == [(LIGHT, 2, b"light"), (31, 3, b"crossing")], pair.got
+            assert pair.during_call == [True, True] and not link.deferred
+        finally:
+            link.close()
+    run(main())
+
+
 def test_a_call_keeps_at_most_its_bound_of_frames_for_later_and_loses_none():
     # 70 heavy frames before the reply: the call keeps 64, stops reading and times out; then the
     # reader handles all 70 in order, and the late reply finds nobody waiting
