@@ -129,8 +129,6 @@ class Core:
         buffer is held while its views are here, so its id is not reused."""
         of = self._views.get(id(buf))
         if of is None or of[0] is not buf:
-            if of is not None:
-                self._drop(of)
             if len(self._views) >= BUFFERS:
                 self._views.clear()
                 self._answers.clear()

@@ -467,6 +467,12 @@ class Flow(Session):
             self.stage = bytearray(COPY_MAX + 4)   # (+4: write_now reads the pad there too)
         return self.stage
 
+    def small_view(self):
+        # the view of the connection's send buffer for data-in up to COPY_MAX, made when first needed
+        if self.small is None:
+            self.small, self.small_in = copy_buffer()
+        return self.small_in
+
     def release(self, b):
         """Give back the buffer of a task: its connection's own, a parking place or a transfer
         buffer."""
@@ -986,12 +992,9 @@ class Flow(Session):
             return self.finish_cmd(t, data_out, None)
         if where is None:
             return self.answer(t, 2, _sense(0x04, 0x44, 0), b"", None)
-        din = None
-        if t.flags & 0x40:   # a read: its data straight into the buffer it is sent from
-            if self.small is None:
-                self.small, self.small_in = copy_buffer()
-            din = self.small_in
-        status, sense, data_in = self.run_here(nexus, t, data_out, din)
+        # a read: its data straight into the buffer it is sent from
+        status, sense, data_in = self.run_here(nexus, t, data_out,
+                                               self.small_view() if t.flags & 0x40 else None)
         return self.answer(t, status, sense, data_in, None)
 
     async def finish_cmd(self, t, data_out, big):
@@ -1077,8 +1080,7 @@ class Flow(Session):
         if big is None:
             # data-in not read into the connection's buffer (the one no DMA send is using) is
             # copied there: the core's own buffer is reused by the next execute (any connection)
-            if self.small is None:
-                self.small, self.small_in = copy_buffer()
+            self.small_view()
             buf = self.small
             if uctypes.addressof(data_in) != uctypes.addressof(buf) + _HEAD:
                 buf[_HEAD:_HEAD + xfer] = data_in if len(data_in) == xfer else data_in[:xfer]
